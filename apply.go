@@ -1,0 +1,97 @@
+package switchboard
+
+import "slices"
+
+// Apply changes m by t and reports whether anything changed. It is the one
+// place where statuses are computed, so every store agrees. It tolerates
+// transitions arriving out of order, because a receipt can be handled (on
+// another bind, or another node) before the submit that caused it is
+// recorded:
+//   - submitted records the carrier and its ids once; later ones are
+//     duplicates of a retried submit and are ignored;
+//   - a receipt (Part >= 0) settles one part, once; intermediate states are
+//     ignored. When every part is settled the message is final: delivered
+//     if all parts were, else the first part's failure in part order;
+//   - any other status (queued, failed, expired) applies to a message that
+//     is not final yet;
+//   - a final message never changes status again, so repeated receipts are
+//     harmless.
+//
+// Events are kept in time order.
+func (m *Message) Apply(t Transition) bool {
+	ev := t.Event
+	switch {
+	case ev.Status == StatusSubmitted:
+		if m.CarrierIDs != nil {
+			return false
+		}
+		m.Carrier = ev.Carrier
+		m.CarrierIDs = append([]string{}, t.CarrierIDs...)
+		m.Attempts++
+		m.growParts(len(t.CarrierIDs))
+		if !m.Status.Final() {
+			m.Status = StatusSubmitted
+			m.settle()
+		}
+	case t.Part >= 0:
+		if !ev.Status.Final() || t.Part >= maxParts {
+			return false
+		}
+		m.growParts(max(m.Segments, t.Part+1))
+		if m.PartStatus[t.Part].Final() {
+			return false
+		}
+		m.PartStatus[t.Part] = ev.Status
+		m.settle()
+	default:
+		if m.Status.Final() {
+			return false
+		}
+		m.Status = ev.Status
+	}
+	m.insertEvent(ev)
+	return true
+}
+
+// maxParts bounds a receipt's part index, so a bad index cannot make a
+// message allocate without limit.
+const maxParts = 255
+
+func (m *Message) growParts(n int) {
+	if len(m.PartStatus) < n {
+		m.PartStatus = append(m.PartStatus, make([]Status, n-len(m.PartStatus))...)
+	}
+}
+
+// settle makes the message final once every part has a final status.
+func (m *Message) settle() {
+	if m.Status.Final() || len(m.PartStatus) == 0 {
+		return
+	}
+	result := StatusDelivered
+	for _, s := range m.PartStatus {
+		if !s.Final() {
+			return
+		}
+		if s != StatusDelivered && result == StatusDelivered {
+			result = s
+		}
+	}
+	m.Status = result
+}
+
+func (m *Message) insertEvent(ev Event) {
+	i := len(m.Events)
+	for i > 0 && m.Events[i-1].At.After(ev.At) {
+		i--
+	}
+	m.Events = slices.Insert(m.Events, i, ev)
+	if ev.At.After(m.UpdatedAt) {
+		m.UpdatedAt = ev.At
+	}
+}
+
+// Pending reports whether m still waits to be submitted: accepted or queued.
+func (m *Message) Pending() bool {
+	return m.Status == StatusAccepted || m.Status == StatusQueued
+}

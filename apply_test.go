@@ -1,0 +1,81 @@
+package switchboard_test
+
+import (
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+func at(s int) time.Time { return time.Unix(1_700_000_000+int64(s), 0).UTC() }
+
+func submitted(ids ...string) sb.Transition {
+	return sb.Transition{Event: sb.Event{Status: sb.StatusSubmitted, At: at(2), Carrier: "c"}, Part: -1, CarrierIDs: ids}
+}
+
+func receiptFor(part int, s sb.Status, sec int) sb.Transition {
+	return sb.Transition{Event: sb.Event{Status: s, At: at(sec)}, Part: part}
+}
+
+func newMsg(segments int) *sb.Message {
+	return &sb.Message{ID: "msg_1", Status: sb.StatusAccepted, Segments: segments, AcceptedAt: at(0),
+		Events: []sb.Event{{Status: sb.StatusAccepted, At: at(0)}}}
+}
+
+func TestApplyInOrder(t *testing.T) {
+	m := newMsg(2)
+	if !m.Apply(submitted("a", "b")) || m.Status != sb.StatusSubmitted || m.Carrier != "c" {
+		t.Fatalf("after submit: %+v", m)
+	}
+	m.Apply(receiptFor(1, sb.StatusDelivered, 3))
+	if m.Status != sb.StatusSubmitted {
+		t.Fatalf("one of two parts delivered: status %s, want submitted", m.Status)
+	}
+	m.Apply(receiptFor(0, sb.StatusUndeliverable, 4))
+	if m.Status != sb.StatusUndeliverable {
+		t.Fatalf("status %s, want undeliverable", m.Status)
+	}
+	if m.Apply(receiptFor(0, sb.StatusDelivered, 5)) {
+		t.Fatal("a repeated receipt changed a final message")
+	}
+	if len(m.Events) != 4 {
+		t.Fatalf("%d events, want 4", len(m.Events))
+	}
+}
+
+func TestApplyReceiptBeforeSubmitted(t *testing.T) {
+	m := newMsg(1)
+	m.Apply(receiptFor(0, sb.StatusDelivered, 3))
+	if m.Status != sb.StatusDelivered {
+		t.Fatalf("status %s, want delivered", m.Status)
+	}
+	if !m.Apply(submitted("a")) || m.Carrier != "c" || m.CarrierIDs[0] != "a" {
+		t.Fatalf("late submitted not recorded: %+v", m)
+	}
+	if m.Status != sb.StatusDelivered {
+		t.Fatalf("late submitted changed a final status to %s", m.Status)
+	}
+	for i := 1; i < len(m.Events); i++ {
+		if m.Events[i].At.Before(m.Events[i-1].At) {
+			t.Fatalf("events out of order: %+v", m.Events)
+		}
+	}
+}
+
+func TestApplyIgnoresIntermediateAndLateStatuses(t *testing.T) {
+	m := newMsg(1)
+	m.Apply(submitted("a"))
+	if m.Apply(receiptFor(0, "", 3)) {
+		t.Fatal("intermediate receipt changed the message")
+	}
+	if m.Apply(receiptFor(9999, sb.StatusDelivered, 3)) {
+		t.Fatal("absurd part index accepted")
+	}
+	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusFailed, At: at(4)}, Part: -1})
+	if m.Status != sb.StatusFailed || !m.Status.Final() || m.Pending() {
+		t.Fatalf("status %s", m.Status)
+	}
+	if m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusQueued, At: at(5)}, Part: -1}) {
+		t.Fatal("queued applied to a final message")
+	}
+}

@@ -1,0 +1,237 @@
+package smpp
+
+import (
+	"encoding/binary"
+	"strconv"
+	"time"
+
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/linxGnu/gosmpp/pdu"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/gsm"
+	"github.com/switchboard-sms/switchboard/carriers/receipt"
+)
+
+// esm_class message types (bits 2–5) that carry a delivery report.
+const (
+	esmReceipt      = 0x04 // SMSC delivery receipt
+	esmIntermediate = 0x20 // intermediate delivery notification
+	esmTypeMask     = 0x3C
+)
+
+// delivered handles a deliver_sm: a receipt or an inbound message.
+func (c *Client) delivered(s *session, p *pdu.DeliverSM, raw []byte) {
+	ack := c.acker(s, p)
+	ud, _ := p.Message.GetMessageData()
+	if len(ud) == 0 {
+		ud = tlvBytes(p.OptionalParameters, pdu.TagMessagePayload)
+	}
+	if isReceipt(p.EsmClass) {
+		c.receipt(string(ud), p.OptionalParameters, ack)
+		return
+	}
+	coding, ok := ShortMessageCoding(raw)
+	if !ok {
+		c.stats.badDeliver.Add(1)
+		c.log.Warn().Msg("smpp deliver_sm too short to hold data_coding; acknowledged and dropped")
+		ack(nil)
+		return
+	}
+	part := switchboard.InboundPart{
+		Carrier: c.cfg.Name, From: p.SourceAddr.Address(), To: p.DestAddr.Address(),
+		DataCoding: coding, Payload: ud, ReceivedAt: time.Now(),
+	}
+	c.inbound(part, p.EsmClass, p.Message.UDH(), p.OptionalParameters, ack)
+}
+
+// dataDelivered handles a data_sm, whose payload and receipt fields are
+// all in TLVs.
+func (c *Client) dataDelivered(s *session, p *pdu.DataSM) {
+	ack := c.acker(s, p)
+	ud := tlvBytes(p.OptionalParameters, pdu.TagMessagePayload)
+	if isReceipt(p.EsmClass) {
+		c.receipt(string(ud), p.OptionalParameters, ack)
+		return
+	}
+	part := switchboard.InboundPart{
+		Carrier: c.cfg.Name, From: p.SourceAddr.Address(), To: p.DestAddr.Address(),
+		DataCoding: p.DataCoding, ReceivedAt: time.Now(),
+	}
+	if p.EsmClass&data.SM_UDH_GSM != 0 {
+		if _, _, n, err := gsm.ParseUDH(ud); err == nil {
+			part.Concat = concatFromUDH(ud)
+			ud = ud[n:]
+		}
+	}
+	part.Payload = ud
+	c.inbound(part, p.EsmClass, nil, p.OptionalParameters, ack)
+}
+
+func isReceipt(esm byte) bool {
+	t := esm & esmTypeMask
+	return t == esmReceipt || t == esmIntermediate
+}
+
+// acker returns the ack for one deliver_sm/data_sm: OK, or ESME_RX_T_APPN
+// ("temporary application error") so the SMSC keeps it and tries again.
+func (c *Client) acker(s *session, req pdu.PDU) func(error) {
+	return func(err error) {
+		status := data.ESME_ROK
+		if err != nil {
+			status = data.ESME_RX_T_APPN
+			c.log.Warn().Err(err).Msg("smpp delivery not stored; asked the SMSC to retry")
+		}
+		_ = s.conn.Send(Response(req, status))
+	}
+}
+
+// receipt decodes a delivery report from its TLVs and/or its text.
+func (c *Client) receipt(text string, tlv map[pdu.Tag]pdu.Field, ack func(error)) {
+	r, ok := decodeReceipt(text, tlv, c.cfg.IDFormat, c.cfg.ReceiptLocation)
+	if !ok {
+		// Retrying cannot make it readable; refusing would loop forever.
+		c.stats.badDeliver.Add(1)
+		c.log.Warn().Msg("smpp receipt without a message id; acknowledged and dropped")
+		ack(nil)
+		return
+	}
+	r.Carrier = c.cfg.Name
+	c.stats.receipts.Add(1)
+	if c.cfg.OnReceipt == nil {
+		ack(nil)
+		return
+	}
+	c.cfg.OnReceipt(r, ack)
+}
+
+// decodeReceipt prefers the TLVs (receipted_message_id, message_state,
+// network_error_code) and falls back on the text form field by field.
+func decodeReceipt(text string, tlv map[pdu.Tag]pdu.Field, idf receipt.IDFormat, loc *time.Location) (switchboard.Receipt, bool) {
+	f, _ := receipt.Parse(text, loc)
+	id := f.ID
+	if v, ok := tlv[pdu.TagReceiptedMessageID]; ok && len(v.Data) > 0 {
+		id = v.String()
+	}
+	state := f.Stat
+	if v, ok := tlv[pdu.TagMessageStateOption]; ok && len(v.Data) == 1 {
+		state = receipt.StateFromMessageState(v.Data[0])
+	}
+	code := f.Err
+	if v, ok := tlv[pdu.TagNetworkErrorCode]; ok && len(v.Data) == 3 && (code == "" || code == "000") {
+		if n := binary.BigEndian.Uint16(v.Data[1:]); n != 0 {
+			code = strconv.Itoa(int(n))
+		}
+	}
+	if id == "" {
+		return switchboard.Receipt{}, false
+	}
+	return switchboard.Receipt{
+		CarrierMessageID: idf.NormalizeReceipt(id),
+		Status:           statusOf(state),
+		State:            string(state),
+		ErrorCode:        code,
+		SubmittedAt:      f.SubmitDate,
+		DoneAt:           f.DoneDate,
+		ReceivedAt:       time.Now(),
+	}, true
+}
+
+// statusOf maps a carrier's final state to ours; "" for intermediate ones.
+func statusOf(s receipt.State) switchboard.Status {
+	switch s {
+	case receipt.Delivered:
+		return switchboard.StatusDelivered
+	case receipt.Expired:
+		return switchboard.StatusExpired
+	case receipt.Rejected:
+		return switchboard.StatusRejected
+	case receipt.Enroute, receipt.Accepted, "":
+		return ""
+	}
+	return switchboard.StatusUndeliverable // UNDELIV, DELETED, UNKNOWN and words we do not know
+}
+
+// inbound completes a mobile-originated part with its concatenation info
+// and hands it on.
+func (c *Client) inbound(part switchboard.InboundPart, esm byte, udh pdu.UDH, tlv map[pdu.Tag]pdu.Field, ack func(error)) {
+	if part.Concat == nil && esm&data.SM_UDH_GSM != 0 && len(udh) > 0 {
+		if b, err := udh.MarshalBinary(); err == nil {
+			part.Concat = concatFromUDH(b)
+		}
+	}
+	if part.Concat == nil {
+		part.Concat = concatFromSAR(tlv)
+	}
+	c.stats.inbound.Add(1)
+	if c.cfg.OnInbound == nil {
+		c.log.Debug().Str("from", part.From).Msg("smpp inbound message with no handler; acknowledged")
+		ack(nil)
+		return
+	}
+	c.cfg.OnInbound(part, ack)
+}
+
+func concatFromUDH(b []byte) *switchboard.Concat {
+	cc, found, _, err := gsm.ParseUDH(b)
+	if err != nil || !found {
+		return nil
+	}
+	return &switchboard.Concat{Ref: cc.Ref, Total: cc.Total, Seq: cc.Seq}
+}
+
+// concatFromSAR reads sar_msg_ref_num, sar_total_segments and
+// sar_segment_seqnum, the TLV alternative to a concatenation UDH.
+func concatFromSAR(tlv map[pdu.Tag]pdu.Field) *switchboard.Concat {
+	ref, okRef := tlv[pdu.TagSarMsgRefNum]
+	total, okTotal := tlv[pdu.TagSarTotalSegments]
+	seq, okSeq := tlv[pdu.TagSarSegmentSeqnum]
+	if !okRef || !okTotal || !okSeq || len(ref.Data) != 2 || len(total.Data) != 1 || len(seq.Data) != 1 {
+		return nil
+	}
+	return &switchboard.Concat{Ref: binary.BigEndian.Uint16(ref.Data), Total: total.Data[0], Seq: seq.Data[0]}
+}
+
+func tlvBytes(tlv map[pdu.Tag]pdu.Field, tag pdu.Tag) []byte {
+	if v, ok := tlv[tag]; ok {
+		return v.Data
+	}
+	return nil
+}
+
+// ShortMessageCoding reads data_coding from a raw submit_sm or deliver_sm
+// (their bodies share one layout up to it). gosmpp keeps only a decoded
+// Encoding, which is nil for values it does not know (such as 0xF0, flash
+// class 0), and both sides of the wire must report the byte as it was.
+func ShortMessageCoding(raw []byte) (byte, bool) {
+	i := headerLength
+	skipCString := func() bool {
+		for i < len(raw) {
+			i++
+			if raw[i-1] == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	// service_type, source (ton, npi, addr), dest (ton, npi, addr), esm_class,
+	// protocol_id, priority_flag, schedule_delivery_time, validity_period,
+	// registered_delivery, replace_if_present_flag, then data_coding.
+	if !skipCString() {
+		return 0, false
+	}
+	for range 2 {
+		i += 2
+		if i > len(raw) || !skipCString() {
+			return 0, false
+		}
+	}
+	i += 3
+	if i > len(raw) || !skipCString() || !skipCString() {
+		return 0, false
+	}
+	i += 2
+	if i >= len(raw) {
+		return 0, false
+	}
+	return raw[i], true
+}

@@ -1,0 +1,145 @@
+package smpp
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/linxGnu/gosmpp/pdu"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/receipt"
+)
+
+func TestDecodeReceipt(t *testing.T) {
+	text := "id:0001A2 sub:001 dlvrd:000 submit date:2601011200 done date:2601011205 stat:UNDELIV err:034 text:hello"
+	tlv := func(fields ...pdu.Field) map[pdu.Tag]pdu.Field {
+		m := map[pdu.Tag]pdu.Field{}
+		for _, f := range fields {
+			m[f.Tag] = f
+		}
+		return m
+	}
+	tests := []struct {
+		name   string
+		text   string
+		tlv    map[pdu.Tag]pdu.Field
+		idf    receipt.IDFormat
+		id     string
+		status switchboard.Status
+		code   string
+	}{
+		{name: "text only", text: text, id: "0001A2", status: switchboard.StatusUndeliverable, code: "034"},
+		{name: "text, hex ids normalised", text: text, idf: receipt.IDHex, id: "418", status: switchboard.StatusUndeliverable, code: "034"},
+		{
+			name: "TLVs win over text",
+			text: text,
+			tlv: tlv(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: []byte("77\x00")},
+				pdu.Field{Tag: pdu.TagMessageStateOption, Data: []byte{2}}),
+			id: "77", status: switchboard.StatusDelivered, code: "034",
+		},
+		{
+			name: "TLVs only, network error code",
+			tlv: tlv(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: []byte("abc\x00")},
+				pdu.Field{Tag: pdu.TagMessageStateOption, Data: []byte{5}},
+				pdu.Field{Tag: pdu.TagNetworkErrorCode, Data: []byte{3, 0, 11}}),
+			id: "abc", status: switchboard.StatusUndeliverable, code: "11",
+		},
+		{name: "intermediate", text: "id:9 stat:ENROUTE", id: "9", status: ""},
+		{name: "expired", text: "id:9 stat:EXPIRED", id: "9", status: switchboard.StatusExpired},
+		{name: "rejected", text: "id:9 stat:REJECTD", id: "9", status: switchboard.StatusRejected},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ok := decodeReceipt(tc.text, tc.tlv, tc.idf, time.UTC)
+			if !ok {
+				t.Fatal("not decoded")
+			}
+			if r.CarrierMessageID != tc.id || r.Status != tc.status || r.ErrorCode != tc.code {
+				t.Fatalf("got id %q status %q code %q, want %q %q %q", r.CarrierMessageID, r.Status, r.ErrorCode, tc.id, tc.status, tc.code)
+			}
+		})
+	}
+	if _, ok := decodeReceipt("no fields here", nil, "", nil); ok {
+		t.Fatal("text without an id decoded as a receipt")
+	}
+}
+
+func TestDeliverDataCodingReadsUnknownCodings(t *testing.T) {
+	for _, coding := range []byte{0x00, 0x08, 0xF0, 0x11} {
+		d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+		src, _ := pdu.NewAddressWithTonNpiAddr(1, 1, "447700900123")
+		d.SourceAddr = src
+		d.ScheduleDeliveryTime = "000000000000000R"
+		_ = d.Message.SetMessageDataWithEncoding([]byte{1, 2, 3}, DataCoding(coding))
+		got, ok := ShortMessageCoding(marshal(d))
+		if !ok || got != coding {
+			t.Fatalf("data_coding 0x%02X read as 0x%02X (ok %v)", coding, got, ok)
+		}
+	}
+	if _, ok := ShortMessageCoding(make([]byte, 20)); ok {
+		t.Fatal("truncated deliver_sm gave a data_coding")
+	}
+}
+
+func TestRelativeValidity(t *testing.T) {
+	tests := map[time.Duration]string{
+		0:                            "",
+		90 * time.Minute:             "000000013000000R",
+		49*time.Hour + 5*time.Second: "000002010005000R",
+		500 * 24 * time.Hour:         "000099235959000R",
+	}
+	for d, want := range tests {
+		if got := relativeValidity(d); got != want {
+			t.Errorf("relativeValidity(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	tests := []struct {
+		from     string
+		ton, npi byte
+		addr     string
+	}{
+		{"Acme", 5, 0, "Acme"},
+		{"+447700900123", 1, 1, "447700900123"},
+		{"12345", 0, 1, "12345"},
+	}
+	for _, tc := range tests {
+		a, err := sourceAddress(tc.from)
+		if err != nil || a.Ton() != tc.ton || a.Npi() != tc.npi || a.Address() != tc.addr {
+			t.Errorf("sourceAddress(%q) = %d/%d %q %v", tc.from, a.Ton(), a.Npi(), a.Address(), err)
+		}
+	}
+}
+
+func TestLongMessageParts(t *testing.T) {
+	text := ""
+	for i := 0; i < 161; i++ {
+		text += "a"
+	}
+	ps, err := submitPDUs(&Message{From: "Acme", To: "+447700900123", Text: text}, 9, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 {
+		t.Fatalf("%d parts, want 2", len(ps))
+	}
+	for i, p := range ps {
+		raw := marshal(p)
+		f, err := ReadPDU(bytesReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := f.PDU.(*pdu.SubmitSM)
+		if got.EsmClass&0x40 == 0 {
+			t.Fatalf("part %d: UDHI not set", i+1)
+		}
+		total, seq, ref, found := got.Message.UDH().GetConcatInfo()
+		if !found || total != 2 || seq != byte(i+1) || ref != 9 {
+			t.Fatalf("part %d: concat %d/%d ref %d found %v", i+1, seq, total, ref, found)
+		}
+	}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

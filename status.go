@@ -1,0 +1,25 @@
+package switchboard
+
+// Status is where a message is in its life. The order of the constants is
+// the order a message moves through them; the last five are final.
+type Status string
+
+const (
+	StatusAccepted      Status = "accepted"      // durable, not yet handed to a carrier
+	StatusQueued        Status = "queued"        // waiting for a window, a token or a healthy carrier
+	StatusSubmitted     Status = "submitted"     // the carrier answered submit_sm with an id
+	StatusDelivered     Status = "delivered"     // receipt: DELIVRD
+	StatusUndeliverable Status = "undeliverable" // receipt: UNDELIV, DELETED or UNKNOWN
+	StatusExpired       Status = "expired"       // receipt: EXPIRED, or validity passed before submit
+	StatusRejected      Status = "rejected"      // receipt: REJECTD
+	StatusFailed        Status = "failed"        // the gateway gave up: permanent carrier error, no route
+)
+
+// Final reports whether no further transition can follow s.
+func (s Status) Final() bool {
+	switch s {
+	case StatusDelivered, StatusUndeliverable, StatusExpired, StatusRejected, StatusFailed:
+		return true
+	}
+	return false
+}
