@@ -113,7 +113,9 @@ func decodeReceipt(text string, tlv map[pdu.Tag]pdu.Field, idf receipt.IDFormat,
 		id = v.String()
 	}
 	state := f.Stat
-	if v, ok := tlv[pdu.TagMessageStateOption]; ok && len(v.Data) == 1 {
+	// Only a defined message_state (1–8) overrides the text: SMSCs exist that
+	// write the TLV as an ASCII digit, which must not turn DELIVRD into UNKNOWN.
+	if v, ok := tlv[pdu.TagMessageStateOption]; ok && len(v.Data) == 1 && v.Data[0] >= 1 && v.Data[0] <= 8 {
 		state = receipt.StateFromMessageState(v.Data[0])
 	}
 	code := f.Err

@@ -44,6 +44,12 @@ func TestDecodeReceipt(t *testing.T) {
 				pdu.Field{Tag: pdu.TagNetworkErrorCode, Data: []byte{3, 0, 11}}),
 			id: "abc", status: switchboard.StatusUndeliverable, code: "11",
 		},
+		{
+			name: "an undefined message_state does not override the text",
+			text: "id:5 stat:DELIVRD err:000",
+			tlv:  tlv(pdu.Field{Tag: pdu.TagMessageStateOption, Data: []byte{'2'}}),
+			id:   "5", status: switchboard.StatusDelivered, code: "000",
+		},
 		{name: "intermediate", text: "id:9 stat:ENROUTE", id: "9", status: ""},
 		{name: "expired", text: "id:9 stat:EXPIRED", id: "9", status: switchboard.StatusExpired},
 		{name: "rejected", text: "id:9 stat:REJECTD", id: "9", status: switchboard.StatusRejected},
