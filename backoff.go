@@ -19,10 +19,19 @@ type Backoff struct {
 
 // Next returns how long to wait before the next attempt and counts it.
 func (b *Backoff) Next() time.Duration {
-	ceil := b.ceiling()
+	d := b.Delay(b.attempt)
 	if b.attempt < 62 {
 		b.attempt++
 	}
+	return d
+}
+
+// Delay draws the wait before attempt n (0-based) without counting it, for
+// callers that keep the attempt count elsewhere (a supervisor's restart
+// statistics, a message's retry count).
+func (b Backoff) Delay(n int) time.Duration {
+	b.attempt = n
+	ceil := b.ceiling()
 	if ceil <= 0 {
 		return 0
 	}

@@ -70,6 +70,9 @@ type MessageStore interface {
 	// in ID order.
 	Pending(ctx context.Context, key, afterID string, limit int) ([]*Message, error)
 
+	// PendingCount counts the pending messages of key.
+	PendingCount(ctx context.Context, key string) (int, error)
+
 	// PendingKeys lists the keys that have pending messages, for recovery.
 	PendingKeys(ctx context.Context) ([]string, error)
 

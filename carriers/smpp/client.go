@@ -145,6 +145,10 @@ func (c *Client) bind(ctx context.Context, conn *Conn, nc net.Conn, r role) erro
 		_ = nc.SetReadDeadline(dl)
 		defer nc.SetReadDeadline(time.Time{})
 	}
+	// A stop must not wait for a silent SMSC's bind timeout: cancelling
+	// ctx unblocks the read at once.
+	unblock := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Now()) })
+	defer unblock()
 	for {
 		f, err := conn.ReadPDU()
 		if err != nil {

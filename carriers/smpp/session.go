@@ -258,6 +258,8 @@ func sweepInterval(timeouts ...time.Duration) time.Duration {
 	return max(d, 5*time.Millisecond)
 }
 
+const maxUnbindWait = 2 * time.Second
+
 // shutdown waits (bounded) for submits in flight to be answered, then
 // unbinds, so a clean stop loses nothing and leaves no duplicates.
 func (s *session) shutdown() {
@@ -274,9 +276,12 @@ func (s *session) shutdown() {
 	s.mu.Lock()
 	s.draining = false // let the unbind itself be tracked
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), s.c.cfg.EnquireLinkTimeout)
+	// A live peer answers unbind in milliseconds; a stop should not wait
+	// the full enquire_link timeout on a dead one.
+	wait := min(s.c.cfg.EnquireLinkTimeout, maxUnbindWait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if _, err := s.call(ctx, pdu.NewUnbind(), s.c.cfg.EnquireLinkTimeout); err != nil {
+	if _, err := s.call(ctx, pdu.NewUnbind(), wait); err != nil {
 		s.c.log.Debug().Err(err).Msg("smpp unbind not answered")
 	}
 }

@@ -1,7 +1,8 @@
 // Command switchboard runs the Switchboard SMS gateway and its tools.
 //
-//	switchboard smsc [flags]   an SMPP SMSC simulator (see --help)
-//	switchboard version        print the version
+//	switchboard [--config FILE]   run a gateway node (see --help)
+//	switchboard smsc [flags]      an SMPP SMSC simulator (see smsc --help)
+//	switchboard version           print the version
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -29,20 +31,20 @@ func main() {
 // run dispatches a subcommand and returns the exit status: 0 ok, 1 runtime
 // failure, 2 bad usage or configuration.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return 2
-	}
 	var err error
-	switch args[0] {
+	switch cmd := first(args); cmd {
+	case "", "-config", "--config", "-set", "--set":
+		err = runGateway(ctx, args, stdout, stderr)
 	case "smsc":
 		err = runSMSC(ctx, args[1:], stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "switchboard", buildVersion())
 		return 0
-	case "help", "--help", "-h":
+	case "help":
 		usage(stdout)
 		return 0
+	case "--help", "-h", "-help":
+		err = runGateway(ctx, args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "switchboard: unknown command %q\n\n", args[0])
 		usage(stderr)
@@ -68,14 +70,28 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// first returns the first argument, or "" when there is none; flags of
+// the gateway (--config, --set) also mean "run the gateway".
+func first(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	name, _, _ := strings.Cut(args[0], "=")
+	return name
+}
+
 func usage(w io.Writer) {
-	fmt.Fprint(w, `Usage: switchboard <command> [flags]
+	fmt.Fprint(w, `Usage: switchboard [--config FILE] [--set path=value ...]
+       switchboard <command> [flags]
+
+With no command, runs a gateway node from ./cluster.yaml (or --config).
 
 Commands:
   smsc      run the SMPP SMSC simulator (carrier stand-in for tests and demos)
   version   print the version
 
-Run "switchboard <command> --help" for a command's flags.
+Run "switchboard --help" for every setting, "switchboard smsc --help" for the
+simulator's flags.
 `)
 }
 

@@ -1,0 +1,136 @@
+package actors
+
+import (
+	"context"
+	"errors"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
+)
+
+// bindDeps is what a bind needs from the engine.
+type bindDeps struct {
+	log       zerolog.Logger
+	onReceipt func(switchboard.Receipt, func(error))
+	onInbound func(switchboard.InboundPart, func(error))
+}
+
+// submitJob asks a bind to send one message. done is called exactly once,
+// from any goroutine, with the result.
+type submitJob struct {
+	msg  smpp.Message
+	done func(smpp.Result, error)
+}
+
+// errBindBusy says a bind's queue is full: the sender should try another
+// bind or wait. Retriable, like every error that is not a permanent SMPP
+// status.
+var errBindBusy = errors.New("bind queue full")
+
+// bindActor owns one SMPP Client. The client's Run loop and a pump that
+// feeds it submits run in goroutines the actor starts and stops with
+// itself, so a restart by the carrier supervisor is a clean new bind.
+type bindActor struct {
+	cfg   smpp.Config
+	state *carrier
+	index int
+	deps  bindDeps
+
+	queue  chan *submitJob
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// fresh returns a new instance for the actor's producer: protoactor makes
+// a new one on every restart.
+func (b *bindActor) fresh() *bindActor {
+	return &bindActor{cfg: b.cfg, state: b.state, index: b.index, deps: b.deps}
+}
+
+func (b *bindActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		b.start()
+	case *actor.Stopping, *actor.Restarting:
+		b.stop()
+	case *submitJob:
+		select {
+		case b.queue <- m:
+		default:
+			m.done(smpp.Result{}, errBindBusy)
+		}
+	}
+}
+
+func (b *bindActor) start() {
+	cfg := b.cfg
+	cfg.Log = b.deps.log
+	// Receipts name the carrier, not the bind: correlation is per carrier,
+	// since a receipt may come back on any of its binds.
+	cfg.OnReceipt = func(r switchboard.Receipt, ack func(error)) {
+		r.Carrier = b.state.name
+		b.deps.onReceipt(r, ack)
+	}
+	cfg.OnInbound = func(p switchboard.InboundPart, ack func(error)) {
+		p.Carrier = b.state.name
+		b.deps.onInbound(p, ack)
+	}
+	cfg.OnState = func(up bool) { b.state.bound[b.index].Store(up) }
+	client, err := smpp.NewClient(cfg)
+	if err != nil {
+		// Configuration is checked before the engine starts; failing here
+		// lets the supervisor log it and retry with backoff.
+		panic(err)
+	}
+	// The queue holds a few windows' worth, so the window stays full while
+	// key actors react to results.
+	b.queue = make(chan *submitJob, 4*max(cfg.Window, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel, b.done = cancel, make(chan struct{})
+	go func() {
+		defer close(b.done)
+		pumpDone := make(chan struct{})
+		go func() { defer close(pumpDone); b.pump(ctx, client) }()
+		client.Run(ctx)
+		<-pumpDone
+	}()
+}
+
+// pump hands queued jobs to the client; SubmitAsync waits for the window.
+func (b *bindActor) pump(ctx context.Context, c *smpp.Client) {
+	for {
+		select {
+		case <-ctx.Done():
+			b.failQueued(smpp.ErrClosed)
+			return
+		case job := <-b.queue:
+			c.SubmitAsync(ctx, &job.msg, job.done)
+		}
+	}
+}
+
+// failQueued hands back jobs that were never sent, as retriable.
+func (b *bindActor) failQueued(err error) {
+	for {
+		select {
+		case job := <-b.queue:
+			job.done(smpp.Result{}, err)
+		default:
+			return
+		}
+	}
+}
+
+// stop ends the client (draining its window and unbinding) and waits.
+func (b *bindActor) stop() {
+	if b.cancel == nil {
+		return
+	}
+	b.state.bound[b.index].Store(false)
+	b.cancel()
+	<-b.done
+	b.failQueued(smpp.ErrClosed)
+	b.cancel = nil
+}

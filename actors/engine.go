@@ -1,0 +1,336 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
+)
+
+// Config is what the engine is built from. cmd/switchboard fills it from
+// cluster.yaml.
+type Config struct {
+	Store    switchboard.MessageStore
+	Keys     *switchboard.KeyRing
+	Routes   []switchboard.Route
+	Carriers []CarrierConfig
+
+	MaxParts        int           // default 10
+	DefaultValidity time.Duration // default 48h
+	MaxValidity     time.Duration // default 72h
+	// KeyWindow is how many messages a key actor holds in memory; the rest
+	// wait in the store. Default 1000.
+	KeyWindow int
+	// IdleTimeout stops a key actor that has had nothing to do this long.
+	// Default 1 minute.
+	IdleTimeout time.Duration
+	// RequestTimeout bounds one API call's wait for its key actor,
+	// durable write included. Default 10s.
+	RequestTimeout time.Duration
+	// Restart backoff for failed binds (defaults 1s → 60s).
+	RestartMin, RestartMax time.Duration
+
+	Log zerolog.Logger
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxParts <= 0 {
+		c.MaxParts = 10
+	}
+	if c.DefaultValidity <= 0 {
+		c.DefaultValidity = 48 * time.Hour
+	}
+	if c.MaxValidity <= 0 {
+		c.MaxValidity = 72 * time.Hour
+	}
+	if c.KeyWindow <= 0 {
+		c.KeyWindow = 1000
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = time.Minute
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.RestartMin <= 0 {
+		c.RestartMin = time.Second
+	}
+	if c.RestartMax <= 0 {
+		c.RestartMax = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Engine runs the actors. It implements the API the http package calls.
+type Engine struct {
+	cfg      Config
+	log      zerolog.Logger
+	store    switchboard.MessageStore
+	system   *actor.ActorSystem
+	router   *router
+	registry *registry
+	corr     *correlator
+	recorder *recorder
+	carriers []*actor.PID
+
+	// background work (durable writes) runs in goroutines tracked here and
+	// is waited for on Stop.
+	bg     sync.WaitGroup
+	bgStop context.Context
+	bgEnd  context.CancelFunc
+
+	stopping atomic.Bool
+	stats    engineStats
+}
+
+type engineStats struct {
+	submitted, receipts, receiptsUnmatched, inboundDropped atomic.Int64
+}
+
+// Stats are the engine's counters since start.
+type Stats struct {
+	Submitted         int64 // messages a carrier accepted
+	Receipts          int64 // receipts recorded
+	ReceiptsUnmatched int64 // receipts whose carrier id matched no message (logged)
+	InboundDropped    int64 // inbound messages acknowledged without handling (logged)
+}
+
+// Stats returns a snapshot of the counters.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Submitted: e.stats.submitted.Load(), Receipts: e.stats.receipts.Load(),
+		ReceiptsUnmatched: e.stats.receiptsUnmatched.Load(), InboundDropped: e.stats.inboundDropped.Load(),
+	}
+}
+
+// New checks cfg and builds an engine; Start runs it.
+func New(cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	if cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("actors: store and keys are required")
+	}
+	carriers := make(map[string]*carrier, len(cfg.Carriers))
+	for _, c := range cfg.Carriers {
+		if c.Name == "" || c.Binds < 1 {
+			return nil, fmt.Errorf("actors: carrier %q needs a name and at least one bind", c.Name)
+		}
+		if carriers[c.Name] != nil {
+			return nil, fmt.Errorf("actors: carrier %q defined twice", c.Name)
+		}
+		carriers[c.Name] = newCarrier(c.Name, c.Binds)
+	}
+	for _, r := range cfg.Routes {
+		for _, name := range r.Carriers {
+			if carriers[name] == nil {
+				return nil, fmt.Errorf("actors: route %q names unknown carrier %q", r.Prefix, name)
+			}
+		}
+	}
+	e := &Engine{
+		cfg: cfg, log: cfg.Log, store: cfg.Store,
+		router: &router{routes: switchboard.NewRoutes(cfg.Routes), carriers: carriers},
+		corr:   newCorrelator(), recorder: newRecorder(cfg.Store),
+	}
+	e.bgStop, e.bgEnd = context.WithCancel(context.Background())
+	return e, nil
+}
+
+func (e *Engine) now() time.Time { return e.cfg.Now() }
+
+// Start spawns the carriers and their binds, then a key actor for every key
+// with pending messages, which resume them (recovery after a crash).
+func (e *Engine) Start(ctx context.Context) error {
+	e.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(&slogToZerolog{log: e.log})
+	}))
+	e.registry = newRegistry(e)
+	e.recorder.start()
+	strategy := &backoffStrategy{
+		backoff: switchboard.Backoff{Min: e.cfg.RestartMin, Max: e.cfg.RestartMax},
+		calm:    e.cfg.RestartMax * 2, log: e.log,
+	}
+	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound}
+	for _, cc := range e.cfg.Carriers {
+		sup := &carrierSupervisor{cfg: cc, state: e.router.carriers[cc.Name], deps: deps,
+			limiter: switchboard.NewTokenBucket(cc.TPS, 1)}
+		props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
+		pid, err := e.system.Root.SpawnNamed(props, "carrier-"+cc.Name)
+		if err != nil {
+			return fmt.Errorf("actors: spawn carrier %s: %w", cc.Name, err)
+		}
+		e.carriers = append(e.carriers, pid)
+	}
+	keys, err := e.store.PendingKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("actors: recovery: list keys with pending messages: %w", err)
+	}
+	for _, id := range keys {
+		if _, ok := e.cfg.Keys.Key(id); !ok {
+			e.log.Warn().Str("key", id).Msg("pending messages of a key no longer configured; they stay stored, unsent")
+			continue
+		}
+		e.registry.lookup(id)
+	}
+	if len(keys) > 0 {
+		e.log.Info().Int("keys", len(keys)).Msg("resuming pending messages")
+	}
+	return nil
+}
+
+// Submit accepts messages for key. See http.Engine.
+func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
+	if e.stopping.Load() {
+		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down."))
+	}
+	timeout := e.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	// A retired actor answers with a dead letter; the registry then spawns
+	// a new one, so a request may need a second try.
+	for range 3 {
+		pid := e.registry.lookup(key.ID)
+		res, err := e.system.Root.RequestFuture(pid, &submitBatch{reqs: reqs}, timeout).Result()
+		e.registry.done(key.ID)
+		if err != nil {
+			e.log.Error().Err(err).Str("key", key.ID).Msg("key actor did not answer")
+			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again."))
+		}
+		if results, ok := res.([]switchboard.SubmitResult); ok {
+			return results
+		}
+	}
+	return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again."))
+}
+
+func failAll(n int, err error) []switchboard.SubmitResult {
+	out := make([]switchboard.SubmitResult, n)
+	for i := range out {
+		out[i].Err = err
+	}
+	return out
+}
+
+// Message returns one of key's messages; others' read as not found.
+func (e *Engine) Message(ctx context.Context, key *switchboard.Key, id string) (*switchboard.Message, error) {
+	m, err := e.store.Message(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Key != key.ID {
+		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "Message not found.")
+	}
+	return m, nil
+}
+
+// Stop stops taking messages, lets submits in flight finish (bounded by
+// ctx), unbinds every bind and waits for status writes to land. The store
+// is the caller's to close afterwards.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.stopping.Store(true)
+	e.registry.each(func(pid *actor.PID) {
+		_, _ = e.system.Root.RequestFuture(pid, &drain{}, max(time.Until(deadline(ctx)), time.Millisecond)).Result()
+	})
+	for _, pid := range e.carriers {
+		if err := e.system.Root.StopFuture(pid).Wait(); err != nil {
+			e.log.Warn().Err(err).Str("carrier", pid.Id).Msg("carrier did not stop in time")
+		}
+	}
+	e.bgEnd()
+	e.bg.Wait()
+	e.recorder.stop()
+	e.system.Shutdown()
+	return nil
+}
+
+func deadline(ctx context.Context) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(30 * time.Second)
+}
+
+// background runs f in a goroutine the engine waits for on Stop. f gets a
+// context that ends when Stop gives up waiting.
+func (e *Engine) background(f func(stop context.Context)) {
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		f(e.bgStop)
+	}()
+}
+
+// registry is the seam where a key's identity becomes the PID of its actor.
+// Single-node, it spawns locally on first use; a cluster would place the
+// actor by identity instead, and nothing that calls lookup would change.
+type registry struct {
+	e    *Engine
+	mu   sync.Mutex
+	keys map[string]*regEntry
+}
+
+type regEntry struct {
+	pid   *actor.PID
+	users int // requests on their way to the actor
+}
+
+func newRegistry(e *Engine) *registry { return &registry{e: e, keys: make(map[string]*regEntry)} }
+
+// lookup returns the key's actor, spawning it if needed, and counts the
+// caller as a user until done.
+func (r *registry) lookup(keyID string) *actor.PID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ent := r.keys[keyID]
+	if ent == nil {
+		key, _ := r.e.cfg.Keys.Key(keyID)
+		props := actor.PropsFromProducer(func() actor.Actor { return newKeyActor(r.e, key) })
+		ent = &regEntry{pid: r.e.system.Root.Spawn(props)}
+		r.keys[keyID] = ent
+	}
+	ent.users++
+	return ent.pid
+}
+
+func (r *registry) done(keyID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ent := r.keys[keyID]; ent != nil && ent.users > 0 {
+		ent.users--
+	}
+}
+
+// retire forgets an idle actor if no request is on its way to it; the
+// actor stops only if this returns true.
+func (r *registry) retire(keyID string, pid *actor.PID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ent := r.keys[keyID]
+	if ent == nil || !ent.pid.Equal(pid) || ent.users > 0 {
+		return false
+	}
+	delete(r.keys, keyID)
+	return true
+}
+
+func (r *registry) each(f func(*actor.PID)) {
+	r.mu.Lock()
+	pids := make([]*actor.PID, 0, len(r.keys))
+	for _, ent := range r.keys {
+		pids = append(pids, ent.pid)
+	}
+	r.mu.Unlock()
+	for _, pid := range pids {
+		f(pid)
+	}
+}

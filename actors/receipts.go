@@ -1,0 +1,220 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/switchboard-sms/switchboard"
+)
+
+// partRef is one part of one message.
+type partRef struct {
+	messageID string
+	part      int
+}
+
+type carrierRef struct{ carrier, id string }
+
+// correlator maps carrier message ids to our messages. The store's index is
+// the truth; this map covers the moment between a submit_sm_resp and the
+// commit of the "submitted" transition, when a fast carrier's receipt can
+// already be on the wire (often on another bind). Entries live only for
+// that moment, so the map is as small as the submits in flight.
+type correlator struct {
+	mu sync.Mutex
+	m  map[carrierRef]partRef
+}
+
+func newCorrelator() *correlator { return &correlator{m: make(map[carrierRef]partRef)} }
+
+func (c *correlator) add(carrier string, ids []string, messageID string) {
+	c.mu.Lock()
+	for i, id := range ids {
+		c.m[carrierRef{carrier, id}] = partRef{messageID, i}
+	}
+	c.mu.Unlock()
+}
+
+func (c *correlator) remove(carrier string, ids []string) {
+	c.mu.Lock()
+	for _, id := range ids {
+		delete(c.m, carrierRef{carrier, id})
+	}
+	c.mu.Unlock()
+}
+
+func (c *correlator) get(carrier, id string) (partRef, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[carrierRef{carrier, id}]
+	return p, ok
+}
+
+// recordJob is one transition to store; done gets the result.
+type recordJob struct {
+	update switchboard.Update
+	done   func(*switchboard.Message, error)
+}
+
+// recorder stores status transitions in batches: each worker takes what is
+// queued (up to maxBatch) and writes it with one Record call, so receipts
+// and submit results at 20k/s cost a few hundred commits a second.
+type recorder struct {
+	store switchboard.MessageStore
+	jobs  chan recordJob
+	wg    sync.WaitGroup
+}
+
+const (
+	recordWorkers  = 8
+	recordMaxBatch = 256
+)
+
+func newRecorder(store switchboard.MessageStore) *recorder {
+	return &recorder{store: store, jobs: make(chan recordJob, 64*1024)}
+}
+
+func (r *recorder) start() {
+	for range recordWorkers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.work()
+		}()
+	}
+}
+
+// stop lets the workers finish what is queued, then returns. No job may
+// be added after stop is called.
+func (r *recorder) stop() {
+	close(r.jobs)
+	r.wg.Wait()
+}
+
+func (r *recorder) add(u switchboard.Update, done func(*switchboard.Message, error)) {
+	r.jobs <- recordJob{update: u, done: done}
+}
+
+func (r *recorder) work() {
+	batch := make([]recordJob, 0, recordMaxBatch)
+	for job := range r.jobs {
+		batch = append(batch[:0], job)
+	fill:
+		for len(batch) < recordMaxBatch {
+			select {
+			case j, ok := <-r.jobs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		r.write(batch)
+	}
+}
+
+// write records a batch; if the batch fails as a whole (one bad update
+// spoils an all-or-none write), each update is retried alone so one
+// message's problem is only that message's.
+func (r *recorder) write(batch []recordJob) {
+	updates := make([]switchboard.Update, len(batch))
+	for i, j := range batch {
+		updates[i] = j.update
+	}
+	ctx := context.Background()
+	msgs, err := r.store.Record(ctx, updates)
+	if err == nil {
+		for i, j := range batch {
+			j.done(msgs[i], nil)
+		}
+		return
+	}
+	if len(batch) == 1 {
+		batch[0].done(nil, err)
+		return
+	}
+	for _, j := range batch {
+		m, err := r.store.Record(ctx, []switchboard.Update{j.update})
+		if err != nil {
+			j.done(nil, err)
+			continue
+		}
+		j.done(m[0], nil)
+	}
+}
+
+// Receipt matching: a receipt whose carrier id is not known yet is looked
+// up again for a while before it is given up on.
+const (
+	receiptRetryEvery = 200 * time.Millisecond
+	receiptRetryFor   = 5 * time.Second
+)
+
+// onReceipt correlates a receipt and records it; ack answers the SMSC once
+// the new status is stored (or refuses, so the SMSC sends it again).
+func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
+	if r.Status == "" {
+		ack(nil) // intermediate (ENROUTE, ACCEPTD): nothing to record
+		return
+	}
+	e.matchReceipt(r, ack, time.Now().Add(receiptRetryFor))
+}
+
+func (e *Engine) matchReceipt(r switchboard.Receipt, ack func(error), giveUp time.Time) {
+	ref, err := e.lookupCarrierID(r.Carrier, r.CarrierMessageID)
+	switch {
+	case err == nil:
+		e.recordReceipt(r, ref, ack)
+	case switchboard.ErrorCode(err) != switchboard.ENOTFOUND:
+		ack(err) // the store failed: let the SMSC send it again
+	case time.Now().Before(giveUp):
+		time.AfterFunc(receiptRetryEvery, func() { e.matchReceipt(r, ack, giveUp) })
+	default:
+		e.stats.receiptsUnmatched.Add(1)
+		e.log.Warn().Str("carrier", r.Carrier).Str("carrier_message_id", r.CarrierMessageID).
+			Msg("receipt for an unknown carrier message id; acknowledged and dropped")
+		ack(nil)
+	}
+}
+
+func (e *Engine) lookupCarrierID(carrier, id string) (partRef, error) {
+	if ref, ok := e.corr.get(carrier, id); ok {
+		return ref, nil
+	}
+	msgID, part, err := e.store.CarrierMessage(context.Background(), carrier, id)
+	if err != nil {
+		return partRef{}, err
+	}
+	return partRef{msgID, part}, nil
+}
+
+func (e *Engine) recordReceipt(r switchboard.Receipt, ref partRef, ack func(error)) {
+	// The event is stamped when we learned of it: the receipt's own done
+	// date has minute precision and the carrier's clock and time zone.
+	ev := switchboard.Event{Status: r.Status, At: r.ReceivedAt, Carrier: r.Carrier, CarrierMessageID: r.CarrierMessageID}
+	if r.Status != switchboard.StatusDelivered {
+		ev.Error = &switchboard.EventError{Code: r.ErrorCode, Description: r.State}
+	}
+	u := switchboard.Update{MessageID: ref.messageID, Transition: switchboard.Transition{Event: ev, Part: ref.part}}
+	e.recorder.add(u, func(_ *switchboard.Message, err error) {
+		if err == nil {
+			e.stats.receipts.Add(1)
+		}
+		ack(err)
+	})
+}
+
+// onInbound acknowledges mobile-originated messages. Storing them and
+// posting them to the key's inbound URL comes with webhooks; until then
+// they are counted and logged, not silently dropped.
+func (e *Engine) onInbound(p switchboard.InboundPart, ack func(error)) {
+	e.stats.inboundDropped.Add(1)
+	e.log.Warn().Str("carrier", p.Carrier).Str("to", p.To).Msg("inbound message received; inbound handling is not built yet, acknowledged and dropped")
+	ack(nil)
+}
+
+var errStopping = errors.New("engine stopping")

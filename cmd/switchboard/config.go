@@ -1,0 +1,1087 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/receipt"
+)
+
+// Configuration comes in three tiers, each overriding the one before:
+//
+//  1. the YAML file (cluster.yaml by default; --config or SWITCHBOARD_CONFIG
+//     name another);
+//  2. environment variables SWITCHBOARD_<PATH>, where PATH is the setting's
+//     YAML path upper-cased and joined with "_" (node.data_dir is
+//     SWITCHBOARD_NODE_DATA_DIR, carriers[0].host is
+//     SWITCHBOARD_CARRIERS_0_HOST, a list is comma-separated);
+//  3. command-line overrides "path=value" (node.http=:8080,
+//     carriers[0].host=smsc:2775), applied by loadConfig.
+//
+// Then defaults fill every setting that is still zero, and Validate checks
+// the result. The struct tags are the single source of truth: yaml names
+// the setting, default gives its default, help describes it. The
+// environment names, the defaults and the --help text are all derived
+// from them by reflection, so they cannot drift apart.
+
+// Config is the whole configuration of a node.
+type Config struct {
+	Node     NodeConfig      `yaml:"node" help:"this process: its name, listen addresses and data"`
+	Log      LogConfig       `yaml:"log" help:"logging"`
+	Storage  StorageConfig   `yaml:"storage" help:"where messages are kept"`
+	Cache    CacheConfig     `yaml:"cache" help:"the shared cache (key cache, receipt index, idempotency)"`
+	Cluster  ClusterConfig   `yaml:"cluster" help:"gossip clustering of several nodes"`
+	Carriers []CarrierConfig `yaml:"carriers" help:"SMPP carriers (SMSCs) messages are sent to"`
+	Routes   []RouteConfig   `yaml:"routes" help:"which carriers serve which destinations; the longest matching prefix wins"`
+	Keys     []KeyConfig     `yaml:"keys" help:"API keys: who may send, how fast, and where their events go"`
+	Webhooks WebhooksConfig  `yaml:"webhooks" help:"delivery of status events to customers' callback URLs"`
+	Limits   LimitsConfig    `yaml:"limits" help:"limits on what clients may ask for"`
+}
+
+// NodeConfig describes this process.
+type NodeConfig struct {
+	Name            string   `yaml:"name" default:"node-1" help:"name of this node in logs and metrics"`
+	HTTP            string   `yaml:"http" default:"127.0.0.1:8080" help:"public API listen address, host:port"`
+	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"admin API, /metrics and health listen address, host:port"`
+	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"how long a stopping node waits for in-flight work"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level" default:"info" help:"debug, info, warn or error"`
+	Format string `yaml:"format" default:"auto" help:"auto (console on a terminal, else JSON), json or console"`
+}
+
+// Storage backends.
+const (
+	StorageEmbedded = "embedded"
+	StorageScylla   = "scylla"
+)
+
+// StorageConfig selects the store. The scylla settings are read only when
+// backend is scylla.
+type StorageConfig struct {
+	Backend           string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (not available yet)"`
+	Hosts             []string `yaml:"hosts" help:"scylla: contact points, host or host:port"`
+	Keyspace          string   `yaml:"keyspace" default:"switchboard" help:"scylla: keyspace"`
+	ReplicationFactor int      `yaml:"replication_factor" default:"3" help:"scylla: replication factor of the keyspace"`
+	Consistency       string   `yaml:"consistency" default:"quorum" help:"scylla: write consistency: one, two, three, quorum, all, local_quorum, each_quorum, local_one"`
+	TTL               Duration `yaml:"ttl" default:"720h" help:"scylla: how long messages are kept"`
+}
+
+// Cache backends.
+const (
+	CacheMemory = "memory"
+	CacheRedis  = "redis"
+)
+
+// CacheConfig selects the cache. The redis settings are read only when
+// backend is redis.
+type CacheConfig struct {
+	Backend  string `yaml:"backend" default:"memory" help:"memory (in this process) or redis (not available yet)"`
+	Addr     string `yaml:"addr" default:"127.0.0.1:6379" help:"redis: host:port"`
+	Password string `yaml:"password" help:"redis: password (empty: none)"`
+	DB       int    `yaml:"db" help:"redis: database number"`
+}
+
+// ClusterConfig is gossip clustering, which this build does not have yet:
+// enabled must be false.
+type ClusterConfig struct {
+	Enabled bool     `yaml:"enabled" help:"join a cluster (not available yet: must be false)"`
+	Name    string   `yaml:"name" default:"switchboard" help:"cluster name; nodes join only a cluster of the same name"`
+	Bind    string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip listen address, host:port"`
+	Seeds   []string `yaml:"seeds" help:"host:port of nodes to join through"`
+}
+
+// Bind types of a carrier.
+const (
+	BindTransceiver         = "transceiver"
+	BindTransmitterReceiver = "transmitter_receiver"
+)
+
+// CarrierConfig is one SMPP carrier, reached over one or more binds.
+type CarrierConfig struct {
+	Name            string   `yaml:"name" help:"unique name, used in routes, logs and metrics ([A-Za-z0-9_-], at most 64)"`
+	Host            string   `yaml:"host" help:"the SMSC's host:port"`
+	SystemID        string   `yaml:"system_id" help:"SMPP system_id (at most 15 bytes)"`
+	Password        string   `yaml:"password" help:"SMPP password (at most 8 bytes)"`
+	SystemType      string   `yaml:"system_type" help:"SMPP system_type (at most 12 bytes, usually empty)"`
+	AddressRange    string   `yaml:"address_range" help:"SMPP address_range of the bind (at most 40 bytes, usually empty)"`
+	Simulator       bool     `yaml:"simulator" help:"run the built-in SMSC simulator on host and bind to it (development)"`
+	Binds           int      `yaml:"binds" default:"1" help:"number of SMPP connections (1 to 64)"`
+	BindType        string   `yaml:"bind_type" default:"transceiver" help:"transceiver, or transmitter_receiver (two connections per bind)"`
+	Window          int      `yaml:"window" default:"64" help:"submits in flight per bind (1 to 10000)"`
+	TPS             float64  `yaml:"tps" help:"submits per second, shared by all the carrier's binds (0: unlimited)"`
+	IDFormat        string   `yaml:"id_format" help:"how the carrier writes message ids: \"\" (as is), hex, decimal or hex_resp_decimal_receipt"`
+	EnquireLink     Duration `yaml:"enquire_link" default:"30s" help:"interval of enquire_link keep-alives"`
+	ResponseTimeout Duration `yaml:"response_timeout" default:"10s" help:"how long to wait for a submit_sm_resp"`
+	TLS             bool     `yaml:"tls" help:"connect with TLS"`
+	TLSSkipVerify   bool     `yaml:"tls_skip_verify" help:"with tls: accept any server certificate (testing only)"`
+	ReconnectMin    Duration `yaml:"reconnect_min" default:"1s" help:"first wait before reconnecting a lost bind"`
+	ReconnectMax    Duration `yaml:"reconnect_max" default:"60s" help:"longest wait between reconnects (backoff doubles up to it)"`
+}
+
+// RouteConfig sends destinations starting with Prefix to Carriers, tried in
+// order.
+type RouteConfig struct {
+	Prefix   string   `yaml:"prefix" help:"destination prefix: \"\" (every destination), digits, or \"+\" and digits"`
+	Carriers []string `yaml:"carriers" help:"carrier names in failover order"`
+}
+
+// KeyConfig is one API key. Exactly one of Secret and SecretSHA256 is set.
+type KeyConfig struct {
+	ID            string  `yaml:"id" help:"unique key id ([A-Za-z0-9_-], at most 64)"`
+	Secret        string  `yaml:"secret" help:"bearer secret, at least 16 characters (or give secret_sha256)"`
+	SecretSHA256  string  `yaml:"secret_sha256" help:"SHA-256 of the secret as 64 hex digits, instead of secret"`
+	Rate          float64 `yaml:"rate" help:"messages per second (above 0)"`
+	Burst         int     `yaml:"burst" help:"most messages at once (default max(1, rate))"`
+	MaxQueued     int     `yaml:"max_queued" default:"1000000" help:"most messages accepted and not yet submitted"`
+	CallbackURL   string  `yaml:"callback_url" help:"http(s) URL that receives status events (empty: none)"`
+	WebhookSecret string  `yaml:"webhook_secret" help:"secret that signs this key's webhook requests"`
+}
+
+// WebhooksConfig governs status event delivery.
+type WebhooksConfig struct {
+	MaxAge               Duration `yaml:"max_age" default:"72h" help:"how long an event is retried before it is dropped"`
+	AllowPrivateNetworks bool     `yaml:"allow_private_networks" help:"allow callback URLs on loopback and private addresses"`
+}
+
+// LimitsConfig bounds requests.
+type LimitsConfig struct {
+	MaxParts        int      `yaml:"max_parts" default:"10" help:"most SMS segments one message may need (1 to 255)"`
+	DefaultValidity Duration `yaml:"default_validity" default:"48h" help:"validity of a message that does not give one"`
+	MaxValidity     Duration `yaml:"max_validity" default:"72h" help:"longest validity a message may ask for"`
+	MaxBatch        int      `yaml:"max_batch" default:"1000" help:"most messages in one batch request"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s",
+// "1h30m") in YAML and in the environment.
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML reads a duration string. A bad value is reported as a
+// yaml.TypeError, so the decoder goes on and lists every problem.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration like 30s, 5m or 72h", n.Line, n.Value)}}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+func parseDuration(s string) (time.Duration, error) {
+	return time.ParseDuration(strings.TrimSpace(s))
+}
+
+// Hash returns the SHA-256 of the key's secret: computed from secret, or
+// decoded from secret_sha256. Call it on a validated key; a malformed
+// secret_sha256 hashes to zero.
+func (k KeyConfig) Hash() [32]byte {
+	if k.Secret != "" {
+		return switchboard.HashSecret(k.Secret)
+	}
+	var h [32]byte
+	if b, err := hex.DecodeString(k.SecretSHA256); err == nil && len(b) == len(h) {
+		copy(h[:], b)
+	}
+	return h
+}
+
+// Key returns the domain form of the key.
+func (k KeyConfig) Key() switchboard.Key {
+	return switchboard.Key{
+		ID:          k.ID,
+		SecretHash:  k.Hash(),
+		Rate:        k.Rate,
+		Burst:       k.Burst,
+		MaxQueued:   k.MaxQueued,
+		CallbackURL: k.CallbackURL,
+	}
+}
+
+// ParsedIDFormat returns the carrier's id format. Call it on a validated
+// carrier; an invalid format reads as receipt.IDAsIs.
+func (c CarrierConfig) ParsedIDFormat() receipt.IDFormat {
+	f, _ := receipt.ParseIDFormat(c.IDFormat)
+	return f
+}
+
+// ConfigError lists the problems found in a configuration, one per line.
+// Every error LoadConfig returns is one; callers treat it as a usage error
+// (exit status 2).
+type ConfigError struct {
+	Source string // the file read, "" if none
+	Err    error  // the problems, usually an errors.Join
+}
+
+func (e *ConfigError) Error() string {
+	problems := flattenErrors(e.Err)
+	var b strings.Builder
+	b.WriteString("invalid configuration")
+	if e.Source != "" {
+		fmt.Fprintf(&b, " in %s", e.Source)
+	}
+	if len(problems) == 1 {
+		b.WriteString(": ")
+		b.WriteString(problems[0].Error())
+		return b.String()
+	}
+	fmt.Fprintf(&b, " (%d problems):", len(problems))
+	for _, p := range problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// flattenErrors lists the leaves of a tree of joined errors.
+func flattenErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flattenErrors(e)...)
+		}
+		return out
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+const (
+	envPrefix = "SWITCHBOARD_"
+	// envConfigFile names the configuration file; it is not a setting.
+	envConfigFile = "SWITCHBOARD_CONFIG"
+	// defaultConfigFile is read when neither --config nor
+	// SWITCHBOARD_CONFIG names a file.
+	defaultConfigFile = "cluster.yaml"
+)
+
+// configPath returns the file to read: flagValue if set (--config), else
+// SWITCHBOARD_CONFIG from environ, else cluster.yaml.
+func configPath(flagValue string, environ []string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	for i := len(environ) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(environ[i], envConfigFile+"="); ok && v != "" {
+			return v
+		}
+	}
+	return defaultConfigFile
+}
+
+// LoadConfig reads the YAML file at path (none if path is ""), applies the
+// SWITCHBOARD_* variables of environ (in os.Environ form), fills defaults
+// and validates. Every error is a *ConfigError listing all the problems
+// found; callers wrap it in usageError so the process exits with status 2.
+func LoadConfig(path string, environ []string) (*Config, error) {
+	return loadConfig(path, environ, nil)
+}
+
+// loadConfig is LoadConfig with a third tier: overrides of the form
+// "path=value" (node.http=:8080, carriers[0].host=smsc:2775), typically
+// from repeated --set flags, applied after the environment.
+func loadConfig(path string, environ, overrides []string) (*Config, error) {
+	cfg := new(Config)
+	var errs []error
+	if path != "" {
+		if err := cfg.decodeFile(path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := cfg.applyEnv(environ); err != nil {
+		errs = append(errs, err)
+	}
+	for _, o := range overrides {
+		p, v, ok := strings.Cut(o, "=")
+		if !ok {
+			errs = append(errs, fmt.Errorf("override %q: want path=value, like node.http=127.0.0.1:8080", o))
+			continue
+		}
+		if err := cfg.Set(strings.TrimSpace(p), v); err != nil {
+			errs = append(errs, fmt.Errorf("override %q: %w", o, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &ConfigError{Source: path, Err: errors.Join(errs...)}
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, &ConfigError{Source: path, Err: err}
+	}
+	return cfg, nil
+}
+
+// decodeFile reads one YAML document into c. Unknown keys are errors that
+// name the key and its line.
+func (c *Config) decodeFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	err = dec.Decode(c)
+	if err == io.EOF {
+		return nil // an empty file: defaults and environment only
+	}
+	if err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			errs := make([]error, len(te.Errors))
+			for i, msg := range te.Errors {
+				errs[i] = errors.New(rewriteYAMLError(msg))
+			}
+			return errors.Join(errs...)
+		}
+		return err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("line %d: a second YAML document; the file must hold one", extra.Line)
+	}
+	return nil
+}
+
+var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
+
+// rewriteYAMLError turns yaml.v3's "field x not found in type main.Y" into
+// words about the file: `line 7: unknown key "x" in carriers[n]`.
+func rewriteYAMLError(msg string) string {
+	m := unknownFieldRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	where := sectionNames()[m[3]]
+	if where == "" {
+		where = "the top level"
+	}
+	return fmt.Sprintf("line %s: unknown key %q in %s", m[1], m[2], where)
+}
+
+// sectionNames maps each section's Go type name to its path, for messages.
+func sectionNames() map[string]string {
+	names := map[string]string{}
+	for _, o := range configOptions() {
+		if o.section != nil {
+			names[o.section.String()] = o.Path
+		}
+	}
+	return names
+}
+
+// ---- reflection over the struct tags ----
+
+var (
+	configType   = reflect.TypeFor[Config]()
+	durationType = reflect.TypeFor[Duration]()
+)
+
+// isLeaf reports whether t holds one setting: a scalar, a duration, or a
+// list of strings.
+func isLeaf(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
+		return true
+	case reflect.Slice:
+		return t.Elem().Kind() == reflect.String
+	}
+	return false
+}
+
+func isSection(t reflect.Type) bool { return t.Kind() == reflect.Struct }
+
+func isList(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
+}
+
+// fieldByYAML returns the field of struct value v whose YAML name is name.
+func fieldByYAML(v reflect.Value, name string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := range t.NumField() {
+		if yamlName(t.Field(i)) == name {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// configOption is one setting (or, with section set, a section heading) as
+// listed by --help and the documentation.
+type configOption struct {
+	Path    string // YAML path: node.http, carriers[n].host
+	Env     string // SWITCHBOARD_NODE_HTTP, SWITCHBOARD_CARRIERS_<n>_HOST
+	Type    string // string, integer, number, boolean, duration, list
+	Default string
+	Help    string
+	section reflect.Type // set for a section heading
+}
+
+// configOptions lists every section and setting in declaration order.
+func configOptions() []configOption {
+	var out []configOption
+	var walk func(t reflect.Type, path, env string)
+	walk = func(t reflect.Type, path, env string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name := yamlName(f)
+			p, e := name, env+"_"+strings.ToUpper(name)
+			if path != "" {
+				p = path + "." + name
+			}
+			o := configOption{Path: p, Env: e, Default: f.Tag.Get("default"), Help: f.Tag.Get("help")}
+			switch {
+			case isLeaf(f.Type):
+				o.Type = leafType(f.Type)
+				if o.Default == "" && o.Type == "boolean" {
+					o.Default = "false"
+				}
+				out = append(out, o)
+			case isList(f.Type):
+				o.Path += "[n]"
+				o.section = f.Type.Elem()
+				out = append(out, o)
+				walk(f.Type.Elem(), o.Path, e+"_<n>")
+			case isSection(f.Type):
+				o.section = f.Type
+				out = append(out, o)
+				walk(f.Type, p, e)
+			}
+		}
+	}
+	walk(configType, "", strings.TrimSuffix(envPrefix, "_"))
+	return out
+}
+
+func leafType(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "duration"
+	case t.Kind() == reflect.String:
+		return "string"
+	case t.Kind() == reflect.Bool:
+		return "boolean"
+	case t.Kind() == reflect.Int:
+		return "integer"
+	case t.Kind() == reflect.Float64:
+		return "number"
+	case t.Kind() == reflect.Slice:
+		return "list"
+	}
+	return t.String()
+}
+
+// setLeaf parses s into the setting v.
+func setLeaf(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := parseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 30s, 5m or 72h", s)
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (true or false)", s)
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		v.SetFloat(f)
+	case v.Kind() == reflect.Slice:
+		var list []string
+		for _, item := range strings.Split(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		v.Set(reflect.ValueOf(list))
+	default:
+		return fmt.Errorf("cannot set a %s", v.Type())
+	}
+	return nil
+}
+
+// Set sets one setting by its YAML path, with list items by index:
+// "node.http", "carriers[0].host" (or "carriers.0.host"). The value is
+// written as in the environment: a duration string, true/false, a
+// comma-separated list. An index past the end of a list is an error: Set
+// changes settings, it does not add list items. Set does not fill defaults
+// or validate.
+func (c *Config) Set(path, value string) error {
+	segs := strings.Split(strings.NewReplacer("[", ".", "]", "").Replace(path), ".")
+	return setPath(reflect.ValueOf(c).Elem(), segs, value)
+}
+
+func setPath(v reflect.Value, segs []string, value string) error {
+	at := ""
+	for _, seg := range segs {
+		switch {
+		case isList(v.Type()):
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 {
+				return fmt.Errorf("%s: %q is not a list index", at, seg)
+			}
+			if i >= v.Len() {
+				return fmt.Errorf("%s[%d]: index out of range: the configuration has %d (items can be changed here, not added)", at, i, v.Len())
+			}
+			v, at = v.Index(i), fmt.Sprintf("%s[%d]", at, i)
+		case isSection(v.Type()):
+			f, ok := fieldByYAML(v, seg)
+			if !ok {
+				if at == "" {
+					return fmt.Errorf("%q: no such setting", seg)
+				}
+				return fmt.Errorf("%s.%s: no such setting", at, seg)
+			}
+			if at != "" {
+				at += "."
+			}
+			v, at = f, at+seg
+		default:
+			return fmt.Errorf("%s.%s: no such setting (%s is a %s)", at, seg, at, leafType(v.Type()))
+		}
+	}
+	if !isLeaf(v.Type()) {
+		return fmt.Errorf("%s: is a section or list, not a single setting", at)
+	}
+	if err := setLeaf(v, value); err != nil {
+		return fmt.Errorf("%s: %w", at, err)
+	}
+	return nil
+}
+
+// envPath resolves the part of a variable's name after SWITCHBOARD_ to the
+// path of a setting in t, e.g. CARRIERS_0_TLS_SKIP_VERIFY to [carriers 0
+// tls_skip_verify]. YAML names contain "_" too, so it tries every field
+// whose name is a prefix and keeps the one that resolves to a setting.
+func envPath(t reflect.Type, name string) ([]string, bool) {
+	switch {
+	case isList(t):
+		idx, rest, _ := strings.Cut(name, "_")
+		if idx == "" || strings.Trim(idx, "0123456789") != "" {
+			return nil, false
+		}
+		if sub, ok := envPath(t.Elem(), rest); ok {
+			return append([]string{idx}, sub...), true
+		}
+	case isSection(t):
+		for i := range t.NumField() {
+			f := t.Field(i)
+			yn := yamlName(f)
+			up := strings.ToUpper(yn)
+			if name == up && isLeaf(f.Type) {
+				return []string{yn}, true
+			}
+			if rest, ok := strings.CutPrefix(name, up+"_"); ok {
+				if sub, ok := envPath(f.Type, rest); ok {
+					return append([]string{yn}, sub...), true
+				}
+			}
+		}
+	}
+	return nil, false
+}
+
+// applyEnv applies every SWITCHBOARD_* variable of environ except
+// SWITCHBOARD_CONFIG. A variable that names no setting is an error, so a
+// typo is not silently ignored.
+func (c *Config) applyEnv(environ []string) error {
+	var errs []error
+	v := reflect.ValueOf(c).Elem()
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		rest, ok := strings.CutPrefix(name, envPrefix)
+		if !ok || name == envConfigFile {
+			continue
+		}
+		segs, ok := envPath(configType, rest)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown variable: no setting has this name (--help lists them)", name))
+			continue
+		}
+		if err := setPath(v, segs, value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setDefaults fills every setting that is zero and has a default tag, in
+// sections and in every list item, then the defaults that depend on other
+// settings (a key's burst).
+func (c *Config) setDefaults() {
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f, fv := t.Field(i), v.Field(i)
+			switch {
+			case isLeaf(f.Type):
+				if def, ok := f.Tag.Lookup("default"); ok && fv.IsZero() {
+					if err := setLeaf(fv, def); err != nil {
+						panic(fmt.Sprintf("config: bad default tag on %s.%s: %v", t, f.Name, err))
+					}
+				}
+			case isList(f.Type):
+				for j := range fv.Len() {
+					fill(fv.Index(j))
+				}
+			case isSection(f.Type):
+				fill(fv)
+			}
+		}
+	}
+	fill(reflect.ValueOf(c).Elem())
+	for i := range c.Keys {
+		k := &c.Keys[i]
+		if k.Burst == 0 && k.Rate > 0 && !math.IsInf(k.Rate, 0) {
+			k.Burst = int(min(max(1, k.Rate), math.MaxInt32))
+		}
+	}
+}
+
+// ---- validation ----
+
+// problems collects validation errors, each prefixed with the setting's
+// path.
+type problems []error
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	prefixRE   = regexp.MustCompile(`^\+?[0-9]{1,15}$`)
+	sha256RE   = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	keyspaceRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`)
+)
+
+// Validate checks the configuration, with defaults already filled, and
+// returns every problem found (joined with errors.Join), each naming the
+// setting: `carriers[1].host: "x" is not host:port`. It returns nil if
+// there is none.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateNode(&p)
+	c.validateLog(&p)
+	c.validateStorage(&p)
+	c.validateCache(&p)
+	c.validateCluster(&p)
+	carriers := c.validateCarriers(&p)
+	c.validateRoutes(&p, carriers)
+	c.validateKeys(&p)
+	c.validateWebhooks(&p)
+	c.validateLimits(&p)
+	return errors.Join(p...)
+}
+
+func (c *Config) validateNode(p *problems) {
+	n := c.Node
+	if strings.TrimSpace(n.Name) == "" {
+		p.add("node.name", "is empty")
+	}
+	if err := checkListen(n.HTTP); err != nil {
+		p.add("node.http", "%v", err)
+	}
+	if err := checkListen(n.Admin); err != nil {
+		p.add("node.admin", "%v", err)
+	}
+	if n.HTTP != "" && n.HTTP == n.Admin && !strings.HasSuffix(n.HTTP, ":0") {
+		p.add("node.admin", "%q is also node.http; they need different ports", n.Admin)
+	}
+	if strings.TrimSpace(n.DataDir) == "" {
+		p.add("node.data_dir", "is empty")
+	}
+	if n.ShutdownTimeout <= 0 {
+		p.add("node.shutdown_timeout", "%v is not above 0", n.ShutdownTimeout)
+	}
+}
+
+func (c *Config) validateLog(p *problems) {
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		p.add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	if !slices.Contains([]string{"auto", "json", "console"}, c.Log.Format) {
+		p.add("log.format", "%q is not auto, json or console", c.Log.Format)
+	}
+}
+
+func (c *Config) validateStorage(p *problems) {
+	s := c.Storage
+	switch s.Backend {
+	case StorageEmbedded:
+	case StorageScylla:
+		p.add("storage.backend", "scylla is not available in this build yet")
+		if len(s.Hosts) == 0 {
+			p.add("storage.hosts", "is empty; scylla needs at least one contact point")
+		}
+		for i, h := range s.Hosts {
+			if strings.TrimSpace(h) == "" || strings.ContainsAny(h, " \t,") {
+				p.add(fmt.Sprintf("storage.hosts[%d]", i), "%q is not a host or host:port", h)
+			}
+		}
+		if !keyspaceRE.MatchString(s.Keyspace) {
+			p.add("storage.keyspace", "%q is not a keyspace name (a letter, then letters, digits and _; at most 48)", s.Keyspace)
+		}
+		if s.ReplicationFactor < 1 {
+			p.add("storage.replication_factor", "%d is below 1", s.ReplicationFactor)
+		}
+		levels := []string{"one", "two", "three", "quorum", "all", "local_quorum", "each_quorum", "local_one"}
+		if !slices.Contains(levels, s.Consistency) {
+			p.add("storage.consistency", "%q is not one of %s", s.Consistency, strings.Join(levels, ", "))
+		}
+		if s.TTL <= 0 {
+			p.add("storage.ttl", "%v is not above 0", s.TTL)
+		}
+	default:
+		p.add("storage.backend", "%q is not embedded or scylla", s.Backend)
+	}
+}
+
+func (c *Config) validateCache(p *problems) {
+	r := c.Cache
+	switch r.Backend {
+	case CacheMemory:
+	case CacheRedis:
+		p.add("cache.backend", "redis is not available in this build yet")
+		if err := checkDial(r.Addr); err != nil {
+			p.add("cache.addr", "%v", err)
+		}
+		if r.DB < 0 {
+			p.add("cache.db", "%d is negative", r.DB)
+		}
+	default:
+		p.add("cache.backend", "%q is not memory or redis", r.Backend)
+	}
+}
+
+func (c *Config) validateCluster(p *problems) {
+	cl := c.Cluster
+	if !cl.Enabled {
+		return
+	}
+	p.add("cluster.enabled", "clustering is not available in this build yet")
+	if strings.TrimSpace(cl.Name) == "" {
+		p.add("cluster.name", "is empty")
+	}
+	if err := checkListen(cl.Bind); err != nil {
+		p.add("cluster.bind", "%v", err)
+	}
+	for i, s := range cl.Seeds {
+		if err := checkDial(s); err != nil {
+			p.add(fmt.Sprintf("cluster.seeds[%d]", i), "%v", err)
+		}
+	}
+}
+
+// validateCarriers checks the carriers and returns the set of their names.
+func (c *Config) validateCarriers(p *problems) map[string]bool {
+	names := map[string]bool{}
+	for i, cr := range c.Carriers {
+		at := fmt.Sprintf("carriers[%d]", i)
+		switch {
+		case cr.Name == "":
+			p.add(at+".name", "is empty")
+		case !nameRE.MatchString(cr.Name):
+			p.add(at+".name", "%q has characters other than A-Z a-z 0-9 _ - or is longer than 64", cr.Name)
+		case names[cr.Name]:
+			p.add(at+".name", "%q is used by an earlier carrier", cr.Name)
+		}
+		names[cr.Name] = true
+		// A simulator listens on host, so port 0 (any free port) is fine.
+		check := checkDial
+		if cr.Simulator {
+			check = checkListen
+		}
+		if err := check(cr.Host); err != nil {
+			p.add(at+".host", "%v", err)
+		}
+		if len(cr.SystemID) > 15 {
+			p.add(at+".system_id", "%d bytes, at most 15 allowed", len(cr.SystemID))
+		}
+		if len(cr.Password) > 8 {
+			p.add(at+".password", "%d bytes, at most 8 allowed (SMPP 3.4)", len(cr.Password))
+		}
+		if len(cr.SystemType) > 12 {
+			p.add(at+".system_type", "%d bytes, at most 12 allowed", len(cr.SystemType))
+		}
+		if len(cr.AddressRange) > 40 {
+			p.add(at+".address_range", "%d bytes, at most 40 allowed", len(cr.AddressRange))
+		}
+		if cr.Binds < 1 || cr.Binds > 64 {
+			p.add(at+".binds", "%d is not in 1..64", cr.Binds)
+		}
+		if cr.BindType != BindTransceiver && cr.BindType != BindTransmitterReceiver {
+			p.add(at+".bind_type", "%q is not %s or %s", cr.BindType, BindTransceiver, BindTransmitterReceiver)
+		}
+		if cr.Window < 1 || cr.Window > 10000 {
+			p.add(at+".window", "%d is not in 1..10000", cr.Window)
+		}
+		if !(cr.TPS >= 0) || math.IsInf(cr.TPS, 0) {
+			p.add(at+".tps", "%v is not a number ≥ 0 (0 means unlimited)", cr.TPS)
+		}
+		if _, err := receipt.ParseIDFormat(cr.IDFormat); err != nil {
+			p.add(at+".id_format", "%q is not \"\", hex, decimal or hex_resp_decimal_receipt", cr.IDFormat)
+		}
+		if cr.EnquireLink <= 0 {
+			p.add(at+".enquire_link", "%v is not above 0", cr.EnquireLink)
+		}
+		if cr.ResponseTimeout <= 0 {
+			p.add(at+".response_timeout", "%v is not above 0", cr.ResponseTimeout)
+		}
+		if cr.ReconnectMin <= 0 {
+			p.add(at+".reconnect_min", "%v is not above 0", cr.ReconnectMin)
+		}
+		if cr.ReconnectMax < cr.ReconnectMin {
+			p.add(at+".reconnect_max", "%v is below reconnect_min %v", cr.ReconnectMax, cr.ReconnectMin)
+		}
+		if cr.TLSSkipVerify && !cr.TLS {
+			p.add(at+".tls_skip_verify", "is set but tls is not")
+		}
+	}
+	return names
+}
+
+func (c *Config) validateRoutes(p *problems, carriers map[string]bool) {
+	if len(c.Carriers) > 0 && len(c.Routes) == 0 {
+		p.add("routes", "is empty; with carriers configured at least one route is needed (prefix \"\" matches every destination)")
+	}
+	seen := map[string]int{} // prefix without "+" → index of its route
+	for i, r := range c.Routes {
+		at := fmt.Sprintf("routes[%d]", i)
+		if r.Prefix != "" && !prefixRE.MatchString(r.Prefix) {
+			p.add(at+".prefix", "%q is not \"\", digits, or \"+\" and digits (at most 15)", r.Prefix)
+		} else {
+			key := strings.TrimPrefix(r.Prefix, "+")
+			if j, dup := seen[key]; dup {
+				p.add(at+".prefix", "%q is the prefix of routes[%d] too", r.Prefix, j)
+			} else {
+				seen[key] = i
+			}
+		}
+		if len(r.Carriers) == 0 {
+			p.add(at+".carriers", "is empty")
+		}
+		for j, name := range r.Carriers {
+			switch {
+			case !carriers[name]:
+				p.add(fmt.Sprintf("%s.carriers[%d]", at, j), "%q is not a configured carrier", name)
+			case slices.Index(r.Carriers, name) < j:
+				p.add(fmt.Sprintf("%s.carriers[%d]", at, j), "%q is listed twice", name)
+			}
+		}
+	}
+}
+
+func (c *Config) validateKeys(p *problems) {
+	ids := map[string]bool{}
+	hashes := map[[32]byte]int{}
+	for i, k := range c.Keys {
+		at := fmt.Sprintf("keys[%d]", i)
+		switch {
+		case k.ID == "":
+			p.add(at+".id", "is empty")
+		case !nameRE.MatchString(k.ID):
+			p.add(at+".id", "%q has characters other than A-Z a-z 0-9 _ - or is longer than 64", k.ID)
+		case ids[k.ID]:
+			p.add(at+".id", "%q is used by an earlier key", k.ID)
+		}
+		ids[k.ID] = true
+		secretOK := false
+		switch {
+		case k.Secret == "" && k.SecretSHA256 == "":
+			p.add(at+".secret", "is empty; set secret or secret_sha256")
+		case k.Secret != "" && k.SecretSHA256 != "":
+			p.add(at+".secret", "and secret_sha256 are both set; set one")
+		case k.Secret != "":
+			if n := utf8.RuneCountInString(k.Secret); n < 16 {
+				p.add(at+".secret", "%d characters, at least 16 needed", n)
+			} else {
+				secretOK = true
+			}
+		default:
+			if !sha256RE.MatchString(k.SecretSHA256) {
+				p.add(at+".secret_sha256", "is not 64 hex digits (the SHA-256 of the secret)")
+			} else {
+				secretOK = true
+			}
+		}
+		if secretOK {
+			h := k.Hash()
+			if j, dup := hashes[h]; dup {
+				p.add(at+".secret", "is the same secret as keys[%d]'s", j)
+			} else {
+				hashes[h] = i
+			}
+		}
+		if !(k.Rate > 0) || math.IsInf(k.Rate, 0) {
+			p.add(at+".rate", "%v is not a number above 0", k.Rate)
+		}
+		if k.Burst < 1 {
+			p.add(at+".burst", "%d is below 1", k.Burst)
+		}
+		if k.MaxQueued < 1 {
+			p.add(at+".max_queued", "%d is below 1", k.MaxQueued)
+		}
+		if k.CallbackURL != "" {
+			if err := checkCallbackURL(k.CallbackURL, c.Webhooks.AllowPrivateNetworks); err != nil {
+				p.add(at+".callback_url", "%v", err)
+			}
+		}
+	}
+}
+
+func (c *Config) validateWebhooks(p *problems) {
+	if c.Webhooks.MaxAge <= 0 {
+		p.add("webhooks.max_age", "%v is not above 0", c.Webhooks.MaxAge)
+	}
+}
+
+func (c *Config) validateLimits(p *problems) {
+	l := c.Limits
+	if l.MaxParts < 1 || l.MaxParts > 255 {
+		p.add("limits.max_parts", "%d is not in 1..255", l.MaxParts)
+	}
+	if l.DefaultValidity <= 0 {
+		p.add("limits.default_validity", "%v is not above 0", l.DefaultValidity)
+	}
+	if l.MaxValidity < l.DefaultValidity {
+		p.add("limits.max_validity", "%v is below default_validity %v", l.MaxValidity, l.DefaultValidity)
+	}
+	if l.MaxBatch < 1 {
+		p.add("limits.max_batch", "%d is below 1", l.MaxBatch)
+	}
+}
+
+// checkListen accepts a listen address: host:port with a numeric port
+// (0 picks a free one) and an optional host (":8080" is every interface).
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || !validPort(port, 0) {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	return nil
+}
+
+// checkDial accepts an address to connect to: host:port with both parts.
+func checkDial(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || !validPort(port, 1) {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	return nil
+}
+
+func validPort(s string, lowest int) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= lowest && n <= 65535 && strings.Trim(s, "0123456789") == ""
+}
+
+// checkCallbackURL accepts an absolute http or https URL. Unless private
+// networks are allowed, a host that is literally a loopback, private,
+// link-local or unspecified address (or "localhost") is refused here; names
+// that resolve to such addresses are the webhook sender's to refuse.
+func checkCallbackURL(raw string, allowPrivate bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return fmt.Errorf("%q is not an http or https URL", raw)
+	}
+	if allowPrivate {
+		return nil
+	}
+	host := u.Hostname()
+	private := strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost")
+	if ip := net.ParseIP(host); ip != nil {
+		private = ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
+			ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast()
+	}
+	if private {
+		return fmt.Errorf("%q is on a private network; set webhooks.allow_private_networks to allow it", raw)
+	}
+	return nil
+}
+
+// ---- help ----
+
+// configHelp describes every setting for --help: its YAML path, its
+// environment variable, its type and default, and what it does. It is
+// generated from the struct tags.
+func configHelp() string {
+	var b strings.Builder
+	b.WriteString(`Configuration:
+  Settings come from the YAML file (--config, else $SWITCHBOARD_CONFIG, else
+  ./cluster.yaml), then from SWITCHBOARD_* environment variables, then from
+  command-line flags; each tier overrides the one before. Settings left empty
+  take the defaults below. A variable's name is the setting's path
+  upper-cased with "_" between parts; list items go by index from 0
+  (SWITCHBOARD_CARRIERS_0_HOST), lists of names are comma-separated
+  (SWITCHBOARD_ROUTES_0_CARRIERS=a,b), durations are like 30s, 5m, 72h.
+  Variables change existing list items, they cannot add one. An unknown
+  SWITCHBOARD_* variable is an error.
+`)
+	for _, o := range configOptions() {
+		if o.section != nil {
+			fmt.Fprintf(&b, "\n%s: %s\n", o.Path, o.Help)
+			continue
+		}
+		fmt.Fprintf(&b, "  %-34s %s\n", o.Path, o.Env)
+		desc := o.Help
+		if o.Default != "" {
+			desc += " (default " + o.Default + ")"
+		}
+		fmt.Fprintf(&b, "      %s: %s\n", o.Type, desc)
+	}
+	return b.String()
+}

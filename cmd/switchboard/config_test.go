@@ -1,0 +1,551 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/receipt"
+)
+
+// writeConfig writes a YAML file into a temporary directory and returns
+// its path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// baseYAML is a small valid configuration with two carriers and two keys.
+const baseYAML = `
+carriers:
+  - {name: a, host: smsc-a.example:2775, system_id: sb, password: pw}
+  - {name: b, host: smsc-b.example:2775}
+routes:
+  - {prefix: "", carriers: [a]}
+  - {prefix: "+44", carriers: [b, a]}
+keys:
+  - {id: k1, secret: 0123456789abcdef, rate: 10}
+  - {id: k2, secret_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, rate: 0.5}
+`
+
+func loadOK(t *testing.T, yaml string, environ ...string) *Config {
+	t.Helper()
+	cfg, err := LoadConfig(writeConfig(t, yaml), environ)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	return cfg
+}
+
+func loadErr(t *testing.T, yaml string, environ ...string) error {
+	t.Helper()
+	_, err := LoadConfig(writeConfig(t, yaml), environ)
+	if err == nil {
+		t.Fatal("LoadConfig succeeded, want an error")
+	}
+	if !errors.As(err, new(*ConfigError)) {
+		t.Errorf("error %T is not a *ConfigError", err)
+	}
+	return err
+}
+
+func wantContains(t *testing.T, err error, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error does not contain %q:\n%v", s, err)
+		}
+	}
+}
+
+func TestShippedConfig(t *testing.T) {
+	cfg, err := LoadConfig("../../cluster.yaml", nil)
+	if err != nil {
+		t.Fatalf("cluster.yaml: %v", err)
+	}
+	if cfg.Node.HTTP != "127.0.0.1:8080" || cfg.Node.DataDir != "./data" {
+		t.Errorf("node = %+v", cfg.Node)
+	}
+	if cfg.Storage.Backend != StorageEmbedded || cfg.Cache.Backend != CacheMemory || cfg.Cluster.Enabled {
+		t.Errorf("storage %q, cache %q, cluster %v", cfg.Storage.Backend, cfg.Cache.Backend, cfg.Cluster.Enabled)
+	}
+	if len(cfg.Carriers) != 1 {
+		t.Fatalf("carriers = %+v", cfg.Carriers)
+	}
+	c := cfg.Carriers[0]
+	if c.Name != "sandbox" || !c.Simulator || c.Host != "127.0.0.1:2775" || c.Binds != 2 || c.Window != 64 ||
+		c.SystemID != "switchboard" || c.Password != "secret" || c.BindType != BindTransceiver {
+		t.Errorf("carrier = %+v", c)
+	}
+	if len(cfg.Routes) != 1 || cfg.Routes[0].Prefix != "" || !slices.Equal(cfg.Routes[0].Carriers, []string{"sandbox"}) {
+		t.Errorf("routes = %+v", cfg.Routes)
+	}
+	if len(cfg.Keys) != 1 {
+		t.Fatalf("keys = %+v", cfg.Keys)
+	}
+	k := cfg.Keys[0]
+	if k.ID != "demo" || k.Rate != 1000 || k.Burst != 2000 || k.Hash() != switchboard.HashSecret("demo-secret-change-me") {
+		t.Errorf("key = %+v", k)
+	}
+	if !cfg.Webhooks.AllowPrivateNetworks {
+		t.Error("the development config should allow private networks")
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg := loadOK(t, baseYAML)
+	want := Config{
+		Node:    NodeConfig{Name: "node-1", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:8081", DataDir: "./data", ShutdownTimeout: Duration(15 * time.Second)},
+		Log:     LogConfig{Level: "info", Format: "auto"},
+		Storage: StorageConfig{Backend: "embedded", Keyspace: "switchboard", ReplicationFactor: 3, Consistency: "quorum", TTL: Duration(720 * time.Hour)},
+		Cache:   CacheConfig{Backend: "memory", Addr: "127.0.0.1:6379"},
+		Cluster: ClusterConfig{Name: "switchboard", Bind: "127.0.0.1:7946"},
+		Webhooks: WebhooksConfig{
+			MaxAge: Duration(72 * time.Hour), AllowPrivateNetworks: false,
+		},
+		Limits: LimitsConfig{MaxParts: 10, DefaultValidity: Duration(48 * time.Hour), MaxValidity: Duration(72 * time.Hour), MaxBatch: 1000},
+	}
+	if cfg.Node != want.Node || cfg.Log != want.Log || cfg.Cache != want.Cache || cfg.Webhooks != want.Webhooks || cfg.Limits != want.Limits {
+		t.Errorf("got  %+v %+v %+v %+v %+v\nwant %+v %+v %+v %+v %+v",
+			cfg.Node, cfg.Log, cfg.Cache, cfg.Webhooks, cfg.Limits, want.Node, want.Log, want.Cache, want.Webhooks, want.Limits)
+	}
+	s := cfg.Storage
+	if s.Backend != want.Storage.Backend || s.Keyspace != want.Storage.Keyspace || s.ReplicationFactor != 3 || s.Consistency != "quorum" || s.TTL != want.Storage.TTL {
+		t.Errorf("storage = %+v", s)
+	}
+	if cl := cfg.Cluster; cl.Enabled || cl.Name != "switchboard" || cl.Bind != "127.0.0.1:7946" {
+		t.Errorf("cluster = %+v", cl)
+	}
+	c := cfg.Carriers[1]
+	if c.Binds != 1 || c.Window != 64 || c.BindType != BindTransceiver || c.TPS != 0 || c.IDFormat != "" ||
+		c.EnquireLink.Std() != 30*time.Second || c.ResponseTimeout.Std() != 10*time.Second ||
+		c.ReconnectMin.Std() != time.Second || c.ReconnectMax.Std() != time.Minute || c.TLS || c.Simulator {
+		t.Errorf("carrier defaults = %+v", c)
+	}
+	if k := cfg.Keys[0]; k.Burst != 10 || k.MaxQueued != 1_000_000 {
+		t.Errorf("key with rate 10: burst %d, max_queued %d; want 10, 1000000", k.Burst, k.MaxQueued)
+	}
+	if k := cfg.Keys[1]; k.Burst != 1 {
+		t.Errorf("key with rate 0.5: burst %d, want 1", k.Burst)
+	}
+}
+
+func TestEmptyFileAndNoFile(t *testing.T) {
+	for _, path := range []string{writeConfig(t, "# nothing\n"), ""} {
+		cfg, err := LoadConfig(path, nil)
+		if err != nil {
+			t.Fatalf("LoadConfig(%q): %v", path, err)
+		}
+		if cfg.Node.HTTP != "127.0.0.1:8080" || len(cfg.Carriers) != 0 {
+			t.Errorf("LoadConfig(%q) = %+v", path, cfg)
+		}
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"), nil)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v, want one wrapping os.ErrNotExist", err)
+	}
+}
+
+func TestUnknownKey(t *testing.T) {
+	err := loadErr(t, "node:\n  name: x\n  htp: 127.0.0.1:1\ncarrier: []\n")
+	wantContains(t, err, `line 3: unknown key "htp" in node`, `line 4: unknown key "carrier" in the top level`)
+
+	err = loadErr(t, "carriers:\n  - name: a\n    hots: x:1\n")
+	wantContains(t, err, `line 3: unknown key "hots" in carriers[n]`)
+}
+
+func TestYAMLTypeErrors(t *testing.T) {
+	err := loadErr(t, "node:\n  shutdown_timeout: 15\nlimits:\n  max_parts: many\n")
+	wantContains(t, err, `line 2: "15" is not a duration`, "line 4:", "many")
+}
+
+func TestSecondDocument(t *testing.T) {
+	err := loadErr(t, "node: {name: a}\n---\nnode: {name: b}\n")
+	wantContains(t, err, "second YAML document")
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   string
+	}{
+		{"node.name", func(c *Config) { c.Node.Name = " " }, "node.name: is empty"},
+		{"node.http", func(c *Config) { c.Node.HTTP = "localhost" }, `node.http: "localhost" is not host:port`},
+		{"node.http port", func(c *Config) { c.Node.HTTP = "127.0.0.1:http" }, `node.http: "127.0.0.1:http" is not host:port`},
+		{"node.admin", func(c *Config) { c.Node.Admin = "x:99999" }, `node.admin: "x:99999" is not host:port`},
+		{"node.admin same", func(c *Config) { c.Node.Admin = c.Node.HTTP }, "node.admin: "},
+		{"node.data_dir", func(c *Config) { c.Node.DataDir = "" }, "node.data_dir: is empty"},
+		{"node.shutdown_timeout", func(c *Config) { c.Node.ShutdownTimeout = -1 }, "node.shutdown_timeout: "},
+		{"log.level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose"`},
+		{"log.format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml"`},
+		{"storage.backend", func(c *Config) { c.Storage.Backend = "postgres" }, `storage.backend: "postgres" is not embedded or scylla`},
+		{"scylla", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1"} }, "storage.backend: scylla is not available in this build yet"},
+		{"scylla hosts", func(c *Config) { c.Storage.Backend = "scylla" }, "storage.hosts: is empty"},
+		{"scylla consistency", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Consistency = "most" }, `storage.consistency: "most"`},
+		{"scylla keyspace", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Keyspace = "1x" }, `storage.keyspace: "1x"`},
+		{"scylla rf", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.ReplicationFactor = 0 }, "storage.replication_factor: 0"},
+		{"cache.backend", func(c *Config) { c.Cache.Backend = "memcached" }, `cache.backend: "memcached"`},
+		{"redis", func(c *Config) { c.Cache.Backend = "redis" }, "cache.backend: redis is not available in this build yet"},
+		{"redis addr", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.Addr = "redis" }, `cache.addr: "redis" is not host:port`},
+		{"cluster", func(c *Config) { c.Cluster.Enabled = true }, "cluster.enabled: clustering is not available in this build yet"},
+		{"cluster seeds", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Seeds = []string{"n2"} }, `cluster.seeds[0]: "n2" is not host:port`},
+		{"carrier name empty", func(c *Config) { c.Carriers[1].Name = "" }, "carriers[1].name: is empty"},
+		{"carrier name chars", func(c *Config) { c.Carriers[1].Name = "b,c" }, `carriers[1].name: "b,c"`},
+		{"carrier name dup", func(c *Config) { c.Carriers[1].Name = "a" }, `carriers[1].name: "a" is used by an earlier carrier`},
+		{"carrier host", func(c *Config) { c.Carriers[1].Host = "x" }, `carriers[1].host: "x" is not host:port`},
+		{"carrier host empty", func(c *Config) { c.Carriers[1].Host = "" }, `carriers[1].host: "" is not host:port`},
+		{"carrier host no host", func(c *Config) { c.Carriers[1].Host = ":2775" }, `carriers[1].host: ":2775" is not host:port`},
+		{"system_id", func(c *Config) { c.Carriers[0].SystemID = "sixteen-bytes-id" }, "carriers[0].system_id: 16 bytes"},
+		{"password", func(c *Config) { c.Carriers[0].Password = "ninebytes" }, "carriers[0].password: 9 bytes"},
+		{"password not echoed", func(c *Config) { c.Carriers[0].Password = "hunter2hunter2" }, "carriers[0].password: 14 bytes, at most 8"},
+		{"system_type", func(c *Config) { c.Carriers[0].SystemType = "thirteen-byte" }, "carriers[0].system_type: 13 bytes"},
+		{"binds low", func(c *Config) { c.Carriers[0].Binds = -1 }, "carriers[0].binds: -1 is not in 1..64"},
+		{"binds high", func(c *Config) { c.Carriers[0].Binds = 65 }, "carriers[0].binds: 65 is not in 1..64"},
+		{"window low", func(c *Config) { c.Carriers[0].Window = -5 }, "carriers[0].window: -5 is not in 1..10000"},
+		{"window high", func(c *Config) { c.Carriers[0].Window = 10001 }, "carriers[0].window: 10001"},
+		{"tps", func(c *Config) { c.Carriers[0].TPS = -1 }, "carriers[0].tps: -1"},
+		{"bind_type", func(c *Config) { c.Carriers[0].BindType = "receiver" }, `carriers[0].bind_type: "receiver"`},
+		{"id_format", func(c *Config) { c.Carriers[0].IDFormat = "base64" }, `carriers[0].id_format: "base64"`},
+		{"enquire_link", func(c *Config) { c.Carriers[0].EnquireLink = -1 }, "carriers[0].enquire_link: "},
+		{"response_timeout", func(c *Config) { c.Carriers[0].ResponseTimeout = -1 }, "carriers[0].response_timeout: "},
+		{"reconnect", func(c *Config) { c.Carriers[0].ReconnectMax = Duration(time.Millisecond) }, "carriers[0].reconnect_max: 1ms is below reconnect_min 1s"},
+		{"tls_skip_verify", func(c *Config) { c.Carriers[0].TLSSkipVerify = true }, "carriers[0].tls_skip_verify: is set but tls is not"},
+		{"no routes", func(c *Config) { c.Routes = nil }, "routes: is empty"},
+		{"route prefix", func(c *Config) { c.Routes[1].Prefix = "44a" }, `routes[1].prefix: "44a"`},
+		{"route prefix plus", func(c *Config) { c.Routes[1].Prefix = "+" }, `routes[1].prefix: "+"`},
+		{"route prefix long", func(c *Config) { c.Routes[1].Prefix = "1234567890123456" }, "routes[1].prefix: "},
+		{"route prefix dup", func(c *Config) { c.Routes[1].Prefix = "" }, `routes[1].prefix: "" is the prefix of routes[0] too`},
+		{"route prefix dup plus", func(c *Config) {
+			c.Routes[0].Prefix = "44"
+		}, `routes[1].prefix: "+44" is the prefix of routes[0] too`},
+		{"route carriers empty", func(c *Config) { c.Routes[1].Carriers = nil }, "routes[1].carriers: is empty"},
+		{"route carrier unknown", func(c *Config) { c.Routes[1].Carriers = []string{"b", "zz"} }, `routes[1].carriers[1]: "zz" is not a configured carrier`},
+		{"route carrier twice", func(c *Config) { c.Routes[1].Carriers = []string{"b", "b"} }, `routes[1].carriers[1]: "b" is listed twice`},
+		{"key id empty", func(c *Config) { c.Keys[1].ID = "" }, "keys[1].id: is empty"},
+		{"key id chars", func(c *Config) { c.Keys[1].ID = "k 2" }, `keys[1].id: "k 2"`},
+		{"key id long", func(c *Config) { c.Keys[1].ID = strings.Repeat("k", 65) }, "keys[1].id: "},
+		{"key id dup", func(c *Config) { c.Keys[1].ID = "k1" }, `keys[1].id: "k1" is used by an earlier key`},
+		{"secret none", func(c *Config) { c.Keys[1].SecretSHA256 = "" }, "keys[1].secret: is empty"},
+		{"secret both", func(c *Config) { c.Keys[1].Secret = "0123456789abcdefXX" }, "keys[1].secret: and secret_sha256 are both set"},
+		{"secret short", func(c *Config) { c.Keys[0].Secret = "short" }, "keys[0].secret: 5 characters, at least 16"},
+		{"secret runes", func(c *Config) { c.Keys[0].Secret = strings.Repeat("é", 15) }, "keys[0].secret: 15 characters"},
+		{"secret_sha256 bad", func(c *Config) { c.Keys[1].SecretSHA256 = "abc" }, "keys[1].secret_sha256: is not 64 hex digits"},
+		{"secret dup", func(c *Config) {
+			h := sha256.Sum256([]byte(c.Keys[0].Secret))
+			c.Keys[1].SecretSHA256 = hex.EncodeToString(h[:])
+		}, "keys[1].secret: is the same secret as keys[0]'s"},
+		{"rate zero", func(c *Config) { c.Keys[0].Rate = 0 }, "keys[0].rate: 0 is not a number above 0"},
+		{"burst", func(c *Config) { c.Keys[0].Burst = -1 }, "keys[0].burst: -1 is below 1"},
+		{"max_queued", func(c *Config) { c.Keys[0].MaxQueued = -1 }, "keys[0].max_queued: -1 is below 1"},
+		{"callback_url scheme", func(c *Config) { c.Keys[0].CallbackURL = "ftp://x.example/" }, `keys[0].callback_url: "ftp://x.example/" is not an http or https URL`},
+		{"callback_url relative", func(c *Config) { c.Keys[0].CallbackURL = "/hook" }, `keys[0].callback_url: "/hook"`},
+		{"callback_url private", func(c *Config) { c.Keys[0].CallbackURL = "http://127.0.0.1:9000/hook" }, "keys[0].callback_url: \"http://127.0.0.1:9000/hook\" is on a private network"},
+		{"callback_url localhost", func(c *Config) { c.Keys[0].CallbackURL = "http://localhost/hook" }, "keys[0].callback_url: "},
+		{"webhooks.max_age", func(c *Config) { c.Webhooks.MaxAge = -1 }, "webhooks.max_age: "},
+		{"limits.max_parts", func(c *Config) { c.Limits.MaxParts = 256 }, "limits.max_parts: 256 is not in 1..255"},
+		{"limits.default_validity", func(c *Config) { c.Limits.DefaultValidity = -1 }, "limits.default_validity: "},
+		{"limits.max_validity", func(c *Config) { c.Limits.MaxValidity = Duration(time.Hour) }, "limits.max_validity: 1h0m0s is below default_validity 48h0m0s"},
+		{"limits.max_batch", func(c *Config) { c.Limits.MaxBatch = -1 }, "limits.max_batch: -1 is below 1"},
+	}
+	if err := loadOK(t, baseYAML).Validate(); err != nil {
+		t.Fatalf("base config: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := loadOK(t, baseYAML)
+			tt.mutate(cfg)
+			err := cfg.Validate()
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %q", tt.want)
+			}
+			wantContains(t, err, tt.want)
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows a password: %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateAllowsPrivateCallbacksWhenAsked(t *testing.T) {
+	cfg := loadOK(t, baseYAML+"webhooks: {allow_private_networks: true}\n")
+	cfg.Keys[0].CallbackURL = "http://127.0.0.1:9000/hook"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Keys[0].CallbackURL = "https://hooks.example.com/sms"
+	cfg.Webhooks.AllowPrivateNetworks = false
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	err := loadErr(t, `
+node: {http: nowhere}
+carriers:
+  - {name: a, host: "x"}
+  - {name: a, host: "y:1", binds: 100}
+keys:
+  - {id: k, secret: short, rate: 0}
+`)
+	wantContains(t, err,
+		"invalid configuration in ",
+		"problems):",
+		"\n  node.http: ",
+		"\n  carriers[0].host: ",
+		"\n  carriers[1].name: ",
+		"\n  carriers[1].binds: ",
+		"\n  routes: is empty",
+		"\n  keys[0].secret: ",
+		"\n  keys[0].rate: ",
+	)
+}
+
+func TestSecretSHA256(t *testing.T) {
+	secret := "a-long-enough-secret"
+	sum := sha256.Sum256([]byte(secret))
+	for _, enc := range []string{hex.EncodeToString(sum[:]), strings.ToUpper(hex.EncodeToString(sum[:]))} {
+		cfg := loadOK(t, "keys:\n  - {id: k, rate: 1, secret_sha256: "+enc+"}\n")
+		k := cfg.Keys[0]
+		if k.Hash() != sum || k.Hash() != switchboard.HashSecret(secret) {
+			t.Errorf("Hash() from %s = %x, want %x", enc, k.Hash(), sum)
+		}
+		key := k.Key()
+		if !key.Matches(secret) || key.Matches("something-else-entirely") {
+			t.Error("the domain key does not match its secret")
+		}
+		if key.ID != "k" || key.Rate != 1 || key.Burst != 1 || key.MaxQueued != 1_000_000 {
+			t.Errorf("Key() = %+v", key)
+		}
+	}
+	k := KeyConfig{Secret: secret}
+	if k.Hash() != sum {
+		t.Error("Hash() from secret")
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	cfg := loadOK(t, baseYAML,
+		"PATH=/usr/bin",
+		"SWITCHBOARD_CONFIG=/elsewhere.yaml",
+		"SWITCHBOARD_NODE_HTTP=0.0.0.0:9090",                 // scalar
+		"SWITCHBOARD_NODE_DATA_DIR=/var/lib/switchboard",     // name with "_"
+		"SWITCHBOARD_NODE_SHUTDOWN_TIMEOUT=1m30s",            // duration
+		"SWITCHBOARD_LOG_LEVEL=debug",                        //
+		"SWITCHBOARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=true",   // bool
+		"SWITCHBOARD_CARRIERS_1_HOST=10.0.0.7:2776",          // list item
+		"SWITCHBOARD_CARRIERS_0_TPS=12.5",                    // number
+		"SWITCHBOARD_CARRIERS_0_BINDS=4",                     // integer
+		"SWITCHBOARD_CARRIERS_0_TLS=1",                       // bool, prefix of the next
+		"SWITCHBOARD_CARRIERS_0_TLS_SKIP_VERIFY=true",        //
+		"SWITCHBOARD_ROUTES_0_CARRIERS=b, a",                 // comma list
+		"SWITCHBOARD_KEYS_0_RATE=300",                        // burst default follows
+		"SWITCHBOARD_KEYS_1_SECRET_SHA256=",                  // prefix of SECRET
+		"SWITCHBOARD_KEYS_1_SECRET=another-long-secret",      //
+		"SWITCHBOARD_KEYS_1_CALLBACK_URL=http://10.1.1.1/cb", // allowed by the bool above
+	)
+	if cfg.Node.HTTP != "0.0.0.0:9090" || cfg.Node.DataDir != "/var/lib/switchboard" || cfg.Node.ShutdownTimeout.Std() != 90*time.Second {
+		t.Errorf("node = %+v", cfg.Node)
+	}
+	if cfg.Log.Level != "debug" || !cfg.Webhooks.AllowPrivateNetworks {
+		t.Errorf("log %+v, webhooks %+v", cfg.Log, cfg.Webhooks)
+	}
+	if c := cfg.Carriers[1]; c.Host != "10.0.0.7:2776" {
+		t.Errorf("carriers[1].host = %q", c.Host)
+	}
+	if c := cfg.Carriers[0]; c.TPS != 12.5 || c.Binds != 4 || !c.TLS || !c.TLSSkipVerify || c.Host != "smsc-a.example:2775" {
+		t.Errorf("carriers[0] = %+v", c)
+	}
+	if got := cfg.Routes[0].Carriers; !slices.Equal(got, []string{"b", "a"}) {
+		t.Errorf("routes[0].carriers = %q", got)
+	}
+	if k := cfg.Keys[0]; k.Rate != 300 || k.Burst != 300 {
+		t.Errorf("keys[0]: rate %v burst %d, want 300 300", k.Rate, k.Burst)
+	}
+	if k := cfg.Keys[1]; k.Hash() != switchboard.HashSecret("another-long-secret") || k.CallbackURL != "http://10.1.1.1/cb" {
+		t.Errorf("keys[1] = %+v", k)
+	}
+}
+
+func TestEnvErrors(t *testing.T) {
+	err := loadErr(t, baseYAML,
+		"SWITCHBOARD_NODE_HTPP=x:1",
+		"SWITCHBOARD_CARRIERS_2_HOST=x:1",
+		"SWITCHBOARD_CARRIERS_0_BINDS=two",
+		"SWITCHBOARD_NODE=x",
+		"SWITCHBOARD_ROUTES_X_PREFIX=1",
+		"SWITCHBOARD_WEBHOOKS_MAX_AGE=3d",
+		"SWITCHBOARD_CARRIERS_0_TLS=maybe",
+	)
+	wantContains(t, err,
+		"SWITCHBOARD_NODE_HTPP: unknown variable",
+		"SWITCHBOARD_CARRIERS_2_HOST: carriers[2]: index out of range: the configuration has 2",
+		`SWITCHBOARD_CARRIERS_0_BINDS: carriers[0].binds: "two" is not an integer`,
+		"SWITCHBOARD_NODE: unknown variable",
+		"SWITCHBOARD_ROUTES_X_PREFIX: unknown variable",
+		`SWITCHBOARD_WEBHOOKS_MAX_AGE: webhooks.max_age: "3d" is not a duration`,
+		`SWITCHBOARD_CARRIERS_0_TLS: carriers[0].tls: "maybe" is not a boolean`,
+	)
+	// An index into an empty list is out of range too.
+	err = loadErr(t, "", "SWITCHBOARD_KEYS_0_ID=k")
+	wantContains(t, err, "SWITCHBOARD_KEYS_0_ID: keys[0]: index out of range: the configuration has 0")
+}
+
+func TestEnvAlone(t *testing.T) {
+	cfg, err := LoadConfig("", []string{"SWITCHBOARD_NODE_NAME=edge-7", "SWITCHBOARD_LOG_FORMAT=json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Node.Name != "edge-7" || cfg.Log.Format != "json" {
+		t.Errorf("node %+v log %+v", cfg.Node, cfg.Log)
+	}
+}
+
+func TestEnvEmptyValueTakesDefault(t *testing.T) {
+	cfg := loadOK(t, "node: {http: 127.0.0.1:1}\n", "SWITCHBOARD_NODE_HTTP=")
+	if cfg.Node.HTTP != "127.0.0.1:8080" {
+		t.Errorf("node.http = %q, want the default", cfg.Node.HTTP)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	path := writeConfig(t, baseYAML)
+	cfg, err := loadConfig(path, []string{"SWITCHBOARD_NODE_HTTP=127.0.0.1:1"}, []string{
+		"node.http=127.0.0.1:2",
+		"carriers[1].window=7",
+		"carriers.0.id_format=HEX",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Node.HTTP != "127.0.0.1:2" {
+		t.Errorf("node.http = %q: flags should win over the environment", cfg.Node.HTTP)
+	}
+	if cfg.Carriers[1].Window != 7 || cfg.Carriers[0].ParsedIDFormat() != receipt.IDHex {
+		t.Errorf("carriers = %+v", cfg.Carriers)
+	}
+	_, err = loadConfig(path, nil, []string{"node.htp=x", "carriers[5].host=x:1", "nonsense", "node=x", "node.http.port=1"})
+	if err == nil {
+		t.Fatal("bad overrides accepted")
+	}
+	wantContains(t, err, `"node.htp=x": node.htp: no such setting`, "carriers[5]: index out of range",
+		`"nonsense": want path=value`, "node: is a section", "node.http.port: no such setting")
+}
+
+func TestConfigPath(t *testing.T) {
+	env := []string{"HOME=/root", "SWITCHBOARD_CONFIG=/etc/sb.yaml"}
+	for _, tt := range []struct {
+		flag string
+		env  []string
+		want string
+	}{
+		{"", nil, "cluster.yaml"},
+		{"", env, "/etc/sb.yaml"},
+		{"my.yaml", env, "my.yaml"},
+		{"", []string{"SWITCHBOARD_CONFIG="}, "cluster.yaml"},
+	} {
+		if got := configPath(tt.flag, tt.env); got != tt.want {
+			t.Errorf("configPath(%q, %q) = %q, want %q", tt.flag, tt.env, got, tt.want)
+		}
+	}
+}
+
+// TestEveryOption checks the reflection that the environment, the defaults
+// and --help share: every setting has help, its variable resolves back to
+// it, its default parses, and no two settings share a variable.
+func TestEveryOption(t *testing.T) {
+	seen := map[string]string{}
+	cfg := loadOK(t, baseYAML) // has list items at index 0
+	for _, o := range configOptions() {
+		if o.Help == "" {
+			t.Errorf("%s has no help tag", o.Path)
+		}
+		if o.section != nil {
+			continue
+		}
+		if prev, dup := seen[o.Env]; dup {
+			t.Errorf("%s and %s share %s", prev, o.Path, o.Env)
+		}
+		seen[o.Env] = o.Path
+		name := strings.ReplaceAll(strings.TrimPrefix(o.Env, envPrefix), "<n>", "0")
+		segs, ok := envPath(configType, name)
+		want := strings.ReplaceAll(o.Path, "[n]", ".0")
+		if !ok || strings.Join(segs, ".") != want {
+			t.Errorf("%s resolves to %q, %v; want %s", o.Env, segs, ok, want)
+		}
+		if o.Default != "" {
+			if err := cfg.Set(strings.ReplaceAll(o.Path, "[n]", "[0]"), o.Default); err != nil {
+				t.Errorf("%s: default: %v", o.Path, err)
+			}
+		}
+	}
+	if len(seen) < 50 {
+		t.Errorf("only %d settings found", len(seen))
+	}
+}
+
+func TestConfigHelp(t *testing.T) {
+	help := configHelp()
+	for _, o := range configOptions() {
+		if !strings.Contains(help, o.Path) || (o.section == nil && !strings.Contains(help, o.Env)) {
+			t.Errorf("--help does not list %s / %s", o.Path, o.Env)
+		}
+	}
+	for _, s := range []string{
+		"SWITCHBOARD_NODE_HTTP", "(default 127.0.0.1:8080)", "SWITCHBOARD_CARRIERS_<n>_HOST",
+		"SWITCHBOARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "SWITCHBOARD_CONFIG",
+	} {
+		if !strings.Contains(help, s) {
+			t.Errorf("--help does not mention %s", s)
+		}
+	}
+}
+
+// TestDocsListEveryOption keeps docs/configuration.md in step with the
+// code: it must name every setting and its variable.
+func TestDocsListEveryOption(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range configOptions() {
+		if o.section != nil {
+			continue
+		}
+		if !strings.Contains(string(doc), "`"+o.Path+"`") {
+			t.Errorf("docs/configuration.md does not list `%s`", o.Path)
+		}
+		if !strings.Contains(string(doc), "`"+o.Env+"`") {
+			t.Errorf("docs/configuration.md does not list `%s`", o.Env)
+		}
+		if o.Default != "" && !strings.Contains(string(doc), "`"+o.Path+"` | `"+o.Env+"` | "+o.Type+" | `"+o.Default+"`") {
+			t.Errorf("docs/configuration.md: row of %s should read `%s` | `%s` | %s | `%s`", o.Path, o.Path, o.Env, o.Type, o.Default)
+		}
+	}
+}
+
+func TestDuration(t *testing.T) {
+	cfg := loadOK(t, "node: {shutdown_timeout: 1h2m3s}\n")
+	if cfg.Node.ShutdownTimeout.Std() != time.Hour+2*time.Minute+3*time.Second || cfg.Node.ShutdownTimeout.String() != "1h2m3s" {
+		t.Errorf("shutdown_timeout = %v", cfg.Node.ShutdownTimeout)
+	}
+	v, err := Duration(90 * time.Second).MarshalYAML()
+	if err != nil || v != "1m30s" {
+		t.Errorf("MarshalYAML = %v, %v", v, err)
+	}
+}

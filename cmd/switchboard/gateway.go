@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	sbhttp "github.com/switchboard-sms/switchboard/http"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
+)
+
+// runGateway is the bare command: read the configuration, run one node
+// until ctx ends, then stop gracefully.
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFlag := fs.String("config", "", "configuration `file` (default $SWITCHBOARD_CONFIG, else ./cluster.yaml)")
+	var sets multiFlag
+	fs.Var(&sets, "set", "override one setting, `path=value` (node.http=127.0.0.1:9090, carriers[0].host=smsc:2775); repeatable")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: switchboard [--config FILE] [--set path=value ...]\n\nRuns one gateway node. Flags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nSettings (file → environment → --set):\n%s", configHelp())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	cfg, err := loadConfig(configPath(*configFlag, os.Environ()), os.Environ(), sets)
+	if err != nil {
+		return usageError{err}
+	}
+	log := newLogger(cfg.Log, stderr)
+	g, err := startGateway(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	printReady(stdout, cfg, g.Addr())
+	<-ctx.Done()
+	log.Info().Msg("stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout.Std())
+	defer cancel()
+	return g.Stop(stopCtx)
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func printReady(w io.Writer, cfg *Config, addr string) {
+	fmt.Fprintf(w, "switchboard %s listening on http://%s\n", buildVersion(), addr)
+	for _, k := range cfg.Keys {
+		if k.Secret == "" {
+			continue
+		}
+		fmt.Fprintf(w, "try it:\n  curl -s -X POST http://%s/v1/messages -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", addr, k.Secret)
+		return
+	}
+}
+
+func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	out := w
+	console := c.Format == "console"
+	if c.Format == "auto" {
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			console = true
+		}
+	}
+	if console {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+}
+
+// gateway is one running node: simulators (if configured), store, engine
+// and HTTP server, stopped in the reverse order.
+type gateway struct {
+	log    zerolog.Logger
+	sims   []*smsc.Server
+	store  *pebble.Store
+	engine *actors.Engine
+	http   *sbhttp.Server
+	addr   string
+	served chan error
+}
+
+// startGateway wires and starts every part of a node. Tests use it too, so
+// what they run is what the binary runs.
+func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gateway, err error) {
+	g = &gateway{log: log}
+	defer func() {
+		if err != nil {
+			g.abort()
+		}
+	}()
+	if err := g.startSimulators(cfg); err != nil {
+		return nil, err
+	}
+	if g.store, err = pebble.Open(cfg.Node.DataDir, pebble.Options{Logger: log}); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	keys := make([]*switchboard.Key, len(cfg.Keys))
+	for i, k := range cfg.Keys {
+		key := k.Key()
+		keys[i] = &key
+	}
+	ring := switchboard.NewKeyRing(keys)
+	g.engine, err = actors.New(engineConfig(cfg, g.store, ring, log))
+	if err != nil {
+		return nil, err
+	}
+	if err := g.engine.Start(ctx); err != nil {
+		return nil, err
+	}
+	return g, g.serveHTTP(cfg, ring)
+}
+
+// startSimulators runs the built-in simulator of every carrier that asks
+// for one. A host with port 0 gets a free port, written back into cfg so
+// the binds find it (tests rely on this).
+func (g *gateway) startSimulators(cfg *Config) error {
+	for i, c := range cfg.Carriers {
+		if !c.Simulator {
+			continue
+		}
+		sim, err := smsc.Listen(smsc.Config{
+			Addr: c.Host, IDFormat: c.ParsedIDFormat(),
+			Log: g.log.With().Str("component", "smsc-simulator").Str("carrier", c.Name).Logger(),
+		})
+		if err != nil {
+			return fmt.Errorf("carrier %s: simulator: %w", c.Name, err)
+		}
+		g.sims = append(g.sims, sim)
+		cfg.Carriers[i].Host = sim.Addr()
+		g.log.Info().Str("carrier", c.Name).Str("addr", sim.Addr()).Msg("SMSC simulator started")
+	}
+	return nil
+}
+
+func (g *gateway) serveHTTP(cfg *Config, ring *switchboard.KeyRing) error {
+	srv, err := sbhttp.New(sbhttp.Config{
+		Engine: g.engine, Keys: ring, Log: g.log, MaxBatch: cfg.Limits.MaxBatch,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Node.HTTP)
+	if err != nil {
+		return fmt.Errorf("node.http: %w", err)
+	}
+	g.http, g.addr, g.served = srv, ln.Addr().String(), make(chan error, 1)
+	go func() { g.served <- srv.Serve(ln) }()
+	return nil
+}
+
+// Addr is where the public API listens.
+func (g *gateway) Addr() string { return g.addr }
+
+// Stop drains: new requests get 503, submits in flight finish, binds
+// unbind, status writes land, then the store closes.
+func (g *gateway) Stop(ctx context.Context) error {
+	g.http.Drain()
+	errs := []error{g.http.Shutdown(ctx), g.engine.Stop(ctx)}
+	if err := <-g.served; err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	errs = append(errs, g.store.Close())
+	for _, s := range g.sims {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// abort releases what a failed start had opened.
+func (g *gateway) abort() {
+	if g.engine != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		g.engine.Stop(ctx)
+		cancel()
+	}
+	if g.store != nil {
+		g.store.Close()
+	}
+	for _, s := range g.sims {
+		s.Close()
+	}
+}
+
+func engineConfig(cfg *Config, store switchboard.MessageStore, ring *switchboard.KeyRing, log zerolog.Logger) actors.Config {
+	routes := make([]switchboard.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = switchboard.Route{Prefix: r.Prefix, Carriers: r.Carriers}
+	}
+	carriers := make([]actors.CarrierConfig, len(cfg.Carriers))
+	for i, c := range cfg.Carriers {
+		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c)}
+	}
+	return actors.Config{
+		Store: store, Keys: ring, Routes: routes, Carriers: carriers,
+		MaxParts: cfg.Limits.MaxParts, DefaultValidity: cfg.Limits.DefaultValidity.Std(),
+		MaxValidity: cfg.Limits.MaxValidity.Std(), Log: log,
+	}
+}
+
+func smppConfig(c CarrierConfig) smpp.Config {
+	s := smpp.Config{
+		Addr: c.Host, SystemID: c.SystemID, Password: c.Password, SystemType: c.SystemType,
+		AddressRange: c.AddressRange, Window: c.Window, IDFormat: c.ParsedIDFormat(),
+		EnquireLinkInterval: c.EnquireLink.Std(), ResponseTimeout: c.ResponseTimeout.Std(),
+		ReconnectMin: c.ReconnectMin.Std(), ReconnectMax: c.ReconnectMax.Std(),
+		Mode: smpp.Transceiver,
+	}
+	if c.BindType == BindTransmitterReceiver {
+		s.Mode = smpp.TransmitterReceiver
+	}
+	if c.TLS {
+		host, _, _ := net.SplitHostPort(c.Host)
+		s.TLS = &tls.Config{ServerName: host, InsecureSkipVerify: c.TLSSkipVerify, MinVersion: tls.VersionTLS12}
+	}
+	return s
+}

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
+)
+
+// These tests run a whole node in-process — the same startGateway the
+// binary runs — against SMSC simulators over loopback, through HTTP.
+
+const testSecret = "test-secret-0123456789"
+
+// startTestGateway loads yaml (with the test's data dir) and starts a node.
+func startTestGateway(t *testing.T, yaml string) (*gateway, *Config) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, nil, []string{"node.data_dir=" + filepath.Join(dir, "data"), "node.http=127.0.0.1:0", "node.admin=127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := startGateway(context.Background(), cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := g.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return g, cfg
+}
+
+func testSim(t *testing.T, cfg smsc.Config) *smsc.Server {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	cfg.Log = zerolog.Nop()
+	s, err := smsc.Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func carrierYAML(name, addr string, binds int) string {
+	return fmt.Sprintf(`
+  - name: %s
+    host: %s
+    system_id: gw
+    password: pw
+    binds: %d
+    window: 64
+    enquire_link: 200ms
+    response_timeout: 500ms
+    reconnect_min: 10ms
+    reconnect_max: 100ms
+`, name, addr, binds)
+}
+
+func keyYAML(rate, burst, maxQueued int) string {
+	return fmt.Sprintf(`
+keys:
+  - id: test
+    secret: %s
+    rate: %d
+    burst: %d
+    max_queued: %d
+`, testSecret, rate, burst, maxQueued)
+}
+
+type apiResponse struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+func call(t *testing.T, method, url string, body any) apiResponse {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, r)
+	req.Header.Set("Authorization", "Bearer "+testSecret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := apiResponse{status: resp.StatusCode, header: resp.Header}
+	_ = json.NewDecoder(resp.Body).Decode(&out.body)
+	return out
+}
+
+func send(t *testing.T, g *gateway, to, text string) apiResponse {
+	t.Helper()
+	return call(t, "POST", "http://"+g.Addr()+"/v1/messages", map[string]any{"to": to, "from": "Acme", "body": text})
+}
+
+func waitStatus(t *testing.T, g *gateway, id, want string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := call(t, "GET", "http://"+g.Addr()+"/v1/messages/"+id, nil)
+		if r.status == 200 && r.body["status"] == want {
+			return r.body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s: last answer %d %v, want status %s", id, r.status, r.body, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestShippedConfigRunsAndDelivers(t *testing.T) {
+	data, err := os.ReadFile("../../cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shipped config with the simulator on a free port and our secret.
+	yaml := strings.Replace(string(data), "host: 127.0.0.1:2775", "host: 127.0.0.1:0", 1)
+	yaml = strings.Replace(yaml, "secret: demo-secret-change-me", "secret: "+testSecret, 1)
+	g, _ := startTestGateway(t, yaml)
+
+	r := send(t, g, "+447700900123", "Hello from the quick start")
+	if r.status != 202 || r.body["status"] != "accepted" || !strings.HasPrefix(fmt.Sprint(r.body["id"]), "msg_") {
+		t.Fatalf("POST: %d %v", r.status, r.body)
+	}
+	id := r.body["id"].(string)
+	waitStatus(t, g, id, "delivered")
+	// The receipt can be recorded before the submit it answers: wait for
+	// both events, then check their order.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := call(t, "GET", "http://"+g.Addr()+"/v1/messages/"+id, nil).body
+		events, _ := m["events"].([]any)
+		var seen []string
+		for _, e := range events {
+			// queued shows up when the message came before the binds were up.
+			if s := fmt.Sprint(e.(map[string]any)["status"]); s != "queued" {
+				seen = append(seen, s)
+			}
+		}
+		if strings.Join(seen, ",") == "accepted,submitted,delivered" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v, want accepted,submitted,delivered", seen)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMultipartMessageDelivered(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	g, _ := startTestGateway(t, "carriers:"+carrierYAML("a", sim.Addr(), 2)+"routes:\n  - {prefix: \"\", carriers: [a]}\n"+keyYAML(1000, 1000, 1000))
+	r := send(t, g, "+447700900123", strings.Repeat("long message ", 30)) // 390 chars: 3 parts
+	if r.status != 202 || r.body["segments"] != float64(3) {
+		t.Fatalf("POST: %d %v", r.status, r.body)
+	}
+	m := waitStatus(t, g, r.body["id"].(string), "delivered")
+	if ids, _ := m["carrier_message_ids"].([]any); len(ids) != 3 {
+		t.Fatalf("carrier ids %v, want 3", m["carrier_message_ids"])
+	}
+}
+
+func TestRateLimitAndQueueFull(t *testing.T) {
+	sim := testSim(t, smsc.Config{Faults: smsc.Faults{Hang: true}})
+	g, _ := startTestGateway(t, "carriers:"+carrierYAML("a", sim.Addr(), 1)+"routes:\n  - {prefix: \"\", carriers: [a]}\n"+keyYAML(1, 3, 1000))
+	for i := 0; i < 3; i++ {
+		if r := send(t, g, "+447700900123", "burst"); r.status != 202 {
+			t.Fatalf("message %d of the burst: %d %v", i, r.status, r.body)
+		}
+	}
+	r := send(t, g, "+447700900123", "over")
+	if r.status != 429 || errorCode(r) != "rate_limited" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("over the bucket: %d %v %v", r.status, r.body, r.header)
+	}
+
+	sim2 := testSim(t, smsc.Config{Faults: smsc.Faults{Hang: true}})
+	g2, _ := startTestGateway(t, "carriers:"+carrierYAML("a", sim2.Addr(), 1)+"routes:\n  - {prefix: \"\", carriers: [a]}\n"+keyYAML(1000, 1000, 2))
+	for i := 0; i < 2; i++ {
+		if r := send(t, g2, "+447700900123", "fill"); r.status != 202 {
+			t.Fatalf("fill %d: %d %v", i, r.status, r.body)
+		}
+	}
+	if r := send(t, g2, "+447700900124", "full"); r.status != 429 || errorCode(r) != "queue_full" {
+		t.Fatalf("beyond max_queued: %d %v", r.status, r.body)
+	}
+}
+
+func errorCode(r apiResponse) string {
+	e, _ := r.body["error"].(map[string]any)
+	return fmt.Sprint(e["code"])
+}
+
+// The primary carrier's simulator stops: messages go to the secondary.
+// It comes back: messages return to it.
+func TestFailoverAndReturn(t *testing.T) {
+	primary := testSim(t, smsc.Config{})
+	secondary := testSim(t, smsc.Config{})
+	addr := primary.Addr()
+	g, _ := startTestGateway(t, "carriers:"+carrierYAML("primary", addr, 1)+carrierYAML("secondary", secondary.Addr(), 1)+
+		"routes:\n  - {prefix: \"\", carriers: [primary, secondary]}\n"+keyYAML(1000, 1000, 1000))
+
+	waitBound := func(s *smsc.Server) {
+		deadline := time.Now().Add(20 * time.Second)
+		for s.Stats().Binds == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the gateway did not bind")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitBound(primary)
+	waitBound(secondary)
+	r := send(t, g, "+447700900123", "one")
+	if m := waitStatus(t, g, r.body["id"].(string), "delivered"); m["carrier"] != "primary" {
+		t.Fatalf("healthy primary not used: %v", m["carrier"])
+	}
+	primary.Close()
+	r = send(t, g, "+447700900123", "two")
+	if m := waitStatus(t, g, r.body["id"].(string), "delivered"); m["carrier"] != "secondary" {
+		t.Fatalf("after the primary stopped: carrier %v, want secondary", m["carrier"])
+	}
+	back := testSim(t, smsc.Config{Addr: addr})
+	waitBound(back)
+	r = send(t, g, "+447700900123", "three")
+	if m := waitStatus(t, g, r.body["id"].(string), "delivered"); m["carrier"] != "primary" {
+		t.Fatalf("after the primary returned: carrier %v, want primary", m["carrier"])
+	}
+}
+
+// Receipts arrive on any bind of the carrier (the simulator round-robins
+// them across both), and every message is still delivered.
+func TestReceiptsOnAnotherBind(t *testing.T) {
+	var mu sync.Mutex
+	sim := testSim(t, smsc.Config{ReceiptTarget: smsc.TargetAny})
+	g, _ := startTestGateway(t, "carriers:"+carrierYAML("a", sim.Addr(), 2)+"routes:\n  - {prefix: \"\", carriers: [a]}\n"+keyYAML(1000, 1000, 1000))
+	var ids []string
+	for i := 0; i < 20; i++ {
+		r := send(t, g, fmt.Sprintf("+4477009001%02d", i), "rr")
+		mu.Lock()
+		ids = append(ids, r.body["id"].(string))
+		mu.Unlock()
+	}
+	for _, id := range ids {
+		waitStatus(t, g, id, "delivered")
+	}
+	if st := sim.Stats(); st.BindsTotal < 2 || st.ReceiptsSent["DELIVRD"] != 20 {
+		t.Fatalf("simulator stats %+v", st)
+	}
+}

@@ -1,0 +1,80 @@
+package http
+
+import (
+	"math/rand/v2"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchboard-sms/switchboard"
+)
+
+const headerRequestID = "X-Request-Id"
+
+// authenticate returns the API key of "Authorization: Bearer <secret>".
+// Missing, malformed and unknown secrets get the same answer, so it tells
+// a caller nothing about which keys exist.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*switchboard.Key, error) {
+	const scheme = "bearer "
+	h := ctx.Request.Header.Peek("Authorization")
+	if len(h) > len(scheme) && asciiEqualFold(h[:len(scheme)], scheme) {
+		secret := h[len(scheme):]
+		for len(secret) > 0 && secret[0] == ' ' {
+			secret = secret[1:]
+		}
+		if len(secret) > 0 {
+			if key, ok := s.keys.Authenticate(string(secret)); ok {
+				return key, nil
+			}
+		}
+	}
+	return nil, apiError(switchboard.EUNAUTHORIZED, "Missing or invalid API key; send Authorization: Bearer <secret>.")
+}
+
+// asciiEqualFold compares b with a lower-case ASCII string, ignoring case.
+func asciiEqualFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// maxRequestID bounds an X-Request-Id taken from the client.
+const maxRequestID = 64
+
+// setRequestID sets X-Request-Id on the response: the client's, if it sent
+// a sane one (so its logs and ours meet), else a random one.
+func setRequestID(ctx *fasthttp.RequestCtx) {
+	if id := ctx.Request.Header.Peek(headerRequestID); saneRequestID(id) {
+		ctx.Response.Header.SetBytesV(headerRequestID, id)
+		return
+	}
+	var buf [16]byte
+	n := rand.Uint64() // the runtime's per-thread generator: fast, no lock
+	for i := range buf {
+		buf[i] = hexDigits[n&0xf]
+		n >>= 4
+	}
+	ctx.Response.Header.SetBytesV(headerRequestID, buf[:])
+}
+
+// saneRequestID accepts 1..64 printable ASCII characters without spaces.
+func saneRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > maxRequestID {
+		return false
+	}
+	for _, c := range id {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,202 @@
+package http
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchboard-sms/switchboard"
+)
+
+// handleSubmit serves POST /v1/messages: one message, 202 once the engine
+// has stored it durably.
+func (s *Server) handleSubmit(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ []byte) error {
+	body, err := s.jsonBody(ctx, s.cfg.MaxBodySize)
+	if err != nil {
+		return err
+	}
+	req, err := decodeSubmit(body, string(ctx.Request.Header.Peek("Idempotency-Key")))
+	if err != nil {
+		return err
+	}
+	reqs := [1]switchboard.SubmitRequest{req}
+	res := s.engine.Submit(s.ctx, key, reqs[:])
+	if len(res) != 1 {
+		return engineBroken("Submit", len(res), 1)
+	}
+	if res[0].Err != nil {
+		return res[0].Err
+	}
+	if res[0].Message == nil {
+		return errors.New("http: engine accepted a message without returning it")
+	}
+	w := s.writer()
+	w.openObject()
+	w.accepted(res[0].Message)
+	w.closeObject()
+	s.send(ctx, fasthttp.StatusAccepted, w)
+	return nil
+}
+
+// handleBatch serves POST /v1/messages/batch. Items are independent: each
+// that fails decoding, validation or the engine gets its own error and the
+// rest are still submitted, in one engine call. Only a malformed envelope
+// fails the whole request.
+func (s *Server) handleBatch(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ []byte) error {
+	body, err := s.jsonBody(ctx, s.cfg.MaxBatchBodySize)
+	if err != nil {
+		return err
+	}
+	if len(ctx.Request.Header.Peek("Idempotency-Key")) > 0 {
+		return apiError(switchboard.EINVALID, `Idempotency-Key is not supported on batches; give each message an "idempotency_key".`)
+	}
+	items, err := decodeBatch(body, s.cfg.MaxBatch)
+	if err != nil {
+		return err
+	}
+	results := make([]switchboard.SubmitResult, len(items))
+	reqs := make([]switchboard.SubmitRequest, 0, len(items))
+	index := make([]int, 0, len(items)) // reqs[j] is item index[j]
+	for i, raw := range items {
+		req, err := decodeItem(raw)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		reqs = append(reqs, req)
+		index = append(index, i)
+	}
+	if len(reqs) > 0 {
+		res := s.engine.Submit(s.ctx, key, reqs)
+		if len(res) != len(reqs) {
+			return engineBroken("Submit", len(res), len(reqs))
+		}
+		for j, r := range res {
+			results[index[j]] = r
+		}
+	}
+	s.writeBatch(ctx, results)
+	return nil
+}
+
+// writeBatch writes the 202 of a batch. Retry-After is the longest any
+// item was told to wait, so a client can retry the rejected ones.
+func (s *Server) writeBatch(ctx *fasthttp.RequestCtx, results []switchboard.SubmitResult) {
+	var accepted, rejected, retryAfter int64
+	w := s.writer()
+	w.openObject()
+	w.key("results")
+	w.openArray()
+	for i, r := range results {
+		w.elem()
+		w.openObject()
+		w.int("index", int64(i))
+		switch {
+		case r.Err == nil && r.Message != nil:
+			accepted++
+			w.accepted(r.Message)
+		default:
+			rejected++
+			err := r.Err
+			if err == nil {
+				err = errors.New("http: engine returned neither a message nor an error")
+			}
+			p := s.toPublic(ctx, err)
+			retryAfter = max(retryAfter, p.retryAfter)
+			w.key("error")
+			w.errorObject(p.code, p.message)
+		}
+		w.closeObject()
+	}
+	w.closeArray()
+	w.int("accepted", accepted)
+	w.int("rejected", rejected)
+	w.closeObject()
+	if retryAfter > 0 {
+		setRetryAfter(ctx, retryAfter)
+	}
+	s.send(ctx, fasthttp.StatusAccepted, w)
+}
+
+// handleMessage serves GET /v1/messages/{id}. An id that cannot be a
+// message id is 404, as if absent: ids are opaque to clients.
+func (s *Server) handleMessage(ctx *fasthttp.RequestCtx, key *switchboard.Key, id []byte) error {
+	if !validMessageID(id) {
+		return apiError(switchboard.ENOTFOUND, "No such message.")
+	}
+	m, err := s.engine.Message(s.ctx, key, string(id))
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return errors.New("http: engine returned no message and no error")
+	}
+	w := s.writer()
+	w.message(m)
+	// The body is private data; no cache may keep it.
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	s.send(ctx, fasthttp.StatusOK, w)
+	return nil
+}
+
+// handleHealthz serves GET /healthz: the process is up. It stays 200 while
+// draining, so the process is not restarted mid-drain.
+func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx, _ *switchboard.Key, _ []byte) error {
+	s.sendStatusOK(ctx)
+	return nil
+}
+
+// handleReadyz serves GET /readyz: 503 once draining, so load balancers
+// stop sending traffic here.
+func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx, _ *switchboard.Key, _ []byte) error {
+	if s.draining.Load() {
+		return s.errDraining
+	}
+	s.sendStatusOK(ctx)
+	return nil
+}
+
+func (s *Server) sendStatusOK(ctx *fasthttp.RequestCtx) {
+	w := s.writer()
+	w.openObject()
+	w.str("status", "ok")
+	w.closeObject()
+	s.send(ctx, fasthttp.StatusOK, w)
+}
+
+// jsonBody returns the body of a POST after checking its media type and
+// size. fasthttp already refused bodies over the route's limit (see
+// headerReceived); the check here keeps the limit whatever the path's
+// spelling.
+func (s *Server) jsonBody(ctx *fasthttp.RequestCtx, limit int) ([]byte, error) {
+	if ct := ctx.Request.Header.ContentType(); !isJSONContentType(ct) {
+		return nil, errMediaType(ct)
+	}
+	body := ctx.PostBody()
+	if len(body) > limit {
+		return nil, switchboard.Errorf(switchboard.ETOOLARGE, "Request body is larger than %d bytes.", limit)
+	}
+	return body, nil
+}
+
+// validMessageID reports whether id is "msg_" and 26 upper-case Crockford
+// base32 characters (a ULID).
+func validMessageID(id []byte) bool {
+	const prefix = "msg_"
+	if len(id) != len(prefix)+26 || string(id[:len(prefix)]) != prefix {
+		return false
+	}
+	for _, c := range id[len(prefix):] {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' && c != 'I' && c != 'L' && c != 'O' && c != 'U') {
+			return false
+		}
+	}
+	return true
+}
+
+// engineBroken reports an engine that broke its contract of one result per
+// request: an internal error, logged by Error.
+func engineBroken(method string, got, want int) error {
+	return fmt.Errorf("http: engine %s returned %d results for %d requests", method, got, want)
+}

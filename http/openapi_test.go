@@ -1,0 +1,202 @@
+package http
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/switchboard-sms/switchboard"
+)
+
+// allCodes is every error code the API answers with; docs/openapi.yaml
+// lists the same in ErrorCode.
+var allCodes = []string{
+	switchboard.EINVALID, switchboard.EINVALIDTO, switchboard.EINVALIDFROM, switchboard.EINVALIDBODY, switchboard.ETOOLONG,
+	switchboard.ENOROUTE, switchboard.EUNAUTHORIZED, switchboard.ENOTFOUND, EMETHOD, ETIMEOUT, switchboard.ECONFLICT,
+	switchboard.EIDEMPOTENCY, switchboard.ETOOLARGE, switchboard.EMEDIATYPE, switchboard.ERATELIMITED, switchboard.EQUEUEFULL,
+	EHEADERSTOOLARGE, switchboard.EINTERNAL, switchboard.EUNAVAILABLE,
+}
+
+type doc = map[string]any
+
+func loadOpenAPI(t *testing.T) doc {
+	t.Helper()
+	b, err := os.ReadFile("../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d doc
+	if err := yaml.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// get walks a path of keys through the document.
+func get(t *testing.T, v any, keys ...string) any {
+	t.Helper()
+	for _, k := range keys {
+		m, ok := v.(doc)
+		if !ok {
+			t.Fatalf("no %q in %v", k, keys)
+		}
+		if v, ok = m[k]; !ok {
+			t.Fatalf("no %q in %v", k, keys)
+		}
+	}
+	return v
+}
+
+// TestOpenAPIRoutes holds docs/openapi.yaml to the router: every route is
+// described with its method, and nothing else is.
+func TestOpenAPIRoutes(t *testing.T) {
+	d := loadOpenAPI(t)
+	if v := get(t, d, "openapi"); v != "3.0.3" {
+		t.Errorf("openapi %v", v)
+	}
+	if url := get(t, d, "servers").([]any)[0].(doc)["url"]; url != "http://127.0.0.1:8080" {
+		t.Errorf("server %v", url)
+	}
+	if s := get(t, d, "components", "securitySchemes", "bearerAuth", "scheme"); s != "bearer" {
+		t.Errorf("security scheme %v", s)
+	}
+	paths := get(t, d, "paths").(doc)
+	srv := &Server{}
+	routes := map[string]bool{}
+	for _, r := range srv.routes() {
+		key := strings.ToLower(r.method) + " " + r.pattern
+		routes[key] = true
+		pathItem, _ := paths[r.pattern].(doc)
+		op, ok := pathItem[strings.ToLower(r.method)].(doc)
+		if !ok {
+			t.Errorf("%s is not in docs/openapi.yaml", key)
+			continue
+		}
+		responses := op["responses"].(doc)
+		if _, ok := responses["405"]; !ok {
+			t.Errorf("%s: no 405", key)
+		}
+		security, hasSecurity := op["security"].([]any)
+		switch {
+		case r.public && !(hasSecurity && len(security) == 0):
+			t.Errorf("%s needs no key but the spec does not say security: []", key)
+		case !r.public && responses["401"] == nil:
+			t.Errorf("%s: no 401", key)
+		}
+		if r.method == "POST" {
+			for _, status := range []string{"400", "413", "415"} {
+				if responses[status] == nil {
+					t.Errorf("%s: no %s", key, status)
+				}
+			}
+		}
+	}
+	for path, ops := range paths {
+		for method := range ops.(doc) {
+			if !routes[method+" "+path] && method != "parameters" {
+				t.Errorf("the spec has %s %s, the router does not", method, path)
+			}
+		}
+	}
+}
+
+// TestOpenAPIExamples decodes every request example with the real decoder.
+func TestOpenAPIExamples(t *testing.T) {
+	d := loadOpenAPI(t)
+	examples := func(path string) []any {
+		content := get(t, d, "paths", path, "post", "requestBody", "content", "application/json").(doc)
+		var out []any
+		if ex, ok := content["example"]; ok {
+			out = append(out, ex)
+		}
+		if exs, ok := content["examples"].(doc); ok {
+			for _, ex := range exs {
+				out = append(out, ex.(doc)["value"])
+			}
+		}
+		if len(out) == 0 {
+			t.Errorf("%s has no request example", path)
+		}
+		return out
+	}
+	for _, ex := range examples(pathMessages) {
+		body, err := json.Marshal(ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := decodeSubmit(body, "")
+		if err == nil {
+			err = req.Validate()
+		}
+		if err != nil {
+			t.Errorf("example %s: %v", body, err)
+		}
+	}
+	for _, ex := range examples(pathBatch) {
+		body, err := json.Marshal(ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := decodeBatch(body, DefaultMaxBatch)
+		if err != nil {
+			t.Errorf("example %s: %v", body, err)
+		}
+		for _, item := range items {
+			req, err := decodeItem(item)
+			if err == nil {
+				err = req.Validate()
+			}
+			if err != nil {
+				t.Errorf("example item %s: %v", item, err)
+			}
+		}
+	}
+}
+
+// TestOpenAPICodes checks the documented error codes against the API's,
+// and every example against the documented shapes of ids and codes.
+func TestOpenAPICodes(t *testing.T) {
+	d := loadOpenAPI(t)
+	var documented []string
+	for _, c := range get(t, d, "components", "schemas", "ErrorCode", "enum").([]any) {
+		documented = append(documented, c.(string))
+	}
+	want := slices.Clone(allCodes)
+	slices.Sort(want)
+	slices.Sort(documented)
+	if !slices.Equal(documented, want) {
+		t.Errorf("ErrorCode lists %v, the API has %v", documented, want)
+	}
+	for _, code := range allCodes {
+		if _, known := statusOf(code); !known {
+			t.Errorf("%s has no status", code)
+		}
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case doc:
+			if id, ok := v["id"].(string); ok && strings.HasPrefix(id, "msg_") && !validMessageID([]byte(id)) {
+				t.Errorf("example id %q is not a message id", id)
+			}
+			if e, ok := v["error"].(doc); ok {
+				if code, ok := e["code"].(string); ok && !slices.Contains(allCodes, code) && e["message"] != nil {
+					t.Errorf("example error code %q is not a code", code)
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(get(t, d, "paths"))
+	walk(get(t, d, "components"))
+}

@@ -1,0 +1,302 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// Group commit.
+//
+// Accept and Record queue a request and wait. One committer goroutine takes
+// everything queued (up to maxRoundRequests), validates each request against
+// the database plus the requests before it in the same round, adds the
+// valid ones to one Pebble batch and applies it with Sync but without
+// waiting for the fsync (ApplyNoSyncWait: the batch is in the WAL buffer
+// and visible to reads when it returns). It hands the round to a syncer
+// goroutine, which waits for the fsync and then wakes the round's callers,
+// and goes on to the next round while the disk syncs. Pebble's WAL writer
+// folds the syncs of rounds that queue up behind one fsync into the next.
+//
+// Only the committer writes, so its reads are consistent: a round sees
+// every earlier round (applied batches are visible before their fsync), and
+// requests earlier in the same round through an overlay of the messages and
+// idempotency keys they wrote. A request that fails validation gets its
+// error and adds nothing to the batch, so requests in one round keep their
+// own all-or-none semantics.
+//
+// Every caller, failed or not, is woken only after its round's fsync and
+// every earlier one: an ECONFLICT may rest on a write that was visible but
+// not yet durable.
+//
+// Cancellation: a caller whose ctx ends while its request is still queued
+// withdraws it and gets ctx's error. Once the committer has taken the
+// request it is committed regardless, and the caller waits for the result.
+//
+// Failure: if a batch cannot be applied or synced, later rounds were
+// validated against writes that may be lost, so the store fails every write
+// from then on with EUNAVAILABLE (fail-stop) and must be reopened.
+
+const (
+	// maxRoundRequests bounds the requests taken into one round, so one
+	// round's callers are not held behind an arbitrarily long queue.
+	maxRoundRequests = 1024
+	// maxBatchBytes starts a new batch within a round once a batch grows
+	// past it, below Pebble's large-batch threshold (half a memtable).
+	maxBatchBytes = 4 << 20
+	// syncQueue bounds the rounds applied but not yet synced.
+	syncQueue = 16
+)
+
+type requestState = uint32
+
+const (
+	stateQueued requestState = iota
+	stateTaken
+	stateAbandoned
+)
+
+// request is one Accept or Record call.
+type request struct {
+	accept  []sb.NewMessage
+	updates []sb.Update
+	record  bool
+
+	state atomic.Uint32
+	done  chan struct{} // closed by the syncer once err and results are set
+	err   error
+	msgs  []*sb.Message // Record's results
+}
+
+// round is one applied batch and the requests that went into it.
+type round struct {
+	batch *pebbledb.Batch
+	err   error // from applying the batch
+	reqs  []*request
+}
+
+// committer owns the write path: the queue, the committer goroutine and the
+// syncer goroutine. stop ends both after draining the queue.
+type committer struct {
+	db  *pebbledb.DB
+	now func() time.Time
+
+	mu      sync.Mutex
+	queue   []*request
+	stopped bool
+
+	wake   chan struct{} // capacity 1: "the queue is not empty"
+	quit   chan struct{}
+	rounds chan *round
+	done   chan struct{} // closed when the syncer has woken its last caller
+
+	failed atomic.Pointer[error]
+
+	// Owned by the committer goroutine, reused across rounds.
+	overlay overlay
+	touched map[string]*touchedMessage
+	refs    []carrierRef
+	key     []byte
+	val     []byte
+}
+
+// overlay holds what earlier requests of the current round wrote, so later
+// ones see it. Its messages are never modified, only copied.
+type overlay struct {
+	msgs map[string]*sb.Message // by ID
+	idem map[string]struct{}    // idempotency index keys
+}
+
+func newCommitter(db *pebbledb.DB, now func() time.Time) *committer {
+	return &committer{
+		db:      db,
+		now:     now,
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		rounds:  make(chan *round, syncQueue),
+		done:    make(chan struct{}),
+		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}},
+		touched: map[string]*touchedMessage{},
+	}
+}
+
+// start starts the committer and syncer goroutines, which stop ends.
+func (c *committer) start() {
+	go c.run()
+	go c.sync()
+}
+
+// stop refuses new requests, lets the queued ones commit, and returns when
+// both goroutines have exited.
+func (c *committer) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	close(c.quit)
+	<-c.done
+}
+
+// do queues req and waits for its result (see Cancellation above).
+func (c *committer) do(ctx context.Context, req *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req.done = make(chan struct{})
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return errClosed
+	}
+	c.queue = append(c.queue, req)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-req.done:
+		return req.err
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(stateQueued, stateAbandoned) {
+			return ctx.Err()
+		}
+		<-req.done
+		return req.err
+	}
+}
+
+// run is the committer goroutine.
+func (c *committer) run() {
+	defer close(c.rounds)
+	for {
+		select {
+		case <-c.wake:
+		case <-c.quit:
+		}
+		for {
+			reqs, stopped := c.take()
+			if len(reqs) == 0 {
+				if stopped {
+					return
+				}
+				break
+			}
+			c.commit(reqs)
+		}
+	}
+}
+
+// take removes up to maxRoundRequests requests from the queue.
+func (c *committer) take() (reqs []*request, stopped bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(len(c.queue), maxRoundRequests)
+	reqs = c.queue[:n:n]
+	c.queue = c.queue[n:]
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	return reqs, c.stopped
+}
+
+// commit runs one round (or several, if the batch outgrows maxBatchBytes)
+// over reqs and hands each to the syncer.
+func (c *committer) commit(reqs []*request) {
+	r := c.newRound(len(reqs))
+	for _, req := range reqs {
+		if !req.state.CompareAndSwap(stateQueued, stateTaken) {
+			continue // abandoned by its caller
+		}
+		r.reqs = append(r.reqs, req)
+		c.execute(req, r.batch)
+		if r.batch.Len() >= maxBatchBytes {
+			c.flush(r)
+			r = c.newRound(len(reqs))
+		}
+	}
+	c.flush(r)
+}
+
+func (c *committer) newRound(n int) *round {
+	clear(c.overlay.msgs)
+	clear(c.overlay.idem)
+	return &round{batch: c.db.NewBatch(), reqs: make([]*request, 0, n)}
+}
+
+// execute validates req and, if valid, adds its writes to b.
+func (c *committer) execute(req *request, b *pebbledb.Batch) {
+	if f := c.failed.Load(); f != nil {
+		req.err = *f
+		return
+	}
+	if req.record {
+		req.msgs, req.err = c.record(req.updates, b)
+	} else {
+		req.err = c.accept(req.accept, b)
+	}
+}
+
+// flush applies the round's batch without waiting for the fsync and hands
+// the round to the syncer.
+func (c *committer) flush(r *round) {
+	if f := c.failed.Load(); f != nil {
+		r.err = *f // the batch may hold a half-written request
+	} else if err := c.db.ApplyNoSyncWait(r.batch, pebbledb.Sync); err != nil {
+		r.err = err
+		c.fail(err)
+	}
+	c.rounds <- r
+}
+
+// fail makes the store refuse writes from now on (see Failure above).
+func (c *committer) fail(cause error) {
+	err := fmt.Errorf("%w: %w", sb.Errorf(sb.EUNAVAILABLE, "storage cannot commit"), cause)
+	c.failed.CompareAndSwap(nil, &err)
+}
+
+// sync is the syncer goroutine: it waits for each round's fsync, in order,
+// and wakes the round's callers.
+func (c *committer) sync() {
+	defer close(c.done)
+	for r := range c.rounds {
+		err := r.err
+		if err == nil {
+			err = r.batch.SyncWait()
+		}
+		if err != nil {
+			c.fail(err)
+		}
+		if err := r.batch.Close(); err != nil {
+			c.fail(err)
+		}
+		var failed error
+		if f := c.failed.Load(); f != nil {
+			failed = *f
+		}
+		for _, req := range r.reqs {
+			if failed != nil {
+				req.err, req.msgs = failed, nil
+			}
+			close(req.done)
+		}
+	}
+}
+
+// exists reports whether key is in the database (bloom filters make the
+// usual answer, no, cheap).
+func (c *committer) exists(key []byte) (bool, error) {
+	_, closer, err := c.db.Get(key)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}

@@ -1,0 +1,360 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/rs/zerolog"
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Logger receives the store's own messages and Pebble's: Pebble's
+	// informational chatter at debug level, its errors at error level.
+	// The zero value logs nothing.
+	Logger zerolog.Logger
+
+	// Now is the clock the idempotency window is measured with; it exists
+	// so tests can move time. Default time.Now.
+	Now func() time.Time
+
+	// MemTableSize is the size of one Pebble memtable; up to
+	// memTableStopWrites of them are held at once. Default 64 MiB.
+	MemTableSize uint64
+
+	// CacheSize is the size of the block cache for table data. Default
+	// 64 MiB. Pebble charges memtables to its cache, so the cache Open
+	// creates is this plus the memtables: with the defaults the store's
+	// memory stays near 200 MiB however many messages it holds.
+	CacheSize int64
+}
+
+const (
+	defaultMemTableSize = 64 << 20
+	defaultCacheSize    = 64 << 20
+	// memTableStopWrites is how many memtables may fill before Pebble
+	// stalls writes (its own default).
+	memTableStopWrites = 2
+)
+
+func (o *Options) setDefaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = defaultMemTableSize
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = defaultCacheSize
+	}
+}
+
+// Store is a switchboard.MessageStore on a Pebble database in one directory.
+// It is safe for concurrent use. Writes go through one committer goroutine
+// that group-commits them (see commit.go); reads go to Pebble directly.
+type Store struct {
+	db  *pebbledb.DB
+	log zerolog.Logger
+	now func() time.Time
+
+	// rw keeps reads out of a closing database: reads hold it shared and
+	// check closed, Close takes it exclusively to set closed.
+	rw     sync.RWMutex
+	closed bool
+
+	committer *committer
+}
+
+var _ sb.MessageStore = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.setDefaults()
+	db, err := pebbledb.Open(dir, pebbleOptions(&opts))
+	if err != nil {
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+	}
+	if err := checkLayout(db); err != nil {
+		return nil, errors.Join(fmt.Errorf("pebble: open %s: %w", dir, err), db.Close())
+	}
+	s := &Store{db: db, log: opts.Logger, now: opts.Now}
+	s.committer = newCommitter(db, opts.Now)
+	s.committer.start()
+	return s, nil
+}
+
+func pebbleOptions(o *Options) *pebbledb.Options {
+	po := &pebbledb.Options{
+		// Memtables take their memory out of the cache; without room for
+		// them on top, a cache no larger than the memtables holds no
+		// blocks at all, and every Get reads the disk.
+		CacheSize:                   o.CacheSize + int64(o.MemTableSize)*memTableStopWrites,
+		MemTableSize:                o.MemTableSize,
+		MemTableStopWritesThreshold: memTableStopWrites,
+		FormatMajorVersion:          pebbledb.FormatNewest,
+		Logger:                      pebbleLogger{o.Logger},
+		EventListener:               eventListener(o.Logger),
+	}
+	// Every Accept probes for an existing ID and idempotency key, nearly
+	// always absent: bloom filters answer those misses without reading
+	// blocks.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return po
+}
+
+// checkLayout records the layout version in a new database and refuses a
+// database written with another one.
+func checkLayout(db *pebbledb.DB) error {
+	v, closer, err := db.Get(layoutKey)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return db.Set(layoutKey, []byte{layoutVersion}, pebbledb.Sync)
+	}
+	if err != nil {
+		return fmt.Errorf("read layout version: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 1 || v[0] != layoutVersion {
+		return fmt.Errorf("layout version %v, want %d", v, layoutVersion)
+	}
+	return nil
+}
+
+// errClosed is returned by every call after Close.
+var errClosed = sb.Errorf(sb.EUNAVAILABLE, "storage is closed")
+
+// Close waits for queued writes to commit, stops the committer and closes
+// the database. Calls after Close fail with EUNAVAILABLE.
+func (s *Store) Close() error {
+	s.rw.Lock()
+	wasClosed := s.closed
+	s.closed = true
+	s.rw.Unlock()
+	if wasClosed {
+		return fmt.Errorf("pebble: close: %w", errClosed)
+	}
+	s.committer.stop()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("pebble: close: %w", err)
+	}
+	return nil
+}
+
+// Accept stores new messages with their indexes and idempotency records,
+// all or none, and returns once they are synced. Besides an existing ID, an
+// idempotency key with a live record fails with ECONFLICT. The messages are
+// stored as given: the caller sets status accepted and the first event.
+func (s *Store) Accept(ctx context.Context, msgs []sb.NewMessage) error {
+	if err := s.committer.do(ctx, &request{accept: msgs}); err != nil {
+		return fmt.Errorf("pebble: accept: %w", err)
+	}
+	return nil
+}
+
+// Record applies transitions with Message.Apply and stores the results, all
+// or none, returning once they are synced. It returns one message per
+// update: the message as it stood after that update. A transition that
+// changes nothing is not an error; its message is returned unchanged.
+func (s *Store) Record(ctx context.Context, updates []sb.Update) ([]*sb.Message, error) {
+	req := &request{updates: updates, record: true}
+	if err := s.committer.do(ctx, req); err != nil {
+		return nil, fmt.Errorf("pebble: record: %w", err)
+	}
+	return req.msgs, nil
+}
+
+// beginRead admits a read unless ctx is done or the store is closed; when
+// it returns nil the caller must call s.rw.RUnlock.
+func (s *Store) beginRead(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.rw.RLock()
+	if s.closed {
+		s.rw.RUnlock()
+		return errClosed
+	}
+	return nil
+}
+
+// Message returns a message by ID, or ENOTFOUND.
+func (s *Store) Message(ctx context.Context, id string) (*sb.Message, error) {
+	if err := s.beginRead(ctx); err != nil {
+		return nil, fmt.Errorf("pebble: message: %w", err)
+	}
+	defer s.rw.RUnlock()
+	m, err := getMessage(s.db, messageKey(nil, id))
+	if err != nil {
+		return nil, fmt.Errorf("pebble: message %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// getter is what reads need from a DB or a Snapshot.
+type getter interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+// getMessage reads and decodes a message, ENOTFOUND if there is none.
+func getMessage(g getter, key []byte) (*sb.Message, error) {
+	v, closer, err := g.Get(key)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return nil, sb.Errorf(sb.ENOTFOUND, "message not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return decodeMessage(v)
+}
+
+// Idempotency returns the record of an Idempotency-Key of key. A record is
+// found while its CreatedAt (the message's AcceptedAt) is younger than
+// switchboard.IdempotencyWindow by Options.Now; after that, ENOTFOUND.
+func (s *Store) Idempotency(ctx context.Context, key, idemKey string) (sb.IdempotencyRecord, error) {
+	if err := s.beginRead(ctx); err != nil {
+		return sb.IdempotencyRecord{}, fmt.Errorf("pebble: idempotency: %w", err)
+	}
+	defer s.rw.RUnlock()
+	r, found, err := liveIdempotency(s.db, idempotencyKey(nil, key, idemKey), s.now())
+	if err != nil {
+		return sb.IdempotencyRecord{}, fmt.Errorf("pebble: idempotency: %w", err)
+	}
+	if !found {
+		return sb.IdempotencyRecord{}, fmt.Errorf("pebble: idempotency: %w",
+			sb.Errorf(sb.ENOTFOUND, "idempotency key not found"))
+	}
+	return r, nil
+}
+
+// liveIdempotency reads an idempotency record and reports whether it is
+// still inside the window at now.
+func liveIdempotency(g getter, k []byte, now time.Time) (sb.IdempotencyRecord, bool, error) {
+	v, closer, err := g.Get(k)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return sb.IdempotencyRecord{}, false, nil
+	}
+	if err != nil {
+		return sb.IdempotencyRecord{}, false, err
+	}
+	defer closer.Close()
+	r, err := decodeIdempotency(v)
+	if err != nil {
+		return sb.IdempotencyRecord{}, false, err
+	}
+	return r, now.Sub(r.CreatedAt) < sb.IdempotencyWindow, nil
+}
+
+// CarrierMessage finds the message and part a carrier's message id belongs
+// to, or ENOTFOUND.
+func (s *Store) CarrierMessage(ctx context.Context, carrier, carrierID string) (string, int, error) {
+	if err := s.beginRead(ctx); err != nil {
+		return "", 0, fmt.Errorf("pebble: carrier message: %w", err)
+	}
+	defer s.rw.RUnlock()
+	v, closer, err := s.db.Get(carrierKey(nil, carrier, carrierID))
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return "", 0, fmt.Errorf("pebble: carrier message: %w",
+			sb.Errorf(sb.ENOTFOUND, "carrier %s message %s not found", carrier, carrierID))
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("pebble: carrier message: %w", err)
+	}
+	defer closer.Close()
+	id, part, err := decodeCarrierRef(v)
+	if err != nil {
+		return "", 0, fmt.Errorf("pebble: carrier message %s/%s: %w", carrier, carrierID, err)
+	}
+	return id, part, nil
+}
+
+// Pending lists up to limit pending messages of key with ID > afterID, in
+// ID order.
+func (s *Store) Pending(ctx context.Context, key, afterID string, limit int) ([]*sb.Message, error) {
+	msgs, err := s.list(ctx, pendingPrefix(nil, key), afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: pending %s: %w", key, err)
+	}
+	return msgs, nil
+}
+
+// MessagesByDay lists up to limit messages of key accepted on day
+// (YYYY-MM-DD, UTC) with ID > afterID, in ID order.
+func (s *Store) MessagesByDay(ctx context.Context, key, day, afterID string, limit int) ([]*sb.Message, error) {
+	msgs, err := s.list(ctx, dayPrefix(nil, key, day), afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: messages of %s on %s: %w", key, day, err)
+	}
+	return msgs, nil
+}
+
+// list reads an index whose entries are prefix+ID and returns the messages
+// they name. It reads from one snapshot, so the index and the messages
+// agree even while the committer writes.
+func (s *Store) list(ctx context.Context, prefix []byte, afterID string, limit int) ([]*sb.Message, error) {
+	if err := s.beginRead(ctx); err != nil {
+		return nil, err
+	}
+	defer s.rw.RUnlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	lower := append(prefix[:len(prefix):len(prefix)], afterID...)
+	if afterID != "" {
+		lower = after(lower)
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: successor(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var msgs []*sb.Message
+	var key []byte
+	for ok := it.First(); ok && len(msgs) < limit; ok = it.Next() {
+		key = messageKey(key[:0], string(it.Key()[len(prefix):]))
+		m, err := getMessage(snap, key)
+		if err != nil {
+			return nil, fmt.Errorf("index entry %q: %w", it.Key(), err)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, it.Error()
+}
+
+// PendingKeys lists the API keys that have pending messages, skipping from
+// one key's entries to the next with a seek, so it costs one seek per key
+// rather than one step per pending message.
+func (s *Store) PendingKeys(ctx context.Context) ([]string, error) {
+	if err := s.beginRead(ctx); err != nil {
+		return nil, fmt.Errorf("pebble: pending keys: %w", err)
+	}
+	defer s.rw.RUnlock()
+	prefix := []byte(prefixPending)
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("pebble: pending keys: %w", err)
+	}
+	defer it.Close()
+	var keys []string
+	for ok := it.First(); ok; ok = it.SeekGE(successor(pendingPrefix(nil, keys[len(keys)-1]))) {
+		k, valid := pendingKeyOf(it.Key())
+		if !valid {
+			return nil, fmt.Errorf("pebble: pending keys: bad index entry %q", it.Key())
+		}
+		keys = append(keys, k)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("pebble: pending keys: %w", err)
+	}
+	return keys, nil
+}

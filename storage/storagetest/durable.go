@@ -1,0 +1,99 @@
+package storagetest
+
+import (
+	"crypto/sha256"
+	"sync"
+	"testing"
+
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// RunDurable runs the reopen tests, for backends that keep their data
+// across Close: open must open the store kept in dir, creating it if dir is
+// empty. Each subtest closes what it opens.
+func RunDurable(t *testing.T, open func(t *testing.T, dir string) sb.MessageStore) {
+	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
+	t.Run("CloseDuringWrites", func(t *testing.T) { testCloseDuringWrites(t, open) })
+}
+
+// Everything written before Close is there after reopening: messages,
+// idempotency records, and all the indexes.
+func testReopen(t *testing.T, open func(t *testing.T, dir string) sb.MessageStore) {
+	dir := t.TempDir()
+	f := newFixture(t, open(t, dir))
+	a, b := f.message("k1", now()), f.message("k2", now())
+	hash := sha256.Sum256([]byte("request"))
+	if err := f.s.Accept(f.ctx, []sb.NewMessage{{Message: a, IdempotencyKey: "i-a", RequestHash: hash}, {Message: b}}); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	want := f.record(t, sb.Update{MessageID: b.ID, Transition: submitted(now(), "sandbox", "b-0")})[0]
+	if err := f.s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	f.s = open(t, dir)
+	defer f.s.Close()
+	wantEqual(t, f.get(t, a.ID), a)
+	wantEqual(t, f.get(t, b.ID), want)
+	wantIDs(t, f.pending(t, "k1", "", 10), a.ID)
+	wantIDs(t, f.pending(t, "k2", "", 10))
+	f.wantPendingKeys(t, "k1")
+	if rec, err := f.s.Idempotency(f.ctx, "k1", "i-a"); err != nil || rec.MessageID != a.ID || rec.RequestHash != hash {
+		t.Fatalf("Idempotency after reopen = %+v, %v", rec, err)
+	}
+	if id, part, err := f.s.CarrierMessage(f.ctx, "sandbox", "b-0"); err != nil || id != b.ID || part != 0 {
+		t.Fatalf("CarrierMessage after reopen = %s, %d, %v", id, part, err)
+	}
+	byDay, err := f.s.MessagesByDay(f.ctx, "k2", b.Day(), "", 10)
+	if err != nil {
+		t.Fatalf("MessagesByDay: %v", err)
+	}
+	wantIDs(t, byDay, b.ID)
+	// The reopened store goes on accepting.
+	f.accept(t, f.message("k1", now()))
+}
+
+// Close while Accepts are in flight: every Accept either fails or is found
+// after reopening, and none panics.
+func testCloseDuringWrites(t *testing.T, open func(t *testing.T, dir string) sb.MessageStore) {
+	dir := t.TempDir()
+	f := newFixture(t, open(t, dir))
+	var (
+		mu       sync.Mutex
+		accepted []*sb.Message
+		wg       sync.WaitGroup
+		msgs     = make(chan *sb.Message)
+	)
+	for range 16 {
+		wg.Go(func() {
+			for m := range msgs {
+				if f.s.Accept(f.ctx, []sb.NewMessage{{Message: m}}) == nil {
+					mu.Lock()
+					accepted = append(accepted, m)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	closed := make(chan error, 1)
+	for i := 0; ; i++ {
+		if i == 200 {
+			go func() { closed <- f.s.Close() }()
+		}
+		select {
+		case err := <-closed:
+			close(msgs)
+			wg.Wait()
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			f.s = open(t, dir)
+			defer f.s.Close()
+			for _, m := range accepted {
+				wantEqual(t, f.get(t, m.ID), m)
+			}
+			return
+		case msgs <- f.message("k1", now()):
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package storagetest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// Pending lists a key's messages in ID order whatever order they were
+// accepted in, and only that key's; listed messages are copies.
+func testPendingOrder(t *testing.T, f *fixture) {
+	var k1, k2 []*sb.Message
+	for range 6 {
+		k1 = append(k1, f.message("k1", now()))
+		k2 = append(k2, f.message("k2", now()))
+	}
+	// Accept out of ID order, k1 in one batch and k2 one by one.
+	var batch []sb.NewMessage
+	for _, i := range []int{3, 0, 5, 1, 4, 2} {
+		batch = append(batch, sb.NewMessage{Message: k1[i]})
+		f.accept(t, k2[i])
+	}
+	if err := f.s.Accept(f.ctx, batch); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	got := f.pending(t, "k1", "", 100)
+	wantIDs(t, got, ids(k1...)...)
+	wantIDs(t, f.pending(t, "k2", "", 100), ids(k2...)...)
+	wantIDs(t, f.pending(t, "k3", "", 100))
+	wantIDs(t, f.pending(t, "k", "", 100))
+	for i, m := range got {
+		wantEqual(t, m, k1[i])
+	}
+	got[0].Status, got[0].Body = sb.StatusFailed, "changed by the reader"
+	wantEqual(t, f.get(t, k1[0].ID), k1[0])
+	wantEqual(t, f.pending(t, "k1", "", 1)[0], k1[0])
+}
+
+// Paging with afterID and limit walks the whole list once.
+func testPendingPaging(t *testing.T, f *fixture) {
+	var want []string
+	for range 10 {
+		m := f.message("k1", now())
+		f.accept(t, m)
+		want = append(want, m.ID)
+	}
+	var got []string
+	after := ""
+	for {
+		page := f.pending(t, "k1", after, 3)
+		if len(page) > 3 {
+			t.Fatalf("page of %d messages, limit 3", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, ids(page...)...)
+		after = page[len(page)-1].ID
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged IDs\n got: %v\nwant: %v", got, want)
+	}
+	wantIDs(t, f.pending(t, "k1", want[4], 2), want[5:7]...)
+	// afterID need not be a stored ID: anything sorting between works.
+	wantIDs(t, f.pending(t, "k1", want[4]+"~", 1), want[5])
+}
+
+// PendingKeys lists exactly the keys with pending messages.
+func testPendingKeys(t *testing.T, f *fixture) {
+	if keys, err := f.s.PendingKeys(f.ctx); err != nil || len(keys) != 0 {
+		t.Fatalf("PendingKeys of an empty store = %v, %v", keys, err)
+	}
+	a1, a2, b := f.message("a", now()), f.message("a", now()), f.message("b", now())
+	c := f.message("c", now())
+	f.accept(t, a1, a2, b, c)
+	f.record(t, sb.Update{MessageID: c.ID, Transition: status(now(), sb.StatusFailed)})
+	f.wantPendingKeys(t, "a", "b")
+	f.record(t, sb.Update{MessageID: a1.ID, Transition: submitted(now(), "sandbox", "1")})
+	f.wantPendingKeys(t, "a", "b")
+	f.record(t, sb.Update{MessageID: a2.ID, Transition: submitted(now(), "sandbox", "2")})
+	f.wantPendingKeys(t, "b")
+}
+
+func (f *fixture) wantPendingKeys(t *testing.T, want ...string) {
+	t.Helper()
+	keys, err := f.s.PendingKeys(f.ctx)
+	if err != nil {
+		t.Fatalf("PendingKeys: %v", err)
+	}
+	slices.Sort(keys)
+	if !slices.Equal(keys, want) {
+		t.Fatalf("PendingKeys = %v, want %v", keys, want)
+	}
+}
+
+// MessagesByDay lists a key's messages of one UTC day in ID order, pending
+// or not, with paging.
+func testMessagesByDay(t *testing.T, f *fixture) {
+	day1 := time.Date(2025, 3, 1, 23, 59, 0, 0, time.UTC)
+	day2 := day1.Add(2 * time.Minute)
+	// Accepted at 00:30 in UTC+1, which is still the first day in UTC.
+	plus1 := time.FixedZone("UTC+1", 3600)
+	var first []*sb.Message
+	for i := range 5 {
+		m := f.message("k1", day1.Add(time.Duration(i)*time.Second))
+		if i == 2 {
+			m.AcceptedAt = time.Date(2025, 3, 2, 0, 30, 0, 0, plus1)
+		}
+		first = append(first, m)
+	}
+	second := f.message("k1", day2)
+	other := f.message("k2", day1)
+	f.accept(t, append(first, second, other)...)
+	f.record(t, sb.Update{MessageID: first[1].ID, Transition: submitted(day2, "sandbox", "x")})
+
+	list := func(key, day, after string, limit int) []*sb.Message {
+		t.Helper()
+		msgs, err := f.s.MessagesByDay(f.ctx, key, day, after, limit)
+		if err != nil {
+			t.Fatalf("MessagesByDay(%q, %q, %q, %d): %v", key, day, after, limit, err)
+		}
+		return msgs
+	}
+	got := list("k1", "2025-03-01", "", 100)
+	wantIDs(t, got, ids(first...)...)
+	if got[1].Status != sb.StatusSubmitted {
+		t.Fatalf("listed message has status %s, want submitted", got[1].Status)
+	}
+	wantIDs(t, list("k1", "2025-03-01", first[1].ID, 2), first[2].ID, first[3].ID)
+	wantIDs(t, list("k1", "2025-03-02", "", 100), second.ID)
+	wantIDs(t, list("k2", "2025-03-01", "", 100), other.ID)
+	wantIDs(t, list("k2", "2025-03-02", "", 100))
+}

@@ -1,0 +1,260 @@
+// Package storagetest is the conformance suite for switchboard.MessageStore.
+// Every storage backend runs it from its own tests, so each is held to the
+// contracts written on the interface and to the semantics of Message.Apply:
+//
+//	func TestConformance(t *testing.T) {
+//		storagetest.Run(t, func(t *testing.T) switchboard.MessageStore { ... })
+//	}
+//
+// Run opens a fresh store per subtest and closes it at the end. RunDurable
+// adds reopen tests for backends that keep data across Close.
+//
+// What the suite assumes of the caller's side of the contract, which the
+// backends may rely on too:
+//   - The caller builds a message completely before Accept (status
+//     accepted, its first event); the store keeps it as given.
+//   - Times survive to the millisecond and may come back in another
+//     location; the suite compares instants.
+//   - An idempotency record's CreatedAt is its message's AcceptedAt, and
+//     the window is measured from it with the store's clock. The suite ages
+//     records by accepting messages with an AcceptedAt in the past, so it
+//     needs no clock hooks and works with the wall clock.
+//   - Accept refuses an idempotency key (per API key) that has a live
+//     record with ECONFLICT, so two racing requests with one key make one
+//     message. The root contract does not say this yet; see TestAccept.
+//   - Record returns one message per update: the message after that update.
+package storagetest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// A test is one subtest of the suite: it gets a fresh store.
+type test struct {
+	name string
+	fn   func(t *testing.T, f *fixture)
+}
+
+// Run runs the conformance suite. open must return a new, empty store; the
+// suite closes it when the subtest ends, and calls Close a second time
+// expecting an error, not a panic.
+func Run(t *testing.T, open func(t *testing.T) sb.MessageStore) {
+	tests := []test{
+		{"AcceptThenMessage", testAcceptThenMessage},
+		{"MessageNotFound", testMessageNotFound},
+		{"AcceptExistingID", testAcceptExistingID},
+		{"AcceptDuplicateInBatch", testAcceptDuplicateInBatch},
+		{"AcceptEmpty", testAcceptEmpty},
+		{"Idempotency", testIdempotency},
+		{"IdempotencyExpired", testIdempotencyExpired},
+		{"IdempotencyKeyReuse", testIdempotencyKeyReuse},
+		{"PendingOrder", testPendingOrder},
+		{"PendingPaging", testPendingPaging},
+		{"PendingKeys", testPendingKeys},
+		{"RecordSubmitted", testRecordSubmitted},
+		{"RecordReceipts", testRecordReceipts},
+		{"RecordUnknownMessage", testRecordUnknownMessage},
+		{"RecordNoChange", testRecordNoChange},
+		{"RecordPendingFollowsStatus", testRecordPendingFollowsStatus},
+		{"RecordSameMessageTwice", testRecordSameMessageTwice},
+		{"MessagesByDay", testMessagesByDay},
+		{"ConcurrentAccept", testConcurrentAccept},
+		{"ConcurrentReceipts", testConcurrentReceipts},
+		{"CanceledContext", testCanceledContext},
+		{"Close", testClose},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, newFixture(t, s))
+		})
+	}
+}
+
+// fixture is what a subtest works with: the store and a message factory.
+type fixture struct {
+	s   sb.MessageStore
+	ctx context.Context
+	ids *idGen
+}
+
+func newFixture(t *testing.T, s sb.MessageStore) *fixture {
+	return &fixture{s: s, ctx: t.Context(), ids: newIDGen()}
+}
+
+// idGen makes IDs shaped like the gateway's ("msg_" and 26 characters)
+// that sort in the order they are made, as ULIDs from one process do.
+type idGen struct {
+	prefix string
+	n      int
+}
+
+func newIDGen() *idGen {
+	// The time prefix keeps IDs from different generators (a reopened
+	// store) apart and in order.
+	return &idGen{prefix: fmt.Sprintf("%013d", time.Now().UnixMilli())}
+}
+
+func (g *idGen) next() string {
+	g.n++
+	return fmt.Sprintf("msg_%s%013d", g.prefix, g.n)
+}
+
+// body is a full single-segment GSM-7 body, the typical message.
+var body = strings.Repeat("Your code is 123456. ", 8)[:160]
+
+// now is the suite's notion of the present, at millisecond precision.
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// message returns a new message of key accepted at at, as the engine
+// builds one before Accept.
+func (f *fixture) message(key string, at time.Time) *sb.Message {
+	id := f.ids.next()
+	return &sb.Message{
+		ID: id, Key: key, To: "+491701234567", From: "Switchboard", Body: body,
+		Reference: "ref-" + id, CallbackURL: "https://example.com/hooks/sms",
+		Encoding: "gsm7", Segments: 1, Status: sb.StatusAccepted,
+		AcceptedAt: at, UpdatedAt: at, ExpiresAt: at.Add(48 * time.Hour),
+		Events: []sb.Event{{Status: sb.StatusAccepted, At: at}},
+	}
+}
+
+// accept stores messages, each in its own Accept call, and fails the test
+// on an error.
+func (f *fixture) accept(t *testing.T, msgs ...*sb.Message) {
+	t.Helper()
+	for _, m := range msgs {
+		if err := f.s.Accept(f.ctx, []sb.NewMessage{{Message: m}}); err != nil {
+			t.Fatalf("Accept %s: %v", m.ID, err)
+		}
+	}
+}
+
+func (f *fixture) record(t *testing.T, updates ...sb.Update) []*sb.Message {
+	t.Helper()
+	got, err := f.s.Record(f.ctx, updates)
+	if err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	if len(got) != len(updates) {
+		t.Fatalf("Record returned %d messages for %d updates", len(got), len(updates))
+	}
+	return got
+}
+
+func (f *fixture) get(t *testing.T, id string) *sb.Message {
+	t.Helper()
+	m, err := f.s.Message(f.ctx, id)
+	if err != nil {
+		t.Fatalf("Message %s: %v", id, err)
+	}
+	return m
+}
+
+func (f *fixture) pending(t *testing.T, key, afterID string, limit int) []*sb.Message {
+	t.Helper()
+	msgs, err := f.s.Pending(f.ctx, key, afterID, limit)
+	if err != nil {
+		t.Fatalf("Pending(%q, %q, %d): %v", key, afterID, limit, err)
+	}
+	return msgs
+}
+
+// submitted returns the transition a submit_sm_resp makes.
+func submitted(at time.Time, carrier string, carrierIDs ...string) sb.Transition {
+	return sb.Transition{
+		Event:      sb.Event{Status: sb.StatusSubmitted, At: at, Carrier: carrier},
+		Part:       -1,
+		CarrierIDs: carrierIDs,
+	}
+}
+
+// receipt returns the transition a delivery receipt for one part makes.
+func receipt(at time.Time, part int, s sb.Status) sb.Transition {
+	return sb.Transition{Event: sb.Event{Status: s, At: at}, Part: part}
+}
+
+// status returns a whole-message transition (queued, failed, expired).
+func status(at time.Time, s sb.Status) sb.Transition {
+	return sb.Transition{Event: sb.Event{Status: s, At: at}, Part: -1}
+}
+
+// wantCode fails the test unless err carries code.
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := sb.ErrorCode(err); got != code {
+		t.Fatalf("error %v: code %q, want %q", err, got, code)
+	}
+}
+
+// wantMissing fails the test unless no message has id.
+func (f *fixture) wantMissing(t *testing.T, id string) {
+	t.Helper()
+	_, err := f.s.Message(f.ctx, id)
+	wantCode(t, err, sb.ENOTFOUND)
+}
+
+// wantEqual fails the test unless got and want are the same message,
+// comparing times as instants.
+func wantEqual(t *testing.T, got, want *sb.Message) {
+	t.Helper()
+	if !reflect.DeepEqual(normalize(got), normalize(want)) {
+		t.Fatalf("message differs\n got: %+v\nwant: %+v", got, want)
+	}
+}
+
+// wantIDs fails the test unless msgs have exactly the given IDs, in order.
+func wantIDs(t *testing.T, msgs []*sb.Message, ids ...string) {
+	t.Helper()
+	got := make([]string, len(msgs))
+	for i, m := range msgs {
+		got[i] = m.ID
+	}
+	if len(ids) == 0 {
+		ids = []string{}
+	}
+	if !reflect.DeepEqual(got, ids) {
+		t.Fatalf("IDs\n got: %v\nwant: %v", got, ids)
+	}
+}
+
+// normalize returns a deep copy of m with every time in UTC and without a
+// monotonic reading, so reflect.DeepEqual compares instants.
+func normalize(m *sb.Message) *sb.Message {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.AcceptedAt, c.UpdatedAt, c.ExpiresAt = utc(m.AcceptedAt), utc(m.UpdatedAt), utc(m.ExpiresAt)
+	c.CarrierIDs = append([]string(nil), m.CarrierIDs...)
+	c.PartStatus = append([]sb.Status(nil), m.PartStatus...)
+	c.Events = nil
+	for _, e := range m.Events {
+		e.At = utc(e.At)
+		if e.Error != nil {
+			errCopy := *e.Error
+			e.Error = &errCopy
+		}
+		c.Events = append(c.Events, e)
+	}
+	return &c
+}
+
+func utc(t time.Time) time.Time { return t.UTC().Round(0) }
+
+// ids returns the IDs of msgs.
+func ids(msgs ...*sb.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
+}
