@@ -212,6 +212,8 @@ func TestRateLimitAndQueueFull(t *testing.T) {
 	}
 }
 
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
 func errorCode(r apiResponse) string {
 	e, _ := r.body["error"].(map[string]any)
 	return fmt.Sprint(e["code"])
