@@ -221,6 +221,13 @@ func failAll(n int, err error) []switchboard.SubmitResult {
 	return out
 }
 
+// KeyActors returns how many key actors are running.
+func (e *Engine) KeyActors() int {
+	n := 0
+	e.registry.each(func(*actor.PID) { n++ })
+	return n
+}
+
 // Message returns one of key's messages; others' read as not found.
 func (e *Engine) Message(ctx context.Context, key *switchboard.Key, id string) (*switchboard.Message, error) {
 	m, err := e.store.Message(ctx, id)

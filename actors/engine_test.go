@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
+	"github.com/switchboard-sms/switchboard/carriers/gsm"
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
@@ -37,6 +38,8 @@ type rigOptions struct {
 	binds     int
 	window    int
 	simConfig smsc.Config
+	keyWindow int
+	idle      time.Duration
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -77,7 +80,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Store: store, Keys: switchboard.NewKeyRing(r.keys),
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
-		Log: zerolog.Nop(),
+		KeyWindow: o.keyWindow, IdleTimeout: o.idle, Log: zerolog.Nop(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +114,12 @@ func orInt(v, d int) int {
 
 func (r *rig) sawSubmit(s smsc.Submit) {
 	// Bodies are "key|dest|n": record n per (key, dest).
-	parts := strings.Split(string(s.Data), "|")
+	text, err := gsm.Decode(gsm.Coding(s.DataCoding), s.Data)
+	if err != nil {
+		r.t.Errorf("simulator got undecodable data: %v", err)
+		return
+	}
+	parts := strings.Split(text, "|")
 	if len(parts) != 3 {
 		return
 	}
@@ -182,6 +190,9 @@ func TestManyKeysAllDeliveredInOrder(t *testing.T) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.order) != 50*20 {
+		t.Fatalf("order recorded for %d (key, destination) pairs, want %d", len(r.order), 50*20)
+	}
 	for k, seen := range r.order {
 		last := -1
 		for _, s := range seen {

@@ -567,12 +567,13 @@ func (k *keyActor) maybeDrained(ctx actor.Context) {
 // idle stops the actor when it holds nothing; the registry makes sure no
 // request is on its way to it.
 func (k *keyActor) idle(ctx actor.Context) {
-	if len(k.dests) > 0 || k.inflight > 0 || k.commits > 0 || k.paged || k.queued > 0 || k.draining {
+	busy := len(k.dests) > 0 || k.inflight > 0 || k.commits > 0 || k.paged || k.queued > 0 || k.draining
+	if !busy && k.e.registry.retire(k.key.ID, ctx.Self()) {
+		ctx.Stop(ctx.Self())
 		return
 	}
-	if k.e.registry.retire(k.key.ID, ctx.Self()) {
-		ctx.Stop(ctx.Self())
-	}
+	// protoactor disarms the receive timeout when it fires: arm it again.
+	ctx.SetReceiveTimeout(k.e.cfg.IdleTimeout)
 }
 
 // newMessage builds a message from a request: encoding, segments, validity.

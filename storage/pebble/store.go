@@ -37,7 +37,7 @@ type Options struct {
 }
 
 const (
-	defaultMemTableSize = 64 << 20
+	defaultMemTableSize = 32 << 20
 	defaultCacheSize    = 64 << 20
 	// memTableStopWrites is how many memtables may fill before Pebble
 	// stalls writes (its own default).

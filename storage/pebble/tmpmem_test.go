@@ -19,7 +19,7 @@ func rss() int64 {
 }
 
 func TestTmpMem(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{})
+	s, err := Open(t.TempDir(), Options{CacheSize: 32 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,84 @@
+package actors
+
+import (
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
+)
+
+// A child that panics is restarted by the backoff strategy each time, after
+// a delay no longer than the capped ceiling for its failure count.
+func TestBackoffStrategyRestartsFailedChildren(t *testing.T) {
+	system := actor.NewActorSystem()
+	defer system.Shutdown()
+	starts := make(chan time.Time, 16)
+	child := actor.PropsFromFunc(func(ctx actor.Context) {
+		switch ctx.Message().(type) {
+		case *actor.Started:
+			starts <- time.Now()
+		case string:
+			panic("boom")
+		}
+	})
+	strategy := &backoffStrategy{
+		backoff: switchboard.Backoff{Min: 20 * time.Millisecond, Max: 80 * time.Millisecond},
+		calm:    time.Hour, log: zerolog.Nop(),
+	}
+	var childPID *actor.PID
+	ready := make(chan struct{})
+	parent := actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *actor.Started:
+			childPID = ctx.Spawn(child)
+			close(ready)
+		case string:
+			ctx.Send(childPID, m)
+		}
+	}, actor.WithSupervisor(strategy))
+	pid := system.Root.Spawn(parent)
+	<-ready
+	<-starts
+	ceilings := []time.Duration{20, 40, 80, 80, 80}
+	for i, ceil := range ceilings {
+		failedAt := time.Now()
+		system.Root.Send(pid, "fail")
+		select {
+		case at := <-starts:
+			// Scheduling adds a little; the jittered delay itself is at most ceil.
+			if took := at.Sub(failedAt); took > ceil*time.Millisecond+500*time.Millisecond {
+				t.Fatalf("restart %d took %v, ceiling %v", i+1, took, ceil*time.Millisecond)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("child not restarted after failure %d", i+1)
+		}
+	}
+}
+
+func TestCarrierHealthOpensAndProbes(t *testing.T) {
+	c := newCarrier("c", 1)
+	now := time.Unix(1000, 0)
+	if c.healthy(now) {
+		t.Fatal("healthy with no bind up")
+	}
+	c.bound[0].Store(true)
+	c.binds[0].Store(&actor.PID{Id: "b"})
+	if !c.healthy(now) {
+		t.Fatal("unhealthy with a bind up")
+	}
+	for range failureThreshold {
+		c.failed(now)
+	}
+	if c.healthy(now) {
+		t.Fatal("still healthy after the failure threshold")
+	}
+	if !c.healthy(now.Add(probeAfter)) {
+		t.Fatal("not probed again after the pause")
+	}
+	c.succeeded()
+	if !c.healthy(now) {
+		t.Fatal("a success did not close the breaker")
+	}
+}

@@ -1,0 +1,107 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
+)
+
+// More messages than the key's in-memory window, accepted while the
+// carrier refuses binds: the rest wait in the store, are paged in as the
+// window drains, and all reach the carrier in order once it is back.
+func TestPagingKeepsOrderBeyondTheWindow(t *testing.T) {
+	r := newRig(t, rigOptions{keyWindow: 8, simConfig: smsc.Config{Faults: smsc.Faults{RefuseBinds: true}}})
+	key := r.keys[0]
+	const n = 100
+	ids := make([]string, n)
+	for i := 0; i < n; i++ {
+		res := r.submit(key, "+447700900001", fmt.Sprintf("%s|+447700900001|%d", key.ID, i))
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		ids[i] = res.Message.ID
+	}
+	r.sims["sim"].SetFaults(smsc.Faults{})
+	for _, id := range ids {
+		eventually(t, "delivery of "+id, 30*time.Second, func() bool { return r.status(id) == switchboard.StatusDelivered })
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := r.order[key.ID+"|+447700900001"]
+	if len(seen) < n {
+		t.Fatalf("carrier saw %d messages, want %d", len(seen), n)
+	}
+	for i := 0; i < n; i++ {
+		if seen[i] != fmt.Sprint(i) {
+			t.Fatalf("position %d: message %s, want %d (order broken)", i, seen[i], i)
+		}
+	}
+}
+
+// The same Idempotency-Key with the same body returns the first message;
+// with another body it is refused.
+func TestIdempotencyKey(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	key := r.keys[0]
+	req := switchboard.SubmitRequest{To: "+447700900001", From: "Acme", Body: "once", IdempotencyKey: "abc", RequestHash: [32]byte{1}}
+	first := r.engine.Submit(context.Background(), key, []switchboard.SubmitRequest{req})[0]
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	again := r.engine.Submit(context.Background(), key, []switchboard.SubmitRequest{req})[0]
+	if again.Err != nil || again.Message.ID != first.Message.ID {
+		t.Fatalf("replay: %+v, want message %s", again, first.Message.ID)
+	}
+	req.Body, req.RequestHash = "other", [32]byte{2}
+	other := r.engine.Submit(context.Background(), key, []switchboard.SubmitRequest{req})[0]
+	if switchboard.ErrorCode(other.Err) != switchboard.EIDEMPOTENCY {
+		t.Fatalf("reuse with another body: %v, want %s", other.Err, switchboard.EIDEMPOTENCY)
+	}
+}
+
+// A key sees only its own messages.
+func TestAnotherKeysMessageIsNotFound(t *testing.T) {
+	r := newRig(t, rigOptions{keys: 2})
+	res := r.submit(r.keys[0], "+447700900001", "mine")
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if _, err := r.engine.Message(context.Background(), r.keys[0], res.Message.ID); err != nil {
+		t.Fatalf("owner: %v", err)
+	}
+	if _, err := r.engine.Message(context.Background(), r.keys[1], res.Message.ID); switchboard.ErrorCode(err) != switchboard.ENOTFOUND {
+		t.Fatalf("other key: %v, want not_found", err)
+	}
+}
+
+// An idle key actor stops, and the next request starts a new one that
+// works as before.
+func TestIdleKeyActorStopsAndComesBack(t *testing.T) {
+	r := newRig(t, rigOptions{idle: 50 * time.Millisecond})
+	key := r.keys[0]
+	first := r.submit(key, "+447700900001", "before")
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	eventually(t, "delivery", 10*time.Second, func() bool { return r.status(first.Message.ID) == switchboard.StatusDelivered })
+	eventually(t, "the idle actor to stop", 10*time.Second, func() bool { return r.engine.KeyActors() == 0 })
+	second := r.submit(key, "+447700900001", "after")
+	if second.Err != nil {
+		t.Fatal(second.Err)
+	}
+	eventually(t, "delivery after restart", 10*time.Second, func() bool { return r.status(second.Message.ID) == switchboard.StatusDelivered })
+}
+
+// Messages past their validity before a carrier takes them end expired.
+func TestValidityPassesWhileQueued(t *testing.T) {
+	r := newRig(t, rigOptions{simConfig: smsc.Config{Faults: smsc.Faults{RefuseBinds: true}}})
+	res := r.engine.Submit(context.Background(), r.keys[0], []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "late", Validity: time.Second}})[0]
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	eventually(t, "expiry", 10*time.Second, func() bool { return r.status(res.Message.ID) == switchboard.StatusExpired })
+}

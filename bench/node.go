@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	sbhttp "github.com/switchboard-sms/switchboard/http"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
+)
+
+// The in-process node is wired as cmd/switchboard/gateway.go's
+// startGateway wires one (package main cannot be imported): the SMSC
+// simulator on 127.0.0.1:0, the Pebble store, the actor engine with one
+// carrier and the default route to it, and the HTTP API on 127.0.0.1:0.
+// The simulator lives for the whole run; the gateway part (store, engine,
+// HTTP) can be stopped and opened again on the same data, as a restart.
+
+const (
+	carrierName = "sim"
+	systemID    = "switchboard"
+	password    = "secret"
+)
+
+type nodeConfig struct {
+	keys         int
+	maxQueued    int
+	binds        int
+	window       int
+	keyWindow    int // 0: the engine's default
+	reconnectMin time.Duration
+	reconnectMax time.Duration
+	receiptDelay time.Duration
+	dataDir      string
+	log          zerolog.Logger
+}
+
+type node struct {
+	cfg     nodeConfig
+	sim     *smsc.Server
+	ring    *switchboard.KeyRing
+	secrets []string
+
+	store  *pebble.Store
+	engine *actors.Engine
+	srv    *sbhttp.Server
+	addr   string
+	served chan error
+
+	// Fed by the simulator's OnSubmit hook (one per submit_sm part it
+	// accepted): the count, and the first one's time since armFirstSubmit.
+	submits     atomic.Int64
+	firstSubmit atomic.Int64 // unix nanos; 0 until one arrives
+}
+
+// benchKeys makes n API keys with limits far above any load here.
+func benchKeys(n, maxQueued int) ([]*switchboard.Key, []string) {
+	keys := make([]*switchboard.Key, n)
+	secrets := make([]string, n)
+	for i := range keys {
+		secrets[i] = fmt.Sprintf("bench-secret-%04d", i)
+		keys[i] = &switchboard.Key{
+			ID: fmt.Sprintf("bench-%04d", i), SecretHash: switchboard.HashSecret(secrets[i]),
+			Rate: 1e9, Burst: 1e9, MaxQueued: maxQueued,
+		}
+	}
+	return keys, secrets
+}
+
+// startNode starts the simulator (refusing binds if carrierDown) and then
+// the gateway.
+func startNode(cfg nodeConfig, carrierDown bool) (*node, error) {
+	n := &node{cfg: cfg}
+	keys, secrets := benchKeys(cfg.keys, cfg.maxQueued)
+	n.ring, n.secrets = switchboard.NewKeyRing(keys), secrets
+	var err error
+	n.sim, err = smsc.Listen(smsc.Config{
+		Addr:         "127.0.0.1:0",
+		ReceiptDelay: smsc.Delay{Min: cfg.receiptDelay, Max: cfg.receiptDelay},
+		Faults:       smsc.Faults{RefuseBinds: carrierDown},
+		OnSubmit:     n.onSubmit,
+		Log:          cfg.log.With().Str("component", "smsc-simulator").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	if _, err := n.openGateway(); err != nil {
+		n.sim.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *node) onSubmit(smsc.Submit) {
+	n.submits.Add(1)
+	if n.firstSubmit.Load() == 0 {
+		n.firstSubmit.CompareAndSwap(0, time.Now().UnixNano())
+	}
+}
+
+// armFirstSubmit forgets the first submit seen so far, so the next one is
+// timed.
+func (n *node) armFirstSubmit() { n.firstSubmit.Store(0) }
+
+// firstSubmitAt is the first submit since armFirstSubmit, zero if none.
+func (n *node) firstSubmitAt() time.Time {
+	if ns := n.firstSubmit.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// openTimes says how long each step of opening the gateway took.
+type openTimes struct {
+	store, engineStart, http time.Duration
+	started                  time.Time // when Engine.Start was called
+}
+
+// openGateway opens the store, starts the engine and serves HTTP, as
+// startGateway does.
+func (n *node) openGateway() (t openTimes, err error) {
+	defer func() {
+		if err != nil {
+			n.abort()
+		}
+	}()
+	t0 := time.Now()
+	if n.store, err = pebble.Open(n.cfg.dataDir, pebble.Options{Logger: n.cfg.log}); err != nil {
+		return t, fmt.Errorf("storage: %w", err)
+	}
+	t.store = time.Since(t0)
+	n.engine, err = actors.New(actors.Config{
+		Store:  n.store,
+		Keys:   n.ring,
+		Routes: []switchboard.Route{{Prefix: "", Carriers: []string{carrierName}}},
+		Carriers: []actors.CarrierConfig{{
+			Name: carrierName, Binds: n.cfg.binds,
+			SMPP: smpp.Config{
+				Addr: n.sim.Addr(), SystemID: systemID, Password: password,
+				Window: n.cfg.window, Mode: smpp.Transceiver,
+				ReconnectMin: n.cfg.reconnectMin, ReconnectMax: n.cfg.reconnectMax,
+			},
+		}},
+		KeyWindow: n.cfg.keyWindow,
+		Log:       n.cfg.log,
+	})
+	if err != nil {
+		return t, err
+	}
+	t.started = time.Now()
+	if err = n.engine.Start(context.Background()); err != nil {
+		return t, err
+	}
+	t.engineStart = time.Since(t.started)
+	t1 := time.Now()
+	n.srv, err = sbhttp.New(sbhttp.Config{Engine: n.engine, Keys: n.ring, Log: n.cfg.log})
+	if err != nil {
+		return t, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return t, err
+	}
+	n.addr, n.served = ln.Addr().String(), make(chan error, 1)
+	srv := n.srv
+	go func() { n.served <- srv.Serve(ln) }()
+	t.http = time.Since(t1)
+	return t, nil
+}
+
+// stopGateway stops the gateway part as gateway.Stop does: HTTP drains,
+// the engine finishes what is in flight and unbinds, the store closes.
+func (n *node) stopGateway(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	n.srv.Drain()
+	errs := []error{n.srv.Shutdown(ctx), n.engine.Stop(ctx)}
+	if err := <-n.served; err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	errs = append(errs, n.store.Close())
+	n.srv, n.engine, n.store = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// abort releases what a failed openGateway had opened.
+func (n *node) abort() {
+	if n.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.srv.Shutdown(ctx)
+		cancel()
+	}
+	if n.engine != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.engine.Stop(ctx)
+		cancel()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+	n.srv, n.engine, n.store = nil, nil, nil
+}
+
+// close stops everything.
+func (n *node) close(timeout time.Duration) error {
+	var err error
+	if n.engine != nil {
+		err = n.stopGateway(timeout)
+	}
+	return errors.Join(err, n.sim.Close())
+}
+
+// receipts is what the engine has recorded since it started.
+func (n *node) receipts() int64 {
+	if n.engine == nil {
+		return 0
+	}
+	return n.engine.Stats().Receipts
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Process and machine figures from /proc. The load generator runs in the
+// same process as the gateway it drives, so every process figure includes
+// both.
+
+// clockTicks is USER_HZ, the unit of /proc/self/stat's times: 100 on every
+// Linux build Go supports.
+const clockTicks = 100
+
+// statusKB reads one "Name:   123 kB" line of /proc/self/status, in KiB.
+func statusKB(name string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte(name+":")); ok {
+			f := bytes.Fields(rest)
+			if len(f) == 0 {
+				return -1
+			}
+			v, err := strconv.ParseInt(string(f[0]), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return v
+		}
+	}
+	return -1
+}
+
+// rssMB is the resident set now (VmRSS), in MiB.
+func rssMB() float64 { return float64(statusKB("VmRSS")) / 1024 }
+
+// hwmMB is the peak resident set (VmHWM), in MiB, since start or the last
+// resetPeakRSS.
+func hwmMB() float64 { return float64(statusKB("VmHWM")) / 1024 }
+
+// resetPeakRSS makes VmHWM start again from the current RSS (Linux 4.0+),
+// so a phase's peak can be told from an earlier one's. It reports whether
+// the kernel took it.
+func resetPeakRSS() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// cpuTime is the process's user+system CPU time (/proc/self/stat utime +
+// stime), all threads.
+func cpuTime() time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces and parentheses; fields resume
+	// after the last ')'. Field 3 (state) is then index 0, so utime (14)
+	// and stime (15) are indexes 11 and 12.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * time.Second / clockTicks
+}
+
+// machineCPU is the first line of /proc/stat: busy and total jiffies of
+// all cores, for telling this process's CPU from everyone else's.
+type machineCPU struct{ busy, total uint64 }
+
+func readMachineCPU() machineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 5 || f[0] != "cpu" {
+		return machineCPU{}
+	}
+	var m machineCPU
+	for i, s := range f[1:] {
+		v, _ := strconv.ParseUint(s, 10, 64)
+		m.total += v
+		// user nice system idle iowait irq softirq steal guest guest_nice:
+		// idle (3) and iowait (4) are not busy; guest time is already in
+		// user, so it is not counted twice.
+		if i != 3 && i != 4 && i < 8 {
+			m.busy += v
+		}
+	}
+	if len(f) > 9 {
+		g, _ := strconv.ParseUint(f[9], 10, 64)
+		m.total -= g
+		if len(f) > 10 {
+			gn, _ := strconv.ParseUint(f[10], 10, 64)
+			m.total -= gn
+		}
+	}
+	return m
+}
+
+// cores is how many cores were busy, on average, between a and b.
+func (a machineCPU) cores(b machineCPU, elapsed time.Duration) float64 {
+	if b.total <= a.total || elapsed <= 0 {
+		return 0
+	}
+	return float64(b.busy-a.busy) / clockTicks / elapsed.Seconds()
+}
+
+// loadAvg is /proc/loadavg's first three fields.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// cpuModel is /proc/cpuinfo's first "model name".
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "?"
+	}
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte("model name")); ok {
+			_, v, _ := bytes.Cut(rest, []byte(":"))
+			return strings.TrimSpace(string(v))
+		}
+	}
+	return "?"
+}
+
+// usage samples the process's CPU and the machine's at one moment.
+type usage struct {
+	at      time.Time
+	cpu     time.Duration
+	machine machineCPU
+}
+
+func sampleUsage() usage {
+	return usage{at: time.Now(), cpu: cpuTime(), machine: readMachineCPU()}
+}
+
+// since describes the CPU used from u to now: this process's cores, and
+// the whole machine's.
+func (u usage) since(v usage) (proc, machine float64) {
+	el := v.at.Sub(u.at)
+	if el <= 0 {
+		return 0, 0
+	}
+	return (v.cpu - u.cpu).Seconds() / el.Seconds(), u.machine.cores(v.machine, el)
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
+	default:
+		return d.Round(10 * time.Millisecond).String()
+	}
+}
+
+func fmtUS(us int64) string { return fmtDur(time.Duration(us) * time.Microsecond) }
