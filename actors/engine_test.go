@@ -40,6 +40,7 @@ type rigOptions struct {
 	simConfig smsc.Config
 	keyWindow int
 	idle      time.Duration
+	tps       float64
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -59,7 +60,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		}
 		t.Cleanup(func() { sim.Close() })
 		r.sims[name] = sim
-		carriers = append(carriers, actors.CarrierConfig{Name: name, Binds: max(o.binds, 1), SMPP: smpp.Config{
+		carriers = append(carriers, actors.CarrierConfig{Name: name, Binds: max(o.binds, 1), TPS: o.tps, SMPP: smpp.Config{
 			Addr: sim.Addr(), SystemID: "gw", Password: "pw", Window: max(o.window, 16),
 			EnquireLinkInterval: 200 * time.Millisecond, EnquireLinkTimeout: 200 * time.Millisecond,
 			ResponseTimeout: time.Second, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,

@@ -105,3 +105,26 @@ func TestValidityPassesWhileQueued(t *testing.T) {
 	}
 	eventually(t, "expiry", 10*time.Second, func() bool { return r.status(res.Message.ID) == switchboard.StatusExpired })
 }
+
+// A carrier's TPS holds across all its binds together.
+func TestCarrierTPSIsSharedByItsBinds(t *testing.T) {
+	const tps, n = 50, 60
+	r := newRig(t, rigOptions{binds: 3, tps: tps})
+	eventually(t, "three binds", 10*time.Second, func() bool { return r.sims["sim"].Stats().Binds == 3 })
+	began := time.Now()
+	var ids []string
+	for i := 0; i < n; i++ {
+		res := r.submit(r.keys[0], fmt.Sprintf("+4477009%05d", i), "paced")
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		ids = append(ids, res.Message.ID)
+	}
+	eventually(t, "all submitted", 30*time.Second, func() bool { return r.sims["sim"].Stats().Submits >= n })
+	// The bucket starts with one token, so n submits need (n-1)/tps seconds
+	// at least — a lower bound no slow machine can break. Three binds each
+	// with their own 50/s would take a third of that.
+	if min := time.Duration(float64(n-1) / tps * float64(time.Second)); time.Since(began) < min {
+		t.Fatalf("%d submits at %d TPS over 3 binds took %v, want at least %v", n, tps, time.Since(began), min)
+	}
+}

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -216,5 +215,3 @@ func (e *Engine) onInbound(p switchboard.InboundPart, ack func(error)) {
 	e.log.Warn().Str("carrier", p.Carrier).Str("to", p.To).Msg("inbound message received; inbound handling is not built yet, acknowledged and dropped")
 	ack(nil)
 }
-
-var errStopping = errors.New("engine stopping")
