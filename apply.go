@@ -1,6 +1,9 @@
 package switchboard
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // Apply changes m by t and reports whether anything changed. It is the one
 // place where statuses are computed, so every store agrees. It tolerates
@@ -17,13 +20,19 @@ import "slices"
 //   - a final message never changes status again, so repeated receipts are
 //     harmless.
 //
-// Events are kept in time order.
+// Events are kept in time order, and in causal order: clocks on different
+// goroutines (a receipt read on one bind, the submit's response on another)
+// can stamp a receipt a hair before the submit it answers, so a receipt
+// is never placed before its message's submitted event.
 func (m *Message) Apply(t Transition) bool {
 	ev := t.Event
 	switch {
 	case ev.Status == StatusSubmitted:
 		if m.CarrierIDs != nil {
 			return false
+		}
+		if first, ok := m.firstReceiptAt(); ok && !first.After(ev.At) {
+			ev.At = first.Add(-time.Nanosecond)
 		}
 		m.Carrier = ev.Carrier
 		m.CarrierIDs = append([]string{}, t.CarrierIDs...)
@@ -43,6 +52,9 @@ func (m *Message) Apply(t Transition) bool {
 		}
 		m.PartStatus[t.Part] = ev.Status
 		m.settle()
+		if at, ok := m.submittedAt(); ok && ev.At.Before(at) {
+			ev.At = at
+		}
 	default:
 		if m.Status.Final() {
 			return false
@@ -51,6 +63,27 @@ func (m *Message) Apply(t Transition) bool {
 	}
 	m.insertEvent(ev)
 	return true
+}
+
+// submittedAt returns the time of the submitted event, if there is one.
+func (m *Message) submittedAt() (time.Time, bool) {
+	for _, e := range m.Events {
+		if e.Status == StatusSubmitted {
+			return e.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// firstReceiptAt returns the time of the earliest receipt event, if any:
+// events after the submitted one that carry a carrier message id.
+func (m *Message) firstReceiptAt() (time.Time, bool) {
+	for _, e := range m.Events {
+		if e.Status.Final() && e.CarrierMessageID != "" {
+			return e.At, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // maxParts bounds a receipt's part index, so a bad index cannot make a

@@ -79,3 +79,25 @@ func TestApplyIgnoresIntermediateAndLateStatuses(t *testing.T) {
 		t.Fatal("queued applied to a final message")
 	}
 }
+
+// A receipt stamped a moment before its submit (clocks on two goroutines)
+// still comes after it in the events, whichever is recorded first.
+func TestApplyKeepsCausalOrder(t *testing.T) {
+	early := sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: at(1), CarrierMessageID: "a"}, Part: 0}
+	for name, order := range map[string][]sb.Transition{
+		"receipt first": {early, submitted("a")},
+		"submit first":  {submitted("a"), early},
+	} {
+		m := newMsg(1)
+		for _, tr := range order {
+			m.Apply(tr)
+		}
+		var got []sb.Status
+		for _, e := range m.Events {
+			got = append(got, e.Status)
+		}
+		if len(got) != 3 || got[1] != sb.StatusSubmitted || got[2] != sb.StatusDelivered {
+			t.Errorf("%s: events %v, want accepted, submitted, delivered", name, got)
+		}
+	}
+}
