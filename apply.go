@@ -28,8 +28,8 @@ func (m *Message) Apply(t Transition) bool {
 	ev := t.Event
 	switch {
 	case ev.Status == StatusSubmitted:
-		if m.CarrierIDs != nil {
-			return false
+		if m.Carrier != "" {
+			return false // recorded already (Carrier, not CarrierIDs: some stores read an empty list back as null)
 		}
 		if first, ok := m.firstReceiptAt(); ok && !first.After(ev.At) {
 			ev.At = first.Add(-time.Nanosecond)

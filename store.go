@@ -49,6 +49,15 @@ type Transition struct {
 //     which is acceptance order.
 //   - Message, Pending and MessagesByDay return copies the caller may keep.
 //   - A lookup that finds nothing returns an *Error with ENOTFOUND.
+//   - Accept stores each message exactly as given: the caller sets status
+//     accepted and the first event. An idempotency record's CreatedAt is
+//     its message's AcceptedAt; Accept with an idempotency key that still
+//     has a live record fails with ECONFLICT, so two racing requests with
+//     one key produce one message.
+//   - Record returns one message per update, as it stood after that
+//     update; an update that changes nothing (Apply returns false) is not
+//     an error.
+//   - Nothing is deleted yet: retention is a decision still to be made.
 type MessageStore interface {
 	// Accept stores new messages in status accepted, each with its first
 	// event, their idempotency records, and marks them pending. All or none.

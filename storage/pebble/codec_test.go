@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -188,4 +189,28 @@ func BenchmarkCodec(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The encoding is on disk: a change to it must be deliberate (a new
+// valueVersion), never a side effect. This pins one message's bytes.
+func TestFormatGolden(t *testing.T) {
+	at := time.Unix(1700000000, 5).UTC()
+	m := &sb.Message{
+		ID: "msg_1", Key: "k", Segments: 1, Status: sb.StatusQueued, AcceptedAt: at,
+		CarrierIDs: []string{"c"},
+		PartStatus: []sb.Status{"", sb.StatusAccepted, sb.StatusQueued, sb.StatusSubmitted, sb.StatusDelivered,
+			sb.StatusUndeliverable, sb.StatusExpired, sb.StatusRejected, sb.StatusFailed, "new"},
+		Events: []sb.Event{{Status: sb.StatusFailed, At: at, Error: &sb.EventError{Code: "e"}}},
+	}
+	const golden = "01" + // version
+		"056d73675f31" + "016b" + "000000000000" + // ID, Key, six empty strings
+		"02" + "02" + // Segments 1 (zigzag), queued
+		"0b80c49fd50c" + "00" + "00" + // AcceptedAt, zero UpdatedAt and ExpiresAt
+		"00" + "020163" + // Carrier, CarrierIDs
+		"0b" + "000102030405060708" + "ff036e6577" + // PartStatus
+		"00" + // Attempts
+		"02" + "08" + "0b80c49fd50c" + "0000" + "01" + "0165" + "00" // one event, with an error
+	if got := fmt.Sprintf("%x", appendMessage(nil, m)); got != golden {
+		t.Fatalf("encoding changed:\n got %s\nwant %s", got, golden)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/rs/zerolog"
 	sb "github.com/switchboard-sms/switchboard"
 )
 
@@ -54,10 +55,10 @@ const (
 	syncQueue = 16
 )
 
-type requestState = uint32
-
+// Request states: a queued request is taken by the committer or abandoned
+// by its caller, whichever swaps the state first.
 const (
-	stateQueued requestState = iota
+	stateQueued uint32 = iota
 	stateTaken
 	stateAbandoned
 )
@@ -86,6 +87,7 @@ type round struct {
 type committer struct {
 	db  *pebbledb.DB
 	now func() time.Time
+	log zerolog.Logger
 
 	mu      sync.Mutex
 	queue   []*request
@@ -106,17 +108,18 @@ type committer struct {
 	val     []byte
 }
 
-// overlay holds what earlier requests of the current round wrote, so later
+// overlay holds what the requests in the batch being built wrote, so later
 // ones see it. Its messages are never modified, only copied.
 type overlay struct {
 	msgs map[string]*sb.Message // by ID
 	idem map[string]struct{}    // idempotency index keys
 }
 
-func newCommitter(db *pebbledb.DB, now func() time.Time) *committer {
+func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *committer {
 	return &committer{
 		db:      db,
 		now:     now,
+		log:     log,
 		wake:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		rounds:  make(chan *round, syncQueue),
@@ -151,7 +154,7 @@ func (c *committer) do(ctx context.Context, req *request) error {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()
-		return errClosed
+		return errClosed()
 	}
 	c.queue = append(c.queue, req)
 	c.mu.Unlock()
@@ -224,8 +227,6 @@ func (c *committer) commit(reqs []*request) {
 }
 
 func (c *committer) newRound(n int) *round {
-	clear(c.overlay.msgs)
-	clear(c.overlay.idem)
 	return &round{batch: c.db.NewBatch(), reqs: make([]*request, 0, n)}
 }
 
@@ -243,8 +244,12 @@ func (c *committer) execute(req *request, b *pebbledb.Batch) {
 }
 
 // flush applies the round's batch without waiting for the fsync and hands
-// the round to the syncer.
+// the round to the syncer. Once applied, the batch's writes are visible in
+// the database, so the overlay is emptied: it also lets go of the callers'
+// messages.
 func (c *committer) flush(r *round) {
+	clear(c.overlay.msgs)
+	clear(c.overlay.idem)
 	if f := c.failed.Load(); f != nil {
 		r.err = *f // the batch may hold a half-written request
 	} else if err := c.db.ApplyNoSyncWait(r.batch, pebbledb.Sync); err != nil {
@@ -257,7 +262,9 @@ func (c *committer) flush(r *round) {
 // fail makes the store refuse writes from now on (see Failure above).
 func (c *committer) fail(cause error) {
 	err := fmt.Errorf("%w: %w", sb.Errorf(sb.EUNAVAILABLE, "storage cannot commit"), cause)
-	c.failed.CompareAndSwap(nil, &err)
+	if c.failed.CompareAndSwap(nil, &err) {
+		c.log.Error().Err(cause).Msg("pebble: commit failed; refusing writes until the store is reopened")
+	}
 }
 
 // sync is the syncer goroutine: it waits for each round's fsync, in order,

@@ -19,7 +19,7 @@ func TestAbandonedRequestIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	c := newCommitter(db, time.Now) // not started: requests stay queued
+	c := newCommitter(db, time.Now, zerolog.Nop()) // not started: requests stay queued
 	ctx, cancel := context.WithCancel(t.Context())
 	abandoned := &sb.Message{ID: "msg_1", Key: "k", Status: sb.StatusAccepted}
 	errc := make(chan error)

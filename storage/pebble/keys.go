@@ -15,7 +15,7 @@ const (
 
 // layoutKey holds the layout version, checked on Open so an incompatible
 // future layout is refused rather than misread.
-var layoutKey = []byte(prefixMeta + "layout")
+const layoutKey = prefixMeta + "layout"
 
 // layoutVersion is the version of the key layout and value encodings.
 const layoutVersion = 1

@@ -155,8 +155,10 @@ type carrierRef struct {
 // (else ENOTFOUND and nothing is written). Each result is the message as it
 // stood after its update; a message is written once, in its final state.
 func (c *committer) record(updates []sb.Update, b *pebbledb.Batch) ([]*sb.Message, error) {
-	clear(c.touched)
-	c.refs = c.refs[:0]
+	defer func() {
+		clear(c.touched)
+		c.refs = c.refs[:0]
+	}()
 	results := make([]*sb.Message, len(updates))
 	for i := range updates {
 		m, err := c.update(&updates[i])

@@ -119,6 +119,10 @@ func testClose(t *testing.T, f *fixture) {
 			_, err := f.s.Pending(ctx, "k1", "", 10)
 			return err
 		},
+		"PendingCount": func() error {
+			_, err := f.s.PendingCount(ctx, "k1")
+			return err
+		},
 		"PendingKeys": func() error {
 			_, err := f.s.PendingKeys(ctx)
 			return err

@@ -83,6 +83,34 @@ func testPendingKeys(t *testing.T, f *fixture) {
 	f.wantPendingKeys(t, "b")
 }
 
+// PendingCount counts exactly what Pending lists, per key.
+func testPendingCount(t *testing.T, f *fixture) {
+	var msgs []*sb.Message
+	for range 5 {
+		m := f.message("a", now())
+		msgs = append(msgs, m)
+		f.accept(t, m)
+	}
+	f.accept(t, f.message("b", now()))
+	f.wantPendingCount(t, "a", 5)
+	f.record(t,
+		sb.Update{MessageID: msgs[0].ID, Transition: submitted(now(), "sandbox", "1")},
+		sb.Update{MessageID: msgs[1].ID, Transition: status(now(), sb.StatusQueued)},
+		sb.Update{MessageID: msgs[2].ID, Transition: status(now(), sb.StatusExpired)},
+	)
+	f.wantPendingCount(t, "a", 3)
+	f.wantPendingCount(t, "b", 1)
+	f.wantPendingCount(t, "c", 0)
+}
+
+func (f *fixture) wantPendingCount(t *testing.T, key string, want int) {
+	t.Helper()
+	n, err := f.s.PendingCount(f.ctx, key)
+	if err != nil || n != want {
+		t.Fatalf("PendingCount(%q) = %d, %v; want %d", key, n, err, want)
+	}
+}
+
 func (f *fixture) wantPendingKeys(t *testing.T, want ...string) {
 	t.Helper()
 	keys, err := f.s.PendingKeys(f.ctx)

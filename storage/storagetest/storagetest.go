@@ -9,8 +9,8 @@
 // Run opens a fresh store per subtest and closes it at the end. RunDurable
 // adds reopen tests for backends that keep data across Close.
 //
-// What the suite assumes of the caller's side of the contract, which the
-// backends may rely on too:
+// Where the interface's doc comments leave a choice open, the suite settles
+// it, and every backend follows:
 //   - The caller builds a message completely before Accept (status
 //     accepted, its first event); the store keeps it as given.
 //   - Times survive to the millisecond and may come back in another
@@ -21,7 +21,7 @@
 //     needs no clock hooks and works with the wall clock.
 //   - Accept refuses an idempotency key (per API key) that has a live
 //     record with ECONFLICT, so two racing requests with one key make one
-//     message. The root contract does not say this yet; see TestAccept.
+//     message. The root contract does not say this yet (IdempotencyKeyReuse).
 //   - Record returns one message per update: the message after that update.
 package storagetest
 
@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) sb.MessageStore) {
 		{"PendingOrder", testPendingOrder},
 		{"PendingPaging", testPendingPaging},
 		{"PendingKeys", testPendingKeys},
+		{"PendingCount", testPendingCount},
 		{"RecordSubmitted", testRecordSubmitted},
 		{"RecordReceipts", testRecordReceipts},
 		{"RecordUnknownMessage", testRecordUnknownMessage},
