@@ -44,6 +44,7 @@ type entry struct {
 	msg     *switchboard.Message
 	durable bool // committed: may be sent
 	dropped bool // its commit failed: skip it
+	held    bool // in a destination FIFO (else only in the store)
 }
 
 // destQueue is the FIFO of one destination. Its head is the only message
@@ -79,6 +80,8 @@ type commit struct {
 	entries []*entry
 	index   []int // results[index[i]] belongs to entries[i]
 	idem    []string
+	firstID string // the lowest message ID in this commit
+	onDisk  int    // entries not held in memory (the key was paged)
 }
 
 // keyActor is one API key: it admits messages (rate, queue bound,
@@ -101,24 +104,28 @@ type keyActor struct {
 	paged      bool   // the store has pending messages not in memory
 	lastLoaded string // the highest ID taken into memory
 	commits    int    // Accepts in flight
-	inflight   int    // submits in flight
-	idem       map[string]bool
-	drainer    *actor.PID
-	draining   bool
+	// pendingCommits holds, per Accept in flight, its lowest message ID
+	// and how many of its messages went to the store only (not memory).
+	pendingCommits map[*commit]struct{}
+	inflight       int // submits in flight
+	idem           map[string]bool
+	drainer        *actor.PID
+	draining       bool
 }
 
 func newKeyActor(e *Engine, key *switchboard.Key) *keyActor {
 	var seed [32]byte
 	_, _ = cryptorand.Read(seed[:])
 	return &keyActor{
-		e:       e,
-		key:     key,
-		bucket:  switchboard.NewTokenBucket(key.Rate, key.Burst),
-		ids:     ulid.Monotonic(rand.NewChaCha8(seed), 0),
-		dests:   make(map[string]*destQueue),
-		waiting: make(map[*destQueue]struct{}),
-		idem:    make(map[string]bool),
-		paged:   true, // until the store says otherwise
+		e:              e,
+		key:            key,
+		bucket:         switchboard.NewTokenBucket(key.Rate, key.Burst),
+		ids:            ulid.Monotonic(rand.NewChaCha8(seed), 0),
+		dests:          make(map[string]*destQueue),
+		waiting:        make(map[*destQueue]struct{}),
+		idem:           make(map[string]bool),
+		paged:          true, // until the store says otherwise
+		pendingCommits: make(map[*commit]struct{}),
 	}
 }
 
@@ -173,7 +180,14 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 			continue
 		}
 		news = append(news, switchboard.NewMessage{Message: m, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash})
-		c.entries = append(c.entries, k.hold(m))
+		e := k.hold(m)
+		if !e.held {
+			c.onDisk++
+		}
+		if c.firstID == "" {
+			c.firstID = m.ID
+		}
+		c.entries = append(c.entries, e)
 		c.index = append(c.index, i)
 		if req.IdempotencyKey != "" {
 			k.idem[req.IdempotencyKey] = true
@@ -185,6 +199,7 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 		return
 	}
 	k.commits++
+	k.pendingCommits[c] = struct{}{}
 	self, store, root := ctx.Self(), k.e.store, k.e.system.Root
 	k.e.background(func(stop context.Context) {
 		err := store.Accept(stop, news)
@@ -270,6 +285,7 @@ func (k *keyActor) enqueue(e *entry) {
 		k.dests[e.msg.To] = q
 	}
 	q.entries = append(q.entries, e)
+	e.held = true
 	k.inMemory++
 	k.lastLoaded = max(k.lastLoaded, e.msg.ID)
 	k.list(q)
@@ -277,6 +293,7 @@ func (k *keyActor) enqueue(e *entry) {
 
 func (k *keyActor) committed(ctx actor.Context, m *committed) {
 	k.commits--
+	delete(k.pendingCommits, m.c)
 	for _, key := range m.c.idem {
 		delete(k.idem, key)
 	}
@@ -498,11 +515,12 @@ func (k *keyActor) markQueued(e *entry, now time.Time) {
 }
 
 // page takes pending messages from the store into memory when the window
-// has room. It waits for commits in flight: a page read before an earlier
-// message's commit lands could skip it and break acceptance order.
+// has room. Commits may land out of order, so it takes only messages below
+// the lowest ID still being committed: an earlier message must not be
+// skipped because its commit had not landed when a later one was read.
 func (k *keyActor) page(ctx actor.Context) {
 	window := k.e.cfg.KeyWindow
-	if !k.paged || k.commits > 0 || k.inMemory > window/2 {
+	if !k.paged || k.inMemory > window/2 {
 		return
 	}
 	limit := window - k.inMemory
@@ -512,15 +530,34 @@ func (k *keyActor) page(ctx actor.Context) {
 		k.setWake(ctx, k.e.now().Add(time.Second))
 		return
 	}
+	frontier, onDisk := k.commitFrontier()
+	taken := 0
 	for _, m := range msgs {
+		if frontier != "" && m.ID >= frontier {
+			break
+		}
 		k.enqueue(&entry{msg: m, durable: true})
+		taken++
 	}
-	if len(msgs) < limit {
-		k.paged = false
+	if taken == len(msgs) && len(msgs) < limit && onDisk == 0 {
+		k.paged = false // everything pending is in memory now
 	}
-	if len(msgs) > 0 {
+	if taken > 0 {
 		k.dispatch(ctx)
 	}
+}
+
+// commitFrontier returns the lowest message ID still being committed ("" if
+// none) and how many messages in flight to the store are not in memory.
+func (k *keyActor) commitFrontier() (string, int) {
+	frontier, onDisk := "", 0
+	for c := range k.pendingCommits {
+		if frontier == "" || c.firstID < frontier {
+			frontier = c.firstID
+		}
+		onDisk += c.onDisk
+	}
+	return frontier, onDisk
 }
 
 func (k *keyActor) woken(ctx actor.Context) {

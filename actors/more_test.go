@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,5 +127,49 @@ func TestCarrierTPSIsSharedByItsBinds(t *testing.T) {
 	// with their own 50/s would take a third of that.
 	if min := time.Duration(float64(n-1) / tps * float64(time.Second)); time.Since(began) < min {
 		t.Fatalf("%d submits at %d TPS over 3 binds took %v, want at least %v", n, tps, time.Since(began), min)
+	}
+}
+
+// Under concurrent load on one key, with a window far smaller than the
+// load, messages to one destination still reach the carrier in ID
+// (acceptance) order, while new commits keep landing as pages are read.
+func TestPagingUnderLoadKeepsAcceptanceOrder(t *testing.T) {
+	r := newRig(t, rigOptions{keyWindow: 8, simConfig: smsc.Config{Faults: smsc.Faults{Latency: smsc.Delay{Min: time.Millisecond}}}})
+	key := r.keys[0]
+	const workers, each = 4, 100
+	var mu sync.Mutex
+	idOf := map[string]string{}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				n := fmt.Sprint(w*each + i)
+				res := r.submit(key, "+447700900001", key.ID+"|+447700900001|"+n)
+				if res.Err != nil {
+					t.Error(res.Err)
+					return
+				}
+				mu.Lock()
+				idOf[n] = res.Message.ID
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range idOf {
+		eventually(t, "delivery of "+id, 30*time.Second, func() bool { return r.status(id) == switchboard.StatusDelivered })
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := r.order[key.ID+"|+447700900001"]
+	if len(seen) != workers*each {
+		t.Fatalf("carrier saw %d messages, want %d", len(seen), workers*each)
+	}
+	for i := 1; i < len(seen); i++ {
+		if idOf[seen[i]] <= idOf[seen[i-1]] {
+			t.Fatalf("message %s (%s) reached the carrier after %s (%s)", seen[i], idOf[seen[i]], seen[i-1], idOf[seen[i-1]])
+		}
 	}
 }
