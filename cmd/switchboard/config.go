@@ -58,7 +58,7 @@ type Config struct {
 type NodeConfig struct {
 	Name            string   `yaml:"name" default:"node-1" help:"name of this node in logs and metrics"`
 	HTTP            string   `yaml:"http" default:"127.0.0.1:8080" help:"public API listen address, host:port"`
-	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"admin API, /metrics and health listen address, host:port"`
+	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"address reserved for the admin API and /metrics (not served yet; health is on node.http)"`
 	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"how long a stopping node waits for in-flight work"`
 }
