@@ -11,14 +11,18 @@ type Route struct {
 	Carriers []string
 }
 
-// Routes is a routing table, longest prefix first.
+// Routes is a routing table, longest prefix first, with prefixes already
+// stripped of "+" so matching a destination allocates and copies nothing.
 type Routes []Route
 
 // NewRoutes sorts routes so that Match finds the longest prefix first.
 func NewRoutes(rs []Route) Routes {
-	out := append(Routes(nil), rs...)
+	out := make(Routes, len(rs))
+	for i, r := range rs {
+		out[i] = Route{Prefix: normalPrefix(r.Prefix), Carriers: r.Carriers}
+	}
 	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && len(normalPrefix(out[j].Prefix)) > len(normalPrefix(out[j-1].Prefix)); j-- {
+		for j := i; j > 0 && len(out[j].Prefix) > len(out[j-1].Prefix); j-- {
 			out[j], out[j-1] = out[j-1], out[j]
 		}
 	}
@@ -27,9 +31,11 @@ func NewRoutes(rs []Route) Routes {
 
 // Match returns the carriers for a destination ("+" and digits), or nil.
 func (rs Routes) Match(to string) []string {
-	to = strings.TrimPrefix(to, "+")
+	if len(to) > 0 && to[0] == '+' {
+		to = to[1:]
+	}
 	for _, r := range rs {
-		if strings.HasPrefix(to, normalPrefix(r.Prefix)) {
+		if strings.HasPrefix(to, r.Prefix) {
 			return r.Carriers
 		}
 	}

@@ -24,6 +24,9 @@ type submitJob struct {
 	done func(smpp.Result, error)
 }
 
+// bindQueue is how many jobs a bind holds beyond its window.
+const bindQueue = 16384
+
 // errBindBusy says a bind's queue is full: the sender should try another
 // bind or wait. Retriable, like every error that is not a permanent SMPP
 // status.
@@ -84,9 +87,10 @@ func (b *bindActor) start() {
 		// lets the supervisor log it and retry with backoff.
 		panic(err)
 	}
-	// The queue holds a few windows' worth, so the window stays full while
-	// key actors react to results.
-	b.queue = make(chan *submitJob, 4*max(cfg.Window, 1))
+	// The queue is deep enough that key actors (each with up to
+	// maxInflightPerKey submits out) rarely find it full: a full queue
+	// bounces the job back for a retry, which costs far more than a slot.
+	b.queue = make(chan *submitJob, bindQueue)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel, b.done = cancel, make(chan struct{})
 	go func() {

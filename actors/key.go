@@ -338,7 +338,6 @@ func (k *keyActor) dispatch(ctx actor.Context) {
 		}
 		k.page(ctx)
 	}
-	k.scheduleWake(ctx)
 	k.maybeDrained(ctx)
 }
 
@@ -360,7 +359,7 @@ func (k *keyActor) tryDest(ctx actor.Context, q *destQueue, now time.Time) {
 		case !e.durable, q.busy:
 			return
 		case now.Before(q.retryAt):
-			k.waiting[q] = struct{}{}
+			k.wait(ctx, q)
 			return
 		case now.After(e.msg.ExpiresAt):
 			q.pop()
@@ -378,7 +377,7 @@ func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time
 	if pid == nil {
 		k.markQueued(e, now)
 		q.retryAt = now.Add(noCarrierRetry)
-		k.waiting[q] = struct{}{}
+		k.wait(ctx, q)
 		return
 	}
 	q.busy = true
@@ -560,29 +559,31 @@ func (k *keyActor) commitFrontier() (string, int) {
 	return frontier, onDisk
 }
 
+// wait parks q until its retryAt; the single timer is moved earlier if
+// needed, in O(1), so many waiting destinations cost nothing per event.
+func (k *keyActor) wait(ctx actor.Context, q *destQueue) {
+	k.waiting[q] = struct{}{}
+	k.setWake(ctx, q.retryAt)
+}
+
+// woken relists every destination whose wait is over and re-arms the
+// timer for the earliest one still waiting, in one pass.
 func (k *keyActor) woken(ctx actor.Context) {
 	k.wakeAt = time.Time{}
 	now := k.e.now()
+	var next time.Time
 	for q := range k.waiting {
 		if !now.Before(q.retryAt) {
 			delete(k.waiting, q)
 			k.list(q)
-		}
-	}
-	k.dispatch(ctx)
-}
-
-// scheduleWake arms the timer for the earliest retry among waiting queues.
-func (k *keyActor) scheduleWake(ctx actor.Context) {
-	var next time.Time
-	for q := range k.waiting {
-		if next.IsZero() || q.retryAt.Before(next) {
+		} else if next.IsZero() || q.retryAt.Before(next) {
 			next = q.retryAt
 		}
 	}
 	if !next.IsZero() {
 		k.setWake(ctx, next)
 	}
+	k.dispatch(ctx)
 }
 
 func (k *keyActor) setWake(ctx actor.Context, at time.Time) {
