@@ -44,8 +44,17 @@ func fastConfig(addr string) smpp.Config {
 	}
 }
 
-// start makes and runs a client; it stops when the test ends.
+// start makes and runs a client and waits until it is bound; it stops
+// when the test ends.
 func start(t *testing.T, cfg smpp.Config) *smpp.Client {
+	t.Helper()
+	c := startUnbound(t, cfg)
+	eventually(t, "bound", c.Bound)
+	return c
+}
+
+// startUnbound makes and runs a client without waiting for its bind.
+func startUnbound(t *testing.T, cfg smpp.Config) *smpp.Client {
 	t.Helper()
 	c, err := smpp.NewClient(cfg)
 	if err != nil {
@@ -55,7 +64,6 @@ func start(t *testing.T, cfg smpp.Config) *smpp.Client {
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, "bound", c.Bound)
 	return c
 }
 
@@ -272,18 +280,10 @@ func TestTransmitterReceiverPair(t *testing.T) {
 
 func TestRefusedBindsRetryUntilAllowed(t *testing.T) {
 	sim := startSim(t, smsc.Config{Faults: smsc.Faults{RefuseBinds: true}})
-	c, err := smpp.NewClient(fastConfig(sim.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	c := startUnbound(t, fastConfig(sim.Addr()))
 
 	eventually(t, "refused binds", func() bool { return sim.Stats().BindsRefused >= 2 })
-	if _, err := c.Submit(ctx, msg("x")); !errors.Is(err, smpp.ErrNotBound) {
+	if _, err := c.Submit(context.Background(), msg("x")); !errors.Is(err, smpp.ErrNotBound) {
 		t.Fatalf("submit while unbound: %v, want ErrNotBound", err)
 	}
 	sim.SetFaults(smsc.Faults{})
