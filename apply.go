@@ -15,8 +15,9 @@ import (
 //   - a receipt (Part >= 0) settles one part, once; intermediate states are
 //     ignored. When every part is settled the message is final: delivered
 //     if all parts were, else the first part's failure in part order;
-//   - any other status (queued, failed, expired) applies to a message that
-//     is not final yet;
+//   - any other status (failed, expired) applies to a message that is not
+//     final yet; queued only to one still pending (a late queued record
+//     never takes a submitted message back);
 //   - a final message never changes status again, so repeated receipts are
 //     harmless.
 //
@@ -56,7 +57,9 @@ func (m *Message) Apply(t Transition) bool {
 			ev.At = at
 		}
 	default:
-		if m.Status.Final() {
+		// A late "queued" (recorded concurrently with a retry that then
+		// succeeded) must not take a submitted message back to pending.
+		if m.Status.Final() || (ev.Status == StatusQueued && !m.Pending()) {
 			return false
 		}
 		m.Status = ev.Status

@@ -101,3 +101,14 @@ func TestApplyKeepsCausalOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyLateQueuedDoesNotUndoSubmitted(t *testing.T) {
+	m := newMsg(1)
+	m.Apply(submitted("a"))
+	if m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusQueued, At: at(3)}, Part: -1}) {
+		t.Fatal("a late queued changed a submitted message")
+	}
+	if m.Status != sb.StatusSubmitted || m.Pending() {
+		t.Fatalf("status %s, pending %v", m.Status, m.Pending())
+	}
+}

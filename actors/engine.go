@@ -180,6 +180,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			continue
 		}
 		e.registry.lookup(id)
+		e.registry.done(id) // no request waits on it: it may retire when idle
 	}
 	if len(keys) > 0 {
 		e.log.Info().Int("keys", len(keys)).Msg("resuming pending messages")
@@ -248,16 +249,31 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.registry.each(func(pid *actor.PID) {
 		_, _ = e.system.Root.RequestFuture(pid, &drain{}, max(time.Until(deadline(ctx)), time.Millisecond)).Result()
 	})
-	for _, pid := range e.carriers {
-		if err := e.system.Root.StopFuture(pid).Wait(); err != nil {
-			e.log.Warn().Err(err).Str("carrier", pid.Id).Msg("carrier did not stop in time")
-		}
-	}
+	e.stopCarriers(ctx)
 	e.bgEnd()
 	e.bg.Wait()
 	e.recorder.stop()
 	e.system.Shutdown()
 	return nil
+}
+
+// stopCarriers stops every carrier (their binds drain and unbind) at once
+// and waits until they are down or ctx ends; protoactor's StopFuture has a
+// fixed timeout of its own, which must not stretch a bounded stop.
+func (e *Engine) stopCarriers(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, pid := range e.carriers {
+		f := e.system.Root.StopFuture(pid)
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = f.Wait() }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.log.Warn().Msg("carriers did not stop before the shutdown deadline")
+	}
 }
 
 func deadline(ctx context.Context) time.Time {

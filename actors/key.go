@@ -33,8 +33,9 @@ type (
 		err     error
 		at      time.Time // when the answer came off the wire
 	}
-	// wake is a timer going off: retry waits may be over.
-	wake struct{}
+	// wake is a timer going off: retry waits may be over. Timers that were
+	// replaced by an earlier one carry an old gen and are ignored.
+	wake struct{ gen uint64 }
 	// drain stops dispatching; the reply comes once nothing is in flight.
 	drain struct{}
 )
@@ -98,6 +99,7 @@ type keyActor struct {
 	runnable []*destQueue
 	waiting  map[*destQueue]struct{}
 	wakeAt   time.Time
+	wakeGen  uint64
 
 	inMemory   int    // entries held
 	queued     int    // pending messages, in memory or only on disk
@@ -140,7 +142,9 @@ func (k *keyActor) Receive(ctx actor.Context) {
 	case *submitDone:
 		k.submitDone(ctx, m)
 	case *wake:
-		k.woken(ctx)
+		if m.gen == k.wakeGen {
+			k.woken(ctx)
+		}
 	case *drain:
 		k.draining, k.drainer = true, ctx.Sender()
 		k.maybeDrained(ctx)
@@ -302,6 +306,9 @@ func (k *keyActor) committed(ctx actor.Context, m *committed) {
 			e.dropped = true
 			k.queued--
 			m.c.results[m.c.index[i]] = switchboard.SubmitResult{Err: k.unavailable(m.err)}
+			if q := k.dests[e.msg.To]; q != nil {
+				k.list(q) // so the dropped head is popped
+			}
 			continue
 		}
 		e.durable = true
@@ -432,8 +439,10 @@ func (k *keyActor) retryLater(q *destQueue, e *entry, d *submitDone, now time.Ti
 	case errors.Is(d.err, errBindBusy):
 		q.retryAt = now.Add(busyRetry)
 		return
-	case errors.Is(d.err, smpp.ErrNotBound), errors.Is(d.err, smpp.ErrClosed):
-		q.retryAt = now.Add(unboundRetry) // another bind or carrier may take it
+	case errors.Is(d.err, smpp.ErrNotBound), errors.Is(d.err, smpp.ErrClosed), errors.Is(d.err, context.Canceled):
+		// Our side: a bind going down or stopping. Another bind or carrier
+		// may take it, and the carrier is not to blame.
+		q.retryAt = now.Add(unboundRetry)
 	case errors.As(d.err, &se) && se.RetryAfter > 0:
 		q.retryAt = now.Add(se.RetryAfter)
 	default:
@@ -591,8 +600,9 @@ func (k *keyActor) setWake(ctx actor.Context, at time.Time) {
 		return
 	}
 	k.wakeAt = at
-	self, root := ctx.Self(), k.e.system.Root
-	time.AfterFunc(time.Until(at), func() { root.Send(self, &wake{}) })
+	k.wakeGen++
+	self, root, w := ctx.Self(), k.e.system.Root, &wake{gen: k.wakeGen}
+	time.AfterFunc(at.Sub(k.e.now()), func() { root.Send(self, w) })
 }
 
 func (k *keyActor) maybeDrained(ctx actor.Context) {

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -64,6 +65,10 @@ type recorder struct {
 	store switchboard.MessageStore
 	jobs  chan recordJob
 	wg    sync.WaitGroup
+	// mu guards closing jobs: add holds it shared, stop exclusively, so a
+	// late add (a receipt after the deadline) fails instead of panicking.
+	mu     sync.RWMutex
+	closed bool
 }
 
 const (
@@ -88,13 +93,26 @@ func (r *recorder) start() {
 // stop lets the workers finish what is queued, then returns. No job may
 // be added after stop is called.
 func (r *recorder) stop() {
+	r.mu.Lock()
+	r.closed = true
 	close(r.jobs)
+	r.mu.Unlock()
 	r.wg.Wait()
 }
 
+// add queues a transition; after stop, done gets errStopped at once (a
+// receipt is then refused, so the SMSC sends it again to the next run).
 func (r *recorder) add(u switchboard.Update, done func(*switchboard.Message, error)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		done(nil, errStopped)
+		return
+	}
 	r.jobs <- recordJob{update: u, done: done}
 }
+
+var errStopped = errors.New("engine stopped")
 
 func (r *recorder) work() {
 	batch := make([]recordJob, 0, recordMaxBatch)

@@ -57,7 +57,9 @@ func (s *session) track(req *request) (int32, error) {
 	seq := s.conn.NextSeq()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.draining {
+	// While draining only the unbind itself (a call) may be tracked: a
+	// submit slipping out next to the unbind would be lost and resent.
+	if s.closed || (s.draining && req.sub != nil) {
 		return 0, ErrNotBound
 	}
 	s.inflight[seq] = req
@@ -273,9 +275,6 @@ func (s *session) shutdown() {
 	case <-s.drained:
 	case <-time.After(s.c.cfg.ResponseTimeout):
 	}
-	s.mu.Lock()
-	s.draining = false // let the unbind itself be tracked
-	s.mu.Unlock()
 	// A live peer answers unbind in milliseconds; a stop should not wait
 	// the full enquire_link timeout on a dead one.
 	wait := min(s.c.cfg.EnquireLinkTimeout, maxUnbindWait)
