@@ -94,8 +94,9 @@ func testRecordNoChange(t *testing.T, f *fixture) {
 }
 
 // The pending index follows Message.Pending through every transition:
-// queued stays pending, a final status leaves, and a message sent back to
-// queued after submitted is pending again.
+// queued stays pending, a final status leaves, and a late queued record
+// after submitted changes nothing (Apply refuses it), so the message stays
+// out of pending.
 func testRecordPendingFollowsStatus(t *testing.T, f *fixture) {
 	queued, failed, requeued := f.message("k1", now()), f.message("k1", now()), f.message("k1", now())
 	f.accept(t, queued, failed, requeued)
@@ -109,7 +110,10 @@ func testRecordPendingFollowsStatus(t *testing.T, f *fixture) {
 		t.Fatalf("status %s, want queued", got.Status)
 	}
 	f.record(t, sb.Update{MessageID: requeued.ID, Transition: status(now(), sb.StatusQueued)})
-	wantIDs(t, f.pending(t, "k1", "", 10), queued.ID, requeued.ID)
+	wantIDs(t, f.pending(t, "k1", "", 10), queued.ID)
+	if got := f.get(t, requeued.ID); got.Status != sb.StatusSubmitted {
+		t.Fatalf("late queued: status %s, want submitted", got.Status)
+	}
 }
 
 // Updates of one message in one Record apply in order; each result is the
