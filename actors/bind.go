@@ -134,7 +134,6 @@ func (b *bindActor) stop() {
 	}
 	b.state.bound[b.index].Store(false)
 	b.cancel()
-	<-b.done
-	b.failQueued(smpp.ErrClosed)
+	<-b.done // the pump has handed back what was queued
 	b.cancel = nil
 }

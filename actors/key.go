@@ -81,8 +81,7 @@ type commit struct {
 	entries []*entry
 	index   []int // results[index[i]] belongs to entries[i]
 	idem    []string
-	firstID string // the lowest message ID in this commit
-	onDisk  int    // entries not held in memory (the key was paged)
+	onDisk  int // entries not held in memory (the key was paged)
 }
 
 // keyActor is one API key: it admits messages (rate, queue bound,
@@ -105,9 +104,8 @@ type keyActor struct {
 	queued     int    // pending messages, in memory or only on disk
 	paged      bool   // the store has pending messages not in memory
 	lastLoaded string // the highest ID taken into memory
-	commits    int    // Accepts in flight
-	// pendingCommits holds, per Accept in flight, its lowest message ID
-	// and how many of its messages went to the store only (not memory).
+	// pendingCommits holds the Accepts in flight (their commits know
+	// their messages and how many went to the store only).
 	pendingCommits map[*commit]struct{}
 	inflight       int // submits in flight
 	idem           map[string]bool
@@ -188,9 +186,6 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 		if !e.held {
 			c.onDisk++
 		}
-		if c.firstID == "" {
-			c.firstID = m.ID
-		}
 		c.entries = append(c.entries, e)
 		c.index = append(c.index, i)
 		if req.IdempotencyKey != "" {
@@ -202,7 +197,6 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 		ctx.Send(c.sender, c.results)
 		return
 	}
-	k.commits++
 	k.pendingCommits[c] = struct{}{}
 	self, store, root := ctx.Self(), k.e.store, k.e.system.Root
 	k.e.background(func(stop context.Context) {
@@ -296,7 +290,6 @@ func (k *keyActor) enqueue(e *entry) {
 }
 
 func (k *keyActor) committed(ctx actor.Context, m *committed) {
-	k.commits--
 	delete(k.pendingCommits, m.c)
 	for _, key := range m.c.idem {
 		delete(k.idem, key)
@@ -560,8 +553,9 @@ func (k *keyActor) page(ctx actor.Context) {
 func (k *keyActor) commitFrontier() (string, int) {
 	frontier, onDisk := "", 0
 	for c := range k.pendingCommits {
-		if frontier == "" || c.firstID < frontier {
-			frontier = c.firstID
+		// Entries are in ID order, so the first is the commit's lowest.
+		if first := c.entries[0].msg.ID; frontier == "" || first < frontier {
+			frontier = first
 		}
 		onDisk += c.onDisk
 	}
@@ -606,7 +600,7 @@ func (k *keyActor) setWake(ctx actor.Context, at time.Time) {
 }
 
 func (k *keyActor) maybeDrained(ctx actor.Context) {
-	if k.draining && k.drainer != nil && k.inflight == 0 && k.commits == 0 {
+	if k.draining && k.drainer != nil && k.inflight == 0 && len(k.pendingCommits) == 0 {
 		ctx.Send(k.drainer, &drain{})
 		k.drainer = nil
 	}
@@ -615,7 +609,7 @@ func (k *keyActor) maybeDrained(ctx actor.Context) {
 // idle stops the actor when it holds nothing; the registry makes sure no
 // request is on its way to it.
 func (k *keyActor) idle(ctx actor.Context) {
-	busy := len(k.dests) > 0 || k.inflight > 0 || k.commits > 0 || k.paged || k.queued > 0 || k.draining
+	busy := len(k.dests) > 0 || k.inflight > 0 || len(k.pendingCommits) > 0 || k.paged || k.queued > 0 || k.draining
 	if !busy && k.e.registry.retire(k.key.ID, ctx.Self()) {
 		ctx.Stop(ctx.Self())
 		return
@@ -644,10 +638,9 @@ func (e *Engine) newMessage(key *switchboard.Key, req *switchboard.SubmitRequest
 	if coding == gsm.UCS2 {
 		enc = "ucs2"
 	}
-	callback := req.CallbackURL
 	return &switchboard.Message{
 		Key: key.ID, To: req.To, From: req.From, Body: req.Body, Reference: req.Reference,
-		CallbackURL: callback, Encoding: enc, Segments: parts, Status: switchboard.StatusAccepted,
+		CallbackURL: req.CallbackURL, Encoding: enc, Segments: parts, Status: switchboard.StatusAccepted,
 		AcceptedAt: now, UpdatedAt: now, ExpiresAt: now.Add(validity),
 		Events: []switchboard.Event{{Status: switchboard.StatusAccepted, At: now}},
 	}, nil

@@ -144,6 +144,20 @@ func runLoad(o loadOpts, drain time.Duration) (*loadResult, error) {
 
 	var workers sync.WaitGroup
 	seed := rand.Uint64()
+	// worker runs one sender goroutine with its own request, response,
+	// buffer and random source; loop decides when it sends.
+	worker := func(w int, loop func(send func(t time.Time))) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			req, resp := newReq()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			r := rand.New(rand.NewPCG(seed, uint64(w)))
+			buf := make([]byte, 0, 1024)
+			loop(func(t time.Time) { buf = do(w, req, resp, buf, r, t) })
+		}()
+	}
 	if o.rate > 0 {
 		// Open loop. The scheduler hands out intended times up to
 		// lookahead early; a worker sleeps until its request's time. When
@@ -169,14 +183,7 @@ func runLoad(o loadOpts, drain time.Duration) (*loadResult, error) {
 			}
 		}()
 		for w := range o.inflight {
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				req, resp := newReq()
-				defer fasthttp.ReleaseRequest(req)
-				defer fasthttp.ReleaseResponse(resp)
-				r := rand.New(rand.NewPCG(seed, uint64(w)))
-				buf := make([]byte, 0, 1024)
+			worker(w, func(send func(t time.Time)) {
 				for t := range jobs {
 					late := time.Since(t)
 					if late > o.timeout {
@@ -191,22 +198,15 @@ func runLoad(o loadOpts, drain time.Duration) (*loadResult, error) {
 					if late < 0 {
 						time.Sleep(-late)
 					}
-					buf = do(w, req, resp, buf, r, t)
+					send(t)
 				}
-			}()
+			})
 		}
 	} else {
 		// Closed loop: each worker sends its next request when the last
 		// one is answered.
 		for w := range o.conns {
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				req, resp := newReq()
-				defer fasthttp.ReleaseRequest(req)
-				defer fasthttp.ReleaseResponse(resp)
-				r := rand.New(rand.NewPCG(seed, uint64(w)))
-				buf := make([]byte, 0, 1024)
+			worker(w, func(send func(t time.Time)) {
 				time.Sleep(time.Until(start))
 				for {
 					t := time.Now()
@@ -216,9 +216,9 @@ func runLoad(o loadOpts, drain time.Duration) (*loadResult, error) {
 					if !t.Before(mStart) {
 						c.wOffered.Add(1)
 					}
-					buf = do(w, req, resp, buf, r, t)
+					send(t)
 				}
-			}()
+			})
 		}
 	}
 
