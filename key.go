@@ -17,6 +17,17 @@ type Key struct {
 	// MaxQueued bounds messages accepted and not yet submitted.
 	MaxQueued   int
 	CallbackURL string
+
+	// WebhookSecret signs this key's callbacks (HMAC-SHA256). A key
+	// configured without one gets a generated secret kept in the store.
+	WebhookSecret string
+	// CallbackStatuses are the statuses the key hears about; zero means
+	// DefaultCallbackStatuses.
+	CallbackStatuses StatusSet
+	// InboundURL receives message.inbound callbacks for messages sent to
+	// Numbers ("+" and digits); with no URL they are stored only.
+	InboundURL string
+	Numbers    []string
 }
 
 // HashSecret returns the SHA-256 of a bearer secret.

@@ -32,7 +32,20 @@ type Message struct {
 	Attempts   int // submits tried, including retries
 
 	Events []Event
+
+	// Direction is DirectionInbound for a mobile-originated message a
+	// carrier delivered to one of the key's numbers; "" is outbound.
+	Direction string
+	// Partial marks an inbound message assembled with parts missing: the
+	// rest did not arrive within the reassembly timeout.
+	Partial bool
+	// WebhookFailures lists the callbacks about this message that were
+	// given up on, so the record shows what the customer never heard.
+	WebhookFailures []WebhookFailure
 }
+
+// DirectionInbound marks a mobile-originated message.
+const DirectionInbound = "inbound"
 
 // Event is one status transition, as shown in GET /v1/messages/{id}.
 type Event struct {

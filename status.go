@@ -1,7 +1,8 @@
 package switchboard
 
 // Status is where a message is in its life. The order of the constants is
-// the order a message moves through them; the last five are final.
+// the order a message moves through them; the last five are final. StatusReceived, for inbound messages, is final
+// too.
 type Status string
 
 const (
@@ -13,12 +14,16 @@ const (
 	StatusExpired       Status = "expired"       // receipt: EXPIRED, or validity passed before submit
 	StatusRejected      Status = "rejected"      // receipt: REJECTD
 	StatusFailed        Status = "failed"        // the gateway gave up: permanent carrier error, no route
+
+	// StatusReceived is the one status of an inbound (mobile-originated)
+	// message: stored as it arrived, nothing follows.
+	StatusReceived Status = "received"
 )
 
 // Final reports whether no further transition can follow s.
 func (s Status) Final() bool {
 	switch s {
-	case StatusDelivered, StatusUndeliverable, StatusExpired, StatusRejected, StatusFailed:
+	case StatusDelivered, StatusUndeliverable, StatusExpired, StatusRejected, StatusFailed, StatusReceived:
 		return true
 	}
 	return false

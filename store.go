@@ -56,7 +56,9 @@ type Transition struct {
 //     one key produce one message.
 //   - Record returns one message per update, as it stood after that
 //     update; an update that changes nothing (Apply returns false) is not
-//     an error.
+//     an error. An update with Notify queues the callback
+//     Notify.StatusCallback returns (status before the update, message
+//     after it), in the same write.
 //   - Nothing is deleted yet: retention is a decision still to be made.
 type MessageStore interface {
 	// Accept stores new messages in status accepted, each with its first
@@ -101,4 +103,81 @@ type MessageStore interface {
 type Update struct {
 	MessageID  string
 	Transition Transition
+	// Notify, if set, asks for a status callback when the transition
+	// changes the message's status (Notify.StatusCallback decides); the
+	// callback is queued in the outbox in the same write.
+	Notify *Notify
+}
+
+// Store is everything a node keeps: messages, the callback outbox, the
+// inbound messages' parts and a few settings. One backend implements all
+// of it, so a message and the callback about it are written together.
+type Store interface {
+	MessageStore
+	Outbox
+	Inbox
+	Settings
+}
+
+// Outbox keeps callbacks from the write that created them until they are
+// delivered or given up. Record (through Update.Notify) and AcceptInbound
+// queue them; the webhook dispatcher lists and finishes them.
+//
+// Contracts (storage/storagetest checks them):
+//   - Callbacks of an endpoint list in ID order; a callback is listed from
+//     the moment the write that queued it returns until FinishCallbacks
+//     removes it.
+//   - Finishing a callback that is not queued (finished already) is not an
+//     error, so a delivery repeated after a crash is harmless.
+type Outbox interface {
+	// Callbacks lists up to limit queued callbacks of endpoint with
+	// ID > afterID, in ID order.
+	Callbacks(ctx context.Context, endpoint, afterID string, limit int) ([]Callback, error)
+
+	// CallbackEndpoints lists the endpoints that have queued callbacks, for
+	// recovery.
+	CallbackEndpoints(ctx context.Context) ([]string, error)
+
+	// FinishCallbacks removes callbacks from the outbox. For one given up
+	// (Failure set) it also appends the failure to its message's
+	// WebhookFailures. All or none; a message that no longer exists is
+	// skipped.
+	FinishCallbacks(ctx context.Context, done []FinishedCallback) error
+}
+
+// FinishedCallback is a callback that was delivered (Failure nil) or given
+// up on.
+type FinishedCallback struct {
+	Callback Callback // ID, Endpoint and MessageID are what is needed
+	Failure  *WebhookFailure
+}
+
+// Inbox keeps inbound (mobile-originated) messages and, until a long
+// message is complete, its parts, so a part acknowledged to the carrier
+// survives a crash.
+//
+// Contracts: a part is identified by carrier, from, to and its Concat
+// (ref, total, seq); storing one with the identity of a stored part
+// replaces it. AcceptInbound's message is stored like an accepted one
+// (by ID and in the by-day index) but is never pending.
+type Inbox interface {
+	// AddInboundPart stores one part of a concatenated message.
+	AddInboundPart(ctx context.Context, p InboundPart) error
+
+	// InboundParts lists every stored part, for reassembly after a restart.
+	InboundParts(ctx context.Context) ([]InboundPart, error)
+
+	// AcceptInbound stores an inbound message, queues its callback (nil:
+	// none) and removes the parts it was assembled from (which may include
+	// parts never stored), all in one write. An existing ID is ECONFLICT.
+	AcceptInbound(ctx context.Context, m *Message, cb *Callback, parts []InboundPart) error
+}
+
+// Settings keeps small values a node must remember across restarts, such
+// as generated webhook secrets.
+type Settings interface {
+	// InitSetting stores value under name unless a value is stored there
+	// already, and returns the stored value: so two nodes (or two starts)
+	// racing to generate a secret agree on one.
+	InitSetting(ctx context.Context, name, value string) (string, error)
 }

@@ -1,0 +1,222 @@
+package switchboard
+
+import (
+	"encoding/json"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Callback event types: the "type" field of the JSON a customer receives.
+const (
+	CallbackStatus  = "message.status"
+	CallbackInbound = "message.inbound"
+)
+
+// Callback is one event waiting to be POSTed to a customer's URL. It is
+// written to the store's outbox in the same write as the change it reports,
+// so a crash cannot lose it, and removed once delivered or given up.
+type Callback struct {
+	// ID is "evt_" and a ULID: the event_id receivers drop duplicates by.
+	// IDs sort in creation order, and events of one message are delivered
+	// in ID order.
+	ID   string
+	Type string
+	Key  string
+	URL  string
+	// Endpoint is the URL's scheme://host:port (CallbackEndpoint): the unit
+	// of concurrency limits, circuit breaking and outbox listings.
+	Endpoint  string
+	MessageID string
+	CreatedAt time.Time
+	// Data is the event as a JSON object without event_id and attempt,
+	// which are added each time it is sent.
+	Data []byte
+}
+
+// WebhookFailure records a callback that was given up on.
+type WebhookFailure struct {
+	EventID  string    `json:"event_id"`
+	Type     string    `json:"type"`
+	URL      string    `json:"url"`
+	Reason   string    `json:"reason"` // "max_age" or "gone" (the receiver answered 410)
+	Attempts int       `json:"attempts"`
+	At       time.Time `json:"at"`
+}
+
+// Reasons a callback is given up on.
+const (
+	WebhookMaxAge = "max_age"
+	WebhookGone   = "gone"
+)
+
+// StatusSet is a set of statuses: the ones a key wants callbacks for.
+type StatusSet uint16
+
+var statusBits = []Status{StatusQueued, StatusSubmitted, StatusDelivered, StatusUndeliverable,
+	StatusExpired, StatusRejected, StatusFailed}
+
+func statusBit(s Status) StatusSet {
+	for i, b := range statusBits {
+		if b == s {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// NewStatusSet returns the set of the given statuses; ok is false if one of
+// them cannot have a callback (accepted, received or unknown).
+func NewStatusSet(statuses ...Status) (set StatusSet, ok bool) {
+	for _, s := range statuses {
+		b := statusBit(s)
+		if b == 0 {
+			return 0, false
+		}
+		set |= b
+	}
+	return set, true
+}
+
+// DefaultCallbackStatuses is what a key hears about unless it says
+// otherwise: submitted and every final status.
+var DefaultCallbackStatuses StatusSet = statusBit(StatusSubmitted) | statusBit(StatusDelivered) |
+	statusBit(StatusUndeliverable) | statusBit(StatusExpired) | statusBit(StatusRejected) | statusBit(StatusFailed)
+
+// Has reports whether s is in the set.
+func (set StatusSet) Has(s Status) bool { b := statusBit(s); return b != 0 && set&b != 0 }
+
+// Notify asks Record to queue a status callback along with an update, when
+// the update moves the message to a status in Statuses. The callback is
+// stored in the same write as the status, so one cannot exist without the
+// other.
+type Notify struct {
+	// EventID becomes the callback's ID if one is queued.
+	EventID string
+	// DefaultURL is the key's callback URL, used when the message has
+	// none of its own. With neither, nothing is queued.
+	DefaultURL string
+	Statuses   StatusSet
+	At         time.Time // the callback's CreatedAt
+}
+
+// StatusCallback returns the callback n asks for after an update moved m
+// from status before to its present one, or false if there is none. Every
+// store calls it, so all agree on what is sent.
+func (n *Notify) StatusCallback(before Status, m *Message) (Callback, bool) {
+	if n == nil || m.Status == before || !n.Statuses.Has(m.Status) {
+		return Callback{}, false
+	}
+	u := m.CallbackURL
+	if u == "" {
+		u = n.DefaultURL
+	}
+	endpoint, err := CallbackEndpoint(u)
+	if err != nil {
+		return Callback{}, false
+	}
+	return Callback{
+		ID: n.EventID, Type: CallbackStatus, Key: m.Key, URL: u, Endpoint: endpoint,
+		MessageID: m.ID, CreatedAt: n.At, Data: statusData(m),
+	}, true
+}
+
+// statusEvent is the JSON of a message.status callback, less event_id and
+// attempt.
+type statusEvent struct {
+	Type             string      `json:"type"`
+	MessageID        string      `json:"message_id"`
+	Status           Status      `json:"status"`
+	To               string      `json:"to"`
+	From             string      `json:"from"`
+	Reference        string      `json:"reference,omitempty"`
+	Carrier          string      `json:"carrier,omitempty"`
+	CarrierMessageID string      `json:"carrier_message_id,omitempty"`
+	Error            *EventError `json:"error,omitempty"`
+	Segments         int         `json:"segments"`
+	OccurredAt       time.Time   `json:"occurred_at"`
+}
+
+func statusData(m *Message) []byte {
+	ev := statusEvent{Type: CallbackStatus, MessageID: m.ID, Status: m.Status, To: m.To, From: m.From,
+		Reference: m.Reference, Carrier: m.Carrier, Segments: m.Segments, OccurredAt: m.UpdatedAt}
+	// The event that set the status: the last one with that status.
+	for i := len(m.Events) - 1; i >= 0; i-- {
+		if e := m.Events[i]; e.Status == m.Status {
+			ev.OccurredAt, ev.Error = e.At, e.Error
+			ev.CarrierMessageID = e.CarrierMessageID
+			if e.Carrier != "" {
+				ev.Carrier = e.Carrier
+			}
+			break
+		}
+	}
+	if ev.CarrierMessageID == "" && len(m.CarrierIDs) > 0 {
+		ev.CarrierMessageID = m.CarrierIDs[0]
+	}
+	b, _ := json.Marshal(ev) // cannot fail: plain strings, ints and times
+	return b
+}
+
+// inboundEvent is the JSON of a message.inbound callback, less event_id and
+// attempt.
+type inboundEvent struct {
+	Type       string    `json:"type"`
+	MessageID  string    `json:"message_id"`
+	To         string    `json:"to"`
+	From       string    `json:"from"`
+	Body       string    `json:"body"`
+	Encoding   string    `json:"encoding"`
+	Segments   int       `json:"segments"`
+	Partial    bool      `json:"partial"`
+	Carrier    string    `json:"carrier"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// InboundCallback returns the message.inbound callback for a stored
+// inbound message, to url; false if url is not a valid callback URL.
+func InboundCallback(eventID, url string, m *Message) (Callback, bool) {
+	endpoint, err := CallbackEndpoint(url)
+	if err != nil {
+		return Callback{}, false
+	}
+	b, _ := json.Marshal(inboundEvent{Type: CallbackInbound, MessageID: m.ID, To: m.To, From: m.From,
+		Body: m.Body, Encoding: m.Encoding, Segments: m.Segments, Partial: m.Partial,
+		Carrier: m.Carrier, OccurredAt: m.AcceptedAt})
+	return Callback{ID: eventID, Type: CallbackInbound, Key: m.Key, URL: url, Endpoint: endpoint,
+		MessageID: m.ID, CreatedAt: m.AcceptedAt, Data: b}, true
+}
+
+// CallbackEndpoint returns scheme://host:port of an http(s) URL, with the
+// default port filled in, or an EINVALID error saying why the URL cannot
+// be used. It checks the form only; whether the address may be reached is
+// the HTTP client's check, at connect time.
+func CallbackEndpoint(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", Errorf(EINVALID, "callback URL: %v", err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	switch scheme {
+	case "http":
+		if port == "" {
+			port = "80"
+		}
+	case "https":
+		if port == "" {
+			port = "443"
+		}
+	default:
+		return "", Errorf(EINVALID, "callback URL must be http or https")
+	}
+	if u.User != nil {
+		return "", Errorf(EINVALID, "callback URL must not carry credentials")
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" {
+		return "", Errorf(EINVALID, "callback URL has no host")
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
