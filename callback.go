@@ -98,19 +98,30 @@ type Notify struct {
 	// none of its own. With neither, nothing is queued.
 	DefaultURL string
 	Statuses   StatusSet
-	At         time.Time // the callback's CreatedAt
+	// Policy, if set, replaces DefaultURL and Statuses with the message's
+	// key's: for writers that do not know which key a message belongs to
+	// (a receipt names only the carrier's id).
+	Policy func(key string) (defaultURL string, statuses StatusSet)
+	At     time.Time // the callback's CreatedAt
 }
 
 // StatusCallback returns the callback n asks for after an update moved m
 // from status before to its present one, or false if there is none. Every
 // store calls it, so all agree on what is sent.
 func (n *Notify) StatusCallback(before Status, m *Message) (Callback, bool) {
-	if n == nil || m.Status == before || !n.Statuses.Has(m.Status) {
+	if n == nil || m.Status == before {
+		return Callback{}, false
+	}
+	defaultURL, statuses := n.DefaultURL, n.Statuses
+	if n.Policy != nil {
+		defaultURL, statuses = n.Policy(m.Key)
+	}
+	if !statuses.Has(m.Status) {
 		return Callback{}, false
 	}
 	u := m.CallbackURL
 	if u == "" {
-		u = n.DefaultURL
+		u = defaultURL
 	}
 	endpoint, err := CallbackEndpoint(u)
 	if err != nil {
