@@ -27,9 +27,9 @@ func rawRequest(t testing.TB, ts *testServer, raw string) string {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatalf("write: %v", err)
-	}
+	// The server may answer and close before it has read all of a huge
+	// request, which fails the rest of the write: the answer still counts.
+	_, _ = io.WriteString(c, raw)
 	return readResponse(t, c)
 }
 
