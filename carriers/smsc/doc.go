@@ -14,6 +14,9 @@
 //     bounded (Config.MaxPending); what overflows is counted, not kept.
 //   - Ids can be written as hex in submit_sm_resp and as decimal in
 //     receipts, a quirk of real carriers.
+//   - InjectMO sends inbound messages, cut as a handset cuts them or, to
+//     test reassembly, blindly through escape and surrogate pairs, with a
+//     chosen reference, and with parts reordered, repeated or left out.
 //   - Faults (Faults) add latency, throttling, dropped connections, a hung
 //     peer or refused binds, and can be changed while it runs.
 //

@@ -1,0 +1,243 @@
+package concat
+
+import (
+	"container/heap"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchboard-sms/switchboard"
+)
+
+// Assembled is an inbound message made from one or more parts.
+type Assembled struct {
+	Carrier, From, To string
+	// Body is the decoded text; for Encoding "binary" it is the payload in
+	// standard base64. Decode describes how each data_coding is read and
+	// what a missing part leaves.
+	Body string
+	// Encoding is "gsm7", "ucs2", "latin1", "ascii" or "binary".
+	Encoding string
+	// Segments is the number of parts the message declared (Concat.Total),
+	// or 1 for a part without Concat.
+	Segments int
+	// Partial is set when parts were missing when the message was given
+	// up: by Expire, or evicted to make room (Added.Evicted).
+	Partial bool
+	// Parts are the parts the message was made from, in sequence order,
+	// duplicates left out: the ones to remove from the caller's store.
+	Parts []switchboard.InboundPart
+	// ReceivedAt is the earliest ReceivedAt of Parts.
+	ReceivedAt time.Time
+}
+
+// Added is what Add did with a part.
+type Added struct {
+	// Complete says that Message is set: the part completed its message,
+	// or was a message of its own (no Concat, or a total of 1).
+	Complete bool
+	Message  Assembled
+	// Duplicate says that the part was ignored: its group already holds
+	// a part with its sequence number, and that first one is kept.
+	Duplicate bool
+	// Evicted holds at most one message: the oldest pending group, given
+	// up as partial because the part started a new group when maxGroups
+	// were pending. The caller handles it as one returned by Expire.
+	Evicted []Assembled
+}
+
+// Waiting reports whether the part is held in a pending group (so the
+// caller should store it durably before acknowledging it): it neither
+// completed a message nor was a duplicate.
+func (a Added) Waiting() bool { return !a.Complete && !a.Duplicate }
+
+// Reassembler collects the parts of concatenated inbound messages until
+// each message is complete or given up; the package documentation
+// describes the rules. It is safe for concurrent use: parts arrive on the
+// reading goroutines of several binds.
+type Reassembler struct {
+	timeout   time.Duration
+	maxGroups int
+
+	mu      sync.Mutex
+	groups  map[groupKey]*group
+	byAge   ageHeap // the same groups, the oldest first part on top
+	created uint64  // groups made so far, to order groups of equal age
+}
+
+// New returns a Reassembler that gives up a group when its first part is
+// more than timeout old (as Expire is told the time) and keeps at most
+// maxGroups groups pending. A timeout of zero or less gives up every group
+// whose first part is older than the time Expire is given; maxGroups of
+// zero or less sets no limit.
+func New(timeout time.Duration, maxGroups int) *Reassembler {
+	return &Reassembler{
+		timeout:   timeout,
+		maxGroups: maxGroups,
+		groups:    make(map[groupKey]*group),
+	}
+}
+
+type groupKey struct {
+	carrier, from, to string
+	ref               uint16
+	total             uint8
+}
+
+type group struct {
+	key   groupKey
+	parts []switchboard.InboundPart // by Seq-1; Concat is nil where a part is missing
+	have  int
+	first time.Time // earliest ReceivedAt of the parts held
+	made  uint64    // creation order
+	index int       // position in byAge
+}
+
+// Add files p. A part without Concat, or with a total of 1, is a complete
+// message at once. Otherwise p joins the group of its carrier, from, to,
+// reference and total; when that group then holds every sequence number
+// from 1 to the total, Added.Message is the message and the group is
+// forgotten. A sequence number already held makes p a duplicate, ignored.
+//
+// A sequence number of 0 or above the total (or a total of 0) is an error
+// and changes nothing: the caller refuses the part. Add keeps p as given,
+// so the caller must not modify its Payload afterwards. p.ReceivedAt may
+// be old (a part restored after a restart): ages are the parts' own.
+//
+// If storing a completed message fails, the caller can Add its other
+// Parts again and refuse p, so that the SMSC's next attempt completes it
+// anew.
+func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
+	c := p.Concat
+	if c != nil && (c.Seq == 0 || c.Seq > c.Total) {
+		return Added{}, fmt.Errorf("concat: part %d of %d (ref %d) from %q: sequence number out of range", c.Seq, c.Total, c.Ref, p.From)
+	}
+	if c == nil || c.Total == 1 {
+		body, enc := Decode([]switchboard.InboundPart{p})
+		return Added{Complete: true, Message: Assembled{
+			Carrier: p.Carrier, From: p.From, To: p.To, Body: body, Encoding: enc,
+			Segments: 1, Parts: []switchboard.InboundPart{p}, ReceivedAt: p.ReceivedAt,
+		}}, nil
+	}
+
+	k := groupKey{carrier: p.Carrier, from: p.From, to: p.To, ref: c.Ref, total: c.Total}
+	var evicted, done *group
+	r.mu.Lock()
+	g := r.groups[k]
+	switch {
+	case g == nil:
+		if r.maxGroups > 0 && len(r.groups) >= r.maxGroups {
+			evicted = r.removeOldest()
+		}
+		g = &group{key: k, parts: make([]switchboard.InboundPart, c.Total), first: p.ReceivedAt, made: r.created}
+		r.created++
+		r.groups[k] = g
+		heap.Push(&r.byAge, g)
+	case g.parts[c.Seq-1].Concat != nil:
+		r.mu.Unlock()
+		return Added{Duplicate: true}, nil
+	case p.ReceivedAt.Before(g.first):
+		g.first = p.ReceivedAt
+		heap.Fix(&r.byAge, g.index)
+	}
+	g.parts[c.Seq-1] = p
+	g.have++
+	if g.have == len(g.parts) {
+		heap.Remove(&r.byAge, g.index)
+		delete(r.groups, k)
+		done = g
+	}
+	r.mu.Unlock()
+
+	// Groups out of the map are this goroutine's alone: decode unlocked.
+	var res Added
+	if evicted != nil {
+		res.Evicted = []Assembled{evicted.assemble()}
+	}
+	if done != nil {
+		res.Complete, res.Message = true, done.assemble()
+	}
+	return res, nil
+}
+
+// Expire gives up the groups whose first part was received more than the
+// timeout before now, and returns them as partial messages, oldest first.
+func (r *Reassembler) Expire(now time.Time) []Assembled {
+	cutoff := now.Add(-r.timeout)
+	var gone []*group
+	r.mu.Lock()
+	for len(r.byAge) > 0 && r.byAge[0].first.Before(cutoff) {
+		gone = append(gone, r.removeOldest())
+	}
+	r.mu.Unlock()
+	if len(gone) == 0 {
+		return nil
+	}
+	out := make([]Assembled, len(gone))
+	for i, g := range gone {
+		out[i] = g.assemble()
+	}
+	return out
+}
+
+// Pending returns the number of incomplete messages held.
+func (r *Reassembler) Pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.groups)
+}
+
+// removeOldest takes the group with the oldest first part out; r.mu is
+// held and there is one.
+func (r *Reassembler) removeOldest() *group {
+	g := heap.Pop(&r.byAge).(*group)
+	delete(r.groups, g.key)
+	return g
+}
+
+// assemble makes the message of a group that has left the reassembler.
+func (g *group) assemble() Assembled {
+	parts := make([]switchboard.InboundPart, 0, g.have)
+	for _, p := range g.parts {
+		if p.Concat != nil {
+			parts = append(parts, p)
+		}
+	}
+	body, enc := Decode(parts)
+	return Assembled{
+		Carrier: g.key.carrier, From: g.key.from, To: g.key.to,
+		Body: body, Encoding: enc, Segments: len(g.parts),
+		Partial: g.have < len(g.parts), Parts: parts, ReceivedAt: g.first,
+	}
+}
+
+// ageHeap orders groups by their first part's ReceivedAt, then by creation.
+type ageHeap []*group
+
+func (h ageHeap) Len() int { return len(h) }
+
+func (h ageHeap) Less(i, j int) bool {
+	if !h[i].first.Equal(h[j].first) {
+		return h[i].first.Before(h[j].first)
+	}
+	return h[i].made < h[j].made
+}
+
+func (h ageHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+
+func (h *ageHeap) Push(x any) {
+	g := x.(*group)
+	g.index = len(*h)
+	*h = append(*h, g)
+}
+
+func (h *ageHeap) Pop() any {
+	old := *h
+	g := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return g
+}
