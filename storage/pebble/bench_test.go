@@ -299,3 +299,121 @@ func BenchmarkFsync(b *testing.B) {
 		})
 	}
 }
+
+// submittedUpdate is the Record a submit_sm_resp makes, with n as its
+// Notify (nil: none).
+func submittedUpdate(id string, n *sb.Notify) sb.Update {
+	return sb.Update{MessageID: id, Notify: n, Transition: sb.Transition{
+		Event: sb.Event{Status: sb.StatusSubmitted, At: time.Now(), Carrier: "sandbox"}, Part: -1,
+		CarrierIDs: []string{"c" + id[4:]},
+	}}
+}
+
+const benchHookURL = "https://hooks.example.com/sms"
+
+func submitNotify(id string) *sb.Notify {
+	return &sb.Notify{EventID: "evt_" + id[4:], DefaultURL: benchHookURL,
+		Statuses: sb.DefaultCallbackStatuses, At: time.Now()}
+}
+
+// BenchmarkRecordNotify records one submit per op, without and with a
+// Notify that queues a callback in the same batch: the difference is what
+// the outbox costs a status change (building the event's JSON, encoding
+// and writing one more key). callers=1 shows the cost per Record without
+// group commit; callers=64 the hot path.
+func BenchmarkRecordNotify(b *testing.B) {
+	for _, callers := range []int{1, 64} {
+		for _, notify := range []bool{false, true} {
+			b.Run(fmt.Sprintf("callers=%d/notify=%v", callers, notify), func(b *testing.B) {
+				s := openBench(b)
+				ids := acceptN(b, s, b.N)
+				var next atomic.Int64
+				b.ReportAllocs()
+				b.ResetTimer()
+				cpu := cpuTime()
+				parallel(b, callers, func(pb *testing.PB) {
+					for pb.Next() {
+						id := ids[next.Add(1)-1]
+						var n *sb.Notify
+						if notify {
+							n = submitNotify(id)
+						}
+						if _, err := s.Record(b.Context(), []sb.Update{submittedUpdate(id, n)}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				reportRate(b, 1, "records/s")
+				reportCPU(b, cpu, b.N)
+			})
+		}
+	}
+}
+
+// queueCallbacks queues n callbacks for one endpoint, as a dead receiver
+// leaves them: it accepts n messages and records their submits with a
+// Notify, a thousand per call.
+func queueCallbacks(b *testing.B, s *pebble.Store, n int) {
+	b.Helper()
+	ids := acceptN(b, s, n)
+	updates := make([]sb.Update, 0, 1000)
+	for len(ids) > 0 {
+		chunk := ids[:min(1000, len(ids))]
+		ids = ids[len(chunk):]
+		updates = updates[:0]
+		for _, id := range chunk {
+			updates = append(updates, submittedUpdate(id, submitNotify(id)))
+		}
+		if _, err := s.Record(b.Context(), updates); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOutboxDrain is the webhook dispatcher's pattern: list 1,000
+// callbacks of an endpoint, finish the 1,000. An op is one page. resume
+// lists after the last ID of the previous page; from-start lists from the
+// beginning each time, as after a restart, and so steps over the
+// tombstones of what was finished; given-up finishes every callback with a
+// failure, which also rewrites its message.
+func BenchmarkOutboxDrain(b *testing.B) {
+	const page = 1000
+	endpoint := "https://hooks.example.com:443"
+	for _, mode := range []string{"resume", "from-start", "given-up"} {
+		b.Run(mode, func(b *testing.B) {
+			s := openBench(b)
+			queueCallbacks(b, s, b.N*page)
+			done := make([]sb.FinishedCallback, 0, page)
+			failure := sb.WebhookFailure{Type: sb.CallbackStatus, URL: benchHookURL, Reason: sb.WebhookMaxAge, Attempts: 20}
+			after := ""
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := cpuTime()
+			for range b.N {
+				cbs, err := s.Callbacks(b.Context(), endpoint, after, page)
+				if err != nil || len(cbs) != page {
+					b.Fatalf("Callbacks: %d, %v", len(cbs), err)
+				}
+				done = done[:0]
+				for _, cb := range cbs {
+					f := sb.FinishedCallback{Callback: cb}
+					if mode == "given-up" {
+						w := failure
+						w.EventID, w.At = cb.ID, time.Now()
+						f.Failure = &w
+					}
+					done = append(done, f)
+				}
+				if err := s.FinishCallbacks(b.Context(), done); err != nil {
+					b.Fatal(err)
+				}
+				if mode != "from-start" {
+					after = cbs[len(cbs)-1].ID
+				}
+			}
+			reportRate(b, page, "callbacks/s")
+			reportCPU(b, cpu, b.N*page)
+		})
+	}
+}

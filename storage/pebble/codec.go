@@ -17,12 +17,28 @@ import (
 //
 // A message is, in order: the version; the strings ID, Key, To, From, Body,
 // Reference, CallbackURL, Encoding; Segments; Status; AcceptedAt, UpdatedAt,
-// ExpiresAt; Carrier; CarrierIDs; PartStatus; Attempts; Events. Strings are
-// a uvarint length and the bytes; ints are varints; slices are a uvarint
-// count plus one (0 means nil, so nil and empty survive a round trip, which
-// Message.Apply relies on for CarrierIDs); times are described at
-// appendTime; statuses at statusCode.
-const valueVersion = 1
+// ExpiresAt; Carrier; CarrierIDs; PartStatus; Attempts; Events; and, in
+// version 2 only, Direction, Partial (one byte, 0 or 1) and WebhookFailures.
+// Strings are a uvarint length and the bytes; ints are varints; slices are
+// a uvarint count plus one (0 means nil, so nil and empty survive a round
+// trip, which Message.Apply relies on for CarrierIDs); times are described
+// at appendTime; statuses at statusCode.
+//
+// Versioning. Version 2 added the fields of inbound messages and webhook
+// failures. A message that has none of them (every outbound message until
+// a callback about it is given up on) is still written as version 1, byte
+// for byte as before, and any other as version 2; both decode, version 1
+// with the new fields zero. So values already on disk need no migration,
+// the common value does not grow, and a previous binary, rolled back to,
+// still reads every message but the inbound ones and those with webhook
+// failures, which it refuses as an unknown version rather than misreads.
+// Every other value (idempotency records, carrier refs, callbacks, inbound
+// parts, settings) is version 1.
+const (
+	valueVersion      = 1 // every value but a message that needs version 2
+	messageVersion2   = 2
+	maxMessageVersion = messageVersion2
+)
 
 // errCorrupt reports a value that does not decode; the store wraps it with
 // the key it came from.
@@ -41,6 +57,7 @@ const (
 	statusExpired
 	statusRejected
 	statusFailed
+	statusReceived
 	statusOther byte = 0xff
 )
 
@@ -64,6 +81,8 @@ func statusCode(s sb.Status) byte {
 		return statusRejected
 	case sb.StatusFailed:
 		return statusFailed
+	case sb.StatusReceived:
+		return statusReceived
 	}
 	return statusOther
 }
@@ -90,6 +109,8 @@ func statusOf(c byte) (s sb.Status, ok bool) {
 		return sb.StatusRejected, true
 	case statusFailed:
 		return sb.StatusFailed, true
+	case statusReceived:
+		return sb.StatusReceived, true
 	}
 	return "", false
 }
@@ -127,9 +148,29 @@ func appendCount(dst []byte, n int, isNil bool) []byte {
 	return binary.AppendUvarint(dst, uint64(n)+1)
 }
 
-// appendMessage appends the encoding of m to dst.
+// appendBytes writes b like a string, but with the length plus one, or 0
+// for nil, so nil and empty survive a round trip.
+func appendBytes(dst, b []byte) []byte {
+	dst = appendCount(dst, len(b), b == nil)
+	return append(dst, b...)
+}
+
+func appendBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+// appendMessage appends the encoding of m to dst: version 1 unless m has a
+// field only version 2 holds.
 func appendMessage(dst []byte, m *sb.Message) []byte {
-	dst = append(dst, valueVersion)
+	v2 := m.Direction != "" || m.Partial || m.WebhookFailures != nil
+	if v2 {
+		dst = append(dst, messageVersion2)
+	} else {
+		dst = append(dst, valueVersion)
+	}
 	for _, s := range [...]string{m.ID, m.Key, m.To, m.From, m.Body, m.Reference, m.CallbackURL, m.Encoding} {
 		dst = appendString(dst, s)
 	}
@@ -152,7 +193,25 @@ func appendMessage(dst []byte, m *sb.Message) []byte {
 	for i := range m.Events {
 		dst = appendEvent(dst, &m.Events[i])
 	}
+	if !v2 {
+		return dst
+	}
+	dst = appendString(dst, m.Direction)
+	dst = appendBool(dst, m.Partial)
+	dst = appendCount(dst, len(m.WebhookFailures), m.WebhookFailures == nil)
+	for i := range m.WebhookFailures {
+		dst = appendWebhookFailure(dst, &m.WebhookFailures[i])
+	}
 	return dst
+}
+
+// appendWebhookFailure writes EventID, Type, URL, Reason, Attempts, At.
+func appendWebhookFailure(dst []byte, f *sb.WebhookFailure) []byte {
+	for _, s := range [...]string{f.EventID, f.Type, f.URL, f.Reason} {
+		dst = appendString(dst, s)
+	}
+	dst = binary.AppendVarint(dst, int64(f.Attempts))
+	return appendTime(dst, f.At)
 }
 
 func appendEvent(dst []byte, e *sb.Event) []byte {
@@ -275,17 +334,42 @@ func (d *decoder) count() (n int, isNil bool) {
 	return int(u - 1), false
 }
 
-func (d *decoder) version() {
-	if v := d.byte(); v != valueVersion && d.err == nil {
-		d.err = fmt.Errorf("%w: value version %d", errCorrupt, v)
+func (d *decoder) bytes() []byte {
+	n, isNil := d.count()
+	if isNil {
+		return nil
 	}
+	b := []byte(d.s[d.off : d.off+n])
+	d.off += n
+	return b
+}
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail()
+	return false
+}
+
+// version reads the version byte and checks it is at most highest.
+func (d *decoder) version(highest byte) byte {
+	v := d.byte()
+	if (v == 0 || v > highest) && d.err == nil {
+		d.err = fmt.Errorf("%w: value version %d", errCorrupt, v)
+		d.off = len(d.s)
+	}
+	return v
 }
 
 // decodeMessage decodes a value written by appendMessage into a new message
 // that shares nothing with v.
 func decodeMessage(v []byte) (*sb.Message, error) {
 	d := decoder{s: string(v)}
-	d.version()
+	version := d.version(maxMessageVersion)
 	m := &sb.Message{}
 	for _, p := range [...]*string{&m.ID, &m.Key, &m.To, &m.From, &m.Body, &m.Reference, &m.CallbackURL, &m.Encoding} {
 		*p = d.string()
@@ -313,6 +397,20 @@ func decodeMessage(v []byte) (*sb.Message, error) {
 		m.Events = make([]sb.Event, n)
 		for i := range m.Events {
 			d.event(&m.Events[i])
+		}
+	}
+	if version < messageVersion2 {
+		return m, d.finish()
+	}
+	m.Direction = d.string()
+	m.Partial = d.bool()
+	if n, isNil := d.count(); !isNil {
+		m.WebhookFailures = make([]sb.WebhookFailure, n)
+		for i := range m.WebhookFailures {
+			f := &m.WebhookFailures[i]
+			f.EventID, f.Type, f.URL, f.Reason = d.string(), d.string(), d.string(), d.string()
+			f.Attempts = d.int()
+			f.At = d.time()
 		}
 	}
 	return m, d.finish()
@@ -352,7 +450,7 @@ func appendIdempotency(dst []byte, r *sb.IdempotencyRecord) []byte {
 
 func decodeIdempotency(v []byte) (sb.IdempotencyRecord, error) {
 	d := decoder{s: string(v)}
-	d.version()
+	d.version(valueVersion)
 	var r sb.IdempotencyRecord
 	r.MessageID = d.string()
 	if len(d.s)-d.off < len(r.RequestHash) {
@@ -373,7 +471,7 @@ func appendCarrierRef(dst []byte, messageID string, part int) []byte {
 
 func decodeCarrierRef(v []byte) (messageID string, part int, err error) {
 	d := decoder{s: string(v)}
-	d.version()
+	d.version(valueVersion)
 	p := d.uvarint()
 	messageID = d.string()
 	if p > maxPart {
@@ -385,3 +483,105 @@ func decodeCarrierRef(v []byte) (messageID string, part int, err error) {
 // maxPart bounds a decoded part index; Message.Apply never records more
 // parts than this.
 const maxPart = 1 << 16
+
+// Callback types have one byte on disk, like statuses: add at the end,
+// never renumber; another type is written as callbackOther and its string.
+const (
+	callbackStatus byte = iota + 1
+	callbackInbound
+	callbackOther byte = 0xff
+)
+
+// appendCallback encodes a queued callback: version, Type, Key, URL,
+// MessageID, CreatedAt, Data. ID and Endpoint are not in the value: the
+// outbox key holds them (o/⟨endpoint⟩<id>), and an endpoint whose receiver
+// is down may hold a million entries.
+func appendCallback(dst []byte, cb *sb.Callback) []byte {
+	dst = append(dst, valueVersion)
+	switch cb.Type {
+	case sb.CallbackStatus:
+		dst = append(dst, callbackStatus)
+	case sb.CallbackInbound:
+		dst = append(dst, callbackInbound)
+	default:
+		dst = appendString(append(dst, callbackOther), cb.Type)
+	}
+	for _, s := range [...]string{cb.Key, cb.URL, cb.MessageID} {
+		dst = appendString(dst, s)
+	}
+	dst = appendTime(dst, cb.CreatedAt)
+	return appendBytes(dst, cb.Data)
+}
+
+// decodeCallback decodes a value written by appendCallback into a callback
+// with the given endpoint and ID, sharing nothing with v.
+func decodeCallback(endpoint, id string, v []byte) (sb.Callback, error) {
+	d := decoder{s: string(v)}
+	d.version(valueVersion)
+	cb := sb.Callback{ID: id, Endpoint: endpoint}
+	switch c := d.byte(); c {
+	case callbackStatus:
+		cb.Type = sb.CallbackStatus
+	case callbackInbound:
+		cb.Type = sb.CallbackInbound
+	case callbackOther:
+		cb.Type = d.string()
+	default:
+		d.fail()
+	}
+	cb.Key, cb.URL, cb.MessageID = d.string(), d.string(), d.string()
+	cb.CreatedAt = d.time()
+	cb.Data = d.bytes()
+	return cb, d.finish()
+}
+
+// appendInboundPart encodes an inbound part whole: version, Carrier, From,
+// To, DataCoding, Payload, Concat (a presence byte, then Ref as a uvarint,
+// Total, Seq), ReceivedAt. The key repeats the identity, but parts are few
+// and short-lived, and a self-contained value keeps InboundParts from
+// parsing keys.
+func appendInboundPart(dst []byte, p *sb.InboundPart) []byte {
+	dst = append(dst, valueVersion)
+	for _, s := range [...]string{p.Carrier, p.From, p.To} {
+		dst = appendString(dst, s)
+	}
+	dst = append(dst, p.DataCoding)
+	dst = appendBytes(dst, p.Payload)
+	if c := p.Concat; c == nil {
+		dst = append(dst, 0)
+	} else {
+		dst = binary.AppendUvarint(append(dst, 1), uint64(c.Ref))
+		dst = append(dst, c.Total, c.Seq)
+	}
+	return appendTime(dst, p.ReceivedAt)
+}
+
+func decodeInboundPart(v []byte) (sb.InboundPart, error) {
+	d := decoder{s: string(v)}
+	d.version(valueVersion)
+	var p sb.InboundPart
+	p.Carrier, p.From, p.To = d.string(), d.string(), d.string()
+	p.DataCoding = d.byte()
+	p.Payload = d.bytes()
+	if d.bool() {
+		ref := d.uvarint()
+		if ref > 0xffff {
+			d.fail()
+		}
+		p.Concat = &sb.Concat{Ref: uint16(ref), Total: d.byte(), Seq: d.byte()}
+	}
+	p.ReceivedAt = d.time()
+	return p, d.finish()
+}
+
+// appendSetting encodes a setting: version, then the value's bytes.
+func appendSetting(dst []byte, value string) []byte {
+	return append(append(dst, valueVersion), value...)
+}
+
+func decodeSetting(v []byte) (string, error) {
+	if len(v) == 0 || v[0] != valueVersion {
+		return "", errCorrupt
+	}
+	return string(v[1:]), nil
+}

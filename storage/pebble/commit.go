@@ -15,22 +15,27 @@ import (
 
 // Group commit.
 //
-// Accept and Record queue a request and wait. One committer goroutine takes
-// everything queued (up to maxRoundRequests), validates each request against
-// the database plus the requests before it in the same round, adds the
-// valid ones to one Pebble batch and applies it with Sync but without
-// waiting for the fsync (ApplyNoSyncWait: the batch is in the WAL buffer
-// and visible to reads when it returns). It hands the round to a syncer
-// goroutine, which waits for the fsync and then wakes the round's callers,
-// and goes on to the next round while the disk syncs. Pebble's WAL writer
-// folds the syncs of rounds that queue up behind one fsync into the next.
+// Every write (Accept, Record, FinishCallbacks, AddInboundPart,
+// AcceptInbound, InitSetting) queues a request and waits. One committer
+// goroutine takes everything queued (up to maxRoundRequests), validates each
+// request against the database plus the requests before it in the same
+// round, adds the valid ones to one Pebble batch and applies it with Sync
+// but without waiting for the fsync (ApplyNoSyncWait: the batch is in the
+// WAL buffer and visible to reads when it returns). It hands the round to a
+// syncer goroutine, which waits for the fsync and then wakes the round's
+// callers, and goes on to the next round while the disk syncs. Pebble's WAL
+// writer folds the syncs of rounds that queue up behind one fsync into the
+// next.
 //
 // Only the committer writes, so its reads are consistent: a round sees
 // every earlier round (applied batches are visible before their fsync), and
-// requests earlier in the same round through an overlay of the messages and
-// idempotency keys they wrote. A request that fails validation gets its
-// error and adds nothing to the batch, so requests in one round keep their
-// own all-or-none semantics.
+// requests earlier in the same round through an overlay of the messages,
+// idempotency keys and settings they wrote. Outbox and inbox entries need
+// no overlay: nothing reads them to decide a write, and a batch applies its
+// sets and deletes in order, so a callback queued and finished in one round
+// ends deleted. A request that fails validation gets its error and adds
+// nothing to the batch, so requests in one round keep their own all-or-none
+// semantics.
 //
 // Every caller, failed or not, is woken only after its round's fsync and
 // every earlier one: an ECONFLICT may rest on a write that was visible but
@@ -63,16 +68,17 @@ const (
 	stateAbandoned
 )
 
-// request is one Accept or Record call.
+// request is one write call. write runs on the committer goroutine: it
+// validates the call against the database and the round's overlay and, if
+// it is valid, adds its writes to the batch (write.go). Results other than
+// the error it leaves in the calling method's variables, which that method
+// reads only after done, and only if err is nil.
 type request struct {
-	accept  []sb.NewMessage
-	updates []sb.Update
-	record  bool
+	write func(c *committer, b *pebbledb.Batch) error
 
 	state atomic.Uint32
-	done  chan struct{} // closed by the syncer once err and results are set
+	done  chan struct{} // closed by the syncer once err is set
 	err   error
-	msgs  []*sb.Message // Record's results
 }
 
 // round is one applied batch and the requests that went into it.
@@ -101,18 +107,20 @@ type committer struct {
 	failed atomic.Pointer[error]
 
 	// Owned by the committer goroutine, reused across rounds.
-	overlay overlay
-	touched map[string]*touchedMessage
-	refs    []carrierRef
-	key     []byte
-	val     []byte
+	overlay   overlay
+	touched   map[string]*touchedMessage
+	refs      []carrierRef
+	callbacks []sb.Callback // queued by the request being executed
+	key       []byte
+	val       []byte
 }
 
 // overlay holds what the requests in the batch being built wrote, so later
 // ones see it. Its messages are never modified, only copied.
 type overlay struct {
-	msgs map[string]*sb.Message // by ID
-	idem map[string]struct{}    // idempotency index keys
+	msgs     map[string]*sb.Message // by ID
+	idem     map[string]struct{}    // idempotency index keys
+	settings map[string]string      // by name
 }
 
 func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *committer {
@@ -124,7 +132,7 @@ func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *co
 		quit:    make(chan struct{}),
 		rounds:  make(chan *round, syncQueue),
 		done:    make(chan struct{}),
-		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}},
+		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}, settings: map[string]string{}},
 		touched: map[string]*touchedMessage{},
 	}
 }
@@ -236,11 +244,7 @@ func (c *committer) execute(req *request, b *pebbledb.Batch) {
 		req.err = *f
 		return
 	}
-	if req.record {
-		req.msgs, req.err = c.record(req.updates, b)
-	} else {
-		req.err = c.accept(req.accept, b)
-	}
+	req.err = req.write(c, b)
 }
 
 // flush applies the round's batch without waiting for the fsync and hands
@@ -250,6 +254,7 @@ func (c *committer) execute(req *request, b *pebbledb.Batch) {
 func (c *committer) flush(r *round) {
 	clear(c.overlay.msgs)
 	clear(c.overlay.idem)
+	clear(c.overlay.settings)
 	if f := c.failed.Load(); f != nil {
 		r.err = *f // the batch may hold a half-written request
 	} else if err := c.db.ApplyNoSyncWait(r.batch, pebbledb.Sync); err != nil {
@@ -288,7 +293,7 @@ func (c *committer) sync() {
 		}
 		for _, req := range r.reqs {
 			if failed != nil {
-				req.err, req.msgs = failed, nil
+				req.err = failed
 			}
 			close(req.done)
 		}

@@ -3,6 +3,7 @@ package pebble
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func TestAbandonedRequestIsSkipped(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	abandoned := &sb.Message{ID: "msg_1", Key: "k", Status: sb.StatusAccepted}
 	errc := make(chan error)
-	go func() { errc <- c.do(ctx, &request{accept: []sb.NewMessage{{Message: abandoned}}}) }()
+	go func() { errc <- c.do(ctx, acceptRequest(abandoned)) }()
 	for c.queued() == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -35,7 +36,7 @@ func TestAbandonedRequestIsSkipped(t *testing.T) {
 	c.start()
 	defer c.stop()
 	kept := &sb.Message{ID: "msg_2", Key: "k", Status: sb.StatusAccepted}
-	if err := c.do(t.Context(), &request{accept: []sb.NewMessage{{Message: kept}}}); err != nil {
+	if err := c.do(t.Context(), acceptRequest(kept)); err != nil {
 		t.Fatalf("Accept after the abandoned one: %v", err)
 	}
 	if _, err := getMessage(db, messageKey(nil, abandoned.ID)); sb.ErrorCode(err) != sb.ENOTFOUND {
@@ -46,8 +47,121 @@ func TestAbandonedRequestIsSkipped(t *testing.T) {
 	}
 }
 
+func acceptRequest(m *sb.Message) *request {
+	return &request{write: func(c *committer, b *pebbledb.Batch) error {
+		return c.accept([]sb.NewMessage{{Message: m}}, b)
+	}}
+}
+
 func (c *committer) queued() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.queue)
+}
+
+// TestRoundOverlay queues requests that read what earlier ones in the same
+// round wrote, before the committer starts, so all of them share one round
+// and only the overlay can tell them what the batch holds: two InitSettings
+// of one name, two Records of one message with a Notify each, two
+// FinishCallbacks with failures of one message, two AcceptInbounds of one
+// ID.
+func TestRoundOverlay(t *testing.T) {
+	db, err := pebbledb.Open(t.TempDir(), &pebbledb.Options{Logger: pebbleLogger{zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	at := time.Now().UTC()
+	m := &sb.Message{ID: "msg_1", Key: "k", CallbackURL: "https://example.com/hook", Segments: 1,
+		Status: sb.StatusAccepted, AcceptedAt: at, Events: []sb.Event{{Status: sb.StatusAccepted, At: at}}}
+	if err := db.Set(messageKey(nil, m.ID), appendMessage(nil, m), pebbledb.Sync); err != nil {
+		t.Fatal(err)
+	}
+	c := newCommitter(db, time.Now, zerolog.Nop()) // not started: requests stay queued
+	all, _ := sb.NewStatusSet(sb.StatusQueued, sb.StatusSubmitted, sb.StatusFailed)
+	notify := func(id string) *sb.Notify { return &sb.Notify{EventID: id, Statuses: all, At: at} }
+	failure := func(id string) sb.FinishedCallback {
+		return sb.FinishedCallback{Callback: sb.Callback{ID: id, Endpoint: "https://example.com:443", MessageID: m.ID},
+			Failure: &sb.WebhookFailure{EventID: id, Reason: sb.WebhookGone}}
+	}
+	in := &sb.Message{ID: "msg_2", Key: "k", Status: sb.StatusReceived, AcceptedAt: at, Direction: sb.DirectionInbound}
+
+	var (
+		settings [2]string
+		records  [2][]*sb.Message
+		errs     [8]error
+		wg       sync.WaitGroup
+	)
+	writes := []func(c *committer, b *pebbledb.Batch) error{
+		func(c *committer, b *pebbledb.Batch) (err error) {
+			settings[0], err = c.initSetting("s", "first", b)
+			return err
+		},
+		func(c *committer, b *pebbledb.Batch) (err error) {
+			settings[1], err = c.initSetting("s", "second", b)
+			return err
+		},
+		func(c *committer, b *pebbledb.Batch) (err error) {
+			records[0], err = c.record([]sb.Update{{MessageID: m.ID, Notify: notify("evt_1"),
+				Transition: sb.Transition{Event: sb.Event{Status: sb.StatusQueued, At: at}, Part: -1}}}, b)
+			return err
+		},
+		func(c *committer, b *pebbledb.Batch) (err error) {
+			records[1], err = c.record([]sb.Update{{MessageID: m.ID, Notify: notify("evt_2"),
+				Transition: sb.Transition{Event: sb.Event{Status: sb.StatusSubmitted, At: at, Carrier: "x"}, Part: -1, CarrierIDs: []string{"c"}}}}, b)
+			return err
+		},
+		func(c *committer, b *pebbledb.Batch) error {
+			return c.finish([]sb.FinishedCallback{failure("evt_0")}, b)
+		},
+		func(c *committer, b *pebbledb.Batch) error {
+			return c.finish([]sb.FinishedCallback{failure("evt_1")}, b)
+		},
+		func(c *committer, b *pebbledb.Batch) error { return c.acceptInbound(in, nil, nil, b) },
+		func(c *committer, b *pebbledb.Batch) error { return c.acceptInbound(in, nil, nil, b) },
+	}
+	for i, w := range writes {
+		wg.Go(func() { errs[i] = c.do(t.Context(), &request{write: w}) })
+		for c.queued() < i+1 { // queue in order
+			time.Sleep(time.Millisecond)
+		}
+	}
+	c.start()
+	wg.Wait()
+	c.stop()
+
+	if settings != [2]string{"first", "first"} {
+		t.Errorf("InitSettings in one round returned %q", settings)
+	}
+	for i := range 6 {
+		if errs[i] != nil {
+			t.Errorf("write %d: %v", i, errs[i])
+		}
+	}
+	if errs[6] != nil || sb.ErrorCode(errs[7]) != sb.ECONFLICT {
+		t.Errorf("AcceptInbound of one ID twice in a round: %v, %v; want nil, ECONFLICT", errs[6], errs[7])
+	}
+	if records[0][0].Status != sb.StatusQueued || records[1][0].Status != sb.StatusSubmitted {
+		t.Errorf("Records returned %s, %s", records[0][0].Status, records[1][0].Status)
+	}
+	got, err := getMessage(db, messageKey(nil, m.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != sb.StatusSubmitted || len(got.WebhookFailures) != 2 {
+		t.Errorf("message after the round: status %s, failures %+v", got.Status, got.WebhookFailures)
+	}
+	// evt_1 was queued and then finished in the same round: deleted.
+	it, err := db.NewIter(&pebbledb.IterOptions{LowerBound: []byte(prefixOutbox), UpperBound: successor([]byte(prefixOutbox))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var queued []string
+	for ok := it.First(); ok; ok = it.Next() {
+		queued = append(queued, string(it.Key()[len(outboxPrefix(nil, "https://example.com:443")):]))
+	}
+	if len(queued) != 1 || queued[0] != "evt_2" {
+		t.Errorf("outbox holds %q, want [evt_2]", queued)
+	}
 }

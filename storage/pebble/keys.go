@@ -1,6 +1,10 @@
 package pebble
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	sb "github.com/switchboard-sms/switchboard"
+)
 
 // Key prefixes, one per kind of record. They are part of the on-disk format:
 // never reuse or renumber one. See the package documentation for the layout.
@@ -11,13 +15,19 @@ const (
 	prefixCarrier     = "c/"
 	prefixIdempotency = "i/"
 	prefixDay         = "d/"
+	prefixOutbox      = "o/"
+	prefixPart        = "n/"
+	prefixSetting     = "s/"
 )
 
 // layoutKey holds the layout version, checked on Open so an incompatible
 // future layout is refused rather than misread.
 const layoutKey = prefixMeta + "layout"
 
-// layoutVersion is the version of the key layout and value encodings.
+// layoutVersion is the version of the key layout. Values carry their own
+// version byte (codec.go), so a new value version needs no new layout, and
+// nor does a new kind of key: the outbox, inbox and settings were added
+// within version 1.
 const layoutVersion = 1
 
 // appendComponent appends s with its length in front. Length-prefixing keeps
@@ -60,6 +70,32 @@ func dayKey(dst []byte, key, day, id string) []byte {
 	return append(dayPrefix(dst, key, day), id...)
 }
 
+// outboxPrefix covers the queued callbacks of one endpoint; the entry of a
+// callback is this prefix and its ID, so an endpoint's callbacks iterate in
+// ID order.
+func outboxPrefix(dst []byte, endpoint string) []byte {
+	return appendComponent(append(dst, prefixOutbox...), endpoint)
+}
+
+func outboxKey(dst []byte, endpoint, id string) []byte {
+	return append(outboxPrefix(dst, endpoint), id...)
+}
+
+// partKey identifies an inbound part: carrier, from and to as components,
+// then the concatenation reference (2 bytes, big-endian), total and
+// sequence number (a byte each), so one message's parts sort together and
+// in sequence order. The caller ensures p.Concat is set.
+func partKey(dst []byte, p *sb.InboundPart) []byte {
+	dst = appendComponent(append(dst, prefixPart...), p.Carrier)
+	dst = appendComponent(appendComponent(dst, p.From), p.To)
+	dst = binary.BigEndian.AppendUint16(dst, p.Concat.Ref)
+	return append(dst, p.Concat.Total, p.Concat.Seq)
+}
+
+func settingKey(dst []byte, name string) []byte {
+	return append(append(dst, prefixSetting...), name...)
+}
+
 // successor returns the smallest key greater than every key that starts
 // with prefix, for use as an exclusive upper bound. It returns nil (no bound)
 // when prefix is all 0xff bytes, which none of ours are.
@@ -78,9 +114,13 @@ func successor(prefix []byte) []byte {
 // an ID start there.
 func after(k []byte) []byte { return append(k, 0) }
 
-// pendingKeyOf reads the API key out of a pending index entry.
-func pendingKeyOf(k []byte) (string, bool) {
-	rest := k[len(prefixPending):]
+// firstComponent reads the component that follows the two-byte prefix of
+// k: the API key of a pending index entry, the endpoint of an outbox entry.
+func firstComponent(k []byte) (string, bool) {
+	if len(k) < 2 {
+		return "", false
+	}
+	rest := k[2:]
 	n, w := binary.Uvarint(rest)
 	if w <= 0 || uint64(len(rest)-w) < n {
 		return "", false

@@ -8,7 +8,7 @@ import (
 	"github.com/switchboard-sms/switchboard/storage/storagetest"
 )
 
-func open(t *testing.T, dir string) sb.MessageStore {
+func open(t *testing.T, dir string) sb.Store {
 	t.Helper()
 	s, err := pebble.Open(dir, pebble.Options{MemTableSize: 4 << 20, CacheSize: 8 << 20})
 	if err != nil {
@@ -18,7 +18,7 @@ func open(t *testing.T, dir string) sb.MessageStore {
 }
 
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) sb.MessageStore { return open(t, t.TempDir()) })
+	storagetest.Run(t, func(t *testing.T) sb.Store { return open(t, t.TempDir()) })
 }
 
 func TestDurable(t *testing.T) {

@@ -61,7 +61,7 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Store is a switchboard.MessageStore on a Pebble database in one directory.
+// Store is a switchboard.Store on a Pebble database in one directory.
 // It is safe for concurrent use. Writes go through one committer goroutine
 // that group-commits them (see commit.go); reads go to Pebble directly.
 type Store struct {
@@ -76,7 +76,7 @@ type Store struct {
 	committer *committer
 }
 
-var _ sb.MessageStore = (*Store)(nil)
+var _ sb.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -159,7 +159,8 @@ func (s *Store) Close() error {
 // idempotency key with a live record fails with ECONFLICT. The messages are
 // stored as given: the caller sets status accepted and the first event.
 func (s *Store) Accept(ctx context.Context, msgs []sb.NewMessage) error {
-	if err := s.committer.do(ctx, &request{accept: msgs}); err != nil {
+	write := func(c *committer, b *pebbledb.Batch) error { return c.accept(msgs, b) }
+	if err := s.committer.do(ctx, &request{write: write}); err != nil {
 		return fmt.Errorf("pebble: accept: %w", err)
 	}
 	return nil
@@ -168,13 +169,20 @@ func (s *Store) Accept(ctx context.Context, msgs []sb.NewMessage) error {
 // Record applies transitions with Message.Apply and stores the results, all
 // or none, returning once they are synced. It returns one message per
 // update: the message as it stood after that update. A transition that
-// changes nothing is not an error; its message is returned unchanged.
+// changes nothing is not an error; its message is returned unchanged. The
+// callback an update's Notify asks for (Notify.StatusCallback, given the
+// status before that update) is queued in the same batch; one without an
+// ID fails the call with EINVALID.
 func (s *Store) Record(ctx context.Context, updates []sb.Update) ([]*sb.Message, error) {
-	req := &request{updates: updates, record: true}
-	if err := s.committer.do(ctx, req); err != nil {
+	var msgs []*sb.Message
+	write := func(c *committer, b *pebbledb.Batch) (err error) {
+		msgs, err = c.record(updates, b)
+		return err
+	}
+	if err := s.committer.do(ctx, &request{write: write}); err != nil {
 		return nil, fmt.Errorf("pebble: record: %w", err)
 	}
-	return req.msgs, nil
+	return msgs, nil
 }
 
 // beginRead admits a read unless ctx is done or the store is closed; when
@@ -337,30 +345,40 @@ func (s *Store) list(ctx context.Context, prefix []byte, afterID string, limit i
 	return msgs, it.Error()
 }
 
-// PendingKeys lists the API keys that have pending messages, skipping from
-// one key's entries to the next with a seek, so it costs one seek per key
-// rather than one step per pending message.
+// PendingKeys lists the API keys that have pending messages, with one seek
+// per key (see distinct).
 func (s *Store) PendingKeys(ctx context.Context) ([]string, error) {
-	if err := s.beginRead(ctx); err != nil {
-		return nil, fmt.Errorf("pebble: pending keys: %w", err)
-	}
-	defer s.rw.RUnlock()
-	prefix := []byte(prefixPending)
-	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	keys, err := s.distinct(ctx, prefixPending)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: pending keys: %w", err)
 	}
-	defer it.Close()
-	var keys []string
-	for ok := it.First(); ok; ok = it.SeekGE(successor(pendingPrefix(nil, keys[len(keys)-1]))) {
-		k, valid := pendingKeyOf(it.Key())
-		if !valid {
-			return nil, fmt.Errorf("pebble: pending keys: bad index entry %q", it.Key())
-		}
-		keys = append(keys, k)
-	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("pebble: pending keys: %w", err)
-	}
 	return keys, nil
+}
+
+// distinct lists the distinct first components of the keys of one kind
+// (prefix): the API keys of the pending index, the endpoints of the
+// outbox. It skips from one component's entries to the next with a seek,
+// so it costs one seek per component rather than one step per entry.
+func (s *Store) distinct(ctx context.Context, prefix string) ([]string, error) {
+	if err := s.beginRead(ctx); err != nil {
+		return nil, err
+	}
+	defer s.rw.RUnlock()
+	lower := []byte(prefix)
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: successor(lower)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []string
+	var next []byte
+	for ok := it.First(); ok; ok = it.SeekGE(next) {
+		c, valid := firstComponent(it.Key())
+		if !valid {
+			return nil, fmt.Errorf("bad key %q", it.Key())
+		}
+		out = append(out, c)
+		next = successor(appendComponent(append(next[:0], prefix...), c))
+	}
+	return out, it.Error()
 }

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"errors"
 	"fmt"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
@@ -154,11 +155,9 @@ type carrierRef struct {
 // record validates and writes one Record request: every message must exist
 // (else ENOTFOUND and nothing is written). Each result is the message as it
 // stood after its update; a message is written once, in its final state.
+// The callbacks the updates' Notify ask for go into the same batch.
 func (c *committer) record(updates []sb.Update, b *pebbledb.Batch) ([]*sb.Message, error) {
-	defer func() {
-		clear(c.touched)
-		c.refs = c.refs[:0]
-	}()
+	defer c.endTouch()
 	results := make([]*sb.Message, len(updates))
 	for i := range updates {
 		m, err := c.update(&updates[i])
@@ -173,8 +172,19 @@ func (c *committer) record(updates []sb.Update, b *pebbledb.Batch) ([]*sb.Messag
 	return results, nil
 }
 
+// endTouch forgets what a request touched, once it is written or failed.
+func (c *committer) endTouch() {
+	clear(c.touched)
+	c.refs = c.refs[:0]
+	clear(c.callbacks) // let go of their Data
+	c.callbacks = c.callbacks[:0]
+}
+
 // update applies one transition to a private copy of its message and
-// returns the copy, which becomes the request's current state.
+// returns the copy, which becomes the request's current state. The status
+// before is the status after the previous update of the message, in this
+// request or an earlier one of the round (current), so each update's
+// Notify sees exactly the change it made.
 func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 	t, err := c.current(u.MessageID)
 	if err != nil {
@@ -184,7 +194,15 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 		t.m = cloneMessage(t.m)
 	}
 	t.shared = true // it is about to be a result
-	if !t.m.Apply(u.Transition) {
+	before := t.m.Status
+	changed := t.m.Apply(u.Transition)
+	if cb, ok := u.Notify.StatusCallback(before, t.m); ok {
+		if err := checkCallback(&cb); err != nil {
+			return nil, err
+		}
+		c.callbacks = append(c.callbacks, cb)
+	}
+	if !changed {
 		return t.m, nil
 	}
 	t.changed = true
@@ -215,8 +233,8 @@ func (c *committer) current(id string) (*touchedMessage, error) {
 	return t, nil
 }
 
-// writeTouched adds the changed messages of a Record request, their
-// pending index changes and carrier index entries to b, and enters the
+// writeTouched adds the changed messages of a request, their pending index
+// changes, carrier index entries and queued callbacks to b, and enters the
 // messages into the overlay.
 func (c *committer) writeTouched(b *pebbledb.Batch) error {
 	for id, t := range c.touched {
@@ -234,7 +252,165 @@ func (c *committer) writeTouched(b *pebbledb.Batch) error {
 			return err
 		}
 	}
+	for i := range c.callbacks {
+		if err := c.writeCallback(&c.callbacks[i], b); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// checkCallback refuses a callback that cannot be listed or finished: one
+// without an ID or an endpoint. It fails the write it is part of, since a
+// write that queues a callback must queue it.
+func checkCallback(cb *sb.Callback) error {
+	if cb.ID == "" || cb.Endpoint == "" {
+		return sb.Errorf(sb.EINVALID, "callback for message %s without an ID or endpoint", cb.MessageID)
+	}
+	return nil
+}
+
+func (c *committer) writeCallback(cb *sb.Callback, b *pebbledb.Batch) error {
+	c.val = appendCallback(c.val[:0], cb)
+	return b.Set(outboxKey(c.key[:0], cb.Endpoint, cb.ID), c.val, nil)
+}
+
+// finish writes one FinishCallbacks request: it deletes the callbacks'
+// outbox entries, present or not, and appends each failure to its
+// message, read and written like Record's updates (so several failures of
+// one message, in one request or one round, all land). A message that is
+// not found is skipped, and so is a failure whose event the message lists
+// already: a repeated FinishCallbacks does not record it twice.
+func (c *committer) finish(done []sb.FinishedCallback, b *pebbledb.Batch) error {
+	defer c.endTouch()
+	for i := range done {
+		f := &done[i]
+		if f.Failure == nil {
+			continue
+		}
+		t, err := c.current(f.Callback.MessageID)
+		if sb.ErrorCode(err) == sb.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if hasFailure(t.m, f.Failure.EventID) {
+			continue
+		}
+		if t.shared {
+			t.m, t.shared = cloneMessage(t.m), false
+		}
+		t.m.WebhookFailures = append(t.m.WebhookFailures, *f.Failure)
+		t.changed = true
+	}
+	for i := range done {
+		cb := &done[i].Callback
+		if err := b.Delete(outboxKey(c.key[:0], cb.Endpoint, cb.ID), nil); err != nil {
+			return c.writeFailed(err)
+		}
+	}
+	if err := c.writeTouched(b); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+func hasFailure(m *sb.Message, eventID string) bool {
+	for i := range m.WebhookFailures {
+		if m.WebhookFailures[i].EventID == eventID {
+			return true
+		}
+	}
+	return false
+}
+
+// addPart writes one AddInboundPart request. A part's identity includes its
+// Concat, so a part without one cannot be stored (EINVALID): a message in
+// one part needs no reassembly.
+func (c *committer) addPart(p *sb.InboundPart, b *pebbledb.Batch) error {
+	if p.Concat == nil {
+		return sb.Errorf(sb.EINVALID, "inbound part without a concatenation reference")
+	}
+	c.val = appendInboundPart(c.val[:0], p)
+	if err := b.Set(partKey(c.key[:0], p), c.val, nil); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// acceptInbound validates and writes one AcceptInbound request: the
+// message (ECONFLICT if its ID exists or repeats in the round) with its
+// by-day index entry but no pending entry, its callback, and the removal
+// of its parts. Parts without a Concat were never stored and are skipped.
+func (c *committer) acceptInbound(m *sb.Message, cb *sb.Callback, parts []sb.InboundPart, b *pebbledb.Batch) error {
+	if m == nil || m.ID == "" {
+		return sb.Errorf(sb.EINVALID, "message without an ID")
+	}
+	if cb != nil {
+		if err := checkCallback(cb); err != nil {
+			return err
+		}
+	}
+	if err := c.claimID(m.ID); err != nil {
+		return err
+	}
+	c.overlay.msgs[m.ID] = m
+	if err := c.writeInbound(m, cb, parts, b); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+func (c *committer) writeInbound(m *sb.Message, cb *sb.Callback, parts []sb.InboundPart, b *pebbledb.Batch) error {
+	c.val = appendMessage(c.val[:0], m)
+	if err := b.Set(messageKey(c.key[:0], m.ID), c.val, nil); err != nil {
+		return err
+	}
+	if err := b.Set(dayKey(c.key[:0], m.Key, m.Day(), m.ID), nil, nil); err != nil {
+		return err
+	}
+	if cb != nil {
+		if err := c.writeCallback(cb, b); err != nil {
+			return err
+		}
+	}
+	for i := range parts {
+		if parts[i].Concat == nil {
+			continue
+		}
+		if err := b.Delete(partKey(c.key[:0], &parts[i]), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// initSetting writes one InitSetting request: the value stored already
+// (in the database or earlier in the round) wins; else value is written.
+func (c *committer) initSetting(name, value string, b *pebbledb.Batch) (string, error) {
+	if v, ok := c.overlay.settings[name]; ok {
+		return v, nil
+	}
+	c.key = settingKey(c.key[:0], name)
+	v, closer, err := c.db.Get(c.key)
+	if err == nil {
+		defer closer.Close()
+		stored, err := decodeSetting(v)
+		if err != nil {
+			return "", fmt.Errorf("setting %q: %w", name, err)
+		}
+		return stored, nil
+	}
+	if !errors.Is(err, pebbledb.ErrNotFound) {
+		return "", fmt.Errorf("setting %q: %w", name, err)
+	}
+	c.val = appendSetting(c.val[:0], value)
+	if err := b.Set(c.key, c.val, nil); err != nil {
+		return "", c.writeFailed(err)
+	}
+	c.overlay.settings[name] = value
+	return value, nil
 }
 
 func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
@@ -269,6 +445,9 @@ func cloneMessage(m *sb.Message) *sb.Message {
 				c.Events[i].Error = &errCopy
 			}
 		}
+	}
+	if m.WebhookFailures != nil {
+		c.WebhookFailures = append(make([]sb.WebhookFailure, 0, len(m.WebhookFailures)), m.WebhookFailures...)
 	}
 	return &c
 }

@@ -11,14 +11,15 @@ import (
 // RunDurable runs the reopen tests, for backends that keep their data
 // across Close: open must open the store kept in dir, creating it if dir is
 // empty. Each subtest closes what it opens.
-func RunDurable(t *testing.T, open func(t *testing.T, dir string) sb.MessageStore) {
+func RunDurable(t *testing.T, open func(t *testing.T, dir string) sb.Store) {
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
+	t.Run("ReopenOutboxInboxSettings", func(t *testing.T) { testReopenOutboxInboxSettings(t, open) })
 	t.Run("CloseDuringWrites", func(t *testing.T) { testCloseDuringWrites(t, open) })
 }
 
 // Everything written before Close is there after reopening: messages,
 // idempotency records, and all the indexes.
-func testReopen(t *testing.T, open func(t *testing.T, dir string) sb.MessageStore) {
+func testReopen(t *testing.T, open func(t *testing.T, dir string) sb.Store) {
 	dir := t.TempDir()
 	f := newFixture(t, open(t, dir))
 	a, b := f.message("k1", now()), f.message("k2", now())
@@ -55,7 +56,7 @@ func testReopen(t *testing.T, open func(t *testing.T, dir string) sb.MessageStor
 
 // Close while Accepts are in flight: every Accept either fails or is found
 // after reopening, and none panics.
-func testCloseDuringWrites(t *testing.T, open func(t *testing.T, dir string) sb.MessageStore) {
+func testCloseDuringWrites(t *testing.T, open func(t *testing.T, dir string) sb.Store) {
 	dir := t.TempDir()
 	f := newFixture(t, open(t, dir))
 	var (
@@ -96,4 +97,64 @@ func testCloseDuringWrites(t *testing.T, open func(t *testing.T, dir string) sb.
 		case msgs <- f.message("k1", now()):
 		}
 	}
+}
+
+// The outbox, the inbox and the settings survive Close: queued callbacks
+// (from Record and AcceptInbound) with their endpoints, failures recorded
+// by FinishCallbacks, inbound messages, parts and settings.
+func testReopenOutboxInboxSettings(t *testing.T, open func(t *testing.T, dir string) sb.Store) {
+	dir := t.TempDir()
+	f := newFixture(t, open(t, dir))
+	m, gaveUp := f.message("k1", now()), f.message("k1", now())
+	f.accept(t, m, gaveUp)
+	n, nGaveUp := f.notify(sb.StatusSubmitted), f.notify(sb.StatusFailed)
+	f.record(t,
+		sb.Update{MessageID: m.ID, Transition: submitted(now(), "sandbox", "s-0"), Notify: n},
+		sb.Update{MessageID: gaveUp.ID, Transition: status(now(), sb.StatusFailed), Notify: nGaveUp},
+	)
+	queued := f.callbacks(t, messageEndpoint, "", 10)
+	wantCallbackIDs(t, queued, n.EventID, nGaveUp.EventID)
+	failure := sb.WebhookFailure{EventID: nGaveUp.EventID, Type: sb.CallbackStatus, URL: gaveUp.CallbackURL,
+		Reason: sb.WebhookMaxAge, Attempts: 9, At: now()}
+	if err := f.s.FinishCallbacks(f.ctx, []sb.FinishedCallback{{Callback: queued[1], Failure: &failure}}); err != nil {
+		t.Fatalf("FinishCallbacks: %v", err)
+	}
+	wantGaveUp := f.get(t, gaveUp.ID)
+	in := f.queue(t, "http://in.example/hook", f.ids.event())
+	wantIn := f.get(t, in.MessageID)
+	p := f.part("sandbox", 42, 2, 1)
+	if err := f.s.AddInboundPart(f.ctx, p); err != nil {
+		t.Fatalf("AddInboundPart: %v", err)
+	}
+	if _, err := f.s.InitSetting(f.ctx, "secret", "kept"); err != nil {
+		t.Fatalf("InitSetting: %v", err)
+	}
+	if err := f.s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	f.s = open(t, dir)
+	defer f.s.Close()
+	cbs := f.callbacks(t, messageEndpoint, "", 10)
+	wantCallbackIDs(t, cbs, n.EventID)
+	wantCallback(t, cbs[0], queued[0])
+	inCbs := f.callbacks(t, "http://in.example:80", "", 10)
+	wantCallbackIDs(t, inCbs, in.ID)
+	wantCallback(t, inCbs[0], in)
+	f.wantEndpoints(t, messageEndpoint, "http://in.example:80")
+	wantEqual(t, f.get(t, gaveUp.ID), wantGaveUp)
+	if w := wantGaveUp.WebhookFailures; len(w) != 1 || w[0].EventID != failure.EventID {
+		t.Fatalf("WebhookFailures = %+v, want %+v", w, failure)
+	}
+	wantEqual(t, f.get(t, in.MessageID), wantIn)
+	f.wantPendingKeys(t)
+	f.wantParts(t, p)
+	if v, err := f.s.InitSetting(f.ctx, "secret", "new"); err != nil || v != "kept" {
+		t.Fatalf("InitSetting after reopen = %q, %v; want kept", v, err)
+	}
+	// The reopened store goes on queueing and finishing.
+	if err := f.s.FinishCallbacks(f.ctx, []sb.FinishedCallback{{Callback: cbs[0]}, {Callback: in}}); err != nil {
+		t.Fatalf("FinishCallbacks after reopen: %v", err)
+	}
+	f.wantEndpoints(t)
 }

@@ -135,6 +135,27 @@ func testClose(t *testing.T, f *fixture) {
 			_, err := f.s.MessagesByDay(ctx, "k1", m.Day(), "", 10)
 			return err
 		},
+		"Callbacks": func() error {
+			_, err := f.s.Callbacks(ctx, messageEndpoint, "", 10)
+			return err
+		},
+		"CallbackEndpoints": func() error {
+			_, err := f.s.CallbackEndpoints(ctx)
+			return err
+		},
+		"FinishCallbacks": func() error {
+			return f.s.FinishCallbacks(ctx, []sb.FinishedCallback{{Callback: sb.Callback{ID: "evt_1", Endpoint: messageEndpoint}}})
+		},
+		"AddInboundPart": func() error { return f.s.AddInboundPart(ctx, f.part("sandbox", 1, 2, 1)) },
+		"InboundParts": func() error {
+			_, err := f.s.InboundParts(ctx)
+			return err
+		},
+		"AcceptInbound": func() error { return f.s.AcceptInbound(ctx, f.inbound("k1", now()), nil, nil) },
+		"InitSetting": func() error {
+			_, err := f.s.InitSetting(ctx, "secret", "x")
+			return err
+		},
 		"Close": f.s.Close,
 	}
 	for name, call := range calls {

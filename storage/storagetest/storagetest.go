@@ -1,9 +1,11 @@
-// Package storagetest is the conformance suite for switchboard.MessageStore.
-// Every storage backend runs it from its own tests, so each is held to the
-// contracts written on the interface and to the semantics of Message.Apply:
+// Package storagetest is the conformance suite for switchboard.Store: the
+// message store, the callback outbox, the inbox of inbound parts and the
+// settings. Every storage backend runs it from its own tests, so each is
+// held to the contracts written on the interfaces and to the semantics of
+// Message.Apply and Notify.StatusCallback:
 //
 //	func TestConformance(t *testing.T) {
-//		storagetest.Run(t, func(t *testing.T) switchboard.MessageStore { ... })
+//		storagetest.Run(t, func(t *testing.T) switchboard.Store { ... })
 //	}
 //
 // Run opens a fresh store per subtest and closes it at the end. RunDurable
@@ -23,6 +25,29 @@
 //     record with ECONFLICT, so two racing requests with one key make one
 //     message. The root contract does not say this yet (IdempotencyKeyReuse).
 //   - Record returns one message per update: the message after that update.
+//   - An update's Notify sees the status before that update: the status
+//     after the previous update of the message, whether that was in the
+//     same Record call or in another call committed just before. So of
+//     several updates to one message, each queues the callback for the
+//     change it made, and of concurrent receipts that settle a message,
+//     only the one that makes it final queues a callback.
+//   - A callback without an ID or an Endpoint cannot be listed or
+//     finished: the write that would queue it (Record with such a Notify,
+//     AcceptInbound) fails with EINVALID and stores nothing.
+//   - FinishCallbacks records a failure once per event: a failure whose
+//     EventID the message lists already is not appended again, so a
+//     FinishCallbacks repeated after an error that hid its success does not
+//     duplicate it. Finishing a callback that is not queued still records
+//     its failure (once).
+//   - Callbacks with a limit of 0 or less lists nothing.
+//   - AddInboundPart of a part without a Concat fails with EINVALID: the
+//     identity of a part includes it, and a message in one part needs no
+//     reassembly. InboundParts lists parts in no particular order, and a
+//     Payload may come back nil for an empty one. AcceptInbound skips the
+//     parts without a Concat (never stored).
+//   - AcceptInbound stores the message as given and never in the pending
+//     index, whatever its status; its ECONFLICT (the ID exists as any
+//     message, inbound or not) stores nothing: no callback, no part removed.
 package storagetest
 
 import (
@@ -45,7 +70,7 @@ type test struct {
 // Run runs the conformance suite. open must return a new, empty store; the
 // suite closes it when the subtest ends, and calls Close a second time
 // expecting an error, not a panic.
-func Run(t *testing.T, open func(t *testing.T) sb.MessageStore) {
+func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 	tests := []test{
 		{"AcceptThenMessage", testAcceptThenMessage},
 		{"MessageNotFound", testMessageNotFound},
@@ -70,6 +95,26 @@ func Run(t *testing.T, open func(t *testing.T) sb.MessageStore) {
 		{"ConcurrentReceipts", testConcurrentReceipts},
 		{"CanceledContext", testCanceledContext},
 		{"Close", testClose},
+
+		{"NotifyQueuesOnStatusChange", testNotifyQueuesOnStatusChange},
+		{"NotifyURLs", testNotifyURLs},
+		{"NotifySeveralUpdates", testNotifySeveralUpdates},
+		{"NotifyAllOrNone", testNotifyAllOrNone},
+		{"NotifyWithoutEventID", testNotifyWithoutEventID},
+		{"NotifyConcurrentReceipts", testNotifyConcurrentReceipts},
+		{"CallbacksOrderAndPaging", testCallbacksOrderAndPaging},
+		{"CallbackEndpoints", testCallbackEndpoints},
+		{"FinishCallbacks", testFinishCallbacks},
+		{"FinishCallbacksFailureOnce", testFinishCallbacksFailureOnce},
+		{"FinishCallbacksConcurrentFailures", testFinishCallbacksConcurrentFailures},
+
+		{"AcceptInbound", testAcceptInbound},
+		{"AcceptInboundConflict", testAcceptInboundConflict},
+		{"InboundParts", testInboundParts},
+		{"InboundPartsRemovedByAccept", testInboundPartsRemovedByAccept},
+
+		{"InitSetting", testInitSetting},
+		{"InitSettingRace", testInitSettingRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,12 +127,12 @@ func Run(t *testing.T, open func(t *testing.T) sb.MessageStore) {
 
 // fixture is what a subtest works with: the store and a message factory.
 type fixture struct {
-	s   sb.MessageStore
+	s   sb.Store
 	ctx context.Context
 	ids *idGen
 }
 
-func newFixture(t *testing.T, s sb.MessageStore) *fixture {
+func newFixture(t *testing.T, s sb.Store) *fixture {
 	return &fixture{s: s, ctx: t.Context(), ids: newIDGen()}
 }
 
@@ -107,6 +152,12 @@ func newIDGen() *idGen {
 func (g *idGen) next() string {
 	g.n++
 	return fmt.Sprintf("msg_%s%013d", g.prefix, g.n)
+}
+
+// event makes a callback ID ("evt_" and 26 characters), in the same order.
+func (g *idGen) event() string {
+	g.n++
+	return fmt.Sprintf("evt_%s%013d", g.prefix, g.n)
 }
 
 // body is a full single-segment GSM-7 body, the typical message.
@@ -245,6 +296,11 @@ func normalize(m *sb.Message) *sb.Message {
 			e.Error = &errCopy
 		}
 		c.Events = append(c.Events, e)
+	}
+	c.WebhookFailures = nil
+	for _, w := range m.WebhookFailures {
+		w.At = utc(w.At)
+		c.WebhookFailures = append(c.WebhookFailures, w)
 	}
 	return &c
 }
