@@ -13,7 +13,9 @@ import (
 //   - submitted records the carrier and its ids once; later ones are
 //     duplicates of a retried submit and are ignored;
 //   - a receipt (Part >= 0) settles one part, once; intermediate states are
-//     ignored. When every part is settled the message is final: delivered
+//     ignored. One that carries CarrierIDs (its submit's record had not
+//     landed when it arrived) records the submission first if it is
+//     missing. When every part is settled the message is final: delivered
 //     if all parts were, else the first part's failure in part order;
 //   - any other status (failed, expired) applies to a message that is not
 //     final yet; queued only to one still pending (a late queued record
@@ -46,6 +48,12 @@ func (m *Message) Apply(t Transition) bool {
 	case t.Part >= 0:
 		if !ev.Status.Final() || t.Part >= maxParts {
 			return false
+		}
+		if m.Carrier == "" && len(t.CarrierIDs) > 0 {
+			// The receipt overtook the record of its submit: record the
+			// submission first, so the message never ends without it.
+			m.Apply(Transition{Event: Event{Status: StatusSubmitted, At: ev.At, Carrier: ev.Carrier,
+				CarrierMessageID: ev.CarrierMessageID}, Part: -1, CarrierIDs: t.CarrierIDs})
 		}
 		m.growParts(max(m.Segments, t.Part+1))
 		if m.PartStatus[t.Part].Final() {

@@ -112,3 +112,20 @@ func TestApplyLateQueuedDoesNotUndoSubmitted(t *testing.T) {
 		t.Fatalf("status %s, pending %v", m.Status, m.Pending())
 	}
 }
+
+// A receipt that overtook its submit's record carries the carrier ids:
+// the submission is recorded with it, so a crash before the submit's own
+// record lands cannot leave a delivered message without its carrier.
+func TestApplyReceiptCarriesSubmission(t *testing.T) {
+	m := newMsg(1)
+	r := sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: at(3), Carrier: "c", CarrierMessageID: "a"}, Part: 0, CarrierIDs: []string{"a"}}
+	if !m.Apply(r) || m.Status != sb.StatusDelivered || m.Carrier != "c" || len(m.CarrierIDs) != 1 || m.Attempts != 1 {
+		t.Fatalf("after the receipt: %+v", m)
+	}
+	if len(m.Events) != 3 || m.Events[1].Status != sb.StatusSubmitted || m.Events[2].Status != sb.StatusDelivered {
+		t.Fatalf("events %+v, want accepted, submitted, delivered", m.Events)
+	}
+	if m.Apply(submitted("a")) {
+		t.Fatal("the submit's own record, landing later, changed the message again")
+	}
+}

@@ -32,7 +32,10 @@ type Transition struct {
 	// Part is the 0-based part a receipt is for; -1 for the whole message.
 	Part int
 	// CarrierIDs are set with StatusSubmitted: one id per part, indexed so
-	// receipts (which name only the carrier's id) find the message.
+	// receipts (which name only the carrier's id) find the message. A
+	// receipt that arrived before its submit was recorded carries them
+	// too (Apply records the submission with it), and they are indexed
+	// the same way.
 	CarrierIDs []string
 }
 

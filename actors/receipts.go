@@ -9,10 +9,14 @@ import (
 	"github.com/switchboard-sms/switchboard"
 )
 
-// partRef is one part of one message.
+// partRef is one part of one message. ids are the carrier ids of all its
+// parts when the reference came from the correlator: the submit is not
+// recorded yet, and the receipt's record carries them so the submission
+// is recorded with it (Message.Apply).
 type partRef struct {
 	messageID string
 	part      int
+	ids       []string
 }
 
 type carrierRef struct{ carrier, id string }
@@ -32,7 +36,7 @@ func newCorrelator() *correlator { return &correlator{m: make(map[carrierRef]par
 func (c *correlator) add(carrier string, ids []string, messageID string) {
 	c.mu.Lock()
 	for i, id := range ids {
-		c.m[carrierRef{carrier, id}] = partRef{messageID, i}
+		c.m[carrierRef{carrier, id}] = partRef{messageID, i, ids}
 	}
 	c.mu.Unlock()
 }
@@ -58,17 +62,18 @@ type recordJob struct {
 	done   func(*switchboard.Message, error)
 }
 
-// recorder stores status transitions in batches: each worker takes what is
-// queued (up to maxBatch) and writes it with one Record call, so receipts
-// and submit results at 20k/s cost a few hundred commits a second.
+// recorder stores status transitions in batches (see batcher), so
+// receipts and submit results at 20k/s cost a few hundred commits a
+// second. Every transition asks for a status callback (Update.Notify) with
+// an event ID from ids; the store queues one when the status changed to one
+// the key wants, and recorded tells the webhook dispatcher to look.
 type recorder struct {
-	store switchboard.MessageStore
-	jobs  chan recordJob
-	wg    sync.WaitGroup
-	// mu guards closing jobs: add holds it shared, stop exclusively, so a
-	// late add (a receipt after the deadline) fails instead of panicking.
-	mu     sync.RWMutex
-	closed bool
+	store    switchboard.MessageStore
+	ids      *eventIDs
+	policy   func(key string) (string, switchboard.StatusSet)
+	recorded func(*switchboard.Message)
+	now      func() time.Time
+	batch    *batcher[recordJob]
 }
 
 const (
@@ -76,76 +81,47 @@ const (
 	recordMaxBatch = 256
 )
 
-func newRecorder(store switchboard.MessageStore) *recorder {
-	return &recorder{store: store, jobs: make(chan recordJob, 64*1024)}
+func newRecorder(store switchboard.MessageStore, ids *eventIDs, policy func(string) (string, switchboard.StatusSet),
+	recorded func(*switchboard.Message), now func() time.Time) *recorder {
+	r := &recorder{store: store, ids: ids, policy: policy, recorded: recorded, now: now}
+	r.batch = newBatcher(recordWorkers, recordMaxBatch, 64*1024, r.write)
+	return r
 }
 
-func (r *recorder) start() {
-	for range recordWorkers {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.work()
-		}()
-	}
-}
+func (r *recorder) start() { r.batch.start() }
 
-// stop lets the workers finish what is queued, then returns. No job may
-// be added after stop is called.
-func (r *recorder) stop() {
-	r.mu.Lock()
-	r.closed = true
-	close(r.jobs)
-	r.mu.Unlock()
-	r.wg.Wait()
-}
+// stop lets the workers finish what is queued, then returns.
+func (r *recorder) stop() { r.batch.stop() }
 
 // add queues a transition; after stop, done gets errStopped at once (a
 // receipt is then refused, so the SMSC sends it again to the next run).
 func (r *recorder) add(u switchboard.Update, done func(*switchboard.Message, error)) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.closed {
+	if !r.batch.add(recordJob{update: u, done: done}) {
 		done(nil, errStopped)
-		return
 	}
-	r.jobs <- recordJob{update: u, done: done}
 }
 
 var errStopped = errors.New("engine stopped")
-
-func (r *recorder) work() {
-	batch := make([]recordJob, 0, recordMaxBatch)
-	for job := range r.jobs {
-		batch = append(batch[:0], job)
-	fill:
-		for len(batch) < recordMaxBatch {
-			select {
-			case j, ok := <-r.jobs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, j)
-			default:
-				break fill
-			}
-		}
-		r.write(batch)
-	}
-}
 
 // write records a batch; if the batch fails as a whole (one bad update
 // spoils an all-or-none write), each update is retried alone so one
 // message's problem is only that message's.
 func (r *recorder) write(batch []recordJob) {
 	updates := make([]switchboard.Update, len(batch))
+	notes := make([]switchboard.Notify, len(batch))
+	ids, token := r.ids.begin(len(batch), r.now())
+	defer r.ids.end(token)
 	for i, j := range batch {
+		notes[i] = switchboard.Notify{EventID: ids[i], Policy: r.policy, At: r.now()}
 		updates[i] = j.update
+		updates[i].Notify = &notes[i]
 	}
 	ctx := context.Background()
 	msgs, err := r.store.Record(ctx, updates)
 	if err == nil {
+		r.ids.end(token)
 		for i, j := range batch {
+			r.recorded(msgs[i])
 			j.done(msgs[i], nil)
 		}
 		return
@@ -154,12 +130,13 @@ func (r *recorder) write(batch []recordJob) {
 		batch[0].done(nil, err)
 		return
 	}
-	for _, j := range batch {
-		m, err := r.store.Record(ctx, []switchboard.Update{j.update})
+	for i, j := range batch {
+		m, err := r.store.Record(ctx, updates[i:i+1])
 		if err != nil {
 			j.done(nil, err)
 			continue
 		}
+		r.recorded(m[0])
 		j.done(m[0], nil)
 	}
 }
@@ -206,7 +183,7 @@ func (e *Engine) lookupCarrierID(carrier, id string) (partRef, error) {
 	if err != nil {
 		return partRef{}, err
 	}
-	return partRef{msgID, part}, nil
+	return partRef{messageID: msgID, part: part}, nil
 }
 
 func (e *Engine) recordReceipt(r switchboard.Receipt, ref partRef, ack func(error)) {
@@ -216,20 +193,11 @@ func (e *Engine) recordReceipt(r switchboard.Receipt, ref partRef, ack func(erro
 	if r.Status != switchboard.StatusDelivered {
 		ev.Error = &switchboard.EventError{Code: r.ErrorCode, Description: r.State}
 	}
-	u := switchboard.Update{MessageID: ref.messageID, Transition: switchboard.Transition{Event: ev, Part: ref.part}}
+	u := switchboard.Update{MessageID: ref.messageID, Transition: switchboard.Transition{Event: ev, Part: ref.part, CarrierIDs: ref.ids}}
 	e.recorder.add(u, func(_ *switchboard.Message, err error) {
 		if err == nil {
 			e.stats.receipts.Add(1)
 		}
 		ack(err)
 	})
-}
-
-// onInbound acknowledges mobile-originated messages. Storing them and
-// posting them to the key's inbound URL comes with webhooks; until then
-// they are counted and logged, not silently dropped.
-func (e *Engine) onInbound(p switchboard.InboundPart, ack func(error)) {
-	e.stats.inboundDropped.Add(1)
-	e.log.Warn().Str("carrier", p.Carrier).Str("to", p.To).Msg("inbound message received; inbound handling is not built yet, acknowledged and dropped")
-	ack(nil)
 }

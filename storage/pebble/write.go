@@ -206,7 +206,7 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 		return t.m, nil
 	}
 	t.changed = true
-	if tr := &u.Transition; tr.Event.Status == sb.StatusSubmitted {
+	if tr := &u.Transition; len(tr.CarrierIDs) > 0 && (tr.Event.Status == sb.StatusSubmitted || tr.Part >= 0) {
 		for part, id := range tr.CarrierIDs {
 			c.refs = append(c.refs, carrierRef{tr.Event.Carrier, id, t.m.ID, part})
 		}
