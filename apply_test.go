@@ -1,6 +1,7 @@
 package switchboard_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +128,29 @@ func TestApplyReceiptCarriesSubmission(t *testing.T) {
 	}
 	if m.Apply(submitted("a")) {
 		t.Fatal("the submit's own record, landing later, changed the message again")
+	}
+}
+
+// An update that passes through submitted to a final status (a receipt
+// carrying its submission) queues the submitted callback first, then the
+// final one, with IDs in that order.
+func TestStatusCallbacksPassingSubmitted(t *testing.T) {
+	m := newMsg(1)
+	m.Key, m.CallbackURL = "k", "https://hooks.example.com/sms"
+	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: at(3), Carrier: "c"}, Part: 0, CarrierIDs: []string{"a"}})
+	n := &sb.Notify{EventID: "evt_01", Statuses: sb.DefaultCallbackStatuses, At: at(3)}
+	cbs := n.StatusCallbacks(sb.StatusAccepted, m)
+	if len(cbs) != 2 || cbs[0].ID >= cbs[1].ID {
+		t.Fatalf("callbacks %+v, want submitted then delivered in ID order", cbs)
+	}
+	for i, want := range []string{`"status":"submitted"`, `"status":"delivered"`} {
+		if !strings.Contains(string(cbs[i].Data), want) || cbs[i].Endpoint != "https://hooks.example.com:443" {
+			t.Errorf("callback %d: %s at %s, want %s", i, cbs[i].Data, cbs[i].Endpoint, want)
+		}
+	}
+	only, _ := sb.NewStatusSet(sb.StatusDelivered)
+	n.Statuses = only
+	if cbs := n.StatusCallbacks(sb.StatusAccepted, m); len(cbs) != 1 || cbs[0].ID != "evt_01" {
+		t.Fatalf("a key wanting only delivered: %+v", cbs)
 	}
 }

@@ -40,7 +40,7 @@ type WebhookFailure struct {
 	EventID  string    `json:"event_id"`
 	Type     string    `json:"type"`
 	URL      string    `json:"url"`
-	Reason   string    `json:"reason"` // "max_age" or "gone" (the receiver answered 410)
+	Reason   string    `json:"reason"` // WebhookMaxAge, WebhookGone or WebhookRefused
 	Attempts int       `json:"attempts"`
 	At       time.Time `json:"at"`
 }
@@ -49,6 +49,9 @@ type WebhookFailure struct {
 const (
 	WebhookMaxAge = "max_age"
 	WebhookGone   = "gone"
+	// WebhookRefused: the URL may never be called (not http(s), carries
+	// credentials, or names an address the policy refuses).
+	WebhookRefused = "refused"
 )
 
 // StatusSet is a set of statuses: the ones a key wants callbacks for.
@@ -87,12 +90,13 @@ var DefaultCallbackStatuses StatusSet = statusBit(StatusSubmitted) | statusBit(S
 // Has reports whether s is in the set.
 func (set StatusSet) Has(s Status) bool { b := statusBit(s); return b != 0 && set&b != 0 }
 
-// Notify asks Record to queue a status callback along with an update, when
+// Notify asks Record to queue status callbacks along with an update, when
 // the update moves the message to a status in Statuses. The callback is
 // stored in the same write as the status, so one cannot exist without the
 // other.
 type Notify struct {
-	// EventID becomes the callback's ID if one is queued.
+	// EventID becomes the callback's ID if one is queued (see
+	// StatusCallbacks for a second).
 	EventID string
 	// DefaultURL is the key's callback URL, used when the message has
 	// none of its own. With neither, nothing is queued.
@@ -105,19 +109,20 @@ type Notify struct {
 	At     time.Time // the callback's CreatedAt
 }
 
-// StatusCallback returns the callback n asks for after an update moved m
-// from status before to its present one, or false if there is none. Every
-// store calls it, so all agree on what is sent.
-func (n *Notify) StatusCallback(before Status, m *Message) (Callback, bool) {
+// StatusCallbacks returns the callbacks n asks for after an update moved
+// m from status before to its present one: none, one, or two when the
+// update passed through submitted on its way to a final status (a receipt
+// that overtook its submit's record carries the submission: Apply), so a
+// key that wants submitted hears of it, before the final one. The first
+// has ID n.EventID, a second n.EventID+"-2", which sorts right after it.
+// Every store calls this, so all agree on what is sent.
+func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
 	if n == nil || m.Status == before {
-		return Callback{}, false
+		return nil
 	}
 	defaultURL, statuses := n.DefaultURL, n.Statuses
 	if n.Policy != nil {
 		defaultURL, statuses = n.Policy(m.Key)
-	}
-	if !statuses.Has(m.Status) {
-		return Callback{}, false
 	}
 	u := m.CallbackURL
 	if u == "" {
@@ -125,12 +130,28 @@ func (n *Notify) StatusCallback(before Status, m *Message) (Callback, bool) {
 	}
 	endpoint, err := CallbackEndpoint(u)
 	if err != nil {
-		return Callback{}, false
+		return nil
 	}
-	return Callback{
-		ID: n.EventID, Type: CallbackStatus, Key: m.Key, URL: u, Endpoint: endpoint,
-		MessageID: m.ID, CreatedAt: n.At, Data: statusData(m),
-	}, true
+	var passed []Status
+	if (before == StatusAccepted || before == StatusQueued) && m.Status.Final() && m.Carrier != "" {
+		passed = append(passed, StatusSubmitted)
+	}
+	passed = append(passed, m.Status)
+	var cbs []Callback
+	for _, s := range passed {
+		if !statuses.Has(s) {
+			continue
+		}
+		id := n.EventID
+		if len(cbs) > 0 {
+			id += "-2"
+		}
+		cbs = append(cbs, Callback{
+			ID: id, Type: CallbackStatus, Key: m.Key, URL: u, Endpoint: endpoint,
+			MessageID: m.ID, CreatedAt: n.At, Data: statusData(m, s),
+		})
+	}
+	return cbs
 }
 
 // statusEvent is the JSON of a message.status callback, less event_id and
@@ -149,12 +170,13 @@ type statusEvent struct {
 	OccurredAt       time.Time   `json:"occurred_at"`
 }
 
-func statusData(m *Message) []byte {
-	ev := statusEvent{Type: CallbackStatus, MessageID: m.ID, Status: m.Status, To: m.To, From: m.From,
+// statusData is the JSON of m's event of status s.
+func statusData(m *Message, s Status) []byte {
+	ev := statusEvent{Type: CallbackStatus, MessageID: m.ID, Status: s, To: m.To, From: m.From,
 		Reference: m.Reference, Carrier: m.Carrier, Segments: m.Segments, OccurredAt: m.UpdatedAt}
 	// The event that set the status: the last one with that status.
 	for i := len(m.Events) - 1; i >= 0; i-- {
-		if e := m.Events[i]; e.Status == m.Status {
+		if e := m.Events[i]; e.Status == s {
 			ev.OccurredAt, ev.Error = e.At, e.Error
 			ev.CarrierMessageID = e.CarrierMessageID
 			if e.Carrier != "" {

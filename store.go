@@ -60,7 +60,7 @@ type Transition struct {
 //   - Record returns one message per update, as it stood after that
 //     update; an update that changes nothing (Apply returns false) is not
 //     an error. An update with Notify queues the callback
-//     Notify.StatusCallback returns (status before the update, message
+//     Notify.StatusCallbacks returns (status before the update, message
 //     after it), in the same write.
 //   - Nothing is deleted yet: retention is a decision still to be made.
 type MessageStore interface {
@@ -107,7 +107,7 @@ type Update struct {
 	MessageID  string
 	Transition Transition
 	// Notify, if set, asks for a status callback when the transition
-	// changes the message's status (Notify.StatusCallback decides); the
+	// changes the message's status (Notify.StatusCallbacks decides); the
 	// callback is queued in the outbox in the same write.
 	Notify *Notify
 }

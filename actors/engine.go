@@ -17,7 +17,7 @@ import (
 // Config is what the engine is built from. cmd/switchboard fills it from
 // cluster.yaml.
 type Config struct {
-	Store    switchboard.MessageStore
+	Store    switchboard.Store
 	Keys     *switchboard.KeyRing
 	Routes   []switchboard.Route
 	Carriers []CarrierConfig
@@ -36,6 +36,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Restart backoff for failed binds (defaults 1s → 60s).
 	RestartMin, RestartMax time.Duration
+
+	// Webhooks tunes callback delivery.
+	Webhooks WebhookConfig
+	// InboundTimeout is how long the parts of a long inbound message are
+	// waited for before it is delivered as partial (default 5 minutes).
+	InboundTimeout time.Duration
 
 	Log zerolog.Logger
 	Now func() time.Time
@@ -66,6 +72,9 @@ func (c *Config) setDefaults() {
 	if c.RestartMax <= 0 {
 		c.RestartMax = time.Minute
 	}
+	if c.InboundTimeout <= 0 {
+		c.InboundTimeout = 5 * time.Minute
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -75,12 +84,15 @@ func (c *Config) setDefaults() {
 type Engine struct {
 	cfg      Config
 	log      zerolog.Logger
-	store    switchboard.MessageStore
+	store    switchboard.Store
 	system   *actor.ActorSystem
 	router   *router
 	registry *registry
 	corr     *correlator
 	recorder *recorder
+	ids      *eventIDs
+	webhooks *dispatcher
+	inbound  *inbound
 	carriers []*actor.PID
 
 	// background work (durable writes) runs in goroutines tracked here and
@@ -94,7 +106,7 @@ type Engine struct {
 }
 
 type engineStats struct {
-	submitted, receipts, receiptsUnmatched, inboundDropped atomic.Int64
+	submitted, receipts, receiptsUnmatched, inbound, inboundUnknown atomic.Int64
 }
 
 // Stats are the engine's counters since start.
@@ -102,14 +114,17 @@ type Stats struct {
 	Submitted         int64 // messages a carrier accepted
 	Receipts          int64 // receipts recorded
 	ReceiptsUnmatched int64 // receipts whose carrier id matched no message (logged)
-	InboundDropped    int64 // inbound messages acknowledged without handling (logged)
+	Inbound           int64 // inbound messages stored
+	InboundUnknown    int64 // inbound messages to a number no key owns (logged, acknowledged, not stored)
+	Webhooks          WebhookStats
 }
 
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
 	return Stats{
 		Submitted: e.stats.submitted.Load(), Receipts: e.stats.receipts.Load(),
-		ReceiptsUnmatched: e.stats.receiptsUnmatched.Load(), InboundDropped: e.stats.inboundDropped.Load(),
+		ReceiptsUnmatched: e.stats.receiptsUnmatched.Load(), Inbound: e.stats.inbound.Load(),
+		InboundUnknown: e.stats.inboundUnknown.Load(), Webhooks: e.webhooks.stats(),
 	}
 }
 
@@ -139,8 +154,11 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log, store: cfg.Store,
 		router: &router{routes: switchboard.NewRoutes(cfg.Routes), carriers: carriers},
-		corr:   newCorrelator(), recorder: newRecorder(cfg.Store),
+		corr:   newCorrelator(), ids: newEventIDs(),
 	}
+	e.webhooks = newDispatcher(e, cfg.Webhooks, e.ids)
+	e.recorder = newRecorder(cfg.Store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
+	e.inbound = newInbound(e)
 	e.bgStop, e.bgEnd = context.WithCancel(context.Background())
 	return e, nil
 }
@@ -154,7 +172,16 @@ func (e *Engine) Start(ctx context.Context) error {
 		return slog.New(&slogToZerolog{log: e.log})
 	}))
 	e.registry = newRegistry(e)
+	if err := e.webhooks.loadSecrets(ctx); err != nil {
+		return fmt.Errorf("actors: webhook secrets: %w", err)
+	}
 	e.recorder.start()
+	if err := e.webhooks.start(ctx, e.store); err != nil {
+		return fmt.Errorf("actors: recovery: list queued callbacks: %w", err)
+	}
+	if err := e.inbound.start(ctx); err != nil {
+		return fmt.Errorf("actors: recovery: inbound parts: %w", err)
+	}
 	strategy := &backoffStrategy{
 		backoff: switchboard.Backoff{Min: e.cfg.RestartMin, Max: e.cfg.RestartMax},
 		calm:    e.cfg.RestartMax * 2, log: e.log,
@@ -250,9 +277,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 		_, _ = e.system.Root.RequestFuture(pid, &drain{}, max(time.Until(deadline(ctx)), time.Millisecond)).Result()
 	})
 	e.stopCarriers(ctx)
+	e.inbound.stop()
 	e.bgEnd()
 	e.bg.Wait()
 	e.recorder.stop()
+	e.webhooks.stopAll()
 	e.system.Shutdown()
 	return nil
 }

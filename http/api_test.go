@@ -226,11 +226,11 @@ func TestGetMessage(t *testing.T) {
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q", cc)
 	}
-	want := `{"id":"` + id + `","status":"undeliverable","to":"+447700900123","from":"Acme",` +
+	want := `{"id":"` + id + `","direction":"outbound","status":"undeliverable","to":"+447700900123","from":"Acme",` +
 		`"body":"Hi \u003cthere\u003e \u0026 \"you\"\n","reference":"r1","callback_url":"","segments":1,"encoding":"gsm7",` +
 		`"accepted_at":"2025-01-02T03:04:05.6Z","updated_at":"2025-01-02T03:04:05.6Z","expires_at":null,"carrier":"sandbox",` +
 		`"carrier_message_ids":["c1"],"events":[{"status":"accepted","at":"2025-01-02T03:04:05.6Z"},` +
-		`{"status":"undeliverable","at":"2025-01-02T03:04:06Z","carrier":"sandbox","carrier_message_id":"c1","error":{"code":"001","description":"absent subscriber"}}]}`
+		`{"status":"undeliverable","at":"2025-01-02T03:04:06Z","carrier":"sandbox","carrier_message_id":"c1","error":{"code":"001","description":"absent subscriber"}}],"webhook_failures":[]}`
 	if string(body) != want {
 		t.Errorf("got  %s\nwant %s", body, want)
 	}

@@ -92,6 +92,12 @@ func (w *jsonWriter) int(k string, v int64) {
 	w.first = false
 }
 
+func (w *jsonWriter) bool(k string, v bool) {
+	w.key(k)
+	w.b = strconv.AppendBool(w.b, v)
+	w.first = false
+}
+
 // time writes t in UTC as RFC 3339 with nanoseconds, or null when zero.
 func (w *jsonWriter) time(k string, t time.Time) {
 	w.key(k)
@@ -199,6 +205,7 @@ func (w *jsonWriter) accepted(m *switchboard.Message) {
 func (w *jsonWriter) message(m *switchboard.Message) {
 	w.openObject()
 	w.str("id", m.ID)
+	w.str("direction", direction(m))
 	w.str("status", string(m.Status))
 	w.str("to", m.To)
 	w.str("from", m.From)
@@ -219,6 +226,34 @@ func (w *jsonWriter) message(m *switchboard.Message) {
 		w.event(&m.Events[i])
 	}
 	w.closeArray()
+	if m.Direction == switchboard.DirectionInbound {
+		w.bool("partial", m.Partial)
+	}
+	w.key("webhook_failures")
+	w.openArray()
+	for i := range m.WebhookFailures {
+		w.elem()
+		w.webhookFailure(&m.WebhookFailures[i])
+	}
+	w.closeArray()
+	w.closeObject()
+}
+
+func direction(m *switchboard.Message) string {
+	if m.Direction == switchboard.DirectionInbound {
+		return "inbound"
+	}
+	return "outbound"
+}
+
+func (w *jsonWriter) webhookFailure(f *switchboard.WebhookFailure) {
+	w.openObject()
+	w.str("event_id", f.EventID)
+	w.str("type", f.Type)
+	w.str("url", f.URL)
+	w.str("reason", f.Reason)
+	w.int("attempts", int64(f.Attempts))
+	w.time("at", f.At)
 	w.closeObject()
 }
 

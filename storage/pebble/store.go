@@ -170,7 +170,7 @@ func (s *Store) Accept(ctx context.Context, msgs []sb.NewMessage) error {
 // or none, returning once they are synced. It returns one message per
 // update: the message as it stood after that update. A transition that
 // changes nothing is not an error; its message is returned unchanged. The
-// callback an update's Notify asks for (Notify.StatusCallback, given the
+// callback an update's Notify asks for (Notify.StatusCallbacks, given the
 // status before that update) is queued in the same batch; one without an
 // ID fails the call with EINVALID.
 func (s *Store) Record(ctx context.Context, updates []sb.Update) ([]*sb.Message, error) {

@@ -196,7 +196,7 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 	t.shared = true // it is about to be a result
 	before := t.m.Status
 	changed := t.m.Apply(u.Transition)
-	if cb, ok := u.Notify.StatusCallback(before, t.m); ok {
+	for _, cb := range u.Notify.StatusCallbacks(before, t.m) {
 		if err := checkCallback(&cb); err != nil {
 			return nil, err
 		}

@@ -106,7 +106,7 @@ func (f *fixture) wantEndpoints(t *testing.T, want ...string) {
 // A Notify queues a callback exactly when its update changes the status
 // into one it wants: not for a status it does not want, not for an update
 // that changes nothing, not for one that changes the message but not its
-// status. The callback is Notify.StatusCallback's, listed once Record
+// status. The callback is Notify.StatusCallbacks's, listed once Record
 // returns.
 func testNotifyQueuesOnStatusChange(t *testing.T, f *fixture) {
 	m := f.message("k1", now())
@@ -121,8 +121,11 @@ func testNotifyQueuesOnStatusChange(t *testing.T, f *fixture) {
 	got := f.record(t, sb.Update{MessageID: m.ID, Transition: submitted(now(), "sandbox", "a", "b"), Notify: n})[0]
 	cbs := f.callbacks(t, messageEndpoint, "", 10)
 	wantCallbackIDs(t, cbs, n.EventID)
-	want, _ := n.StatusCallback(sb.StatusQueued, got)
-	wantCallback(t, cbs[0], want)
+	want := n.StatusCallbacks(sb.StatusQueued, got)
+	if len(want) != 1 {
+		t.Fatalf("StatusCallbacks returned %d callbacks, want 1", len(want))
+	}
+	wantCallback(t, cbs[0], want[0])
 	wantStatusEvent(t, cbs[0], m.ID, sb.StatusSubmitted)
 	if cbs[0].Key != "k1" || cbs[0].URL != m.CallbackURL || cbs[0].Endpoint != messageEndpoint || !cbs[0].CreatedAt.Equal(n.At) {
 		t.Fatalf("callback %+v: want key k1, the message's URL and endpoint, CreatedAt %v", cbs[0], n.At)
@@ -184,12 +187,12 @@ func testNotifySeveralUpdates(t *testing.T, f *fixture) {
 	wantStatusEvent(t, cbs[2], m.ID, sb.StatusDelivered)
 	// Each callback describes the message as its update left it.
 	for i, j := range []int{0, 1, 3} {
-		want, ok := []*sb.Notify{nQueued, nSubmitted, nDelivered}[i].StatusCallback(
+		want := []*sb.Notify{nQueued, nSubmitted, nDelivered}[i].StatusCallbacks(
 			[]sb.Status{sb.StatusAccepted, sb.StatusQueued, sb.StatusSubmitted}[i], got[j])
-		if !ok {
-			t.Fatalf("update %d: StatusCallback queues nothing", j)
+		if len(want) != 1 {
+			t.Fatalf("update %d: StatusCallbacks queues %d, want 1", j, len(want))
 		}
-		wantCallback(t, cbs[i], want)
+		wantCallback(t, cbs[i], want[0])
 	}
 }
 

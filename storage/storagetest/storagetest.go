@@ -2,7 +2,7 @@
 // message store, the callback outbox, the inbox of inbound parts and the
 // settings. Every storage backend runs it from its own tests, so each is
 // held to the contracts written on the interfaces and to the semantics of
-// Message.Apply and Notify.StatusCallback:
+// Message.Apply and Notify.StatusCallbacks:
 //
 //	func TestConformance(t *testing.T) {
 //		storagetest.Run(t, func(t *testing.T) switchboard.Store { ... })

@@ -1,0 +1,362 @@
+package actors
+
+import (
+	"context"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-sms/switchboard"
+)
+
+// Messages an endpoint actor handles.
+type (
+	// outboxHint: the store may hold new callbacks for this endpoint.
+	outboxHint struct{}
+	// loaded is the result of reading the outbox.
+	loaded struct {
+		cbs      []switchboard.Callback
+		frontier string
+		limit    int
+		err      error
+	}
+	// postDone reports one delivery attempt.
+	postDone struct {
+		dl  *delivery
+		res PostResult
+	}
+	// finished reports callbacks removed from the store.
+	finished struct{ ids []string }
+	// endpointWake is a timer going off (retry due, circuit half-open,
+	// idle check); old generations are ignored.
+	endpointWake struct{ gen uint64 }
+)
+
+// delivery is one callback held in memory.
+type delivery struct {
+	cb       switchboard.Callback
+	attempts int
+	nextAt   time.Time // not before: a retry's backoff or Retry-After
+	inflight bool
+	probe    bool // sent while the circuit was open: its result decides
+	done     bool // finished; its removal from the store is on its way
+}
+
+// endpointActor delivers the callbacks of one endpoint. It holds up to
+// Window of them in memory, read from the store in ID order, and sends
+// at most Concurrency at once. Events of one message go out one at a
+// time, in order: a message's later callback waits until the earlier one
+// is delivered or given up. Consecutive failures open a circuit breaker,
+// so a dead endpoint costs a probe now and then, not a stream of
+// timeouts; nothing it does touches another endpoint's actor.
+type endpointActor struct {
+	d        *dispatcher
+	endpoint string
+	ref      *endpointRef
+
+	known  map[string]*delivery   // every callback in memory, by ID
+	chains map[string][]*delivery // per message, in ID order; the head is next
+	ready  []*delivery            // heads that may be sent now, oldest first
+	cursor string                 // the highest ID read from the store
+
+	dirty, loading, hintedWhileLoading bool
+
+	inflight  int
+	failures  int                    // consecutive failed attempts
+	openUntil time.Time              // circuit open until then
+	opened    int                    // times opened since the last success (backoff)
+	probing   bool                   // half-open: one attempt decides
+	waiting   map[*delivery]struct{} // heads waiting for nextAt
+	self      *actor.PID
+	wakeAt    time.Time
+	wakeGen   uint64
+	idleSince time.Time
+}
+
+func newEndpointActor(d *dispatcher, endpoint string, ref *endpointRef) *endpointActor {
+	return &endpointActor{d: d, endpoint: endpoint, ref: ref,
+		known: make(map[string]*delivery), chains: make(map[string][]*delivery), waiting: make(map[*delivery]struct{})}
+}
+
+func (a *endpointActor) now() time.Time { return a.d.e.now() }
+
+func (a *endpointActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.self = ctx.Self()
+	case *outboxHint:
+		a.ref.hinted.Store(false)
+		a.dirty = true
+		if a.loading {
+			a.hintedWhileLoading = true
+		}
+	case *loaded:
+		a.loaded(m)
+	case *postDone:
+		a.postDone(m)
+	case *finished:
+		for _, id := range m.ids {
+			delete(a.known, id)
+		}
+	case *endpointWake:
+		if m.gen != a.wakeGen {
+			return
+		}
+		a.wakeAt = time.Time{}
+		a.promoteDue()
+	default:
+		return
+	}
+	a.load(ctx)
+	a.dispatch(ctx)
+	a.schedule(ctx)
+}
+
+// load reads the next callbacks from the store when the window has room.
+// It reads only below the event-ID frontier, so a callback whose write is
+// still landing is not skipped.
+func (a *endpointActor) load(ctx actor.Context) {
+	room := a.d.cfg.Window - len(a.known)
+	if !a.dirty || a.loading || room < a.d.cfg.Window/4 {
+		return
+	}
+	a.loading, a.hintedWhileLoading = true, false
+	frontier := a.d.ids.frontier()
+	self, cursor, store := ctx.Self(), a.cursor, a.d.e.store
+	go func() {
+		cbs, err := store.Callbacks(context.Background(), a.endpoint, cursor, room)
+		a.d.e.system.Root.Send(self, &loaded{cbs: cbs, frontier: frontier, limit: room, err: err})
+	}()
+}
+
+func (a *endpointActor) loaded(m *loaded) {
+	a.loading = false
+	if m.err != nil {
+		a.d.e.log.Error().Err(m.err).Str("endpoint", a.endpoint).Msg("reading queued callbacks failed; will retry")
+		a.setWake(a.now().Add(time.Second)) // dirty stays set: the wake loads again
+		return
+	}
+	complete := len(m.cbs) < m.limit
+	for i := range m.cbs {
+		cb := m.cbs[i]
+		if m.frontier != "" && cb.ID >= m.frontier {
+			complete = false // the rest may have gaps still landing; the write's hint comes
+			break
+		}
+		a.cursor = cb.ID
+		if _, ok := a.known[cb.ID]; ok {
+			continue
+		}
+		a.add(&delivery{cb: cb})
+	}
+	if complete && !a.hintedWhileLoading {
+		a.dirty = false
+	}
+}
+
+// add takes a callback into memory, behind its message's earlier ones.
+func (a *endpointActor) add(dl *delivery) {
+	a.known[dl.cb.ID] = dl
+	chain := append(a.chains[dl.cb.MessageID], dl)
+	a.chains[dl.cb.MessageID] = chain
+	if len(chain) == 1 {
+		a.waitOrReady(dl, a.now())
+	}
+}
+
+// dispatch sends ready callbacks while the concurrency limit and the
+// circuit allow.
+func (a *endpointActor) dispatch(ctx actor.Context) {
+	now := a.now()
+	for len(a.ready) > 0 && a.inflight < a.d.cfg.Concurrency {
+		if !a.circuitAllows(now) {
+			return
+		}
+		dl := a.ready[0]
+		a.ready[0] = nil
+		a.ready = a.ready[1:]
+		if reason := a.giveUpReason(dl, now); reason != "" {
+			a.finish(dl, reason, now)
+			continue
+		}
+		dl.inflight = true
+		dl.attempts++
+		a.inflight++
+		dl.probe = a.failures >= a.d.cfg.BreakerFailures
+		if dl.probe {
+			a.probing = true
+		}
+		if a.d.cfg.Poster == nil {
+			a.d.e.system.Root.Send(ctx.Self(), &postDone{dl: dl, res: PostResult{Outcome: PostRetry}})
+			continue
+		}
+		a.d.post(ctx.Self(), dl, dl.attempts)
+	}
+}
+
+func (a *endpointActor) giveUpReason(dl *delivery, now time.Time) string {
+	switch {
+	case now.Sub(dl.cb.CreatedAt) >= a.d.cfg.MaxAge:
+		return switchboard.WebhookMaxAge
+	case a.d.isGone(dl.cb.URL, now):
+		return switchboard.WebhookGone
+	}
+	return ""
+}
+
+// circuitAllows reports whether an attempt may start: always while the
+// circuit is closed; when open, one probe after it has waited out.
+func (a *endpointActor) circuitAllows(now time.Time) bool {
+	if a.failures < a.d.cfg.BreakerFailures {
+		return true
+	}
+	return !a.probing && !now.Before(a.openUntil)
+}
+
+func (a *endpointActor) postDone(m *postDone) {
+	dl, res, now := m.dl, m.res, a.now()
+	dl.inflight = false
+	a.inflight--
+	a.probing = false
+	switch res.Outcome {
+	case PostDelivered:
+		a.failures, a.opened = 0, 0
+		a.d.delivered.Add(1)
+		a.finish(dl, "", now)
+	case PostGone:
+		a.failures, a.opened = 0, 0
+		a.d.markGone(dl.cb.URL, now)
+		a.d.e.log.Warn().Str("url", dl.cb.URL).Str("key", dl.cb.Key).Msg("callback URL answered 410 Gone; its callbacks are given up on")
+		a.finish(dl, switchboard.WebhookGone, now)
+	case PostRefused:
+		a.d.e.log.Warn().Err(res.Err).Str("url", dl.cb.URL).Str("key", dl.cb.Key).Msg("callback URL refused by the address policy; given up on")
+		a.finish(dl, switchboard.WebhookRefused, now)
+	default:
+		a.failed(dl, res, now)
+	}
+}
+
+// failed schedules a callback's next attempt and counts the failure
+// towards the endpoint's circuit breaker.
+func (a *endpointActor) failed(dl *delivery, res PostResult, now time.Time) {
+	if a.d.stop.Err() != nil {
+		return // stopping: it stays in the store for the next run
+	}
+	a.failures++
+	// The circuit opens when failures reach the threshold, and again
+	// (for longer) when a probe fails; attempts that were already in
+	// flight when it opened do not stretch it.
+	if a.failures == a.d.cfg.BreakerFailures || dl.probe {
+		b := switchboard.Backoff{Min: a.d.cfg.BreakerMin, Max: a.d.cfg.BreakerMax}
+		a.openUntil = now.Add(max(b.Delay(a.opened), a.d.cfg.BreakerMin/2))
+		if a.opened < 62 {
+			a.opened++
+		}
+	}
+	dl.probe = false
+	wait := res.RetryAfter
+	if wait <= 0 {
+		wait = switchboard.Backoff{Min: a.d.cfg.RetryMin, Max: a.d.cfg.RetryMax}.Delay(dl.attempts - 1)
+	}
+	dl.nextAt = now.Add(wait)
+	if deadline := dl.cb.CreatedAt.Add(a.d.cfg.MaxAge); dl.nextAt.After(deadline) {
+		dl.nextAt = deadline // give up on time, not a backoff later
+	}
+	a.waiting[dl] = struct{}{}
+	a.d.e.log.Debug().Err(res.Err).Int("status", res.Status).Str("endpoint", a.endpoint).Str("event_id", dl.cb.ID).
+		Int("attempt", dl.attempts).Dur("retry_in", wait).Msg("callback attempt failed")
+}
+
+// finish ends a callback (reason "" = delivered) and lets its message's
+// next one go.
+func (a *endpointActor) finish(dl *delivery, reason string, now time.Time) {
+	dl.done = true
+	fc := switchboard.FinishedCallback{Callback: switchboard.Callback{ID: dl.cb.ID, Endpoint: dl.cb.Endpoint, MessageID: dl.cb.MessageID}}
+	if reason != "" {
+		a.d.gaveUp.Add(1)
+		fc.Failure = &switchboard.WebhookFailure{EventID: dl.cb.ID, Type: dl.cb.Type, URL: dl.cb.URL,
+			Reason: reason, Attempts: dl.attempts, At: now}
+		a.d.e.log.Warn().Str("event_id", dl.cb.ID).Str("message_id", dl.cb.MessageID).Str("url", dl.cb.URL).
+			Str("reason", reason).Int("attempts", dl.attempts).Msg("callback given up on")
+	}
+	// After stop the removal is skipped: the callback is sent again after
+	// the restart, which at-least-once delivery allows.
+	a.d.finisher.add(finishJob{done: fc, actor: a.self})
+	chain := a.chains[dl.cb.MessageID][1:]
+	if len(chain) == 0 {
+		delete(a.chains, dl.cb.MessageID)
+		return
+	}
+	a.chains[dl.cb.MessageID] = chain
+	a.waitOrReady(chain[0], now)
+}
+
+// waitOrReady files a message's head under ready or waiting by its due time.
+func (a *endpointActor) waitOrReady(dl *delivery, now time.Time) {
+	if dl.nextAt.After(now) {
+		a.waiting[dl] = struct{}{}
+		return
+	}
+	a.ready = append(a.ready, dl)
+}
+
+// promoteDue moves heads whose wait is over to ready.
+func (a *endpointActor) promoteDue() {
+	now := a.now()
+	for dl := range a.waiting {
+		if !dl.nextAt.After(now) {
+			delete(a.waiting, dl)
+			a.ready = append(a.ready, dl)
+		}
+	}
+}
+
+// schedule sets the one timer the actor needs: the earliest retry, the
+// end of an open circuit, a reload after an error, or the idle check.
+func (a *endpointActor) schedule(ctx actor.Context) {
+	now := a.now()
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for dl := range a.waiting {
+		consider(dl.nextAt)
+	}
+	if len(a.ready) > 0 && a.failures >= a.d.cfg.BreakerFailures && !a.probing {
+		consider(a.openUntil)
+	}
+	if a.idle() {
+		if a.idleSince.IsZero() {
+			a.idleSince = now
+		}
+		if now.Sub(a.idleSince) >= endpointIdleTimeout {
+			if a.d.retire(a.endpoint, a.ref) {
+				ctx.Stop(ctx.Self())
+				return
+			}
+			a.idleSince = now
+		}
+		consider(a.idleSince.Add(endpointIdleTimeout))
+	} else {
+		a.idleSince = time.Time{}
+	}
+	if next.IsZero() || (!a.wakeAt.IsZero() && !next.Before(a.wakeAt) && a.wakeAt.After(now)) {
+		return
+	}
+	a.setWake(next)
+}
+
+// endpointIdleTimeout stops an endpoint actor with nothing to do.
+const endpointIdleTimeout = 30 * time.Second
+
+func (a *endpointActor) idle() bool {
+	return len(a.known) == 0 && !a.dirty && !a.loading && a.inflight == 0
+}
+
+func (a *endpointActor) setWake(at time.Time) {
+	a.wakeGen++
+	a.wakeAt = at
+	gen, self, root := a.wakeGen, a.self, a.d.e.system.Root
+	time.AfterFunc(max(time.Until(at), 0), func() { root.Send(self, &endpointWake{gen: gen}) })
+}

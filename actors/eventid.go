@@ -1,0 +1,79 @@
+package actors
+
+import (
+	cryptorand "crypto/rand"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// eventIDs hands out callback event IDs ("evt_" and a ULID, increasing)
+// and knows which of them are still being written. Writes land out of
+// order (several batches commit at once), so a reader of the outbox must
+// not move past an ID whose write is still in flight, or it would skip a
+// callback that lands later below it. frontier says how far is safe.
+type eventIDs struct {
+	mu       sync.Mutex
+	entropy  *ulid.MonotonicEntropy
+	inflight map[uint64]string // write token → its lowest ID
+	next     uint64
+	last     time.Time // the latest timestamp used
+}
+
+func newEventIDs() *eventIDs {
+	var seed [32]byte
+	_, _ = cryptorand.Read(seed[:])
+	return &eventIDs{entropy: ulid.Monotonic(rand.NewChaCha8(seed), 0), inflight: make(map[uint64]string)}
+}
+
+// begin returns n new IDs for one write and a token for end. IDs increase
+// in the order begin is called: a caller's clock reading that is older
+// than one already used (goroutines race to the lock) is moved up, or a
+// later write could get lower IDs than an earlier one a reader has passed.
+func (g *eventIDs) begin(n int, now time.Time) (ids []string, token uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Before(g.last) {
+		now = g.last
+	}
+	ids = make([]string, n)
+	for i := range ids {
+		id, err := ulid.New(ulid.Timestamp(now), g.entropy)
+		if err != nil {
+			// The monotonic entropy ran out within this millisecond (2^80
+			// IDs); move to the next one.
+			now = now.Add(time.Millisecond)
+			id = ulid.MustNew(ulid.Timestamp(now), g.entropy)
+		}
+		ids[i] = "evt_" + id.String()
+	}
+	g.last = now
+	g.next++
+	if n > 0 {
+		g.inflight[g.next] = ids[0]
+	}
+	return ids, g.next
+}
+
+// end marks a write begun with token as landed (or failed).
+func (g *eventIDs) end(token uint64) {
+	g.mu.Lock()
+	delete(g.inflight, token)
+	g.mu.Unlock()
+}
+
+// frontier returns the lowest ID still being written, or "" if none is:
+// every ID below it that was used is in the store.
+func (g *eventIDs) frontier() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	low := ""
+	for _, id := range g.inflight {
+		if low == "" || id < low {
+			low = id
+		}
+	}
+	return low
+}

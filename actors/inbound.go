@@ -1,0 +1,176 @@
+package actors
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/concat"
+)
+
+// inbound handles mobile-originated messages: it finds the key that owns
+// the destination number, keeps the parts of a long message in the store
+// until they are all there (or the reassembly timeout passes), stores the
+// message and queues its message.inbound callback.
+type inbound struct {
+	e      *Engine
+	parts  *concat.Reassembler
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// inboundMaxGroups bounds the long messages being reassembled at once; the
+// oldest beyond it is delivered as partial.
+const inboundMaxGroups = 100_000
+
+func newInbound(e *Engine) *inbound {
+	return &inbound{e: e, parts: concat.New(e.cfg.InboundTimeout, inboundMaxGroups)}
+}
+
+// start reassembles the parts stored before a restart, then expires
+// incomplete messages as their timeout passes.
+func (in *inbound) start(ctx context.Context) error {
+	parts, err := in.e.store.InboundParts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		in.add(p)
+	}
+	tick := in.e.cfg.InboundTimeout / 10
+	var stop context.Context
+	stop, in.cancel = context.WithCancel(context.Background())
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		t := time.NewTicker(max(tick, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-stop.Done():
+				return
+			case now := <-t.C:
+				for _, a := range in.parts.Expire(now) {
+					in.store(a)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (in *inbound) stop() {
+	if in.cancel != nil {
+		in.cancel()
+	}
+	in.wg.Wait()
+}
+
+// add feeds a stored part to the reassembler and stores what completes
+// (and a group evicted to make room, as partial).
+func (in *inbound) add(p switchboard.InboundPart) {
+	added, err := in.parts.Add(p)
+	if err != nil {
+		in.e.log.Warn().Err(err).Str("carrier", p.Carrier).Msg("inbound part does not fit its message; kept stored")
+		return
+	}
+	for _, a := range added.Evicted {
+		in.store(a)
+	}
+	if added.Complete {
+		in.store(added.Message)
+	}
+}
+
+// onInbound takes one part off the wire; ack answers the SMSC once it is
+// stored (an error makes the SMSC send it again).
+func (e *Engine) onInbound(p switchboard.InboundPart, ack func(error)) {
+	if _, ok := e.cfg.Keys.ByNumber(p.To); !ok {
+		e.stats.inboundUnknown.Add(1)
+		e.log.Warn().Str("carrier", p.Carrier).Str("to", p.To).Msg("inbound message to a number no key owns; acknowledged, not stored")
+		ack(nil)
+		return
+	}
+	e.background(func(context.Context) {
+		if p.Concat == nil || p.Concat.Total <= 1 {
+			added, err := e.inbound.parts.Add(p)
+			if err == nil {
+				err = e.inbound.storeOnce(added.Message)
+			}
+			ack(err)
+			return
+		}
+		if p.Concat.Seq == 0 || p.Concat.Seq > p.Concat.Total {
+			ack(switchboard.Errorf(switchboard.EINVALID, "part %d of %d", p.Concat.Seq, p.Concat.Total))
+			return
+		}
+		if err := e.store.AddInboundPart(context.Background(), p); err != nil {
+			ack(err)
+			return
+		}
+		ack(nil)
+		e.inbound.add(p)
+	})
+}
+
+// store stores an assembled message, retrying while the store fails: its
+// parts are stored already, so a failure here loses nothing, but a
+// message left unassembled would wait for the next restart.
+func (in *inbound) store(a concat.Assembled) {
+	b := switchboard.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+	for {
+		err := in.storeOnce(a)
+		if err == nil {
+			return
+		}
+		in.e.log.Error().Err(err).Str("carrier", a.Carrier).Msg("storing an inbound message failed; retrying")
+		select {
+		case <-in.e.bgStop.Done():
+			return // its parts stay stored; the next start assembles them
+		case <-time.After(b.Next()):
+		}
+	}
+}
+
+func (in *inbound) storeOnce(a concat.Assembled) error {
+	e := in.e
+	key, ok := e.cfg.Keys.ByNumber(a.To)
+	if !ok {
+		e.stats.inboundUnknown.Add(1)
+		return nil // the number changed hands across a restart
+	}
+	m := inboundMessage(key, a)
+	var cb *switchboard.Callback
+	var token uint64
+	if key.InboundURL != "" {
+		var ids []string
+		ids, token = e.ids.begin(1, e.now())
+		if c, ok := switchboard.InboundCallback(ids[0], key.InboundURL, m); ok {
+			cb = &c
+		}
+	}
+	err := e.store.AcceptInbound(context.Background(), m, cb, a.Parts)
+	e.ids.end(token) // before the hint: the endpoint may read up to here
+	if err != nil {
+		return err
+	}
+	e.stats.inbound.Add(1)
+	if cb != nil {
+		e.webhooks.hint(cb.Endpoint)
+	}
+	return nil
+}
+
+func inboundMessage(key *switchboard.Key, a concat.Assembled) *switchboard.Message {
+	at := a.ReceivedAt
+	return &switchboard.Message{
+		ID: "msg_" + ulid.Make().String(), Key: key.ID,
+		To: "+" + switchboard.NumberDigits(a.To), From: a.From, Body: a.Body,
+		Encoding: a.Encoding, Segments: a.Segments, Status: switchboard.StatusReceived,
+		AcceptedAt: at, UpdatedAt: at, Carrier: a.Carrier,
+		Direction: switchboard.DirectionInbound, Partial: a.Partial,
+		Events: []switchboard.Event{{Status: switchboard.StatusReceived, At: at, Carrier: a.Carrier}},
+	}
+}

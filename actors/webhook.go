@@ -1,0 +1,330 @@
+package actors
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-sms/switchboard"
+)
+
+// Poster sends one callback request. http/callback implements it (wired
+// in cmd/switchboard), keeping HTTP out of the engine.
+type Poster interface {
+	Post(ctx context.Context, req WebhookRequest) PostResult
+}
+
+// WebhookRequest is one attempt to deliver one callback.
+type WebhookRequest struct {
+	URL     string
+	Body    []byte
+	Secret  string // the key's webhook secret, which signs the body
+	EventID string
+}
+
+// PostOutcome is what a delivery attempt means for the callback.
+type PostOutcome int
+
+const (
+	PostDelivered PostOutcome = iota // 2xx: done
+	PostGone                         // 410: stop sending to this URL
+	PostRetry                        // anything else: try again later
+	PostRefused                      // the URL may never be called (its form or address policy)
+)
+
+// PostResult is the answer to one attempt.
+type PostResult struct {
+	Outcome    PostOutcome
+	Status     int           // the HTTP status, 0 without a response
+	RetryAfter time.Duration // from Retry-After, 0 if none
+	Err        error
+}
+
+// WebhookConfig tunes callback delivery. Zero values take the defaults.
+type WebhookConfig struct {
+	// Poster sends the requests. Without one, callbacks are queued in the
+	// store and nothing is sent.
+	Poster Poster
+	// MaxAge is how long a callback is retried before it is given up on
+	// (default 72h).
+	MaxAge time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts of one
+	// callback (defaults 5s and 30m).
+	RetryMin, RetryMax time.Duration
+	// Concurrency is the most requests in flight to one endpoint
+	// (default 64).
+	Concurrency int
+	// Window is how many callbacks of one endpoint are held in memory; the
+	// rest wait in the store (default 2048).
+	Window int
+	// BreakerFailures consecutive failures open an endpoint's circuit;
+	// it is probed again after a backoff between BreakerMin and BreakerMax
+	// (defaults 5, 1s, 60s).
+	BreakerFailures        int
+	BreakerMin, BreakerMax time.Duration
+	// GoneFor is how long a URL that answered 410 is not called (default
+	// 1h); its callbacks are given up on meanwhile.
+	GoneFor time.Duration
+}
+
+func (c *WebhookConfig) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.MaxAge, 72*time.Hour)
+	def(&c.RetryMin, 5*time.Second)
+	def(&c.RetryMax, 30*time.Minute)
+	def(&c.BreakerMin, time.Second)
+	def(&c.BreakerMax, time.Minute)
+	def(&c.GoneFor, time.Hour)
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	if c.Window <= 0 {
+		c.Window = 2048
+	}
+	if c.BreakerFailures <= 0 {
+		c.BreakerFailures = 5
+	}
+}
+
+// dispatcher owns the endpoint actors: one per callback endpoint
+// (scheme://host:port), started when the store may hold callbacks for it
+// and stopped when it has none left. Finished callbacks are removed from
+// the store in batches.
+type dispatcher struct {
+	e       *Engine
+	cfg     WebhookConfig
+	ids     *eventIDs
+	secrets map[string]string // key ID → webhook secret; read-only after start
+
+	mu        sync.Mutex
+	endpoints map[string]*endpointRef
+	gone      map[string]time.Time // URL → until when it is not called
+
+	finisher *batcher[finishJob]
+	posts    sync.WaitGroup
+	stop     context.Context
+	cancel   context.CancelFunc
+
+	delivered, gaveUp, attempts atomic.Int64
+}
+
+type endpointRef struct {
+	pid    *actor.PID
+	hinted atomic.Bool // a hint is on its way; more would be redundant
+}
+
+type finishJob struct {
+	done  switchboard.FinishedCallback
+	actor *actor.PID
+}
+
+// WebhookStats are the dispatcher's counters since start.
+type WebhookStats struct {
+	Attempts, Delivered, GaveUp int64
+	Endpoints                   int
+}
+
+func newDispatcher(e *Engine, cfg WebhookConfig, ids *eventIDs) *dispatcher {
+	cfg.setDefaults()
+	d := &dispatcher{e: e, cfg: cfg, ids: ids, secrets: make(map[string]string),
+		endpoints: make(map[string]*endpointRef), gone: make(map[string]time.Time)}
+	d.stop, d.cancel = context.WithCancel(context.Background())
+	d.finisher = newBatcher(2, 1024, 64*1024, d.finish)
+	return d
+}
+
+// start resumes every endpoint with callbacks in the store.
+func (d *dispatcher) start(ctx context.Context, store switchboard.Outbox) error {
+	d.finisher.start()
+	endpoints, err := store.CallbackEndpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ep := range endpoints {
+		d.hint(ep)
+	}
+	return nil
+}
+
+// policy is Notify.Policy: the key's default URL and statuses.
+func (d *dispatcher) policy(keyID string) (string, switchboard.StatusSet) {
+	k, ok := d.e.cfg.Keys.Key(keyID)
+	if !ok {
+		return "", 0
+	}
+	statuses := k.CallbackStatuses
+	if statuses == 0 {
+		statuses = switchboard.DefaultCallbackStatuses
+	}
+	return k.CallbackURL, statuses
+}
+
+// recorded follows every stored transition: if it may have queued a
+// callback, the endpoint is told to look.
+func (d *dispatcher) recorded(m *switchboard.Message) {
+	url, statuses := d.policy(m.Key)
+	if !statuses.Has(m.Status) && !statuses.Has(switchboard.StatusSubmitted) {
+		return
+	}
+	if m.CallbackURL != "" {
+		url = m.CallbackURL
+	}
+	if ep, err := switchboard.CallbackEndpoint(url); err == nil {
+		d.hint(ep)
+	}
+}
+
+// hint tells an endpoint's actor that the store may have new callbacks
+// for it, starting the actor if needed. Hints coalesce: one on its way
+// covers every write before the actor reads the store.
+func (d *dispatcher) hint(endpoint string) {
+	d.mu.Lock()
+	ref := d.endpoints[endpoint]
+	if ref == nil {
+		ref = &endpointRef{}
+		a := newEndpointActor(d, endpoint, ref)
+		ref.pid = d.e.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
+		d.endpoints[endpoint] = ref
+	}
+	d.mu.Unlock()
+	if ref.hinted.CompareAndSwap(false, true) {
+		d.e.system.Root.Send(ref.pid, &outboxHint{})
+	}
+}
+
+// retire forgets an idle endpoint actor unless a hint is on its way;
+// the actor stops only if this returns true.
+func (d *dispatcher) retire(endpoint string, ref *endpointRef) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.endpoints[endpoint] != ref || ref.hinted.Load() {
+		return false
+	}
+	delete(d.endpoints, endpoint)
+	return true
+}
+
+// isGone reports whether url answered 410 recently.
+func (d *dispatcher) isGone(url string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	until, ok := d.gone[url]
+	if ok && !now.Before(until) {
+		delete(d.gone, url)
+		return false
+	}
+	return ok
+}
+
+func (d *dispatcher) markGone(url string, now time.Time) {
+	d.mu.Lock()
+	d.gone[url] = now.Add(d.cfg.GoneFor)
+	d.mu.Unlock()
+}
+
+// body is the JSON sent for one attempt: event_id and attempt, then the
+// stored event's fields.
+func body(cb *switchboard.Callback, attempt int) []byte {
+	b := make([]byte, 0, len(cb.Data)+64)
+	b = append(b, `{"event_id":"`...)
+	b = append(b, cb.ID...)
+	b = append(b, `","attempt":`...)
+	b = strconv.AppendInt(b, int64(attempt), 10)
+	if len(cb.Data) > 2 { // a non-empty object: splice its fields in
+		b = append(b, ',')
+		return append(b, cb.Data[1:]...)
+	}
+	return append(b, '}')
+}
+
+// post runs one attempt in its own goroutine and reports to the actor.
+func (d *dispatcher) post(self *actor.PID, dl *delivery, attempt int) {
+	d.attempts.Add(1)
+	req := WebhookRequest{URL: dl.cb.URL, Body: body(&dl.cb, attempt), Secret: d.secrets[dl.cb.Key], EventID: dl.cb.ID}
+	d.posts.Add(1)
+	go func() {
+		defer d.posts.Done()
+		res := d.cfg.Poster.Post(d.stop, req)
+		d.e.system.Root.Send(self, &postDone{dl: dl, res: res})
+	}()
+}
+
+// finish removes a batch of finished callbacks from the store, retrying
+// until it lands (or the engine stops: then they are sent again after the
+// restart, which at-least-once allows), and tells each endpoint.
+func (d *dispatcher) finish(jobs []finishJob) {
+	done := make([]switchboard.FinishedCallback, len(jobs))
+	for i, j := range jobs {
+		done[i] = j.done
+	}
+	backoff := switchboard.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+	for {
+		err := d.e.store.FinishCallbacks(context.Background(), done)
+		if err == nil {
+			break
+		}
+		d.e.log.Error().Err(err).Int("callbacks", len(done)).Msg("removing finished callbacks from the store failed; retrying")
+		select {
+		case <-d.stop.Done():
+			return
+		case <-time.After(backoff.Next()):
+		}
+	}
+	byActor := make(map[*actor.PID][]string)
+	for _, j := range jobs {
+		byActor[j.actor] = append(byActor[j.actor], j.done.Callback.ID)
+	}
+	for pid, ids := range byActor {
+		d.e.system.Root.Send(pid, &finished{ids: ids})
+	}
+}
+
+// stopAll ends delivery: attempts in flight are cancelled (their
+// callbacks stay in the store and are sent after a restart) and finished
+// ones still queued are removed.
+func (d *dispatcher) stopAll() {
+	d.cancel()
+	d.posts.Wait()
+	d.finisher.stop()
+}
+
+func (d *dispatcher) stats() WebhookStats {
+	d.mu.Lock()
+	n := len(d.endpoints)
+	d.mu.Unlock()
+	return WebhookStats{Attempts: d.attempts.Load(), Delivered: d.delivered.Load(), GaveUp: d.gaveUp.Load(), Endpoints: n}
+}
+
+// loadSecrets fills the webhook secret of every key: the configured one,
+// or one generated once and kept in the store, so signatures stay
+// verifiable across restarts.
+func (d *dispatcher) loadSecrets(ctx context.Context) error {
+	for _, k := range d.e.cfg.Keys.All() {
+		if k.WebhookSecret != "" {
+			d.secrets[k.ID] = k.WebhookSecret
+			continue
+		}
+		var raw [24]byte
+		_, _ = cryptorand.Read(raw[:])
+		secret, err := d.e.store.InitSetting(ctx, "webhook_secret/"+k.ID, "whsec_"+base64.RawURLEncoding.EncodeToString(raw[:]))
+		if err != nil {
+			return fmt.Errorf("key %s: %w", k.ID, err)
+		}
+		d.secrets[k.ID] = secret
+	}
+	return nil
+}
+
+// WebhookSecret returns the secret that signs key's callbacks ("" for an
+// unknown key), for the admin API and tests.
+func (e *Engine) WebhookSecret(keyID string) string { return e.webhooks.secrets[keyID] }
