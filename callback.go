@@ -173,11 +173,11 @@ type statusEvent struct {
 // statusData is the JSON of m's event of status s.
 func statusData(m *Message, s Status) []byte {
 	ev := statusEvent{Type: CallbackStatus, MessageID: m.ID, Status: s, To: m.To, From: m.From,
-		Reference: m.Reference, Carrier: m.Carrier, Segments: m.Segments, OccurredAt: m.UpdatedAt}
+		Reference: m.Reference, Carrier: m.Carrier, Segments: m.Segments, OccurredAt: m.UpdatedAt.UTC()}
 	// The event that set the status: the last one with that status.
 	for i := len(m.Events) - 1; i >= 0; i-- {
 		if e := m.Events[i]; e.Status == s {
-			ev.OccurredAt, ev.Error = e.At, e.Error
+			ev.OccurredAt, ev.Error = e.At.UTC(), e.Error
 			ev.CarrierMessageID = e.CarrierMessageID
 			if e.Carrier != "" {
 				ev.Carrier = e.Carrier
@@ -216,7 +216,7 @@ func InboundCallback(eventID, url string, m *Message) (Callback, bool) {
 	}
 	b, _ := json.Marshal(inboundEvent{Type: CallbackInbound, MessageID: m.ID, To: m.To, From: m.From,
 		Body: m.Body, Encoding: m.Encoding, Segments: m.Segments, Partial: m.Partial,
-		Carrier: m.Carrier, OccurredAt: m.AcceptedAt})
+		Carrier: m.Carrier, OccurredAt: m.AcceptedAt.UTC()})
 	return Callback{ID: eventID, Type: CallbackInbound, Key: m.Key, URL: url, Endpoint: endpoint,
 		MessageID: m.ID, CreatedAt: m.AcceptedAt, Data: b}, true
 }

@@ -105,6 +105,8 @@ func TestBadInputSweep(t *testing.T) {
 		{"long reference", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","reference":"` + strings.Repeat("r", 129) + `"}`, 400, switchboard.EINVALID},
 		{"callback not a URL", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","callback_url":"not a url"}`, 400, switchboard.EINVALID},
 		{"callback ftp", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","callback_url":"ftp://example.com/"}`, 400, switchboard.EINVALID},
+		{"callback private", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","callback_url":"http://10.1.2.3/hook"}`, 400, switchboard.EINVALID},
+		{"callback decimal loopback", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","callback_url":"http://2130706433/hook"}`, 400, switchboard.EINVALID},
 		{"callback userinfo", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","callback_url":"https://u:p@example.com/"}`, 400, switchboard.EINVALID},
 		{"callback too long", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","callback_url":"https://example.com/` + strings.Repeat("a", 2048) + `"}`, 400, switchboard.EINVALID},
 		{"1 MiB single", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"` + strings.Repeat("x", 1<<20) + `"}`, 413, switchboard.ETOOLARGE},

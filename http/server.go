@@ -53,6 +53,10 @@ type Config struct {
 	MaxBatchBodySize int // POST /v1/messages/batch; default 4 MiB, 413 beyond
 	MaxBatch         int // messages in one batch; default 1000
 	MaxConns         int // concurrent connections, idle ones included; default 20000
+
+	// AllowPrivateCallbacks lets a message's callback_url name loopback
+	// and private addresses (webhooks.allow_private_networks).
+	AllowPrivateCallbacks bool
 }
 
 // Defaults for Config.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
+	"github.com/switchboard-sms/switchboard/http/callback"
 )
 
 // Configuration comes in three tiers, each overriding the one before:
@@ -51,6 +51,7 @@ type Config struct {
 	Routes   []RouteConfig   `yaml:"routes" help:"which carriers serve which destinations; the longest matching prefix wins"`
 	Keys     []KeyConfig     `yaml:"keys" help:"API keys: who may send, how fast, and where their events go"`
 	Webhooks WebhooksConfig  `yaml:"webhooks" help:"delivery of status events to customers' callback URLs"`
+	Inbound  InboundConfig   `yaml:"inbound" help:"mobile-originated messages to the keys' numbers"`
 	Limits   LimitsConfig    `yaml:"limits" help:"limits on what clients may ask for"`
 }
 
@@ -147,20 +148,33 @@ type RouteConfig struct {
 
 // KeyConfig is one API key. Exactly one of Secret and SecretSHA256 is set.
 type KeyConfig struct {
-	ID            string  `yaml:"id" help:"unique key id ([A-Za-z0-9_-], at most 64)"`
-	Secret        string  `yaml:"secret" help:"bearer secret, at least 16 characters (or give secret_sha256)"`
-	SecretSHA256  string  `yaml:"secret_sha256" help:"SHA-256 of the secret as 64 hex digits, instead of secret"`
-	Rate          float64 `yaml:"rate" help:"messages per second (above 0)"`
-	Burst         int     `yaml:"burst" help:"most messages at once (default max(1, rate))"`
-	MaxQueued     int     `yaml:"max_queued" default:"1000000" help:"most messages accepted and not yet submitted"`
-	CallbackURL   string  `yaml:"callback_url" help:"http(s) URL that receives status events (empty: none)"`
-	WebhookSecret string  `yaml:"webhook_secret" help:"secret that signs this key's webhook requests"`
+	ID           string  `yaml:"id" help:"unique key id ([A-Za-z0-9_-], at most 64)"`
+	Secret       string  `yaml:"secret" help:"bearer secret, at least 16 characters (or give secret_sha256)"`
+	SecretSHA256 string  `yaml:"secret_sha256" help:"SHA-256 of the secret as 64 hex digits, instead of secret"`
+	Rate         float64 `yaml:"rate" help:"messages per second (above 0)"`
+	Burst        int     `yaml:"burst" help:"most messages at once (default max(1, rate))"`
+	MaxQueued    int     `yaml:"max_queued" default:"1000000" help:"most messages accepted and not yet submitted"`
+	CallbackURL  string  `yaml:"callback_url" help:"http(s) URL that receives status events (empty: none)"`
+	// CallbackStatuses names the statuses that produce a callback.
+	CallbackStatuses []string `yaml:"callback_statuses" help:"statuses that produce a callback (default: submitted and every final status)"`
+	WebhookSecret    string   `yaml:"webhook_secret" help:"secret that signs this key's webhook requests (empty: one is generated and kept in the store)"`
+	InboundURL       string   `yaml:"inbound_url" help:"http(s) URL that receives inbound messages to the key's numbers (empty: stored only)"`
+	Numbers          []string `yaml:"numbers" help:"phone numbers (+ and 8-15 digits) whose inbound messages belong to this key"`
 }
 
 // WebhooksConfig governs status event delivery.
 type WebhooksConfig struct {
-	MaxAge               Duration `yaml:"max_age" default:"72h" help:"how long an event is retried before it is dropped"`
+	MaxAge               Duration `yaml:"max_age" default:"72h" help:"how long an event is retried before it is given up on (recorded on its message)"`
 	AllowPrivateNetworks bool     `yaml:"allow_private_networks" help:"allow callback URLs on loopback and private addresses"`
+	Timeout              Duration `yaml:"timeout" default:"10s" help:"time limit of one callback request"`
+	Concurrency          int      `yaml:"concurrency" default:"64" help:"most requests in flight to one endpoint (scheme, host and port)"`
+	RetryMin             Duration `yaml:"retry_min" default:"5s" help:"backoff ceiling of a callback's first retry (full jitter, doubling)"`
+	RetryMax             Duration `yaml:"retry_max" default:"30m" help:"cap of the backoff between retries"`
+}
+
+// InboundConfig governs mobile-originated messages.
+type InboundConfig struct {
+	ReassemblyTimeout Duration `yaml:"reassembly_timeout" default:"5m" help:"how long the parts of a long inbound message are waited for before it is delivered as partial"`
 }
 
 // LimitsConfig bounds requests.
@@ -212,16 +226,31 @@ func (k KeyConfig) Hash() [32]byte {
 	return h
 }
 
-// Key returns the domain form of the key.
+// Key returns the domain form of the key. Call it on a validated key.
 func (k KeyConfig) Key() switchboard.Key {
+	statuses, _ := k.statusSet()
 	return switchboard.Key{
-		ID:          k.ID,
-		SecretHash:  k.Hash(),
-		Rate:        k.Rate,
-		Burst:       k.Burst,
-		MaxQueued:   k.MaxQueued,
-		CallbackURL: k.CallbackURL,
+		ID:               k.ID,
+		SecretHash:       k.Hash(),
+		Rate:             k.Rate,
+		Burst:            k.Burst,
+		MaxQueued:        k.MaxQueued,
+		CallbackURL:      k.CallbackURL,
+		CallbackStatuses: statuses,
+		WebhookSecret:    k.WebhookSecret,
+		InboundURL:       k.InboundURL,
+		Numbers:          k.Numbers,
 	}
+}
+
+// statusSet returns callback_statuses as a set, zero when empty (the
+// default applies).
+func (k KeyConfig) statusSet() (switchboard.StatusSet, bool) {
+	ss := make([]switchboard.Status, len(k.CallbackStatuses))
+	for i, s := range k.CallbackStatuses {
+		ss[i] = switchboard.Status(strings.TrimSpace(s))
+	}
+	return switchboard.NewStatusSet(ss...)
 }
 
 // ParsedIDFormat returns the carrier's id format. Call it on a validated
@@ -927,6 +956,7 @@ func (c *Config) validateRoutes(p *problems, carriers map[string]bool) {
 
 func (c *Config) validateKeys(p *problems) {
 	ids := map[string]bool{}
+	numbers := map[string]string{}
 	hashes := map[[32]byte]int{}
 	for i, k := range c.Keys {
 		at := fmt.Sprintf("keys[%d]", i)
@@ -975,17 +1005,56 @@ func (c *Config) validateKeys(p *problems) {
 		if k.MaxQueued < 1 {
 			p.add(at+".max_queued", "%d is below 1", k.MaxQueued)
 		}
-		if k.CallbackURL != "" {
-			if err := checkCallbackURL(k.CallbackURL, c.Webhooks.AllowPrivateNetworks); err != nil {
-				p.add(at+".callback_url", "%v", err)
-			}
+		c.validateKeyEvents(p, at, k, numbers)
+	}
+}
+
+// validateKeyEvents checks where a key's events and inbound messages go;
+// numbers maps each number (as digits) to the key that claimed it first.
+func (c *Config) validateKeyEvents(p *problems, at string, k KeyConfig, numbers map[string]string) {
+	for _, f := range []struct{ field, url string }{{".callback_url", k.CallbackURL}, {".inbound_url", k.InboundURL}} {
+		if f.url == "" {
+			continue
 		}
+		if err := checkCallbackURL(f.url, c.Webhooks.AllowPrivateNetworks); err != nil {
+			p.add(at+f.field, "%v", err)
+		}
+	}
+	if _, ok := k.statusSet(); !ok {
+		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed", k.CallbackStatuses)
+	}
+	for j, n := range k.Numbers {
+		if !switchboard.ValidMSISDN(n) {
+			p.add(fmt.Sprintf("%s.numbers[%d]", at, j), "%q is not + and 8-15 digits", n)
+			continue
+		}
+		d := switchboard.NumberDigits(n)
+		if owner, dup := numbers[d]; dup {
+			p.add(fmt.Sprintf("%s.numbers[%d]", at, j), "%s is already a number of key %q", n, owner)
+			continue
+		}
+		numbers[d] = k.ID
 	}
 }
 
 func (c *Config) validateWebhooks(p *problems) {
-	if c.Webhooks.MaxAge <= 0 {
-		p.add("webhooks.max_age", "%v is not above 0", c.Webhooks.MaxAge)
+	w := c.Webhooks
+	for _, f := range []struct {
+		field string
+		d     Duration
+	}{{"max_age", w.MaxAge}, {"timeout", w.Timeout}, {"retry_min", w.RetryMin}, {"retry_max", w.RetryMax}} {
+		if f.d <= 0 {
+			p.add("webhooks."+f.field, "%v is not above 0", f.d)
+		}
+	}
+	if w.RetryMax < w.RetryMin {
+		p.add("webhooks.retry_max", "%v is below retry_min %v", w.RetryMax, w.RetryMin)
+	}
+	if w.Concurrency < 1 {
+		p.add("webhooks.concurrency", "%d is below 1", w.Concurrency)
+	}
+	if c.Inbound.ReassemblyTimeout <= 0 {
+		p.add("inbound.reassembly_timeout", "%v is not above 0", c.Inbound.ReassemblyTimeout)
 	}
 }
 
@@ -1029,26 +1098,11 @@ func validPort(s string, lowest int) bool {
 	return err == nil && n >= lowest && n <= 65535 && strings.Trim(s, "0123456789") == ""
 }
 
-// checkCallbackURL accepts an absolute http or https URL. Unless private
-// networks are allowed, a host that is literally a loopback, private,
-// link-local or unspecified address (or "localhost") is refused here; names
-// that resolve to such addresses are the webhook sender's to refuse.
+// checkCallbackURL applies the webhook client's own URL policy, so a
+// callback URL the config accepts is one the client will call.
 func checkCallbackURL(raw string, allowPrivate bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return fmt.Errorf("%q is not an http or https URL", raw)
-	}
-	if allowPrivate {
-		return nil
-	}
-	host := u.Hostname()
-	private := strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost")
-	if ip := net.ParseIP(host); ip != nil {
-		private = ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
-			ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast()
-	}
-	if private {
-		return fmt.Errorf("%q is on a private network; set webhooks.allow_private_networks to allow it", raw)
+	if err := callback.CheckURL(raw, allowPrivate); err != nil {
+		return fmt.Errorf("%q: %s", raw, switchboard.ErrorMessage(err))
 	}
 	return nil
 }

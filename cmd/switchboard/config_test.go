@@ -112,7 +112,8 @@ func TestDefaults(t *testing.T) {
 		Cache:   CacheConfig{Backend: "memory", Addr: "127.0.0.1:6379"},
 		Cluster: ClusterConfig{Name: "switchboard", Bind: "127.0.0.1:7946"},
 		Webhooks: WebhooksConfig{
-			MaxAge: Duration(72 * time.Hour), AllowPrivateNetworks: false,
+			MaxAge: Duration(72 * time.Hour), AllowPrivateNetworks: false, Timeout: Duration(10 * time.Second),
+			Concurrency: 64, RetryMin: Duration(5 * time.Second), RetryMax: Duration(30 * time.Minute),
 		},
 		Limits: LimitsConfig{MaxParts: 10, DefaultValidity: Duration(48 * time.Hour), MaxValidity: Duration(72 * time.Hour), MaxBatch: 1000},
 	}
@@ -252,9 +253,9 @@ func TestValidate(t *testing.T) {
 		{"rate zero", func(c *Config) { c.Keys[0].Rate = 0 }, "keys[0].rate: 0 is not a number above 0"},
 		{"burst", func(c *Config) { c.Keys[0].Burst = -1 }, "keys[0].burst: -1 is below 1"},
 		{"max_queued", func(c *Config) { c.Keys[0].MaxQueued = -1 }, "keys[0].max_queued: -1 is below 1"},
-		{"callback_url scheme", func(c *Config) { c.Keys[0].CallbackURL = "ftp://x.example/" }, `keys[0].callback_url: "ftp://x.example/" is not an http or https URL`},
+		{"callback_url scheme", func(c *Config) { c.Keys[0].CallbackURL = "ftp://x.example/" }, `keys[0].callback_url: "ftp://x.example/": callback URL must be http or https`},
 		{"callback_url relative", func(c *Config) { c.Keys[0].CallbackURL = "/hook" }, `keys[0].callback_url: "/hook"`},
-		{"callback_url private", func(c *Config) { c.Keys[0].CallbackURL = "http://127.0.0.1:9000/hook" }, "keys[0].callback_url: \"http://127.0.0.1:9000/hook\" is on a private network"},
+		{"callback_url private", func(c *Config) { c.Keys[0].CallbackURL = "http://127.0.0.1:9000/hook" }, "keys[0].callback_url: \"http://127.0.0.1:9000/hook\": callback URL host 127.0.0.1 is a loopback address; set webhooks.allow_private_networks"},
 		{"callback_url localhost", func(c *Config) { c.Keys[0].CallbackURL = "http://localhost/hook" }, "keys[0].callback_url: "},
 		{"webhooks.max_age", func(c *Config) { c.Webhooks.MaxAge = -1 }, "webhooks.max_age: "},
 		{"limits.max_parts", func(c *Config) { c.Limits.MaxParts = 256 }, "limits.max_parts: 256 is not in 1..255"},

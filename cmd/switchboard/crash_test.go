@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	"github.com/switchboard-sms/switchboard/http/sink"
 )
 
 // TestKill9LosesNothing builds the real binary, sends messages to it,
@@ -28,10 +29,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		t.Skip("builds and crashes the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "switchboard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	var mu sync.Mutex
 	submits := map[string]int{}
 	sim := testSim(t, smsc.Config{
@@ -79,6 +77,16 @@ keys:
 	if dups > binds*window {
 		t.Fatalf("%d duplicates, more than the in-flight window (%d)", dups, binds*window)
 	}
+}
+
+// buildBinary builds the gateway into dir.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "switchboard")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // startBinary runs the gateway and returns once it prints its address.
@@ -165,4 +173,81 @@ func sendUntilKilled(t *testing.T, addr string, proc *exec.Cmd, after int) []str
 	mu.Lock()
 	defer mu.Unlock()
 	return ids
+}
+
+// TestKill9KeepsCallbacks kills the real binary while 10,000 callbacks
+// wait for a receiver that answers 503, restarts it, and checks that the
+// receiver, now healthy, gets every one of them: the outbox is durable.
+func TestKill9KeepsCallbacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and crashes the binary")
+	}
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	sim := testSim(t, smsc.Config{})
+	var healthy atomic.Bool
+	s := startSink(t, sink.Options{Verify: verifier(testWebhookSecret), Respond: func(sink.Event) sink.Answer {
+		if healthy.Load() {
+			return sink.Answer{Status: http.StatusNoContent}
+		}
+		return sink.Answer{Status: http.StatusServiceUnavailable}
+	}})
+	cfg := fmt.Sprintf(`
+node: {http: "127.0.0.1:0", admin: "127.0.0.1:0", data_dir: %q}
+log: {level: error, format: json}
+carriers:
+  - {name: sim, host: %q, system_id: gw, password: pw, binds: 2, window: 64}
+routes:
+  - {prefix: "", carriers: [sim]}
+keys:
+  - {id: crash, secret: %q, rate: 100000, burst: 100000, callback_url: %q, webhook_secret: %q}
+webhooks: {allow_private_networks: true, retry_min: 100ms, retry_max: 1s}
+`, filepath.Join(dir, "data"), sim.Addr(), testSecret, s.URL()+"/hook", testWebhookSecret)
+	cfgPath := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc, addr := startBinary(t, bin, cfgPath)
+	const messages = 5000 // a submitted and a delivered callback each
+	for b := range messages / 1000 {
+		msgs := make([]map[string]any, 1000)
+		for i := range msgs {
+			msgs[i] = map[string]any{"to": fmt.Sprintf("+4477009%05d", i), "from": "Crash", "body": fmt.Sprintf("cb-%d-%d", b, i)}
+		}
+		if r := call(t, "POST", "http://"+addr+"/v1/messages/batch", map[string]any{"messages": msgs}); r.status != 202 {
+			t.Fatalf("batch: %d %v", r.status, r.body)
+		}
+	}
+	// Every receipt acknowledged means every final status stored, and
+	// its callbacks with it.
+	deadline := time.Now().Add(60 * time.Second)
+	for sim.Stats().ReceiptsSent["DELIVRD"] < messages {
+		if time.Now().After(deadline) {
+			t.Fatalf("simulator %+v: not every receipt was acknowledged", sim.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := proc.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.Wait()
+	if got := s.Stats().Events; got != 0 {
+		t.Fatalf("%d events accepted before the kill, want 0 (the receiver answered 503)", got)
+	}
+
+	healthy.Store(true)
+	proc, _ = startBinary(t, bin, cfgPath)
+	if !s.Wait(60*time.Second, func(evs []sink.Event) bool { return len(evs) >= 2*messages }) {
+		t.Fatalf("after the restart the receiver got %d of %d callbacks", s.Stats().Events, 2*messages)
+	}
+	st := s.Stats()
+	if st.OutOfOrder != 0 || st.BadSig != 0 {
+		t.Errorf("receiver %+v: want every message's events in order and signed", st)
+	}
+	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Wait(); err != nil {
+		t.Fatalf("graceful stop after the restart: %v", err)
+	}
 }

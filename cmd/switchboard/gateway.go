@@ -98,6 +98,7 @@ type gateway struct {
 	log    zerolog.Logger
 	sims   []*smsc.Server
 	store  *pebble.Store
+	poster webhookPoster
 	engine *actors.Engine
 	http   *sbhttp.Server
 	addr   string
@@ -125,7 +126,10 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gate
 		keys[i] = &key
 	}
 	ring := switchboard.NewKeyRing(keys)
-	g.engine, err = actors.New(engineConfig(cfg, g.store, ring, log))
+	g.poster = newWebhookPoster(cfg.Webhooks)
+	ecfg := engineConfig(cfg, g.store, ring, log)
+	ecfg.Webhooks.Poster = g.poster
+	g.engine, err = actors.New(ecfg)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +164,7 @@ func (g *gateway) startSimulators(cfg *Config) error {
 func (g *gateway) serveHTTP(cfg *Config, ring *switchboard.KeyRing) error {
 	srv, err := sbhttp.New(sbhttp.Config{
 		Engine: g.engine, Keys: ring, Log: g.log, MaxBatch: cfg.Limits.MaxBatch,
+		AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
 	})
 	if err != nil {
 		return err
@@ -184,6 +189,7 @@ func (g *gateway) Stop(ctx context.Context) error {
 	if err := <-g.served; err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
+	g.poster.Close()
 	errs = append(errs, g.store.Close())
 	for _, s := range g.sims {
 		errs = append(errs, s.Close())
@@ -206,7 +212,7 @@ func (g *gateway) abort() {
 	}
 }
 
-func engineConfig(cfg *Config, store switchboard.MessageStore, ring *switchboard.KeyRing, log zerolog.Logger) actors.Config {
+func engineConfig(cfg *Config, store switchboard.Store, ring *switchboard.KeyRing, log zerolog.Logger) actors.Config {
 	routes := make([]switchboard.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		routes[i] = switchboard.Route{Prefix: r.Prefix, Carriers: r.Carriers}
@@ -219,6 +225,11 @@ func engineConfig(cfg *Config, store switchboard.MessageStore, ring *switchboard
 		Store: store, Keys: ring, Routes: routes, Carriers: carriers,
 		MaxParts: cfg.Limits.MaxParts, DefaultValidity: cfg.Limits.DefaultValidity.Std(),
 		MaxValidity: cfg.Limits.MaxValidity.Std(), Log: log,
+		Webhooks: actors.WebhookConfig{
+			MaxAge: cfg.Webhooks.MaxAge.Std(), RetryMin: cfg.Webhooks.RetryMin.Std(),
+			RetryMax: cfg.Webhooks.RetryMax.Std(), Concurrency: cfg.Webhooks.Concurrency,
+		},
+		InboundTimeout: cfg.Inbound.ReassemblyTimeout.Std(),
 	}
 }
 

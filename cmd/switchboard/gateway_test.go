@@ -97,13 +97,19 @@ type apiResponse struct {
 
 func call(t *testing.T, method, url string, body any) apiResponse {
 	t.Helper()
+	return callAuth(t, method, url, testSecret, body)
+}
+
+// callAuth calls the API with another key's secret.
+func callAuth(t *testing.T, method, url, secret string, body any) apiResponse {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, url, r)
-	req.Header.Set("Authorization", "Bearer "+testSecret)
+	req.Header.Set("Authorization", "Bearer "+secret)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

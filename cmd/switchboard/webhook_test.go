@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/http/sink"
+)
+
+// These tests send messages through a whole node and receive their
+// callbacks on real HTTP receivers (http/sink) on loopback.
+
+const testWebhookSecret = "whsec_test_0123456789"
+
+// webhookGateway starts a node whose key "cb" sends its callbacks to url
+// (and its inbound messages to inboundURL, for its number +447700900999),
+// against a simulator of its own.
+func webhookGateway(t *testing.T, url, inboundURL, extra string) (*gateway, *smsc.Server) {
+	t.Helper()
+	sim := testSim(t, smsc.Config{})
+	yaml := fmt.Sprintf(`
+carriers:%s
+routes:
+  - {prefix: "", carriers: [sim]}
+keys:
+  - {id: cb, secret: %q, rate: 100000, burst: 100000, callback_url: %q, inbound_url: %q,
+     webhook_secret: %q, numbers: ["+447700900999"]}
+webhooks: {allow_private_networks: true, retry_min: 50ms, retry_max: 300ms, timeout: 2s}
+%s`, carrierYAML("sim", sim.Addr(), 1), testSecret, url, inboundURL, testWebhookSecret, extra)
+	g, _ := startTestGateway(t, yaml)
+	return g, sim
+}
+
+func verifier(secret string) func(string, []byte) error {
+	return func(sig string, body []byte) error {
+		return callback.Verify(sig, secret, body, 5*time.Minute, time.Now())
+	}
+}
+
+func startSink(t *testing.T, opts sink.Options) *sink.Sink {
+	t.Helper()
+	s, err := sink.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// statusEvents counts the distinct events per status.
+func statusEvents(evs []sink.Event) map[string]int {
+	n := map[string]int{}
+	for _, e := range evs {
+		n[e.Status]++
+	}
+	return n
+}
+
+// A receiver that answers 503 for a while and then is not there at all
+// gets every event once it is back: none lost, each message's in order,
+// every one signed.
+func TestCallbacksSurviveReceiverDowntime(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	s := startSink(t, sink.Options{Verify: verifier(testWebhookSecret), Respond: func(sink.Event) sink.Answer {
+		if down.Load() {
+			return sink.Answer{Status: http.StatusServiceUnavailable}
+		}
+		return sink.Answer{Status: http.StatusNoContent}
+	}})
+	addr := s.Addr()
+	g, _ := webhookGateway(t, s.URL()+"/hook", "", "")
+
+	const n = 200
+	for i := range n {
+		if r := send(t, g, fmt.Sprintf("+4477009%05d", i%20), fmt.Sprintf("down-%d", i)); r.status != 202 {
+			t.Fatalf("send: %d %v", r.status, r.body)
+		}
+	}
+	// Phase 1: 503s. Wait until attempts have failed, then take the
+	// receiver away altogether (connection refused).
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Requests < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("no callback attempts reached the receiver")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Close()
+	time.Sleep(300 * time.Millisecond) // let some attempts meet a closed port (not a synchronisation)
+
+	down.Store(false)
+	s2 := startSink(t, sink.Options{Addr: addr, Verify: verifier(testWebhookSecret)})
+	if !s2.Wait(30*time.Second, func(evs []sink.Event) bool { return len(evs) >= 2*n }) {
+		eps, _ := g.store.CallbackEndpoints(context.Background())
+		for _, ep := range eps {
+			cbs, _ := g.store.Callbacks(context.Background(), ep, "", 100)
+			for _, c := range cbs {
+				t.Logf("still queued: %s %s %s", ep, c.ID, c.MessageID)
+			}
+		}
+		t.Logf("engine %+v, sink %+v", g.engine.Stats(), s2.Stats())
+		t.Fatalf("got %v after the receiver came back, want %d submitted and %d delivered", statusEvents(s2.Events()), n, n)
+	}
+	st := s2.Stats()
+	if c := statusEvents(s2.Events()); c["submitted"] != n || c["delivered"] != n {
+		t.Errorf("events %v, want %d submitted and %d delivered", c, n, n)
+	}
+	if st.OutOfOrder != 0 || st.BadSig != 0 {
+		t.Errorf("stats %+v: want no event out of order and every signature valid", st)
+	}
+	// submitted before delivered for every message
+	seen := map[string]string{}
+	for _, e := range s2.Events() {
+		if e.Status == "delivered" && seen[e.MessageID] != "submitted" {
+			t.Errorf("message %s: delivered before submitted", e.MessageID)
+		}
+		seen[e.MessageID] = e.Status
+	}
+}
+
+// 410 Gone stops: the callback is given up on at once, recorded on the
+// message, and the URL's later callbacks are not sent.
+func TestCallbackGoneStops(t *testing.T) {
+	s := startSink(t, sink.Options{Respond: func(sink.Event) sink.Answer { return sink.Answer{Status: http.StatusGone} }})
+	g, _ := webhookGateway(t, s.URL()+"/gone", "", "")
+	r := send(t, g, "+447700900001", "gone")
+	id := r.body["id"].(string)
+	// The submitted callback meets the 410; the delivered one behind it is
+	// given up without a request, and so are a second message's.
+	m := waitFailures(t, g, id, 2)
+	attempts := map[float64]int{}
+	for _, f := range m["webhook_failures"].([]any) {
+		f := f.(map[string]any)
+		if f["reason"] != "gone" || f["type"] != "message.status" {
+			t.Errorf("failure %v, want reason gone", f)
+		}
+		attempts[f["attempts"].(float64)]++
+	}
+	if attempts[1] != 1 || attempts[0] != 1 {
+		t.Errorf("failures %v: want one after 1 attempt and one given up without a request", m["webhook_failures"])
+	}
+	r2 := send(t, g, "+447700900002", "gone again")
+	waitFailures(t, g, r2.body["id"].(string), 2)
+	if n := s.Stats().Requests; n != 1 {
+		t.Errorf("%d requests reached the receiver, want 1 (the first 410)", n)
+	}
+}
+
+// waitFailures waits until message id has n webhook failures.
+func waitFailures(t *testing.T, g *gateway, id string, n int) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := call(t, "GET", "http://"+g.Addr()+"/v1/messages/"+id, nil)
+		if fs, _ := r.body["webhook_failures"].([]any); len(fs) >= n {
+			return r.body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s: %v, want %d webhook failures", id, r.body, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Retry-After is honoured: the attempt after a 429 comes no sooner than
+// the receiver asked, even though the configured backoff is shorter.
+func TestCallbackRetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string][]time.Time{}
+	s := startSink(t, sink.Options{Respond: func(e sink.Event) sink.Answer {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[e.EventID] = append(tries[e.EventID], time.Now())
+		if len(tries[e.EventID]) == 1 {
+			return sink.Answer{Status: http.StatusTooManyRequests, RetryAfter: 1}
+		}
+		return sink.Answer{Status: http.StatusOK}
+	}})
+	g, _ := webhookGateway(t, s.URL(), "", "")
+	send(t, g, "+447700900003", "slow down")
+	if !s.Wait(20*time.Second, func(evs []sink.Event) bool { return len(evs) >= 2 }) {
+		t.Fatalf("events %v", s.Events())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, ts := range tries {
+		if len(ts) != 2 {
+			t.Errorf("event %s: %d attempts, want 2", id, len(ts))
+			continue
+		}
+		if gap := ts[1].Sub(ts[0]); gap < time.Second {
+			t.Errorf("event %s: retried after %v, Retry-After asked for 1s", id, gap)
+		}
+	}
+	for _, e := range s.Events() {
+		if e.Attempt != 2 {
+			t.Errorf("event %s delivered with attempt %d, want 2", e.EventID, e.Attempt)
+		}
+	}
+}
+
+// One endpoint that hangs until the timeout and one that answers 500 do
+// not keep a healthy endpoint's events from arriving: each endpoint has
+// its own concurrency limit and circuit breaker. (The rate comparison is a
+// benchmark: docs/benchmarks.md.)
+func TestCallbackEndpointsAreIsolated(t *testing.T) {
+	healthy := startSink(t, sink.Options{})
+	var hung, failed atomic.Int64
+	hanging := startSink(t, sink.Options{Respond: func(sink.Event) sink.Answer { hung.Add(1); return sink.Answer{Hang: true} }})
+	failing := startSink(t, sink.Options{Respond: func(sink.Event) sink.Answer {
+		failed.Add(1)
+		return sink.Answer{Status: http.StatusInternalServerError}
+	}})
+	sim := testSim(t, smsc.Config{})
+	yaml := fmt.Sprintf(`
+carriers:%s
+routes:
+  - {prefix: "", carriers: [sim]}
+keys:
+  - {id: ok, secret: %q, rate: 100000, burst: 100000, callback_url: %q}
+  - {id: hang, secret: "hang-secret-0123456789", rate: 100000, burst: 100000, callback_url: %q}
+  - {id: fail, secret: "fail-secret-0123456789", rate: 100000, burst: 100000, callback_url: %q}
+webhooks: {allow_private_networks: true, retry_min: 50ms, retry_max: 200ms, timeout: 3s, concurrency: 8}
+`, carrierYAML("sim", sim.Addr(), 2), testSecret, healthy.URL(), hanging.URL(), failing.URL())
+	g, _ := startTestGateway(t, yaml)
+	const n = 300
+	batch := func(secret string, tag string) {
+		msgs := make([]map[string]any, n)
+		for i := range msgs {
+			msgs[i] = map[string]any{"to": fmt.Sprintf("+4477009%05d", i), "from": "Acme", "body": tag}
+		}
+		r := callAuth(t, "POST", "http://"+g.Addr()+"/v1/messages/batch", secret, map[string]any{"messages": msgs})
+		if r.status != 202 {
+			t.Fatalf("batch: %d %v", r.status, r.body)
+		}
+	}
+	batch("hang-secret-0123456789", "hang")
+	batch("fail-secret-0123456789", "fail")
+	batch(testSecret, "ok")
+	if !healthy.Wait(30*time.Second, func(evs []sink.Event) bool { return len(evs) >= 2*n }) {
+		t.Fatalf("healthy endpoint got %d of %d events", len(healthy.Events()), 2*n)
+	}
+	if h := hung.Load(); h > 8 {
+		t.Errorf("%d requests reached the hanging endpoint at once, want at most its concurrency 8", h)
+	}
+	// The failing endpoint's circuit opens after 5 failures; in the time
+	// the healthy one took, a few probes at most follow.
+	if f := failed.Load(); f > 40 {
+		t.Errorf("the failing endpoint got %d attempts; its circuit breaker should have held them back", f)
+	}
+	if healthy.Stats().Duplicates != 0 {
+		t.Errorf("healthy endpoint: %+v", healthy.Stats())
+	}
+}
+
+// A long inbound message injected by the simulator in three parts, out of
+// order and with a duplicate, arrives at the key's inbound URL as one
+// message and can be read back through the API.
+func TestInboundMessageReassembledAndPosted(t *testing.T) {
+	s := startSink(t, sink.Options{Verify: verifier(testWebhookSecret)})
+	g, sim := webhookGateway(t, s.URL()+"/status", s.URL()+"/inbound", "")
+	text := strings.Repeat("Inbound long message with an euro sign € and more. ", 7)
+	waitBound(t, sim)
+	if err := sim.InjectMO("gw", smsc.MO{From: "+447700900555", To: "447700900999", Text: text, Order: []int{3, 1, 3, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.InjectMO("gw", smsc.MO{From: "+447700900555", To: "447700900000", Text: "nobody's number"}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Wait(20*time.Second, func(evs []sink.Event) bool { return len(evs) >= 1 }) {
+		t.Fatal("no inbound callback")
+	}
+	ev := s.Events()[0]
+	if ev.Type != "message.inbound" || ev.Body != text || ev.Partial {
+		t.Fatalf("event %+v, want the whole text", ev)
+	}
+	r := call(t, "GET", "http://"+g.Addr()+"/v1/messages/"+ev.MessageID, nil)
+	if r.status != 200 || r.body["direction"] != "inbound" || r.body["status"] != "received" || r.body["body"] != text ||
+		r.body["to"] != "+447700900999" || r.body["segments"] != float64(3) {
+		t.Fatalf("GET inbound message: %d %v", r.status, r.body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for g.engine.Stats().InboundUnknown != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: the message to an unowned number was not counted", g.engine.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A part that never arrives: the message is delivered as partial after the
+// reassembly timeout, with the text that did arrive.
+func TestInboundPartialAfterTimeout(t *testing.T) {
+	s := startSink(t, sink.Options{})
+	_, sim := webhookGateway(t, "", s.URL()+"/inbound", "inbound: {reassembly_timeout: 300ms}")
+	waitBound(t, sim)
+	text := strings.Repeat("0123456789", 40) // three GSM-7 parts
+	if err := sim.InjectMO("gw", smsc.MO{From: "+447700900555", To: "+447700900999", Text: text, SAR: true, Order: []int{1, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Wait(20*time.Second, func(evs []sink.Event) bool { return len(evs) >= 1 }) {
+		t.Fatal("no inbound callback")
+	}
+	ev := s.Events()[0]
+	if !ev.Partial || len(ev.Body) >= len(text) || !strings.HasPrefix(text, ev.Body[:100]) {
+		t.Fatalf("event %+v, want a partial message with parts 1 and 3", ev)
+	}
+}
+
+// waitBound waits until the simulator has a receiver bound.
+func waitBound(t *testing.T, sim *smsc.Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for sim.Stats().Binds < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no receiver bound to the simulator")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
