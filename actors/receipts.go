@@ -63,10 +63,17 @@ type recordJob struct {
 }
 
 // recorder stores status transitions in batches (see batcher), so
-// receipts and submit results at 20k/s cost a few hundred commits a
+// receipts and submit results at 20k/s cost some tens of commits a
 // second. Every transition asks for a status callback (Update.Notify) with
 // an event ID from ids; the store queues one when the status changed to one
 // the key wants, and recorded tells the webhook dispatcher to look.
+//
+// One worker writes, so batches commit in the order their event IDs were
+// handed out: a message's submitted and delivered transitions, recorded in
+// two batches, get callback IDs in the order the statuses were reached,
+// and the dispatcher, which sends a message's callbacks in ID order, sends
+// them in that order. With several workers a later batch could take its
+// IDs first and commit second.
 type recorder struct {
 	store    switchboard.MessageStore
 	ids      *eventIDs
@@ -77,8 +84,8 @@ type recorder struct {
 }
 
 const (
-	recordWorkers  = 8
-	recordMaxBatch = 256
+	recordWorkers  = 1
+	recordMaxBatch = 1024
 )
 
 func newRecorder(store switchboard.MessageStore, ids *eventIDs, policy func(string) (string, switchboard.StatusSet),
