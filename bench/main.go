@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/switchboard-sms/switchboard/http/sink"
 	"net"
 	"net/url"
 	"os"
@@ -73,6 +74,10 @@ func run(args []string) (int, error) {
 		batch      = fs.Int("batch", 1000, "scenarios: messages per POST /v1/messages/batch")
 		batchConns = fs.Int("batch-conns", 4, "scenarios: concurrent batch requests")
 		acceptFor  = fs.Duration("accept-for", 10*time.Minute, "scenarios: bound on the accept phase")
+		webhooksN  = fs.Int("webhooks", 0, "scenario: queue `N` callbacks for a sink answering 503, turn it healthy and measure the delivery rate")
+		deadEvents = fs.Int("dead-events", 0, "with --webhooks: first queue `M` callbacks for a dead endpoint (memory, isolation)")
+		callbacks  = fs.Bool("callbacks", false, "every key posts its callbacks (submitted and delivered) to an in-process sink; the report counts them")
+		badEvents  = fs.Int("bad-events", 0, "with --webhooks: first queue `K` callbacks each for an endpoint that hangs and one that answers 500 (isolation)")
 
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile of the measured window (scenarios: see --profile-phase) to `FILE`")
 		profilePhase = fs.String("profile-phase", "drain", "scenarios: which phase --cpuprofile covers: accept or drain")
@@ -169,6 +174,21 @@ func run(args []string) (int, error) {
 	}
 	fmt.Printf("node: %d binds x window %d, %d keys, %d destinations, store %s\n", *binds, *window, *keys, *dests, cfg.dataDir)
 
+	if *webhooksN > 0 {
+		if !set["drain"] {
+			*drain = 10 * time.Minute
+		}
+		cfg.maxQueued = max(cfg.maxQueued, *webhooksN, *deadEvents, *badEvents)
+		ok, err := runWebhooks(cfg, webhookOpts{events: *webhooksN, dead: *deadEvents, bad: *badEvents, drain: *drain,
+			queue: queueOpts{batch: *batch, conns: *batchConns, timeout: *timeout, acceptFor: *acceptFor, gen: newGen(variants, *dests, nil)}})
+		if err != nil {
+			return 1, err
+		}
+		if !ok {
+			return 1, errors.New("callbacks were lost or out of order")
+		}
+		return 0, nil
+	}
 	if n := max(*queueN, *restartN); n > 0 {
 		cfg.maxQueued = max(cfg.maxQueued, n)
 		if !set["drain"] {
@@ -188,6 +208,16 @@ func run(args []string) (int, error) {
 		return 0, nil
 	}
 
+	var hooks *sink.Sink
+	if *callbacks {
+		if hooks, err = sink.Start(sink.Options{}); err != nil {
+			return 1, err
+		}
+		defer hooks.Close()
+		for range *keys {
+			cfg.callbackURLs = append(cfg.callbackURLs, hooks.URL()+"/hook")
+		}
+	}
 	n, err := startNode(cfg, false)
 	if err != nil {
 		return 1, err
@@ -199,13 +229,17 @@ func run(args []string) (int, error) {
 	}
 	res, err := runLoad(loadOpts{addr: n.addr, rate: *rate, warmup: *warmup, duration: *duration, timeout: *timeout,
 		conns: *conns, inflight: *inflight, gen: newGen(variants, *dests, n.secrets), cpuProfile: *cpuProfile, node: n}, *drain)
+	callbacksOK := true
+	if hooks != nil && err == nil {
+		callbacksOK = waitCallbacks(hooks, res.c.accepted.Load(), *drain)
+	}
 	if cerr := n.close(30 * time.Second); cerr != nil {
 		fmt.Fprintln(os.Stderr, "stop:", cerr)
 	}
 	if err != nil {
 		return 1, err
 	}
-	if !res.report() {
+	if ok := res.report(); !ok || !callbacksOK {
 		return 1, nil
 	}
 	return 0, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
+	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
@@ -41,6 +42,8 @@ type nodeConfig struct {
 	receiptDelay time.Duration
 	dataDir      string
 	log          zerolog.Logger
+	// callbackURLs[i] is key i's callback_url (the webhook scenario).
+	callbackURLs []string
 }
 
 type node struct {
@@ -50,6 +53,7 @@ type node struct {
 	secrets []string
 
 	store  *pebble.Store
+	hooks  *callback.Client
 	engine *actors.Engine
 	srv    *sbhttp.Server
 	addr   string
@@ -80,6 +84,9 @@ func benchKeys(n, maxQueued int) ([]*switchboard.Key, []string) {
 func startNode(cfg nodeConfig, carrierDown bool) (*node, error) {
 	n := &node{cfg: cfg}
 	keys, secrets := benchKeys(cfg.keys, cfg.maxQueued)
+	for i, u := range cfg.callbackURLs {
+		keys[i].CallbackURL = u
+	}
 	n.ring, n.secrets = switchboard.NewKeyRing(keys), secrets
 	var err error
 	n.sim, err = smsc.Listen(smsc.Config{
@@ -137,6 +144,7 @@ func (n *node) openGateway() (t openTimes, err error) {
 		return t, fmt.Errorf("storage: %w", err)
 	}
 	t.store = time.Since(t0)
+	n.hooks = callback.New(callback.Options{AllowPrivate: true})
 	n.engine, err = actors.New(actors.Config{
 		Store:  n.store,
 		Keys:   n.ring,
@@ -150,6 +158,7 @@ func (n *node) openGateway() (t openTimes, err error) {
 			},
 		}},
 		KeyWindow: n.cfg.keyWindow,
+		Webhooks:  actors.WebhookConfig{Poster: callback.Poster{Client: n.hooks}},
 		Log:       n.cfg.log,
 	})
 	if err != nil {
@@ -186,8 +195,9 @@ func (n *node) stopGateway(timeout time.Duration) error {
 	if err := <-n.served; err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
+	n.hooks.Close()
 	errs = append(errs, n.store.Close())
-	n.srv, n.engine, n.store = nil, nil, nil
+	n.srv, n.engine, n.store, n.hooks = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -203,10 +213,13 @@ func (n *node) abort() {
 		n.engine.Stop(ctx)
 		cancel()
 	}
+	if n.hooks != nil {
+		n.hooks.Close()
+	}
 	if n.store != nil {
 		n.store.Close()
 	}
-	n.srv, n.engine, n.store = nil, nil, nil
+	n.srv, n.engine, n.store, n.hooks = nil, nil, nil, nil
 }
 
 // close stops everything.

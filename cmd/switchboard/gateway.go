@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
+	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
@@ -98,7 +99,7 @@ type gateway struct {
 	log    zerolog.Logger
 	sims   []*smsc.Server
 	store  *pebble.Store
-	poster webhookPoster
+	hooks  *callback.Client
 	engine *actors.Engine
 	http   *sbhttp.Server
 	addr   string
@@ -126,9 +127,13 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gate
 		keys[i] = &key
 	}
 	ring := switchboard.NewKeyRing(keys)
-	g.poster = newWebhookPoster(cfg.Webhooks)
+	g.hooks = callback.New(callback.Options{
+		AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
+		Timeout:             cfg.Webhooks.Timeout.Std(),
+		MaxConnsPerEndpoint: cfg.Webhooks.Concurrency,
+	})
 	ecfg := engineConfig(cfg, g.store, ring, log)
-	ecfg.Webhooks.Poster = g.poster
+	ecfg.Webhooks.Poster = callback.Poster{Client: g.hooks}
 	g.engine, err = actors.New(ecfg)
 	if err != nil {
 		return nil, err
@@ -189,7 +194,7 @@ func (g *gateway) Stop(ctx context.Context) error {
 	if err := <-g.served; err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
-	g.poster.Close()
+	g.hooks.Close()
 	errs = append(errs, g.store.Close())
 	for _, s := range g.sims {
 		errs = append(errs, s.Close())
@@ -203,6 +208,9 @@ func (g *gateway) abort() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		g.engine.Stop(ctx)
 		cancel()
+	}
+	if g.hooks != nil {
+		g.hooks.Close()
 	}
 	if g.store != nil {
 		g.store.Close()

@@ -106,6 +106,9 @@ func (s *Sink) Close() error {
 }
 
 func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
+	s.mu.Lock()
+	s.requests++
+	s.mu.Unlock()
 	body := ctx.PostBody()
 	if s.opts.Verify != nil {
 		if err := s.opts.Verify(string(ctx.Request.Header.Peek("Switchboard-Signature")), body); err != nil {
@@ -135,10 +138,6 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if answer.Status >= 200 && answer.Status < 300 {
 		s.record(ev)
-	} else {
-		s.mu.Lock()
-		s.requests++
-		s.mu.Unlock()
 	}
 	if answer.RetryAfter > 0 {
 		ctx.Response.Header.SetContentLength(0)
@@ -151,7 +150,6 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 func (s *Sink) record(ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests++
 	s.seen[ev.EventID]++
 	if s.seen[ev.EventID] > 1 {
 		s.duplicates++
@@ -169,7 +167,7 @@ func (s *Sink) record(ev Event) {
 
 // Stats are the sink's counters.
 type Stats struct {
-	Requests   int // every request answered, accepted or not
+	Requests   int // every request received, answered or not
 	Events     int // distinct events accepted
 	Duplicates int // accepted again after the first time
 	OutOfOrder int // accepted after a later event of the same message

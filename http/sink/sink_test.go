@@ -1,0 +1,120 @@
+package sink
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func post(t *testing.T, s *Sink, body string) int {
+	t.Helper()
+	resp, err := http.Post(s.URL()+"/hook", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func start(t *testing.T, opts Options) *Sink {
+	t.Helper()
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// The sink counts an event once, a repeat of its event_id as a duplicate,
+// and an event older than one already accepted for its message as out of
+// order.
+func TestSinkCountsDuplicatesAndOrder(t *testing.T) {
+	s := start(t, Options{})
+	for _, b := range []string{
+		`{"event_id":"evt_2","message_id":"m1","status":"submitted"}`,
+		`{"event_id":"evt_2","message_id":"m1","status":"submitted","attempt":2}`,
+		`{"event_id":"evt_3","message_id":"m1","status":"delivered"}`,
+		`{"event_id":"evt_1","message_id":"m1","status":"queued"}`,
+		`{"event_id":"evt_0","message_id":"m2","status":"delivered"}`,
+	} {
+		if code := post(t, s, b); code != http.StatusNoContent {
+			t.Fatalf("%s: %d", b, code)
+		}
+	}
+	if code := post(t, s, `not json`); code != http.StatusBadRequest {
+		t.Errorf("bad body: %d, want 400", code)
+	}
+	got := s.Stats()
+	want := Stats{Requests: 6, Events: 4, Duplicates: 1, OutOfOrder: 1}
+	if got != want {
+		t.Errorf("stats %+v, want %+v", got, want)
+	}
+	if evs := s.Events(); len(evs) != 4 || evs[0].EventID != "evt_2" || evs[3].MessageID != "m2" {
+		t.Errorf("events %+v", evs)
+	}
+}
+
+// A failing answer is not an accepted event; Retry-After is sent; a bad
+// signature is refused and counted.
+func TestSinkAnswersAndVerifies(t *testing.T) {
+	s := start(t, Options{
+		Verify: func(sig string, _ []byte) error {
+			if sig != "good" {
+				return errors.New("bad")
+			}
+			return nil
+		},
+		Respond: func(e Event) Answer {
+			if e.Status == "busy" {
+				return Answer{Status: http.StatusTooManyRequests, RetryAfter: 7}
+			}
+			return Answer{Status: http.StatusOK}
+		},
+	})
+	req, _ := http.NewRequest("POST", s.URL(), strings.NewReader(`{"event_id":"e1","message_id":"m","status":"busy"}`))
+	req.Header.Set("Switchboard-Signature", "good")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" {
+		t.Errorf("busy: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code := post(t, s, `{"event_id":"e2","message_id":"m","status":"delivered"}`); code != http.StatusUnauthorized {
+		t.Errorf("unsigned: %d, want 401", code)
+	}
+	if st := s.Stats(); st.Events != 0 || st.BadSig != 1 || st.Requests != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// Wait returns as soon as its condition holds, and a hanging request is
+// released by Close.
+func TestSinkWaitAndHang(t *testing.T) {
+	s := start(t, Options{Respond: func(e Event) Answer { return Answer{Status: 204, Hang: e.Status == "hang"} }})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Post(s.URL(), "application/json", strings.NewReader(`{"event_id":"h","status":"hang"}`))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	go post(t, s, `{"event_id":"e","message_id":"m","status":"delivered"}`)
+	if !s.Wait(10*time.Second, func(evs []Event) bool { return len(evs) == 1 }) {
+		t.Fatal("Wait did not see the event")
+	}
+	if s.Wait(50*time.Millisecond, func(evs []Event) bool { return len(evs) == 2 }) {
+		t.Fatal("Wait reported a condition that cannot hold")
+	}
+	s.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a hanging request outlived Close")
+	}
+}
