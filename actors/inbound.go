@@ -106,6 +106,10 @@ func (e *Engine) onInbound(p switchboard.InboundPart, ack func(error)) {
 			ack(switchboard.Errorf(switchboard.EINVALID, "part %d of %d", p.Concat.Seq, p.Concat.Total))
 			return
 		}
+		if e.inbound.parts.Seen(p) {
+			ack(nil) // a repeat: the first copy is stored or its message is
+			return
+		}
 		if err := e.store.AddInboundPart(context.Background(), p); err != nil {
 			ack(err)
 			return

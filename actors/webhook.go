@@ -109,6 +109,7 @@ type dispatcher struct {
 	mu        sync.Mutex
 	endpoints map[string]*endpointRef
 	gone      map[string]time.Time // URL → until when it is not called
+	stopped   bool                 // no more posts start (guards posts.Add against posts.Wait)
 
 	finisher *batcher[finishJob]
 	posts    sync.WaitGroup
@@ -251,7 +252,13 @@ func body(cb *switchboard.Callback, attempt int) []byte {
 func (d *dispatcher) post(self *actor.PID, dl *delivery, attempt int) {
 	d.attempts.Add(1)
 	req := WebhookRequest{URL: dl.cb.URL, Body: body(&dl.cb, attempt), Secret: d.secrets[dl.cb.Key], EventID: dl.cb.ID}
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return // stopping: the callback stays in the store for the next run
+	}
 	d.posts.Add(1)
+	d.mu.Unlock()
 	go func() {
 		defer d.posts.Done()
 		res := d.cfg.Poster.Post(d.stop, req)
@@ -293,6 +300,9 @@ func (d *dispatcher) finish(jobs []finishJob) {
 // callbacks stay in the store and are sent after a restart) and finished
 // ones still queued are removed.
 func (d *dispatcher) stopAll() {
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
 	d.cancel()
 	d.posts.Wait()
 	d.finisher.stop()

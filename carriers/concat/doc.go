@@ -29,10 +29,12 @@
 // read back from storage after a restart can be fed to Add again and
 // expire when they would have without the restart.
 //
-// A part that arrives after its group completed starts a new group (SMPP
-// delivers at least once, and the reassembler remembers nothing of a
-// finished message); if the rest never follows, it expires as a partial
-// message of its own.
+// SMPP delivers at least once, so a part can arrive again after its
+// message completed (the SMSC lost our acknowledgement). For the timeout
+// after completion the reassembler remembers a finished message's
+// payloads: a part with its key, sequence number and identical payload is
+// a duplicate. A part with the same reference but other text starts a new
+// message, since senders reuse references.
 //
 // # Decoding
 //

@@ -1,6 +1,7 @@
 package concat
 
 import (
+	"bytes"
 	"container/heap"
 	"fmt"
 	"sync"
@@ -63,6 +64,17 @@ type Reassembler struct {
 	groups  map[groupKey]*group
 	byAge   ageHeap // the same groups, the oldest first part on top
 	created uint64  // groups made so far, to order groups of equal age
+	// recent remembers the payloads of groups completed within the
+	// timeout: an SMSC that lost our acknowledgement sends a part again
+	// after its message is complete, and that copy must not start a new
+	// message that would end partial. A real new message reusing the
+	// reference carries other text, so only an identical payload counts.
+	recent map[groupKey]*completed
+}
+
+type completed struct {
+	payloads [][]byte // by Seq-1
+	until    time.Time
 }
 
 // New returns a Reassembler that gives up a group when its first part is
@@ -75,6 +87,7 @@ func New(timeout time.Duration, maxGroups int) *Reassembler {
 		timeout:   timeout,
 		maxGroups: maxGroups,
 		groups:    make(map[groupKey]*group),
+		recent:    make(map[groupKey]*completed),
 	}
 }
 
@@ -125,6 +138,9 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 	r.mu.Lock()
 	g := r.groups[k]
 	switch {
+	case g == nil && r.completedBefore(k, p):
+		r.mu.Unlock()
+		return Added{Duplicate: true}, nil
 	case g == nil:
 		if r.maxGroups > 0 && len(r.groups) >= r.maxGroups {
 			evicted = r.removeOldest()
@@ -146,6 +162,7 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 		heap.Remove(&r.byAge, g.index)
 		delete(r.groups, k)
 		done = g
+		r.remember(g, p.ReceivedAt)
 	}
 	r.mu.Unlock()
 
@@ -160,6 +177,25 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 	return res, nil
 }
 
+// Seen reports whether Add would call p a duplicate: its group holds its
+// sequence number already, or it repeats a part of a message completed
+// within the timeout. A caller that stores parts before adding them
+// checks this first, so a repeated part is not stored again (it would
+// outlive its message in the store).
+func (r *Reassembler) Seen(p switchboard.InboundPart) bool {
+	c := p.Concat
+	if c == nil || c.Total <= 1 || c.Seq == 0 || c.Seq > c.Total {
+		return false
+	}
+	k := groupKey{carrier: p.Carrier, from: p.From, to: p.To, ref: c.Ref, total: c.Total}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.groups[k]; g != nil {
+		return g.parts[c.Seq-1].Concat != nil
+	}
+	return r.completedBefore(k, p)
+}
+
 // Expire gives up the groups whose first part was received more than the
 // timeout before now, and returns them as partial messages, oldest first.
 func (r *Reassembler) Expire(now time.Time) []Assembled {
@@ -168,6 +204,11 @@ func (r *Reassembler) Expire(now time.Time) []Assembled {
 	r.mu.Lock()
 	for len(r.byAge) > 0 && r.byAge[0].first.Before(cutoff) {
 		gone = append(gone, r.removeOldest())
+	}
+	for k, c := range r.recent {
+		if !now.Before(c.until) {
+			delete(r.recent, k)
+		}
 	}
 	r.mu.Unlock()
 	if len(gone) == 0 {
@@ -185,6 +226,26 @@ func (r *Reassembler) Pending() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.groups)
+}
+
+// completedBefore reports whether p repeats a part of a message completed
+// within the timeout; r.mu is held.
+func (r *Reassembler) completedBefore(k groupKey, p switchboard.InboundPart) bool {
+	c := r.recent[k]
+	return c != nil && p.ReceivedAt.Before(c.until) && bytes.Equal(c.payloads[p.Concat.Seq-1], p.Payload)
+}
+
+// remember keeps a completed group's payloads until the timeout after
+// its last part, bounded like the groups themselves; r.mu is held.
+func (r *Reassembler) remember(g *group, at time.Time) {
+	if r.maxGroups > 0 && len(r.recent) >= r.maxGroups {
+		return
+	}
+	c := &completed{payloads: make([][]byte, len(g.parts)), until: at.Add(r.timeout)}
+	for i := range g.parts {
+		c.payloads[i] = g.parts[i].Payload
+	}
+	r.recent[g.key] = c
 }
 
 // removeOldest takes the group with the oldest first part out; r.mu is

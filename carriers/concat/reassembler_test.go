@@ -416,3 +416,39 @@ func TestConcurrentAdd(t *testing.T) {
 		t.Errorf("Pending %d", r.Pending())
 	}
 }
+
+// A part sent again after its message completed (the SMSC lost our
+// acknowledgement) is a duplicate while the timeout lasts; a part with the
+// same reference but other text is a new message; after the timeout the
+// memory is gone.
+func TestPartAfterCompletion(t *testing.T) {
+	r := concat.New(timeout, 10)
+	mg := msg{from: "447700900123", to: "12345", text: "first part, second part", ref: 7, size: 12}
+	parts := mg.parts(t)
+	add(t, r, parts[0])
+	if res := add(t, r, parts[1]); !res.Complete {
+		t.Fatalf("not complete: %+v", res)
+	}
+	late := parts[1]
+	late.ReceivedAt = parts[1].ReceivedAt.Add(timeout / 2)
+	if !r.Seen(late) {
+		t.Fatal("Seen: a late copy of a completed part is not reported")
+	}
+	if res := add(t, r, late); !res.Duplicate || r.Pending() != 0 {
+		t.Fatalf("late copy of a completed part: %+v, %d pending", res, r.Pending())
+	}
+	reused := parts[0]
+	reused.Payload = []byte("another text")
+	if r.Seen(reused) {
+		t.Fatal("Seen: a new message reusing the reference is reported as seen")
+	}
+	if res := add(t, r, reused); !res.Waiting() || r.Pending() != 1 {
+		t.Fatalf("a new message reusing the reference: %+v, %d pending", res, r.Pending())
+	}
+	r.Expire(late.ReceivedAt.Add(2 * timeout))
+	afterTimeout := parts[1]
+	afterTimeout.ReceivedAt = late.ReceivedAt.Add(2 * timeout)
+	if res := add(t, r, afterTimeout); !res.Waiting() {
+		t.Fatalf("after the timeout: %+v, want a new group", res)
+	}
+}

@@ -263,14 +263,15 @@ webhooks: {allow_private_networks: true, retry_min: 50ms, retry_max: 200ms, time
 }
 
 // A long inbound message injected by the simulator in three parts, out of
-// order and with a duplicate, arrives at the key's inbound URL as one
-// message and can be read back through the API.
+// order, with a duplicate and with a part repeated after the message was
+// complete, arrives at the key's inbound URL as one message and can be
+// read back through the API.
 func TestInboundMessageReassembledAndPosted(t *testing.T) {
 	s := startSink(t, sink.Options{Verify: verifier(testWebhookSecret)})
-	g, sim := webhookGateway(t, s.URL()+"/status", s.URL()+"/inbound", "")
+	g, sim := webhookGateway(t, s.URL()+"/status", s.URL()+"/inbound", "inbound: {reassembly_timeout: 300ms}")
 	text := strings.Repeat("Inbound long message with an euro sign € and more. ", 7)
 	waitBound(t, sim)
-	if err := sim.InjectMO("gw", smsc.MO{From: "+447700900555", To: "447700900999", Text: text, Order: []int{3, 1, 3, 2}}); err != nil {
+	if err := sim.InjectMO("gw", smsc.MO{From: "+447700900555", To: "447700900999", Text: text, Order: []int{3, 1, 3, 2, 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := sim.InjectMO("gw", smsc.MO{From: "+447700900555", To: "447700900000", Text: "nobody's number"}); err != nil {
@@ -294,6 +295,13 @@ func TestInboundMessageReassembledAndPosted(t *testing.T) {
 			t.Fatalf("stats %+v: the message to an unowned number was not counted", g.engine.Stats())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// The part repeated after completion came before that message on the
+	// one bind. Give it twice the reassembly timeout to (wrongly) turn
+	// into a partial message of its own.
+	time.Sleep(600 * time.Millisecond)
+	if st := g.engine.Stats(); st.Inbound != 1 || len(s.Events()) != 1 {
+		t.Fatalf("stats %+v, %d events: the repeated part made another message", st, len(s.Events()))
 	}
 }
 
