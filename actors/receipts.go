@@ -149,8 +149,12 @@ func (r *recorder) write(batch []recordJob) {
 }
 
 // Receipt matching: a receipt whose carrier id is not known yet is looked
-// up again for a while before it is given up on.
+// up again for a while before it is given up on. The usual cause is a
+// receipt read on one bind a moment before its submit_sm_resp is read on
+// another, so the first retries come quickly (2 ms, doubling) and only
+// later ones wait the full interval.
 const (
+	receiptRetryFirst = 2 * time.Millisecond
 	receiptRetryEvery = 200 * time.Millisecond
 	receiptRetryFor   = 5 * time.Second
 )
@@ -162,10 +166,10 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 		ack(nil) // intermediate (ENROUTE, ACCEPTD): nothing to record
 		return
 	}
-	e.matchReceipt(r, ack, time.Now().Add(receiptRetryFor))
+	e.matchReceipt(r, ack, time.Now().Add(receiptRetryFor), receiptRetryFirst)
 }
 
-func (e *Engine) matchReceipt(r switchboard.Receipt, ack func(error), giveUp time.Time) {
+func (e *Engine) matchReceipt(r switchboard.Receipt, ack func(error), giveUp time.Time, wait time.Duration) {
 	ref, err := e.lookupCarrierID(r.Carrier, r.CarrierMessageID)
 	switch {
 	case err == nil:
@@ -173,7 +177,8 @@ func (e *Engine) matchReceipt(r switchboard.Receipt, ack func(error), giveUp tim
 	case switchboard.ErrorCode(err) != switchboard.ENOTFOUND:
 		ack(err) // the store failed: let the SMSC send it again
 	case time.Now().Before(giveUp):
-		time.AfterFunc(receiptRetryEvery, func() { e.matchReceipt(r, ack, giveUp) })
+		next := min(2*wait, receiptRetryEvery)
+		time.AfterFunc(wait, func() { e.matchReceipt(r, ack, giveUp, next) })
 	default:
 		e.stats.receiptsUnmatched.Add(1)
 		e.log.Warn().Str("carrier", r.Carrier).Str("carrier_message_id", r.CarrierMessageID).
