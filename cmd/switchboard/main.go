@@ -2,6 +2,7 @@
 //
 //	switchboard [--config FILE]   run a gateway node (see --help)
 //	switchboard smsc [flags]      an SMPP SMSC simulator (see smsc --help)
+//	switchboard bench [flags]     the load driver (see bench --help, bench/README.md)
 //	switchboard version           print the version
 package main
 
@@ -37,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runGateway(ctx, args, stdout, stderr)
 	case "smsc":
 		err = runSMSC(ctx, args[1:], stdout)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "switchboard", buildVersion())
 		return 0
@@ -88,10 +91,12 @@ With no command, runs a gateway node from ./cluster.yaml (or --config).
 
 Commands:
   smsc      run the SMPP SMSC simulator (carrier stand-in for tests and demos)
+  bench     run the load driver: a whole rig on this machine, a running
+            gateway, or Kannel (see bench/README.md)
   version   print the version
 
 Run "switchboard --help" for every setting, "switchboard smsc --help" for the
-simulator's flags.
+simulator's flags, "switchboard bench --help" for the load driver's.
 `)
 }
 

@@ -2,7 +2,12 @@
 // the real HTTP endpoint that tests and the bench point callback URLs at.
 // It checks signatures, counts duplicates (by event_id) and notices
 // events of one message arriving out of order, and it can be told to
-// answer with an error, or hang, to play a failing customer.
+// answer with an error, answer late, or hang, to play a failing or slow
+// customer.
+//
+// It also takes Kannel's delivery reports: GET /kannel?n=N&status=T, the
+// dlr-url the bench gives Kannel's sendsms ("status=%d" filled in by
+// Kannel with the DLR type), recorded as events of message "kannel-N".
 package sink
 
 import (
@@ -10,6 +15,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,11 +36,14 @@ type Event struct {
 }
 
 // Answer is what the sink replies to one request: a status and an
-// optional Retry-After in seconds; Hang makes it never answer (until the
-// sink closes), like an endpoint that times out.
+// optional Retry-After in seconds; Delay makes it answer that much later
+// (a slow endpoint; the event counts as received when the answer goes
+// out); Hang makes it never answer (until the sink closes), like an
+// endpoint that times out.
 type Answer struct {
 	Status     int
 	RetryAfter int
+	Delay      time.Duration
 	Hang       bool
 }
 
@@ -47,6 +56,14 @@ type Options struct {
 	Verify func(signature string, body []byte) error
 	// Respond picks the answer to each event; nil answers 204.
 	Respond func(Event) Answer
+	// OnEvent, if set, is called once for each distinct event accepted
+	// (not for duplicates), after it is recorded, from the request's
+	// goroutine: it must be safe for concurrent use and quick.
+	OnEvent func(Event)
+	// Discard keeps no list of events (a long load run would hold every
+	// one): Events returns none and Wait's condition sees none. Counters,
+	// duplicates and OnEvent still work.
+	Discard bool
 }
 
 // Sink is a running receiver.
@@ -58,7 +75,8 @@ type Sink struct {
 	closed chan struct{}
 
 	mu         sync.Mutex
-	events     []Event           // first receipt of each event_id, in arrival order
+	events     []Event           // first receipt of each event_id, in arrival order (unless Discard)
+	distinct   int               // distinct events accepted
 	seen       map[string]int    // event_id → times received
 	lastByMsg  map[string]string // message_id → highest event_id delivered
 	requests   int
@@ -109,6 +127,10 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 	s.mu.Lock()
 	s.requests++
 	s.mu.Unlock()
+	if ctx.IsGet() && string(ctx.Path()) == "/kannel" {
+		s.handleKannel(ctx)
+		return
+	}
 	body := ctx.PostBody()
 	if s.opts.Verify != nil {
 		if err := s.opts.Verify(string(ctx.Request.Header.Peek("Switchboard-Signature")), body); err != nil {
@@ -124,8 +146,13 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
 		return
 	}
-	ev.Received = time.Now()
-	answer := Answer{Status: fasthttp.StatusNoContent}
+	s.answer(ctx, ev, fasthttp.StatusNoContent)
+}
+
+// answer asks Respond (default: status def), waits as told, records the event if
+// the answer is a success, and writes the answer.
+func (s *Sink) answer(ctx *fasthttp.RequestCtx, ev Event, def int) {
+	answer := Answer{Status: def}
 	if s.opts.Respond != nil {
 		answer = s.opts.Respond(ev)
 	}
@@ -136,6 +163,16 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
+	if answer.Delay > 0 {
+		t := time.NewTimer(answer.Delay)
+		select {
+		case <-s.closed:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	ev.Received = time.Now()
 	if answer.Status >= 200 && answer.Status < 300 {
 		s.record(ev)
 	}
@@ -146,13 +183,34 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(answer.Status)
 }
 
+// KannelType is the Type of events made from Kannel delivery reports.
+const KannelType = "kannel.dlr"
+
+// kannelStatus maps Kannel's DLR types to statuses: 1 delivered, 2
+// undelivered (failed), 4 queued on the SMSC, 8 SMSC accepted (submitted,
+// intermediate), 16 SMSC rejected (failed).
+var kannelStatus = map[string]string{"1": "delivered", "2": "failed", "4": "queued", "8": "submitted", "16": "failed"}
+
+// handleKannel turns GET /kannel?n=N&status=T (a Kannel dlr-url) into the
+// event "kannel-N-T" of message "kannel-N"; without Respond it answers 200.
+func (s *Sink) handleKannel(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	n, typ := string(args.Peek("n")), string(args.Peek("status"))
+	status, ok := kannelStatus[typ]
+	if n == "" || strings.ContainsAny(n, "-/") || !ok {
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		return
+	}
+	s.answer(ctx, Event{EventID: "kannel-" + n + "-" + typ, Type: KannelType, MessageID: "kannel-" + n, Status: status}, fasthttp.StatusOK)
+}
+
 // record notes a delivered event: its first receipt, or a duplicate.
 func (s *Sink) record(ev Event) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.seen[ev.EventID]++
 	if s.seen[ev.EventID] > 1 {
 		s.duplicates++
+		s.mu.Unlock()
 		return
 	}
 	if last := s.lastByMsg[ev.MessageID]; last > ev.EventID {
@@ -160,9 +218,16 @@ func (s *Sink) record(ev Event) {
 	} else {
 		s.lastByMsg[ev.MessageID] = ev.EventID
 	}
-	s.events = append(s.events, ev)
+	s.distinct++
+	if !s.opts.Discard {
+		s.events = append(s.events, ev)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	if s.opts.OnEvent != nil {
+		s.opts.OnEvent(ev)
+	}
 }
 
 // Stats are the sink's counters.
@@ -178,7 +243,7 @@ type Stats struct {
 func (s *Sink) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Requests: s.requests, Events: len(s.events), Duplicates: s.duplicates, OutOfOrder: s.outOfOrder, BadSig: s.badSig}
+	return Stats{Requests: s.requests, Events: s.distinct, Duplicates: s.duplicates, OutOfOrder: s.outOfOrder, BadSig: s.badSig}
 }
 
 // Events returns a copy of the distinct events accepted, in arrival order.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -121,5 +122,117 @@ func TestSinkWaitAndHang(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a hanging request outlived Close")
+	}
+}
+
+// OnEvent sees each distinct event once, duplicates are counted, and a
+// delayed answer arrives after the delay.
+func TestSinkOnEventAndDelay(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	s := start(t, Options{
+		Discard: true,
+		OnEvent: func(e Event) {
+			mu.Lock()
+			got = append(got, e.EventID+"/"+e.Status)
+			mu.Unlock()
+		},
+		Respond: func(e Event) Answer { return Answer{Status: http.StatusOK, Delay: 150 * time.Millisecond} },
+	})
+	t0 := time.Now()
+	for _, b := range []string{
+		`{"event_id":"e1","message_id":"m1","status":"submitted"}`,
+		`{"event_id":"e2","message_id":"m1","status":"delivered"}`,
+		`{"event_id":"e2","message_id":"m1","status":"delivered","attempt":2}`,
+	} {
+		if code := post(t, s, b); code != http.StatusOK {
+			t.Fatalf("%s: %d", b, code)
+		}
+	}
+	if el := time.Since(t0); el < 3*150*time.Millisecond {
+		t.Errorf("three delayed answers took %v, want at least 450ms", el)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, " ") != "e1/submitted e2/delivered" {
+		t.Errorf("OnEvent saw %q", got)
+	}
+	if st := s.Stats(); st.Events != 2 || st.Duplicates != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if evs := s.Events(); len(evs) != 0 {
+		t.Errorf("Discard kept %d events", len(evs))
+	}
+}
+
+// A delayed answer is released by Close.
+func TestSinkDelayReleasedByClose(t *testing.T) {
+	s := start(t, Options{Respond: func(Event) Answer { return Answer{Status: 204, Delay: time.Hour} }})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Post(s.URL(), "application/json", strings.NewReader(`{"event_id":"e","message_id":"m"}`))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for s.Stats().Requests == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a delayed request outlived Close")
+	}
+	if st := s.Stats(); st.Events != 0 {
+		t.Errorf("an answer cut by Close counted: %+v", st)
+	}
+}
+
+// Kannel's delivery reports (GET /kannel?n=N&status=T) become events of
+// message kannel-N: 1 delivered, 2 and 16 failed, 8 submitted
+// (intermediate); a repeat is a duplicate; nonsense is 400.
+func TestSinkKannelDLR(t *testing.T) {
+	var mu sync.Mutex
+	var got []Event
+	s := start(t, Options{OnEvent: func(e Event) { mu.Lock(); got = append(got, e); mu.Unlock() }})
+	get := func(q string) int {
+		t.Helper()
+		resp, err := http.Get(s.URL() + "/kannel?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for q, want := range map[string]int{
+		"n=7&status=8": 200, "n=7&status=1": 200, "n=9&status=2": 200, "n=10&status=16": 200,
+		"n=11&status=3": 400, "status=1": 400, "n=a-b&status=1": 400,
+	} {
+		if code := get(q); code != want {
+			t.Errorf("%s: %d, want %d", q, code, want)
+		}
+	}
+	if code := get("n=7&status=1"); code != 200 {
+		t.Errorf("repeat: %d", code)
+	}
+	mu.Lock()
+	byID := map[string]Event{}
+	for _, e := range got {
+		byID[e.EventID] = e
+	}
+	mu.Unlock()
+	for id, want := range map[string][2]string{
+		"kannel-7-8": {"kannel-7", "submitted"}, "kannel-7-1": {"kannel-7", "delivered"},
+		"kannel-9-2": {"kannel-9", "failed"}, "kannel-10-16": {"kannel-10", "failed"},
+	} {
+		e, ok := byID[id]
+		if !ok || e.MessageID != want[0] || e.Status != want[1] || e.Type != KannelType {
+			t.Errorf("%s: %+v (ok %v), want %v", id, e, ok, want)
+		}
+	}
+	if st := s.Stats(); st.Events != 4 || st.Duplicates != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package harness
 
 import (
 	"encoding/json"
@@ -26,10 +26,13 @@ var bodyTexts = map[string]string{
 	"ucs2": "Ваш код подтверждения 482913. Он действует 10 минут.",
 	// UCS-2, 156 characters: three parts (67 units each).
 	"ucs2long": strings.Repeat("Ваш код подтверждения 482913. Он действует 10 минут. ", 3),
+	// UCS-2 with emoji (each a surrogate pair, two UTF-16 units): one part.
+	"emoji": "Your order 482913 is on its way 🚚📦 Thanks for shopping 🙂",
 }
 
 type bodyVariant struct {
 	name   string
+	text   string
 	json   []byte // the body as a JSON string, quotes included
 	parts  int
 	coding string
@@ -70,7 +73,7 @@ func parseBodyMix(s string) ([]bodyVariant, error) {
 		if coding == gsm.UCS2 {
 			c = "ucs2"
 		}
-		out = append(out, bodyVariant{name: name, json: js, parts: parts, coding: c, weight: weight})
+		out = append(out, bodyVariant{name: name, text: text, json: js, parts: parts, coding: c, weight: weight})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("--body-mix: no body with a weight above 0")
@@ -84,10 +87,16 @@ type gen struct {
 	cum      []float64 // cumulative weights, last = 1
 	dests    []string
 	auths    [][]byte // "Bearer <secret>" per key
+	// hot is the share of messages for key 0 (0: keys are uniform).
+	hot float64
 }
 
 func newGen(variants []bodyVariant, dests int, secrets []string) *gen {
 	g := &gen{variants: variants}
+	if len(variants) == 0 {
+		g.variants, _ = parseBodyMix("")
+	}
+	variants = g.variants
 	var sum float64
 	for _, v := range variants {
 		sum += v.weight
@@ -123,7 +132,26 @@ func (g *gen) variant(r *rand.Rand) *bodyVariant {
 
 // appendMessage appends one message object and returns its part count.
 func (g *gen) appendMessage(buf []byte, r *rand.Rand) ([]byte, int) {
-	v := g.variant(r)
+	return g.appendVariant(buf, r, g.variant(r))
+}
+
+// appendBatch appends a batch envelope of n messages and returns their
+// parts in all.
+func (g *gen) appendBatch(buf []byte, r *rand.Rand, n int) ([]byte, int) {
+	buf = append(buf, `{"messages":[`...)
+	parts := 0
+	for i := range n {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		var p int
+		buf, p = g.appendMessage(buf, r)
+		parts += p
+	}
+	return append(buf, "]}"...), parts
+}
+
+func (g *gen) appendVariant(buf []byte, r *rand.Rand, v *bodyVariant) ([]byte, int) {
 	buf = append(buf, `{"to":"`...)
 	buf = append(buf, g.dests[r.IntN(len(g.dests))]...)
 	buf = append(buf, `","from":"Bench","body":`...)
@@ -132,8 +160,18 @@ func (g *gen) appendMessage(buf []byte, r *rand.Rand) ([]byte, int) {
 	return buf, v.parts
 }
 
-// key picks an API key.
-func (g *gen) key(r *rand.Rand) int { return r.IntN(len(g.auths)) }
+// key picks an API key: key 0 for a g.hot share of messages, the others
+// uniformly (all uniformly when hot is 0).
+func (g *gen) key(r *rand.Rand) int {
+	n := len(g.auths)
+	if g.hot > 0 && n > 1 {
+		if r.Float64() < g.hot {
+			return 0
+		}
+		return 1 + r.IntN(n-1)
+	}
+	return r.IntN(n)
+}
 
 // meanParts is the expected parts per message of the mix.
 func (g *gen) meanParts() float64 {

@@ -1,4 +1,4 @@
-package main
+package harness
 
 import (
 	"bytes"
@@ -9,17 +9,29 @@ import (
 	"time"
 )
 
-// Process and machine figures from /proc. The load generator runs in the
-// same process as the gateway it drives, so every process figure includes
-// both.
+// Process and machine figures from /proc. With the in-process node the
+// load generator runs in the same process as the gateway it drives, so
+// every process figure includes both; a gateway started from its binary
+// (--gateway-bin) is measured alone, from /proc/<pid>.
 
 // clockTicks is USER_HZ, the unit of /proc/self/stat's times: 100 on every
 // Linux build Go supports.
 const clockTicks = 100
 
+// proc names a process whose figures are read from /proc/<proc>: "self"
+// (this process: the in-process node) or a PID (a gateway started as a
+// subprocess, or any process given with --pid).
+type proc string
+
+const self proc = "self"
+
 // statusKB reads one "Name:   123 kB" line of /proc/self/status, in KiB.
-func statusKB(name string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func statusKB(name string) int64 { return self.statusKB(name) }
+
+// statusKB reads one "Name:   123 kB" line of /proc/<p>/status, in KiB;
+// -1 if it cannot.
+func (p proc) statusKB(name string) int64 {
+	b, err := os.ReadFile("/proc/" + string(p) + "/status")
 	if err != nil {
 		return -1
 	}
@@ -53,10 +65,20 @@ func resetPeakRSS() bool {
 	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 }
 
+// rssMB is p's resident set now (VmRSS), in MiB.
+func (p proc) rssMB() float64 { return float64(p.statusKB("VmRSS")) / 1024 }
+
+// hwmMB is p's peak resident set (VmHWM), in MiB.
+func (p proc) hwmMB() float64 { return float64(p.statusKB("VmHWM")) / 1024 }
+
 // cpuTime is the process's user+system CPU time (/proc/self/stat utime +
 // stime), all threads.
-func cpuTime() time.Duration {
-	b, err := os.ReadFile("/proc/self/stat")
+func cpuTime() time.Duration { return self.cpuTime() }
+
+// cpuTime is p's user+system CPU time (/proc/<p>/stat utime + stime), all
+// threads.
+func (p proc) cpuTime() time.Duration {
+	b, err := os.ReadFile("/proc/" + string(p) + "/stat")
 	if err != nil {
 		return 0
 	}
@@ -155,8 +177,11 @@ type usage struct {
 	machine machineCPU
 }
 
-func sampleUsage() usage {
-	return usage{at: time.Now(), cpu: cpuTime(), machine: readMachineCPU()}
+func sampleUsage() usage { return self.sample() }
+
+// sample reads p's CPU time and the machine's now.
+func (p proc) sample() usage {
+	return usage{at: time.Now(), cpu: p.cpuTime(), machine: readMachineCPU()}
 }
 
 // since describes the CPU used from u to now: this process's cores, and
@@ -181,3 +206,21 @@ func fmtDur(d time.Duration) string {
 }
 
 func fmtUS(us int64) string { return fmtDur(time.Duration(us) * time.Microsecond) }
+
+// memTotalMB is /proc/meminfo's MemTotal, in MiB.
+func memTotalMB() float64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte("MemTotal:")); ok {
+			f := bytes.Fields(rest)
+			if len(f) > 0 {
+				v, _ := strconv.ParseFloat(string(f[0]), 64)
+				return v / 1024
+			}
+		}
+	}
+	return 0
+}

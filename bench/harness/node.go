@@ -1,9 +1,10 @@
-package main
+package harness
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -42,8 +43,17 @@ type nodeConfig struct {
 	receiptDelay time.Duration
 	dataDir      string
 	log          zerolog.Logger
-	// callbackURLs[i] is key i's callback_url (the webhook scenario).
+	out          io.Writer // reports
+	// callbackURLs[i] is key i's callback_url (the webhook scenario);
+	// callbackURL, if set, is every key's (load mode with the sink).
 	callbackURLs []string
+	callbackURL  string
+	// callbackStatuses are the statuses the keys hear about (0: the
+	// gateway's default).
+	callbackStatuses   switchboard.StatusSet
+	webhookConcurrency int    // requests in flight and connections per callback endpoint (0: the defaults, 64)
+	simAddr            string // the in-process simulator's listen address (default 127.0.0.1:0)
+	smscAddr           string // an external simulator/SMSC: no in-process one
 }
 
 type node struct {
@@ -84,26 +94,58 @@ func benchKeys(n, maxQueued int) ([]*switchboard.Key, []string) {
 func startNode(cfg nodeConfig, carrierDown bool) (*node, error) {
 	n := &node{cfg: cfg}
 	keys, secrets := benchKeys(cfg.keys, cfg.maxQueued)
-	for i, u := range cfg.callbackURLs {
-		keys[i].CallbackURL = u
+	for i, k := range keys {
+		if i < len(cfg.callbackURLs) {
+			k.CallbackURL = cfg.callbackURLs[i]
+		} else if cfg.callbackURL != "" {
+			k.CallbackURL = cfg.callbackURL
+		}
+		k.CallbackStatuses = cfg.callbackStatuses
 	}
 	n.ring, n.secrets = switchboard.NewKeyRing(keys), secrets
+	if cfg.smscAddr != "" {
+		if _, err := n.openGateway(); err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
 	var err error
-	n.sim, err = smsc.Listen(smsc.Config{
-		Addr:         "127.0.0.1:0",
-		ReceiptDelay: smsc.Delay{Min: cfg.receiptDelay, Max: cfg.receiptDelay},
-		Faults:       smsc.Faults{RefuseBinds: carrierDown},
-		OnSubmit:     n.onSubmit,
-		Log:          cfg.log.With().Str("component", "smsc-simulator").Logger(),
-	})
+	n.sim, err = startSim(cfg, carrierDown, n.onSubmit)
 	if err != nil {
-		return nil, fmt.Errorf("simulator: %w", err)
+		return nil, err
 	}
 	if _, err := n.openGateway(); err != nil {
 		n.sim.Close()
 		return nil, err
 	}
 	return n, nil
+}
+
+// startSim starts the in-process SMSC simulator.
+func startSim(cfg nodeConfig, carrierDown bool, onSubmit func(smsc.Submit)) (*smsc.Server, error) {
+	addr := cfg.simAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	sim, err := smsc.Listen(smsc.Config{
+		Addr:         addr,
+		ReceiptDelay: smsc.Delay{Min: cfg.receiptDelay, Max: cfg.receiptDelay},
+		Faults:       smsc.Faults{RefuseBinds: carrierDown},
+		OnSubmit:     onSubmit,
+		Log:          cfg.log.With().Str("component", "smsc-simulator").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	return sim, nil
+}
+
+// smscAddr is where the gateway's binds go.
+func (n *node) smscAddr() string {
+	if n.sim == nil {
+		return n.cfg.smscAddr
+	}
+	return n.sim.Addr()
 }
 
 func (n *node) onSubmit(smsc.Submit) {
@@ -144,7 +186,7 @@ func (n *node) openGateway() (t openTimes, err error) {
 		return t, fmt.Errorf("storage: %w", err)
 	}
 	t.store = time.Since(t0)
-	n.hooks = callback.New(callback.Options{AllowPrivate: true})
+	n.hooks = callback.New(callback.Options{AllowPrivate: true, MaxConnsPerEndpoint: n.cfg.webhookConcurrency})
 	n.engine, err = actors.New(actors.Config{
 		Store:  n.store,
 		Keys:   n.ring,
@@ -152,13 +194,13 @@ func (n *node) openGateway() (t openTimes, err error) {
 		Carriers: []actors.CarrierConfig{{
 			Name: carrierName, Binds: n.cfg.binds,
 			SMPP: smpp.Config{
-				Addr: n.sim.Addr(), SystemID: systemID, Password: password,
+				Addr: n.smscAddr(), SystemID: systemID, Password: password,
 				Window: n.cfg.window, Mode: smpp.Transceiver,
 				ReconnectMin: n.cfg.reconnectMin, ReconnectMax: n.cfg.reconnectMax,
 			},
 		}},
 		KeyWindow: n.cfg.keyWindow,
-		Webhooks:  actors.WebhookConfig{Poster: callback.Poster{Client: n.hooks}},
+		Webhooks:  actors.WebhookConfig{Poster: callback.Poster{Client: n.hooks}, Concurrency: n.cfg.webhookConcurrency},
 		Log:       n.cfg.log,
 	})
 	if err != nil {
@@ -228,7 +270,10 @@ func (n *node) close(timeout time.Duration) error {
 	if n.engine != nil {
 		err = n.stopGateway(timeout)
 	}
-	return errors.Join(err, n.sim.Close())
+	if n.sim != nil {
+		err = errors.Join(err, n.sim.Close())
+	}
+	return err
 }
 
 // receipts is what the engine has recorded since it started.

@@ -1,10 +1,9 @@
-package main
+package harness
 
 import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +35,7 @@ type webhookOpts struct {
 }
 
 func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
+	out := cfg.out
 	var healthy atomic.Bool
 	s, err := sink.Start(sink.Options{Respond: func(sink.Event) sink.Answer {
 		if healthy.Load() {
@@ -69,29 +69,29 @@ func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
 	}
 	defer func() {
 		if cerr := n.close(30 * time.Second); cerr != nil {
-			fmt.Fprintln(os.Stderr, "stop:", cerr)
+			fmt.Fprintln(out, "stop:", cerr)
 		}
 	}()
-	fmt.Printf("gateway up on %s; healthy sink %s (answering 503 for now), dead endpoint %s; baseline %s\n",
+	fmt.Fprintf(out, "gateway up on %s; healthy sink %s (answering 503 for now), dead endpoint %s; baseline %s\n",
 		n.addr, s.URL(), dead, settledMemory())
 
 	var receipted int64
 	if o.dead > 0 {
-		fmt.Printf("\n== queueing %d callbacks for the dead endpoint ==\n", o.dead)
+		fmt.Fprintf(out, "\n== queueing %d callbacks for the dead endpoint ==\n", o.dead)
 		if receipted, err = acceptAndReceipt(n, 1, o.dead/2, receipted, o); err != nil {
 			return false, err
 		}
-		fmt.Printf("with %d callbacks queued for a dead endpoint, after GC + FreeOSMemory: %s\n", o.dead, settledMemory())
+		fmt.Fprintf(out, "with %d callbacks queued for a dead endpoint, after GC + FreeOSMemory: %s\n", o.dead, settledMemory())
 	}
 	if o.bad > 0 {
-		fmt.Printf("\n== queueing %d callbacks each for a hanging and a failing endpoint ==\n", o.bad)
+		fmt.Fprintf(out, "\n== queueing %d callbacks each for a hanging and a failing endpoint ==\n", o.bad)
 		for _, k := range []int{2, 3} {
 			if receipted, err = acceptAndReceipt(n, k, o.bad/2, receipted, o); err != nil {
 				return false, err
 			}
 		}
 	}
-	fmt.Printf("\n== queueing %d callbacks for the healthy sink ==\n", o.events)
+	fmt.Fprintf(out, "\n== queueing %d callbacks for the healthy sink ==\n", o.events)
 	if receipted, err = acceptAndReceipt(n, 0, o.events/2, receipted, o); err != nil {
 		return false, err
 	}
@@ -109,17 +109,17 @@ func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
 	elapsed := time.Since(first)
 	proc, machine := u0.since(sampleUsage())
 	st := s.Stats()
-	fmt.Printf("\n== delivery ==\n")
-	fmt.Printf("first event %v after the sink turned healthy (its circuit was open)\n", first.Sub(flipped).Round(time.Millisecond))
-	fmt.Printf("delivered %d distinct events in %v: %.0f events/s; duplicates %d, out of order %d\n",
+	fmt.Fprintf(out, "\n== delivery ==\n")
+	fmt.Fprintf(out, "first event %v after the sink turned healthy (its circuit was open)\n", first.Sub(flipped).Round(time.Millisecond))
+	fmt.Fprintf(out, "delivered %d distinct events in %v: %.0f events/s; duplicates %d, out of order %d\n",
 		st.Events, elapsed.Round(time.Millisecond), float64(st.Events)/elapsed.Seconds(), st.Duplicates, st.OutOfOrder)
-	fmt.Printf("cpu %.2f cores (machine %.2f); peak RSS during delivery %.0f MB; engine %+v\n",
+	fmt.Fprintf(out, "cpu %.2f cores (machine %.2f); peak RSS during delivery %.0f MB; engine %+v\n",
 		proc, machine, hwmMB(), n.engine.Stats().Webhooks)
 	if o.bad > 0 {
-		fmt.Printf("meanwhile: the hanging endpoint got %d requests, the failing one %d\n", hanging.Stats().Requests, failing.Stats().Requests)
+		fmt.Fprintf(out, "meanwhile: the hanging endpoint got %d requests, the failing one %d\n", hanging.Stats().Requests, failing.Stats().Requests)
 	}
 	if !got {
-		fmt.Printf("LOST: %d of %d events did not arrive within %v\n", o.events-st.Events, o.events, o.drain)
+		fmt.Fprintf(out, "LOST: %d of %d events did not arrive within %v\n", o.events-st.Events, o.events, o.drain)
 		return false, nil
 	}
 	return st.OutOfOrder == 0, nil
@@ -128,6 +128,7 @@ func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
 // acceptAndReceipt accepts msgs messages for key k in batches and waits
 // until every one is receipted (so its callbacks are stored).
 func acceptAndReceipt(n *node, k, msgs int, before int64, o webhookOpts) (int64, error) {
+	out := n.cfg.out
 	q := o.queue
 	q.n = msgs
 	q.gen = newGen(q.gen.variants, 1000, []string{n.secrets[k]})
@@ -144,7 +145,7 @@ func acceptAndReceipt(n *node, k, msgs int, before int64, o webhookOpts) (int64,
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Printf("\n%d messages accepted and receipted in %v\n", msgs, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(out, "\n%d messages accepted and receipted in %v\n", msgs, time.Since(t0).Round(time.Millisecond))
 	return want, nil
 }
 
@@ -156,16 +157,4 @@ func closedPort() (string, error) {
 	}
 	addr := ln.Addr().String()
 	return addr, ln.Close()
-}
-
-// waitCallbacks waits (up to drain) for the submitted and delivered
-// callbacks of every accepted message and reports them.
-func waitCallbacks(s *sink.Sink, accepted int64, drain time.Duration) bool {
-	want := int(2 * accepted)
-	t0 := time.Now()
-	got := s.Wait(drain, func(evs []sink.Event) bool { return len(evs) >= want })
-	st := s.Stats()
-	fmt.Printf("callbacks: %d of %d (submitted + delivered per accepted message) at the sink, %v after the load's drain; duplicates %d, out of order %d\n",
-		st.Events, want, time.Since(t0).Round(time.Millisecond), st.Duplicates, st.OutOfOrder)
-	return got && st.OutOfOrder == 0
 }

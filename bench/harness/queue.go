@@ -1,10 +1,9 @@
-package main
+package harness
 
 import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -76,7 +75,7 @@ func acceptBatches(n *node, o queueOpts) *batchCounters {
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		p := newProgress(n)
+		p := newProgress(n.cfg.out, n)
 		var last int64
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
@@ -246,7 +245,7 @@ type drainResult struct {
 // timeout passes, printing progress each second.
 func waitDrain(n *node, from time.Time, want int64, timeout time.Duration) drainResult {
 	var d drainResult
-	p := newProgress(n)
+	p := newProgress(n.cfg.out, n)
 	deadline := from.Add(timeout)
 	nextLine := time.Now().Add(time.Second)
 	lastR, lastT := n.receipts(), time.Now()
@@ -283,18 +282,19 @@ func waitDrain(n *node, from time.Time, want int64, timeout time.Duration) drain
 }
 
 func runQueue(cfg nodeConfig, o queueOpts) (ok bool, err error) {
+	out := cfg.out
 	n, err := startNode(cfg, true)
 	if err != nil {
 		return false, err
 	}
 	defer func() {
 		if cerr := n.close(30 * time.Second); cerr != nil {
-			fmt.Fprintln(os.Stderr, "stop:", cerr)
+			fmt.Fprintln(out, "stop:", cerr)
 		}
 	}()
 	resetPeakRSS()
 	base := settledMemory()
-	fmt.Printf("gateway up on %s, simulator on %s refusing binds; baseline %s\n", n.addr, n.sim.Addr(), base)
+	fmt.Fprintf(out, "gateway up on %s, simulator on %s refusing binds; baseline %s\n", n.addr, n.sim.Addr(), base)
 
 	// Accept phase.
 	if o.cpuProfile != "" && o.profile == "accept" {
@@ -313,26 +313,26 @@ func runQueue(cfg nodeConfig, o queueOpts) (ok bool, err error) {
 	proc, machine := u0.since(u1)
 	accepted, parts := c.accepted.Load(), c.parts.Load()
 	hwmAccept := hwmMB()
-	fmt.Printf("\naccepted %d messages (%d parts) in %v: %.0f msg/s via batches of %d on %d conns; cpu %.2f cores (machine %.2f)\n",
+	fmt.Fprintf(out, "\naccepted %d messages (%d parts) in %v: %.0f msg/s via batches of %d on %d conns; cpu %.2f cores (machine %.2f)\n",
 		accepted, parts, acceptDur.Round(time.Millisecond), float64(accepted)/acceptDur.Seconds(), o.batch, o.conns, proc, machine)
-	fmt.Printf("requests %d, statuses %v, rejected items %d %v, transport errors %d\n",
+	fmt.Fprintf(out, "requests %d, statuses %v, rejected items %d %v, transport errors %d\n",
 		c.requests.Load(), c.status, c.rejected.Load(), c.codes, c.transport.Load())
 	if s := n.submits.Load(); s != 0 {
-		fmt.Printf("WARNING: the simulator accepted %d submits while refusing binds\n", s)
+		fmt.Fprintf(out, "WARNING: the simulator accepted %d submits while refusing binds\n", s)
 	}
 	queued := settledMemory()
-	fmt.Printf("with %d queued, after GC + FreeOSMemory: %s\n", accepted, queued)
-	fmt.Printf("peak RSS during the accept phase (VmHWM): %.0f MB\n", hwmAccept)
+	fmt.Fprintf(out, "with %d queued, after GC + FreeOSMemory: %s\n", accepted, queued)
+	fmt.Fprintf(out, "peak RSS during the accept phase (VmHWM): %.0f MB\n", hwmAccept)
 
 	var open openTimes
 	var stopDur time.Duration
 	if o.restart {
 		t := time.Now()
 		if err := n.stopGateway(60 * time.Second); err != nil {
-			fmt.Println("clean stop reported:", err)
+			fmt.Fprintln(out, "clean stop reported:", err)
 		}
 		stopDur = time.Since(t)
-		fmt.Printf("gateway stopped cleanly in %v (simulator kept running); after GC: %s\n",
+		fmt.Fprintf(out, "gateway stopped cleanly in %v (simulator kept running); after GC: %s\n",
 			stopDur.Round(time.Millisecond), settledMemory())
 	}
 
@@ -354,7 +354,7 @@ func runQueue(cfg nodeConfig, o queueOpts) (ok bool, err error) {
 		if open, err = n.openGateway(); err != nil {
 			return false, fmt.Errorf("restart: %w", err)
 		}
-		fmt.Printf("restart: store open %v, engine start %v, http %v\n",
+		fmt.Fprintf(out, "restart: store open %v, engine start %v, http %v\n",
 			open.store.Round(time.Millisecond), open.engineStart.Round(time.Millisecond), open.http.Round(time.Millisecond))
 	} else {
 		from = time.Now()
@@ -368,33 +368,33 @@ func runQueue(cfg nodeConfig, o queueOpts) (ok bool, err error) {
 	proc, machine = u2.since(u3)
 	after := settledMemory()
 
-	fmt.Println()
-	fmt.Println("== summary ==")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "== summary ==")
 	mode := "--queue"
 	if o.restart {
 		mode = "--restart-pending"
 	}
-	fmt.Printf("%s %d: accepted %d msgs (%d parts) with the carrier down in %v (%.0f msg/s)\n",
+	fmt.Fprintf(out, "%s %d: accepted %d msgs (%d parts) with the carrier down in %v (%.0f msg/s)\n",
 		mode, o.n, accepted, parts, acceptDur.Round(time.Millisecond), float64(accepted)/acceptDur.Seconds())
-	fmt.Printf("memory with %d queued (after GC): RSS %.0f MB; peak during accept (VmHWM) %.0f MB; Go heap in use %.0f MB\n",
+	fmt.Fprintf(out, "memory with %d queued (after GC): RSS %.0f MB; peak during accept (VmHWM) %.0f MB; Go heap in use %.0f MB\n",
 		accepted, queued.rss, hwmAccept, mb(queued.heapInuse))
 	if o.restart {
-		fmt.Printf("restart: clean stop %v; reopen: store %v + engine start %v; first submit %v after the reopen began (%v after Engine.Start)\n",
+		fmt.Fprintf(out, "restart: clean stop %v; reopen: store %v + engine start %v; first submit %v after the reopen began (%v after Engine.Start)\n",
 			stopDur.Round(time.Millisecond), open.store.Round(time.Millisecond), open.engineStart.Round(time.Millisecond),
 			fmtDur(d.firstSubmit), fmtDur(d.firstSubmitAt.Sub(open.started)))
 	} else {
-		fmt.Printf("carrier back: first submit %v after SetFaults({})\n", fmtDur(d.firstSubmit))
+		fmt.Fprintf(out, "carrier back: first submit %v after SetFaults({})\n", fmtDur(d.firstSubmit))
 	}
 	if d.done {
 		span := d.elapsed - d.firstSubmit
-		fmt.Printf("drain: all %d parts receipted in %v: %.0f/s overall, %.0f/s from the first submit, peak 1 s %.0f/s\n",
+		fmt.Fprintf(out, "drain: all %d parts receipted in %v: %.0f/s overall, %.0f/s from the first submit, peak 1 s %.0f/s\n",
 			parts, d.elapsed.Round(time.Millisecond), float64(parts)/d.elapsed.Seconds(), float64(parts)/span.Seconds(), d.peak1s)
 	} else {
-		fmt.Printf("drain: NOT complete: %d of %d parts receipted in %v (%.0f/s)\n",
+		fmt.Fprintf(out, "drain: NOT complete: %d of %d parts receipted in %v (%.0f/s)\n",
 			d.receipts, parts, d.elapsed.Round(time.Millisecond), float64(d.receipts)/d.elapsed.Seconds())
 	}
-	fmt.Printf("drain: peak RSS %.0f MB; cpu %.2f cores (machine %.2f); simulator submits %d (%d extra)\n",
+	fmt.Fprintf(out, "drain: peak RSS %.0f MB; cpu %.2f cores (machine %.2f); simulator submits %d (%d extra)\n",
 		d.peakRSS, proc, machine, n.submits.Load()-submitsBefore, max(n.submits.Load()-submitsBefore-parts, 0))
-	fmt.Printf("after drain, after GC: %s\n", after)
+	fmt.Fprintf(out, "after drain, after GC: %s\n", after)
 	return d.done, nil
 }

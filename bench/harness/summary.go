@@ -1,0 +1,262 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// sample is one second of the timeline. Counts are of that second;
+// latencies are of the requests answered (accept) and the final callbacks
+// received (e2e) in it.
+type sample struct {
+	T         float64 `json:"t"` // seconds from the load's start to the end of this second
+	Phase     string  `json:"phase"`
+	Rate      float64 `json:"target_rate,omitempty"` // the profile's offered rate, messages/s
+	Offered   int64   `json:"offered"`               // messages scheduled
+	Accepted  int64   `json:"accepted"`              // messages accepted
+	S2xx      int64   `json:"status_2xx"`            // requests
+	S4xx      int64   `json:"status_4xx"`
+	S5xx      int64   `json:"status_5xx"`
+	Other     int64   `json:"status_other,omitempty"`
+	Transport int64   `json:"transport_errors"`
+	Expired   int64   `json:"never_sent"`
+	InFlight  int64   `json:"in_flight"`
+	Delivered int64   `json:"delivered"` // final callbacks matched to accepted messages
+	Waiting   int64   `json:"waiting"`   // accepted, no final callback yet
+	Receipts  int64   `json:"engine_receipts,omitempty"`
+
+	Accept percentiles `json:"accept_latency"`
+	E2E    percentiles `json:"e2e_latency"`
+
+	RSSMB      float64 `json:"rss_mb,omitempty"`
+	CPU        float64 `json:"cpu_cores,omitempty"`
+	MachineCPU float64 `json:"machine_cpu_cores,omitempty"`
+}
+
+// summary is the end of a load run: the printed table and the JSON's
+// "summary".
+type summary struct {
+	Label       string           `json:"label,omitempty"`
+	Mode        string           `json:"mode"` // open | closed
+	Rate        float64          `json:"rate,omitempty"`
+	WindowS     float64          `json:"window_s"`
+	Offered     int64            `json:"offered"`
+	OfferedPS   float64          `json:"offered_per_s"`
+	Accepted    int64            `json:"accepted"`
+	AcceptedPS  float64          `json:"accepted_per_s"`
+	ServedPS    float64          `json:"served_per_s"` // accepted by answers during the window
+	Behind      bool             `json:"behind"`
+	Rejected    int64            `json:"rejected"`
+	Status      map[string]int64 `json:"status"`
+	Transport   int64            `json:"transport_errors"`
+	NeverSent   int64            `json:"never_sent"`
+	Accept      percentiles      `json:"accept_latency"`
+	AcceptWhat  string           `json:"accept_latency_from"`
+	E2E         *percentiles     `json:"e2e_latency,omitempty"`
+	DeliveredPS float64          `json:"delivered_per_s"` // final callbacks during the window, per second
+	Finals      map[string]int64 `json:"final_statuses,omitempty"`
+	Callbacks   bool             `json:"callbacks"` // lost is from final callbacks (else engine receipts, or not measured)
+	Measured    bool             `json:"lost_measured"`
+	Drained     bool             `json:"drained"`
+	DrainS      float64          `json:"drain_s"`
+	Lost        int              `json:"lost"`
+	Duplicates  int              `json:"duplicates"`
+	Unmatched   int              `json:"unmatched_finals"`
+	Intermed    int64            `json:"intermediate_callbacks"`
+	OutOfOrder  int              `json:"out_of_order"`
+
+	WholeSent     int64 `json:"whole_run_requests"`
+	WholeAccepted int64 `json:"whole_run_accepted"`
+	Receipts      int64 `json:"engine_receipts,omitempty"`
+	Parts         int64 `json:"accepted_parts,omitempty"`
+	Submits       int64 `json:"simulator_submits,omitempty"`
+
+	GatewayCPU float64 `json:"gateway_cpu_cores"`
+	MachineCPU float64 `json:"machine_cpu_cores"`
+	CPUWho     string  `json:"cpu_includes,omitempty"`
+	RSSMB      float64 `json:"rss_mb_end"`
+	PeakRSSMB  float64 `json:"rss_mb_peak"`
+
+	OK bool `json:"ok"`
+}
+
+// sinkCounts are what the sink says about duplicates and order.
+type sinkCounts struct{ duplicates, outOfOrder int }
+
+func (r *loadResult) summarize(sc sinkCounts) summary {
+	o, c := r.opts, r.c
+	win := o.duration.Seconds()
+	s := summary{Label: o.label, Mode: "closed", WindowS: win,
+		Offered: c.wOffered.Load(), Accepted: c.wAccepted.Load(), Rejected: c.wRejected.Load(),
+		Status: statusMap(&c.wStatus), Transport: c.wTransport.Load(), NeverSent: c.wExpired.Load(),
+		Accept: percentilesOf(r.accept), AcceptWhat: "send (closed loop)",
+		WholeSent: c.sent.Load(), WholeAccepted: c.accepted.Load(), Parts: c.acceptedParts.Load(),
+		Receipts: r.receipts, Submits: r.submits, CPUWho: o.gwWho, RSSMB: r.rssEnd, PeakRSSMB: r.hwm,
+		Drained: r.drained, DrainS: r.drainTime.Seconds(), Lost: r.lost, OK: true}
+	if o.profile.base > 0 {
+		s.Mode, s.Rate, s.AcceptWhat = "open", o.profile.base, "intended send time"
+	}
+	s.OfferedPS, s.AcceptedPS = float64(s.Offered)/win, float64(s.Accepted)/win
+	s.ServedPS = float64(c.dAccepted.Load()) / win
+	s.Behind = o.profile.base > 0 && s.Offered > 0 && float64(c.dAccepted.Load()) < 0.98*float64(s.Offered)
+	if r.end.usage.at.After(r.begin.usage.at) && o.gw != "" {
+		s.GatewayCPU, s.MachineCPU = r.begin.usage.since(r.end.usage)
+	}
+	switch {
+	case o.tracker != nil:
+		e := percentilesOf(r.e2e)
+		s.E2E = &e
+		s.Callbacks, s.Measured = true, true
+		s.DeliveredPS = float64(r.end.finals-r.begin.finals) / win
+		s.Finals = o.tracker.statuses()
+		s.Unmatched = o.tracker.unmatched()
+		s.Intermed = o.tracker.intermediate.Load()
+		s.Duplicates, s.OutOfOrder = sc.duplicates, sc.outOfOrder
+	case o.node != nil:
+		s.Measured = true
+		s.DeliveredPS = float64(r.end.receipts-r.begin.receipts) / win
+	}
+	if s.Measured && s.Lost > 0 {
+		s.OK = false
+	}
+	return s
+}
+
+func (s summary) print(w io.Writer, o loadOpts) {
+	fmt.Fprintln(w)
+	title := "== summary =="
+	if s.Label != "" {
+		title = "== summary: " + s.Label + " =="
+	}
+	fmt.Fprintln(w, title)
+	if s.Mode == "open" {
+		fmt.Fprintf(w, "load: open loop, %.0f msg/s offered for %v after %v warmup; %d conns, %d in flight at most",
+			s.Rate, o.duration, o.warmup, o.conns, o.inflight)
+	} else {
+		fmt.Fprintf(w, "load: closed loop (max), %d conns for %v after %v warmup", o.conns, o.duration, o.warmup)
+	}
+	if o.batch > 1 {
+		fmt.Fprintf(w, "; batches of %d", o.batch)
+	}
+	if o.profile.factor > 0 && o.profile.burstFor > 0 {
+		fmt.Fprintf(w, "; burst x%g for %v at %v", o.profile.factor, o.profile.burstFor, o.profile.burstAt-o.warmup)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "bodies: %s\n", o.gen.describe())
+	rows := [][2]string{
+		{"offered", fmt.Sprintf("%d msgs (%.0f/s)", s.Offered, s.OfferedPS)},
+		{"accepted", fmt.Sprintf("%d msgs (%.0f/s); answered during the window %.0f/s%s", s.Accepted, s.AcceptedPS, s.ServedPS, behind(s))},
+		{"status codes", fmt.Sprintf("%s  rejected msgs %d  transport errors %d  never sent (over %v late) %d",
+			statusString(s.Status), s.Rejected, s.Transport, o.timeout, s.NeverSent)},
+		{"accept latency", fmt.Sprintf("%s  (n=%d, from %s)", s.Accept, s.Accept.N, s.AcceptWhat)},
+	}
+	switch {
+	case s.E2E != nil:
+		rows = append(rows,
+			[2]string{"end to end", fmt.Sprintf("%s  (n=%d, 202 → final callback)", *s.E2E, s.E2E.N)},
+			[2]string{"delivered", fmt.Sprintf("%.0f/s final callbacks during the window; statuses %s", s.DeliveredPS, statusString(s.Finals))},
+		)
+	case o.node != nil:
+		rows = append(rows, [2]string{"delivered", fmt.Sprintf("%.0f receipts/s during the window (engine; no callbacks)", s.DeliveredPS)})
+	default:
+		rows = append(rows, [2]string{"delivered", "not measured (no sink: the gateway's callbacks do not reach this driver)"})
+	}
+	if s.Measured {
+		drain := fmt.Sprintf("all accepted finished %.2fs after the load", s.DrainS)
+		if !s.Drained {
+			drain = fmt.Sprintf("NOT complete within --drain %v", o.drain)
+		}
+		rows = append(rows, [2]string{"drain", drain})
+		lost := fmt.Sprintf("%d", s.Lost)
+		if s.Callbacks {
+			lost += fmt.Sprintf("  duplicates %d  unmatched finals %d  intermediate callbacks %d  out of order %d",
+				s.Duplicates, s.Unmatched, s.Intermed, s.OutOfOrder)
+		}
+		rows = append(rows, [2]string{"lost", lost})
+	}
+	if o.node != nil {
+		rows = append(rows, [2]string{"engine", fmt.Sprintf("%d receipts for %d accepted parts; simulator accepted %d submit_sm",
+			s.Receipts, s.Parts, s.Submits)})
+	}
+	if o.gw != "" {
+		rows = append(rows,
+			[2]string{"cpu in window", fmt.Sprintf("%.2f cores (%s), machine %.2f of %d busy", s.GatewayCPU, s.CPUWho, s.MachineCPU, numCPU())},
+			[2]string{"memory", fmt.Sprintf("RSS %.0f MB at end, peak (VmHWM) %.0f MB", s.RSSMB, s.PeakRSSMB)})
+	}
+	rows = append(rows, [2]string{"whole run", fmt.Sprintf("%d requests, %d msgs accepted", s.WholeSent, s.WholeAccepted)})
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-15s %s\n", r[0], r[1])
+	}
+	if s.Transport > 0 && s.Callbacks {
+		fmt.Fprintf(w, "note: %d requests failed in transport; the gateway may have accepted some, which would read as unmatched finals\n", s.Transport)
+	}
+	if !s.OK {
+		fmt.Fprintf(w, "FAIL: %d accepted messages got no final callback (or receipt) within --drain %v\n", s.Lost, o.drain)
+	}
+}
+
+func behind(s summary) string {
+	if s.Behind {
+		return fmt.Sprintf("  BEHIND: %.0f%% of the offered rate was served in time; latencies show the backlog",
+			100*s.ServedPS/max(s.OfferedPS, 1e-9))
+	}
+	return ""
+}
+
+func statusMap(s *[600]atomic.Int64) map[string]int64 {
+	out := map[string]int64{}
+	for code := range s {
+		if n := s[code].Load(); n > 0 {
+			k := strconv.Itoa(code)
+			if code == 0 {
+				k = "other"
+			}
+			out[k] = n
+		}
+	}
+	return out
+}
+
+func statusString(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// report is the JSON written by --out.
+type report struct {
+	Time     time.Time         `json:"time"`
+	Command  []string          `json:"command"`
+	Source   string            `json:"source,omitempty"`
+	Settings map[string]string `json:"settings"`
+	Machine  machine           `json:"machine"`
+	Target   string            `json:"target"`
+	Timeline []sample          `json:"timeline"`
+	Summary  *summary          `json:"summary,omitempty"`
+	Ramp     *rampResult       `json:"ramp,omitempty"`
+}
+
+type machine struct {
+	Host       string  `json:"host"`
+	CPU        string  `json:"cpu"`
+	NProc      int     `json:"nproc"`
+	GOMAXPROCS int     `json:"gomaxprocs"`
+	MemoryMB   float64 `json:"memory_mb"`
+	Go         string  `json:"go"`
+	LoadAvg    string  `json:"load_average"`
+}
