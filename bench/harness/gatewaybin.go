@@ -1,13 +1,22 @@
 package harness
 
 import (
-	"errors"
+	"bufio"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
+	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 )
 
-// gatewayProc is a gateway started from its binary (--gateway-bin).
+// gatewayProc is a gateway started from its binary (--gateway-bin): the
+// real process, configured by a generated cluster.yaml, so its RSS and
+// CPU are measured alone.
 type gatewayProc struct {
 	cmd      *exec.Cmd
 	addr     string
@@ -16,6 +25,113 @@ type gatewayProc struct {
 	secrets  []string
 }
 
+// startGatewayBin starts the simulator (unless --smsc names one) and the
+// gateway binary ("build": go build it first) with a config of the same
+// shape the in-process node has; the cleanups stop it with SIGTERM.
 func (r *rig) startGatewayBin(cfg nodeConfig) (*gatewayProc, error) {
-	return nil, errors.New("--gateway-bin: not implemented yet")
+	dir := filepath.Dir(cfg.dataDir)
+	bin := r.s.gatewayBin
+	if bin == "build" {
+		bin = filepath.Join(dir, "switchboard")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/switchboard-sms/switchboard/cmd/switchboard").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("--gateway-bin build: %v\n%s", err, out)
+		}
+	}
+	gw := &gatewayProc{smscAddr: cfg.smscAddr}
+	if gw.smscAddr == "" {
+		sim, err := startSim(cfg, false, nil)
+		if err != nil {
+			return nil, err
+		}
+		r.cl.add(func() { sim.Close() })
+		gw.sim, gw.smscAddr = sim, sim.Addr()
+	}
+	yaml, secrets := gatewayYAML(cfg, gw.smscAddr)
+	gw.secrets = secrets
+	path := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		return nil, err
+	}
+	gw.cmd = exec.Command(bin, "--config", path)
+	gw.cmd.Stderr = r.errOut
+	stdout, err := gw.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := gw.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("--gateway-bin: %w", err)
+	}
+	r.cl.add(func() { stopProcess(gw.cmd, 30*time.Second) })
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if _, rest, ok := strings.Cut(lines.Text(), "listening on http://"); ok {
+			gw.addr = strings.TrimSpace(rest)
+			go func() { // drain stdout until the process ends, so it never blocks on it
+				for lines.Scan() {
+				}
+			}()
+			return gw, nil
+		}
+	}
+	return nil, fmt.Errorf("--gateway-bin: %s exited before printing its address", bin)
+}
+
+// gatewayYAML is the cluster.yaml of the bench's node: one carrier (the
+// simulator), every key with the sink as callback URL. It returns the keys'
+// secrets.
+func gatewayYAML(cfg nodeConfig, smscAddr string) (string, []string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node: {http: \"127.0.0.1:0\", admin: \"127.0.0.1:0\", data_dir: %q, shutdown_timeout: 30s}\n", cfg.dataDir)
+	b.WriteString("log: {level: warn, format: json}\n")
+	fmt.Fprintf(&b, "carriers:\n  - {name: %s, host: %q, system_id: %s, password: %s, binds: %d, window: %d, reconnect_min: %s, reconnect_max: %s}\n",
+		carrierName, smscAddr, systemID, password, cfg.binds, cfg.window, cfg.reconnectMin, cfg.reconnectMax)
+	fmt.Fprintf(&b, "routes:\n  - {prefix: \"\", carriers: [%s]}\n", carrierName)
+	concurrency := cfg.webhookConcurrency
+	if concurrency <= 0 {
+		concurrency = 64
+	}
+	fmt.Fprintf(&b, "webhooks: {allow_private_networks: true, concurrency: %d}\n", concurrency)
+	b.WriteString("keys:\n")
+	statuses := statusNames(cfg.callbackStatuses)
+	secrets := make([]string, cfg.keys)
+	for i := range secrets {
+		secrets[i] = fmt.Sprintf("bench-secret-%04d", i)
+		fmt.Fprintf(&b, "  - {id: bench-%04d, secret: %q, rate: 1000000000, burst: 1000000000, max_queued: %d", i, secrets[i], cfg.maxQueued)
+		if cfg.callbackURL != "" {
+			fmt.Fprintf(&b, ", callback_url: %q", cfg.callbackURL)
+		}
+		if len(statuses) > 0 {
+			fmt.Fprintf(&b, ", callback_statuses: [%s]", strings.Join(statuses, ", "))
+		}
+		b.WriteString("}\n")
+	}
+	return b.String(), secrets
+}
+
+func statusNames(set switchboard.StatusSet) []string {
+	var out []string
+	for _, s := range []switchboard.Status{switchboard.StatusQueued, switchboard.StatusSubmitted, switchboard.StatusDelivered,
+		switchboard.StatusUndeliverable, switchboard.StatusExpired, switchboard.StatusRejected, switchboard.StatusFailed} {
+		if set.Has(s) {
+			out = append(out, string(s))
+		}
+	}
+	return out
+}
+
+// stopProcess asks a process to stop (SIGTERM) and kills it if it has not
+// within timeout.
+func stopProcess(cmd *exec.Cmd, timeout time.Duration) {
+	if cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
