@@ -35,7 +35,7 @@ var latencySeries = []series{
 const (
 	plotW, panelH     = 960, 300
 	marginL, marginR  = 80, 130
-	marginT, panelGap = 40, 70
+	marginT, panelGap = 52, 70
 )
 
 // writePlot writes the SVG of tl, titled title.
@@ -45,7 +45,7 @@ func writePlot(w io.Writer, title string, tl []sample) error {
 	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">
 <rect width="100%%" height="100%%" fill="white"/>
-<text x="%d" y="22" font-size="15">%s</text>
+<text x="%d" y="18" font-size="14">%s</text>
 `, plotW, height, plotW, height, marginL, html.EscapeString(title))
 	tMax := 1.0
 	for _, s := range tl {
