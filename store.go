@@ -174,6 +174,11 @@ type Inbox interface {
 	// none) and removes the parts it was assembled from (which may include
 	// parts never stored), all in one write. An existing ID is ECONFLICT.
 	AcceptInbound(ctx context.Context, m *Message, cb *Callback, parts []InboundPart) error
+
+	// DeleteInboundParts removes stored parts whose message will not be
+	// stored (its number belongs to no key any more). Parts not stored
+	// are skipped.
+	DeleteInboundParts(ctx context.Context, parts []InboundPart) error
 }
 
 // Settings keeps small values a node must remember across restarts, such

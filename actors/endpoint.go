@@ -59,6 +59,9 @@ type endpointActor struct {
 	cursor string                 // the highest ID read from the store
 
 	dirty, loading, hintedWhileLoading bool
+	// blocked: the last read stopped at the event-ID frontier; the next
+	// waits for a hint or a short timer instead of reading again at once.
+	blocked bool
 
 	inflight  int
 	failures  int                    // consecutive failed attempts
@@ -85,7 +88,7 @@ func (a *endpointActor) Receive(ctx actor.Context) {
 		a.self = ctx.Self()
 	case *outboxHint:
 		a.ref.hinted.Store(false)
-		a.dirty = true
+		a.dirty, a.blocked = true, false
 		if a.loading {
 			a.hintedWhileLoading = true
 		}
@@ -102,6 +105,7 @@ func (a *endpointActor) Receive(ctx actor.Context) {
 			return
 		}
 		a.wakeAt = time.Time{}
+		a.blocked = false
 		a.promoteDue()
 	default:
 		return
@@ -116,7 +120,7 @@ func (a *endpointActor) Receive(ctx actor.Context) {
 // still landing is not skipped.
 func (a *endpointActor) load(ctx actor.Context) {
 	room := a.d.cfg.Window - len(a.known)
-	if !a.dirty || a.loading || room < a.d.cfg.Window/4 {
+	if !a.dirty || a.loading || a.blocked || room < a.d.cfg.Window/4 {
 		return
 	}
 	a.loading, a.hintedWhileLoading = true, false
@@ -138,8 +142,11 @@ func (a *endpointActor) loaded(m *loaded) {
 	complete := len(m.cbs) < m.limit
 	for i := range m.cbs {
 		cb := m.cbs[i]
-		if m.frontier != "" && cb.ID >= m.frontier {
-			complete = false // the rest may have gaps still landing; the write's hint comes
+		if cb.ID >= m.frontier {
+			// The rest may have gaps still landing. Read again after a
+			// hint or a moment, not at once: the write may take a while.
+			complete, a.blocked = false, true
+			a.setWake(a.now().Add(frontierRetry))
 			break
 		}
 		a.cursor = cb.ID
@@ -216,7 +223,9 @@ func (a *endpointActor) postDone(m *postDone) {
 	dl, res, now := m.dl, m.res, a.now()
 	dl.inflight = false
 	a.inflight--
-	a.probing = false
+	if dl.probe {
+		a.probing = false // only the probe's own answer ends the half-open wait
+	}
 	switch res.Outcome {
 	case PostDelivered:
 		a.failures, a.opened = 0, 0
@@ -228,7 +237,7 @@ func (a *endpointActor) postDone(m *postDone) {
 		a.d.e.log.Warn().Str("url", dl.cb.URL).Str("key", dl.cb.Key).Msg("callback URL answered 410 Gone; its callbacks are given up on")
 		a.finish(dl, switchboard.WebhookGone, now)
 	case PostRefused:
-		a.d.e.log.Warn().Err(res.Err).Str("url", dl.cb.URL).Str("key", dl.cb.Key).Msg("callback URL refused by the address policy; given up on")
+		a.d.e.log.Warn().Err(res.Err).Str("url", dl.cb.URL).Str("key", dl.cb.Key).Msg("callback URL may not be called (not http(s), credentials, or a refused address literal); given up on")
 		a.finish(dl, switchboard.WebhookRefused, now)
 	default:
 		a.failed(dl, res, now)
@@ -346,6 +355,10 @@ func (a *endpointActor) schedule(ctx actor.Context) {
 	}
 	a.setWake(next)
 }
+
+// frontierRetry is how soon a read that stopped at the frontier is tried
+// again without a hint.
+const frontierRetry = 5 * time.Millisecond
 
 // endpointIdleTimeout stops an endpoint actor with nothing to do.
 const endpointIdleTimeout = 30 * time.Second

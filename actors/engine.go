@@ -281,7 +281,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.bgEnd()
 	e.bg.Wait()
 	e.recorder.stop()
-	e.webhooks.stopAll()
+	e.webhooks.stopAll(ctx)
 	e.system.Shutdown()
 	return nil
 }

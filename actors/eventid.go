@@ -20,12 +20,20 @@ type eventIDs struct {
 	inflight map[uint64]string // write token → its lowest ID
 	next     uint64
 	last     time.Time // the latest timestamp used
+	issued   string    // the highest ID handed out (at first: below any to come)
 }
 
 func newEventIDs() *eventIDs {
 	var seed [32]byte
 	_, _ = cryptorand.Read(seed[:])
-	return &eventIDs{entropy: ulid.Monotonic(rand.NewChaCha8(seed), 0), inflight: make(map[uint64]string)}
+	// IDs stored by an earlier run are older than this process; any ID
+	// this process hands out is above this one (same millisecond or
+	// later, entropy above zero).
+	now := time.Now()
+	var start ulid.ULID
+	_ = start.SetTime(ulid.Timestamp(now))
+	return &eventIDs{entropy: ulid.Monotonic(rand.NewChaCha8(seed), 0), inflight: make(map[uint64]string),
+		last: now, issued: "evt_" + start.String()}
 }
 
 // begin returns n new IDs for one write and a token for end. IDs increase
@@ -50,6 +58,9 @@ func (g *eventIDs) begin(n int, now time.Time) (ids []string, token uint64) {
 		ids[i] = "evt_" + id.String()
 	}
 	g.last = now
+	if n > 0 {
+		g.issued = ids[n-1]
+	}
 	g.next++
 	if n > 0 {
 		g.inflight[g.next] = ids[0]
@@ -64,8 +75,11 @@ func (g *eventIDs) end(token uint64) {
 	g.mu.Unlock()
 }
 
-// frontier returns the lowest ID still being written, or "" if none is:
-// every ID below it that was used is in the store.
+// frontier returns a bound below which every ID that was used is in the
+// store: the lowest ID still being written or, with none in flight, just
+// above the highest handed out (so a write that begins after this call,
+// and may land before another that began earlier, is not read past).
+// "evt_X-2" (a second callback of one write) sorts below X's bound too.
 func (g *eventIDs) frontier() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -74,6 +88,9 @@ func (g *eventIDs) frontier() string {
 		if low == "" || id < low {
 			low = id
 		}
+	}
+	if low == "" {
+		low = g.issued + "\x7f"
 	}
 	return low
 }

@@ -23,7 +23,30 @@ func TestEventIDsIncreaseInBeginOrder(t *testing.T) {
 		t.Fatalf("frontier %q, want %q", f, b[0])
 	}
 	g.end(tb)
-	if f := g.frontier(); f != "" {
-		t.Fatalf("frontier %q with nothing in flight, want none", f)
+	// With nothing in flight, the bound lies just above the highest ID
+	// handed out: both writes' IDs (and a "-2" sibling) are below it, an
+	// ID handed out later is not.
+	f := g.frontier()
+	if !(b[0] < f && b[0]+"-2" < f) {
+		t.Fatalf("frontier %q: want it above %q", f, b[0])
+	}
+	c, tc := g.begin(1, now)
+	g.end(tc)
+	if !(c[0] >= f) {
+		t.Fatalf("an ID handed out after the frontier was taken, %q, is below it (%q): a reader could pass it before it lands", c[0], f)
+	}
+}
+
+// Before any ID is handed out, the frontier lets IDs of an earlier run
+// through and stops at any this run will hand out.
+func TestEventIDsFrontierAtStart(t *testing.T) {
+	old := newEventIDs()
+	prev, _ := old.begin(1, time.Now())
+	time.Sleep(2 * time.Millisecond) // the next run starts in a later millisecond (not a synchronisation)
+	g := newEventIDs()
+	f := g.frontier()
+	next, _ := g.begin(1, time.Now())
+	if !(prev[0] < f && next[0] >= f) {
+		t.Fatalf("frontier %q: want %q below it and %q not", f, prev[0], next[0])
 	}
 }

@@ -15,10 +15,11 @@ import (
 // until they are all there (or the reassembly timeout passes), stores the
 // message and queues its message.inbound callback.
 type inbound struct {
-	e      *Engine
-	parts  *concat.Reassembler
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	e       *Engine
+	parts   *concat.Reassembler
+	stopCtx context.Context // ends at stop: store retries give up
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // inboundMaxGroups bounds the long messages being reassembled at once; the
@@ -26,7 +27,9 @@ type inbound struct {
 const inboundMaxGroups = 100_000
 
 func newInbound(e *Engine) *inbound {
-	return &inbound{e: e, parts: concat.New(e.cfg.InboundTimeout, inboundMaxGroups)}
+	in := &inbound{e: e, parts: concat.New(e.cfg.InboundTimeout, inboundMaxGroups)}
+	in.stopCtx, in.cancel = context.WithCancel(context.Background())
+	return in
 }
 
 // start reassembles the parts stored before a restart, then expires
@@ -36,12 +39,22 @@ func (in *inbound) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A message completed by stored parts is stored once here: if the
+	// store cannot take it, Start fails rather than retrying forever.
 	for _, p := range parts {
-		in.add(p)
+		added, err := in.parts.Add(p)
+		if err != nil {
+			in.e.log.Warn().Err(err).Str("carrier", p.Carrier).Msg("stored inbound part does not fit its message; left stored")
+			continue
+		}
+		for _, a := range append(added.Evicted, complete(added)...) {
+			if err := in.storeOnce(a); err != nil {
+				return err
+			}
+		}
 	}
 	tick := in.e.cfg.InboundTimeout / 10
-	var stop context.Context
-	stop, in.cancel = context.WithCancel(context.Background())
+	stop := in.stopCtx
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
@@ -62,10 +75,16 @@ func (in *inbound) start(ctx context.Context) error {
 }
 
 func (in *inbound) stop() {
-	if in.cancel != nil {
-		in.cancel()
-	}
+	in.cancel()
 	in.wg.Wait()
+}
+
+// complete returns the message a part completed, if it did.
+func complete(a concat.Added) []concat.Assembled {
+	if a.Complete {
+		return []concat.Assembled{a.Message}
+	}
+	return nil
 }
 
 // add feeds a stored part to the reassembler and stores what completes
@@ -76,11 +95,8 @@ func (in *inbound) add(p switchboard.InboundPart) {
 		in.e.log.Warn().Err(err).Str("carrier", p.Carrier).Msg("inbound part does not fit its message; kept stored")
 		return
 	}
-	for _, a := range added.Evicted {
+	for _, a := range append(added.Evicted, complete(added)...) {
 		in.store(a)
-	}
-	if added.Complete {
-		in.store(added.Message)
 	}
 }
 
@@ -131,8 +147,10 @@ func (in *inbound) store(a concat.Assembled) {
 		}
 		in.e.log.Error().Err(err).Str("carrier", a.Carrier).Msg("storing an inbound message failed; retrying")
 		select {
-		case <-in.e.bgStop.Done():
+		case <-in.stopCtx.Done():
 			return // its parts stay stored; the next start assembles them
+		case <-in.e.bgStop.Done():
+			return
 		case <-time.After(b.Next()):
 		}
 	}
@@ -142,8 +160,12 @@ func (in *inbound) storeOnce(a concat.Assembled) error {
 	e := in.e
 	key, ok := e.cfg.Keys.ByNumber(a.To)
 	if !ok {
+		// The number belonged to a key when its parts were stored and to
+		// none now (the configuration changed across a restart).
 		e.stats.inboundUnknown.Add(1)
-		return nil // the number changed hands across a restart
+		e.log.Warn().Str("carrier", a.Carrier).Str("to", a.To).Int("parts", len(a.Parts)).
+			Msg("inbound message to a number no key owns any more; its stored parts are removed")
+		return e.store.DeleteInboundParts(context.Background(), a.Parts)
 	}
 	m := inboundMessage(key, a)
 	var cb *switchboard.Callback

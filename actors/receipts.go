@@ -117,35 +117,47 @@ func (r *recorder) write(batch []recordJob) {
 	updates := make([]switchboard.Update, len(batch))
 	notes := make([]switchboard.Notify, len(batch))
 	ids, token := r.ids.begin(len(batch), r.now())
-	defer r.ids.end(token)
 	for i, j := range batch {
 		notes[i] = switchboard.Notify{EventID: ids[i], Policy: r.policy, At: r.now()}
 		updates[i] = j.update
 		updates[i].Notify = &notes[i]
 	}
+	msgs, errs := r.record(updates)
+	// The IDs are written (or never will be): readers may pass them now,
+	// and only now may the endpoints be told to look.
+	r.ids.end(token)
+	for i, j := range batch {
+		if errs[i] == nil {
+			r.recorded(msgs[i])
+		}
+		j.done(msgs[i], errs[i])
+	}
+}
+
+// record stores updates in one write; if that fails as a whole (one bad
+// update spoils an all-or-none write), each is retried alone so one
+// message's problem is only that message's.
+func (r *recorder) record(updates []switchboard.Update) ([]*switchboard.Message, []error) {
 	ctx := context.Background()
+	errs := make([]error, len(updates))
 	msgs, err := r.store.Record(ctx, updates)
 	if err == nil {
-		r.ids.end(token)
-		for i, j := range batch {
-			r.recorded(msgs[i])
-			j.done(msgs[i], nil)
-		}
-		return
+		return msgs, errs
 	}
-	if len(batch) == 1 {
-		batch[0].done(nil, err)
-		return
+	msgs = make([]*switchboard.Message, len(updates))
+	if len(updates) == 1 {
+		errs[0] = err
+		return msgs, errs
 	}
-	for i, j := range batch {
+	for i := range updates {
 		m, err := r.store.Record(ctx, updates[i:i+1])
 		if err != nil {
-			j.done(nil, err)
+			errs[i] = err
 			continue
 		}
-		r.recorded(m[0])
-		j.done(m[0], nil)
+		msgs[i] = m[0]
 	}
+	return msgs, errs
 }
 
 // Receipt matching: a receipt whose carrier id is not known yet is looked

@@ -48,8 +48,9 @@ type PostResult struct {
 
 // WebhookConfig tunes callback delivery. Zero values take the defaults.
 type WebhookConfig struct {
-	// Poster sends the requests. Without one, callbacks are queued in the
-	// store and nothing is sent.
+	// Poster sends the requests. Without one every attempt fails (as a
+	// retry), so callbacks wait in the store until max_age: a setup for
+	// tests of the engine alone.
 	Poster Poster
 	// MaxAge is how long a callback is retried before it is given up on
 	// (default 72h).
@@ -189,7 +190,10 @@ func (d *dispatcher) recorded(m *switchboard.Message) {
 // for it, starting the actor if needed. Hints coalesce: one on its way
 // covers every write before the actor reads the store.
 func (d *dispatcher) hint(endpoint string) {
+	// The send happens under d.mu, so retire cannot forget the actor
+	// between finding it here and the hint reaching its mailbox.
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	ref := d.endpoints[endpoint]
 	if ref == nil {
 		ref = &endpointRef{}
@@ -197,7 +201,6 @@ func (d *dispatcher) hint(endpoint string) {
 		ref.pid = d.e.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
 		d.endpoints[endpoint] = ref
 	}
-	d.mu.Unlock()
 	if ref.hinted.CompareAndSwap(false, true) {
 		d.e.system.Root.Send(ref.pid, &outboxHint{})
 	}
@@ -229,8 +232,15 @@ func (d *dispatcher) isGone(url string, now time.Time) bool {
 
 func (d *dispatcher) markGone(url string, now time.Time) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.gone) >= 1024 { // URLs per message could otherwise pile up
+		for u, until := range d.gone {
+			if !now.Before(until) {
+				delete(d.gone, u)
+			}
+		}
+	}
 	d.gone[url] = now.Add(d.cfg.GoneFor)
-	d.mu.Unlock()
 }
 
 // body is the JSON sent for one attempt: event_id and attempt, then the
@@ -296,15 +306,23 @@ func (d *dispatcher) finish(jobs []finishJob) {
 	}
 }
 
-// stopAll ends delivery: attempts in flight are cancelled (their
-// callbacks stay in the store and are sent after a restart) and finished
-// ones still queued are removed.
-func (d *dispatcher) stopAll() {
+// stopAll ends delivery: no attempt starts any more, and removals of
+// finished callbacks still queued are written. Attempts in flight are
+// waited for until ctx ends (an HTTP request cannot be cut short once
+// sent; one still running then reports to a stopped actor); their
+// callbacks stay in the store and are sent again after a restart.
+func (d *dispatcher) stopAll(ctx context.Context) {
 	d.mu.Lock()
 	d.stopped = true
 	d.mu.Unlock()
 	d.cancel()
-	d.posts.Wait()
+	done := make(chan struct{})
+	go func() { d.posts.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		d.e.log.Warn().Msg("callback requests still in flight at the shutdown deadline; they are sent again after a restart")
+	}
 	d.finisher.stop()
 }
 

@@ -74,6 +74,9 @@ type Sink struct {
 	served chan error
 	closed chan struct{}
 
+	closeOnce sync.Once
+	closeErr  error
+
 	mu         sync.Mutex
 	events     []Event           // first receipt of each event_id, in arrival order (unless Discard)
 	distinct   int               // distinct events accepted
@@ -108,19 +111,17 @@ func (s *Sink) URL() string { return "http://" + s.ln.Addr().String() }
 // Addr is the listening address.
 func (s *Sink) Addr() string { return s.ln.Addr().String() }
 
-// Close stops serving; hanging requests are released.
+// Close stops serving; hanging requests are released. Later calls
+// return the first one's result.
 func (s *Sink) Close() error {
-	select {
-	case <-s.closed:
-		return nil
-	default:
-	}
-	close(s.closed)
-	err := s.srv.Shutdown()
-	if serr := <-s.served; serr != nil && !errors.Is(serr, net.ErrClosed) && err == nil {
-		err = serr
-	}
-	return err
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.closeErr = s.srv.Shutdown()
+		if serr := <-s.served; serr != nil && !errors.Is(serr, net.ErrClosed) && s.closeErr == nil {
+			s.closeErr = serr
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Sink) handle(ctx *fasthttp.RequestCtx) {

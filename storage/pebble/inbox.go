@@ -73,3 +73,17 @@ func (s *Store) AcceptInbound(ctx context.Context, m *sb.Message, cb *sb.Callbac
 	}
 	return nil
 }
+
+// DeleteInboundParts removes stored parts in one synced write.
+func (s *Store) DeleteInboundParts(ctx context.Context, parts []sb.InboundPart) error {
+	write := func(c *committer, b *pebbledb.Batch) error {
+		if err := c.deleteParts(parts, b); err != nil {
+			return c.writeFailed(err)
+		}
+		return nil
+	}
+	if err := s.committer.do(ctx, &request{write: write}); err != nil {
+		return fmt.Errorf("pebble: delete inbound parts: %w", err)
+	}
+	return nil
+}

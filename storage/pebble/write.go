@@ -375,6 +375,12 @@ func (c *committer) writeInbound(m *sb.Message, cb *sb.Callback, parts []sb.Inbo
 			return err
 		}
 	}
+	return c.deleteParts(parts, b)
+}
+
+// deleteParts removes stored inbound parts; parts without a Concat were
+// never stored and are skipped.
+func (c *committer) deleteParts(parts []sb.InboundPart, b *pebbledb.Batch) error {
 	for i := range parts {
 		if parts[i].Concat == nil {
 			continue

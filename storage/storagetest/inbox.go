@@ -202,3 +202,19 @@ func testInboundPartsRemovedByAccept(t *testing.T, f *fixture) {
 	f.wantParts(t, keep)
 	wantEqual(t, f.get(t, m.ID), m)
 }
+
+// DeleteInboundParts removes the parts given (stored or not) and leaves
+// the others.
+func testDeleteInboundParts(t *testing.T, f *fixture) {
+	p1, p2 := f.part("sandbox", 11, 2, 1), f.part("sandbox", 11, 2, 2)
+	keep := f.part("sandbox", 12, 2, 1)
+	for _, p := range []sb.InboundPart{p1, keep} {
+		if err := f.s.AddInboundPart(f.ctx, p); err != nil {
+			t.Fatalf("AddInboundPart: %v", err)
+		}
+	}
+	if err := f.s.DeleteInboundParts(f.ctx, []sb.InboundPart{p1, p2}); err != nil {
+		t.Fatalf("DeleteInboundParts: %v", err)
+	}
+	f.wantParts(t, keep)
+}

@@ -112,6 +112,7 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 		{"AcceptInboundConflict", testAcceptInboundConflict},
 		{"InboundParts", testInboundParts},
 		{"InboundPartsRemovedByAccept", testInboundPartsRemovedByAccept},
+		{"DeleteInboundParts", testDeleteInboundParts},
 
 		{"InitSetting", testInitSetting},
 		{"InitSettingRace", testInitSettingRace},
