@@ -35,6 +35,10 @@ type webhookOpts struct {
 }
 
 func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
+	// Two callbacks per message (submitted and delivered: the gateway's
+	// default statuses), whatever --callback-statuses says for load mode:
+	// the counts below assume it.
+	cfg.callbackStatuses = 0
 	out := cfg.out
 	var healthy atomic.Bool
 	s, err := sink.Start(sink.Options{Respond: func(sink.Event) sink.Answer {
