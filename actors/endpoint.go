@@ -126,10 +126,13 @@ func (a *endpointActor) load(ctx actor.Context) {
 	a.loading, a.hintedWhileLoading = true, false
 	frontier := a.d.ids.frontier()
 	self, cursor, store := ctx.Self(), a.cursor, a.d.e.store
-	go func() {
+	started := a.d.goWork(func() {
 		cbs, err := store.Callbacks(context.Background(), a.endpoint, cursor, room)
 		a.d.e.system.Root.Send(self, &loaded{cbs: cbs, frontier: frontier, limit: room, err: err})
-	}()
+	})
+	if !started {
+		a.loading = false // stopping: the store is about to close
+	}
 }
 
 func (a *endpointActor) loaded(m *loaded) {

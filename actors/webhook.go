@@ -110,10 +110,10 @@ type dispatcher struct {
 	mu        sync.Mutex
 	endpoints map[string]*endpointRef
 	gone      map[string]time.Time // URL → until when it is not called
-	stopped   bool                 // no more posts start (guards posts.Add against posts.Wait)
+	stopped   bool                 // no more work starts (guards work.Add against work.Wait)
 
 	finisher *batcher[finishJob]
-	posts    sync.WaitGroup
+	work     sync.WaitGroup // posts and outbox reads in flight
 	stop     context.Context
 	cancel   context.CancelFunc
 
@@ -258,22 +258,31 @@ func body(cb *switchboard.Callback, attempt int) []byte {
 	return append(b, '}')
 }
 
+// goWork runs f in a goroutine stopAll waits for; once stopping, it runs
+// nothing and reports false (the work's callbacks stay in the store for
+// the next run).
+func (d *dispatcher) goWork(f func()) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return false
+	}
+	d.work.Add(1)
+	go func() {
+		defer d.work.Done()
+		f()
+	}()
+	return true
+}
+
 // post runs one attempt in its own goroutine and reports to the actor.
 func (d *dispatcher) post(self *actor.PID, dl *delivery, attempt int) {
 	d.attempts.Add(1)
 	req := WebhookRequest{URL: dl.cb.URL, Body: body(&dl.cb, attempt), Secret: d.secrets[dl.cb.Key], EventID: dl.cb.ID}
-	d.mu.Lock()
-	if d.stopped {
-		d.mu.Unlock()
-		return // stopping: the callback stays in the store for the next run
-	}
-	d.posts.Add(1)
-	d.mu.Unlock()
-	go func() {
-		defer d.posts.Done()
+	d.goWork(func() {
 		res := d.cfg.Poster.Post(d.stop, req)
 		d.e.system.Root.Send(self, &postDone{dl: dl, res: res})
-	}()
+	})
 }
 
 // finish removes a batch of finished callbacks from the store, retrying
@@ -317,7 +326,7 @@ func (d *dispatcher) stopAll(ctx context.Context) {
 	d.mu.Unlock()
 	d.cancel()
 	done := make(chan struct{})
-	go func() { d.posts.Wait(); close(done) }()
+	go func() { d.work.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():

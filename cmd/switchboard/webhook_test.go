@@ -335,3 +335,45 @@ func waitBound(t *testing.T, sim *smsc.Server) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Inbound messages and status changes written at the same time, with
+// their callbacks to one endpoint: the outbox reader must not pass a
+// callback whose write lands after a later one's. Every event arrives.
+func TestCallbacksFromConcurrentWritersAllArrive(t *testing.T) {
+	s := startSink(t, sink.Options{})
+	g, sim := webhookGateway(t, s.URL()+"/status", s.URL()+"/inbound", "")
+	waitBound(t, sim)
+	const n = 200
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := range n {
+			if err := sim.InjectMO("gw", smsc.MO{From: fmt.Sprintf("+4477009%05d", i), To: "+447700900999", Text: fmt.Sprintf("mo %d", i)}); err != nil {
+				t.Errorf("inject: %v", err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		msgs := make([]map[string]any, n)
+		for i := range msgs {
+			msgs[i] = map[string]any{"to": fmt.Sprintf("+4477008%05d", i), "from": "Acme", "body": "mt"}
+		}
+		if r := call(t, "POST", "http://"+g.Addr()+"/v1/messages/batch", map[string]any{"messages": msgs}); r.status != 202 {
+			t.Errorf("batch: %d %v", r.status, r.body)
+		}
+	}()
+	wg.Wait()
+	if !s.Wait(30*time.Second, func(evs []sink.Event) bool { return len(evs) >= 3*n }) {
+		byType := map[string]int{}
+		for _, e := range s.Events() {
+			byType[e.Type+"/"+e.Status]++
+		}
+		t.Fatalf("got %v, want %d inbound and %d each of submitted and delivered", byType, n, n)
+	}
+	if st := s.Stats(); st.OutOfOrder != 0 || st.Events != 3*n {
+		t.Errorf("sink %+v", st)
+	}
+}
