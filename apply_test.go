@@ -154,3 +154,10 @@ func TestStatusCallbacksPassingSubmitted(t *testing.T) {
 		t.Fatalf("a key wanting only delivered: %+v", cbs)
 	}
 }
+
+func TestStatusSetStatuses(t *testing.T) {
+	set, ok := sb.NewStatusSet(sb.StatusFailed, sb.StatusSubmitted)
+	if got := set.Statuses(); !ok || len(got) != 2 || got[0] != sb.StatusSubmitted || got[1] != sb.StatusFailed {
+		t.Fatalf("Statuses() = %v, want [submitted failed]", got)
+	}
+}

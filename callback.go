@@ -87,6 +87,18 @@ func NewStatusSet(statuses ...Status) (set StatusSet, ok bool) {
 var DefaultCallbackStatuses StatusSet = statusBit(StatusSubmitted) | statusBit(StatusDelivered) |
 	statusBit(StatusUndeliverable) | statusBit(StatusExpired) | statusBit(StatusRejected) | statusBit(StatusFailed)
 
+// Statuses lists the statuses in the set, in the order a message moves
+// through them.
+func (set StatusSet) Statuses() []Status {
+	var out []Status
+	for _, s := range statusBits {
+		if set.Has(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Has reports whether s is in the set.
 func (set StatusSet) Has(s Status) bool { b := statusBit(s); return b != 0 && set&b != 0 }
 
@@ -124,32 +136,37 @@ func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
 	if n.Policy != nil {
 		defaultURL, statuses = n.Policy(m.Key)
 	}
+	// The statuses the update reached that the key wants, decided before
+	// any URL is parsed: most transitions (queued, a key without a URL)
+	// want none, and this runs inside the store's commit.
+	var wanted []Status
+	if statuses.Has(StatusSubmitted) && (before == StatusAccepted || before == StatusQueued) && m.Status.Final() && m.Carrier != "" {
+		wanted = append(wanted, StatusSubmitted)
+	}
+	if statuses.Has(m.Status) {
+		wanted = append(wanted, m.Status)
+	}
 	u := m.CallbackURL
 	if u == "" {
 		u = defaultURL
+	}
+	if len(wanted) == 0 || u == "" {
+		return nil
 	}
 	endpoint, err := CallbackEndpoint(u)
 	if err != nil {
 		return nil
 	}
-	var passed []Status
-	if (before == StatusAccepted || before == StatusQueued) && m.Status.Final() && m.Carrier != "" {
-		passed = append(passed, StatusSubmitted)
-	}
-	passed = append(passed, m.Status)
-	var cbs []Callback
-	for _, s := range passed {
-		if !statuses.Has(s) {
-			continue
-		}
+	cbs := make([]Callback, len(wanted))
+	for i, s := range wanted {
 		id := n.EventID
-		if len(cbs) > 0 {
+		if i > 0 {
 			id += "-2"
 		}
-		cbs = append(cbs, Callback{
+		cbs[i] = Callback{
 			ID: id, Type: CallbackStatus, Key: m.Key, URL: u, Endpoint: endpoint,
 			MessageID: m.ID, CreatedAt: n.At, Data: statusData(m, s),
-		})
+		}
 	}
 	return cbs
 }

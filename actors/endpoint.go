@@ -36,9 +36,7 @@ type delivery struct {
 	cb       switchboard.Callback
 	attempts int
 	nextAt   time.Time // not before: a retry's backoff or Retry-After
-	inflight bool
-	probe    bool // sent while the circuit was open: its result decides
-	done     bool // finished; its removal from the store is on its way
+	probe    bool      // sent while the circuit was open: its result decides
 }
 
 // endpointActor delivers the callbacks of one endpoint. It holds up to
@@ -188,7 +186,6 @@ func (a *endpointActor) dispatch(ctx actor.Context) {
 			a.finish(dl, reason, now)
 			continue
 		}
-		dl.inflight = true
 		dl.attempts++
 		a.inflight++
 		dl.probe = a.failures >= a.d.cfg.BreakerFailures
@@ -224,7 +221,6 @@ func (a *endpointActor) circuitAllows(now time.Time) bool {
 
 func (a *endpointActor) postDone(m *postDone) {
 	dl, res, now := m.dl, m.res, a.now()
-	dl.inflight = false
 	a.inflight--
 	if dl.probe {
 		a.probing = false // only the probe's own answer ends the half-open wait
@@ -281,7 +277,6 @@ func (a *endpointActor) failed(dl *delivery, res PostResult, now time.Time) {
 // finish ends a callback (reason "" = delivered) and lets its message's
 // next one go.
 func (a *endpointActor) finish(dl *delivery, reason string, now time.Time) {
-	dl.done = true
 	fc := switchboard.FinishedCallback{Callback: switchboard.Callback{ID: dl.cb.ID, Endpoint: dl.cb.Endpoint, MessageID: dl.cb.MessageID}}
 	if reason != "" {
 		a.d.gaveUp.Add(1)

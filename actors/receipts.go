@@ -116,9 +116,10 @@ var errStopped = errors.New("engine stopped")
 func (r *recorder) write(batch []recordJob) {
 	updates := make([]switchboard.Update, len(batch))
 	notes := make([]switchboard.Notify, len(batch))
-	ids, token := r.ids.begin(len(batch), r.now())
+	now := r.now()
+	ids, token := r.ids.begin(len(batch), now)
 	for i, j := range batch {
-		notes[i] = switchboard.Notify{EventID: ids[i], Policy: r.policy, At: r.now()}
+		notes[i] = switchboard.Notify{EventID: ids[i], Policy: r.policy, At: now}
 		updates[i] = j.update
 		updates[i].Notify = &notes[i]
 	}

@@ -181,6 +181,9 @@ func (d *dispatcher) recorded(m *switchboard.Message) {
 	if m.CallbackURL != "" {
 		url = m.CallbackURL
 	}
+	if url == "" {
+		return // no callback could have been queued
+	}
 	if ep, err := switchboard.CallbackEndpoint(url); err == nil {
 		d.hint(ep)
 	}
@@ -361,7 +364,3 @@ func (d *dispatcher) loadSecrets(ctx context.Context) error {
 	}
 	return nil
 }
-
-// WebhookSecret returns the secret that signs key's callbacks ("" for an
-// unknown key), for the admin API and tests.
-func (e *Engine) WebhookSecret(keyID string) string { return e.webhooks.secrets[keyID] }

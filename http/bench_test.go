@@ -107,7 +107,7 @@ func BenchmarkDecodeSubmit(b *testing.B) {
 	body := []byte(benchBody)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeSubmit(body, ""); err != nil {
+		if _, err := decodeSubmit(body, "", false); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/url"
 	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/http/callback"
 )
 
 // Request decoding uses encoding/json with unknown fields refused, so a
@@ -55,8 +55,9 @@ type batchBody struct {
 }
 
 // decodeSubmit decodes and validates the body of POST /v1/messages with the
-// Idempotency-Key header's value (nil when absent).
-func decodeSubmit(body []byte, idempotencyKey string) (switchboard.SubmitRequest, error) {
+// Idempotency-Key header's value (nil when absent); allowPrivate is the
+// webhook policy's (webhooks.allow_private_networks).
+func decodeSubmit(body []byte, idempotencyKey string, allowPrivate bool) (switchboard.SubmitRequest, error) {
 	key, err := parseIdempotencyKey(idempotencyKey, "Idempotency-Key header")
 	if err != nil {
 		return switchboard.SubmitRequest{}, err
@@ -65,7 +66,7 @@ func decodeSubmit(body []byte, idempotencyKey string) (switchboard.SubmitRequest
 	if err := decodeObject(body, &in, "Request body"); err != nil {
 		return switchboard.SubmitRequest{}, err
 	}
-	return in.request(key)
+	return in.request(key, allowPrivate)
 }
 
 // decodeBatch decodes the envelope of a batch; items are decoded by
@@ -82,7 +83,7 @@ func decodeBatch(body []byte, maxBatch int) ([]json.RawMessage, error) {
 }
 
 // decodeItem decodes and validates one message of a batch.
-func decodeItem(raw []byte) (switchboard.SubmitRequest, error) {
+func decodeItem(raw []byte, allowPrivate bool) (switchboard.SubmitRequest, error) {
 	var in batchItem
 	if err := decodeObject(raw, &in, "The message"); err != nil {
 		return switchboard.SubmitRequest{}, err
@@ -91,7 +92,7 @@ func decodeItem(raw []byte) (switchboard.SubmitRequest, error) {
 	if err != nil {
 		return switchboard.SubmitRequest{}, err
 	}
-	return in.request(key)
+	return in.request(key, allowPrivate)
 }
 
 // decodeObject decodes one JSON object and nothing after it; what names it
@@ -228,7 +229,7 @@ func jsonKind(t reflect.Type) string {
 }
 
 // request checks what Validate does not and builds the SubmitRequest.
-func (in *submitBody) request(idempotencyKey string) (switchboard.SubmitRequest, error) {
+func (in *submitBody) request(idempotencyKey string, allowPrivate bool) (switchboard.SubmitRequest, error) {
 	r := switchboard.SubmitRequest{
 		To:          in.To,
 		From:        in.From,
@@ -249,7 +250,7 @@ func (in *submitBody) request(idempotencyKey string) (switchboard.SubmitRequest,
 	if strings.IndexByte(r.Reference, 0) >= 0 {
 		return r, apiError(switchboard.EINVALID, `"reference" must not contain NUL characters.`)
 	}
-	if err := checkCallbackURL(r.CallbackURL); err != nil {
+	if err := checkCallbackURL(r.CallbackURL, allowPrivate); err != nil {
 		return r, err
 	}
 	if idempotencyKey != "" {
@@ -259,19 +260,18 @@ func (in *submitBody) request(idempotencyKey string) (switchboard.SubmitRequest,
 	return r, nil
 }
 
-// checkCallbackURL accepts "" (the key's default) or an absolute http(s)
-// URL. Whether its host may be private is the webhook sender's decision.
-func checkCallbackURL(s string) error {
+// checkCallbackURL accepts "" (the key's default) or a URL of at most
+// MaxURLLength bytes that the webhook client will call (callback.CheckURL),
+// so a client hears at once rather than finding a give-up recorded later.
+func checkCallbackURL(s string, allowPrivate bool) error {
 	if s == "" {
 		return nil
 	}
-	bad := switchboard.Errorf(switchboard.EINVALID, `"callback_url" must be an absolute http or https URL of at most %d bytes.`, switchboard.MaxURLLength)
 	if len(s) > switchboard.MaxURLLength {
-		return bad
+		return switchboard.Errorf(switchboard.EINVALID, `"callback_url" must be at most %d bytes.`, switchboard.MaxURLLength)
 	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return bad
+	if err := callback.CheckURL(s, allowPrivate); err != nil {
+		return switchboard.Errorf(switchboard.EINVALID, `"callback_url": %s.`, switchboard.ErrorMessage(err))
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ func FuzzDecodeSubmit(f *testing.F) {
 		f.Add([]byte(seed), "key-1")
 	}
 	f.Fuzz(func(t *testing.T, body []byte, idempotencyKey string) {
-		req, err := decodeSubmit(body, idempotencyKey)
+		req, err := decodeSubmit(body, idempotencyKey, false)
 		if err != nil {
 			code := switchboard.ErrorCode(err)
 			if status, known := statusOf(code); !known || status >= 500 || status < 400 {

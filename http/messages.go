@@ -7,7 +7,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchboard-sms/switchboard"
-	"github.com/switchboard-sms/switchboard/http/callback"
 )
 
 // handleSubmit serves POST /v1/messages: one message, 202 once the engine
@@ -17,10 +16,7 @@ func (s *Server) handleSubmit(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ 
 	if err != nil {
 		return err
 	}
-	req, err := decodeSubmit(body, string(ctx.Request.Header.Peek("Idempotency-Key")))
-	if err == nil {
-		err = s.checkCallbackPolicy(req.CallbackURL)
-	}
+	req, err := decodeSubmit(body, string(ctx.Request.Header.Peek("Idempotency-Key")), s.cfg.AllowPrivateCallbacks)
 	if err != nil {
 		return err
 	}
@@ -63,10 +59,7 @@ func (s *Server) handleBatch(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ [
 	reqs := make([]switchboard.SubmitRequest, 0, len(items))
 	index := make([]int, 0, len(items)) // reqs[j] is item index[j]
 	for i, raw := range items {
-		req, err := decodeItem(raw)
-		if err == nil {
-			err = s.checkCallbackPolicy(req.CallbackURL)
-		}
+		req, err := decodeItem(raw, s.cfg.AllowPrivateCallbacks)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -206,18 +199,4 @@ func validMessageID(id []byte) bool {
 // request: an internal error, logged by Error.
 func engineBroken(method string, got, want int) error {
 	return fmt.Errorf("http: engine %s returned %d results for %d requests", method, got, want)
-}
-
-// checkCallbackPolicy refuses a callback_url the webhook client would
-// refuse to call (callback.CheckURL: a private address without
-// webhooks.allow_private_networks, say), so the client hears at once
-// rather than finding a give-up recorded later.
-func (s *Server) checkCallbackPolicy(u string) error {
-	if u == "" {
-		return nil
-	}
-	if err := callback.CheckURL(u, s.cfg.AllowPrivateCallbacks); err != nil {
-		return switchboard.Errorf(switchboard.EINVALID, `"callback_url": %s.`, switchboard.ErrorMessage(err))
-	}
-	return nil
 }

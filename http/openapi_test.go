@@ -128,7 +128,7 @@ func TestOpenAPIExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, err := decodeSubmit(body, "")
+		req, err := decodeSubmit(body, "", false)
 		if err == nil {
 			err = req.Validate()
 		}
@@ -146,7 +146,7 @@ func TestOpenAPIExamples(t *testing.T) {
 			t.Errorf("example %s: %v", body, err)
 		}
 		for _, item := range items {
-			req, err := decodeItem(item)
+			req, err := decodeItem(item, false)
 			if err == nil {
 				err = req.Validate()
 			}

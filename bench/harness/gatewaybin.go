@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 )
 
@@ -92,7 +91,10 @@ func gatewayYAML(cfg nodeConfig, smscAddr string) (string, []string) {
 	}
 	fmt.Fprintf(&b, "webhooks: {allow_private_networks: true, concurrency: %d}\n", concurrency)
 	b.WriteString("keys:\n")
-	statuses := statusNames(cfg.callbackStatuses)
+	var statuses []string
+	for _, st := range cfg.callbackStatuses.Statuses() {
+		statuses = append(statuses, string(st))
+	}
 	secrets := make([]string, cfg.keys)
 	for i := range secrets {
 		secrets[i] = fmt.Sprintf("bench-secret-%04d", i)
@@ -106,17 +108,6 @@ func gatewayYAML(cfg nodeConfig, smscAddr string) (string, []string) {
 		b.WriteString("}\n")
 	}
 	return b.String(), secrets
-}
-
-func statusNames(set switchboard.StatusSet) []string {
-	var out []string
-	for _, s := range []switchboard.Status{switchboard.StatusQueued, switchboard.StatusSubmitted, switchboard.StatusDelivered,
-		switchboard.StatusUndeliverable, switchboard.StatusExpired, switchboard.StatusRejected, switchboard.StatusFailed} {
-		if set.Has(s) {
-			out = append(out, string(s))
-		}
-	}
-	return out
 }
 
 // stopProcess asks a process to stop (SIGTERM) and kills it if it has not
