@@ -31,8 +31,9 @@ type Config struct {
 	// IdleTimeout stops a key actor that has had nothing to do this long.
 	// Default 1 minute.
 	IdleTimeout time.Duration
-	// RequestTimeout bounds one API call's wait for its key actor,
-	// durable write included. Default 10s.
+	// RequestTimeout bounds one API call's wait for its key actor's
+	// answer, and then its wait in the store's queue (a write the store
+	// has started is waited for). Default 10s.
 	RequestTimeout time.Duration
 	// Restart backoff for failed binds (defaults 1s → 60s).
 	RestartMin, RestartMax time.Duration
@@ -224,21 +225,64 @@ func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switch
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	// A retired actor answers with a dead letter; the registry then spawns
-	// a new one, so a request may need a second try.
-	for range 3 {
-		pid := e.registry.lookup(key.ID)
-		res, err := e.system.Root.RequestFuture(pid, &submitBatch{reqs: reqs}, timeout).Result()
-		e.registry.done(key.ID)
+	pid, c, err := e.admit(key, reqs, timeout)
+	if err != nil {
+		return failAll(len(reqs), err)
+	}
+	if len(c.news) == 0 {
+		return c.results
+	}
+	// A request still queued for the committer at the timeout is
+	// withdrawn (503); one the committer has taken waits for its fsync, so
+	// a 503 never hides a message that will be sent.
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	err = e.store.Accept(actx, c.news)
+	cancel()
+	for i, ent := range c.entries {
 		if err != nil {
-			e.log.Error().Err(err).Str("key", key.ID).Msg("key actor did not answer")
-			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again."))
-		}
-		if results, ok := res.([]switchboard.SubmitResult); ok {
-			return results
+			c.results[c.index[i]] = switchboard.SubmitResult{Err: e.unavailable(key.ID, err)}
+		} else {
+			c.results[c.index[i]] = switchboard.SubmitResult{Message: ent.msg}
 		}
 	}
-	return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again."))
+	results := c.results // the actor does not read results, but owns c after the Send
+	e.system.Root.Send(pid, &committed{c: c, err: err})
+	return results
+}
+
+// admit asks key's actor to admit reqs. The actor cannot retire while a
+// request is on its way (the registry counts it) or a commit is pending.
+func (e *Engine) admit(key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) (*actor.PID, *commit, error) {
+	pid := e.registry.lookup(key.ID)
+	defer e.registry.done(key.ID)
+	reply := make(chan *commit, 1)
+	e.system.Root.Send(pid, &submitBatch{reqs: reqs, reply: reply})
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case c := <-reply:
+		return pid, c, nil
+	case <-t.C:
+	}
+	// The actor may still answer, holding messages that no one will
+	// write: release them when it does, so they do not block their
+	// destinations.
+	e.background(func(stop context.Context) {
+		select {
+		case c := <-reply:
+			if len(c.news) > 0 {
+				e.system.Root.Send(pid, &committed{c: c, err: context.DeadlineExceeded})
+			}
+		case <-stop.Done():
+		}
+	})
+	e.log.Error().Str("key", key.ID).Dur("timeout", timeout).Msg("key actor did not answer")
+	return nil, nil, switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again.")
+}
+
+func (e *Engine) unavailable(keyID string, err error) error {
+	e.log.Error().Err(err).Str("key", keyID).Msg("store failed")
+	return switchboard.Errorf(switchboard.EUNAVAILABLE, "Storage is unavailable; try again.")
 }
 
 func failAll(n int, err error) []switchboard.SubmitResult {

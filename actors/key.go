@@ -17,8 +17,13 @@ import (
 
 // Messages a key actor handles, besides protoactor's lifecycle ones.
 type (
-	// submitBatch asks to accept messages; the reply is []SubmitResult.
-	submitBatch struct{ reqs []switchboard.SubmitRequest }
+	// submitBatch asks to admit messages. The actor answers on reply (which
+	// has room for the answer, so the actor never blocks) with a commit
+	// for the caller to make durable, then report back with committed.
+	submitBatch struct {
+		reqs  []switchboard.SubmitRequest
+		reply chan *commit
+	}
 	// committed reports the end of one durable Accept.
 	committed struct {
 		c   *commit
@@ -74,9 +79,14 @@ func (q *destQueue) pop() {
 	q.retryAt = time.Time{}
 }
 
-// commit is one Accept in flight: the requester waits for it.
+// commit is one admitted request on its way to the store. The key actor
+// fills it and hands it to the requester, which writes news with one Accept
+// (on its own goroutine: the fsync's wake-up goes straight to the waiting
+// request), fills in results, and reports back with committed. From the
+// reply on, the actor reads only entries, idem and onDisk, which the
+// requester does not touch.
 type commit struct {
-	sender  *actor.PID
+	news    []switchboard.NewMessage
 	results []switchboard.SubmitResult
 	entries []*entry
 	index   []int // results[index[i]] belongs to entries[i]
@@ -164,12 +174,11 @@ func (k *keyActor) started(ctx actor.Context) {
 	k.dispatch(ctx)
 }
 
-// accept admits each request, then makes the admitted ones durable with
-// one Accept in the background; the reply waits for it.
+// accept admits each request and hands the admitted ones to the requester
+// to make durable (see commit).
 func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 	now := k.e.now()
-	c := &commit{sender: ctx.Sender(), results: make([]switchboard.SubmitResult, len(b.reqs))}
-	var news []switchboard.NewMessage
+	c := &commit{results: make([]switchboard.SubmitResult, len(b.reqs))}
 	for i := range b.reqs {
 		req := &b.reqs[i]
 		if res, done := k.replay(req); done {
@@ -181,7 +190,7 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 			c.results[i] = switchboard.SubmitResult{Err: err}
 			continue
 		}
-		news = append(news, switchboard.NewMessage{Message: m, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash})
+		c.news = append(c.news, switchboard.NewMessage{Message: m, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash})
 		e := k.hold(m)
 		if !e.held {
 			c.onDisk++
@@ -193,16 +202,10 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 			c.idem = append(c.idem, req.IdempotencyKey)
 		}
 	}
-	if len(news) == 0 {
-		ctx.Send(c.sender, c.results)
-		return
+	if len(c.news) > 0 {
+		k.pendingCommits[c] = struct{}{}
 	}
-	k.pendingCommits[c] = struct{}{}
-	self, store, root := ctx.Self(), k.e.store, k.e.system.Root
-	k.e.background(func(stop context.Context) {
-		err := store.Accept(stop, news)
-		root.Send(self, &committed{c: c, err: err})
-	})
+	b.reply <- c
 }
 
 // replay answers a request whose Idempotency-Key was seen before.
@@ -231,10 +234,7 @@ func (k *keyActor) replay(req *switchboard.SubmitRequest) (switchboard.SubmitRes
 	return switchboard.SubmitResult{Message: m}, true
 }
 
-func (k *keyActor) unavailable(err error) error {
-	k.e.log.Error().Err(err).Str("key", k.key.ID).Msg("store failed")
-	return switchboard.Errorf(switchboard.EUNAVAILABLE, "Storage is unavailable; try again.")
-}
+func (k *keyActor) unavailable(err error) error { return k.e.unavailable(k.key.ID, err) }
 
 // admit validates a request against the key's limits and makes its message.
 func (k *keyActor) admit(req *switchboard.SubmitRequest, now time.Time) (*switchboard.Message, error) {
@@ -294,23 +294,17 @@ func (k *keyActor) committed(ctx actor.Context, m *committed) {
 	for _, key := range m.c.idem {
 		delete(k.idem, key)
 	}
-	for i, e := range m.c.entries {
+	for _, e := range m.c.entries {
 		if m.err != nil {
 			e.dropped = true
 			k.queued--
-			m.c.results[m.c.index[i]] = switchboard.SubmitResult{Err: k.unavailable(m.err)}
-			if q := k.dests[e.msg.To]; q != nil {
-				k.list(q) // so the dropped head is popped
-			}
-			continue
+		} else {
+			e.durable = true
 		}
-		e.durable = true
-		m.c.results[m.c.index[i]] = switchboard.SubmitResult{Message: e.msg}
 		if q := k.dests[e.msg.To]; q != nil {
-			k.list(q)
+			k.list(q) // to send it, or to pop it if dropped
 		}
 	}
-	ctx.Send(m.c.sender, m.c.results)
 	k.dispatch(ctx)
 }
 

@@ -107,7 +107,11 @@ type committer struct {
 	failed atomic.Pointer[error]
 
 	// Owned by the committer goroutine, reused across rounds.
-	overlay   overlay
+	overlay overlay
+	// maxID is at least the highest message ID in the database: a new ID
+	// above it needs no lookup to know it is free. IDs are time-ordered, so
+	// nearly every new one is above it.
+	maxID     string
 	touched   map[string]*touchedMessage
 	refs      []carrierRef
 	callbacks []sb.Callback // queued by the request being executed
@@ -298,6 +302,20 @@ func (c *committer) sync() {
 			close(req.done)
 		}
 	}
+}
+
+// loadMaxID sets maxID from the database; the committer must not be
+// running yet.
+func (c *committer) loadMaxID() error {
+	prefix := []byte(prefixMessage)
+	it, err := c.db.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return err
+	}
+	if it.Last() {
+		c.maxID = string(it.Key()[len(prefix):])
+	}
+	return errors.Join(it.Error(), it.Close())
 }
 
 // exists reports whether key is in the database (bloom filters make the

@@ -71,13 +71,17 @@ func (c *committer) claimID(id string) error {
 	if _, ok := c.overlay.msgs[id]; ok {
 		return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
 	}
-	c.key = messageKey(c.key[:0], id)
-	found, err := c.exists(c.key)
-	if err != nil {
-		return fmt.Errorf("check message %s: %w", id, err)
-	}
-	if found {
-		return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
+	if id <= c.maxID {
+		c.key = messageKey(c.key[:0], id)
+		found, err := c.exists(c.key)
+		if err != nil {
+			return fmt.Errorf("check message %s: %w", id, err)
+		}
+		if found {
+			return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
+		}
+	} else {
+		c.maxID = id // an upper bound still, whether or not the request commits
 	}
 	c.overlay.msgs[id] = nil // the message itself is entered by writeNew
 	return nil

@@ -50,6 +50,12 @@ func testReopen(t *testing.T, open func(t *testing.T, dir string) sb.Store) {
 		t.Fatalf("MessagesByDay: %v", err)
 	}
 	wantIDs(t, byDay, b.ID)
+	// The reopened store still knows which IDs are taken, the newest too.
+	for _, id := range []string{a.ID, b.ID} {
+		dup := f.message("k1", now())
+		dup.ID = id
+		wantCode(t, f.s.Accept(f.ctx, []sb.NewMessage{{Message: dup}}), sb.ECONFLICT)
+	}
 	// The reopened store goes on accepting.
 	f.accept(t, f.message("k1", now()))
 }
