@@ -11,7 +11,13 @@ package main
 import (
 	"os"
 
+	"github.com/switchboard-sms/switchboard/actors"
 	"github.com/switchboard-sms/switchboard/bench/harness"
 )
 
-func main() { os.Exit(harness.Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	// The in-process rig runs the gateway in this process: give it the
+	// gateway's scheduling (see actors.OversubscribeProcs).
+	actors.OversubscribeProcs()
+	os.Exit(harness.Main(os.Args[1:], os.Stdout, os.Stderr))
+}

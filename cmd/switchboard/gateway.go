@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -47,6 +48,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{err}
 	}
 	log := newLogger(cfg.Log, stderr)
+	log.Info().Int("gomaxprocs", runtime.GOMAXPROCS(0)).Int("cpus", runtime.NumCPU()).Msg("starting")
 	g, err := startGateway(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -17,6 +17,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/switchboard-sms/switchboard/actors"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; builds
@@ -26,6 +28,7 @@ var version = ""
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	actors.OversubscribeProcs() // once per process; tests that call run do not
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
