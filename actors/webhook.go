@@ -113,7 +113,8 @@ type dispatcher struct {
 	stopped   bool                 // no more work starts (guards work.Add against work.Wait)
 
 	finisher *batcher[finishJob]
-	work     sync.WaitGroup // posts and outbox reads in flight
+	work     sync.WaitGroup // workers: posts and outbox reads in flight, or idle
+	jobs     chan func()    // unbuffered: taken only by an idle worker
 	stop     context.Context
 	cancel   context.CancelFunc
 
@@ -139,7 +140,7 @@ type WebhookStats struct {
 func newDispatcher(e *Engine, cfg WebhookConfig, ids *eventIDs) *dispatcher {
 	cfg.setDefaults()
 	d := &dispatcher{e: e, cfg: cfg, ids: ids, secrets: make(map[string]string),
-		endpoints: make(map[string]*endpointRef), gone: make(map[string]time.Time)}
+		endpoints: make(map[string]*endpointRef), gone: make(map[string]time.Time), jobs: make(chan func())}
 	d.stop, d.cancel = context.WithCancel(context.Background())
 	d.finisher = newBatcher(2, 1024, 64*1024, d.finish)
 	return d
@@ -262,20 +263,48 @@ func body(cb *switchboard.Callback, attempt int) []byte {
 }
 
 // goWork runs f in a goroutine stopAll waits for; once stopping, it runs
-// nothing and reports false (the work's callbacks stay in the store for
-// the next run).
+// nothing and returns false.
+//
+// The goroutine is an idle worker's if one is waiting, else a new one,
+// which afterwards waits workerIdle for more work. A post runs deep in
+// fasthttp; a fresh goroutine grows and copies its stack on every post
+// (3% of the CPU with callbacks on), a reused one has grown already.
+// Workers are not capped here: each endpoint caps its own posts, so one
+// that hangs holds its workers only and never starves another's.
 func (d *dispatcher) goWork(f func()) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
 		return false
 	}
+	select {
+	case d.jobs <- f:
+		return true
+	default:
+	}
 	d.work.Add(1)
-	go func() {
-		defer d.work.Done()
-		f()
-	}()
+	go d.worker(f)
 	return true
+}
+
+// workerIdle is how long a worker waits for more work before it exits.
+const workerIdle = 10 * time.Second
+
+func (d *dispatcher) worker(f func()) {
+	defer d.work.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		f()
+		idle.Reset(workerIdle)
+		select {
+		case f = <-d.jobs:
+		case <-idle.C:
+			return
+		case <-d.stop.Done():
+			return
+		}
+	}
 }
 
 // post runs one attempt in its own goroutine and reports to the actor.
