@@ -102,7 +102,8 @@ func BenchmarkSubmitBatch(b *testing.B) {
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "msg/s")
 }
 
-// BenchmarkDecodeSubmit is the decoder alone (encoding/json).
+// BenchmarkDecodeSubmit is the decoder alone, on the usual flat shape
+// (decodeFlat; encoding/json for anything else).
 func BenchmarkDecodeSubmit(b *testing.B) {
 	body := []byte(benchBody)
 	b.ReportAllocs()

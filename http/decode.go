@@ -63,8 +63,10 @@ func decodeSubmit(body []byte, idempotencyKey string, allowPrivate bool) (switch
 		return switchboard.SubmitRequest{}, err
 	}
 	var in submitBody
-	if err := decodeObject(body, &in, "Request body"); err != nil {
-		return switchboard.SubmitRequest{}, err
+	if !utf8.Valid(body) || !decodeFlat(body, &in, nil) {
+		if err := decodeObject(body, &in, "Request body"); err != nil {
+			return switchboard.SubmitRequest{}, err
+		}
 	}
 	return in.request(key, allowPrivate)
 }
@@ -85,8 +87,10 @@ func decodeBatch(body []byte, maxBatch int) ([]json.RawMessage, error) {
 // decodeItem decodes and validates one message of a batch.
 func decodeItem(raw []byte, allowPrivate bool) (switchboard.SubmitRequest, error) {
 	var in batchItem
-	if err := decodeObject(raw, &in, "The message"); err != nil {
-		return switchboard.SubmitRequest{}, err
+	if !utf8.Valid(raw) || !decodeFlat(raw, &in.submitBody, &in.IdempotencyKey) {
+		if err := decodeObject(raw, &in, "The message"); err != nil {
+			return switchboard.SubmitRequest{}, err
+		}
 	}
 	key, err := parseIdempotencyKey(in.IdempotencyKey, `"idempotency_key"`)
 	if err != nil {
