@@ -28,6 +28,10 @@ type Config struct {
 	// KeyWindow is how many messages a key actor holds in memory; the rest
 	// wait in the store. Default 1000.
 	KeyWindow int
+	// MaxHeld is how many messages all key actors hold in memory together
+	// (about 1 KB each), however many keys have messages waiting. Default
+	// 100,000.
+	MaxHeld int
 	// IdleTimeout stops a key actor that has had nothing to do this long.
 	// Default 1 minute.
 	IdleTimeout time.Duration
@@ -60,6 +64,9 @@ func (c *Config) setDefaults() {
 	if c.KeyWindow <= 0 {
 		c.KeyWindow = 1000
 	}
+	if c.MaxHeld <= 0 {
+		c.MaxHeld = 100_000
+	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = time.Minute
 	}
@@ -88,6 +95,7 @@ type Engine struct {
 	system   *actor.ActorSystem
 	router   *router
 	registry *registry
+	held     *heldBudget
 	corr     *correlator
 	recorder *recorder
 	ids      *eventIDs
@@ -172,6 +180,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return slog.New(&slogToZerolog{log: e.log})
 	}))
 	e.registry = newRegistry(e)
+	e.held = newHeldBudget(e.cfg.MaxHeld, func(pid *actor.PID) { e.system.Root.Send(pid, &budgetFree{}) })
 	if err := e.webhooks.loadSecrets(ctx); err != nil {
 		return fmt.Errorf("actors: webhook secrets: %w", err)
 	}
@@ -290,6 +299,10 @@ func failAll(n int, err error) []switchboard.SubmitResult {
 	}
 	return out
 }
+
+// HeldMessages returns how many messages the key actors hold in memory
+// together (at most Config.MaxHeld).
+func (e *Engine) HeldMessages() int { return e.held.inUse() }
 
 // KeyActors returns how many key actors are running.
 func (e *Engine) KeyActors() int {

@@ -39,6 +39,7 @@ type rigOptions struct {
 	window    int
 	simConfig smsc.Config
 	keyWindow int
+	maxHeld   int
 	idle      time.Duration
 	tps       float64
 }
@@ -81,7 +82,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Store: store, Keys: switchboard.NewKeyRing(r.keys),
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
-		KeyWindow: o.keyWindow, IdleTimeout: o.idle, Log: zerolog.Nop(),
+		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, IdleTimeout: o.idle, Log: zerolog.Nop(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -153,6 +153,13 @@ func (k *keyActor) Receive(ctx actor.Context) {
 		if m.gen == k.wakeGen {
 			k.woken(ctx)
 		}
+	case *budgetFree:
+		k.dispatch(ctx) // pages in, if there is room now
+		k.e.held.pass()
+	case *actor.Restarting, *actor.Stopping:
+		// The entries die with this instance: give their units back.
+		k.e.held.release(k.inMemory)
+		k.inMemory = 0
 	case *drain:
 		k.draining, k.drainer = true, ctx.Sender()
 		k.maybeDrained(ctx)
@@ -191,7 +198,7 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 			continue
 		}
 		c.news = append(c.news, switchboard.NewMessage{Message: m, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash})
-		e := k.hold(m)
+		e := k.hold(ctx, m)
 		if !e.held {
 			c.onDisk++
 		}
@@ -264,11 +271,12 @@ func (k *keyActor) admit(req *switchboard.SubmitRequest, now time.Time) (*switch
 }
 
 // hold puts an admitted message in its destination's FIFO, unless the
-// window is full or older messages are still only on disk (then the store
-// keeps it until paging reaches it, which keeps acceptance order).
-func (k *keyActor) hold(m *switchboard.Message) *entry {
+// window or the engine's budget is full or older messages are still only on
+// disk (then the store keeps it until paging reaches it, which keeps
+// acceptance order).
+func (k *keyActor) hold(ctx actor.Context, m *switchboard.Message) *entry {
 	e := &entry{msg: m}
-	if k.paged || k.inMemory >= k.e.cfg.KeyWindow {
+	if k.paged || k.inMemory >= k.e.cfg.KeyWindow || k.e.held.take(1, ctx.Self()) == 0 {
 		k.paged = true
 		return e
 	}
@@ -349,6 +357,7 @@ func (k *keyActor) tryDest(ctx actor.Context, q *destQueue, now time.Time) {
 		case e.dropped:
 			q.pop()
 			k.inMemory--
+			k.e.held.release(1)
 			continue
 		case !e.durable, q.busy:
 			return
@@ -496,6 +505,7 @@ func (k *keyActor) finish(e *entry, s switchboard.Status, why *switchboard.Event
 func (k *keyActor) leave() {
 	k.queued--
 	k.inMemory--
+	k.e.held.release(1)
 }
 
 // markQueued records, once per message, that it is waiting.
@@ -518,9 +528,15 @@ func (k *keyActor) page(ctx actor.Context) {
 	if !k.paged || k.inMemory > window/2 {
 		return
 	}
-	limit := window - k.inMemory
+	// The engine's budget may grant less; with none, the budget wakes this
+	// key when some is released.
+	limit := k.e.held.take(window-k.inMemory, ctx.Self())
+	if limit == 0 {
+		return
+	}
 	msgs, err := k.e.store.Pending(context.Background(), k.key.ID, k.lastLoaded, limit)
 	if err != nil {
+		k.e.held.release(limit)
 		k.e.log.Error().Err(err).Str("key", k.key.ID).Msg("paging pending messages failed; will retry")
 		k.setWake(ctx, k.e.now().Add(time.Second))
 		return
@@ -534,6 +550,7 @@ func (k *keyActor) page(ctx actor.Context) {
 		k.enqueue(&entry{msg: m, durable: true})
 		taken++
 	}
+	k.e.held.release(limit - taken)
 	if taken == len(msgs) && len(msgs) < limit && onDisk == 0 {
 		k.paged = false // everything pending is in memory now
 	}

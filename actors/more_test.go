@@ -173,3 +173,45 @@ func TestPagingUnderLoadKeepsAcceptanceOrder(t *testing.T) {
 		}
 	}
 }
+
+// With more keys than the engine's memory budget has room for (each key's
+// window alone would allow far more), the keys together hold at most
+// MaxHeld messages in memory while the carrier is down; the rest wait in
+// the store. When it is back every key is woken in turn and every message
+// is delivered, in order per destination.
+func TestHeldBudgetAcrossKeys(t *testing.T) {
+	const keys, perKey, budget = 12, 30, 40
+	r := newRig(t, rigOptions{keys: keys, keyWindow: 1000, maxHeld: budget,
+		simConfig: smsc.Config{Faults: smsc.Faults{RefuseBinds: true}}})
+	var ids []string
+	for i := range perKey {
+		for _, key := range r.keys {
+			res := r.submit(key, "+447700900001", fmt.Sprintf("%s|+447700900001|%d", key.ID, i))
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			ids = append(ids, res.Message.ID)
+			if held := r.engine.HeldMessages(); held > budget {
+				t.Fatalf("%d messages held in memory, budget %d", held, budget)
+			}
+		}
+	}
+	if held := r.engine.HeldMessages(); held != budget {
+		t.Fatalf("%d held with %d accepted and the carrier down, want the whole budget (%d)", held, len(ids), budget)
+	}
+	r.sims["sim"].SetFaults(smsc.Faults{})
+	for _, id := range ids {
+		eventually(t, "delivery of "+id, 30*time.Second, func() bool { return r.status(id) == switchboard.StatusDelivered })
+	}
+	eventually(t, "the budget to be given back", 5*time.Second, func() bool { return r.engine.HeldMessages() == 0 })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, key := range r.keys {
+		seen := r.order[key.ID+"|+447700900001"]
+		for i := range perKey {
+			if i >= len(seen) || seen[i] != fmt.Sprint(i) {
+				t.Fatalf("key %s: carrier saw %v, want 0..%d in order", key.ID, seen, perKey-1)
+			}
+		}
+	}
+}
