@@ -32,6 +32,11 @@ type Config struct {
 	// (about 1 KB each), however many keys have messages waiting. Default
 	// 100,000.
 	MaxHeld int
+	// MaxSending is how many submits all key actors together may have
+	// handed to the binds and not had answered. Each bind queues up to
+	// 16,384, so below that no bind's queue fills and no submit bounces.
+	// Default 8,192, or twice the binds' windows if that is more.
+	MaxSending int
 	// IdleTimeout stops a key actor that has had nothing to do this long.
 	// Default 1 minute.
 	IdleTimeout time.Duration
@@ -67,6 +72,12 @@ func (c *Config) setDefaults() {
 	if c.MaxHeld <= 0 {
 		c.MaxHeld = 100_000
 	}
+	if c.MaxSending <= 0 {
+		c.MaxSending = 8192
+		for _, cc := range c.Carriers {
+			c.MaxSending = max(c.MaxSending, 2*cc.Binds*cc.SMPP.Window)
+		}
+	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = time.Minute
 	}
@@ -95,7 +106,8 @@ type Engine struct {
 	system   *actor.ActorSystem
 	router   *router
 	registry *registry
-	held     *heldBudget
+	held     *budget // messages in memory, all keys
+	sending  *budget // submits at the binds, all keys
 	corr     *correlator
 	recorder *recorder
 	ids      *eventIDs
@@ -180,7 +192,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		return slog.New(&slogToZerolog{log: e.log})
 	}))
 	e.registry = newRegistry(e)
-	e.held = newHeldBudget(e.cfg.MaxHeld, func(pid *actor.PID) { e.system.Root.Send(pid, &budgetFree{}) })
+	wake := func(pid *actor.PID, b *budget) { e.system.Root.Send(pid, &budgetFree{b: b}) }
+	e.held = newBudget(e.cfg.MaxHeld, wake)
+	e.sending = newBudget(e.cfg.MaxSending, wake)
 	if err := e.webhooks.loadSecrets(ctx); err != nil {
 		return fmt.Errorf("actors: webhook secrets: %w", err)
 	}
@@ -303,6 +317,10 @@ func failAll(n int, err error) []switchboard.SubmitResult {
 // HeldMessages returns how many messages the key actors hold in memory
 // together (at most Config.MaxHeld).
 func (e *Engine) HeldMessages() int { return e.held.inUse() }
+
+// Sending returns how many submits the key actors have at the binds
+// together (at most Config.MaxSending).
+func (e *Engine) Sending() int { return e.sending.inUse() }
 
 // KeyActors returns how many key actors are running.
 func (e *Engine) KeyActors() int {

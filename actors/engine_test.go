@@ -40,6 +40,7 @@ type rigOptions struct {
 	simConfig smsc.Config
 	keyWindow int
 	maxHeld   int
+	maxSend   int
 	idle      time.Duration
 	tps       float64
 }
@@ -82,7 +83,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Store: store, Keys: switchboard.NewKeyRing(r.keys),
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
-		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, IdleTimeout: o.idle, Log: zerolog.Nop(),
+		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: zerolog.Nop(),
 	})
 	if err != nil {
 		t.Fatal(err)

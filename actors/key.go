@@ -118,9 +118,13 @@ type keyActor struct {
 	// their messages and how many went to the store only).
 	pendingCommits map[*commit]struct{}
 	inflight       int // submits in flight
-	idem           map[string]bool
-	drainer        *actor.PID
-	draining       bool
+	// starved: the engine's sending budget was spent; blocked holds the
+	// destinations whose head was ready then, listed again once woken.
+	starved  bool
+	blocked  []*destQueue
+	idem     map[string]bool
+	drainer  *actor.PID
+	draining bool
 }
 
 func newKeyActor(e *Engine, key *switchboard.Key) *keyActor {
@@ -154,8 +158,11 @@ func (k *keyActor) Receive(ctx actor.Context) {
 			k.woken(ctx)
 		}
 	case *budgetFree:
-		k.dispatch(ctx) // pages in, if there is room now
-		k.e.held.pass()
+		if m.b == k.e.sending {
+			k.unblock()
+		}
+		k.dispatch(ctx) // pages in or sends, if there is room now
+		m.b.pass()
 	case *actor.Restarting, *actor.Stopping:
 		// The entries die with this instance: give their units back.
 		k.e.held.release(k.inMemory)
@@ -332,7 +339,7 @@ const maxInflightPerKey = 512
 func (k *keyActor) dispatch(ctx actor.Context) {
 	if !k.draining {
 		now := k.e.now()
-		for len(k.runnable) > 0 && k.inflight < maxInflightPerKey {
+		for len(k.runnable) > 0 && k.inflight < maxInflightPerKey && !k.starved {
 			q := k.runnable[len(k.runnable)-1]
 			k.runnable = k.runnable[:len(k.runnable)-1]
 			q.listed = false
@@ -383,12 +390,18 @@ func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time
 		k.wait(ctx, q)
 		return
 	}
+	if k.e.sending.take(1, ctx.Self()) == 0 {
+		k.starved = true
+		k.blocked = append(k.blocked, q)
+		return
+	}
 	q.busy = true
 	k.inflight++
-	self, root, corr := ctx.Self(), k.e.system.Root, k.e.corr
+	self, root, corr, sending := ctx.Self(), k.e.system.Root, k.e.corr, k.e.sending
 	job := &submitJob{
 		msg: smpp.Message{From: e.msg.From, To: e.msg.To, Text: e.msg.Body, Validity: e.msg.ExpiresAt.Sub(now)},
 		done: func(res smpp.Result, err error) {
+			sending.release(1) // here, not in the actor: even a restarted actor gives it back
 			if err == nil {
 				// Before the key actor hears of it: a receipt may be next.
 				corr.add(c.name, res.CarrierIDs, e.msg.ID)
@@ -397,6 +410,17 @@ func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time
 		},
 	}
 	ctx.Send(pid, job)
+}
+
+// unblock lists again the destinations that found the sending budget
+// spent.
+func (k *keyActor) unblock() {
+	k.starved = false
+	for i, q := range k.blocked {
+		k.list(q)
+		k.blocked[i] = nil
+	}
+	k.blocked = k.blocked[:0]
 }
 
 // Retry pacing for a destination's head.

@@ -215,3 +215,42 @@ func TestHeldBudgetAcrossKeys(t *testing.T) {
 		}
 	}
 }
+
+// With an engine-wide sending budget far below what the keys would send
+// at once (all of them, when the carrier comes back), keys take turns:
+// every message is delivered, in order per destination, and the budget is
+// all given back.
+func TestSendingBudgetAcrossKeys(t *testing.T) {
+	const keys, perDest, budget = 10, 15, 3
+	dests := []string{"+447700900001", "+447700900002", "+447700900003"}
+	r := newRig(t, rigOptions{keys: keys, maxSend: budget, simConfig: smsc.Config{Faults: smsc.Faults{RefuseBinds: true}}})
+	var ids []string
+	for i := range perDest {
+		for _, key := range r.keys {
+			for _, to := range dests {
+				res := r.submit(key, to, fmt.Sprintf("%s|%s|%d", key.ID, to, i))
+				if res.Err != nil {
+					t.Fatal(res.Err)
+				}
+				ids = append(ids, res.Message.ID)
+			}
+		}
+	}
+	r.sims["sim"].SetFaults(smsc.Faults{})
+	for _, id := range ids {
+		eventually(t, "delivery of "+id, 30*time.Second, func() bool { return r.status(id) == switchboard.StatusDelivered })
+	}
+	eventually(t, "the sending budget to be given back", 5*time.Second, func() bool { return r.engine.Sending() == 0 })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, key := range r.keys {
+		for _, to := range dests {
+			seen := r.order[key.ID+"|"+to]
+			for i := range perDest {
+				if i >= len(seen) || seen[i] != fmt.Sprint(i) {
+					t.Fatalf("%s to %s: carrier saw %v, want 0..%d in order", key.ID, to, seen, perDest-1)
+				}
+			}
+		}
+	}
+}

@@ -9,9 +9,9 @@ import (
 
 // take grants what is left; keys that got less wait in line once each and
 // are woken in order as units come back, one per wakeBatch units free.
-func TestHeldBudgetLine(t *testing.T) {
+func TestBudgetLine(t *testing.T) {
 	var woken []string
-	b := newHeldBudget(300, func(pid *actor.PID) { woken = append(woken, pid.Id) })
+	b := newBudget(300, func(pid *actor.PID, _ *budget) { woken = append(woken, pid.Id) })
 	a, c, d := actor.NewPID("local", "a"), actor.NewPID("local", "c"), actor.NewPID("local", "d")
 	if got := b.take(250, a); got != 250 {
 		t.Fatalf("take 250 of 300 = %d", got)
@@ -40,9 +40,9 @@ func TestHeldBudgetLine(t *testing.T) {
 
 // A woken key that takes nothing passes the wake-up on, so keys further
 // down the line are not left waiting while units are free.
-func TestHeldBudgetPass(t *testing.T) {
+func TestBudgetPass(t *testing.T) {
 	var woken []string
-	b := newHeldBudget(10, func(pid *actor.PID) { woken = append(woken, pid.Id) })
+	b := newBudget(10, func(pid *actor.PID, _ *budget) { woken = append(woken, pid.Id) })
 	a, c, d := actor.NewPID("local", "a"), actor.NewPID("local", "c"), actor.NewPID("local", "d")
 	b.take(10, a)
 	b.take(1, c)

@@ -6,32 +6,42 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// heldBudget bounds how many messages all key actors hold in memory
-// together. Each key's window (EngineConfig.KeyWindow) bounds one key; with
-// many keys the windows alone add up past any memory (10,000 keys × 1,000),
-// so every message a key actor takes into memory also takes one unit here.
-// A key that finds the budget spent keeps its messages in the store (it is
-// "paged", as when its own window is full) and waits in line; released
-// units wake the keys in line, in order, to page in again.
-type heldBudget struct {
+// budget is a count of units that key actors share, with a line for the
+// keys that found it spent. Two bound the engine as a whole where each key
+// bounds only itself:
+//
+//   - held: messages in memory. Each key's window (Config.KeyWindow) bounds
+//     one key; with many keys the windows alone add up past any memory
+//     (10,000 keys × 1,000), so every message a key takes into memory also
+//     takes one unit. A key that finds none keeps its messages in the store
+//     (it is "paged", as when its own window is full).
+//   - sending: submits handed to the binds and not yet answered. Each key
+//     may have 512 out; with many keys they overflow the binds' queues,
+//     and a bounced submit costs a retry timer and a second try. A key that
+//     finds none stops sending until woken.
+//
+// A key that got less than it asked for joins the line once; released
+// units wake the line in order, and a woken key that needs none passes the
+// wake-up on (pass), so no wake-up is lost while units are free.
+type budget struct {
 	mu      sync.Mutex
 	held    int
 	max     int
 	waiting []*actor.PID
 	queued  map[*actor.PID]bool
-	wake    func(*actor.PID) // sends budgetFree
+	wake    func(*actor.PID, *budget) // sends budgetFree
 }
 
-// budgetFree tells a key actor waiting in line that the budget has room.
-type budgetFree struct{}
+// budgetFree tells a key actor waiting in line that b has room.
+type budgetFree struct{ b *budget }
 
-func newHeldBudget(max int, wake func(*actor.PID)) *heldBudget {
-	return &heldBudget{max: max, queued: make(map[*actor.PID]bool), wake: wake}
+func newBudget(max int, wake func(*actor.PID, *budget)) *budget {
+	return &budget{max: max, queued: make(map[*actor.PID]bool), wake: wake}
 }
 
 // take grants up to want units. A key granted fewer than it wanted joins
 // the line (once) to be woken when units are released.
-func (b *heldBudget) take(want int, key *actor.PID) int {
+func (b *budget) take(want int, key *actor.PID) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := min(want, b.max-b.held)
@@ -46,7 +56,7 @@ func (b *heldBudget) take(want int, key *actor.PID) int {
 
 // release gives back n units and wakes keys in line: one for every
 // wakeBatch units free, so a few releases do not wake every key at once.
-func (b *heldBudget) release(n int) {
+func (b *budget) release(n int) {
 	if n <= 0 {
 		return
 	}
@@ -65,7 +75,7 @@ func (b *heldBudget) release(n int) {
 	}
 	b.mu.Unlock()
 	for _, key := range wake {
-		b.wake(key)
+		b.wake(key, b)
 	}
 }
 
@@ -73,7 +83,7 @@ func (b *heldBudget) release(n int) {
 // once it has taken what it wanted (maybe nothing), so the wake-up goes on
 // down the line while units are left and none is lost to a key that needed
 // none.
-func (b *heldBudget) pass() {
+func (b *budget) pass() {
 	b.mu.Lock()
 	var next *actor.PID
 	if len(b.waiting) > 0 && b.held < b.max {
@@ -84,7 +94,7 @@ func (b *heldBudget) pass() {
 	}
 	b.mu.Unlock()
 	if next != nil {
-		b.wake(next)
+		b.wake(next, b)
 	}
 }
 
@@ -92,7 +102,7 @@ func (b *heldBudget) pass() {
 const wakeBatch = 256
 
 // inUse reports the units taken.
-func (b *heldBudget) inUse() int {
+func (b *budget) inUse() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.held
