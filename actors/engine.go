@@ -30,7 +30,7 @@ type Config struct {
 	KeyWindow int
 	// MaxHeld is how many messages all key actors hold in memory together
 	// (about 1 KB each), however many keys have messages waiting. Default
-	// 100,000.
+	// 50,000.
 	MaxHeld int
 	// MaxSending is how many submits all key actors together may have
 	// handed to the binds and not had answered. Each bind queues up to
@@ -70,7 +70,7 @@ func (c *Config) setDefaults() {
 		c.KeyWindow = 1000
 	}
 	if c.MaxHeld <= 0 {
-		c.MaxHeld = 100_000
+		c.MaxHeld = 50_000
 	}
 	if c.MaxSending <= 0 {
 		c.MaxSending = 8192
