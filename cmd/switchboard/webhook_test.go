@@ -25,6 +25,13 @@ const testWebhookSecret = "whsec_test_0123456789"
 // against a simulator of its own.
 func webhookGateway(t *testing.T, url, inboundURL, extra string) (*gateway, *smsc.Server) {
 	t.Helper()
+	return webhookGatewayWith(t, url, inboundURL, "retry_min: 50ms, retry_max: 300ms, timeout: 2s", extra)
+}
+
+// webhookGatewayWith is webhookGateway with the webhooks settings given
+// (besides allow_private_networks).
+func webhookGatewayWith(t *testing.T, url, inboundURL, webhooks, extra string) (*gateway, *smsc.Server) {
+	t.Helper()
 	sim := testSim(t, smsc.Config{})
 	yaml := fmt.Sprintf(`
 carriers:%s
@@ -33,8 +40,8 @@ routes:
 keys:
   - {id: cb, secret: %q, rate: 100000, burst: 100000, callback_url: %q, inbound_url: %q,
      webhook_secret: %q, numbers: ["+447700900999"]}
-webhooks: {allow_private_networks: true, retry_min: 50ms, retry_max: 300ms, timeout: 2s}
-%s`, carrierYAML("sim", sim.Addr(), 1), testSecret, url, inboundURL, testWebhookSecret, extra)
+webhooks: {allow_private_networks: true, %s}
+%s`, carrierYAML("sim", sim.Addr(), 1), testSecret, url, inboundURL, testWebhookSecret, webhooks, extra)
 	g, _ := startTestGateway(t, yaml)
 	return g, sim
 }
@@ -152,6 +159,55 @@ func TestCallbackGoneStops(t *testing.T) {
 	waitFailures(t, g, r2.body["id"].(string), 2)
 	if n := s.Stats().Requests; n != 1 {
 		t.Errorf("%d requests reached the receiver, want 1 (the first 410)", n)
+	}
+}
+
+// A receiver that keeps failing is retried until webhooks.max_age, then
+// each event is given up with a failure recorded on the message (reason
+// max_age, with its attempts), and the receiver hears no more of it. An
+// event that waited behind the given-up one past its own max_age is given
+// up without a request.
+func TestCallbackGivenUpAfterMaxAge(t *testing.T) {
+	var mu sync.Mutex
+	requests := map[string]int{} // message ID → requests
+	s := startSink(t, sink.Options{Respond: func(e sink.Event) sink.Answer {
+		mu.Lock()
+		requests[e.MessageID]++
+		mu.Unlock()
+		return sink.Answer{Status: http.StatusInternalServerError}
+	}})
+	g, _ := webhookGatewayWith(t, s.URL()+"/failing", "", "retry_min: 20ms, retry_max: 100ms, timeout: 2s, max_age: 1s", "")
+	start := time.Now()
+	r := send(t, g, "+447700900004", "never heard")
+	id := r.body["id"].(string)
+	m := waitFailures(t, g, id, 2) // the submitted and the delivered callback
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("given up after %v, before max_age (1s)", waited)
+	}
+	attempted := 0
+	for _, f := range m["webhook_failures"].([]any) {
+		f := f.(map[string]any)
+		if f["reason"] != "max_age" || f["type"] != "message.status" {
+			t.Errorf("failure %v, want reason max_age", f)
+		}
+		if f["attempts"].(float64) >= 2 {
+			attempted++
+		}
+	}
+	if attempted == 0 {
+		t.Errorf("failures %v: want the first event retried before it was given up", m["webhook_failures"])
+	}
+	mu.Lock()
+	before := requests[id]
+	mu.Unlock()
+	// Given up means no more requests: a later message's events go the
+	// same way meanwhile, long enough for a stray retry of the first to show.
+	r2 := send(t, g, "+447700900005", "never heard either")
+	waitFailures(t, g, r2.body["id"].(string), 2)
+	mu.Lock()
+	defer mu.Unlock()
+	if requests[id] != before {
+		t.Errorf("message %s: %d requests after its events were given up", id, requests[id]-before)
 	}
 }
 
