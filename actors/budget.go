@@ -64,14 +64,7 @@ func (b *budget) release(n int) {
 	b.held -= n
 	var wake []*actor.PID
 	for free := b.max - b.held; len(b.waiting) > 0 && free > 0; free -= wakeBatch {
-		key := b.waiting[0]
-		b.waiting[0] = nil
-		b.waiting = b.waiting[1:]
-		delete(b.queued, key)
-		wake = append(wake, key)
-	}
-	if len(b.waiting) == 0 {
-		b.waiting = nil
+		wake = append(wake, b.next())
 	}
 	b.mu.Unlock()
 	for _, key := range wake {
@@ -87,15 +80,25 @@ func (b *budget) pass() {
 	b.mu.Lock()
 	var next *actor.PID
 	if len(b.waiting) > 0 && b.held < b.max {
-		next = b.waiting[0]
-		b.waiting[0] = nil
-		b.waiting = b.waiting[1:]
-		delete(b.queued, next)
+		next = b.next()
 	}
 	b.mu.Unlock()
 	if next != nil {
 		b.wake(next, b)
 	}
+}
+
+// next takes the first key out of the line; b.mu is held and the line is
+// not empty.
+func (b *budget) next() *actor.PID {
+	key := b.waiting[0]
+	b.waiting[0] = nil
+	b.waiting = b.waiting[1:]
+	if len(b.waiting) == 0 {
+		b.waiting = nil
+	}
+	delete(b.queued, key)
+	return key
 }
 
 // wakeBatch is how many free units each woken key is counted to use.

@@ -118,9 +118,9 @@ type keyActor struct {
 	// their messages and how many went to the store only).
 	pendingCommits map[*commit]struct{}
 	inflight       int // submits in flight
-	// starved: the engine's sending budget was spent; blocked holds the
-	// destinations whose head was ready then, listed again once woken.
-	starved  bool
+	// blocked holds the destinations whose head was ready when the
+	// engine's sending budget was spent; while any are, the key sends
+	// nothing and waits in the budget's line.
 	blocked  []*destQueue
 	idem     map[string]bool
 	drainer  *actor.PID
@@ -339,7 +339,7 @@ const maxInflightPerKey = 512
 func (k *keyActor) dispatch(ctx actor.Context) {
 	if !k.draining {
 		now := k.e.now()
-		for len(k.runnable) > 0 && k.inflight < maxInflightPerKey && !k.starved {
+		for len(k.runnable) > 0 && k.inflight < maxInflightPerKey && len(k.blocked) == 0 {
 			q := k.runnable[len(k.runnable)-1]
 			k.runnable = k.runnable[:len(k.runnable)-1]
 			q.listed = false
@@ -363,8 +363,7 @@ func (k *keyActor) tryDest(ctx actor.Context, q *destQueue, now time.Time) {
 			return
 		case e.dropped:
 			q.pop()
-			k.inMemory--
-			k.e.held.release(1)
+			k.unhold()
 			continue
 		case !e.durable, q.busy:
 			return
@@ -391,7 +390,6 @@ func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time
 		return
 	}
 	if k.e.sending.take(1, ctx.Self()) == 0 {
-		k.starved = true
 		k.blocked = append(k.blocked, q)
 		return
 	}
@@ -415,7 +413,6 @@ func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time
 // unblock lists again the destinations that found the sending budget
 // spent.
 func (k *keyActor) unblock() {
-	k.starved = false
 	for i, q := range k.blocked {
 		k.list(q)
 		k.blocked[i] = nil
@@ -528,6 +525,12 @@ func (k *keyActor) finish(e *entry, s switchboard.Status, why *switchboard.Event
 // leave accounts for a message leaving the key's queue.
 func (k *keyActor) leave() {
 	k.queued--
+	k.unhold()
+}
+
+// unhold accounts for a message leaving memory, and its unit of the
+// engine's budget with it.
+func (k *keyActor) unhold() {
 	k.inMemory--
 	k.e.held.release(1)
 }

@@ -74,16 +74,22 @@ func scanAccepted(body []byte, ids []string) ([]string, int) {
 		ids = append(ids, string(b[:j]))
 		b = b[j:]
 		if k := bytes.Index(b, segKey); k >= 0 {
-			c := b[k+len(segKey):]
-			e := 0
-			for e < len(c) && c[e] >= '0' && c[e] <= '9' {
-				e++
-			}
-			p, _ := strconv.Atoi(string(c[:e]))
-			parts += p
+			parts += leadingInt(b[k+len(segKey):])
 		}
 	}
 	return ids, parts
+}
+
+// leadingInt is the unsigned decimal number at the start of b (0 if none).
+func leadingInt(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // kannelDriver sends GET /cgi-bin/sendsms, one message a request, with a

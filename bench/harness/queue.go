@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,13 +176,8 @@ func scanBatch(body []byte, c *batchCounters) (accepted, parts, rejected int64) 
 			break
 		}
 		b = b[i+len(seg):]
-		j := 0
-		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-			j++
-		}
-		v, _ := strconv.ParseInt(string(b[:j]), 10, 64)
 		accepted++
-		parts += v
+		parts += int64(leadingInt(b))
 	}
 	code := []byte(`"error":{"code":"`)
 	for b := body; ; {

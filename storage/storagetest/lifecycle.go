@@ -49,18 +49,26 @@ func testConcurrentAccept(t *testing.T, f *fixture) {
 	}
 }
 
-// Receipts for the parts of one message recorded at once, as they arrive
-// on different binds, all land: Record's read-modify-write is atomic.
-func testConcurrentReceipts(t *testing.T, f *fixture) {
-	const parts = 8
+// submittedParts accepts a message of n parts and records their
+// submission, carrier IDs p0, p1, ….
+func (f *fixture) submittedParts(t *testing.T, n int) *sb.Message {
+	t.Helper()
 	m := f.message("k1", now())
-	m.Segments = parts
+	m.Segments = n
 	f.accept(t, m)
-	cids := make([]string, parts)
+	cids := make([]string, n)
 	for i := range cids {
 		cids[i] = fmt.Sprintf("p%d", i)
 	}
 	f.record(t, sb.Update{MessageID: m.ID, Transition: submitted(now(), "sandbox", cids...)})
+	return m
+}
+
+// Receipts for the parts of one message recorded at once, as they arrive
+// on different binds, all land: Record's read-modify-write is atomic.
+func testConcurrentReceipts(t *testing.T, f *fixture) {
+	const parts = 8
+	m := f.submittedParts(t, parts)
 	var wg sync.WaitGroup
 	errs := make(chan error, parts)
 	for part := range parts {

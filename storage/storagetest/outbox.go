@@ -232,14 +232,7 @@ func testNotifyWithoutEventID(t *testing.T, f *fixture) {
 // so concurrent Records see each other's status.
 func testNotifyConcurrentReceipts(t *testing.T, f *fixture) {
 	const parts = 8
-	m := f.message("k1", now())
-	m.Segments = parts
-	f.accept(t, m)
-	cids := make([]string, parts)
-	for i := range cids {
-		cids[i] = fmt.Sprintf("p%d", i)
-	}
-	f.record(t, sb.Update{MessageID: m.ID, Transition: submitted(now(), "sandbox", cids...)})
+	m := f.submittedParts(t, parts)
 	notifies := make([]*sb.Notify, parts)
 	for i := range notifies {
 		notifies[i] = f.notify(sb.StatusSubmitted, sb.StatusDelivered)
