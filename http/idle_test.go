@@ -22,7 +22,9 @@ const (
 )
 
 // TestIdleConnections holds 10,000 keep-alive connections open on the
-// server, each after one request, and checks the server still answers.
+// server, each after one request, and checks the server still answers,
+// with idle buffers kept (the default) and released. Releasing them must
+// show in the heap: it is the setting's only reason to exist.
 // The client side runs in a child process (this test binary, running
 // TestIdleClientsHelper), because client and server in one process would
 // need twice the file descriptors.
@@ -38,7 +40,23 @@ func TestIdleConnections(t *testing.T) {
 	if err := raiseFileLimit(uint64(conns + 1000)); err != nil {
 		t.Skipf("cannot hold %d connections: %v", conns, err)
 	}
-	ts := newTestServer(t, func(c *Config) { c.ReadTimeout = time.Minute })
+	// Subtests, so that each server is shut down (with its goroutines)
+	// before the next starts.
+	var kept, released uint64
+	t.Run("kept", func(t *testing.T) { kept = holdIdle(t, conns, false) })
+	t.Run("released", func(t *testing.T) { released = holdIdle(t, conns, true) })
+	if t.Failed() {
+		return
+	}
+	if released >= kept {
+		t.Errorf("heap with idle buffers released %d MiB, kept %d MiB: want less", released>>20, kept>>20)
+	}
+}
+
+// holdIdle runs one server while the helper holds conns idle connections
+// on it, and returns the heap in use meanwhile.
+func holdIdle(t *testing.T, conns int, release bool) (heap uint64) {
+	ts := newTestServer(t, func(c *Config) { c.ReadTimeout, c.ReleaseIdleBuffers = time.Minute, release })
 	helper := exec.Command(os.Args[0], "-test.run=^TestIdleClientsHelper$", "-test.v")
 	helper.Env = append(os.Environ(), helperAddrEnv+"="+strings.TrimPrefix(ts.url, "http://"), helperConnEnv+"="+strconv.Itoa(conns))
 	stdin, err := helper.StdinPipe()
@@ -74,10 +92,12 @@ func TestIdleConnections(t *testing.T) {
 		t.Fatal("helper ended before its connections were ready")
 	}
 	go io.Copy(io.Discard, stdout)
+	runtime.GC() // twice: pooled buffers of an earlier server survive one
+	runtime.GC()
 	var mem runtime.MemStats
 	runtime.ReadMemStats(&mem)
-	t.Logf("holding %d connections: heap in use %d MiB, stacks %d MiB, goroutines %d",
-		ts.srv.GetOpenConnectionsCount(), mem.HeapInuse>>20, mem.StackInuse>>20, runtime.NumGoroutine())
+	t.Logf("release idle buffers %v: holding %d connections: heap in use %d MiB, stacks %d MiB, goroutines %d",
+		release, ts.srv.GetOpenConnectionsCount(), mem.HeapInuse>>20, mem.StackInuse>>20, runtime.NumGoroutine())
 	if open := ts.srv.GetOpenConnectionsCount(); open < int32(conns) {
 		t.Errorf("server holds %d connections, want at least %d", open, conns)
 	}
@@ -101,6 +121,7 @@ func TestIdleConnections(t *testing.T) {
 	if resp, _ := ts.do(t, "GET", "/healthz", ""); resp.StatusCode != 200 {
 		t.Errorf("healthz %d", resp.StatusCode)
 	}
+	return mem.HeapInuse
 }
 
 // TestIdleClientsHelper is the client side of TestIdleConnections, run in

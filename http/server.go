@@ -54,6 +54,13 @@ type Config struct {
 	MaxBatch         int // messages in one batch; default 1000
 	MaxConns         int // concurrent connections, idle ones included; default 20000
 
+	// ReleaseIdleBuffers makes idle keep-alive connections give their
+	// buffers back (node.http_release_idle_buffers): 10,000 idle
+	// connections then hold 20 MiB of heap instead of 114 MiB, but every
+	// request costs an extra read syscall and a buffer round trip through
+	// a pool, about 10 % of the closed-loop maximum (docs/benchmarks.md).
+	ReleaseIdleBuffers bool
+
 	// AllowPrivateCallbacks lets a message's callback_url name loopback
 	// and private addresses (webhooks.allow_private_networks).
 	AllowPrivateCallbacks bool
@@ -160,10 +167,7 @@ func New(cfg Config) (*Server, error) {
 		DisablePreParseMultipartForm: true,
 		NoDefaultServerHeader:        true,
 		CloseOnShutdown:              true,
-		// Idle keep-alive connections give their buffers back: 10,000 of
-		// them hold 15–30 MiB of heap instead of 115 MiB, at no throughput
-		// cost measurable with BenchmarkSubmitLoopback.
-		ReduceMemoryUsage: true,
+		ReduceMemoryUsage:            cfg.ReleaseIdleBuffers,
 	}
 	return s, nil
 }

@@ -172,6 +172,7 @@ func (g *gateway) serveHTTP(cfg *Config, ring *switchboard.KeyRing) error {
 	srv, err := sbhttp.New(sbhttp.Config{
 		Engine: g.engine, Keys: ring, Log: g.log, MaxBatch: cfg.Limits.MaxBatch,
 		AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
+		ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
 	})
 	if err != nil {
 		return err
