@@ -24,6 +24,9 @@ type Key struct {
 	// CallbackStatuses are the statuses the key hears about; zero means
 	// DefaultCallbackStatuses.
 	CallbackStatuses StatusSet
+	// CallbackBatch is the most callbacks one webhook request carries, as
+	// a JSON array; 0 or 1 sends each alone, as a JSON object.
+	CallbackBatch int
 	// InboundURL receives message.inbound callbacks for messages sent to
 	// Numbers ("+" and digits); with no URL they are stored only.
 	InboundURL string

@@ -19,10 +19,13 @@ type (
 		limit    int
 		err      error
 	}
-	// postDone reports one delivery attempt.
+	// postDone reports one request: the callbacks it carried (one, or a
+	// batch) and whether it was the circuit's probe.
 	postDone struct {
-		dl  *delivery
-		res PostResult
+		group   []*delivery
+		probe   bool
+		partial bool // a batch below its key's callback_batch
+		res     PostResult
 	}
 	// finished reports callbacks removed from the store.
 	finished struct{ ids []string }
@@ -36,7 +39,6 @@ type delivery struct {
 	cb       switchboard.Callback
 	attempts int
 	nextAt   time.Time // not before: a retry's backoff or Retry-After
-	probe    bool      // sent while the circuit was open: its result decides
 }
 
 // endpointActor delivers the callbacks of one endpoint. It holds up to
@@ -54,7 +56,11 @@ type endpointActor struct {
 	known  map[string]*delivery   // every callback in memory, by ID
 	chains map[string][]*delivery // per message, in ID order; the head is next
 	ready  []*delivery            // heads that may be sent now, oldest first
-	cursor string                 // the highest ID read from the store
+	// readyByKey counts ready per key, partials the batches in flight
+	// that were not full: together they decide when a batch waits to fill.
+	readyByKey map[string]int
+	partials   int
+	cursor     string // the highest ID read from the store
 
 	dirty, loading, hintedWhileLoading bool
 	// blocked: the last read stopped at the event-ID frontier; the next
@@ -75,7 +81,8 @@ type endpointActor struct {
 
 func newEndpointActor(d *dispatcher, endpoint string, ref *endpointRef) *endpointActor {
 	return &endpointActor{d: d, endpoint: endpoint, ref: ref,
-		known: make(map[string]*delivery), chains: make(map[string][]*delivery), waiting: make(map[*delivery]struct{})}
+		known: make(map[string]*delivery), chains: make(map[string][]*delivery), waiting: make(map[*delivery]struct{}),
+		readyByKey: make(map[string]int)}
 }
 
 func (a *endpointActor) now() time.Time { return a.d.e.now() }
@@ -176,27 +183,106 @@ func (a *endpointActor) add(dl *delivery) {
 func (a *endpointActor) dispatch(ctx actor.Context) {
 	now := a.now()
 	for len(a.ready) > 0 && a.inflight < a.d.cfg.Concurrency {
-		if !a.circuitAllows(now) {
+		if !a.circuitAllows(now) || a.holdPartial() {
 			return
 		}
-		dl := a.ready[0]
-		a.ready[0] = nil
-		a.ready = a.ready[1:]
-		if reason := a.giveUpReason(dl, now); reason != "" {
-			a.finish(dl, reason, now)
+		group, limit := a.takeGroup(now)
+		if len(group) == 0 {
 			continue
 		}
-		dl.attempts++
+		for _, dl := range group {
+			dl.attempts++
+		}
 		a.inflight++
-		dl.probe = a.failures >= a.d.cfg.BreakerFailures
-		if dl.probe {
+		done := &postDone{group: group, probe: a.failures >= a.d.cfg.BreakerFailures, partial: limit > 1 && len(group) < limit}
+		if done.probe {
 			a.probing = true
 		}
+		if done.partial {
+			a.partials++
+		}
 		if a.d.cfg.Poster == nil {
-			a.d.e.system.Root.Send(ctx.Self(), &postDone{dl: dl, res: PostResult{Outcome: PostRetry}})
+			done.res = PostResult{Outcome: PostRetry}
+			a.d.e.system.Root.Send(ctx.Self(), done)
 			continue
 		}
-		a.d.post(ctx.Self(), dl, dl.attempts)
+		a.d.post(ctx.Self(), done)
+	}
+}
+
+// maxPartials is how many batches below their key's size may be in
+// flight to one endpoint at once.
+const maxPartials = 2
+
+// holdPartial reports whether the next request, a batch that would not be
+// full, should wait because maxPartials are in flight: their answers bring
+// the next dispatch, and more callbacks may have joined by then. So
+// batches fill under load and go at once when the endpoint is quiet (like
+// Nagle's algorithm); full batches never wait. Waiting cannot stall: the
+// requests in flight always answer (or time out).
+func (a *endpointActor) holdPartial() bool {
+	key := a.ready[0].cb.Key
+	limit := a.d.batchSize(key)
+	return limit > 1 && a.partials >= maxPartials && a.readyByKey[key] < limit
+}
+
+// takeGroup takes what the next request carries: the oldest ready
+// callback and, when its key batches (Key.CallbackBatch), more ready ones
+// for the same URL and key, up to the batch size, which it returns too.
+// Only message heads are ready, so a batch holds at most one event per
+// message and per-message order holds. Callbacks past max_age or for a
+// gone URL are given up on instead; if the oldest is, the group is empty.
+func (a *endpointActor) takeGroup(now time.Time) (group []*delivery, limit int) {
+	first := a.ready[0]
+	a.ready[0] = nil
+	a.ready = a.ready[1:]
+	a.unready(first)
+	if reason := a.giveUpReason(first, now); reason != "" {
+		a.finish(first, reason, now)
+		return nil, 0
+	}
+	group = []*delivery{first}
+	limit = a.d.batchSize(first.cb.Key)
+	if limit <= 1 {
+		return group, limit
+	}
+	type over struct {
+		dl     *delivery
+		reason string
+	}
+	var expired []over
+	keep := a.ready[:0]
+	for _, dl := range a.ready {
+		if len(group) == limit || dl.cb.URL != first.cb.URL || dl.cb.Key != first.cb.Key {
+			keep = append(keep, dl)
+			continue
+		}
+		a.unready(dl)
+		if reason := a.giveUpReason(dl, now); reason != "" {
+			expired = append(expired, over{dl, reason})
+		} else {
+			group = append(group, dl)
+		}
+	}
+	clear(a.ready[len(keep):])
+	a.ready = keep
+	for _, o := range expired { // finish may make a message's next event ready
+		a.finish(o.dl, o.reason, now)
+	}
+	return group, limit
+}
+
+func (a *endpointActor) pushReady(dl *delivery) {
+	a.ready = append(a.ready, dl)
+	a.readyByKey[dl.cb.Key]++
+}
+
+// unready counts out a callback taken from ready.
+func (a *endpointActor) unready(dl *delivery) {
+	if n := a.readyByKey[dl.cb.Key] - 1; n > 0 {
+		a.readyByKey[dl.cb.Key] = n
+	} else {
+		delete(a.readyByKey, dl.cb.Key)
 	}
 }
 
@@ -219,48 +305,63 @@ func (a *endpointActor) circuitAllows(now time.Time) bool {
 	return !a.probing && !now.Before(a.openUntil)
 }
 
+// postDone applies a request's answer to every callback it carried: a
+// batch is delivered, retried or given up on as one.
 func (a *endpointActor) postDone(m *postDone) {
-	dl, res, now := m.dl, m.res, a.now()
+	res, now, first := m.res, a.now(), &m.group[0].cb
 	a.inflight--
-	if dl.probe {
+	if m.partial {
+		a.partials--
+	}
+	if m.probe {
 		a.probing = false // only the probe's own answer ends the half-open wait
 	}
+	reason := ""
 	switch res.Outcome {
 	case PostDelivered:
 		a.failures, a.opened = 0, 0
-		a.d.delivered.Add(1)
-		a.finish(dl, "", now)
+		a.d.delivered.Add(int64(len(m.group)))
 	case PostGone:
 		a.failures, a.opened = 0, 0
-		a.d.markGone(dl.cb.URL, now)
-		a.d.e.log.Warn().Str("url", dl.cb.URL).Str("key", dl.cb.Key).Msg("callback URL answered 410 Gone; its callbacks are given up on")
-		a.finish(dl, switchboard.WebhookGone, now)
+		a.d.markGone(first.URL, now)
+		a.d.e.log.Warn().Str("url", first.URL).Str("key", first.Key).Msg("callback URL answered 410 Gone; its callbacks are given up on")
+		reason = switchboard.WebhookGone
 	case PostRefused:
-		a.d.e.log.Warn().Err(res.Err).Str("url", dl.cb.URL).Str("key", dl.cb.Key).Msg("callback URL may not be called (not http(s), credentials, or a refused address literal); given up on")
-		a.finish(dl, switchboard.WebhookRefused, now)
+		a.d.e.log.Warn().Err(res.Err).Str("url", first.URL).Str("key", first.Key).Msg("callback URL may not be called (not http(s), credentials, or a refused address literal); given up on")
+		reason = switchboard.WebhookRefused
 	default:
-		a.failed(dl, res, now)
+		a.failed(m, now)
+		return
+	}
+	for _, dl := range m.group {
+		a.finish(dl, reason, now)
 	}
 }
 
-// failed schedules a callback's next attempt and counts the failure
-// towards the endpoint's circuit breaker.
-func (a *endpointActor) failed(dl *delivery, res PostResult, now time.Time) {
+// failed counts a failed request towards the endpoint's circuit breaker
+// and schedules the next attempt of each callback it carried.
+func (a *endpointActor) failed(m *postDone, now time.Time) {
 	if a.d.stop.Err() != nil {
-		return // stopping: it stays in the store for the next run
+		return // stopping: they stay in the store for the next run
 	}
 	a.failures++
 	// The circuit opens when failures reach the threshold, and again
 	// (for longer) when a probe fails; attempts that were already in
 	// flight when it opened do not stretch it.
-	if a.failures == a.d.cfg.BreakerFailures || dl.probe {
+	if a.failures == a.d.cfg.BreakerFailures || m.probe {
 		b := switchboard.Backoff{Min: a.d.cfg.BreakerMin, Max: a.d.cfg.BreakerMax}
 		a.openUntil = now.Add(max(b.Delay(a.opened), a.d.cfg.BreakerMin/2))
 		if a.opened < 62 {
 			a.opened++
 		}
 	}
-	dl.probe = false
+	for _, dl := range m.group {
+		a.retryLater(dl, m.res, now)
+	}
+}
+
+// retryLater files a callback under waiting until its next attempt.
+func (a *endpointActor) retryLater(dl *delivery, res PostResult, now time.Time) {
 	wait := res.RetryAfter
 	if wait <= 0 {
 		wait = switchboard.Backoff{Min: a.d.cfg.RetryMin, Max: a.d.cfg.RetryMax}.Delay(dl.attempts - 1)
@@ -303,7 +404,7 @@ func (a *endpointActor) waitOrReady(dl *delivery, now time.Time) {
 		a.waiting[dl] = struct{}{}
 		return
 	}
-	a.ready = append(a.ready, dl)
+	a.pushReady(dl)
 }
 
 // promoteDue moves heads whose wait is over to ready.
@@ -312,7 +413,7 @@ func (a *endpointActor) promoteDue() {
 	for dl := range a.waiting {
 		if !dl.nextAt.After(now) {
 			delete(a.waiting, dl)
-			a.ready = append(a.ready, dl)
+			a.pushReady(dl)
 		}
 	}
 }

@@ -20,12 +20,13 @@ type Poster interface {
 	Post(ctx context.Context, req WebhookRequest) PostResult
 }
 
-// WebhookRequest is one attempt to deliver one callback.
+// WebhookRequest is one attempt to deliver one callback, or a batch of
+// them (a JSON array) for a key that batches.
 type WebhookRequest struct {
 	URL     string
 	Body    []byte
 	Secret  string // the key's webhook secret, which signs the body
-	EventID string
+	EventID string // the one callback's event_id; empty for a batch
 }
 
 // PostOutcome is what a delivery attempt means for the callback.
@@ -250,7 +251,26 @@ func (d *dispatcher) markGone(url string, now time.Time) {
 // body is the JSON sent for one attempt: event_id and attempt, then the
 // stored event's fields.
 func body(cb *switchboard.Callback, attempt int) []byte {
-	b := make([]byte, 0, len(cb.Data)+64)
+	return appendBody(make([]byte, 0, len(cb.Data)+64), cb, attempt)
+}
+
+// batchBody is the JSON array sent for one attempt of a batch.
+func batchBody(group []*delivery) []byte {
+	size := 2
+	for _, dl := range group {
+		size += len(dl.cb.Data) + 64
+	}
+	b := append(make([]byte, 0, size), '[')
+	for i, dl := range group {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendBody(b, &dl.cb, dl.attempts)
+	}
+	return append(b, ']')
+}
+
+func appendBody(b []byte, cb *switchboard.Callback, attempt int) []byte {
 	b = append(b, `{"event_id":"`...)
 	b = append(b, cb.ID...)
 	b = append(b, `","attempt":`...)
@@ -307,14 +327,32 @@ func (d *dispatcher) worker(f func()) {
 	}
 }
 
-// post runs one attempt in its own goroutine and reports to the actor.
-func (d *dispatcher) post(self *actor.PID, dl *delivery, attempt int) {
+// post sends one request in a worker and reports to the actor: one
+// callback as a JSON object, or, for a key that batches, the group as a
+// JSON array (even a group of one, so the receiver sees one shape);
+// done is the report to fill with the answer.
+func (d *dispatcher) post(self *actor.PID, done *postDone) {
 	d.attempts.Add(1)
-	req := WebhookRequest{URL: dl.cb.URL, Body: body(&dl.cb, attempt), Secret: d.secrets[dl.cb.Key], EventID: dl.cb.ID}
+	first := &done.group[0].cb
+	req := WebhookRequest{URL: first.URL, Secret: d.secrets[first.Key]}
+	if d.batchSize(first.Key) > 1 {
+		req.Body = batchBody(done.group)
+	} else {
+		req.Body, req.EventID = body(first, done.group[0].attempts), first.ID
+	}
 	d.goWork(func() {
-		res := d.cfg.Poster.Post(d.stop, req)
-		d.e.system.Root.Send(self, &postDone{dl: dl, res: res})
+		done.res = d.cfg.Poster.Post(d.stop, req)
+		d.e.system.Root.Send(self, done)
 	})
+}
+
+// batchSize is the most callbacks of the key one request carries; 1 (or
+// less) means one per request, as a JSON object.
+func (d *dispatcher) batchSize(keyID string) int {
+	if k, ok := d.e.cfg.Keys.Key(keyID); ok {
+		return k.CallbackBatch
+	}
+	return 1
 }
 
 // finish removes a batch of finished callbacks from the store, retrying

@@ -102,6 +102,9 @@ func gatewayYAML(cfg nodeConfig, smscAddr string) (string, []string) {
 		if cfg.callbackURL != "" {
 			fmt.Fprintf(&b, ", callback_url: %q", cfg.callbackURL)
 		}
+		if cfg.callbackBatch > 1 {
+			fmt.Fprintf(&b, ", callback_batch: %d", cfg.callbackBatch)
+		}
 		if len(statuses) > 0 {
 			fmt.Fprintf(&b, ", callback_statuses: [%s]", strings.Join(statuses, ", "))
 		}

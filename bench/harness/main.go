@@ -79,6 +79,7 @@ type settings struct {
 
 	callbacks          bool
 	callbackStatuses   string
+	callbackBatch      int
 	sinkAddr           string
 	webhookDelay       time.Duration
 	webhookConcurrency int
@@ -130,6 +131,7 @@ func flags(s *settings) *flag.FlagSet {
 	fs.DurationVar(&s.drain, "drain", 30*time.Second, "after the load, how long accepted messages may take to reach their final callback before they count as lost (--queue/--restart-pending/--webhooks default 10m)")
 
 	fs.BoolVar(&s.callbacks, "callbacks", true, "every key's callback_url is an in-process sink; end-to-end latency and lost are from the final callbacks (false: from the engine's receipts)")
+	fs.IntVar(&s.callbackBatch, "callback-batch", 1, "events per webhook request (keys[].callback_batch): 1 posts each alone, above 1 JSON arrays of up to this many")
 	fs.StringVar(&s.callbackStatuses, "callback-statuses", "final", "statuses the keys' callbacks carry: final (delivered, undeliverable, expired, rejected, failed) or default (submitted too, as the gateway's default)")
 	fs.StringVar(&s.sinkAddr, "sink-addr", "127.0.0.1:0", "the sink's listen address")
 	fs.DurationVar(&s.webhookDelay, "webhook-delay", 0, "the sink answers each callback after this delay (slow webhooks)")
@@ -267,6 +269,8 @@ func (s *settings) check(set map[string]bool) error {
 		return errors.New("--batch must be >= 0 and --batch-conns above 0")
 	case s.hotKey < 0 || s.hotKey > 1:
 		return errors.New("--hot-key is a share, 0..1")
+	case s.callbackBatch < 1 || s.callbackBatch > 1000:
+		return errors.New("--callback-batch is 1 to 1000")
 	case s.callbackStatuses != "final" && s.callbackStatuses != "default":
 		return errors.New("--callback-statuses is final or default")
 	case s.rampStep < 0 || (s.rampStep > 0 && (s.rampStart <= 0 || s.rampMax < s.rampStart || s.rampStepFor <= 0)):
@@ -387,6 +391,7 @@ func (r *rig) run() (int, error) {
 		reconnectMin: s.reconnectMin, reconnectMax: s.reconnectMax, receiptDelay: s.receiptDelay,
 		dataDir: filepath.Join(dir, "data"), log: logger, out: r.out,
 		webhookConcurrency: s.webhookConcurrency, simAddr: s.simAddr, smscAddr: s.smscAddr,
+		callbackBatch: s.callbackBatch,
 	}
 	if s.callbackStatuses == "final" {
 		cfg.callbackStatuses, _ = switchboard.NewStatusSet(switchboard.StatusDelivered, switchboard.StatusUndeliverable,
@@ -655,6 +660,11 @@ func (r *rig) load(o loadOpts, hooks *sink.Sink, target string) (int, error) {
 		sum.print(r.out, o)
 		r.rep.Timeline, r.rep.Summary = res.timeline, &sum
 		ok = sum.OK
+	}
+	if hooks != nil {
+		st := hooks.Stats()
+		fmt.Fprintf(r.out, "callbacks       %d requests (%d of them batches, the largest %d events) for %d events\n",
+			st.Requests, st.Batches, st.Largest, st.Events)
 	}
 	if err := r.write(); err != nil {
 		return 1, err

@@ -51,6 +51,7 @@ type nodeConfig struct {
 	// callbackStatuses are the statuses the keys hear about (0: the
 	// gateway's default).
 	callbackStatuses   switchboard.StatusSet
+	callbackBatch      int    // events per webhook request (keys[].callback_batch)
 	webhookConcurrency int    // requests in flight and connections per callback endpoint (0: the defaults, 64)
 	simAddr            string // the in-process simulator's listen address (default 127.0.0.1:0)
 	smscAddr           string // an external simulator/SMSC: no in-process one
@@ -100,7 +101,7 @@ func startNode(cfg nodeConfig, carrierDown bool) (*node, error) {
 		} else if cfg.callbackURL != "" {
 			k.CallbackURL = cfg.callbackURL
 		}
-		k.CallbackStatuses = cfg.callbackStatuses
+		k.CallbackStatuses, k.CallbackBatch = cfg.callbackStatuses, cfg.callbackBatch
 	}
 	n.ring, n.secrets = switchboard.NewKeyRing(keys), secrets
 	if cfg.smscAddr != "" {

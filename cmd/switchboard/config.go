@@ -159,6 +159,7 @@ type KeyConfig struct {
 	CallbackURL  string  `yaml:"callback_url" help:"http(s) URL that receives status events (empty: none)"`
 	// CallbackStatuses names the statuses that produce a callback.
 	CallbackStatuses []string `yaml:"callback_statuses" help:"statuses that produce a callback (default: submitted and every final status)"`
+	CallbackBatch    int      `yaml:"callback_batch" default:"1" help:"most events in one webhook request: 1 posts each event alone as a JSON object, above 1 a JSON array of the events ready at the moment (up to 1000)"`
 	WebhookSecret    string   `yaml:"webhook_secret" help:"secret that signs this key's webhook requests (empty: one is generated and kept in the store)"`
 	InboundURL       string   `yaml:"inbound_url" help:"http(s) URL that receives inbound messages to the key's numbers (empty: stored only)"`
 	Numbers          []string `yaml:"numbers" help:"phone numbers (+ and 8-15 digits) whose inbound messages belong to this key"`
@@ -239,6 +240,7 @@ func (k KeyConfig) Key() switchboard.Key {
 		MaxQueued:        k.MaxQueued,
 		CallbackURL:      k.CallbackURL,
 		CallbackStatuses: statuses,
+		CallbackBatch:    k.CallbackBatch,
 		WebhookSecret:    k.WebhookSecret,
 		InboundURL:       k.InboundURL,
 		Numbers:          k.Numbers,
@@ -1011,6 +1013,10 @@ func (c *Config) validateKeys(p *problems) {
 	}
 }
 
+// maxCallbackBatch bounds a webhook request's body: 1000 events of
+// about 500 bytes each.
+const maxCallbackBatch = 1000
+
 // validateKeyEvents checks where a key's events and inbound messages go;
 // numbers maps each number (as digits) to the key that claimed it first.
 func (c *Config) validateKeyEvents(p *problems, at string, k KeyConfig, numbers map[string]string) {
@@ -1021,6 +1027,9 @@ func (c *Config) validateKeyEvents(p *problems, at string, k KeyConfig, numbers 
 		if err := checkCallbackURL(f.url, c.Webhooks.AllowPrivateNetworks); err != nil {
 			p.add(at+f.field, "%v", err)
 		}
+	}
+	if k.CallbackBatch < 1 || k.CallbackBatch > maxCallbackBatch {
+		p.add(at+".callback_batch", "%d is not between 1 and %d", k.CallbackBatch, maxCallbackBatch)
 	}
 	if _, ok := k.statusSet(); !ok {
 		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed", k.CallbackStatuses)

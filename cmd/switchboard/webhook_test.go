@@ -25,12 +25,13 @@ const testWebhookSecret = "whsec_test_0123456789"
 // against a simulator of its own.
 func webhookGateway(t *testing.T, url, inboundURL, extra string) (*gateway, *smsc.Server) {
 	t.Helper()
-	return webhookGatewayWith(t, url, inboundURL, "retry_min: 50ms, retry_max: 300ms, timeout: 2s", extra)
+	return webhookGatewayWith(t, url, inboundURL, "retry_min: 50ms, retry_max: 300ms, timeout: 2s", "", extra)
 }
 
 // webhookGatewayWith is webhookGateway with the webhooks settings given
-// (besides allow_private_networks).
-func webhookGatewayWith(t *testing.T, url, inboundURL, webhooks, extra string) (*gateway, *smsc.Server) {
+// (besides allow_private_networks) and more settings of the key
+// (keySettings: ", name: value" pairs).
+func webhookGatewayWith(t *testing.T, url, inboundURL, webhooks, keySettings, extra string) (*gateway, *smsc.Server) {
 	t.Helper()
 	sim := testSim(t, smsc.Config{})
 	yaml := fmt.Sprintf(`
@@ -39,9 +40,9 @@ routes:
   - {prefix: "", carriers: [sim]}
 keys:
   - {id: cb, secret: %q, rate: 100000, burst: 100000, callback_url: %q, inbound_url: %q,
-     webhook_secret: %q, numbers: ["+447700900999"]}
+     webhook_secret: %q, numbers: ["+447700900999"]%s}
 webhooks: {allow_private_networks: true, %s}
-%s`, carrierYAML("sim", sim.Addr(), 1), testSecret, url, inboundURL, testWebhookSecret, webhooks, extra)
+%s`, carrierYAML("sim", sim.Addr(), 1), testSecret, url, inboundURL, testWebhookSecret, keySettings, webhooks, extra)
 	g, _ := startTestGateway(t, yaml)
 	return g, sim
 }
@@ -134,6 +135,64 @@ func TestCallbacksSurviveReceiverDowntime(t *testing.T) {
 	}
 }
 
+// A key with callback_batch posts JSON arrays: every event arrives, each
+// message's in order, none twice, every request signed, no batch above
+// the limit; a batch answered 503 is retried whole. Each request is
+// answered after 20 ms, so events pile up behind the requests in flight
+// and requests carry several: with one request at a time (concurrency 1),
+// and with 64 allowed, where batches that are not full wait while two are
+// in flight instead of going out one event each.
+func TestBatchedCallbacks(t *testing.T) {
+	for _, concurrency := range []int{1, 64} {
+		t.Run(fmt.Sprintf("concurrency %d", concurrency), func(t *testing.T) { testBatchedCallbacks(t, concurrency) })
+	}
+}
+
+func testBatchedCallbacks(t *testing.T, concurrency int) {
+	var calls atomic.Int64
+	s := startSink(t, sink.Options{Verify: verifier(testWebhookSecret), Respond: func(sink.Event) sink.Answer {
+		if calls.Add(1) <= 3 { // the first three requests
+			return sink.Answer{Status: http.StatusServiceUnavailable}
+		}
+		return sink.Answer{Status: http.StatusNoContent, Delay: 20 * time.Millisecond}
+	}})
+	const n, limit = 300, 25
+	g, _ := webhookGatewayWith(t, s.URL()+"/hook", "", fmt.Sprintf("retry_min: 50ms, retry_max: 300ms, timeout: 2s, concurrency: %d", concurrency),
+		fmt.Sprintf(", callback_batch: %d", limit), "")
+	for i := range n {
+		if r := send(t, g, fmt.Sprintf("+4477009%05d", i%30), fmt.Sprintf("batch-%d", i)); r.status != 202 {
+			t.Fatalf("send: %d %v", r.status, r.body)
+		}
+	}
+	if !s.Wait(30*time.Second, func(evs []sink.Event) bool { return len(evs) >= 2*n }) {
+		t.Fatalf("got %v, want %d submitted and %d delivered; sink %+v", statusEvents(s.Events()), n, n, s.Stats())
+	}
+	if c := statusEvents(s.Events()); c["submitted"] != n || c["delivered"] != n {
+		t.Errorf("events %v, want %d submitted and %d delivered", c, n, n)
+	}
+	st := s.Stats()
+	t.Logf("sink %+v", st)
+	switch {
+	case st.OutOfOrder != 0 || st.BadSig != 0 || st.Duplicates != 0:
+		t.Errorf("stats %+v: want every event once, in order, signed", st)
+	case st.Batches != st.Requests:
+		t.Errorf("%d of %d requests were batches, want all", st.Batches, st.Requests)
+	case st.Largest > limit:
+		t.Errorf("a batch of %d events, above callback_batch %d", st.Largest, limit)
+	case st.Requests > n: // 2n events: at least two per request on average
+		t.Errorf("%d requests for %d events: batches did not form", st.Requests, 2*n)
+	}
+	var retried int
+	for _, e := range s.Events() {
+		if e.Attempt > 1 {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Error("no event arrived on a later attempt, though the first three requests were answered 503")
+	}
+}
+
 // 410 Gone stops: the callback is given up on at once, recorded on the
 // message, and the URL's later callbacks are not sent.
 func TestCallbackGoneStops(t *testing.T) {
@@ -176,7 +235,7 @@ func TestCallbackGivenUpAfterMaxAge(t *testing.T) {
 		mu.Unlock()
 		return sink.Answer{Status: http.StatusInternalServerError}
 	}})
-	g, _ := webhookGatewayWith(t, s.URL()+"/failing", "", "retry_min: 20ms, retry_max: 100ms, timeout: 2s, max_age: 1s", "")
+	g, _ := webhookGatewayWith(t, s.URL()+"/failing", "", "retry_min: 20ms, retry_max: 100ms, timeout: 2s, max_age: 1s", "", "")
 	start := time.Now()
 	r := send(t, g, "+447700900004", "never heard")
 	id := r.body["id"].(string)

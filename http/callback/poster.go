@@ -13,7 +13,7 @@ import (
 type Poster struct{ Client *Client }
 
 // EventIDHeader repeats the body's event_id, so a receiver can drop a
-// duplicate before parsing the body.
+// duplicate before parsing the body. A batch (a JSON array) has none.
 const EventIDHeader = "Switchboard-Event-Id"
 
 // Post sends one attempt and says what it means for the callback.
@@ -21,6 +21,9 @@ func (p Poster) Post(ctx context.Context, req actors.WebhookRequest) actors.Post
 	headers := [][2]string{
 		{SignatureHeader, Sign(req.Secret, time.Now(), req.Body)},
 		{EventIDHeader, req.EventID},
+	}
+	if req.EventID == "" { // a batch: the body lists the event_ids
+		headers = headers[:1]
 	}
 	res := p.Client.Post(ctx, req.URL, req.Body, headers)
 	out := actors.PostResult{Status: res.Status, RetryAfter: res.RetryAfter, Err: res.Err, Outcome: actors.PostRetry}

@@ -5,6 +5,9 @@
 // answer with an error, answer late, or hang, to play a failing or slow
 // customer.
 //
+// A key with callback_batch above 1 posts JSON arrays of events; the sink
+// takes those too, and records each event in them.
+//
 // It also takes Kannel's delivery reports: GET /kannel?n=N&status=T, the
 // dlr-url the bench gives Kannel's sendsms ("status=%d" filled in by
 // Kannel with the DLR type), recorded as events of message "kannel-N".
@@ -54,7 +57,10 @@ type Options struct {
 	// Verify, if set, checks each request's signature header against the
 	// raw body; a request that fails is answered 401 and counted.
 	Verify func(signature string, body []byte) error
-	// Respond picks the answer to each event; nil answers 204.
+	// Respond picks the answer to each event; nil answers 204. A batch
+	// gets the first answer, in the batch's order, that is not a plain
+	// success (an error status, a delay or a hang), else its first
+	// event's; Respond is not asked about the events after that one.
 	Respond func(Event) Answer
 	// OnEvent, if set, is called once for each distinct event accepted
 	// (not for duplicates), after it is recorded, from the request's
@@ -83,6 +89,8 @@ type Sink struct {
 	seen       map[string]int    // event_id → times received
 	lastByMsg  map[string]string // message_id → highest event_id delivered
 	requests   int
+	batches    int
+	largest    int // events in the largest batch
 	duplicates int
 	outOfOrder int
 	badSig     int
@@ -142,21 +150,64 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	var ev Event
-	if err := json.Unmarshal(body, &ev); err != nil || ev.EventID == "" {
+	evs, ok := decodeEvents(body)
+	if !ok {
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
 		return
 	}
-	s.answer(ctx, ev, fasthttp.StatusNoContent)
+	if body[0] == '[' {
+		s.mu.Lock()
+		s.batches++
+		s.largest = max(s.largest, len(evs))
+		s.mu.Unlock()
+	}
+	s.answer(ctx, evs, fasthttp.StatusNoContent)
 }
 
-// answer asks Respond (default: status def), waits as told, records the event if
-// the answer is a success, and writes the answer.
-func (s *Sink) answer(ctx *fasthttp.RequestCtx, ev Event, def int) {
-	answer := Answer{Status: def}
-	if s.opts.Respond != nil {
-		answer = s.opts.Respond(ev)
+// decodeEvents reads one event (a JSON object) or a batch (an array of
+// at least one); every event needs an event_id.
+func decodeEvents(body []byte) ([]Event, bool) {
+	var evs []Event
+	var err error
+	if len(body) > 0 && body[0] == '[' {
+		err = json.Unmarshal(body, &evs)
+	} else {
+		evs = make([]Event, 1)
+		err = json.Unmarshal(body, &evs[0])
 	}
+	if err != nil || len(evs) == 0 {
+		return nil, false
+	}
+	for _, ev := range evs {
+		if ev.EventID == "" {
+			return nil, false
+		}
+	}
+	return evs, true
+}
+
+// decide asks Respond (default: status def) about a request's events.
+func (s *Sink) decide(evs []Event, def int) Answer {
+	if s.opts.Respond == nil {
+		return Answer{Status: def}
+	}
+	var first Answer
+	for i, ev := range evs {
+		a := s.opts.Respond(ev)
+		if a.Hang || a.Delay > 0 || a.Status < 200 || a.Status >= 300 {
+			return a
+		}
+		if i == 0 {
+			first = a
+		}
+	}
+	return first
+}
+
+// answer decides, waits as told, records the events if the answer is a
+// success, and writes the answer.
+func (s *Sink) answer(ctx *fasthttp.RequestCtx, evs []Event, def int) {
+	answer := s.decide(evs, def)
 	if answer.Hang {
 		select {
 		case <-s.closed:
@@ -173,9 +224,12 @@ func (s *Sink) answer(ctx *fasthttp.RequestCtx, ev Event, def int) {
 		case <-t.C:
 		}
 	}
-	ev.Received = time.Now()
 	if answer.Status >= 200 && answer.Status < 300 {
-		s.record(ev)
+		now := time.Now()
+		for _, ev := range evs {
+			ev.Received = now
+			s.record(ev)
+		}
 	}
 	if answer.RetryAfter > 0 {
 		ctx.Response.Header.SetContentLength(0)
@@ -202,7 +256,7 @@ func (s *Sink) handleKannel(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
 		return
 	}
-	s.answer(ctx, Event{EventID: "kannel-" + n + "-" + typ, Type: KannelType, MessageID: "kannel-" + n, Status: status}, fasthttp.StatusOK)
+	s.answer(ctx, []Event{{EventID: "kannel-" + n + "-" + typ, Type: KannelType, MessageID: "kannel-" + n, Status: status}}, fasthttp.StatusOK)
 }
 
 // record notes a delivered event: its first receipt, or a duplicate.
@@ -234,6 +288,8 @@ func (s *Sink) record(ev Event) {
 // Stats are the sink's counters.
 type Stats struct {
 	Requests   int // every request received, answered or not
+	Batches    int // requests whose body was an array of events
+	Largest    int // events in the largest of them
 	Events     int // distinct events accepted
 	Duplicates int // accepted again after the first time
 	OutOfOrder int // accepted after a later event of the same message
@@ -244,7 +300,7 @@ type Stats struct {
 func (s *Sink) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Requests: s.requests, Events: s.distinct, Duplicates: s.duplicates, OutOfOrder: s.outOfOrder, BadSig: s.badSig}
+	return Stats{Requests: s.requests, Batches: s.batches, Largest: s.largest, Events: s.distinct, Duplicates: s.duplicates, OutOfOrder: s.outOfOrder, BadSig: s.badSig}
 }
 
 // Events returns a copy of the distinct events accepted, in arrival order.

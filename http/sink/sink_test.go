@@ -58,6 +58,40 @@ func TestSinkCountsDuplicatesAndOrder(t *testing.T) {
 	}
 }
 
+// A batch (a JSON array) records each of its events, or none when one
+// of them is answered with an error; an array with an event lacking its
+// event_id, or an empty one, is a bad request.
+func TestSinkTakesBatches(t *testing.T) {
+	s := start(t, Options{Respond: func(e Event) Answer {
+		if e.Status == "busy" {
+			return Answer{Status: http.StatusServiceUnavailable}
+		}
+		return Answer{Status: http.StatusNoContent}
+	}})
+	cases := []struct {
+		body string
+		code int
+	}{
+		{`[{"event_id":"evt_1","message_id":"m1","status":"submitted"},{"event_id":"evt_2","message_id":"m2","status":"submitted"}]`, http.StatusNoContent},
+		{`[{"event_id":"evt_3","message_id":"m1","status":"delivered"},{"event_id":"evt_4","message_id":"m3","status":"busy"}]`, http.StatusServiceUnavailable},
+		{`[{"event_id":"evt_5","message_id":"m4"},{"message_id":"m5"}]`, http.StatusBadRequest},
+		{`[]`, http.StatusBadRequest},
+	}
+	for _, c := range cases {
+		if code := post(t, s, c.body); code != c.code {
+			t.Errorf("%s: %d, want %d", c.body, code, c.code)
+		}
+	}
+	got := s.Stats()
+	want := Stats{Requests: 4, Batches: 2, Largest: 2, Events: 2}
+	if got != want {
+		t.Errorf("stats %+v, want %+v", got, want)
+	}
+	if evs := s.Events(); len(evs) != 2 || evs[0].EventID != "evt_1" || evs[1].MessageID != "m2" {
+		t.Errorf("events %+v", evs)
+	}
+}
+
 // A failing answer is not an accepted event; Retry-After is sent; a bad
 // signature is refused and counted.
 func TestSinkAnswersAndVerifies(t *testing.T) {
