@@ -29,6 +29,13 @@ func start(t *testing.T, opts Options) *Sink {
 	return s
 }
 
+func wantStats(t *testing.T, s *Sink, want Stats) {
+	t.Helper()
+	if got := s.Stats(); got != want {
+		t.Errorf("stats %+v, want %+v", got, want)
+	}
+}
+
 // The sink counts an event once, a repeat of its event_id as a duplicate,
 // and an event older than one already accepted for its message as out of
 // order.
@@ -48,11 +55,7 @@ func TestSinkCountsDuplicatesAndOrder(t *testing.T) {
 	if code := post(t, s, `not json`); code != http.StatusBadRequest {
 		t.Errorf("bad body: %d, want 400", code)
 	}
-	got := s.Stats()
-	want := Stats{Requests: 6, Events: 4, Duplicates: 1, OutOfOrder: 1}
-	if got != want {
-		t.Errorf("stats %+v, want %+v", got, want)
-	}
+	wantStats(t, s, Stats{Requests: 6, Events: 4, Duplicates: 1, OutOfOrder: 1})
 	if evs := s.Events(); len(evs) != 4 || evs[0].EventID != "evt_2" || evs[3].MessageID != "m2" {
 		t.Errorf("events %+v", evs)
 	}
@@ -82,11 +85,7 @@ func TestSinkTakesBatches(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.body, code, c.code)
 		}
 	}
-	got := s.Stats()
-	want := Stats{Requests: 4, Batches: 2, Largest: 2, Events: 2}
-	if got != want {
-		t.Errorf("stats %+v, want %+v", got, want)
-	}
+	wantStats(t, s, Stats{Requests: 4, Batches: 2, Largest: 2, Events: 2})
 	if evs := s.Events(); len(evs) != 2 || evs[0].EventID != "evt_1" || evs[1].MessageID != "m2" {
 		t.Errorf("events %+v", evs)
 	}
