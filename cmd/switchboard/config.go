@@ -82,6 +82,7 @@ const (
 // backend is scylla.
 type StorageConfig struct {
 	Backend           string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (not available yet)"`
+	SyncInterval      Duration `yaml:"sync_interval" default:"500us" help:"embedded: least time between two fsyncs of the write-ahead log; writes meanwhile share the next one (0s: each sync at once; at most 100ms)"`
 	Hosts             []string `yaml:"hosts" help:"scylla: contact points, host or host:port"`
 	Keyspace          string   `yaml:"keyspace" default:"switchboard" help:"scylla: keyspace"`
 	ReplicationFactor int      `yaml:"replication_factor" default:"3" help:"scylla: replication factor of the keyspace"`
@@ -791,10 +792,17 @@ func (c *Config) validateLog(p *problems) {
 	}
 }
 
+// maxSyncInterval bounds storage.sync_interval: every accepted message
+// may wait this long for its fsync.
+const maxSyncInterval = 100 * time.Millisecond
+
 func (c *Config) validateStorage(p *problems) {
 	s := c.Storage
 	switch s.Backend {
 	case StorageEmbedded:
+		if s.SyncInterval < 0 || s.SyncInterval.Std() > maxSyncInterval {
+			p.add("storage.sync_interval", "%v is not between 0s and %v", s.SyncInterval, maxSyncInterval)
+		}
 	case StorageScylla:
 		p.add("storage.backend", "scylla is not available in this build yet")
 		if len(s.Hosts) == 0 {

@@ -253,6 +253,8 @@ func TestValidate(t *testing.T) {
 		{"rate zero", func(c *Config) { c.Keys[0].Rate = 0 }, "keys[0].rate: 0 is not a number above 0"},
 		{"burst", func(c *Config) { c.Keys[0].Burst = -1 }, "keys[0].burst: -1 is below 1"},
 		{"max_queued", func(c *Config) { c.Keys[0].MaxQueued = -1 }, "keys[0].max_queued: -1 is below 1"},
+		{"sync_interval negative", func(c *Config) { c.Storage.SyncInterval = -1 }, "storage.sync_interval: -1ns is not between 0s and 100ms"},
+		{"sync_interval long", func(c *Config) { c.Storage.SyncInterval = Duration(time.Second) }, "storage.sync_interval: 1s is not between 0s and 100ms"},
 		{"callback_batch zero", func(c *Config) { c.Keys[0].CallbackBatch = 0 }, "keys[0].callback_batch: 0 is not between 1 and 1000"},
 		{"callback_batch huge", func(c *Config) { c.Keys[0].CallbackBatch = 1001 }, "keys[0].callback_batch: 1001 is not between 1 and 1000"},
 		{"callback_url scheme", func(c *Config) { c.Keys[0].CallbackURL = "ftp://x.example/" }, `keys[0].callback_url: "ftp://x.example/": callback URL must be http or https`},

@@ -120,7 +120,7 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gate
 	if err := g.startSimulators(cfg); err != nil {
 		return nil, err
 	}
-	if g.store, err = pebble.Open(cfg.Node.DataDir, pebble.Options{Logger: log}); err != nil {
+	if g.store, err = pebble.Open(cfg.Node.DataDir, pebble.Options{Logger: log, SyncInterval: syncInterval(cfg.Storage.SyncInterval)}); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	keys := make([]*switchboard.Key, len(cfg.Keys))
@@ -144,6 +144,15 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gate
 		return nil, err
 	}
 	return g, g.serveHTTP(cfg, ring)
+}
+
+// syncInterval maps storage.sync_interval to pebble.Options, where 0
+// means the default and a negative value none.
+func syncInterval(d Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d.Std()
 }
 
 // startSimulators runs the built-in simulator of every carrier that asks
