@@ -193,6 +193,46 @@ func testBatchedCallbacks(t *testing.T, concurrency int) {
 	}
 }
 
+// A batch answered 410 gives up every event in it, each recorded on its
+// message, and the URL's later events go without a request. The first
+// request (one event) is answered 503 after 100 ms, so the other
+// messages' events gather meanwhile and the next request is a batch.
+func TestBatchedCallbackGone(t *testing.T) {
+	var calls atomic.Int64
+	s := startSink(t, sink.Options{Respond: func(sink.Event) sink.Answer {
+		if calls.Add(1) == 1 {
+			return sink.Answer{Status: http.StatusServiceUnavailable, Delay: 100 * time.Millisecond}
+		}
+		return sink.Answer{Status: http.StatusGone}
+	}})
+	g, _ := webhookGatewayWith(t, s.URL()+"/gone", "", "retry_min: 50ms, retry_max: 300ms, timeout: 2s, concurrency: 1", ", callback_batch: 50", "")
+	var ids []string
+	for i := range 10 {
+		r := send(t, g, fmt.Sprintf("+4477009000%02d", i), "gone")
+		ids = append(ids, r.body["id"].(string))
+	}
+	attempted := 0
+	for _, id := range ids {
+		m := waitFailures(t, g, id, 2) // submitted and delivered
+		for _, f := range m["webhook_failures"].([]any) {
+			f := f.(map[string]any)
+			if f["reason"] != "gone" {
+				t.Errorf("message %s: failure %v, want reason gone", id, f)
+			}
+			if f["attempts"].(float64) > 0 {
+				attempted++
+			}
+		}
+	}
+	st := s.Stats()
+	if st.Largest < 2 || st.Requests != 2 {
+		t.Errorf("sink %+v: want two requests, the second a batch", st)
+	}
+	if attempted < st.Largest {
+		t.Errorf("%d failures after an attempt, want at least the %d events of the batch", attempted, st.Largest)
+	}
+}
+
 // 410 Gone stops: the callback is given up on at once, recorded on the
 // message, and the URL's later callbacks are not sent.
 func TestCallbackGoneStops(t *testing.T) {
