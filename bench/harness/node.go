@@ -14,15 +14,16 @@ import (
 	"github.com/switchboard-sms/switchboard/actors"
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	gwnode "github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
-// The in-process node is wired as cmd/switchboard/gateway.go's
-// startGateway wires one (package main cannot be imported): the SMSC
-// simulator on 127.0.0.1:0, the Pebble store, the actor engine with one
-// carrier and the default route to it, and the HTTP API on 127.0.0.1:0.
+// The in-process node is the switchboard command's (cmd/switchboard/node)
+// with the bench's configuration: the SMSC simulator on 127.0.0.1:0, the
+// Pebble store, the actor engine with one carrier and the default route to
+// it, and the HTTP API on 127.0.0.1:0.
 // The simulator lives for the whole run; the gateway part (store, engine,
 // HTTP) can be stopped and opened again on the same data, as a restart.
 
@@ -63,12 +64,8 @@ type node struct {
 	ring    *switchboard.KeyRing
 	secrets []string
 
-	store  *pebble.Store
-	hooks  *callback.Client
-	engine *actors.Engine
-	srv    *sbhttp.Server
-	addr   string
-	served chan error
+	gw   *gwnode.Node // nil while stopped (--restart-pending)
+	addr string       // the API's address while gw runs
 
 	// Fed by the simulator's OnSubmit hook (one per submit_sm part it
 	// accepted): the count, and the first one's time since armFirstSubmit.
@@ -168,107 +165,55 @@ func (n *node) firstSubmitAt() time.Time {
 	return time.Time{}
 }
 
-// openTimes says how long each step of opening the gateway took.
-type openTimes struct {
-	store, engineStart, http time.Duration
-	started                  time.Time // when Engine.Start was called
-}
-
-// openGateway opens the store, starts the engine and serves HTTP, as
-// startGateway does.
-func (n *node) openGateway() (t openTimes, err error) {
-	defer func() {
-		if err != nil {
-			n.abort()
-		}
-	}()
-	t0 := time.Now()
-	if n.store, err = pebble.Open(n.cfg.dataDir, pebble.Options{Logger: n.cfg.log}); err != nil {
-		return t, fmt.Errorf("storage: %w", err)
-	}
-	t.store = time.Since(t0)
-	n.hooks = callback.New(callback.Options{AllowPrivate: true, MaxConnsPerEndpoint: n.cfg.webhookConcurrency})
-	n.engine, err = actors.New(actors.Config{
-		Store:  n.store,
-		Keys:   n.ring,
-		Routes: []switchboard.Route{{Prefix: "", Carriers: []string{carrierName}}},
-		Carriers: []actors.CarrierConfig{{
-			Name: carrierName, Binds: n.cfg.binds,
-			SMPP: smpp.Config{
-				Addr: n.smscAddr(), SystemID: systemID, Password: password,
-				Window: n.cfg.window, Mode: smpp.Transceiver,
-				ReconnectMin: n.cfg.reconnectMin, ReconnectMax: n.cfg.reconnectMax,
-			},
-		}},
-		KeyWindow: n.cfg.keyWindow,
-		Webhooks:  actors.WebhookConfig{Poster: callback.Poster{Client: n.hooks}, Concurrency: n.cfg.webhookConcurrency},
-		Log:       n.cfg.log,
-	})
-	if err != nil {
-		return t, err
-	}
-	t.started = time.Now()
-	if err = n.engine.Start(context.Background()); err != nil {
-		return t, err
-	}
-	t.engineStart = time.Since(t.started)
-	t1 := time.Now()
-	n.srv, err = sbhttp.New(sbhttp.Config{Engine: n.engine, Keys: n.ring, Log: n.cfg.log})
-	if err != nil {
-		return t, err
-	}
+// openGateway opens the store, starts the engine and serves HTTP, as the
+// switchboard command does (package node), with the bench's one carrier.
+func (n *node) openGateway() (gwnode.Timings, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return t, err
+		return gwnode.Timings{}, err
 	}
-	n.addr, n.served = ln.Addr().String(), make(chan error, 1)
-	srv := n.srv
-	go func() { n.served <- srv.Serve(ln) }()
-	t.http = time.Since(t1)
-	return t, nil
+	gw, err := gwnode.Open(context.Background(), gwnode.Config{
+		DataDir:  n.cfg.dataDir,
+		Store:    pebble.Options{Logger: n.cfg.log},
+		Webhooks: callback.Options{AllowPrivate: true, MaxConnsPerEndpoint: n.cfg.webhookConcurrency},
+		Engine: actors.Config{
+			Keys:   n.ring,
+			Routes: []switchboard.Route{{Prefix: "", Carriers: []string{carrierName}}},
+			Carriers: []actors.CarrierConfig{{
+				Name: carrierName, Binds: n.cfg.binds,
+				SMPP: smpp.Config{
+					Addr: n.smscAddr(), SystemID: systemID, Password: password,
+					Window: n.cfg.window, Mode: smpp.Transceiver,
+					ReconnectMin: n.cfg.reconnectMin, ReconnectMax: n.cfg.reconnectMax,
+				},
+			}},
+			KeyWindow: n.cfg.keyWindow,
+			Webhooks:  actors.WebhookConfig{Concurrency: n.cfg.webhookConcurrency},
+			Log:       n.cfg.log,
+		},
+		HTTP:     sbhttp.Config{Log: n.cfg.log},
+		Listener: ln,
+	})
+	if err != nil {
+		return gwnode.Timings{}, err
+	}
+	n.gw, n.addr = gw, gw.Addr()
+	return gw.Timings, nil
 }
 
-// stopGateway stops the gateway part as gateway.Stop does: HTTP drains,
-// the engine finishes what is in flight and unbinds, the store closes.
+// stopGateway stops the gateway part as the switchboard command does.
 func (n *node) stopGateway(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	n.srv.Drain()
-	errs := []error{n.srv.Shutdown(ctx), n.engine.Stop(ctx)}
-	if err := <-n.served; err != nil {
-		errs = append(errs, fmt.Errorf("http: %w", err))
-	}
-	n.hooks.Close()
-	errs = append(errs, n.store.Close())
-	n.srv, n.engine, n.store, n.hooks = nil, nil, nil, nil
-	return errors.Join(errs...)
-}
-
-// abort releases what a failed openGateway had opened.
-func (n *node) abort() {
-	if n.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		n.srv.Shutdown(ctx)
-		cancel()
-	}
-	if n.engine != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		n.engine.Stop(ctx)
-		cancel()
-	}
-	if n.hooks != nil {
-		n.hooks.Close()
-	}
-	if n.store != nil {
-		n.store.Close()
-	}
-	n.srv, n.engine, n.store, n.hooks = nil, nil, nil, nil
+	err := n.gw.Stop(ctx)
+	n.gw = nil
+	return err
 }
 
 // close stops everything.
 func (n *node) close(timeout time.Duration) error {
 	var err error
-	if n.engine != nil {
+	if n.gw != nil {
 		err = n.stopGateway(timeout)
 	}
 	if n.sim != nil {
@@ -279,8 +224,8 @@ func (n *node) close(timeout time.Duration) error {
 
 // receipts is what the engine has recorded since it started.
 func (n *node) receipts() int64 {
-	if n.engine == nil {
+	if n.gw == nil {
 		return 0
 	}
-	return n.engine.Stats().Receipts
+	return n.gw.Engine.Stats().Receipts
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	gwnode "github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	"github.com/valyala/fasthttp"
 )
 
@@ -318,7 +319,7 @@ func runQueue(cfg nodeConfig, o queueOpts) (ok bool, err error) {
 	fmt.Fprintf(out, "with %d queued, after GC + FreeOSMemory: %s\n", accepted, queued)
 	fmt.Fprintf(out, "peak RSS during the accept phase (VmHWM): %.0f MB\n", hwmAccept)
 
-	var open openTimes
+	var open gwnode.Timings
 	var stopDur time.Duration
 	if o.restart {
 		t := time.Now()
@@ -349,7 +350,7 @@ func runQueue(cfg nodeConfig, o queueOpts) (ok bool, err error) {
 			return false, fmt.Errorf("restart: %w", err)
 		}
 		fmt.Fprintf(out, "restart: store open %v, engine start %v, http %v\n",
-			open.store.Round(time.Millisecond), open.engineStart.Round(time.Millisecond), open.http.Round(time.Millisecond))
+			open.Store.Round(time.Millisecond), open.EngineStart.Round(time.Millisecond), open.HTTP.Round(time.Millisecond))
 	} else {
 		from = time.Now()
 		n.sim.SetFaults(smsc.Faults{})
@@ -374,8 +375,8 @@ func runQueue(cfg nodeConfig, o queueOpts) (ok bool, err error) {
 		accepted, queued.rss, hwmAccept, mb(queued.heapInuse))
 	if o.restart {
 		fmt.Fprintf(out, "restart: clean stop %v; reopen: store %v + engine start %v; first submit %v after the reopen began (%v after Engine.Start)\n",
-			stopDur.Round(time.Millisecond), open.store.Round(time.Millisecond), open.engineStart.Round(time.Millisecond),
-			fmtDur(d.firstSubmit), fmtDur(d.firstSubmitAt.Sub(open.started)))
+			stopDur.Round(time.Millisecond), open.Store.Round(time.Millisecond), open.EngineStart.Round(time.Millisecond),
+			fmtDur(d.firstSubmit), fmtDur(d.firstSubmitAt.Sub(open.EngineStarted)))
 	} else {
 		fmt.Fprintf(out, "carrier back: first submit %v after SetFaults({})\n", fmtDur(d.firstSubmit))
 	}

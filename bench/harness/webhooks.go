@@ -118,7 +118,7 @@ func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
 	fmt.Fprintf(out, "delivered %d distinct events in %v: %.0f events/s; duplicates %d, out of order %d\n",
 		st.Events, elapsed.Round(time.Millisecond), float64(st.Events)/elapsed.Seconds(), st.Duplicates, st.OutOfOrder)
 	fmt.Fprintf(out, "cpu %.2f cores (machine %.2f); peak RSS during delivery %.0f MB; engine %+v\n",
-		proc, machine, hwmMB(), n.engine.Stats().Webhooks)
+		proc, machine, hwmMB(), n.gw.Engine.Stats().Webhooks)
 	if o.bad > 0 {
 		fmt.Fprintf(out, "meanwhile: the hanging endpoint got %d requests, the failing one %d\n", hanging.Stats().Requests, failing.Stats().Requests)
 	}

@@ -57,7 +57,7 @@ keys:
 	t.Logf("%d messages accepted before kill -9", len(accepted))
 
 	proc, addr = startBinary(t, bin, cfgPath)
-	g := &gateway{addr: addr}
+	g := processAddr(addr)
 	for _, id := range accepted {
 		waitStatus(t, g, id, "delivered")
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-sms/switchboard/actors"
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	"github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
@@ -95,33 +96,26 @@ func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 	return zerolog.New(out).Level(level).With().Timestamp().Logger()
 }
 
-// gateway is one running node: simulators (if configured), store, engine
-// and HTTP server, stopped in the reverse order.
+// gateway is one running node: the simulators its config asks for (if
+// any), and the node itself, stopped in the reverse order.
 type gateway struct {
-	log    zerolog.Logger
-	sims   []*smsc.Server
-	store  *pebble.Store
-	hooks  *callback.Client
-	engine *actors.Engine
-	http   *sbhttp.Server
-	addr   string
-	served chan error
+	log  zerolog.Logger
+	sims []*smsc.Server
+	node *node.Node
 }
 
 // startGateway wires and starts every part of a node. Tests use it too, so
 // what they run is what the binary runs.
 func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gateway, err error) {
 	g = &gateway{log: log}
-	defer func() {
-		if err != nil {
-			g.abort()
-		}
-	}()
 	if err := g.startSimulators(cfg); err != nil {
+		g.closeSimulators()
 		return nil, err
 	}
-	if g.store, err = pebble.Open(cfg.Node.DataDir, pebble.Options{Logger: log, SyncInterval: syncInterval(cfg.Storage.SyncInterval)}); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+	ln, err := net.Listen("tcp", cfg.Node.HTTP)
+	if err != nil {
+		g.closeSimulators()
+		return nil, fmt.Errorf("node.http: %w", err)
 	}
 	keys := make([]*switchboard.Key, len(cfg.Keys))
 	for i, k := range cfg.Keys {
@@ -129,21 +123,27 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gate
 		keys[i] = &key
 	}
 	ring := switchboard.NewKeyRing(keys)
-	g.hooks = callback.New(callback.Options{
-		AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
-		Timeout:             cfg.Webhooks.Timeout.Std(),
-		MaxConnsPerEndpoint: cfg.Webhooks.Concurrency,
+	g.node, err = node.Open(ctx, node.Config{
+		DataDir: cfg.Node.DataDir,
+		Store:   pebble.Options{Logger: log, SyncInterval: syncInterval(cfg.Storage.SyncInterval)},
+		Webhooks: callback.Options{
+			AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
+			Timeout:             cfg.Webhooks.Timeout.Std(),
+			MaxConnsPerEndpoint: cfg.Webhooks.Concurrency,
+		},
+		Engine: engineConfig(cfg, ring, log),
+		HTTP: sbhttp.Config{
+			Log: log, MaxBatch: cfg.Limits.MaxBatch,
+			AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
+			ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
+		},
+		Listener: ln,
 	})
-	ecfg := engineConfig(cfg, g.store, ring, log)
-	ecfg.Webhooks.Poster = callback.Poster{Client: g.hooks}
-	g.engine, err = actors.New(ecfg)
 	if err != nil {
+		g.closeSimulators()
 		return nil, err
 	}
-	if err := g.engine.Start(ctx); err != nil {
-		return nil, err
-	}
-	return g, g.serveHTTP(cfg, ring)
+	return g, nil
 }
 
 // syncInterval maps storage.sync_interval to pebble.Options, where 0
@@ -177,62 +177,24 @@ func (g *gateway) startSimulators(cfg *Config) error {
 	return nil
 }
 
-func (g *gateway) serveHTTP(cfg *Config, ring *switchboard.KeyRing) error {
-	srv, err := sbhttp.New(sbhttp.Config{
-		Engine: g.engine, Keys: ring, Log: g.log, MaxBatch: cfg.Limits.MaxBatch,
-		AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
-		ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
-	})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Node.HTTP)
-	if err != nil {
-		return fmt.Errorf("node.http: %w", err)
-	}
-	g.http, g.addr, g.served = srv, ln.Addr().String(), make(chan error, 1)
-	go func() { g.served <- srv.Serve(ln) }()
-	return nil
-}
-
-// Addr is where the public API listens.
-func (g *gateway) Addr() string { return g.addr }
-
-// Stop drains: new requests get 503, submits in flight finish, binds
-// unbind, status writes land, then the store closes.
-func (g *gateway) Stop(ctx context.Context) error {
-	g.http.Drain()
-	errs := []error{g.http.Shutdown(ctx), g.engine.Stop(ctx)}
-	if err := <-g.served; err != nil {
-		errs = append(errs, fmt.Errorf("http: %w", err))
-	}
-	g.hooks.Close()
-	errs = append(errs, g.store.Close())
+func (g *gateway) closeSimulators() error {
+	var errs []error
 	for _, s := range g.sims {
 		errs = append(errs, s.Close())
 	}
 	return errors.Join(errs...)
 }
 
-// abort releases what a failed start had opened.
-func (g *gateway) abort() {
-	if g.engine != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		g.engine.Stop(ctx)
-		cancel()
-	}
-	if g.hooks != nil {
-		g.hooks.Close()
-	}
-	if g.store != nil {
-		g.store.Close()
-	}
-	for _, s := range g.sims {
-		s.Close()
-	}
+// Addr is where the public API listens.
+func (g *gateway) Addr() string { return g.node.Addr() }
+
+// Stop drains and stops the node (see node.Node.Stop), then the
+// simulators.
+func (g *gateway) Stop(ctx context.Context) error {
+	return errors.Join(g.node.Stop(ctx), g.closeSimulators())
 }
 
-func engineConfig(cfg *Config, store switchboard.Store, ring *switchboard.KeyRing, log zerolog.Logger) actors.Config {
+func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) actors.Config {
 	routes := make([]switchboard.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		routes[i] = switchboard.Route{Prefix: r.Prefix, Carriers: r.Carriers}
@@ -242,7 +204,7 @@ func engineConfig(cfg *Config, store switchboard.Store, ring *switchboard.KeyRin
 		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c)}
 	}
 	return actors.Config{
-		Store: store, Keys: ring, Routes: routes, Carriers: carriers,
+		Keys: ring, Routes: routes, Carriers: carriers,
 		MaxParts: cfg.Limits.MaxParts, DefaultValidity: cfg.Limits.DefaultValidity.Std(),
 		MaxValidity: cfg.Limits.MaxValidity.Std(), Log: log,
 		Webhooks: actors.WebhookConfig{

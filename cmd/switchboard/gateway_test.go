@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,7 +127,16 @@ func send(t *testing.T, g *gateway, to, text string) apiResponse {
 	return call(t, "POST", "http://"+g.Addr()+"/v1/messages", map[string]any{"to": to, "from": "Acme", "body": text})
 }
 
-func waitStatus(t *testing.T, g *gateway, id, want string) map[string]any {
+// apiAddr is a node whose API can be called: a gateway in this process,
+// or a binary's address (processAddr).
+type apiAddr interface{ Addr() string }
+
+// processAddr is the API address of a gateway running as a subprocess.
+type processAddr string
+
+func (a processAddr) Addr() string { return string(a) }
+
+func waitStatus(t *testing.T, g apiAddr, id, want string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -289,5 +299,58 @@ func TestReceiptsOnAnotherBind(t *testing.T) {
 			t.Fatalf("simulator stats %+v", st)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A node whose store cannot open fails with an error naming the step, and
+// leaves nothing running: its simulator's port and its API port are free
+// again.
+func TestStartFailsCleanlyWithoutStore(t *testing.T) {
+	dir := t.TempDir()
+	dataFile := filepath.Join(dir, "data")
+	if err := os.WriteFile(dataFile, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	simAddr, apiAddr := sim.Addr().String(), api.Addr().String()
+	sim.Close()
+	api.Close()
+	path := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`
+carriers:
+  - {name: sandbox, simulator: true, host: %q, system_id: gw, password: pw}
+routes:
+  - {prefix: "", carriers: [sandbox]}
+keys:
+  - {id: k, secret: %q, rate: 10}
+`, simAddr, testSecret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, nil, []string{"node.data_dir=" + dataFile, "node.http=" + apiAddr, "node.admin=127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := startGateway(context.Background(), cfg, zerolog.Nop())
+	if err == nil {
+		g.Stop(context.Background())
+		t.Fatal("started with a file as its data directory")
+	}
+	if !strings.HasPrefix(err.Error(), "storage: ") {
+		t.Errorf("error %q, want it to name the storage step", err)
+	}
+	for _, addr := range []string{simAddr, apiAddr} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s still held after the failed start: %v", addr, err)
+			continue
+		}
+		ln.Close()
 	}
 }

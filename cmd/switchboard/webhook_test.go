@@ -108,14 +108,14 @@ func TestCallbacksSurviveReceiverDowntime(t *testing.T) {
 	down.Store(false)
 	s2 := startSink(t, sink.Options{Addr: addr, Verify: verifier(testWebhookSecret)})
 	if !s2.Wait(30*time.Second, func(evs []sink.Event) bool { return len(evs) >= 2*n }) {
-		eps, _ := g.store.CallbackEndpoints(context.Background())
+		eps, _ := g.node.Store.CallbackEndpoints(context.Background())
 		for _, ep := range eps {
-			cbs, _ := g.store.Callbacks(context.Background(), ep, "", 100)
+			cbs, _ := g.node.Store.Callbacks(context.Background(), ep, "", 100)
 			for _, c := range cbs {
 				t.Logf("still queued: %s %s %s", ep, c.ID, c.MessageID)
 			}
 		}
-		t.Logf("engine %+v, sink %+v", g.engine.Stats(), s2.Stats())
+		t.Logf("engine %+v, sink %+v", g.node.Engine.Stats(), s2.Stats())
 		t.Fatalf("got %v after the receiver came back, want %d submitted and %d delivered", statusEvents(s2.Events()), n, n)
 	}
 	st := s2.Stats()
@@ -445,9 +445,9 @@ func TestInboundMessageReassembledAndPosted(t *testing.T) {
 		t.Fatalf("GET inbound message: %d %v", r.status, r.body)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for g.engine.Stats().InboundUnknown != 1 {
+	for g.node.Engine.Stats().InboundUnknown != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v: the message to an unowned number was not counted", g.engine.Stats())
+			t.Fatalf("stats %+v: the message to an unowned number was not counted", g.node.Engine.Stats())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -455,7 +455,7 @@ func TestInboundMessageReassembledAndPosted(t *testing.T) {
 	// one bind. Give it twice the reassembly timeout to (wrongly) turn
 	// into a partial message of its own.
 	time.Sleep(600 * time.Millisecond)
-	if st := g.engine.Stats(); st.Inbound != 1 || len(s.Events()) != 1 {
+	if st := g.node.Engine.Stats(); st.Inbound != 1 || len(s.Events()) != 1 {
 		t.Fatalf("stats %+v, %d events: the repeated part made another message", st, len(s.Events()))
 	}
 }

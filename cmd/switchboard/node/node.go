@@ -1,0 +1,133 @@
+// Package node assembles one gateway node from its parts — the embedded
+// store, the webhook client, the actor engine and the public HTTP API —
+// starts them in that order and stops them in reverse. The switchboard
+// command and the bench both run their node through it, so what the bench
+// measures is wired the way the binary is.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/switchboard-sms/switchboard/actors"
+	sbhttp "github.com/switchboard-sms/switchboard/http"
+	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
+)
+
+// Config is what a node is made of.
+type Config struct {
+	// DataDir and Store open the embedded store.
+	DataDir string
+	Store   pebble.Options
+	// Webhooks configures the client the engine posts callbacks with.
+	Webhooks callback.Options
+	// Engine configures the engine; Open fills in its Store and webhook
+	// Poster.
+	Engine actors.Config
+	// HTTP configures the public API; Open fills in its Engine and Keys
+	// (Engine.Keys).
+	HTTP sbhttp.Config
+	// Listener is where the API is served. The node owns it from Open on,
+	// also when Open fails.
+	Listener net.Listener
+}
+
+// Node is a running node. Its parts are exposed for the bench's and the
+// tests' counters; Stop is the only way to end it.
+type Node struct {
+	Store  *pebble.Store
+	Hooks  *callback.Client
+	Engine *actors.Engine
+	HTTP   *sbhttp.Server
+	// Timings says how long each step of Open took.
+	Timings Timings
+
+	ln     net.Listener
+	served chan error // Serve's result; nil until the API is served
+}
+
+// Timings of Open's steps: the bench reports them after a restart.
+type Timings struct {
+	Store, EngineStart, HTTP time.Duration
+	EngineStarted            time.Time // when Engine.Start was called
+}
+
+// Open opens the store, starts the engine and serves the API. On error
+// it releases whatever it had opened, the listener included.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	n := &Node{ln: cfg.Listener}
+	if err := n.open(ctx, cfg); err != nil {
+		n.abort()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) open(ctx context.Context, cfg Config) (err error) {
+	t0 := time.Now()
+	if n.Store, err = pebble.Open(cfg.DataDir, cfg.Store); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	n.Timings.Store = time.Since(t0)
+	n.Hooks = callback.New(cfg.Webhooks)
+	ecfg := cfg.Engine
+	ecfg.Store = n.Store
+	ecfg.Webhooks.Poster = callback.Poster{Client: n.Hooks}
+	if n.Engine, err = actors.New(ecfg); err != nil {
+		return err
+	}
+	n.Timings.EngineStarted = time.Now()
+	if err = n.Engine.Start(ctx); err != nil {
+		return err
+	}
+	n.Timings.EngineStart = time.Since(n.Timings.EngineStarted)
+	t1 := time.Now()
+	hcfg := cfg.HTTP
+	hcfg.Engine, hcfg.Keys = n.Engine, ecfg.Keys
+	if n.HTTP, err = sbhttp.New(hcfg); err != nil {
+		return err
+	}
+	n.served = make(chan error, 1)
+	srv, ln := n.HTTP, n.ln
+	go func() { n.served <- srv.Serve(ln) }()
+	n.Timings.HTTP = time.Since(t1)
+	return nil
+}
+
+// Addr is where the API listens.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// Stop drains: new requests get 503, submits in flight finish, binds
+// unbind, status writes land, then the store closes.
+func (n *Node) Stop(ctx context.Context) error {
+	n.HTTP.Drain()
+	errs := []error{n.HTTP.Shutdown(ctx), n.Engine.Stop(ctx)}
+	if err := <-n.served; err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	n.Hooks.Close()
+	errs = append(errs, n.Store.Close())
+	return errors.Join(errs...)
+}
+
+// abort releases what a failed Open had opened.
+func (n *Node) abort() {
+	if n.served == nil {
+		n.ln.Close() // never served: nothing else closes it
+	}
+	if n.Engine != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.Engine.Stop(ctx)
+		cancel()
+	}
+	if n.Hooks != nil {
+		n.Hooks.Close()
+	}
+	if n.Store != nil {
+		n.Store.Close()
+	}
+}
