@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
@@ -94,6 +95,11 @@ var _ sb.Store = (*Store)(nil)
 func Open(dir string, opts Options) (*Store, error) {
 	opts.setDefaults()
 	db, err := pebbledb.Open(dir, pebbleOptions(&opts))
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// Pebble's lock on the directory: say so rather than "resource
+		// temporarily unavailable".
+		return nil, fmt.Errorf("pebble: open %s: the directory is locked: is another node using it? (%w)", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
