@@ -178,12 +178,19 @@ func sendUntilKilled(t *testing.T, addr string, proc *exec.Cmd, after int) []str
 // TestKill9KeepsCallbacks kills the real binary while 10,000 callbacks
 // wait for a receiver that answers 503, restarts it, and checks that the
 // receiver, now healthy, gets every one of them: the outbox is durable.
+// Once with one event per request, once with a key that batches.
 func TestKill9KeepsCallbacks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and crashes the binary")
 	}
+	bin := buildBinary(t, t.TempDir())
+	for _, batch := range []int{1, 100} {
+		t.Run(fmt.Sprintf("callback_batch %d", batch), func(t *testing.T) { testKill9KeepsCallbacks(t, bin, batch) })
+	}
+}
+
+func testKill9KeepsCallbacks(t *testing.T, bin string, batch int) {
 	dir := t.TempDir()
-	bin := buildBinary(t, dir)
 	sim := testSim(t, smsc.Config{})
 	var healthy atomic.Bool
 	s := startSink(t, sink.Options{Verify: verifier(testWebhookSecret), Respond: func(sink.Event) sink.Answer {
@@ -200,9 +207,9 @@ carriers:
 routes:
   - {prefix: "", carriers: [sim]}
 keys:
-  - {id: crash, secret: %q, rate: 100000, burst: 100000, callback_url: %q, webhook_secret: %q}
+  - {id: crash, secret: %q, rate: 100000, burst: 100000, callback_url: %q, webhook_secret: %q, callback_batch: %d}
 webhooks: {allow_private_networks: true, retry_min: 100ms, retry_max: 1s}
-`, filepath.Join(dir, "data"), sim.Addr(), testSecret, s.URL()+"/hook", testWebhookSecret)
+`, filepath.Join(dir, "data"), sim.Addr(), testSecret, s.URL()+"/hook", testWebhookSecret, batch)
 	cfgPath := filepath.Join(dir, "cluster.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -243,6 +250,9 @@ webhooks: {allow_private_networks: true, retry_min: 100ms, retry_max: 1s}
 	st := s.Stats()
 	if st.OutOfOrder != 0 || st.BadSig != 0 {
 		t.Errorf("receiver %+v: want every message's events in order and signed", st)
+	}
+	if batched := st.Batches == st.Requests; batched != (batch > 1) {
+		t.Errorf("receiver %+v: with callback_batch %d want batches %v", st, batch, batch > 1)
 	}
 	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
