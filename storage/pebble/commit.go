@@ -108,15 +108,19 @@ type committer struct {
 
 	// Owned by the committer goroutine, reused across rounds.
 	overlay overlay
-	// maxID is at least the highest message ID in the database: a new ID
-	// above it needs no lookup to know it is free. IDs are time-ordered, so
-	// nearly every new one is above it.
-	maxID     string
-	touched   map[string]*touchedMessage
-	refs      []carrierRef
-	callbacks []sb.Callback // queued by the request being executed
-	key       []byte
-	val       []byte
+	// maxID is at least the highest message ID claimed. floor and recent
+	// spare most new IDs the lookup that proves them free: every stored ID
+	// above floor was claimed since floor was set, so it is in recent. IDs
+	// are time-ordered, but concurrent requests reach the committer a
+	// little out of order: an ID below maxID is common (it cost a lookup
+	// for one in two, 2 % of the CPU at full load), one below floor rare.
+	maxID, floor string
+	recent       map[string]struct{}
+	touched      map[string]*touchedMessage
+	refs         []carrierRef
+	callbacks    []sb.Callback // queued by the request being executed
+	key          []byte
+	val          []byte
 }
 
 // overlay holds what the requests in the batch being built wrote, so later
@@ -136,6 +140,7 @@ func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *co
 		quit:    make(chan struct{}),
 		rounds:  make(chan *round, syncQueue),
 		done:    make(chan struct{}),
+		recent:  make(map[string]struct{}),
 		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}, settings: map[string]string{}},
 		touched: map[string]*touchedMessage{},
 	}
@@ -256,6 +261,10 @@ func (c *committer) execute(req *request, b *pebbledb.Batch) {
 // the database, so the overlay is emptied: it also lets go of the callers'
 // messages.
 func (c *committer) flush(r *round) {
+	if len(c.recent) >= recentIDs {
+		c.floor = c.maxID // every ID claimed so far is at or below it
+		clear(c.recent)
+	}
 	clear(c.overlay.msgs)
 	clear(c.overlay.idem)
 	clear(c.overlay.settings)
@@ -304,6 +313,10 @@ func (c *committer) sync() {
 	}
 }
 
+// recentIDs is how many claimed IDs recent holds before floor moves up
+// (about 3 MB).
+const recentIDs = 1 << 16
+
 // loadMaxID sets maxID from the database; the committer must not be
 // running yet.
 func (c *committer) loadMaxID() error {
@@ -315,6 +328,7 @@ func (c *committer) loadMaxID() error {
 	if it.Last() {
 		c.maxID = string(it.Key()[len(prefix):])
 	}
+	c.floor = c.maxID
 	return errors.Join(it.Error(), it.Close())
 }
 

@@ -165,3 +165,48 @@ func TestRoundOverlay(t *testing.T) {
 		t.Errorf("outbox holds %q, want [evt_2]", queued)
 	}
 }
+
+// An ID already stored conflicts whether the committer remembers it
+// (claimed since floor) or has to look it up (below floor, after recent
+// was renewed), and IDs that arrive out of order but are new do not.
+func TestClaimIDAcrossFloor(t *testing.T) {
+	db, err := pebbledb.Open(t.TempDir(), &pebbledb.Options{Logger: pebbleLogger{zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := newCommitter(db, time.Now, zerolog.Nop())
+	if err := c.loadMaxID(); err != nil {
+		t.Fatal(err)
+	}
+	c.start()
+	defer c.stop()
+	accept := func(id string) error {
+		return c.do(t.Context(), acceptRequest(&sb.Message{ID: id, Key: "k", Status: sb.StatusAccepted}))
+	}
+	for _, id := range []string{"msg_5", "msg_3", "msg_9"} { // out of order, all new
+		if err := accept(id); err != nil {
+			t.Fatalf("accept %s: %v", id, err)
+		}
+	}
+	if err := accept("msg_3"); sb.ErrorCode(err) != sb.ECONFLICT {
+		t.Errorf("msg_3 again, remembered: %v, want ECONFLICT", err)
+	}
+	// Renew recent as a full one would be at the next round.
+	c.mu.Lock() // the committer goroutine is idle between requests
+	c.floor = c.maxID
+	clear(c.recent)
+	c.mu.Unlock()
+	if err := accept("msg_5"); sb.ErrorCode(err) != sb.ECONFLICT {
+		t.Errorf("msg_5 again, below floor: %v, want ECONFLICT", err)
+	}
+	if err := accept("msg_4"); err != nil {
+		t.Errorf("msg_4, new below floor: %v", err)
+	}
+	if err := accept("msg_a"); err != nil {
+		t.Errorf("msg_a, new above floor: %v", err)
+	}
+	if err := accept("msg_a"); sb.ErrorCode(err) != sb.ECONFLICT {
+		t.Errorf("msg_a again: %v, want ECONFLICT", err)
+	}
+}

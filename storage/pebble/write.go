@@ -71,7 +71,11 @@ func (c *committer) claimID(id string) error {
 	if _, ok := c.overlay.msgs[id]; ok {
 		return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
 	}
-	if id <= c.maxID {
+	if id > c.floor {
+		if _, ok := c.recent[id]; ok {
+			return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
+		}
+	} else {
 		c.key = messageKey(c.key[:0], id)
 		found, err := c.exists(c.key)
 		if err != nil {
@@ -80,10 +84,10 @@ func (c *committer) claimID(id string) error {
 		if found {
 			return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
 		}
-	} else {
-		c.maxID = id // an upper bound still, whether or not the request commits
 	}
-	c.overlay.msgs[id] = nil // the message itself is entered by writeNew
+	c.recent[id] = struct{}{}
+	c.maxID = max(c.maxID, id) // an upper bound still, whether or not the request commits
+	c.overlay.msgs[id] = nil   // the message itself is entered by writeNew
 	return nil
 }
 
@@ -107,6 +111,7 @@ func (c *committer) unclaim(nms []sb.NewMessage) {
 	for i := range nms {
 		m := nms[i].Message
 		delete(c.overlay.msgs, m.ID)
+		delete(c.recent, m.ID)
 		if nms[i].IdempotencyKey != "" {
 			c.key = idempotencyKey(c.key[:0], m.Key, nms[i].IdempotencyKey)
 			delete(c.overlay.idem, string(c.key))
