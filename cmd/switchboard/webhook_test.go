@@ -195,13 +195,13 @@ func testBatchedCallbacks(t *testing.T, concurrency int) {
 
 // A batch answered 410 gives up every event in it, each recorded on its
 // message, and the URL's later events go without a request. The first
-// request (one event) is answered 503 after 100 ms, so the other
+// request (one event) is answered 503 after 300 ms, so the other
 // messages' events gather meanwhile and the next request is a batch.
 func TestBatchedCallbackGone(t *testing.T) {
 	var calls atomic.Int64
 	s := startSink(t, sink.Options{Respond: func(sink.Event) sink.Answer {
 		if calls.Add(1) == 1 {
-			return sink.Answer{Status: http.StatusServiceUnavailable, Delay: 100 * time.Millisecond}
+			return sink.Answer{Status: http.StatusServiceUnavailable, Delay: 300 * time.Millisecond}
 		}
 		return sink.Answer{Status: http.StatusGone}
 	}})
