@@ -138,7 +138,7 @@ func TestCallbacksSurviveReceiverDowntime(t *testing.T) {
 // A key with callback_batch posts JSON arrays: every event arrives, each
 // message's in order, none twice, every request signed, no batch above
 // the limit; a batch answered 503 is retried whole. Each request is
-// answered after 20 ms, so events pile up behind the requests in flight
+// answered after 50 ms, so events pile up behind the requests in flight
 // and requests carry several: with one request at a time (concurrency 1),
 // and with 64 allowed, where batches that are not full wait while two are
 // in flight instead of going out one event each.
@@ -154,7 +154,7 @@ func testBatchedCallbacks(t *testing.T, concurrency int) {
 		if calls.Add(1) <= 3 { // the first three requests
 			return sink.Answer{Status: http.StatusServiceUnavailable}
 		}
-		return sink.Answer{Status: http.StatusNoContent, Delay: 20 * time.Millisecond}
+		return sink.Answer{Status: http.StatusNoContent, Delay: 50 * time.Millisecond}
 	}})
 	const n, limit = 300, 25
 	g, _ := webhookGatewayWith(t, s.URL()+"/hook", "", fmt.Sprintf("retry_min: 50ms, retry_max: 300ms, timeout: 2s, concurrency: %d", concurrency),
