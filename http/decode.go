@@ -63,7 +63,7 @@ func decodeSubmit(body []byte, idempotencyKey string, allowPrivate bool) (switch
 		return switchboard.SubmitRequest{}, err
 	}
 	var in submitBody
-	if !utf8.Valid(body) || !decodeFlat(body, &in, nil) {
+	if !decodeFlat(body, &in, nil) {
 		if err := decodeObject(body, &in, "Request body"); err != nil {
 			return switchboard.SubmitRequest{}, err
 		}
@@ -87,7 +87,7 @@ func decodeBatch(body []byte, maxBatch int) ([]json.RawMessage, error) {
 // decodeItem decodes and validates one message of a batch.
 func decodeItem(raw []byte, allowPrivate bool) (switchboard.SubmitRequest, error) {
 	var in batchItem
-	if !utf8.Valid(raw) || !decodeFlat(raw, &in.submitBody, &in.IdempotencyKey) {
+	if !decodeFlat(raw, &in.submitBody, &in.IdempotencyKey) {
 		if err := decodeObject(raw, &in, "The message"); err != nil {
 			return switchboard.SubmitRequest{}, err
 		}

@@ -1,6 +1,9 @@
 package http
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // The fast path of request decoding. encoding/json with reflection was
 // 2.7% of the gateway's CPU at full load, for bodies that are nearly always
@@ -14,9 +17,13 @@ import "strconv"
 // decodeFlat decodes data into in (and idem, for a batch item; nil refuses
 // "idempotency_key") if data is one JSON object whose names are exactly
 // the fields' and whose values are strings without escapes or control
-// characters, or, for "validity", an integer or null. data must be valid
-// UTF-8 (decodeObject checks it first). It reports whether it did.
+// characters, or, for "validity", an integer or null, all valid UTF-8
+// (encoding/json would replace invalid bytes; decodeObject refuses them).
+// It reports whether it did.
 func decodeFlat(data []byte, in *submitBody, idem *string) bool {
+	if !utf8.Valid(data) {
+		return false
+	}
 	var out submitBody
 	var outIdem string
 	i := skipSpace(data, 0)

@@ -59,25 +59,41 @@ func (d *switchboardDriver) accepted(resp *fasthttp.Response, _ int64, _ int, id
 // batch's results) without decoding it all: each carries "id" and
 // "segments"; rejected batch items carry "error" and no "id".
 func scanAccepted(body []byte, ids []string) ([]string, int) {
-	idKey, segKey := []byte(`"id":"`), []byte(`"segments":`)
+	segKey := []byte(`"segments":`)
 	parts := 0
-	for b := body; ; {
-		i := bytes.Index(b, idKey)
-		if i < 0 {
-			break
+	eachAfter(body, []byte(`"id":"`), func(b []byte) {
+		id, ok := untilQuote(b)
+		if !ok {
+			return
 		}
-		b = b[i+len(idKey):]
-		j := bytes.IndexByte(b, '"')
-		if j < 0 {
-			break
+		ids = append(ids, id)
+		if k := bytes.Index(b[len(id):], segKey); k >= 0 {
+			parts += leadingInt(b[len(id)+k+len(segKey):])
 		}
-		ids = append(ids, string(b[:j]))
-		b = b[j:]
-		if k := bytes.Index(b, segKey); k >= 0 {
-			parts += leadingInt(b[k+len(segKey):])
-		}
-	}
+	})
 	return ids, parts
+}
+
+// eachAfter calls f with what follows each occurrence of key in body.
+func eachAfter(body, key []byte, f func(rest []byte)) {
+	for b := body; ; {
+		i := bytes.Index(b, key)
+		if i < 0 {
+			return
+		}
+		b = b[i+len(key):]
+		f(b)
+	}
+}
+
+// untilQuote returns b up to its first '"': the rest of a JSON string
+// without escapes.
+func untilQuote(b []byte) (string, bool) {
+	j := bytes.IndexByte(b, '"')
+	if j < 0 {
+		return "", false
+	}
+	return string(b[:j]), true
 }
 
 // leadingInt is the unsigned decimal number at the start of b (0 if none).

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -170,32 +169,20 @@ func acceptBatches(n *node, o queueOpts) *batchCounters {
 // scanBatch reads a batch response without decoding it all: accepted items
 // carry "segments", rejected ones "error" with a "code".
 func scanBatch(body []byte, c *batchCounters) (accepted, parts, rejected int64) {
-	seg := []byte(`"segments":`)
-	for b := body; ; {
-		i := bytes.Index(b, seg)
-		if i < 0 {
-			break
-		}
-		b = b[i+len(seg):]
+	eachAfter(body, []byte(`"segments":`), func(b []byte) {
 		accepted++
 		parts += int64(leadingInt(b))
-	}
-	code := []byte(`"error":{"code":"`)
-	for b := body; ; {
-		i := bytes.Index(b, code)
-		if i < 0 {
-			break
-		}
-		b = b[i+len(code):]
-		j := bytes.IndexByte(b, '"')
-		if j < 0 {
-			break
+	})
+	eachAfter(body, []byte(`"error":{"code":"`), func(b []byte) {
+		code, ok := untilQuote(b)
+		if !ok {
+			return
 		}
 		rejected++
 		c.mu.Lock()
-		c.codes[string(b[:j])]++
+		c.codes[code]++
 		c.mu.Unlock()
-	}
+	})
 	return accepted, parts, rejected
 }
 

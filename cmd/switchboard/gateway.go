@@ -106,15 +106,24 @@ type gateway struct {
 
 // startGateway wires and starts every part of a node. Tests use it too, so
 // what they run is what the binary runs.
-func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gateway, err error) {
-	g = &gateway{log: log}
-	if err := g.startSimulators(cfg); err != nil {
+func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (*gateway, error) {
+	g := &gateway{log: log}
+	err := g.startSimulators(cfg)
+	if err == nil {
+		g.node, err = openNode(ctx, cfg, log)
+	}
+	if err != nil {
 		g.closeSimulators()
 		return nil, err
 	}
+	return g, nil
+}
+
+// openNode opens the node cfg describes, its API listening on node.http
+// (taken first, so a busy port fails before the store opens).
+func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node, error) {
 	ln, err := net.Listen("tcp", cfg.Node.HTTP)
 	if err != nil {
-		g.closeSimulators()
 		return nil, fmt.Errorf("node.http: %w", err)
 	}
 	keys := make([]*switchboard.Key, len(cfg.Keys))
@@ -123,7 +132,7 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gate
 		keys[i] = &key
 	}
 	ring := switchboard.NewKeyRing(keys)
-	g.node, err = node.Open(ctx, node.Config{
+	return node.Open(ctx, node.Config{
 		DataDir: cfg.Node.DataDir,
 		Store:   pebble.Options{Logger: log, SyncInterval: syncInterval(cfg.Storage.SyncInterval)},
 		Webhooks: callback.Options{
@@ -139,11 +148,6 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (g *gate
 		},
 		Listener: ln,
 	})
-	if err != nil {
-		g.closeSimulators()
-		return nil, err
-	}
-	return g, nil
 }
 
 // syncInterval maps storage.sync_interval to pebble.Options, where 0
