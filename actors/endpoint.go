@@ -68,11 +68,11 @@ type endpointActor struct {
 	blocked bool
 
 	inflight  int
-	failures  int                    // consecutive failed attempts
-	openUntil time.Time              // circuit open until then
-	opened    int                    // times opened since the last success (backoff)
-	probing   bool                   // half-open: one attempt decides
-	waiting   map[*delivery]struct{} // heads waiting for nextAt
+	failures  int                  // consecutive failed attempts
+	openUntil time.Time            // circuit open until then
+	opened    int                  // times opened since the last success (backoff)
+	probing   bool                 // half-open: one attempt decides
+	waiting   *dueQueue[*delivery] // heads waiting for nextAt
 	self      *actor.PID
 	wakeAt    time.Time
 	wakeGen   uint64
@@ -81,7 +81,7 @@ type endpointActor struct {
 
 func newEndpointActor(d *dispatcher, endpoint string, ref *endpointRef) *endpointActor {
 	return &endpointActor{d: d, endpoint: endpoint, ref: ref,
-		known: make(map[string]*delivery), chains: make(map[string][]*delivery), waiting: make(map[*delivery]struct{}),
+		known: make(map[string]*delivery), chains: make(map[string][]*delivery), waiting: newDueQueue[*delivery](),
 		readyByKey: make(map[string]int)}
 }
 
@@ -370,7 +370,7 @@ func (a *endpointActor) retryLater(dl *delivery, res PostResult, now time.Time) 
 	if deadline := dl.cb.CreatedAt.Add(a.d.cfg.MaxAge); dl.nextAt.After(deadline) {
 		dl.nextAt = deadline // give up on time, not a backoff later
 	}
-	a.waiting[dl] = struct{}{}
+	a.waiting.set(dl, dl.nextAt)
 	a.d.e.log.Debug().Err(res.Err).Int("status", res.Status).Str("endpoint", a.endpoint).Str("event_id", dl.cb.ID).
 		Int("attempt", dl.attempts).Dur("retry_in", wait).Msg("callback attempt failed")
 }
@@ -401,7 +401,7 @@ func (a *endpointActor) finish(dl *delivery, reason string, now time.Time) {
 // waitOrReady files a message's head under ready or waiting by its due time.
 func (a *endpointActor) waitOrReady(dl *delivery, now time.Time) {
 	if dl.nextAt.After(now) {
-		a.waiting[dl] = struct{}{}
+		a.waiting.set(dl, dl.nextAt)
 		return
 	}
 	a.pushReady(dl)
@@ -409,13 +409,7 @@ func (a *endpointActor) waitOrReady(dl *delivery, now time.Time) {
 
 // promoteDue moves heads whose wait is over to ready.
 func (a *endpointActor) promoteDue() {
-	now := a.now()
-	for dl := range a.waiting {
-		if !dl.nextAt.After(now) {
-			delete(a.waiting, dl)
-			a.pushReady(dl)
-		}
-	}
+	a.waiting.popDue(a.now(), a.pushReady)
 }
 
 // schedule sets the one timer the actor needs: the earliest retry, the
@@ -428,9 +422,7 @@ func (a *endpointActor) schedule(ctx actor.Context) {
 			next = t
 		}
 	}
-	for dl := range a.waiting {
-		consider(dl.nextAt)
-	}
+	consider(a.waiting.earliest())
 	if len(a.ready) > 0 && a.failures >= a.d.cfg.BreakerFailures && !a.probing {
 		consider(a.openUntil)
 	}

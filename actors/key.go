@@ -106,7 +106,7 @@ type keyActor struct {
 
 	dests    map[string]*destQueue
 	runnable []*destQueue
-	waiting  map[*destQueue]struct{}
+	waiting  *dueQueue[*destQueue]
 	wakeAt   time.Time
 	wakeGen  uint64
 
@@ -136,7 +136,7 @@ func newKeyActor(e *Engine, key *switchboard.Key) *keyActor {
 		bucket:         switchboard.NewTokenBucket(key.Rate, key.Burst),
 		ids:            ulid.Monotonic(rand.NewChaCha8(seed), 0),
 		dests:          make(map[string]*destQueue),
-		waiting:        make(map[*destQueue]struct{}),
+		waiting:        newDueQueue[*destQueue](),
 		idem:           make(map[string]bool),
 		paged:          true, // until the store says otherwise
 		pendingCommits: make(map[*commit]struct{}),
@@ -358,7 +358,7 @@ func (k *keyActor) tryDest(ctx actor.Context, q *destQueue, now time.Time) {
 		case e == nil:
 			if !q.busy {
 				delete(k.dests, q.to)
-				delete(k.waiting, q)
+				k.waiting.remove(q)
 			}
 			return
 		case e.dropped:
@@ -601,27 +601,18 @@ func (k *keyActor) commitFrontier() (string, int) {
 }
 
 // wait parks q until its retryAt; the single timer is moved earlier if
-// needed, in O(1), so many waiting destinations cost nothing per event.
+// needed.
 func (k *keyActor) wait(ctx actor.Context, q *destQueue) {
-	k.waiting[q] = struct{}{}
+	k.waiting.set(q, q.retryAt)
 	k.setWake(ctx, q.retryAt)
 }
 
 // woken relists every destination whose wait is over and re-arms the
-// timer for the earliest one still waiting, in one pass.
+// timer for the earliest one still waiting.
 func (k *keyActor) woken(ctx actor.Context) {
 	k.wakeAt = time.Time{}
-	now := k.e.now()
-	var next time.Time
-	for q := range k.waiting {
-		if !now.Before(q.retryAt) {
-			delete(k.waiting, q)
-			k.list(q)
-		} else if next.IsZero() || q.retryAt.Before(next) {
-			next = q.retryAt
-		}
-	}
-	if !next.IsZero() {
+	k.waiting.popDue(k.e.now(), k.list)
+	if next := k.waiting.earliest(); !next.IsZero() {
 		k.setWake(ctx, next)
 	}
 	k.dispatch(ctx)
