@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
 )
 
 // Config is what the engine is built from. cmd/switchboard fills it from
@@ -212,7 +213,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound}
 	for _, cc := range e.cfg.Carriers {
 		sup := &carrierSupervisor{cfg: cc, state: e.router.carriers[cc.Name], deps: deps,
-			limiter: switchboard.NewTokenBucket(cc.TPS, 1)}
+			limiter: smpp.NewLimiter(cc.TPS)}
 		props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
 		pid, err := e.system.Root.SpawnNamed(props, "carrier-"+cc.Name)
 		if err != nil {

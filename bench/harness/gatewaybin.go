@@ -82,8 +82,8 @@ func gatewayYAML(cfg nodeConfig, smscAddr string) (string, []string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {http: \"127.0.0.1:0\", admin: \"127.0.0.1:0\", data_dir: %q, shutdown_timeout: 30s}\n", cfg.dataDir)
 	b.WriteString("log: {level: warn, format: json}\n")
-	fmt.Fprintf(&b, "carriers:\n  - {name: %s, host: %q, system_id: %s, password: %s, binds: %d, window: %d, reconnect_min: %s, reconnect_max: %s}\n",
-		carrierName, smscAddr, systemID, password, cfg.binds, cfg.window, cfg.reconnectMin, cfg.reconnectMax)
+	fmt.Fprintf(&b, "carriers:\n  - {name: %s, host: %q, system_id: %s, password: %s, binds: %d, tps: %v, window: %d, reconnect_min: %s, reconnect_max: %s}\n",
+		carrierName, smscAddr, systemID, password, cfg.binds, cfg.carrierTPS, cfg.window, cfg.reconnectMin, cfg.reconnectMax)
 	fmt.Fprintf(&b, "routes:\n  - {prefix: \"\", carriers: [%s]}\n", carrierName)
 	concurrency := cfg.webhookConcurrency
 	if concurrency <= 0 {

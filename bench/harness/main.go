@@ -99,6 +99,7 @@ type settings struct {
 	simAddr                           string
 
 	binds, window, keyWindow, maxQueued int
+	carrierTPS                          float64
 	receiptDelay                        time.Duration
 	reconnectMin, reconnectMax          time.Duration
 	dataDir                             string
@@ -160,6 +161,7 @@ func flags(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.simAddr, "sim-addr", "127.0.0.1:0", "the in-process simulator's listen address (e.g. a fixed port for Kannel's config)")
 
 	fs.IntVar(&s.binds, "binds", 2, "SMPP binds to the simulator")
+	fs.Float64Var(&s.carrierTPS, "carrier-tps", 0, "the carrier's tps (submits/s shared by its binds; 0: unlimited): accept faster than the carrier delivers")
 	fs.IntVar(&s.window, "window", 64, "SMPP window per bind")
 	fs.IntVar(&s.keyWindow, "key-window", 0, "messages a key actor holds in memory (0: engine default, 1000)")
 	fs.IntVar(&s.maxQueued, "max-queued", 1_000_000, "each key's max_queued (--queue/--restart-pending: raised to N if below)")
@@ -387,7 +389,7 @@ func (r *rig) run() (int, error) {
 		return 1, err
 	}
 	cfg := nodeConfig{
-		keys: s.keys, maxQueued: s.maxQueued, binds: s.binds, window: s.window, keyWindow: s.keyWindow,
+		keys: s.keys, maxQueued: s.maxQueued, binds: s.binds, carrierTPS: s.carrierTPS, window: s.window, keyWindow: s.keyWindow,
 		reconnectMin: s.reconnectMin, reconnectMax: s.reconnectMax, receiptDelay: s.receiptDelay,
 		dataDir: filepath.Join(dir, "data"), log: logger, out: r.out,
 		webhookConcurrency: s.webhookConcurrency, simAddr: s.simAddr, smscAddr: s.smscAddr,

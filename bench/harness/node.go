@@ -37,6 +37,7 @@ type nodeConfig struct {
 	keys         int
 	maxQueued    int
 	binds        int
+	carrierTPS   float64 // carriers[].tps (0: unlimited)
 	window       int
 	keyWindow    int // 0: the engine's default
 	reconnectMin time.Duration
@@ -180,7 +181,7 @@ func (n *node) openGateway() (gwnode.Timings, error) {
 			Keys:   n.ring,
 			Routes: []switchboard.Route{{Prefix: "", Carriers: []string{carrierName}}},
 			Carriers: []actors.CarrierConfig{{
-				Name: carrierName, Binds: n.cfg.binds,
+				Name: carrierName, Binds: n.cfg.binds, TPS: n.cfg.carrierTPS,
 				SMPP: smpp.Config{
 					Addr: n.smscAddr(), SystemID: systemID, Password: password,
 					Window: n.cfg.window, Mode: smpp.Transceiver,

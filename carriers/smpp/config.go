@@ -39,7 +39,8 @@ type Config struct {
 	// window makes Submit wait, it never drops.
 	Window int
 	// TPS paces submits on this bind (0: unlimited). To share a carrier's
-	// TPS across binds, pass the same Limiter to each instead.
+	// TPS across binds, pass the same Limiter (from NewLimiter) to each
+	// instead.
 	TPS     float64
 	Limiter *switchboard.TokenBucket
 
@@ -105,7 +106,7 @@ func (c *Config) setDefaults() {
 	def(&c.ThrottlePause, 100*time.Millisecond)
 	def(&c.ThrottleMax, 5*time.Second)
 	if c.Limiter == nil && c.TPS > 0 {
-		c.Limiter = switchboard.NewTokenBucket(c.TPS, 1)
+		c.Limiter = NewLimiter(c.TPS)
 	}
 	if c.Dial == nil {
 		var d net.Dialer
@@ -139,3 +140,19 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// NewLimiter returns a bucket that paces submits to tps a second (0:
+// unlimited) and lets up to 10 ms worth of them (at least one) go at once.
+// A bucket of one would pace with a sleep per submit, and every sleep that
+// overshoots (on a busy machine the woken goroutine waits for a core, often
+// hundreds of microseconds) would be throughput lost for good: 20,000 tps
+// configured gave 11,000 submits/s.
+// With the slack an overshoot is made up by the submits after it. SMSCs
+// count TPS over a second, so a hundredth of it at once stays within their
+// limit; one that disagrees answers ESME_RTHROTTLED, which slows the bind.
+func NewLimiter(tps float64) *switchboard.TokenBucket {
+	return switchboard.NewTokenBucket(tps, max(1, int(tps*limiterSlack.Seconds())))
+}
+
+// limiterSlack is how much of a second's TPS may go at once.
+const limiterSlack = 10 * time.Millisecond
