@@ -41,13 +41,17 @@ type batchCounters struct {
 }
 
 // acceptBatches posts N messages in batches of o.batch to /v1/messages/batch
-// from o.conns workers, batch i with key i % keys. Rejected items are sent
-// again (after a pause) until N are accepted or o.acceptFor passes.
+// (one at a time to /v1/messages when o.batch is 1) from o.conns workers,
+// batch i with key i % keys. Rejected items are sent again (after a pause)
+// until N are accepted or o.acceptFor passes.
 func acceptBatches(n *node, o queueOpts) *batchCounters {
 	c := &batchCounters{status: map[int]int64{}, codes: map[string]int64{}}
 	hc := newClient(n.addr, o.conns, o.timeout)
 	defer hc.CloseIdleConnections()
 	url := "http://" + n.addr + "/v1/messages/batch"
+	if o.batch == 1 {
+		url = "http://" + n.addr + "/v1/messages"
+	}
 	var remaining atomic.Int64
 	remaining.Store(int64(o.n))
 	// outstanding counts items claimed and not yet answered; rejected ones
@@ -113,14 +117,7 @@ func acceptBatches(n *node, o queueOpts) *batchCounters {
 					time.Sleep(20 * time.Millisecond)
 					continue
 				}
-				buf = append(buf[:0], `{"messages":[`...)
-				for i := range k {
-					if i > 0 {
-						buf = append(buf, ',')
-					}
-					buf, _ = o.gen.appendMessage(buf, r)
-				}
-				buf = append(buf, "]}"...)
+				buf = appendBatchBody(buf[:0], o, int(k), r)
 				req.SetBodyRaw(buf)
 				req.Header.SetBytesV("Authorization", o.gen.auths[int(batchNo.Add(1))%len(o.gen.auths)])
 				c.requests.Add(1)
@@ -166,7 +163,25 @@ func acceptBatches(n *node, o queueOpts) *batchCounters {
 	return c
 }
 
-// scanBatch reads a batch response without decoding it all: accepted items
+// appendBatchBody appends the body of a request for k messages: a batch,
+// or the bare message when batches are of one.
+func appendBatchBody(buf []byte, o queueOpts, k int, r *rand.Rand) []byte {
+	if o.batch == 1 {
+		buf, _ = o.gen.appendMessage(buf, r)
+		return buf
+	}
+	buf = append(buf, `{"messages":[`...)
+	for i := range k {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf, _ = o.gen.appendMessage(buf, r)
+	}
+	return append(buf, "]}"...)
+}
+
+// scanBatch reads a batch response (or a single message's 202, which
+// carries "segments" too) without decoding it all: accepted items
 // carry "segments", rejected ones "error" with a "code".
 func scanBatch(body []byte, c *batchCounters) (accepted, parts, rejected int64) {
 	eachAfter(body, []byte(`"segments":`), func(b []byte) {
@@ -295,8 +310,12 @@ func runQueue(cfg nodeConfig, o queueOpts) (ok bool, err error) {
 	proc, machine := u0.since(u1)
 	accepted, parts := c.accepted.Load(), c.parts.Load()
 	hwmAccept := hwmMB()
-	fmt.Fprintf(out, "\naccepted %d messages (%d parts) in %v: %.0f msg/s via batches of %d on %d conns; cpu %.2f cores (machine %.2f)\n",
-		accepted, parts, acceptDur.Round(time.Millisecond), float64(accepted)/acceptDur.Seconds(), o.batch, o.conns, proc, machine)
+	via := fmt.Sprintf("batches of %d", o.batch)
+	if o.batch == 1 {
+		via = "POST /v1/messages, one a request,"
+	}
+	fmt.Fprintf(out, "\naccepted %d messages (%d parts) in %v: %.0f msg/s via %s on %d conns; cpu %.2f cores (machine %.2f)\n",
+		accepted, parts, acceptDur.Round(time.Millisecond), float64(accepted)/acceptDur.Seconds(), via, o.conns, proc, machine)
 	fmt.Fprintf(out, "requests %d, statuses %v, rejected items %d %v, transport errors %d\n",
 		c.requests.Load(), c.status, c.rejected.Load(), c.codes, c.transport.Load())
 	if s := n.submits.Load(); s != 0 {
