@@ -173,6 +173,9 @@ func (s summary) print(w io.Writer, o loadOpts) {
 		}
 		rows = append(rows, [2]string{"drain", drain})
 		lost := fmt.Sprintf("%d", s.Lost)
+		if !s.Drained {
+			lost += "  (no final status by the end of --drain: lost, or still queued behind --carrier-tps or an outage)"
+		}
 		if s.Callbacks {
 			lost += fmt.Sprintf("  duplicates %d  unmatched finals %d  intermediate callbacks %d  out of order %d",
 				s.Duplicates, s.Unmatched, s.Intermed, s.OutOfOrder)
