@@ -132,7 +132,7 @@ type CarrierConfig struct {
 	Binds           int      `yaml:"binds" default:"1" help:"number of SMPP connections (1 to 64)"`
 	BindType        string   `yaml:"bind_type" default:"transceiver" help:"transceiver, or transmitter_receiver (two connections per bind)"`
 	Window          int      `yaml:"window" default:"64" help:"submits in flight per bind (1 to 10000)"`
-	TPS             float64  `yaml:"tps" help:"submits per second, shared by all the carrier's binds (0: unlimited)"`
+	TPS             float64  `yaml:"tps" help:"submits per second, shared by all the carrier's binds, up to 10 ms worth back to back (0: unlimited)"`
 	IDFormat        string   `yaml:"id_format" help:"how the carrier writes message ids: \"\" (as is), hex, decimal or hex_resp_decimal_receipt"`
 	EnquireLink     Duration `yaml:"enquire_link" default:"30s" help:"interval of enquire_link keep-alives"`
 	ResponseTimeout Duration `yaml:"response_timeout" default:"10s" help:"how long to wait for a submit_sm_resp"`
