@@ -61,7 +61,8 @@ func (q *dueQueue[T]) earliest() time.Time {
 }
 
 // popDue takes out every item due at now (its time not after now) and
-// calls f with each, earliest first. f may file items again.
+// calls f with each, earliest first. f may file items again, but only
+// after now: one filed at or before now would come straight back.
 func (q *dueQueue[T]) popDue(now time.Time, f func(T)) {
 	for len(q.heap) > 0 && !q.heap[0].at.After(now) {
 		x := q.heap[0].item

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -269,6 +270,8 @@ func (s *settings) check(set map[string]bool) error {
 		return errors.New("--profile-phase is accept or drain")
 	case s.batch < 0 || s.batchConns < 1:
 		return errors.New("--batch must be >= 0 and --batch-conns above 0")
+	case !(s.carrierTPS >= 0) || math.IsInf(s.carrierTPS, 0):
+		return errors.New("--carrier-tps is a number >= 0 (0: unlimited)")
 	case s.hotKey < 0 || s.hotKey > 1:
 		return errors.New("--hot-key is a share, 0..1")
 	case s.callbackBatch < 1 || s.callbackBatch > 1000:

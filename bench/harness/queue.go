@@ -131,6 +131,10 @@ func acceptBatches(n *node, o queueOpts) *batchCounters {
 				}
 				code := resp.StatusCode()
 				if code != fasthttp.StatusAccepted {
+					if o.batch == 1 { // the one message's error, e.g. 429 queue_full
+						_, _, rej := scanBatch(resp.Body(), c)
+						c.rejected.Add(rej)
+					}
 					c.mu.Lock()
 					c.status[code]++
 					c.mu.Unlock()
