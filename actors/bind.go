@@ -15,6 +15,7 @@ type bindDeps struct {
 	log       zerolog.Logger
 	onReceipt func(switchboard.Receipt, func(error))
 	onInbound func(switchboard.InboundPart, func(error))
+	onBound   func() // a bind has come up: keys waiting for a carrier may go
 }
 
 // submitJob asks a bind to send one message. done is called exactly once,
@@ -80,7 +81,11 @@ func (b *bindActor) start() {
 		p.Carrier = b.state.name
 		b.deps.onInbound(p, ack)
 	}
-	cfg.OnState = func(up bool) { b.state.bound[b.index].Store(up) }
+	cfg.OnState = func(up bool) {
+		if !b.state.bound[b.index].Swap(up) && up {
+			b.deps.onBound()
+		}
+	}
 	client, err := smpp.NewClient(cfg)
 	if err != nil {
 		// Configuration is checked before the engine starts; failing here

@@ -210,7 +210,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		backoff: switchboard.Backoff{Min: e.cfg.RestartMin, Max: e.cfg.RestartMax},
 		calm:    e.cfg.RestartMax * 2, log: e.log,
 	}
-	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound}
+	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.carrierUp}
 	for _, cc := range e.cfg.Carriers {
 		sup := &carrierSupervisor{cfg: cc, state: e.router.carriers[cc.Name], deps: deps,
 			limiter: smpp.NewLimiter(cc.TPS)}
@@ -447,6 +447,12 @@ func (r *registry) retire(keyID string, pid *actor.PID) bool {
 	}
 	delete(r.keys, keyID)
 	return true
+}
+
+// carrierUp tells every key actor that a bind has come up, so destinations
+// waiting for a carrier go now instead of at their next poll.
+func (e *Engine) carrierUp() {
+	e.registry.each(func(pid *actor.PID) { e.system.Root.Send(pid, &carrierUp{}) })
 }
 
 func (r *registry) each(f func(*actor.PID)) {

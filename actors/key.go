@@ -41,6 +41,8 @@ type (
 	// wake is a timer going off: retry waits may be over. Timers that were
 	// replaced by an earlier one carry an old gen and are ignored.
 	wake struct{ gen uint64 }
+	// carrierUp says a bind has come up (Engine.carrierUp).
+	carrierUp struct{}
 	// drain stops dispatching; the reply comes once nothing is in flight.
 	drain struct{}
 )
@@ -63,6 +65,9 @@ type destQueue struct {
 	retryAt  time.Time
 	attempts int // failed tries of the head
 	listed   bool
+	// noCarrier: the head waits because no carrier could take it; a
+	// carrier coming up (carrierUp) sends it at once.
+	noCarrier bool
 }
 
 func (q *destQueue) head() *entry {
@@ -157,6 +162,8 @@ func (k *keyActor) Receive(ctx actor.Context) {
 		if m.gen == k.wakeGen {
 			k.woken(ctx)
 		}
+	case *carrierUp:
+		k.carrierUp(ctx)
 	case *budgetFree:
 		if m.b == k.e.sending {
 			k.unblock()
@@ -383,6 +390,7 @@ func (k *keyActor) tryDest(ctx actor.Context, q *destQueue, now time.Time) {
 // send hands e to a bind of the first healthy carrier, or waits.
 func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time) {
 	c, pid := k.e.router.pick(e.msg.To, now)
+	q.noCarrier = pid == nil
 	if pid == nil {
 		k.markQueued(e, now)
 		q.retryAt = now.Add(noCarrierRetry)
@@ -420,9 +428,26 @@ func (k *keyActor) unblock() {
 	k.blocked = k.blocked[:0]
 }
 
-// Retry pacing for a destination's head.
+// carrierUp sends at once the destinations that wait for a carrier: a
+// bind has come up. It walks all destinations, but binds come up rarely.
+func (k *keyActor) carrierUp(ctx actor.Context) {
+	for _, q := range k.dests {
+		if q.noCarrier {
+			q.noCarrier = false
+			q.retryAt = time.Time{}
+			k.waiting.remove(q)
+			k.list(q)
+		}
+	}
+	k.dispatch(ctx)
+}
+
+// Retry pacing for a destination's head. Without a carrier the head is
+// tried again only this often: a bind coming up wakes it sooner
+// (carrierUp), so the poll is for what comes back without an event, a
+// failing carrier's probe pause (probeAfter).
 const (
-	noCarrierRetry = time.Second
+	noCarrierRetry = probeAfter
 	busyRetry      = 10 * time.Millisecond
 	unboundRetry   = 50 * time.Millisecond
 )

@@ -254,3 +254,23 @@ func TestSendingBudgetAcrossKeys(t *testing.T) {
 		}
 	}
 }
+
+// A bind coming up sends what waited for a carrier at once, not at the
+// next no-carrier poll (noCarrierRetry, 5 s after the attempt that found
+// no carrier).
+func TestCarrierUpSendsWaitingAtOnce(t *testing.T) {
+	r := newRig(t, rigOptions{simConfig: smsc.Config{Faults: smsc.Faults{RefuseBinds: true}}})
+	res := r.submit(r.keys[0], "+447700900001", "waits for a carrier")
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	eventually(t, "queued", 5*time.Second, func() bool { return r.status(res.Message.ID) == switchboard.StatusQueued })
+	began := time.Now()
+	r.sims["sim"].SetFaults(smsc.Faults{})
+	eventually(t, "sent", 10*time.Second, func() bool { return r.status(res.Message.ID) != switchboard.StatusQueued })
+	// The binds reconnect within ReconnectMax (100 ms); the poll would
+	// have waited about 5 s.
+	if took := time.Since(began); took > 2500*time.Millisecond {
+		t.Fatalf("the message left %v after the carrier came back; a bind coming up should send it at once", took)
+	}
+}
