@@ -42,6 +42,7 @@ type loadOpts struct {
 	actions []action // things done at offsets into the measured window (carrier outage)
 
 	cpuProfile string
+	memProfile string // allocations from start to the window's end
 	out        io.Writer
 	quiet      bool // no progress lines (unit tests)
 }
@@ -256,6 +257,11 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 		if o.cpuProfile != "" {
 			pprof.StopCPUProfile()
 		}
+		if o.memProfile != "" {
+			if err := writeAllocs(o.memProfile); err != nil {
+				fmt.Fprintln(o.out, "memprofile:", err)
+			}
+		}
 	}()
 
 	if o.profile.base > 0 {
@@ -341,6 +347,20 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-timer.C:
 		return true
 	}
+}
+
+// writeAllocs writes the allocations sampled since the process started
+// (go tool pprof -sample_index=alloc_space).
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func startProfile(path string) error {

@@ -112,6 +112,7 @@ type settings struct {
 	webhooksN, deadEvents        int
 	badEvents                    int
 	cpuProfile, profilePhase     string
+	memProfile                   string
 }
 
 func flags(s *settings) *flag.FlagSet {
@@ -181,6 +182,7 @@ func flags(s *settings) *flag.FlagSet {
 	fs.IntVar(&s.deadEvents, "dead-events", 0, "with --webhooks: first queue `M` callbacks for a dead endpoint (memory, isolation)")
 	fs.IntVar(&s.badEvents, "bad-events", 0, "with --webhooks: first queue `K` callbacks each for an endpoint that hangs and one that answers 500 (isolation)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (scenarios: see --profile-phase) to `FILE`")
+	fs.StringVar(&s.memProfile, "memprofile", "", "load mode: write the allocations from start to the end of the measured window (pprof allocs; -sample_index=alloc_space) to `FILE`")
 	fs.StringVar(&s.profilePhase, "profile-phase", "drain", "--queue/--restart-pending: which phase --cpuprofile covers: accept or drain")
 	return fs
 }
@@ -545,7 +547,7 @@ func (r *rig) baseOpts(k *tracker) loadOpts {
 	g.hot = s.hotKey
 	o := loadOpts{profile: rateProfile{base: s.rate}, warmup: s.warmup, duration: s.duration, timeout: s.timeout,
 		conns: s.conns, inflight: s.inflight, batch: s.batch, drain: s.drain, gen: g, tracker: k,
-		cpuProfile: s.cpuProfile, out: r.out}
+		cpuProfile: s.cpuProfile, memProfile: s.memProfile, out: r.out}
 	if s.burstFactor > 0 && s.burstFor > 0 {
 		at := s.burstAt
 		if at < 0 {
