@@ -24,6 +24,7 @@ type (
 	postDone struct {
 		group   []*delivery
 		probe   bool
+		batch   bool // sent as a JSON array: the key batches
 		partial bool // a batch below its key's callback_batch
 		res     PostResult
 	}
@@ -183,10 +184,13 @@ func (a *endpointActor) add(dl *delivery) {
 func (a *endpointActor) dispatch(ctx actor.Context) {
 	now := a.now()
 	for len(a.ready) > 0 && a.inflight < a.d.cfg.Concurrency {
-		if !a.circuitAllows(now) || a.holdPartial() {
+		// The oldest ready callback goes next; its key's batch size
+		// decides whether it waits and how many go with it.
+		limit := a.d.batchSize(a.ready[0].cb.Key)
+		if !a.circuitAllows(now) || a.holdPartial(limit) {
 			return
 		}
-		group, limit := a.takeGroup(now)
+		group := a.takeGroup(now, limit)
 		if len(group) == 0 {
 			continue
 		}
@@ -194,7 +198,8 @@ func (a *endpointActor) dispatch(ctx actor.Context) {
 			dl.attempts++
 		}
 		a.inflight++
-		done := &postDone{group: group, probe: a.failures >= a.d.cfg.BreakerFailures, partial: limit > 1 && len(group) < limit}
+		done := &postDone{group: group, probe: a.failures >= a.d.cfg.BreakerFailures,
+			batch: limit > 1, partial: limit > 1 && len(group) < limit}
 		if done.probe {
 			a.probing = true
 		}
@@ -220,31 +225,29 @@ const maxPartials = 2
 // batches fill under load and go at once when the endpoint is quiet (like
 // Nagle's algorithm); full batches never wait. Waiting cannot stall: the
 // requests in flight always answer (or time out).
-func (a *endpointActor) holdPartial() bool {
-	key := a.ready[0].cb.Key
-	limit := a.d.batchSize(key)
-	return limit > 1 && a.partials >= maxPartials && a.readyByKey[key] < limit
+// limit is the batch size of the oldest ready callback's key.
+func (a *endpointActor) holdPartial(limit int) bool {
+	return limit > 1 && a.partials >= maxPartials && a.readyByKey[a.ready[0].cb.Key] < limit
 }
 
 // takeGroup takes what the next request carries: the oldest ready
-// callback and, when its key batches (Key.CallbackBatch), more ready ones
-// for the same URL and key, up to the batch size, which it returns too.
+// callback and, when its key batches (limit, Key.CallbackBatch, above 1),
+// more ready ones for the same URL and key, up to limit.
 // Only message heads are ready, so a batch holds at most one event per
 // message and per-message order holds. Callbacks past max_age or for a
 // gone URL are given up on instead; if the oldest is, the group is empty.
-func (a *endpointActor) takeGroup(now time.Time) (group []*delivery, limit int) {
+func (a *endpointActor) takeGroup(now time.Time, limit int) []*delivery {
 	first := a.ready[0]
 	a.ready[0] = nil
 	a.ready = a.ready[1:]
 	a.unready(first)
 	if reason := a.giveUpReason(first, now); reason != "" {
 		a.finish(first, reason, now)
-		return nil, 0
+		return nil
 	}
-	group = []*delivery{first}
-	limit = a.d.batchSize(first.cb.Key)
+	group := []*delivery{first}
 	if limit <= 1 {
-		return group, limit
+		return group
 	}
 	type over struct {
 		dl     *delivery
@@ -269,7 +272,7 @@ func (a *endpointActor) takeGroup(now time.Time) (group []*delivery, limit int) 
 	for _, o := range expired { // finish may make a message's next event ready
 		a.finish(o.dl, o.reason, now)
 	}
-	return group, limit
+	return group
 }
 
 func (a *endpointActor) pushReady(dl *delivery) {

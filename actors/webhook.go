@@ -335,7 +335,7 @@ func (d *dispatcher) post(self *actor.PID, done *postDone) {
 	d.attempts.Add(1)
 	first := &done.group[0].cb
 	req := WebhookRequest{URL: first.URL, Secret: d.secrets[first.Key]}
-	if d.batchSize(first.Key) > 1 {
+	if done.batch {
 		req.Body = batchBody(done.group)
 	} else {
 		req.Body, req.EventID = body(first, done.group[0].attempts), first.ID

@@ -61,34 +61,45 @@ func (c *committer) claimOne(nm *sb.NewMessage) error {
 		return nil
 	}
 	if err := c.claimIdempotency(m.Key, nm.IdempotencyKey); err != nil {
-		delete(c.overlay.msgs, m.ID)
+		c.unclaimID(m.ID)
 		return err
 	}
 	return nil
 }
 
 func (c *committer) claimID(id string) error {
-	if _, ok := c.overlay.msgs[id]; ok {
-		return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
+	taken, err := c.idTaken(id)
+	if err != nil {
+		return fmt.Errorf("check message %s: %w", id, err)
 	}
-	if id > c.floor {
-		if _, ok := c.recent[id]; ok {
-			return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
-		}
-	} else {
-		c.key = messageKey(c.key[:0], id)
-		found, err := c.exists(c.key)
-		if err != nil {
-			return fmt.Errorf("check message %s: %w", id, err)
-		}
-		if found {
-			return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
-		}
+	if taken {
+		return sb.Errorf(sb.ECONFLICT, "message %s already exists", id)
 	}
 	c.recent[id] = struct{}{}
 	c.maxID = max(c.maxID, id) // an upper bound still, whether or not the request commits
 	c.overlay.msgs[id] = nil   // the message itself is entered by writeNew
 	return nil
+}
+
+// idTaken reports whether id is in use. recent holds every ID claimed
+// since floor was set (this batch's too, so the overlay need not be
+// asked), and every stored ID above floor was claimed since then: only an
+// ID at or below floor needs the database.
+func (c *committer) idTaken(id string) (bool, error) {
+	if _, ok := c.recent[id]; ok {
+		return true, nil
+	}
+	if id > c.floor {
+		return false, nil
+	}
+	c.key = messageKey(c.key[:0], id)
+	return c.exists(c.key)
+}
+
+// unclaimID undoes claimID.
+func (c *committer) unclaimID(id string) {
+	delete(c.overlay.msgs, id)
+	delete(c.recent, id)
 }
 
 func (c *committer) claimIdempotency(key, idemKey string) error {
@@ -110,8 +121,7 @@ func (c *committer) claimIdempotency(key, idemKey string) error {
 func (c *committer) unclaim(nms []sb.NewMessage) {
 	for i := range nms {
 		m := nms[i].Message
-		delete(c.overlay.msgs, m.ID)
-		delete(c.recent, m.ID)
+		c.unclaimID(m.ID)
 		if nms[i].IdempotencyKey != "" {
 			c.key = idempotencyKey(c.key[:0], m.Key, nms[i].IdempotencyKey)
 			delete(c.overlay.idem, string(c.key))
