@@ -14,7 +14,6 @@
 package sink
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"strconv"
@@ -94,7 +93,7 @@ type Sink struct {
 	duplicates int
 	outOfOrder int
 	badSig     int
-	changed    chan struct{} // closed and replaced on every event
+	changed    chan struct{} // made by Wait, closed and cleared by the next event
 }
 
 // Start listens and serves until Close.
@@ -107,7 +106,7 @@ func Start(opts Options) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{opts: opts, ln: ln, served: make(chan error, 1), closed: make(chan struct{}),
-		seen: make(map[string]int), lastByMsg: make(map[string]string), changed: make(chan struct{})}
+		seen: make(map[string]int), lastByMsg: make(map[string]string)}
 	s.srv = &fasthttp.Server{Handler: s.handle, Name: "sink", ReadTimeout: 30 * time.Second}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	return s, nil
@@ -155,35 +154,13 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
 		return
 	}
-	if body[0] == '[' {
+	if isArray(body) {
 		s.mu.Lock()
 		s.batches++
 		s.largest = max(s.largest, len(evs))
 		s.mu.Unlock()
 	}
 	s.answer(ctx, evs, fasthttp.StatusNoContent)
-}
-
-// decodeEvents reads one event (a JSON object) or a batch (an array of
-// at least one); every event needs an event_id.
-func decodeEvents(body []byte) ([]Event, bool) {
-	var evs []Event
-	var err error
-	if len(body) > 0 && body[0] == '[' {
-		err = json.Unmarshal(body, &evs)
-	} else {
-		evs = make([]Event, 1)
-		err = json.Unmarshal(body, &evs[0])
-	}
-	if err != nil || len(evs) == 0 {
-		return nil, false
-	}
-	for _, ev := range evs {
-		if ev.EventID == "" {
-			return nil, false
-		}
-	}
-	return evs, true
 }
 
 // decide asks Respond (default: status def) about a request's events.
@@ -277,8 +254,10 @@ func (s *Sink) record(ev Event) {
 	if !s.opts.Discard {
 		s.events = append(s.events, ev)
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if s.changed != nil { // someone waits
+		close(s.changed)
+		s.changed = nil
+	}
 	s.mu.Unlock()
 	if s.opts.OnEvent != nil {
 		s.opts.OnEvent(ev)
@@ -318,7 +297,11 @@ func (s *Sink) Wait(timeout time.Duration, cond func([]Event) bool) bool {
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
-		ok, changed := cond(s.events), s.changed
+		ok := cond(s.events)
+		if !ok && s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		changed := s.changed
 		s.mu.Unlock()
 		if ok {
 			return true
