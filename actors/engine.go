@@ -136,7 +136,7 @@ type Stats struct {
 	Receipts          int64 // receipts recorded
 	ReceiptsUnmatched int64 // receipts whose carrier id matched no message (logged)
 	Inbound           int64 // inbound messages stored
-	InboundUnknown    int64 // inbound messages to a number no key owns (logged, acknowledged, not stored)
+	InboundUnknown    int64 // inbound parts (deliver_sm) to a number no key owns (logged, acknowledged, not stored)
 	Webhooks          WebhookStats
 }
 

@@ -162,7 +162,7 @@ func (in *inbound) storeOnce(a concat.Assembled) error {
 	if !ok {
 		// The number belonged to a key when its parts were stored and to
 		// none now (the configuration changed across a restart).
-		e.stats.inboundUnknown.Add(1)
+		e.stats.inboundUnknown.Add(int64(len(a.Parts)))
 		e.log.Warn().Str("carrier", a.Carrier).Str("to", a.To).Int("parts", len(a.Parts)).
 			Msg("inbound message to a number no key owns any more; its stored parts are removed")
 		return e.store.DeleteInboundParts(context.Background(), a.Parts)

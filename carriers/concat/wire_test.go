@@ -146,7 +146,7 @@ func TestWireReassembly(t *testing.T) {
 			}
 			m := got[0]
 			if m.Body != tc.mo.Text || m.Encoding != tc.encoding || m.Partial || m.Carrier != "sim" ||
-				m.From != "447700900123" || m.To != "12345" || m.Segments != parts {
+				m.From != "+447700900123" || m.To != "12345" || m.Segments != parts {
 				t.Errorf("assembled %q (%s, %d segments, partial %v, %s %s->%s)\nwant %q (%s, %d)",
 					m.Body, m.Encoding, m.Segments, m.Partial, m.Carrier, m.From, m.To, tc.mo.Text, tc.encoding, parts)
 			}
@@ -202,7 +202,7 @@ func TestWireInterleaved(t *testing.T) {
 	}
 	for _, mo := range []smsc.MO{c, a, b} {
 		r := send(mo, 1)
-		if !r.Complete || r.Message.Body != mo.Text || r.Message.From != strings.TrimPrefix(mo.From, "+") {
+		if !r.Complete || r.Message.Body != mo.Text || r.Message.From != mo.From {
 			t.Errorf("%s part 1: %+v", mo.Text[:1], r)
 		}
 	}

@@ -328,7 +328,7 @@ func TestInboundMessagesCarryConcatInfo(t *testing.T) {
 			defer mu.Unlock()
 			seen := map[uint8]bool{}
 			for _, p := range parts {
-				if p.From != "447700900999" || p.To != "12345" || p.DataCoding != 0 {
+				if p.From != "+447700900999" || p.To != "12345" || p.DataCoding != 0 {
 					t.Fatalf("part %+v", p)
 				}
 				if tc.n == 1 {

@@ -3,6 +3,7 @@ package smpp
 import (
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
@@ -38,7 +39,7 @@ func (c *Client) delivered(s *session, p *pdu.DeliverSM, raw []byte) {
 		return
 	}
 	part := switchboard.InboundPart{
-		Carrier: c.cfg.Name, From: p.SourceAddr.Address(), To: p.DestAddr.Address(),
+		Carrier: c.cfg.Name, From: address(p.SourceAddr), To: address(p.DestAddr),
 		DataCoding: coding, Payload: ud, ReceivedAt: time.Now(),
 	}
 	c.inbound(part, p.EsmClass, p.Message.UDH(), p.OptionalParameters, ack)
@@ -54,7 +55,7 @@ func (c *Client) dataDelivered(s *session, p *pdu.DataSM) {
 		return
 	}
 	part := switchboard.InboundPart{
-		Carrier: c.cfg.Name, From: p.SourceAddr.Address(), To: p.DestAddr.Address(),
+		Carrier: c.cfg.Name, From: address(p.SourceAddr), To: address(p.DestAddr),
 		DataCoding: p.DataCoding, ReceivedAt: time.Now(),
 	}
 	if p.EsmClass&data.SM_UDH_GSM != 0 {
@@ -65,6 +66,18 @@ func (c *Client) dataDelivered(s *session, p *pdu.DataSM) {
 	}
 	part.Payload = ud
 	c.inbound(part, p.EsmClass, nil, p.OptionalParameters, ack)
+}
+
+// address writes an SMPP address as the API writes numbers: an
+// international one (TON 1), which SMPP carries without its "+", as E.164
+// ("+" and the digits); any other (national digits, a short code, an
+// alphanumeric sender) as the carrier sent it.
+func address(a pdu.Address) string {
+	s := a.Address()
+	if a.Ton() == data.GSM_TON_INTERNATIONAL && s != "" && strings.Trim(s, "0123456789") == "" {
+		return "+" + s
+	}
+	return s
 }
 
 func isReceipt(esm byte) bool {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linxGnu/gosmpp/data"
 	"github.com/linxGnu/gosmpp/pdu"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
@@ -149,3 +150,30 @@ func TestLongMessageParts(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// Inbound numbers read as the API writes them: an international address
+// gets its "+" back; national digits, short codes and alphanumeric senders
+// stay as sent.
+func TestAddressWritesInternationalAsE164(t *testing.T) {
+	for _, tc := range []struct {
+		ton  byte
+		addr string
+		want string
+	}{
+		{data.GSM_TON_INTERNATIONAL, "447700900555", "+447700900555"},
+		{data.GSM_TON_INTERNATIONAL, "+447700900555", "+447700900555"},
+		{data.GSM_TON_UNKNOWN, "447700900555", "447700900555"},
+		{data.GSM_TON_NATIONAL, "07700900555", "07700900555"},
+		{data.GSM_TON_INTERNATIONAL, "Acme", "Acme"},
+		{data.GSM_TON_ALPHANUMERIC, "Acme", "Acme"},
+		{data.GSM_TON_INTERNATIONAL, "", ""},
+	} {
+		a, err := pdu.NewAddressWithTonNpiAddr(tc.ton, data.GSM_NPI_E164, tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := address(a); got != tc.want {
+			t.Errorf("TON %d %q: got %q, want %q", tc.ton, tc.addr, got, tc.want)
+		}
+	}
+}

@@ -384,7 +384,7 @@ func TestInteropOurClientAgainstNetSMPPServer(t *testing.T) {
 	}
 	for i, want := range []string{"part one, ", "part two"} {
 		part := got[i]
-		if part.Carrier != "perl" || part.From != "447700900999" || part.To != "12345" || part.DataCoding != 0 ||
+		if part.Carrier != "perl" || part.From != "+447700900999" || part.To != "12345" || part.DataCoding != 0 ||
 			string(part.Payload) != want || part.Concat == nil ||
 			*part.Concat != (switchboard.Concat{Ref: 0x42, Total: 2, Seq: uint8(i + 1)}) {
 			t.Errorf("inbound part %d: %+v (concat %+v), want %q", i+1, part, part.Concat, want)

@@ -174,6 +174,7 @@ type WebhooksConfig struct {
 	Concurrency          int      `yaml:"concurrency" default:"64" help:"most requests in flight to one endpoint (scheme, host and port)"`
 	RetryMin             Duration `yaml:"retry_min" default:"5s" help:"backoff ceiling of a callback's first retry (full jitter, doubling)"`
 	RetryMax             Duration `yaml:"retry_max" default:"30m" help:"cap of the backoff between retries"`
+	GoneFor              Duration `yaml:"gone_for" default:"1h" help:"how long a URL that answered 410 Gone is not called (its events are given up meanwhile)"`
 }
 
 // InboundConfig governs mobile-originated messages.
@@ -1061,7 +1062,7 @@ func (c *Config) validateWebhooks(p *problems) {
 	for _, f := range []struct {
 		field string
 		d     Duration
-	}{{"max_age", w.MaxAge}, {"timeout", w.Timeout}, {"retry_min", w.RetryMin}, {"retry_max", w.RetryMax}} {
+	}{{"max_age", w.MaxAge}, {"timeout", w.Timeout}, {"retry_min", w.RetryMin}, {"retry_max", w.RetryMax}, {"gone_for", w.GoneFor}} {
 		if f.d <= 0 {
 			p.add("webhooks."+f.field, "%v is not above 0", f.d)
 		}

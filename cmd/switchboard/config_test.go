@@ -114,6 +114,7 @@ func TestDefaults(t *testing.T) {
 		Webhooks: WebhooksConfig{
 			MaxAge: Duration(72 * time.Hour), AllowPrivateNetworks: false, Timeout: Duration(10 * time.Second),
 			Concurrency: 64, RetryMin: Duration(5 * time.Second), RetryMax: Duration(30 * time.Minute),
+			GoneFor: Duration(time.Hour),
 		},
 		Limits: LimitsConfig{MaxParts: 10, DefaultValidity: Duration(48 * time.Hour), MaxValidity: Duration(72 * time.Hour), MaxBatch: 1000},
 	}
@@ -261,7 +262,18 @@ func TestValidate(t *testing.T) {
 		{"callback_url relative", func(c *Config) { c.Keys[0].CallbackURL = "/hook" }, `keys[0].callback_url: "/hook"`},
 		{"callback_url private", func(c *Config) { c.Keys[0].CallbackURL = "http://127.0.0.1:9000/hook" }, "keys[0].callback_url: \"http://127.0.0.1:9000/hook\": callback URL host 127.0.0.1 is a loopback address; set webhooks.allow_private_networks"},
 		{"callback_url localhost", func(c *Config) { c.Keys[0].CallbackURL = "http://localhost/hook" }, "keys[0].callback_url: "},
+		{"callback_statuses", func(c *Config) { c.Keys[0].CallbackStatuses = []string{"delivered", "accepted"} },
+			`keys[0].callback_statuses: ["delivered" "accepted"]: each must be one of queued`},
+		{"inbound_url private", func(c *Config) { c.Keys[0].InboundURL = "http://10.0.0.1/in" }, `keys[0].inbound_url: "http://10.0.0.1/in": callback URL host 10.0.0.1 is a private address`},
+		{"numbers form", func(c *Config) { c.Keys[0].Numbers = []string{"447700900999"} }, `keys[0].numbers[0]: "447700900999" is not + and 8-15 digits`},
+		{"numbers dup", func(c *Config) {
+			c.Keys[0].Numbers = []string{"+447700900999"}
+			c.Keys[1].Numbers = []string{"+447700900999"}
+		}, `keys[1].numbers[0]: +447700900999 is already a number of key "k1"`},
 		{"webhooks.max_age", func(c *Config) { c.Webhooks.MaxAge = -1 }, "webhooks.max_age: "},
+		{"webhooks.gone_for", func(c *Config) { c.Webhooks.GoneFor = 0 }, "webhooks.gone_for: 0s is not above 0"},
+		{"webhooks.retry_max", func(c *Config) { c.Webhooks.RetryMax = Duration(time.Second) }, "webhooks.retry_max: 1s is below retry_min 5s"},
+		{"webhooks.concurrency", func(c *Config) { c.Webhooks.Concurrency = 0 }, "webhooks.concurrency: 0 is below 1"},
 		{"limits.max_parts", func(c *Config) { c.Limits.MaxParts = 256 }, "limits.max_parts: 256 is not in 1..255"},
 		{"limits.default_validity", func(c *Config) { c.Limits.DefaultValidity = -1 }, "limits.default_validity: "},
 		{"limits.max_validity", func(c *Config) { c.Limits.MaxValidity = Duration(time.Hour) }, "limits.max_validity: 1h0m0s is below default_validity 48h0m0s"},

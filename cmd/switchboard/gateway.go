@@ -214,6 +214,7 @@ func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) ac
 		Webhooks: actors.WebhookConfig{
 			MaxAge: cfg.Webhooks.MaxAge.Std(), RetryMin: cfg.Webhooks.RetryMin.Std(),
 			RetryMax: cfg.Webhooks.RetryMax.Std(), Concurrency: cfg.Webhooks.Concurrency,
+			GoneFor: cfg.Webhooks.GoneFor.Std(),
 		},
 		InboundTimeout: cfg.Inbound.ReassemblyTimeout.Std(),
 	}

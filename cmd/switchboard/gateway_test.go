@@ -27,7 +27,15 @@ const testSecret = "test-secret-0123456789"
 // startTestGateway loads yaml (with the test's data dir) and starts a node.
 func startTestGateway(t *testing.T, yaml string) (*gateway, *Config) {
 	t.Helper()
-	dir := t.TempDir()
+	g, cfg := openTestGateway(t, t.TempDir(), yaml)
+	t.Cleanup(func() { stopTestGateway(t, g) })
+	return g, cfg
+}
+
+// openTestGateway starts a gateway whose config and data live in dir; the
+// caller stops it (stopTestGateway).
+func openTestGateway(t *testing.T, dir, yaml string) (*gateway, *Config) {
+	t.Helper()
 	path := filepath.Join(dir, "cluster.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -40,14 +48,16 @@ func startTestGateway(t *testing.T, yaml string) (*gateway, *Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := g.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
 	return g, cfg
+}
+
+func stopTestGateway(t *testing.T, g *gateway) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := g.Stop(ctx); err != nil {
+		t.Errorf("stop: %v", err)
+	}
 }
 
 func testSim(t *testing.T, cfg smsc.Config) *smsc.Server {

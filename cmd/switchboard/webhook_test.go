@@ -33,7 +33,14 @@ func webhookGateway(t *testing.T, url, inboundURL, extra string) (*gateway, *sms
 // (keySettings: ", name: value" pairs).
 func webhookGatewayWith(t *testing.T, url, inboundURL, webhooks, keySettings, extra string) (*gateway, *smsc.Server) {
 	t.Helper()
-	sim := testSim(t, smsc.Config{})
+	return webhookGatewaySim(t, smsc.Config{}, url, inboundURL, webhooks, keySettings, extra)
+}
+
+// webhookGatewaySim is webhookGatewayWith against a simulator configured
+// by simCfg.
+func webhookGatewaySim(t *testing.T, simCfg smsc.Config, url, inboundURL, webhooks, keySettings, extra string) (*gateway, *smsc.Server) {
+	t.Helper()
+	sim := testSim(t, simCfg)
 	yaml := fmt.Sprintf(`
 carriers:%s
 routes:
