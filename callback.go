@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -205,8 +206,76 @@ func statusData(m *Message, s Status) []byte {
 	if ev.CarrierMessageID == "" && len(m.CarrierIDs) > 0 {
 		ev.CarrierMessageID = m.CarrierIDs[0]
 	}
-	b, _ := json.Marshal(ev) // cannot fail: plain strings, ints and times
+	if b, ok := ev.appendPlain(make([]byte, 0, 320)); ok {
+		return b
+	}
+	b, _ := json.Marshal(ev) // cannot fail: strings, ints and times of years 0-9999
 	return b
+}
+
+// appendPlain appends ev's JSON as json.Marshal writes it, if every string
+// in it is plain (see appendPlainString) and its time's year has four
+// digits; otherwise it reports false and json.Marshal writes it. Events are
+// built inside the store's single commit loop, where encoding/json's
+// reflection was a quarter of the time spent on callbacks, and nearly every
+// event is plain: IDs, E.164 numbers, ASCII sender IDs and carrier names.
+func (ev *statusEvent) appendPlain(b []byte) ([]byte, bool) {
+	if y := ev.OccurredAt.Year(); y < 0 || y > 9999 {
+		return nil, false
+	}
+	ok := true
+	str := func(name, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":`...)
+		ok = ok && appendPlainString(&b, v)
+	}
+	b = append(b, '{')
+	str("type", ev.Type, false)
+	str("message_id", ev.MessageID, false)
+	str("status", string(ev.Status), false)
+	str("to", ev.To, false)
+	str("from", ev.From, false)
+	str("reference", ev.Reference, true)
+	str("carrier", ev.Carrier, true)
+	str("carrier_message_id", ev.CarrierMessageID, true)
+	if e := ev.Error; e != nil {
+		b = append(b, `,"error":{"code":`...)
+		ok = ok && appendPlainString(&b, e.Code)
+		if e.Description != "" {
+			b = append(b, `,"description":`...)
+			ok = ok && appendPlainString(&b, e.Description)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"segments":`...)
+	b = strconv.AppendInt(b, int64(ev.Segments), 10)
+	b = append(b, `,"occurred_at":"`...)
+	b = ev.OccurredAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `"}`...)
+	return b, ok
+}
+
+// appendPlainString appends s quoted if it needs no escaping in
+// encoding/json's default output: printable ASCII other than the quote,
+// the backslash and the HTML characters <, > and &, which json.Marshal
+// escapes. It reports whether it did.
+func appendPlainString(b *[]byte, s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	*b = append(*b, '"')
+	*b = append(*b, s...)
+	*b = append(*b, '"')
+	return true
 }
 
 // inboundEvent is the JSON of a message.inbound callback, less event_id and

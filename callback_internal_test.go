@@ -1,0 +1,60 @@
+package switchboard
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// FuzzStatusEventJSON checks the plain writer against encoding/json: what
+// appendPlain writes, json.Marshal writes byte for byte.
+func FuzzStatusEventJSON(f *testing.F) {
+	f.Add("01JZ1111111111111111111111", "+447700900123", "Acme", "order-7", "alpha", "c-9", "001", "UNDELIV", 2, int64(1796414400123456789), true)
+	f.Add("m", "+1", "Acme & Co", "<ref>", "", "", "", "", 1, int64(0), false)
+	f.Add("m", "+1", "Café", "a\"b\\c", "x\u2028", "\x7f", "code", "", 0, int64(-62135596800000000000/1e9), true)
+	f.Fuzz(func(t *testing.T, id, to, from, ref, carrier, carrierID, code, desc string, segments int, nanos int64, withErr bool) {
+		ev := statusEvent{Type: CallbackStatus, MessageID: id, Status: StatusUndeliverable, To: to, From: from,
+			Reference: ref, Carrier: carrier, CarrierMessageID: carrierID, Segments: segments,
+			OccurredAt: time.Unix(0, nanos).UTC()}
+		if withErr {
+			ev.Error = &EventError{Code: code, Description: desc}
+		}
+		got, ok := ev.appendPlain(nil)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatalf("appendPlain wrote %s; json.Marshal: %v", got, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendPlain %s\njson.Marshal %s", got, want)
+		}
+	})
+}
+
+// A typical event takes the plain path; one with a non-ASCII sender goes
+// to encoding/json, and both are valid JSON of the same event.
+func TestStatusDataPlainAndFallback(t *testing.T) {
+	at := time.Date(2026, 11, 27, 20, 0, 0, 123000000, time.UTC)
+	m := &Message{ID: "01JZ1111111111111111111111", To: "+447700900123", From: "Acme", Reference: "order-7",
+		Carrier: "alpha", Segments: 1, UpdatedAt: at,
+		Events: []Event{{Status: StatusDelivered, At: at, Carrier: "alpha", CarrierMessageID: "c-9"}}}
+	plain := statusEvent{Type: CallbackStatus, MessageID: m.ID, Status: StatusDelivered, To: m.To, From: m.From}
+	if _, ok := plain.appendPlain(nil); !ok {
+		t.Fatal("a plain event did not take the plain path")
+	}
+	for _, from := range []string{"Acme", "Café"} {
+		m.From = from
+		var ev statusEvent
+		if err := json.Unmarshal(statusData(m, StatusDelivered), &ev); err != nil {
+			t.Fatal(err)
+		}
+		want := statusEvent{Type: CallbackStatus, MessageID: m.ID, Status: StatusDelivered, To: m.To, From: from,
+			Reference: "order-7", Carrier: "alpha", CarrierMessageID: "c-9", Segments: 1, OccurredAt: at}
+		if ev != want {
+			t.Errorf("from %q: got %+v, want %+v", from, ev, want)
+		}
+	}
+}
