@@ -107,6 +107,9 @@ type dispatcher struct {
 	cfg     WebhookConfig
 	ids     *eventIDs
 	secrets map[string]string // key ID → webhook secret; read-only after start
+	// keyEndpoints holds the endpoint of each key's callback_url, parsed
+	// once rather than on every status change; read-only.
+	keyEndpoints map[string]string
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointRef
@@ -144,6 +147,12 @@ func newDispatcher(e *Engine, cfg WebhookConfig, ids *eventIDs) *dispatcher {
 		endpoints: make(map[string]*endpointRef), gone: make(map[string]time.Time), jobs: make(chan func())}
 	d.stop, d.cancel = context.WithCancel(context.Background())
 	d.finisher = newBatcher(2, 1024, 64*1024, d.finish)
+	d.keyEndpoints = make(map[string]string)
+	for _, k := range e.cfg.Keys.All() {
+		if ep, err := switchboard.CallbackEndpoint(k.CallbackURL); err == nil {
+			d.keyEndpoints[k.ID] = ep
+		}
+	}
 	return d
 }
 
@@ -182,6 +191,9 @@ func (d *dispatcher) recorded(m *switchboard.Message) {
 	}
 	if m.CallbackURL != "" {
 		url = m.CallbackURL
+	} else if ep, ok := d.keyEndpoints[m.Key]; ok && url != "" {
+		d.hint(ep)
+		return
 	}
 	if url == "" {
 		return // no callback could have been queued
