@@ -80,9 +80,9 @@ type MessageStore interface {
 	// ids; leaving pending happens as Message.Pending says.
 	Record(ctx context.Context, updates []Update) ([]*Message, error)
 
-	// Pending lists up to limit pending messages of key with ID > afterID,
-	// in ID order.
-	Pending(ctx context.Context, key, afterID string, limit int) ([]*Message, error)
+	// Pending lists up to limit pending messages of key with afterID < ID
+	// < beforeID, in ID order; beforeID "" sets no upper bound.
+	Pending(ctx context.Context, key, afterID, beforeID string, limit int) ([]*Message, error)
 
 	// PendingCount counts the pending messages of key.
 	PendingCount(ctx context.Context, key string) (int, error)

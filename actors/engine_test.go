@@ -43,6 +43,8 @@ type rigOptions struct {
 	maxSend   int
 	idle      time.Duration
 	tps       float64
+	// wrapStore, if set, stands between the engine and the store.
+	wrapStore func(*pebble.Store) switchboard.Store
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -79,8 +81,12 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	r.store = store
+	var engineStore switchboard.Store = store
+	if o.wrapStore != nil {
+		engineStore = o.wrapStore(store)
+	}
 	e, err := actors.New(actors.Config{
-		Store: store, Keys: switchboard.NewKeyRing(r.keys),
+		Store: engineStore, Keys: switchboard.NewKeyRing(r.keys),
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
 		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: zerolog.Nop(),

@@ -119,6 +119,10 @@ type keyActor struct {
 	queued     int    // pending messages, in memory or only on disk
 	paged      bool   // the store has pending messages not in memory
 	lastLoaded string // the highest ID taken into memory
+	// pageDry: the last page read everything it was allowed to read (up to
+	// the commit frontier); reading again finds nothing new until a commit
+	// lands.
+	pageDry bool
 	// pendingCommits holds the Accepts in flight (their commits know
 	// their messages and how many went to the store only).
 	pendingCommits map[*commit]struct{}
@@ -313,6 +317,7 @@ func (k *keyActor) enqueue(e *entry) {
 
 func (k *keyActor) committed(ctx actor.Context, m *committed) {
 	delete(k.pendingCommits, m.c)
+	k.pageDry = false // the frontier moved, and this commit's messages may be readable
 	for _, key := range m.c.idem {
 		delete(k.idem, key)
 	}
@@ -572,12 +577,20 @@ func (k *keyActor) markQueued(e *entry, now time.Time) {
 }
 
 // page takes pending messages from the store into memory when the window
-// has room. Commits may land out of order, so it takes only messages below
+// has room. Commits may land out of order, so it reads only messages below
 // the lowest ID still being committed: an earlier message must not be
 // skipped because its commit had not landed when a later one was read.
+// dispatch calls it after every event, so it reads only when a read can
+// find something: after a commit landed (committed clears pageDry), or
+// when the last read stopped at the window rather than at the frontier.
 func (k *keyActor) page(ctx actor.Context) {
 	window := k.e.cfg.KeyWindow
-	if !k.paged || k.inMemory > window/2 {
+	if !k.paged || k.pageDry || k.inMemory > window/2 {
+		return
+	}
+	frontier, _ := k.commitFrontier()
+	if frontier != "" && frontier <= k.lastLoaded {
+		k.pageDry = true // nothing on disk below the frontier is unread
 		return
 	}
 	// The engine's budget may grant less; with none, the budget wakes this
@@ -586,27 +599,28 @@ func (k *keyActor) page(ctx actor.Context) {
 	if limit == 0 {
 		return
 	}
-	msgs, err := k.e.store.Pending(context.Background(), k.key.ID, k.lastLoaded, limit)
+	msgs, err := k.e.store.Pending(context.Background(), k.key.ID, k.lastLoaded, frontier, limit)
 	if err != nil {
 		k.e.held.release(limit)
 		k.e.log.Error().Err(err).Str("key", k.key.ID).Msg("paging pending messages failed; will retry")
 		k.setWake(ctx, k.e.now().Add(time.Second))
 		return
 	}
-	frontier, onDisk := k.commitFrontier()
-	taken := 0
 	for _, m := range msgs {
-		if frontier != "" && m.ID >= frontier {
-			break
-		}
 		k.enqueue(&entry{msg: m, durable: true})
-		taken++
 	}
-	k.e.held.release(limit - taken)
-	if taken == len(msgs) && len(msgs) < limit && onDisk == 0 {
-		k.paged = false // everything pending is in memory now
+	k.e.held.release(limit - len(msgs))
+	if len(msgs) < limit {
+		k.pageDry = true
+		// With no commit in flight the read had no upper bound: the store
+		// has nothing pending that is not in memory now. (With one in
+		// flight, a later commit that landed first may have messages above
+		// the frontier, so the key stays paged.)
+		if frontier == "" {
+			k.paged = false
+		}
 	}
-	if taken > 0 {
+	if len(msgs) > 0 {
 		k.dispatch(ctx)
 	}
 }

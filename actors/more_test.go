@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
 // More messages than the key's in-memory window, accepted while the
@@ -273,4 +275,53 @@ func TestCarrierUpSendsWaitingAtOnce(t *testing.T) {
 	if took := time.Since(began); took > 2500*time.Millisecond {
 		t.Fatalf("the message left %v after the carrier came back; a bind coming up should send it at once", took)
 	}
+}
+
+// pendingCounter counts the messages Pending hands out.
+type pendingCounter struct {
+	*pebble.Store
+	read atomic.Int64
+}
+
+func (s *pendingCounter) Pending(ctx context.Context, key, afterID, beforeID string, limit int) ([]*switchboard.Message, error) {
+	msgs, err := s.Store.Pending(ctx, key, afterID, beforeID, limit)
+	s.read.Add(int64(len(msgs)))
+	return msgs, err
+}
+
+// A key kept over its window by a steady stream pages its messages in from
+// the store, each once: the reads stop at the lowest ID still being
+// committed instead of reading past it and dropping what they read, and no
+// read is repeated until a commit lands. (Reading past the frontier once
+// made a busy key read each message from the store over and over, a
+// quarter of the CPU at 20,000 messages/s.)
+func TestPagingReadsEachMessageOnce(t *testing.T) {
+	var counter *pendingCounter
+	r := newRig(t, rigOptions{keyWindow: 8, binds: 1, window: 4,
+		wrapStore: func(s *pebble.Store) switchboard.Store { counter = &pendingCounter{Store: s}; return counter }})
+	const senders, each = 8, 250
+	var wg sync.WaitGroup
+	ids := make(chan string, senders*each)
+	for s := range senders {
+		wg.Go(func() {
+			for n := range each {
+				res := r.submit(r.keys[0], fmt.Sprintf("+4477009%05d", s*each+n), "paged")
+				if res.Err != nil {
+					t.Errorf("submit: %v", res.Err)
+					return
+				}
+				ids <- res.Message.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	for id := range ids {
+		eventually(t, "message "+id+" delivered", 60*time.Second, func() bool { return r.status(id) == switchboard.StatusDelivered })
+	}
+	read := counter.read.Load()
+	if read == 0 || read > senders*each {
+		t.Fatalf("Pending handed out %d messages for %d accepted; want some paging and no message twice", read, senders*each)
+	}
+	t.Logf("%d of %d messages were paged in from the store", read, senders*each)
 }

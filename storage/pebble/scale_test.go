@@ -70,7 +70,7 @@ func recoverAll(t *testing.T, s *pebble.Store) int {
 	for _, k := range keys {
 		after := ""
 		for {
-			page, err := s.Pending(t.Context(), k, after, 1000)
+			page, err := s.Pending(t.Context(), k, after, "", 1000)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -317,8 +318,8 @@ func (s *Store) CarrierMessage(ctx context.Context, carrier, carrierID string) (
 
 // Pending lists up to limit pending messages of key with ID > afterID, in
 // ID order.
-func (s *Store) Pending(ctx context.Context, key, afterID string, limit int) ([]*sb.Message, error) {
-	msgs, err := s.list(ctx, pendingPrefix(nil, key), afterID, limit)
+func (s *Store) Pending(ctx context.Context, key, afterID, beforeID string, limit int) ([]*sb.Message, error) {
+	msgs, err := s.list(ctx, pendingPrefix(nil, key), afterID, beforeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: pending %s: %w", key, err)
 	}
@@ -328,17 +329,18 @@ func (s *Store) Pending(ctx context.Context, key, afterID string, limit int) ([]
 // MessagesByDay lists up to limit messages of key accepted on day
 // (YYYY-MM-DD, UTC) with ID > afterID, in ID order.
 func (s *Store) MessagesByDay(ctx context.Context, key, day, afterID string, limit int) ([]*sb.Message, error) {
-	msgs, err := s.list(ctx, dayPrefix(nil, key, day), afterID, limit)
+	msgs, err := s.list(ctx, dayPrefix(nil, key, day), afterID, "", limit)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: messages of %s on %s: %w", key, day, err)
 	}
 	return msgs, nil
 }
 
-// list reads an index whose entries are prefix+ID and returns the messages
-// they name. It reads from one snapshot, so the index and the messages
-// agree even while the committer writes.
-func (s *Store) list(ctx context.Context, prefix []byte, afterID string, limit int) ([]*sb.Message, error) {
+// list reads an index whose entries are prefix+ID, for IDs between afterID
+// and beforeID ("": no bound), and returns the messages they name. It reads
+// from one snapshot, so the index and the messages agree even while the
+// committer writes.
+func (s *Store) list(ctx context.Context, prefix []byte, afterID, beforeID string, limit int) ([]*sb.Message, error) {
 	if err := s.beginRead(ctx); err != nil {
 		return nil, err
 	}
@@ -350,9 +352,16 @@ func (s *Store) list(ctx context.Context, prefix []byte, afterID string, limit i
 	if afterID != "" {
 		lower = after(lower)
 	}
+	upper := successor(prefix)
+	if beforeID != "" {
+		upper = append(prefix[:len(prefix):len(prefix)], beforeID...)
+	}
+	if bytes.Compare(lower, upper) >= 0 {
+		return nil, nil // an empty range; pebble wants lower < upper
+	}
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	it, err := snap.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: successor(prefix)})
+	it, err := snap.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func testClose(t *testing.T, f *fixture) {
 			return err
 		},
 		"Pending": func() error {
-			_, err := f.s.Pending(ctx, "k1", "", 10)
+			_, err := f.s.Pending(ctx, "k1", "", "", 10)
 			return err
 		},
 		"PendingCount": func() error {

@@ -65,6 +65,11 @@ func testPendingPaging(t *testing.T, f *fixture) {
 	wantIDs(t, f.pending(t, "k1", want[4], 2), want[5:7]...)
 	// afterID need not be a stored ID: anything sorting between works.
 	wantIDs(t, f.pending(t, "k1", want[4]+"~", 1), want[5])
+	// beforeID bounds the list from above, exclusive, stored or not.
+	wantIDs(t, f.pendingBefore(t, "k1", want[1], want[4], 10), want[2:4]...)
+	wantIDs(t, f.pendingBefore(t, "k1", "", want[2]+"~", 10), want[:3]...)
+	wantIDs(t, f.pendingBefore(t, "k1", want[3], want[4], 10))
+	wantIDs(t, f.pendingBefore(t, "k1", want[5], want[2], 10)) // an empty range
 }
 
 // PendingKeys lists exactly the keys with pending messages.

@@ -214,9 +214,14 @@ func (f *fixture) get(t *testing.T, id string) *sb.Message {
 
 func (f *fixture) pending(t *testing.T, key, afterID string, limit int) []*sb.Message {
 	t.Helper()
-	msgs, err := f.s.Pending(f.ctx, key, afterID, limit)
+	return f.pendingBefore(t, key, afterID, "", limit)
+}
+
+func (f *fixture) pendingBefore(t *testing.T, key, afterID, beforeID string, limit int) []*sb.Message {
+	t.Helper()
+	msgs, err := f.s.Pending(f.ctx, key, afterID, beforeID, limit)
 	if err != nil {
-		t.Fatalf("Pending(%q, %q, %d): %v", key, afterID, limit, err)
+		t.Fatalf("Pending(%q, %q, %q, %d): %v", key, afterID, beforeID, limit, err)
 	}
 	return msgs
 }
