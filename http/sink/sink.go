@@ -83,10 +83,9 @@ type Sink struct {
 	closeErr  error
 
 	mu         sync.Mutex
-	events     []Event           // first receipt of each event_id, in arrival order (unless Discard)
-	distinct   int               // distinct events accepted
-	seen       map[string]int    // event_id → times received
-	lastByMsg  map[string]string // message_id → highest event_id delivered
+	events     []Event  // first receipt of each event_id, in arrival order (unless Discard)
+	distinct   int      // distinct events accepted
+	seen       *seenIDs // event_ids received, and each message's highest
 	requests   int
 	batches    int
 	largest    int // events in the largest batch
@@ -106,7 +105,7 @@ func Start(opts Options) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{opts: opts, ln: ln, served: make(chan error, 1), closed: make(chan struct{}),
-		seen: make(map[string]int), lastByMsg: make(map[string]string)}
+		seen: newSeenIDs()}
 	s.srv = &fasthttp.Server{Handler: s.handle, Name: "sink", ReadTimeout: 30 * time.Second}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	return s, nil
@@ -239,16 +238,13 @@ func (s *Sink) handleKannel(ctx *fasthttp.RequestCtx) {
 // record notes a delivered event: its first receipt, or a duplicate.
 func (s *Sink) record(ev Event) {
 	s.mu.Lock()
-	s.seen[ev.EventID]++
-	if s.seen[ev.EventID] > 1 {
+	if s.seen.add(ev.EventID) > 1 {
 		s.duplicates++
 		s.mu.Unlock()
 		return
 	}
-	if last := s.lastByMsg[ev.MessageID]; last > ev.EventID {
+	if !s.seen.later(ev.MessageID, ev.EventID) {
 		s.outOfOrder++
-	} else {
-		s.lastByMsg[ev.MessageID] = ev.EventID
 	}
 	s.distinct++
 	if !s.opts.Discard {
