@@ -18,9 +18,6 @@ import (
 // sort as their strings do.
 type packed [17]byte
 
-// crockford is the ULID alphabet, in order.
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
 // pack packs prefix + ULID [+ "-" + digit 1-9]; false for anything else.
 func pack(id, prefix string) (packed, bool) {
 	var p packed
@@ -37,7 +34,7 @@ func pack(id, prefix string) (packed, bool) {
 	}
 	text := rest[:ulid.EncodedSize]
 	for i := 0; i < len(text); i++ {
-		if strings.IndexByte(crockford, text[i]) < 0 { // upper case only: one string per ID
+		if c := text[i]; c >= 'a' && c <= 'z' { // ParseStrict takes either case; one string per ID
 			return p, false
 		}
 	}
