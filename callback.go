@@ -223,14 +223,15 @@ func (ev *statusEvent) appendPlain(b []byte) ([]byte, bool) {
 	if y := ev.OccurredAt.Year(); y < 0 || y > 9999 {
 		return nil, false
 	}
-	ok := true
+	ok, first := true, true
 	str := func(name, v string, omitEmpty bool) {
 		if omitEmpty && v == "" {
 			return
 		}
-		if len(b) > 1 {
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = append(b, '"')
 		b = append(b, name...)
 		b = append(b, `":`...)

@@ -10,13 +10,15 @@ import (
 // FuzzStatusEventJSON checks the plain writer against encoding/json: what
 // appendPlain writes, json.Marshal writes byte for byte.
 func FuzzStatusEventJSON(f *testing.F) {
-	f.Add("01JZ1111111111111111111111", "+447700900123", "Acme", "order-7", "alpha", "c-9", "001", "UNDELIV", 2, int64(1796414400123456789), true)
-	f.Add("m", "+1", "Acme & Co", "<ref>", "", "", "", "", 1, int64(0), false)
-	f.Add("m", "+1", "Café", "a\"b\\c", "x\u2028", "\x7f", "code", "", 0, int64(-62135596800000000000/1e9), true)
-	f.Fuzz(func(t *testing.T, id, to, from, ref, carrier, carrierID, code, desc string, segments int, nanos int64, withErr bool) {
+	f.Add("01JZ1111111111111111111111", "+447700900123", "Acme", "order-7", "alpha", "c-9", "001", "UNDELIV", 2, int64(1796414400), int64(123456789), true)
+	f.Add("m", "+1", "Acme & Co", "<ref>", "", "", "", "", 1, int64(0), int64(0), false)
+	f.Add("m", "+1", "Café", "a\"b\\c", "x\u2028", "\x7f", "code", "", 0, int64(-62135596800), int64(0), true) // year 1
+	f.Add("m", "+1", "Acme", "", "", "", "", "", 1, int64(-62167219201), int64(5), false)                      // year -1
+	f.Add("m", "+1", "Acme", "", "", "", "", "", 1, int64(253402300800), int64(5), false)                      // year 10000
+	f.Fuzz(func(t *testing.T, id, to, from, ref, carrier, carrierID, code, desc string, segments int, sec, nsec int64, withErr bool) {
 		ev := statusEvent{Type: CallbackStatus, MessageID: id, Status: StatusUndeliverable, To: to, From: from,
 			Reference: ref, Carrier: carrier, CarrierMessageID: carrierID, Segments: segments,
-			OccurredAt: time.Unix(0, nanos).UTC()}
+			OccurredAt: time.Unix(sec, nsec%1e9).UTC()}
 		if withErr {
 			ev.Error = &EventError{Code: code, Description: desc}
 		}

@@ -45,6 +45,7 @@ type rigOptions struct {
 	tps       float64
 	// wrapStore, if set, stands between the engine and the store.
 	wrapStore func(*pebble.Store) switchboard.Store
+	now       func() time.Time // the engine's clock; nil: time.Now
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -90,6 +91,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
 		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: zerolog.Nop(),
+		Now: o.now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -123,6 +124,8 @@ type keyActor struct {
 	// the commit frontier); reading again finds nothing new until a commit
 	// lands.
 	pageDry bool
+	// lastIDMs is the timestamp of the highest ID issued or loaded.
+	lastIDMs uint64
 	// pendingCommits holds the Accepts in flight (their commits know
 	// their messages and how many went to the store only).
 	pendingCommits map[*commit]struct{}
@@ -279,13 +282,28 @@ func (k *keyActor) admit(req *switchboard.SubmitRequest, now time.Time) (*switch
 		err.RetryAfter = wait
 		return nil, err
 	}
-	id, err := ulid.New(ulid.Timestamp(now), k.ids)
+	id, err := k.newID(now)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: message id: %w", k.key.ID, err)
 	}
 	m.ID = "msg_" + id.String()
 	k.queued++
 	return m, nil
+}
+
+// newID returns a message ID above every ID the key has issued or loaded.
+// IDs are the acceptance order that paging and per-destination order rely
+// on: if the clock steps back, IDs keep the time they had reached (paging
+// reads only above lastLoaded, and would never reach a lower one).
+func (k *keyActor) newID(now time.Time) (ulid.ULID, error) {
+	at := max(ulid.Timestamp(now), k.lastIDMs)
+	id, err := ulid.New(at, k.ids)
+	if err != nil { // the monotonic entropy ran out within this millisecond
+		at++
+		id, err = ulid.New(at, k.ids)
+	}
+	k.lastIDMs = at
+	return id, err
 }
 
 // hold puts an admitted message in its destination's FIFO, unless the
@@ -610,6 +628,12 @@ func (k *keyActor) page(ctx actor.Context) {
 		k.enqueue(&entry{msg: m, durable: true})
 	}
 	k.e.held.release(limit - len(msgs))
+	if len(msgs) > 0 {
+		// Stored by an earlier run, perhaps with a clock ahead of ours.
+		if id, err := ulid.ParseStrict(strings.TrimPrefix(k.lastLoaded, "msg_")); err == nil {
+			k.lastIDMs = max(k.lastIDMs, id.Time())
+		}
+	}
 	if len(msgs) < limit {
 		k.pageDry = true
 		// With no commit in flight the read had no upper bound: the store

@@ -69,13 +69,14 @@ func (c *Client) dataDelivered(s *session, p *pdu.DataSM) {
 }
 
 // address writes an SMPP address as the API writes numbers: an
-// international one (TON 1), which SMPP carries without its "+", as E.164
-// ("+" and the digits); any other (national digits, a short code, an
+// international one (TON 1), which SMPP carries without its "+" (some
+// carriers write the "00" of an international call prefix instead), as
+// E.164 ("+" and the digits); any other (national digits, a short code, an
 // alphanumeric sender) as the carrier sent it.
 func address(a pdu.Address) string {
 	s := a.Address()
 	if a.Ton() == data.GSM_TON_INTERNATIONAL && s != "" && strings.Trim(s, "0123456789") == "" {
-		return "+" + s
+		return "+" + strings.TrimPrefix(s, "00")
 	}
 	return s
 }

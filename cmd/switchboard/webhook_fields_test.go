@@ -248,11 +248,18 @@ webhooks: {allow_private_networks: true}
 	var got []rawRequest
 	for range 2 {
 		g, _ := openTestGateway(t, dir, yaml)
+		stopped := false
+		t.Cleanup(func() { // if the test fails before the stop below
+			if !stopped {
+				stopTestGateway(t, g)
+			}
+		})
 		send(t, g, "+447700900001", "signed")
 		got = append(got, rcv.next(t))
 		// InitSetting returns what is stored, not the value offered.
 		s, err := g.node.Store.InitSetting(context.Background(), "webhook_secret/cb", "not this one")
 		stopTestGateway(t, g)
+		stopped = true
 		if err != nil {
 			t.Fatal(err)
 		}
