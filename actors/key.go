@@ -89,15 +89,14 @@ func (q *destQueue) pop() {
 // fills it and hands it to the requester, which writes news with one Accept
 // (on its own goroutine: the fsync's wake-up goes straight to the waiting
 // request), fills in results, and reports back with committed. From the
-// reply on, the actor reads only entries, idem and onDisk, which the
-// requester does not touch.
+// reply on, the actor reads only entries and idem, which the requester
+// does not touch.
 type commit struct {
 	news    []switchboard.NewMessage
 	results []switchboard.SubmitResult
 	entries []*entry
 	index   []int // results[index[i]] belongs to entries[i]
 	idem    []string
-	onDisk  int // entries not held in memory (the key was paged)
 }
 
 // keyActor is one API key: it admits messages (rate, queue bound,
@@ -219,11 +218,7 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 			continue
 		}
 		c.news = append(c.news, switchboard.NewMessage{Message: m, IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash})
-		e := k.hold(ctx, m)
-		if !e.held {
-			c.onDisk++
-		}
-		c.entries = append(c.entries, e)
+		c.entries = append(c.entries, k.hold(ctx, m))
 		c.index = append(c.index, i)
 		if req.IdempotencyKey != "" {
 			k.idem[req.IdempotencyKey] = true
@@ -606,7 +601,7 @@ func (k *keyActor) page(ctx actor.Context) {
 	if !k.paged || k.pageDry || k.inMemory > window/2 {
 		return
 	}
-	frontier, _ := k.commitFrontier()
+	frontier := k.commitFrontier()
 	if frontier != "" && frontier <= k.lastLoaded {
 		k.pageDry = true // nothing on disk below the frontier is unread
 		return
@@ -650,17 +645,16 @@ func (k *keyActor) page(ctx actor.Context) {
 }
 
 // commitFrontier returns the lowest message ID still being committed ("" if
-// none) and how many messages in flight to the store are not in memory.
-func (k *keyActor) commitFrontier() (string, int) {
-	frontier, onDisk := "", 0
+// none).
+func (k *keyActor) commitFrontier() string {
+	frontier := ""
 	for c := range k.pendingCommits {
 		// Entries are in ID order, so the first is the commit's lowest.
 		if first := c.entries[0].msg.ID; frontier == "" || first < frontier {
 			frontier = first
 		}
-		onDisk += c.onDisk
 	}
-	return frontier, onDisk
+	return frontier
 }
 
 // wait parks q until its retryAt; the single timer is moved earlier if

@@ -185,22 +185,24 @@ func (d *dispatcher) policy(keyID string) (string, switchboard.StatusSet) {
 // recorded follows every stored transition: if it may have queued a
 // callback, the endpoint is told to look.
 func (d *dispatcher) recorded(m *switchboard.Message) {
-	url, statuses := d.policy(m.Key)
+	_, statuses := d.policy(m.Key)
 	if !statuses.Has(m.Status) && !statuses.Has(switchboard.StatusSubmitted) {
 		return
 	}
-	if m.CallbackURL != "" {
-		url = m.CallbackURL
-	} else if ep, ok := d.keyEndpoints[m.Key]; ok && url != "" {
+	if ep, ok := d.endpointOf(m); ok {
 		d.hint(ep)
-		return
+	} // else no callback could have been queued
+}
+
+// endpointOf returns the endpoint of m's callback URL: its own, else its
+// key's (parsed at start); false if it has none.
+func (d *dispatcher) endpointOf(m *switchboard.Message) (string, bool) {
+	if m.CallbackURL == "" {
+		ep, ok := d.keyEndpoints[m.Key]
+		return ep, ok
 	}
-	if url == "" {
-		return // no callback could have been queued
-	}
-	if ep, err := switchboard.CallbackEndpoint(url); err == nil {
-		d.hint(ep)
-	}
+	ep, err := switchboard.CallbackEndpoint(m.CallbackURL)
+	return ep, err == nil
 }
 
 // hint tells an endpoint's actor that the store may have new callbacks

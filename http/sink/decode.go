@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -145,16 +146,7 @@ func (s *scanner) event(ev *Event) bool {
 // object reads {"name": value, ...}, calling value for each name with i at
 // the value.
 func (s *scanner) object(value func(name string) bool) bool {
-	if s.peek() != '{' {
-		return false
-	}
-	s.i++
-	s.space()
-	if s.peek() == '}' {
-		s.i++
-		return true
-	}
-	for {
+	return s.list('{', '}', func() bool {
 		name, ok := s.plain()
 		if !ok {
 			return false
@@ -165,12 +157,32 @@ func (s *scanner) object(value func(name string) bool) bool {
 		}
 		s.i++
 		s.space()
-		if !value(name) {
+		return value(name)
+	})
+}
+
+// array reads [value, ...], calling value with i at each.
+func (s *scanner) array(value func() bool) bool { return s.list('[', ']', value) }
+
+// list reads open, items separated by commas, and end, calling item with i
+// at each.
+func (s *scanner) list(open, end byte, item func() bool) bool {
+	if s.peek() != open {
+		return false
+	}
+	s.i++
+	s.space()
+	if s.peek() == end {
+		s.i++
+		return true
+	}
+	for {
+		if !item() {
 			return false
 		}
 		s.space()
 		switch s.peek() {
-		case '}':
+		case end:
 			s.i++
 			return true
 		case ',':
@@ -201,18 +213,11 @@ func (s *scanner) plain() (string, bool) {
 	return "", false
 }
 
-// integer reads an integer of at most 18 digits: no fraction, exponent or
-// leading zero.
+// integer reads a number without fraction or exponent that fits an int
+// (as encoding/json decodes into one).
 func (s *scanner) integer() (int, bool) {
 	start := s.i
-	if s.peek() == '-' {
-		s.i++
-	}
-	digits := s.digits()
-	if digits == 0 || digits > 18 || (digits > 1 && s.data[s.i-digits] == '0') {
-		return 0, false
-	}
-	if c := s.peek(); c == '.' || c == 'e' || c == 'E' {
+	if !s.number() || bytes.ContainsAny(s.data[start:s.i], ".eE") {
 		return 0, false
 	}
 	n, err := strconv.Atoi(string(s.data[start:s.i]))
@@ -264,35 +269,6 @@ func (s *scanner) skip(depth int) bool {
 		return s.number()
 	}
 	return s.literal("true") || s.literal("false") || s.literal("null")
-}
-
-// array reads [value, ...], calling value with i at each.
-func (s *scanner) array(value func() bool) bool {
-	if s.peek() != '[' {
-		return false
-	}
-	s.i++
-	s.space()
-	if s.peek() == ']' {
-		s.i++
-		return true
-	}
-	for {
-		if !value() {
-			return false
-		}
-		s.space()
-		switch s.peek() {
-		case ']':
-			s.i++
-			return true
-		case ',':
-			s.i++
-			s.space()
-		default:
-			return false
-		}
-	}
 }
 
 // number reads a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?

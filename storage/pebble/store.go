@@ -316,8 +316,8 @@ func (s *Store) CarrierMessage(ctx context.Context, carrier, carrierID string) (
 	return id, part, nil
 }
 
-// Pending lists up to limit pending messages of key with ID > afterID, in
-// ID order.
+// Pending lists up to limit pending messages of key with afterID < ID <
+// beforeID ("": no upper bound), in ID order.
 func (s *Store) Pending(ctx context.Context, key, afterID, beforeID string, limit int) ([]*sb.Message, error) {
 	msgs, err := s.list(ctx, pendingPrefix(nil, key), afterID, beforeID, limit)
 	if err != nil {
