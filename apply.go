@@ -10,50 +10,45 @@ import (
 // transitions arriving out of order, because a receipt can be handled (on
 // another bind, or another node) before the submit that caused it is
 // recorded:
-//   - submitted records the carrier and its ids once; later ones are
-//     duplicates of a retried submit and are ignored;
+//   - submitted records the carrier ids of the parts the carrier accepted
+//     (one per part, "" for a part not accepted yet); ids already recorded
+//     stay, so a duplicate of a retried submit changes nothing. The message
+//     is submitted once every part has an id; until then it stays pending
+//     and only its missing parts are sent again;
 //   - a receipt (Part >= 0) settles one part, once; intermediate states are
 //     ignored. One that carries CarrierIDs (its submit's record had not
-//     landed when it arrived) records the submission first if it is
-//     missing. When every part is settled the message is final: delivered
-//     if all parts were, else the first part's failure in part order;
-//   - any other status (failed, expired) applies to a message that is not
-//     final yet; queued only to one still pending (a late queued record
-//     never takes a submitted message back);
+//     landed when it arrived) records the submission first. When every
+//     part is settled the message is final: delivered if all parts were,
+//     else the first part's failure in part order;
+//   - any other status (failed, expired, unknown, canceled) applies to a
+//     message that is not final yet; queued only to one still pending (a
+//     late queued record never takes a submitted message back);
 //   - a final message never changes status again, so repeated receipts are
 //     harmless.
 //
 // Events are kept in time order, and in causal order: clocks on different
 // goroutines (a receipt read on one bind, the submit's response on another)
 // can stamp a receipt a hair before the submit it answers, so a receipt
-// is never placed before its message's submitted event.
+// is never placed before its message's submitted event. An event about one
+// part of a long message names it (Event.Part).
 func (m *Message) Apply(t Transition) bool {
 	ev := t.Event
 	switch {
 	case ev.Status == StatusSubmitted:
-		if m.Carrier != "" {
-			return false // recorded already (Carrier, not CarrierIDs: some stores read an empty list back as null)
-		}
-		if first, ok := m.firstReceiptAt(); ok && !first.After(ev.At) {
-			ev.At = first.Add(-time.Nanosecond)
-		}
-		m.Carrier = ev.Carrier
-		m.CarrierIDs = append([]string{}, t.CarrierIDs...)
-		m.Attempts++
-		m.growParts(len(t.CarrierIDs))
-		if !m.Status.Final() {
-			m.Status = StatusSubmitted
-			m.settle()
-		}
+		return m.applySubmitted(t)
 	case t.Part >= 0:
 		if !ev.Status.Final() || t.Part >= maxParts {
 			return false
 		}
-		if m.Carrier == "" && len(t.CarrierIDs) > 0 {
-			// The receipt overtook the record of its submit: record the
-			// submission first, so the message never ends without it.
-			m.Apply(Transition{Event: Event{Status: StatusSubmitted, At: ev.At, Carrier: ev.Carrier,
-				CarrierMessageID: ev.CarrierMessageID}, Part: -1, CarrierIDs: t.CarrierIDs})
+		if len(t.CarrierIDs) > 0 {
+			// The receipt may have overtaken the record of its submit:
+			// record the submission first, so the message never ends
+			// without it (a no-op when it is recorded already).
+			sub := Event{Status: StatusSubmitted, At: ev.At, Carrier: ev.Carrier}
+			if len(t.CarrierIDs) == 1 {
+				sub.CarrierMessageID = ev.CarrierMessageID
+			}
+			m.applySubmitted(Transition{Event: sub, Part: -1, CarrierIDs: t.CarrierIDs})
 		}
 		m.growParts(max(m.Segments, t.Part+1))
 		if m.PartStatus[t.Part].Final() {
@@ -64,6 +59,9 @@ func (m *Message) Apply(t Transition) bool {
 		if at, ok := m.submittedAt(); ok && ev.At.Before(at) {
 			ev.At = at
 		}
+		if len(m.PartStatus) > 1 {
+			ev.Part = t.Part + 1
+		}
 	default:
 		// A late "queued" (recorded concurrently with a retry that then
 		// succeeded) must not take a submitted message back to pending.
@@ -73,6 +71,83 @@ func (m *Message) Apply(t Transition) bool {
 		m.Status = ev.Status
 	}
 	m.insertEvent(ev)
+	return true
+}
+
+// applySubmitted records the parts a carrier accepted (see Apply). All
+// parts accepted at once make one event; parts accepted one try at a time
+// make one event each, naming the part.
+func (m *Message) applySubmitted(t Transition) bool {
+	ev := t.Event
+	hadAny := m.Carrier != ""
+	filled := m.mergeCarrierIDs(t.CarrierIDs)
+	if len(filled) == 0 {
+		// A duplicate; but a submission first recorded by a receipt that
+		// overtook it has no receipt deadline yet.
+		if m.Status == StatusSubmitted && m.ReceiptDue.IsZero() && !t.ReceiptDue.IsZero() {
+			m.ReceiptDue = t.ReceiptDue
+			return true
+		}
+		return false
+	}
+	if first, ok := m.firstReceiptAt(); ok && !first.After(ev.At) {
+		ev.At = first.Add(-time.Nanosecond)
+	}
+	if m.Carrier == "" {
+		m.Carrier = ev.Carrier
+	}
+	m.Attempts++
+	m.growParts(len(m.CarrierIDs))
+	complete := m.allSubmitted()
+	if complete && !m.Status.Final() {
+		m.Status = StatusSubmitted
+		m.ReceiptDue = t.ReceiptDue
+		m.settle()
+	}
+	if !hadAny && complete {
+		m.insertEvent(ev)
+		return true
+	}
+	for _, i := range filled {
+		pe := ev
+		pe.Part, pe.CarrierMessageID = i+1, m.CarrierIDs[i]
+		m.insertEvent(pe)
+	}
+	return true
+}
+
+// mergeCarrierIDs fills the parts that have no carrier id yet from ids and
+// returns the indexes it filled.
+func (m *Message) mergeCarrierIDs(ids []string) []int {
+	if len(ids) > maxParts {
+		ids = ids[:maxParts]
+	}
+	var filled []int
+	for i, id := range ids {
+		if id == "" {
+			continue
+		}
+		if i >= len(m.CarrierIDs) {
+			m.CarrierIDs = append(m.CarrierIDs, make([]string, i+1-len(m.CarrierIDs))...)
+		}
+		if m.CarrierIDs[i] == "" {
+			m.CarrierIDs[i] = id
+			filled = append(filled, i)
+		}
+	}
+	return filled
+}
+
+// allSubmitted reports whether every part has a carrier id.
+func (m *Message) allSubmitted() bool {
+	if len(m.CarrierIDs) == 0 || len(m.CarrierIDs) < m.Segments {
+		return false
+	}
+	for _, id := range m.CarrierIDs {
+		if id == "" {
+			return false
+		}
+	}
 	return true
 }
 

@@ -161,3 +161,83 @@ func TestStatusSetStatuses(t *testing.T) {
 		t.Fatalf("Statuses() = %v, want [submitted failed]", got)
 	}
 }
+
+func TestApplyPartialSubmission(t *testing.T) {
+	m := newMsg(3)
+	due := at(100)
+	first := sb.Transition{Event: sb.Event{Status: sb.StatusSubmitted, At: at(2), Carrier: "c"}, Part: -1,
+		CarrierIDs: []string{"a", "", ""}, ReceiptDue: due}
+	if !m.Apply(first) || m.Status != sb.StatusAccepted || !m.Pending() {
+		t.Fatalf("one of three parts accepted: status %s, pending %v; want still pending", m.Status, m.Pending())
+	}
+	if m.Apply(first) {
+		t.Fatal("the same part recorded twice")
+	}
+	rest := sb.Transition{Event: sb.Event{Status: sb.StatusSubmitted, At: at(3), Carrier: "c"}, Part: -1,
+		CarrierIDs: []string{"x", "b", "c"}, ReceiptDue: due}
+	if !m.Apply(rest) || m.Status != sb.StatusSubmitted || m.Pending() || !m.ReceiptDue.Equal(due) {
+		t.Fatalf("all parts accepted: %+v", m)
+	}
+	if got := m.CarrierIDs; got[0] != "a" || got[1] != "b" || got[2] != "c" {
+		t.Fatalf("carrier ids %v: an accepted part's id was replaced", got)
+	}
+	var parts []int
+	for _, e := range m.Events {
+		if e.Status == sb.StatusSubmitted {
+			parts = append(parts, e.Part)
+		}
+	}
+	if len(parts) != 3 || parts[0] != 1 || parts[1] != 2 || parts[2] != 3 {
+		t.Fatalf("submitted events name parts %v, want [1 2 3]", parts)
+	}
+	m.Apply(receiptFor(1, sb.StatusUndeliverable, 5))
+	if e := m.Events[len(m.Events)-1]; e.Part != 2 {
+		t.Fatalf("receipt event names part %d, want 2", e.Part)
+	}
+	ps := m.Parts()
+	if len(ps) != 3 || ps[1].Status != sb.StatusUndeliverable || ps[0].Status != sb.StatusSubmitted || ps[2].CarrierMessageID != "c" {
+		t.Fatalf("parts %+v", ps)
+	}
+}
+
+func TestApplyWholeSubmissionIsOneEvent(t *testing.T) {
+	m := newMsg(2)
+	m.Apply(submitted("a", "b"))
+	if n := len(m.Events); n != 2 || m.Events[1].Part != 0 {
+		t.Fatalf("events %+v, want accepted and one submitted for the whole message", m.Events)
+	}
+}
+
+func TestMessageError(t *testing.T) {
+	m := newMsg(1)
+	if m.Error() != nil {
+		t.Fatal("a pending message has an error")
+	}
+	m.Apply(submitted("a"))
+	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusUndeliverable, At: at(3), Error: &sb.EventError{Description: "UNDELIV"}}, Part: 0})
+	if e := m.Error(); e == nil || e.Code != "undeliverable" || e.Description != "UNDELIV" {
+		t.Fatalf("error %+v, want the status as code with the carrier's word", e)
+	}
+	d := newMsg(1)
+	d.Apply(submitted("a"))
+	d.Apply(receiptFor(0, sb.StatusDelivered, 3))
+	if d.Error() != nil {
+		t.Fatal("a delivered message has an error")
+	}
+	f := newMsg(1)
+	f.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusFailed, At: at(1), Error: &sb.EventError{Code: "smpp_0x0000000B"}}, Part: -1})
+	if e := f.Error(); e == nil || e.Code != "smpp_0x0000000B" {
+		t.Fatalf("error %+v", e)
+	}
+}
+
+func TestApplyUnknownEndsSubmitted(t *testing.T) {
+	m := newMsg(1)
+	m.Apply(submitted("a"))
+	if !m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusUnknown, At: at(9)}, Part: -1}) || !m.Status.Final() {
+		t.Fatalf("status %s, want unknown (final)", m.Status)
+	}
+	if m.Apply(receiptFor(0, sb.StatusDelivered, 10)) && m.Status != sb.StatusUnknown {
+		t.Fatalf("a late receipt changed a final unknown to %s", m.Status)
+	}
+}

@@ -59,7 +59,7 @@ const (
 type StatusSet uint16
 
 var statusBits = []Status{StatusQueued, StatusSubmitted, StatusDelivered, StatusUndeliverable,
-	StatusExpired, StatusRejected, StatusFailed}
+	StatusExpired, StatusRejected, StatusFailed, StatusUnknown, StatusCanceled}
 
 func statusBit(s Status) StatusSet {
 	for i, b := range statusBits {
@@ -71,7 +71,7 @@ func statusBit(s Status) StatusSet {
 }
 
 // NewStatusSet returns the set of the given statuses; ok is false if one of
-// them cannot have a callback (accepted, received or unknown).
+// them cannot have a callback (accepted, received, or not a status).
 func NewStatusSet(statuses ...Status) (set StatusSet, ok bool) {
 	for _, s := range statuses {
 		b := statusBit(s)
@@ -86,7 +86,8 @@ func NewStatusSet(statuses ...Status) (set StatusSet, ok bool) {
 // DefaultCallbackStatuses is what a key hears about unless it says
 // otherwise: submitted and every final status.
 var DefaultCallbackStatuses StatusSet = statusBit(StatusSubmitted) | statusBit(StatusDelivered) |
-	statusBit(StatusUndeliverable) | statusBit(StatusExpired) | statusBit(StatusRejected) | statusBit(StatusFailed)
+	statusBit(StatusUndeliverable) | statusBit(StatusExpired) | statusBit(StatusRejected) | statusBit(StatusFailed) |
+	statusBit(StatusUnknown) | statusBit(StatusCanceled)
 
 // Statuses lists the statuses in the set, in the order a message moves
 // through them.

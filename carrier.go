@@ -46,3 +46,15 @@ type Concat struct {
 	Total uint8
 	Seq   uint8 // 1-based
 }
+
+// Event is the event a receipt records. It is stamped when the gateway
+// read the receipt: the receipt's own done date has minute precision and
+// the carrier's clock and time zone. A receipt that did not deliver says
+// why in the event's error: the carrier's error code and its state word.
+func (r *Receipt) Event() Event {
+	ev := Event{Status: r.Status, At: r.ReceivedAt, Carrier: r.Carrier, CarrierMessageID: r.CarrierMessageID}
+	if r.Status != StatusDelivered {
+		ev.Error = &EventError{Code: r.ErrorCode, Description: r.State}
+	}
+	return ev
+}

@@ -24,12 +24,18 @@ type Message struct {
 	// then ends expired.
 	ExpiresAt time.Time
 
-	Carrier    string   // the carrier that accepted it
-	CarrierIDs []string // one per part, from submit_sm_resp, normalised
+	Carrier string // the carrier that accepted it (its first part)
+	// CarrierIDs has one id per part, from submit_sm_resp, normalised; ""
+	// for a part the carrier has not accepted yet (a long message whose
+	// later part failed is sent again from that part on).
+	CarrierIDs []string
 	// PartStatus holds the final status of each part as receipts arrive;
 	// the message is final when every part is.
 	PartStatus []Status
 	Attempts   int // submits tried, including retries
+	// ReceiptDue is when a submitted message whose receipt has not come
+	// ends unknown (the carrier's receipt timeout after the submit).
+	ReceiptDue time.Time
 
 	Events []Event
 
@@ -44,8 +50,12 @@ type Message struct {
 	WebhookFailures []WebhookFailure
 }
 
-// DirectionInbound marks a mobile-originated message.
-const DirectionInbound = "inbound"
+// Directions of a message: DirectionInbound marks a mobile-originated
+// message; an outbound one has "" (shown as DirectionOutbound).
+const (
+	DirectionInbound  = "inbound"
+	DirectionOutbound = "outbound"
+)
 
 // Event is one status transition, as shown in GET /v1/messages/{id}.
 type Event struct {
@@ -54,6 +64,9 @@ type Event struct {
 	Carrier          string      `json:"carrier,omitempty"`
 	CarrierMessageID string      `json:"carrier_message_id,omitempty"`
 	Error            *EventError `json:"error,omitempty"`
+	// Part is the 1-based part of a long message the event is about (a
+	// receipt, or one part accepted on its own); 0: the whole message.
+	Part int `json:"part,omitempty"`
 }
 
 // EventError says why a message failed or was not delivered: our code or
@@ -66,3 +79,54 @@ type EventError struct {
 // Day is the UTC date a message was accepted on, the second half of the
 // (key, day) partition that message listings use.
 func (m *Message) Day() string { return m.AcceptedAt.UTC().Format("2006-01-02") }
+
+// PartState is one part of a message as the API shows it.
+type PartState struct {
+	Index            int    `json:"index"` // 1-based, as in the concatenation header
+	CarrierMessageID string `json:"carrier_message_id,omitempty"`
+	Status           Status `json:"status"`
+}
+
+// Parts returns the state of each part: the status its receipt gave it,
+// else submitted once the carrier accepted it, else the message's own
+// status (accepted, queued, or the final status it ended with unsent).
+func (m *Message) Parts() []PartState {
+	n := max(m.Segments, len(m.CarrierIDs), len(m.PartStatus))
+	out := make([]PartState, n)
+	for i := range out {
+		p := PartState{Index: i + 1, Status: m.Status}
+		if i < len(m.CarrierIDs) && m.CarrierIDs[i] != "" {
+			p.CarrierMessageID, p.Status = m.CarrierIDs[i], StatusSubmitted
+		}
+		if i < len(m.PartStatus) && m.PartStatus[i] != "" {
+			p.Status = m.PartStatus[i]
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// Error says why a message ended unsuccessfully: the error of the event
+// that made it final, or, where that event named none (a receipt without
+// an error code), a code for the status itself. Nil while the message is
+// not final, and for delivered or received messages.
+func (m *Message) Error() *EventError {
+	if !m.Status.Final() || m.Status == StatusDelivered || m.Status == StatusReceived {
+		return nil
+	}
+	for i := len(m.Events) - 1; i >= 0; i-- {
+		e := m.Events[i]
+		if e.Status != m.Status {
+			continue
+		}
+		if e.Error != nil && e.Error.Code != "" {
+			return e.Error
+		}
+		why := &EventError{Code: string(m.Status)}
+		if e.Error != nil {
+			why.Description = e.Error.Description
+		}
+		return why
+	}
+	return &EventError{Code: string(m.Status)}
+}

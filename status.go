@@ -1,8 +1,8 @@
 package switchboard
 
 // Status is where a message is in its life. The order of the constants is
-// the order a message moves through them; the last five are final. StatusReceived, for inbound messages, is final
-// too.
+// the order a message moves through them; every status from delivered on is
+// final. StatusReceived, for inbound messages, is final too.
 type Status string
 
 const (
@@ -13,7 +13,12 @@ const (
 	StatusUndeliverable Status = "undeliverable" // receipt: UNDELIV, DELETED or UNKNOWN
 	StatusExpired       Status = "expired"       // receipt: EXPIRED, or validity passed before submit
 	StatusRejected      Status = "rejected"      // receipt: REJECTD
-	StatusFailed        Status = "failed"        // the gateway gave up: permanent carrier error, no route
+	StatusFailed        Status = "failed"        // the gateway gave up: permanent carrier error, attempts exhausted
+	// StatusUnknown: submitted, but no receipt came within the carrier's
+	// receipt timeout; the carrier may or may not have delivered it.
+	StatusUnknown Status = "unknown"
+	// StatusCanceled: an operator cancelled it while it was still queued.
+	StatusCanceled Status = "canceled"
 
 	// StatusReceived is the one status of an inbound (mobile-originated)
 	// message: stored as it arrived, nothing follows.
@@ -23,7 +28,8 @@ const (
 // Final reports whether no further transition can follow s.
 func (s Status) Final() bool {
 	switch s {
-	case StatusDelivered, StatusUndeliverable, StatusExpired, StatusRejected, StatusFailed, StatusReceived:
+	case StatusDelivered, StatusUndeliverable, StatusExpired, StatusRejected, StatusFailed,
+		StatusUnknown, StatusCanceled, StatusReceived:
 		return true
 	}
 	return false

@@ -31,12 +31,15 @@ type Transition struct {
 	Event Event
 	// Part is the 0-based part a receipt is for; -1 for the whole message.
 	Part int
-	// CarrierIDs are set with StatusSubmitted: one id per part, indexed so
-	// receipts (which name only the carrier's id) find the message. A
-	// receipt that arrived before its submit was recorded carries them
-	// too (Apply records the submission with it), and they are indexed
-	// the same way.
+	// CarrierIDs are set with StatusSubmitted: one id per part ("" for a
+	// part the carrier has not accepted), indexed so receipts (which name
+	// only the carrier's id) find the message. A receipt that arrived
+	// before its submit was recorded carries them too (Apply records the
+	// submission with it), and they are indexed the same way.
 	CarrierIDs []string
+	// ReceiptDue goes with StatusSubmitted: when the message ends unknown
+	// if no receipt has made it final (Message.ReceiptDue).
+	ReceiptDue time.Time
 }
 
 // MessageStore keeps messages durably. Every write returns only once it is
@@ -47,10 +50,11 @@ type Transition struct {
 //
 // Contracts every backend keeps (storage/storagetest checks them):
 //   - IDs are unique; Accept of an existing ID fails with ECONFLICT.
-//   - Messages of a key are pending from Accept until a transition to
-//     submitted or to a final status; Pending lists them in ID order,
-//     which is acceptance order.
-//   - Message, Pending and MessagesByDay return copies the caller may keep.
+//   - Messages of a key are pending from Accept until every part is
+//     submitted or the message is final (Message.Pending); Pending lists
+//     them in ID order, which is acceptance order. PendingCount costs the
+//     same however many messages a key has had (a counter, not a scan).
+//   - Message, Pending and ListMessages return copies the caller may keep.
 //   - A lookup that finds nothing returns an *Error with ENOTFOUND.
 //   - Accept stores each message exactly as given: the caller sets status
 //     accepted and the first event. An idempotency record's CreatedAt is
@@ -58,11 +62,21 @@ type Transition struct {
 //     has a live record fails with ECONFLICT, so two racing requests with
 //     one key produce one message.
 //   - Record returns one message per update, as it stood after that
-//     update; an update that changes nothing (Apply returns false) is not
-//     an error. An update with Notify queues the callback
-//     Notify.StatusCallbacks returns (status before the update, message
-//     after it), in the same write.
-//   - Nothing is deleted yet: retention is a decision still to be made.
+//     update (nil for an update it parked, see Update.ByCarrier); an
+//     update that changes nothing (Apply returns false) is not an error.
+//     An update with Notify queues the callback Notify.StatusCallbacks
+//     returns (status before the update, message after it), in the same
+//     write.
+//   - A message that is submitted (not final) with a ReceiptDue is listed
+//     by Overdue from that time until it is final.
+//   - A store that cannot take writes now says so through Writable, and
+//     every write then fails with EUNAVAILABLE: nothing is acknowledged
+//     that is not durable, and nothing a failed write touched is read back
+//     as if it had landed.
+//   - Retention: a message, and every index that names it, is deleted
+//     once it is older than the store's TTL (storage.ttl); an idempotency
+//     record once IdempotencyWindow has passed; a parked receipt at its
+//     ParkUntil. Until then everything stays readable.
 type MessageStore interface {
 	// Accept stores new messages in status accepted, each with its first
 	// event, their idempotency records, and marks them pending. All or none.
@@ -77,7 +91,8 @@ type MessageStore interface {
 
 	// Record applies transitions to messages (Message.Apply) and stores the
 	// results, all or none. With StatusSubmitted it indexes the carrier
-	// ids; leaving pending happens as Message.Pending says.
+	// ids and applies the receipts parked for them; leaving pending
+	// happens as Message.Pending says.
 	Record(ctx context.Context, updates []Update) ([]*Message, error)
 
 	// Pending lists up to limit pending messages of key with afterID < ID
@@ -94,12 +109,53 @@ type MessageStore interface {
 	// belongs to.
 	CarrierMessage(ctx context.Context, carrier, carrierID string) (messageID string, part int, err error)
 
-	// MessagesByDay lists up to limit messages of key accepted on day
-	// (YYYY-MM-DD, UTC) with ID > afterID, in ID order.
-	MessagesByDay(ctx context.Context, key, day, afterID string, limit int) ([]*Message, error)
+	// Overdue lists up to limit IDs of submitted messages whose ReceiptDue
+	// is before before, earliest due first.
+	Overdue(ctx context.Context, before time.Time, limit int) ([]string, error)
+
+	// ListMessages lists one key's messages of one UTC day, newest first,
+	// filtered as q says. It reads at most a bounded number of messages
+	// per call, so it may return fewer than q.Limit with a non-empty next:
+	// next is the Before of the following call, "" when the day is done.
+	ListMessages(ctx context.Context, q MessageQuery) (msgs []*Message, next string, err error)
+
+	// Writable reports whether writes can be taken now: nil, or an *Error
+	// with EUNAVAILABLE saying why not (the store failed, the disk is
+	// nearly full, the database cannot be reached). It is cheap enough to
+	// call on every request.
+	Writable() error
 
 	// Close flushes and releases the store. Calls after Close fail.
 	Close() error
+}
+
+// MessageQuery selects messages for ListMessages.
+type MessageQuery struct {
+	Key string
+	Day string // YYYY-MM-DD, UTC: the day the message was accepted
+	// Before is an exclusive upper bound on the message ID ("": the
+	// newest); listing pages pass the previous call's next here.
+	Before string
+	// Filters; zero values select everything.
+	Status    Status
+	Direction string // "outbound" or DirectionInbound
+	To        string
+	Limit     int // the most messages to return; at least 1
+}
+
+// Matches reports whether m passes q's filters (not Key, Day or Before).
+// Every backend filters with it.
+func (q *MessageQuery) Matches(m *Message) bool {
+	switch {
+	case q.Status != "" && m.Status != q.Status:
+		return false
+	case q.Direction == DirectionInbound && m.Direction != DirectionInbound,
+		q.Direction == DirectionOutbound && m.Direction == DirectionInbound:
+		return false
+	case q.To != "" && m.To != q.To:
+		return false
+	}
+	return true
 }
 
 // Update is one transition for one message.
@@ -110,6 +166,22 @@ type Update struct {
 	// changes the message's status (Notify.StatusCallbacks decides); the
 	// callback is queued in the outbox in the same write.
 	Notify *Notify
+	// ByCarrier, when MessageID is empty, names the message by a carrier's
+	// id instead: a receipt knows only the carrier's id. The store finds
+	// the message and its part through the index it keeps for submitted
+	// transitions (Transition.Part is set from it). If no message has the
+	// id yet (the receipt overtook its submit_sm_resp or the record of
+	// its submit), the store parks the update until ParkUntil and Record
+	// returns nil for it; the Record that indexes the id applies it, in
+	// the same write, after the submitted transition.
+	ByCarrier *CarrierRef
+	ParkUntil time.Time
+}
+
+// CarrierRef is a carrier's message id, normalised, and the carrier's name.
+type CarrierRef struct {
+	Carrier string
+	ID      string
 }
 
 // Store is everything a node keeps: messages, the callback outbox, the

@@ -49,6 +49,10 @@ type Config struct {
 
 	// Webhooks tunes callback delivery.
 	Webhooks WebhookConfig
+	// ReadyRequiresCarrier makes Ready fail while the first carrier of
+	// any route has no bound bind (node.ready_requires_carrier).
+	ReadyRequiresCarrier bool
+
 	// InboundTimeout is how long the parts of a long inbound message are
 	// waited for before it is delivered as partial (default 5 minutes).
 	InboundTimeout time.Duration
@@ -340,6 +344,36 @@ func (e *Engine) Message(ctx context.Context, key *switchboard.Key, id string) (
 		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "Message not found.")
 	}
 	return m, nil
+}
+
+// ListMessages lists key's messages of one day (see
+// switchboard.MessageStore.ListMessages); q.Key is set to key's.
+func (e *Engine) ListMessages(ctx context.Context, key *switchboard.Key, q switchboard.MessageQuery) ([]*switchboard.Message, string, error) {
+	q.Key = key.ID
+	return e.store.ListMessages(ctx, q)
+}
+
+// Ready reports whether the node can take messages and send them now: nil,
+// or an *Error with EUNAVAILABLE saying why not. It is not ready while
+// stopping, while the store refuses writes, and, with
+// Config.ReadyRequiresCarrier, while some route's first carrier has no
+// bound bind.
+func (e *Engine) Ready() error {
+	if e.stopping.Load() {
+		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down.")
+	}
+	if err := e.store.Writable(); err != nil {
+		return err
+	}
+	if !e.cfg.ReadyRequiresCarrier {
+		return nil
+	}
+	for _, r := range e.router.routes {
+		if c := e.router.carriers[r.Carriers[0]]; c != nil && !c.anyBound() {
+			return switchboard.Errorf(switchboard.EUNAVAILABLE, "Carrier %s has no bound bind.", c.name)
+		}
+	}
+	return nil
 }
 
 // Stop stops taking messages, lets submits in flight finish (bounded by

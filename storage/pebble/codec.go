@@ -17,8 +17,9 @@ import (
 //
 // A message is, in order: the version; the strings ID, Key, To, From, Body,
 // Reference, CallbackURL, Encoding; Segments; Status; AcceptedAt, UpdatedAt,
-// ExpiresAt; Carrier; CarrierIDs; PartStatus; Attempts; Events; and, in
-// version 2 only, Direction, Partial (one byte, 0 or 1) and WebhookFailures.
+// ExpiresAt; Carrier; CarrierIDs; PartStatus; Attempts; Events; from
+// version 2 on, Direction, Partial (one byte, 0 or 1) and WebhookFailures;
+// in version 3, ReceiptDue.
 // Strings are a uvarint length and the bytes; ints are varints; slices are
 // a uvarint count plus one (0 means nil, so nil and empty survive a round
 // trip, which Message.Apply relies on for CarrierIDs); times are described
@@ -32,12 +33,23 @@ import (
 // the common value does not grow, and a previous binary, rolled back to,
 // still reads every message but the inbound ones and those with webhook
 // failures, which it refuses as an unknown version rather than misreads.
+// Version 3 added ReceiptDue, written (as version 3) only for messages
+// that have one, the same way. An event's flags byte says whether an error
+// (1) and a part (2) follow; a previous binary knows only 0 and 1 and
+// refuses a value with a part as corrupt rather than misreads it.
 // Every other value (idempotency records, carrier refs, callbacks, inbound
 // parts, settings) is version 1.
 const (
-	valueVersion      = 1 // every value but a message that needs version 2
+	valueVersion      = 1 // every value but a message that needs version 2 or 3
 	messageVersion2   = 2
-	maxMessageVersion = messageVersion2
+	messageVersion3   = 3
+	maxMessageVersion = messageVersion3
+)
+
+// Event flags.
+const (
+	eventHasError byte = 1 << iota
+	eventHasPart
 )
 
 // errCorrupt reports a value that does not decode; the store wraps it with
@@ -165,10 +177,14 @@ func appendBool(dst []byte, b bool) []byte {
 // appendMessage appends the encoding of m to dst: version 1 unless m has a
 // field only version 2 holds.
 func appendMessage(dst []byte, m *sb.Message) []byte {
-	v2 := m.Direction != "" || m.Partial || m.WebhookFailures != nil
-	if v2 {
+	v3 := !m.ReceiptDue.IsZero()
+	v2 := v3 || m.Direction != "" || m.Partial || m.WebhookFailures != nil
+	switch {
+	case v3:
+		dst = append(dst, messageVersion3)
+	case v2:
 		dst = append(dst, messageVersion2)
-	} else {
+	default:
 		dst = append(dst, valueVersion)
 	}
 	for _, s := range [...]string{m.ID, m.Key, m.To, m.From, m.Body, m.Reference, m.CallbackURL, m.Encoding} {
@@ -202,7 +218,10 @@ func appendMessage(dst []byte, m *sb.Message) []byte {
 	for i := range m.WebhookFailures {
 		dst = appendWebhookFailure(dst, &m.WebhookFailures[i])
 	}
-	return dst
+	if !v3 {
+		return dst
+	}
+	return appendTime(dst, m.ReceiptDue)
 }
 
 // appendWebhookFailure writes EventID, Type, URL, Reason, Attempts, At.
@@ -219,12 +238,22 @@ func appendEvent(dst []byte, e *sb.Event) []byte {
 	dst = appendTime(dst, e.At)
 	dst = appendString(dst, e.Carrier)
 	dst = appendString(dst, e.CarrierMessageID)
-	if e.Error == nil {
-		return append(dst, 0)
+	var flags byte
+	if e.Error != nil {
+		flags |= eventHasError
 	}
-	dst = append(dst, 1)
-	dst = appendString(dst, e.Error.Code)
-	return appendString(dst, e.Error.Description)
+	if e.Part != 0 {
+		flags |= eventHasPart
+	}
+	dst = append(dst, flags)
+	if e.Error != nil {
+		dst = appendString(dst, e.Error.Code)
+		dst = appendString(dst, e.Error.Description)
+	}
+	if e.Part != 0 {
+		dst = binary.AppendVarint(dst, int64(e.Part))
+	}
+	return dst
 }
 
 // decoder reads a value. It holds the value as one string, so every string
@@ -413,6 +442,9 @@ func decodeMessage(v []byte) (*sb.Message, error) {
 			f.At = d.time()
 		}
 	}
+	if version >= messageVersion3 {
+		m.ReceiptDue = d.time()
+	}
 	return m, d.finish()
 }
 
@@ -421,12 +453,16 @@ func (d *decoder) event(e *sb.Event) {
 	e.At = d.time()
 	e.Carrier = d.string()
 	e.CarrierMessageID = d.string()
-	switch d.byte() {
-	case 0:
-	case 1:
-		e.Error = &sb.EventError{Code: d.string(), Description: d.string()}
-	default:
+	flags := d.byte()
+	if flags&^(eventHasError|eventHasPart) != 0 {
 		d.fail()
+		return
+	}
+	if flags&eventHasError != 0 {
+		e.Error = &sb.EventError{Code: d.string(), Description: d.string()}
+	}
+	if flags&eventHasPart != 0 {
+		e.Part = d.int()
 	}
 }
 

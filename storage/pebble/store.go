@@ -326,14 +326,68 @@ func (s *Store) Pending(ctx context.Context, key, afterID, beforeID string, limi
 	return msgs, nil
 }
 
-// MessagesByDay lists up to limit messages of key accepted on day
-// (YYYY-MM-DD, UTC) with ID > afterID, in ID order.
-func (s *Store) MessagesByDay(ctx context.Context, key, day, afterID string, limit int) ([]*sb.Message, error) {
-	msgs, err := s.list(ctx, dayPrefix(nil, key, day), afterID, "", limit)
-	if err != nil {
-		return nil, fmt.Errorf("pebble: messages of %s on %s: %w", key, day, err)
+// listScanLimit bounds the messages one ListMessages call reads, so a
+// filter that matches little cannot make one call read a whole day.
+const listScanLimit = 5000
+
+// ListMessages lists a key's messages of one UTC day, newest first, with
+// q's filters (see switchboard.MessageStore).
+func (s *Store) ListMessages(ctx context.Context, q sb.MessageQuery) ([]*sb.Message, string, error) {
+	if err := s.beginRead(ctx); err != nil {
+		return nil, "", fmt.Errorf("pebble: list messages: %w", err)
 	}
-	return msgs, nil
+	defer s.rw.RUnlock()
+	if q.Limit <= 0 {
+		return nil, "", nil
+	}
+	prefix := dayPrefix(nil, q.Key, q.Day)
+	upper := successor(prefix)
+	if q.Before != "" {
+		upper = append(prefix[:len(prefix):len(prefix)], q.Before...)
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return nil, "", fmt.Errorf("pebble: list messages: %w", err)
+	}
+	defer it.Close()
+	var msgs []*sb.Message
+	var key []byte
+	lastRead, scanned := "", 0
+	ok := it.Last()
+	for ; ok && len(msgs) < q.Limit && scanned < listScanLimit; ok = it.Prev() {
+		lastRead = string(it.Key()[len(prefix):])
+		scanned++
+		key = messageKey(key[:0], lastRead)
+		m, err := getMessage(snap, key)
+		if err != nil {
+			return nil, "", fmt.Errorf("pebble: list messages: index entry %q: %w", it.Key(), err)
+		}
+		if q.Matches(m) {
+			msgs = append(msgs, m)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, "", fmt.Errorf("pebble: list messages: %w", err)
+	}
+	if !ok {
+		return msgs, "", nil // the day is done
+	}
+	return msgs, lastRead, nil
+}
+
+// Overdue lists submitted messages whose receipt is overdue.
+func (s *Store) Overdue(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	return nil, nil // TODO(pebble): receipt-due index
+}
+
+// Writable reports whether the store takes writes.
+func (s *Store) Writable() error {
+	if f := s.committer.failed.Load(); f != nil {
+		return sb.Errorf(sb.EUNAVAILABLE, "storage failed: %v", *f)
+	}
+	return nil
 }
 
 // list reads an index whose entries are prefix+ID, for IDs between afterID

@@ -45,11 +45,7 @@ func testReopen(t *testing.T, open func(t *testing.T, dir string) sb.Store) {
 	if id, part, err := f.s.CarrierMessage(f.ctx, "sandbox", "b-0"); err != nil || id != b.ID || part != 0 {
 		t.Fatalf("CarrierMessage after reopen = %s, %d, %v", id, part, err)
 	}
-	byDay, err := f.s.MessagesByDay(f.ctx, "k2", b.Day(), "", 10)
-	if err != nil {
-		t.Fatalf("MessagesByDay: %v", err)
-	}
-	wantIDs(t, byDay, b.ID)
+	wantIDs(t, f.byDay(t, "k2", b.Day()), b.ID)
 	// The reopened store still knows which IDs are taken, the newest too.
 	for _, id := range []string{a.ID, b.ID} {
 		dup := f.message("k1", now())

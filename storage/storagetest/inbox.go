@@ -35,12 +35,9 @@ func testAcceptInbound(t *testing.T, f *fixture) {
 
 	wantEqual(t, f.get(t, m.ID), m)
 	wantEqual(t, f.get(t, quiet.ID), quiet)
-	byDay, err := f.s.MessagesByDay(f.ctx, "k1", m.Day(), "", 10)
-	if err != nil {
-		t.Fatalf("MessagesByDay: %v", err)
-	}
-	wantIDs(t, byDay, m.ID, quiet.ID)
-	wantEqual(t, byDay[0], m)
+	byDay := f.byDay(t, "k1", m.Day())
+	wantIDs(t, byDay, quiet.ID, m.ID)
+	wantEqual(t, byDay[1], m)
 	wantIDs(t, f.pending(t, "k1", "", 10))
 	wantIDs(t, f.pending(t, "k2", "", 10))
 	f.wantPendingCount(t, "k1", 0)

@@ -139,8 +139,8 @@ func testClose(t *testing.T, f *fixture) {
 			_, _, err := f.s.CarrierMessage(ctx, "sandbox", "x")
 			return err
 		},
-		"MessagesByDay": func() error {
-			_, err := f.s.MessagesByDay(ctx, "k1", m.Day(), "", 10)
+		"ListMessages": func() error {
+			_, _, err := f.s.ListMessages(ctx, sb.MessageQuery{Key: "k1", Day: m.Day(), Limit: 10})
 			return err
 		},
 		"Callbacks": func() error {

@@ -128,9 +128,9 @@ func (f *fixture) wantPendingKeys(t *testing.T, want ...string) {
 	}
 }
 
-// MessagesByDay lists a key's messages of one UTC day in ID order, pending
-// or not, with paging.
-func testMessagesByDay(t *testing.T, f *fixture) {
+// ListMessages lists a key's messages of one UTC day newest first, pending
+// or not, in pages, with filters.
+func testListMessages(t *testing.T, f *fixture) {
 	day1 := time.Date(2025, 3, 1, 23, 59, 0, 0, time.UTC)
 	day2 := day1.Add(2 * time.Minute)
 	// Accepted at 00:30 in UTC+1, which is still the first day in UTC.
@@ -141,28 +141,61 @@ func testMessagesByDay(t *testing.T, f *fixture) {
 		if i == 2 {
 			m.AcceptedAt = time.Date(2025, 3, 2, 0, 30, 0, 0, plus1)
 		}
+		if i == 3 {
+			m.To = "+447700900999"
+		}
 		first = append(first, m)
 	}
 	second := f.message("k1", day2)
 	other := f.message("k2", day1)
 	f.accept(t, append(first, second, other)...)
 	f.record(t, sb.Update{MessageID: first[1].ID, Transition: submitted(day2, "sandbox", "x")})
+	in := f.inbound("k1", day1.Add(10*time.Second))
+	if err := f.s.AcceptInbound(f.ctx, in, nil, nil); err != nil {
+		t.Fatalf("AcceptInbound: %v", err)
+	}
 
-	list := func(key, day, after string, limit int) []*sb.Message {
+	list := func(q sb.MessageQuery) ([]*sb.Message, string) {
 		t.Helper()
-		msgs, err := f.s.MessagesByDay(f.ctx, key, day, after, limit)
+		msgs, next, err := f.s.ListMessages(f.ctx, q)
 		if err != nil {
-			t.Fatalf("MessagesByDay(%q, %q, %q, %d): %v", key, day, after, limit, err)
+			t.Fatalf("ListMessages(%+v): %v", q, err)
 		}
-		return msgs
+		return msgs, next
 	}
-	got := list("k1", "2025-03-01", "", 100)
-	wantIDs(t, got, ids(first...)...)
-	if got[1].Status != sb.StatusSubmitted {
-		t.Fatalf("listed message has status %s, want submitted", got[1].Status)
+	got, next := list(sb.MessageQuery{Key: "k1", Day: "2025-03-01", Limit: 100})
+	wantIDs(t, got, in.ID, first[4].ID, first[3].ID, first[2].ID, first[1].ID, first[0].ID)
+	if next != "" {
+		t.Fatalf("next = %q after the whole day, want empty", next)
 	}
-	wantIDs(t, list("k1", "2025-03-01", first[1].ID, 2), first[2].ID, first[3].ID)
-	wantIDs(t, list("k1", "2025-03-02", "", 100), second.ID)
-	wantIDs(t, list("k2", "2025-03-01", "", 100), other.ID)
-	wantIDs(t, list("k2", "2025-03-02", "", 100))
+	if got[4].Status != sb.StatusSubmitted {
+		t.Fatalf("listed message has status %s, want submitted", got[4].Status)
+	}
+	// Pages of two, each starting below the last.
+	var paged []*sb.Message
+	q := sb.MessageQuery{Key: "k1", Day: "2025-03-01", Direction: sb.DirectionOutbound, Limit: 2}
+	for i := 0; ; i++ {
+		if i > 10 {
+			t.Fatal("paging does not end")
+		}
+		msgs, next := list(q)
+		paged = append(paged, msgs...)
+		if next == "" {
+			break
+		}
+		q.Before = next
+	}
+	wantIDs(t, paged, first[4].ID, first[3].ID, first[2].ID, first[1].ID, first[0].ID)
+	got, _ = list(sb.MessageQuery{Key: "k1", Day: "2025-03-01", Status: sb.StatusSubmitted, Limit: 10})
+	wantIDs(t, got, first[1].ID)
+	got, _ = list(sb.MessageQuery{Key: "k1", Day: "2025-03-01", To: "+447700900999", Limit: 10})
+	wantIDs(t, got, first[3].ID)
+	got, _ = list(sb.MessageQuery{Key: "k1", Day: "2025-03-01", Direction: sb.DirectionInbound, Limit: 10})
+	wantIDs(t, got, in.ID)
+	got, _ = list(sb.MessageQuery{Key: "k1", Day: "2025-03-02", Limit: 100})
+	wantIDs(t, got, second.ID)
+	got, _ = list(sb.MessageQuery{Key: "k2", Day: "2025-03-01", Limit: 100})
+	wantIDs(t, got, other.ID)
+	got, _ = list(sb.MessageQuery{Key: "k2", Day: "2025-03-02", Limit: 100})
+	wantIDs(t, got)
 }

@@ -90,7 +90,7 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 		{"RecordNoChange", testRecordNoChange},
 		{"RecordPendingFollowsStatus", testRecordPendingFollowsStatus},
 		{"RecordSameMessageTwice", testRecordSameMessageTwice},
-		{"MessagesByDay", testMessagesByDay},
+		{"ListMessages", testListMessages},
 		{"ConcurrentAccept", testConcurrentAccept},
 		{"ConcurrentReceipts", testConcurrentReceipts},
 		{"CanceledContext", testCanceledContext},
@@ -222,6 +222,16 @@ func (f *fixture) pendingBefore(t *testing.T, key, afterID, beforeID string, lim
 	msgs, err := f.s.Pending(f.ctx, key, afterID, beforeID, limit)
 	if err != nil {
 		t.Fatalf("Pending(%q, %q, %q, %d): %v", key, afterID, beforeID, limit, err)
+	}
+	return msgs
+}
+
+// byDay lists every message of key accepted on day, newest first.
+func (f *fixture) byDay(t *testing.T, key, day string) []*sb.Message {
+	t.Helper()
+	msgs, _, err := f.s.ListMessages(f.ctx, sb.MessageQuery{Key: key, Day: day, Limit: 1000})
+	if err != nil {
+		t.Fatalf("ListMessages(%s, %s): %v", key, day, err)
 	}
 	return msgs
 }
