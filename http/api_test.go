@@ -214,7 +214,7 @@ func TestGetMessage(t *testing.T) {
 	ts.engine.mu.Lock()
 	m := ts.engine.msgs[id]
 	m.Status = switchboard.StatusUndeliverable
-	m.Carrier, m.CarrierIDs = "sandbox", []string{"c1"}
+	m.Carrier, m.CarrierIDs, m.PartStatus = "sandbox", []string{"c1"}, []switchboard.Status{switchboard.StatusUndeliverable}
 	m.Events = append(m.Events, switchboard.Event{Status: switchboard.StatusUndeliverable, At: at, Carrier: "sandbox",
 		CarrierMessageID: "c1", Error: &switchboard.EventError{Code: "001", Description: "absent subscriber"}})
 	ts.engine.mu.Unlock()
@@ -226,10 +226,12 @@ func TestGetMessage(t *testing.T) {
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q", cc)
 	}
-	want := `{"id":"` + id + `","direction":"outbound","status":"undeliverable","to":"+447700900123","from":"Acme",` +
+	want := `{"id":"` + id + `","direction":"outbound","status":"undeliverable","error":{"code":"001","description":"absent subscriber"},` +
+		`"to":"+447700900123","from":"Acme",` +
 		`"body":"Hi \u003cthere\u003e \u0026 \"you\"\n","reference":"r1","callback_url":"","segments":1,"encoding":"gsm7",` +
 		`"accepted_at":"2025-01-02T03:04:05.6Z","updated_at":"2025-01-02T03:04:05.6Z","expires_at":null,"carrier":"sandbox",` +
-		`"carrier_message_ids":["c1"],"events":[{"status":"accepted","at":"2025-01-02T03:04:05.6Z"},` +
+		`"carrier_message_ids":["c1"],"parts":[{"index":1,"carrier_message_id":"c1","status":"undeliverable"}],` +
+		`"events":[{"status":"accepted","at":"2025-01-02T03:04:05.6Z"},` +
 		`{"status":"undeliverable","at":"2025-01-02T03:04:06Z","carrier":"sandbox","carrier_message_id":"c1","error":{"code":"001","description":"absent subscriber"}}],"webhook_failures":[]}`
 	if string(body) != want {
 		t.Errorf("got  %s\nwant %s", body, want)
@@ -247,6 +249,85 @@ func TestGetMessage(t *testing.T) {
 	ts.engine.mu.Unlock()
 	resp, body = ts.do(t, "GET", "/v1/messages/"+id, "")
 	wantError(t, resp, body, 500, switchboard.EINTERNAL)
+}
+
+// TestGetMessageParts shows a long message part by part: each part's
+// carrier id and status, the part each event is about, and the error of
+// the message once it ended unsuccessfully.
+func TestGetMessageParts(t *testing.T) {
+	ts := newTestServer(t, nil)
+	_, body := ts.do(t, "POST", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"`+strings.Repeat("x", 400)+`"}`)
+	id := decode[acceptedBody](t, body).ID
+	at := time.Date(2025, 1, 2, 3, 4, 6, 0, time.UTC)
+	type part struct {
+		Index            int    `json:"index"`
+		CarrierMessageID string `json:"carrier_message_id"`
+		Status           string `json:"status"`
+	}
+	type event struct {
+		Status string `json:"status"`
+		Part   int    `json:"part"`
+	}
+	type message struct {
+		Status string          `json:"status"`
+		Error  *map[string]any `json:"error"`
+		Parts  []part          `json:"parts"`
+		Events []event         `json:"events"`
+	}
+	get := func() message {
+		t.Helper()
+		resp, body := ts.do(t, "GET", "/v1/messages/"+id, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		return decode[message](t, body)
+	}
+	// Accepted, nothing sent yet: every part shows the message's status.
+	m := get()
+	if want := []part{{1, "", "accepted"}, {2, "", "accepted"}, {3, "", "accepted"}}; fmt.Sprint(m.Parts) != fmt.Sprint(want) || m.Error != nil {
+		t.Errorf("accepted: parts %+v error %v, want %+v and no error", m.Parts, m.Error, want)
+	}
+	// Parts 1 and 2 taken by the carrier one at a time, part 1 delivered.
+	ts.engine.mu.Lock()
+	sm := ts.engine.msgs[id]
+	sm.Status, sm.Carrier = switchboard.StatusQueued, "sandbox"
+	sm.CarrierIDs = []string{"c1", "c2", ""}
+	sm.PartStatus = []switchboard.Status{switchboard.StatusDelivered, "", ""}
+	sm.Events = append(sm.Events,
+		switchboard.Event{Status: switchboard.StatusSubmitted, At: at, Carrier: "sandbox", CarrierMessageID: "c1", Part: 1},
+		switchboard.Event{Status: switchboard.StatusSubmitted, At: at, Carrier: "sandbox", CarrierMessageID: "c2", Part: 2},
+		switchboard.Event{Status: switchboard.StatusDelivered, At: at, Carrier: "sandbox", CarrierMessageID: "c1", Part: 1})
+	ts.engine.mu.Unlock()
+	m = get()
+	if want := []part{{1, "c1", "delivered"}, {2, "c2", "submitted"}, {3, "", "queued"}}; fmt.Sprint(m.Parts) != fmt.Sprint(want) {
+		t.Errorf("parts %+v, want %+v", m.Parts, want)
+	}
+	if want := []event{{"accepted", 0}, {"submitted", 1}, {"submitted", 2}, {"delivered", 1}}; fmt.Sprint(m.Events) != fmt.Sprint(want) {
+		t.Errorf("events %+v, want %+v", m.Events, want)
+	}
+	if m.Error != nil {
+		t.Errorf("error %v on a message still under way", *m.Error)
+	}
+	// It ends: the error names why, from the event that ended it or, if
+	// that had none, the status itself.
+	for _, c := range []struct {
+		status switchboard.Status
+		err    *switchboard.EventError
+		want   string
+	}{
+		{switchboard.StatusFailed, &switchboard.EventError{Code: "smpp_0x0000000B", Description: "invalid destination"}, `{"code":"smpp_0x0000000B","description":"invalid destination"}`},
+		{switchboard.StatusUnknown, nil, `{"code":"unknown"}`},
+		{switchboard.StatusCanceled, nil, `{"code":"canceled"}`},
+	} {
+		ts.engine.mu.Lock()
+		sm.Status = c.status
+		sm.Events = append(sm.Events[:4:4], switchboard.Event{Status: c.status, At: at, Error: c.err})
+		ts.engine.mu.Unlock()
+		_, body := ts.do(t, "GET", "/v1/messages/"+id, "")
+		if want := `"status":"` + string(c.status) + `","error":` + c.want + `,`; !strings.Contains(string(body), want) {
+			t.Errorf("%s: body %s lacks %s", c.status, body, want)
+		}
+	}
 }
 
 func TestHealth(t *testing.T) {

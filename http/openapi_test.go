@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -199,4 +200,72 @@ func TestOpenAPICodes(t *testing.T) {
 	}
 	walk(get(t, d, "paths"))
 	walk(get(t, d, "components"))
+}
+
+// TestOpenAPIStatuses holds the documented statuses to the domain's.
+func TestOpenAPIStatuses(t *testing.T) {
+	d := loadOpenAPI(t)
+	var documented []string
+	for _, s := range get(t, d, "components", "schemas", "Status", "enum").([]any) {
+		documented = append(documented, s.(string))
+	}
+	var want []string
+	for _, s := range []switchboard.Status{switchboard.StatusAccepted, switchboard.StatusQueued, switchboard.StatusSubmitted,
+		switchboard.StatusDelivered, switchboard.StatusUndeliverable, switchboard.StatusExpired, switchboard.StatusRejected,
+		switchboard.StatusFailed, switchboard.StatusUnknown, switchboard.StatusCanceled, switchboard.StatusReceived} {
+		want = append(want, string(s))
+	}
+	if !slices.Equal(documented, want) {
+		t.Errorf("Status lists %v, the domain has %v", documented, want)
+	}
+}
+
+// TestOpenAPIMessageFields writes a message with every field set and
+// checks each object in it against its schema: every member documented,
+// every required one present.
+func TestOpenAPIMessageFields(t *testing.T) {
+	d := loadOpenAPI(t)
+	schemas := get(t, d, "components", "schemas").(doc)
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	m := &switchboard.Message{
+		ID: "msg_01JH8Z3Q4V5W6X7Y8Z9A0B1C2D", Key: "k", To: "+447700900123", From: "Acme", Body: "hi",
+		Reference: "r", CallbackURL: "https://example.com/", Encoding: "gsm7", Segments: 2,
+		Status: switchboard.StatusUndeliverable, AcceptedAt: at, UpdatedAt: at, ExpiresAt: at,
+		Carrier: "c", CarrierIDs: []string{"a", "b"},
+		PartStatus: []switchboard.Status{switchboard.StatusDelivered, switchboard.StatusUndeliverable},
+		Events: []switchboard.Event{{Status: switchboard.StatusUndeliverable, At: at, Carrier: "c", CarrierMessageID: "b",
+			Part: 2, Error: &switchboard.EventError{Code: "001", Description: "UNDELIV"}}},
+		WebhookFailures: []switchboard.WebhookFailure{{EventID: "evt_1", Type: "message.status", URL: "https://example.com/",
+			Reason: "gone", Attempts: 1, At: at}},
+	}
+	var w jsonWriter
+	w.message(m)
+	var got doc
+	if err := json.Unmarshal(w.b, &got); err != nil {
+		t.Fatalf("%s: %v", w.b, err)
+	}
+	checkObject(t, schemas, "Message", got)
+	checkObject(t, schemas, "MessageError", got["error"].(doc))
+	checkObject(t, schemas, "Part", got["parts"].([]any)[1].(doc))
+	checkObject(t, schemas, "Event", got["events"].([]any)[0].(doc))
+	checkObject(t, schemas, "WebhookFailure", got["webhook_failures"].([]any)[0].(doc))
+}
+
+// checkObject checks one JSON object against the named schema's
+// properties and required members.
+func checkObject(t *testing.T, schemas doc, name string, obj doc) {
+	t.Helper()
+	schema := schemas[name].(doc)
+	props := schema["properties"].(doc)
+	for k := range obj {
+		if _, ok := props[k]; !ok {
+			t.Errorf("%s: the server writes %q, the spec does not have it", name, k)
+		}
+	}
+	req, _ := schema["required"].([]any)
+	for _, k := range req {
+		if _, ok := obj[k.(string)]; !ok {
+			t.Errorf("%s: %q is required by the spec, the server did not write it", name, k)
+		}
+	}
 }

@@ -1041,7 +1041,7 @@ func (c *Config) validateKeyEvents(p *problems, at string, k KeyConfig, numbers 
 		p.add(at+".callback_batch", "%d is not between 1 and %d", k.CallbackBatch, maxCallbackBatch)
 	}
 	if _, ok := k.statusSet(); !ok {
-		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed", k.CallbackStatuses)
+		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed, unknown, canceled", k.CallbackStatuses)
 	}
 	for j, n := range k.Numbers {
 		if !switchboard.ValidMSISDN(n) {

@@ -214,6 +214,31 @@ func TestMultipartMessageDelivered(t *testing.T) {
 	if ids, _ := m["carrier_message_ids"].([]any); len(ids) != 3 {
 		t.Fatalf("carrier ids %v, want 3", m["carrier_message_ids"])
 	}
+	// Each part shows its carrier id and status, and each part's receipt
+	// is an event naming its part.
+	parts, _ := m["parts"].([]any)
+	if len(parts) != 3 {
+		t.Fatalf("parts %v, want 3", m["parts"])
+	}
+	for i, p := range parts {
+		p := p.(map[string]any)
+		if p["index"] != float64(i+1) || p["status"] != "delivered" || p["carrier_message_id"] != m["carrier_message_ids"].([]any)[i] {
+			t.Errorf("part %d: %v", i+1, p)
+		}
+	}
+	receipts := map[float64]bool{}
+	for _, e := range m["events"].([]any) {
+		if e := e.(map[string]any); e["status"] == "delivered" {
+			part, _ := e["part"].(float64)
+			receipts[part] = true
+		}
+	}
+	if len(receipts) != 3 || !receipts[1] || !receipts[2] || !receipts[3] {
+		t.Errorf("delivered events name parts %v, want 1, 2 and 3", receipts)
+	}
+	if _, ok := m["error"]; ok {
+		t.Errorf("a delivered message has an error: %v", m["error"])
+	}
 }
 
 func TestRateLimitAndQueueFull(t *testing.T) {
