@@ -365,7 +365,7 @@ func TestAuth(t *testing.T) {
 func TestRoutingErrors(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for _, c := range []struct{ method, path, allow string }{
-		{"GET", "/v1/messages", "POST"},
+		{"DELETE", "/v1/messages", "GET, POST"},
 		{"PUT", "/v1/messages/batch", "POST"},
 		{"GET", "/v1/messages/batch", "POST"},
 		{"DELETE", "/v1/messages/msg_01JZZZZZZZZZZZZZZZ00000001", "GET"},

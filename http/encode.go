@@ -202,7 +202,11 @@ func (w *jsonWriter) accepted(m *switchboard.Message) {
 
 // message writes the body of GET /v1/messages/{id}. The message body is
 // included: it is the client's own data, shown only to the key that sent it.
-func (w *jsonWriter) message(m *switchboard.Message) {
+func (w *jsonWriter) message(m *switchboard.Message) { w.messageFields(m, true) }
+
+// messageFields writes a message as an object; a listing leaves out the
+// events.
+func (w *jsonWriter) messageFields(m *switchboard.Message, events bool) {
 	w.openObject()
 	w.str("id", m.ID)
 	w.str("direction", direction(m))
@@ -224,13 +228,15 @@ func (w *jsonWriter) message(m *switchboard.Message) {
 	w.str("carrier", m.Carrier)
 	w.strings("carrier_message_ids", m.CarrierIDs)
 	w.parts(m.Parts())
-	w.key("events")
-	w.openArray()
-	for i := range m.Events {
-		w.elem()
-		w.event(&m.Events[i])
+	if events {
+		w.key("events")
+		w.openArray()
+		for i := range m.Events {
+			w.elem()
+			w.event(&m.Events[i])
+		}
+		w.closeArray()
 	}
-	w.closeArray()
 	if m.Direction == switchboard.DirectionInbound {
 		w.bool("partial", m.Partial)
 	}

@@ -245,6 +245,13 @@ func TestOpenAPIMessageFields(t *testing.T) {
 		t.Fatalf("%s: %v", w.b, err)
 	}
 	checkObject(t, schemas, "Message", got)
+	var lw jsonWriter
+	lw.messageFields(m, false)
+	var listed doc
+	if err := json.Unmarshal(lw.b, &listed); err != nil {
+		t.Fatalf("%s: %v", lw.b, err)
+	}
+	checkObject(t, schemas, "ListedMessage", listed)
 	checkObject(t, schemas, "MessageError", got["error"].(doc))
 	checkObject(t, schemas, "Part", got["parts"].([]any)[1].(doc))
 	checkObject(t, schemas, "Event", got["events"].([]any)[0].(doc))
@@ -255,14 +262,32 @@ func TestOpenAPIMessageFields(t *testing.T) {
 // properties and required members.
 func checkObject(t *testing.T, schemas doc, name string, obj doc) {
 	t.Helper()
-	schema := schemas[name].(doc)
-	props := schema["properties"].(doc)
+	props, req := doc{}, []any{}
+	var collect func(schema doc)
+	collect = func(schema doc) {
+		if ref, ok := schema["$ref"].(string); ok {
+			collect(schemas[strings.TrimPrefix(ref, "#/components/schemas/")].(doc))
+		}
+		if all, ok := schema["allOf"].([]any); ok {
+			for _, sub := range all {
+				collect(sub.(doc))
+			}
+		}
+		if p, ok := schema["properties"].(doc); ok {
+			for k, v := range p {
+				props[k] = v
+			}
+		}
+		if r, ok := schema["required"].([]any); ok {
+			req = append(req, r...)
+		}
+	}
+	collect(schemas[name].(doc))
 	for k := range obj {
 		if _, ok := props[k]; !ok {
 			t.Errorf("%s: the server writes %q, the spec does not have it", name, k)
 		}
 	}
-	req, _ := schema["required"].([]any)
 	for _, k := range req {
 		if _, ok := obj[k.(string)]; !ok {
 			t.Errorf("%s: %q is required by the spec, the server did not write it", name, k)

@@ -1,6 +1,6 @@
 // Package http is Switchboard's public REST API: POST /v1/messages (one
-// message), POST /v1/messages/batch, GET /v1/messages/{id}, and the health
-// probes. It runs on fasthttp because it sits on the hot path of every
+// message), POST /v1/messages/batch, GET /v1/messages/{id}, GET
+// /v1/messages (a day's messages), and the health probes. It runs on fasthttp because it sits on the hot path of every
 // message; it authenticates the API key, decodes and validates the JSON, and
 // hands the request to the engine (actors/) through the small Engine
 // interface defined here. Error codes become HTTP statuses in one function,
@@ -35,6 +35,11 @@ type Engine interface {
 	Submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult
 	// Message returns a message of key; another key's message is ENOTFOUND.
 	Message(ctx context.Context, key *switchboard.Key, id string) (*switchboard.Message, error)
+	// ListMessages lists key's messages of one UTC day, newest first, as
+	// switchboard.MessageStore.ListMessages does (q.Key is the engine's
+	// to set): at most q.Limit, maybe fewer with a non-empty next (the
+	// Before of the following call), next "" when the day is done.
+	ListMessages(ctx context.Context, key *switchboard.Key, q switchboard.MessageQuery) ([]*switchboard.Message, string, error)
 }
 
 // Config configures a Server. Zero durations and sizes take the defaults

@@ -389,3 +389,57 @@ keys:
 		ln.Close()
 	}
 }
+
+// GET /v1/messages through the real engine and store: a key lists its own
+// messages of the day, newest first, page by page, and never another
+// key's.
+func TestListMessagesOfOneKey(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	const otherSecret = "other-secret-0123456789"
+	g, _ := startTestGateway(t, "carriers:"+carrierYAML("a", sim.Addr(), 1)+"routes:\n  - {prefix: \"\", carriers: [a]}\n"+
+		keyYAML(1000, 1000, 1000)+fmt.Sprintf("  - {id: other, secret: %s, rate: 1000}\n", otherSecret))
+	base := "http://" + g.Addr() + "/v1/messages"
+	var mine, theirs []string
+	var day string
+	for i := range 5 {
+		r := send(t, g, fmt.Sprintf("+4477009001%02d", i), "mine")
+		mine = append([]string{r.body["id"].(string)}, mine...) // newest first
+		day = r.body["accepted_at"].(string)[:10]
+		o := callAuth(t, "POST", base, otherSecret, map[string]any{"to": "+447700900199", "from": "Other", "body": "theirs"})
+		theirs = append([]string{o.body["id"].(string)}, theirs...)
+	}
+	list := func(secret, query string) (ids []string, next string) {
+		t.Helper()
+		r := callAuth(t, "GET", base+"?"+query, secret, nil)
+		if r.status != 200 {
+			t.Fatalf("?%s: %d %v", query, r.status, r.body)
+		}
+		for _, m := range r.body["messages"].([]any) {
+			ids = append(ids, m.(map[string]any)["id"].(string))
+		}
+		next, _ = r.body["next_cursor"].(string)
+		return ids, next
+	}
+	var got []string
+	query := "date=" + day + "&limit=2"
+	for range 5 {
+		ids, next := list(testSecret, query)
+		got = append(got, ids...)
+		if next == "" {
+			break
+		}
+		query = "limit=2&cursor=" + next
+	}
+	if fmt.Sprint(got) != fmt.Sprint(mine) {
+		t.Errorf("test's messages of %s: %v, want %v", day, got, mine)
+	}
+	if ids, _ := list(otherSecret, "date="+day); fmt.Sprint(ids) != fmt.Sprint(theirs) {
+		t.Errorf("other's messages of %s: %v, want %v", day, ids, theirs)
+	}
+	if ids, _ := list(testSecret, "date="+day+"&to=%2B447700900199"); len(ids) != 0 {
+		t.Errorf("test lists other's messages by their destination: %v", ids)
+	}
+	if ids, _ := list(testSecret, "date="+day+"&to=%2B447700900102&direction=outbound"); fmt.Sprint(ids) != fmt.Sprint(mine[2:3]) {
+		t.Errorf("filtered by destination: %v, want %v", ids, mine[2:3])
+	}
+}
