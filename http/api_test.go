@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/switchboard-sms/switchboard"
 )
 
@@ -338,6 +340,60 @@ func TestHealth(t *testing.T) {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
 		}
 	}
+}
+
+// TestReadyz: /readyz is 503 with the reason while the engine is not
+// ready, and says so in the log once per change, not once per probe;
+// /healthz stays 200.
+func TestReadyz(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Log = c.Log.Level(zerolog.InfoLevel) })
+	probe := func() (*nethttp.Response, []byte) {
+		t.Helper()
+		resp, body := ts.do(t, "GET", "/readyz", "", "Authorization", "")
+		if h, _ := ts.do(t, "GET", "/healthz", "", "Authorization", ""); h.StatusCode != 200 {
+			t.Errorf("healthz %d while readyz %d", h.StatusCode, resp.StatusCode)
+		}
+		return resp, body
+	}
+	if resp, body := probe(); resp.StatusCode != 200 || string(body) != `{"status":"ok"}` {
+		t.Fatalf("ready engine: %d %s", resp.StatusCode, body)
+	}
+	ts.engine.setReady(switchboard.Errorf(switchboard.EUNAVAILABLE, "Carrier sandbox has no bound bind."))
+	for range 3 {
+		resp, body := probe()
+		if e := wantError(t, resp, body, 503, switchboard.EUNAVAILABLE); e.Error.Message != "Carrier sandbox has no bound bind." {
+			t.Errorf("reason %q", e.Error.Message)
+		}
+		if resp.Header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+	}
+	ts.engine.setReady(switchboard.Errorf(switchboard.EUNAVAILABLE, "Storage is failing."))
+	resp, body := probe()
+	if e := wantError(t, resp, body, 503, switchboard.EUNAVAILABLE); e.Error.Message != "Storage is failing." {
+		t.Errorf("reason %q", e.Error.Message)
+	}
+	// An error that is not meant for clients is logged and not shown.
+	ts.engine.setReady(errors.New("secret cause"))
+	resp, body = probe()
+	if e := wantError(t, resp, body, 503, switchboard.EUNAVAILABLE); strings.Contains(e.Error.Message, "secret") {
+		t.Errorf("internal cause shown: %q", e.Error.Message)
+	}
+	ts.engine.setReady(nil)
+	if resp, body := probe(); resp.StatusCode != 200 {
+		t.Errorf("ready again: %d %s", resp.StatusCode, body)
+	}
+	logs := ts.logs.String()
+	if n := strings.Count(logs, `"message":"not ready"`); n != 3 {
+		t.Errorf("%d not-ready lines, want 3 (one per reason):\n%s", n, logs)
+	}
+	if !strings.Contains(logs, `"reason":"Carrier sandbox has no bound bind."`) || strings.Count(logs, `"message":"ready"`) != 1 {
+		t.Errorf("readiness changes not logged:\n%s", logs)
+	}
+	// Draining wins over everything.
+	ts.Drain()
+	resp, body = probe()
+	wantError(t, resp, body, 503, switchboard.EUNAVAILABLE)
 }
 
 func TestAuth(t *testing.T) {

@@ -30,6 +30,8 @@ func (e *benchEngine) Message(context.Context, *switchboard.Key, string) (*switc
 	return &e.msg, nil
 }
 
+func (e *benchEngine) Ready() error { return nil }
+
 func (e *benchEngine) ListMessages(context.Context, *switchboard.Key, switchboard.MessageQuery) ([]*switchboard.Message, string, error) {
 	return []*switchboard.Message{&e.msg}, "", nil
 }

@@ -147,14 +147,52 @@ func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx, _ *switchboard.Key, _ [
 	return nil
 }
 
-// handleReadyz serves GET /readyz: 503 once draining, so load balancers
-// stop sending traffic here.
+// handleReadyz serves GET /readyz: 503 unavailable, with the reason as
+// the error's message, while draining or while the engine is not ready
+// (stopping, the store refuses writes, no carrier to send to), so load
+// balancers send traffic elsewhere. /healthz is the liveness probe.
 func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx, _ *switchboard.Key, _ []byte) error {
-	if s.draining.Load() {
-		return s.errDraining
+	err := s.readiness()
+	s.noteReadiness(err)
+	if err != nil {
+		return err
 	}
 	s.sendStatusOK(ctx)
 	return nil
+}
+
+// readiness returns nil when ready, else the 503 to answer /readyz with.
+func (s *Server) readiness() error {
+	if s.draining.Load() {
+		return s.errDraining
+	}
+	err := s.engine.Ready()
+	if err == nil {
+		return nil
+	}
+	if switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
+		// Not a reason meant for clients: log it, answer in general terms.
+		s.log.Error().Err(err).Msg("readiness check failed")
+		return apiError(switchboard.EUNAVAILABLE, "The node is not ready.")
+	}
+	return err
+}
+
+// noteReadiness logs a change of readiness: the reason when it turns
+// unready or the reason changes, and when it is ready again.
+func (s *Server) noteReadiness(err error) {
+	reason := ""
+	if err != nil {
+		reason = switchboard.ErrorMessage(err)
+	}
+	if old := s.notReady.Swap(&reason); old != nil && *old == reason || old == nil && reason == "" {
+		return
+	}
+	if reason == "" {
+		s.log.Info().Msg("ready")
+	} else if err != error(s.errDraining) {
+		s.log.Warn().Str("reason", reason).Msg("not ready")
+	}
 }
 
 func (s *Server) sendStatusOK(ctx *fasthttp.RequestCtx) {

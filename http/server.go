@@ -40,6 +40,10 @@ type Engine interface {
 	// to set): at most q.Limit, maybe fewer with a non-empty next (the
 	// Before of the following call), next "" when the day is done.
 	ListMessages(ctx context.Context, key *switchboard.Key, q switchboard.MessageQuery) ([]*switchboard.Message, string, error)
+	// Ready reports whether the node can take and send messages now: nil,
+	// or an *switchboard.Error with EUNAVAILABLE whose message says why
+	// not. /readyz calls it on every probe, so it must be cheap.
+	Ready() error
 }
 
 // Config configures a Server. Zero durations and sizes take the defaults
@@ -116,6 +120,9 @@ type Server struct {
 	// errDraining is the 503 Drain answers with; Error knows it by identity
 	// and does not log it, since every request during a drain gets it.
 	errDraining *switchboard.Error
+	// notReady is why /readyz last answered 503 ("" when it answered
+	// 200), so a change is logged once rather than on every probe.
+	notReady atomic.Pointer[string]
 
 	// ctx is handed to the engine. It is not the request's context, because
 	// fasthttp cancels that when Shutdown starts and requests in progress

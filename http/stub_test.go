@@ -33,6 +33,20 @@ type stubEngine struct {
 	listScan  int
 	listCalls int
 	lastQuery switchboard.MessageQuery
+	// readyErr is what Ready answers.
+	readyErr error
+}
+
+func (e *stubEngine) Ready() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.readyErr
+}
+
+func (e *stubEngine) setReady(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.readyErr = err
 }
 
 type idemRecord struct {

@@ -62,8 +62,15 @@ type NodeConfig struct {
 	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"address reserved for the admin API and /metrics (not served yet; health is on node.http)"`
 	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"how long a stopping node waits for in-flight work"`
+	// A pointer, so that false can be told from unset (default true).
+	ReadyRequiresCarrier *bool `yaml:"ready_requires_carrier" default:"true" help:"/readyz answers 503 while the first carrier of some route has no bound bind"`
 	// Off by default: it costs about 10 % of the maximum request rate.
 	HTTPReleaseIdleBuffers bool `yaml:"http_release_idle_buffers" help:"idle keep-alive connections give their read buffers back (about 10 KiB each) at some CPU per request; for many mostly idle clients"`
+}
+
+// readyRequiresCarrier is node.ready_requires_carrier, true when unset.
+func (n NodeConfig) readyRequiresCarrier() bool {
+	return n.ReadyRequiresCarrier == nil || *n.ReadyRequiresCarrier
 }
 
 // LogConfig selects the log level and format.
@@ -446,13 +453,16 @@ var (
 )
 
 // isLeaf reports whether t holds one setting: a scalar, a duration, or a
-// list of strings.
+// list of strings. A pointer to a boolean is a boolean whose default is
+// true: nil (unset) takes the default, so false stays false.
 func isLeaf(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
 		return true
 	case reflect.Slice:
 		return t.Elem().Kind() == reflect.String
+	case reflect.Pointer:
+		return t.Elem().Kind() == reflect.Bool
 	}
 	return false
 }
@@ -532,7 +542,7 @@ func leafType(t reflect.Type) string {
 		return "duration"
 	case t.Kind() == reflect.String:
 		return "string"
-	case t.Kind() == reflect.Bool:
+	case t.Kind() == reflect.Bool, t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Bool:
 		return "boolean"
 	case t.Kind() == reflect.Int:
 		return "integer"
@@ -544,9 +554,20 @@ func leafType(t reflect.Type) string {
 	return t.String()
 }
 
-// setLeaf parses s into the setting v.
+// setLeaf parses s into the setting v. An empty s sets the zero value,
+// which the defaults then fill: in every tier, empty means the default.
 func setLeaf(v reflect.Value, s string) error {
+	if strings.TrimSpace(s) == "" {
+		v.SetZero()
+		return nil
+	}
 	switch {
+	case v.Kind() == reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		if err := setLeaf(p.Elem(), s); err != nil {
+			return err
+		}
+		v.Set(p)
 	case v.Type() == durationType:
 		d, err := parseDuration(s)
 		if err != nil {

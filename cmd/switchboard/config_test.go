@@ -118,6 +118,10 @@ func TestDefaults(t *testing.T) {
 		},
 		Limits: LimitsConfig{MaxParts: 10, DefaultValidity: Duration(48 * time.Hour), MaxValidity: Duration(72 * time.Hour), MaxBatch: 1000},
 	}
+	if r := cfg.Node.ReadyRequiresCarrier; r == nil || !*r {
+		t.Errorf("node.ready_requires_carrier = %v, want true", r)
+	}
+	cfg.Node.ReadyRequiresCarrier = nil
 	if cfg.Node != want.Node || cfg.Log != want.Log || cfg.Cache != want.Cache || cfg.Webhooks != want.Webhooks || cfg.Limits != want.Limits {
 		t.Errorf("got  %+v %+v %+v %+v %+v\nwant %+v %+v %+v %+v %+v",
 			cfg.Node, cfg.Log, cfg.Cache, cfg.Webhooks, cfg.Limits, want.Node, want.Log, want.Cache, want.Webhooks, want.Limits)
@@ -438,6 +442,34 @@ func TestEnvEmptyValueTakesDefault(t *testing.T) {
 	if cfg.Node.HTTP != "127.0.0.1:8080" {
 		t.Errorf("node.http = %q, want the default", cfg.Node.HTTP)
 	}
+}
+
+// A boolean whose default is true can still be set to false, in every
+// tier, and an empty value restores the default.
+func TestBoolDefaultTrue(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		env  []string
+		want bool
+	}{
+		{"", nil, true},
+		{"node: {ready_requires_carrier: false}\n", nil, false},
+		{"node: {ready_requires_carrier: true}\n", nil, true},
+		{"", []string{"SWITCHBOARD_NODE_READY_REQUIRES_CARRIER=false"}, false},
+		{"node: {ready_requires_carrier: false}\n", []string{"SWITCHBOARD_NODE_READY_REQUIRES_CARRIER="}, true},
+		{"node: {ready_requires_carrier: false}\n", []string{"SWITCHBOARD_NODE_READY_REQUIRES_CARRIER=1"}, true},
+	} {
+		cfg := loadOK(t, c.yaml, c.env...)
+		if got := cfg.Node.ReadyRequiresCarrier; got == nil || *got != c.want {
+			t.Errorf("%q %q: %v, want %v", c.yaml, c.env, got, c.want)
+		}
+	}
+	cfg := loadOK(t, "")
+	if err := cfg.Set("node.ready_requires_carrier", "false"); err != nil || *cfg.Node.ReadyRequiresCarrier {
+		t.Errorf("--set false: %v, %v", err, *cfg.Node.ReadyRequiresCarrier)
+	}
+	err := loadErr(t, "", "SWITCHBOARD_NODE_READY_REQUIRES_CARRIER=maybe")
+	wantContains(t, err, `SWITCHBOARD_NODE_READY_REQUIRES_CARRIER: node.ready_requires_carrier: "maybe" is not a boolean`)
 }
 
 func TestOverrides(t *testing.T) {

@@ -216,7 +216,8 @@ func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) ac
 			RetryMax: cfg.Webhooks.RetryMax.Std(), Concurrency: cfg.Webhooks.Concurrency,
 			GoneFor: cfg.Webhooks.GoneFor.Std(),
 		},
-		InboundTimeout: cfg.Inbound.ReassemblyTimeout.Std(),
+		InboundTimeout:       cfg.Inbound.ReassemblyTimeout.Std(),
+		ReadyRequiresCarrier: cfg.Node.readyRequiresCarrier(),
 	}
 }
 

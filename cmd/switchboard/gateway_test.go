@@ -443,3 +443,39 @@ func TestListMessagesOfOneKey(t *testing.T) {
 		t.Errorf("filtered by destination: %v, want %v", ids, mine[2:3])
 	}
 }
+
+// /readyz is 503, naming the carrier, while the route's first carrier has
+// no bound bind, and 200 once it binds; node.ready_requires_carrier: false
+// keeps a node that can store messages ready without its carrier.
+func TestReadyzFollowsCarrier(t *testing.T) {
+	sim := testSim(t, smsc.Config{Faults: smsc.Faults{RefuseBinds: true}})
+	yaml := "carriers:" + carrierYAML("primary", sim.Addr(), 1) + "routes:\n  - {prefix: \"\", carriers: [primary]}\n" + keyYAML(1000, 1000, 1000)
+	g, _ := startTestGateway(t, yaml)
+	readyz := func(g *gateway) apiResponse {
+		t.Helper()
+		return call(t, "GET", "http://"+g.Addr()+"/readyz", nil)
+	}
+	r := readyz(g)
+	if r.status != 503 || errorCode(r) != "unavailable" || !strings.Contains(fmt.Sprint(r.body), "primary") {
+		t.Fatalf("no bound bind: %d %v", r.status, r.body)
+	}
+	if h := call(t, "GET", "http://"+g.Addr()+"/healthz", nil); h.status != 200 {
+		t.Errorf("healthz %d", h.status)
+	}
+	// Not ready is not closed: a message is still accepted and waits.
+	if s := send(t, g, "+447700900123", "waits"); s.status != 202 {
+		t.Errorf("submit while not ready: %d %v", s.status, s.body)
+	}
+	lenient, _ := startTestGateway(t, "node: {ready_requires_carrier: false}\n"+yaml)
+	if r := readyz(lenient); r.status != 200 {
+		t.Errorf("ready_requires_carrier false: %d %v", r.status, r.body)
+	}
+	sim.SetFaults(smsc.Faults{})
+	deadline := time.Now().Add(20 * time.Second)
+	for r = readyz(g); r.status != 200; r = readyz(g) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the carrier bound, readyz still %d %v", r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
