@@ -555,6 +555,9 @@ func TestDrain(t *testing.T) {
 	if ra := resp.Header.Get("Retry-After"); ra != "1" {
 		t.Errorf("Retry-After %q", ra)
 	}
+	if !resp.Close {
+		t.Error("a drain's 503 keeps the connection open; the client would not move to another node")
+	}
 	resp, body = ts.do(t, "GET", "/readyz", "")
 	wantError(t, resp, body, 503, switchboard.EUNAVAILABLE)
 	if resp, _ = ts.do(t, "GET", "/healthz", ""); resp.StatusCode != 200 {

@@ -311,6 +311,9 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) (rt *route, key *switchboard
 	}
 	if !rt.public {
 		if s.draining.Load() {
+			// The connection closes after the answer, so a keep-alive
+			// client reconnects, through its load balancer, elsewhere.
+			ctx.SetConnectionClose()
 			s.Error(ctx, s.errDraining)
 			return rt, nil
 		}

@@ -61,7 +61,8 @@ type NodeConfig struct {
 	HTTP            string   `yaml:"http" default:"127.0.0.1:8080" help:"public API listen address, host:port"`
 	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"address reserved for the admin API and /metrics (not served yet; health is on node.http)"`
 	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
-	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"how long a stopping node waits for in-flight work"`
+	DrainPeriod     Duration `yaml:"drain_period" default:"5s" help:"how long a stopping node keeps its API answering, new requests with 503 and Retry-After and /readyz with 503, while requests in progress finish (a second SIGINT or SIGTERM ends it at once)"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"after the drain, how long the node waits for requests still in progress, submits in flight, unbinds and status writes"`
 	// A pointer, so that false can be told from unset (default true).
 	ReadyRequiresCarrier *bool `yaml:"ready_requires_carrier" default:"true" help:"/readyz answers 503 while the first carrier of some route has no bound bind"`
 	// Off by default: it costs about 10 % of the maximum request rate.
@@ -802,6 +803,9 @@ func (c *Config) validateNode(p *problems) {
 	}
 	if n.ShutdownTimeout <= 0 {
 		p.add("node.shutdown_timeout", "%v is not above 0", n.ShutdownTimeout)
+	}
+	if n.DrainPeriod <= 0 {
+		p.add("node.drain_period", "%v is not above 0 (for a quick stop, use a short one like 100ms, or send the signal twice)", n.DrainPeriod)
 	}
 }
 

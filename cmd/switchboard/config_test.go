@@ -106,7 +106,7 @@ func TestShippedConfig(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := loadOK(t, baseYAML)
 	want := Config{
-		Node:    NodeConfig{Name: "node-1", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:8081", DataDir: "./data", ShutdownTimeout: Duration(15 * time.Second)},
+		Node:    NodeConfig{Name: "node-1", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:8081", DataDir: "./data", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Storage: StorageConfig{Backend: "embedded", Keyspace: "switchboard", ReplicationFactor: 3, Consistency: "quorum", TTL: Duration(720 * time.Hour)},
 		Cache:   CacheConfig{Backend: "memory", Addr: "127.0.0.1:6379"},
@@ -197,6 +197,7 @@ func TestValidate(t *testing.T) {
 		{"node.admin same", func(c *Config) { c.Node.Admin = c.Node.HTTP }, "node.admin: "},
 		{"node.data_dir", func(c *Config) { c.Node.DataDir = "" }, "node.data_dir: is empty"},
 		{"node.shutdown_timeout", func(c *Config) { c.Node.ShutdownTimeout = -1 }, "node.shutdown_timeout: "},
+		{"node.drain_period", func(c *Config) { c.Node.DrainPeriod = -1 }, "node.drain_period: -1ns is not above 0"},
 		{"log.level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose"`},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml"`},
 		{"storage.backend", func(c *Config) { c.Storage.Backend = "postgres" }, `storage.backend: "postgres" is not embedded or scylla`},

@@ -26,8 +26,8 @@ import (
 )
 
 // runGateway is the bare command: read the configuration, run one node
-// until ctx ends, then stop gracefully.
-func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// until the first stop signal, then drain and stop gracefully.
+func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFlag := fs.String("config", "", "configuration `file` (default $SWITCHBOARD_CONFIG, else ./cluster.yaml)")
@@ -50,16 +50,30 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info().Int("gomaxprocs", runtime.GOMAXPROCS(0)).Int("cpus", runtime.NumCPU()).Msg("starting")
-	g, err := startGateway(ctx, cfg, log)
+	g, err := startGateway(sig.stop, cfg, log)
 	if err != nil {
 		return err
 	}
 	printReady(stdout, cfg, g.Addr())
-	<-ctx.Done()
-	log.Info().Msg("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout.Std())
-	defer cancel()
-	return g.Stop(stopCtx)
+	<-sig.stop.Done()
+	return g.drainAndStop(sig.hurry, cfg.Node.DrainPeriod.Std(), cfg.Node.ShutdownTimeout.Std())
+}
+
+// drainAndStop stops the node in two steps with their own budgets: the
+// drain (the API answers new requests with 503 and Retry-After for the
+// drain period, so load balancers move traffic away, while requests in
+// progress finish; hurry ends it early), then the stop (bounded by
+// shutdownTimeout from the drain's end).
+func (g *gateway) drainAndStop(hurry context.Context, drainPeriod, shutdownTimeout time.Duration) error {
+	g.log.Info().Dur("drain_period", drainPeriod).
+		Msg("stopping: draining, new requests get 503; SIGINT or SIGTERM again stops at once")
+	drain, cancelDrain := context.WithTimeout(hurry, drainPeriod)
+	defer cancelDrain()
+	g.node.Drain(drain)
+	g.log.Info().Dur("shutdown_timeout", shutdownTimeout).Msg("stopping: drain over, stopping the engine")
+	stop, cancelStop := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancelStop()
+	return g.Stop(stop)
 }
 
 type multiFlag []string
