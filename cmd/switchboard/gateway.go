@@ -81,15 +81,29 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// demoSecret is the shipped cluster.yaml's key secret: public, so the
+// start-up hint may show it.
+const demoSecret = "demo-secret-change-me"
+
+// printReady prints where the node listens and a curl line to try it. The
+// line shows a key's secret only if it is the shipped demo one; any other
+// secret is a placeholder, so no real secret reaches a terminal or a log
+// collector. The placeholder is not a SWITCHBOARD_* name: the node refuses
+// unknown variables of its own prefix, and a user who exports it in the
+// shell that starts the node would stop the node from starting.
 func printReady(w io.Writer, cfg *Config, addr string) {
 	fmt.Fprintf(w, "switchboard %s listening on http://%s\n", buildVersion(), addr)
-	for _, k := range cfg.Keys {
-		if k.Secret == "" {
-			continue
-		}
-		fmt.Fprintf(w, "try it:\n  curl -s -X POST http://%s/v1/messages -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", addr, k.Secret)
+	if len(cfg.Keys) == 0 {
 		return
 	}
+	auth, note := `"Authorization: Bearer $API_KEY"`, fmt.Sprintf(" (API_KEY: the secret of key %q)", cfg.Keys[0].ID)
+	for _, k := range cfg.Keys {
+		if k.Secret == demoSecret {
+			auth, note = "'Authorization: Bearer "+demoSecret+"'", ""
+			break
+		}
+	}
+	fmt.Fprintf(w, "try it%s:\n  curl -s -X POST http://%s/v1/messages -H %s -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", note, addr, auth)
 }
 
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -477,5 +478,58 @@ func TestReadyzFollowsCarrier(t *testing.T) {
 			t.Fatalf("the carrier bound, readyz still %d %v", r.status, r.body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The start-up hint never prints a real secret: only the shipped demo
+// secret is shown, any other is a placeholder.
+func TestPrintReadyHidesSecrets(t *testing.T) {
+	const real = "a-real-secret-0123456789"
+	hash := fmt.Sprintf("%x", sha256.Sum256([]byte("another-real-secret-0123")))
+	for _, c := range []struct {
+		name string
+		keys string
+		want []string
+	}{
+		{"real secret", fmt.Sprintf("  - {id: prod, secret: %s, rate: 1}\n", real),
+			[]string{`-H "Authorization: Bearer $API_KEY"`, `(API_KEY: the secret of key "prod")`}},
+		{"hash only", fmt.Sprintf("  - {id: prod, secret_sha256: %s, rate: 1}\n", hash),
+			[]string{`-H "Authorization: Bearer $API_KEY"`}},
+		{"demo and real", fmt.Sprintf("  - {id: prod, secret: %s, rate: 1}\n  - {id: demo, secret: demo-secret-change-me, rate: 1}\n", real),
+			[]string{"-H 'Authorization: Bearer demo-secret-change-me'"}},
+	} {
+		cfg := loadOK(t, "keys:\n"+c.keys)
+		var out bytes.Buffer
+		printReady(&out, cfg, "127.0.0.1:8080")
+		for _, want := range append(c.want, "listening on http://127.0.0.1:8080", "curl -s -X POST http://127.0.0.1:8080/v1/messages") {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: hint lacks %s:\n%s", c.name, want, out.String())
+			}
+		}
+		if strings.Contains(out.String(), real) || strings.Contains(out.String(), hash) {
+			t.Errorf("%s: hint shows a secret:\n%s", c.name, out.String())
+		}
+	}
+}
+
+// The README's quick start, word for word: the shipped cluster.yaml's hint
+// is the curl line the README shows, with the demo secret.
+func TestPrintReadyMatchesReadme(t *testing.T) {
+	cfg, err := LoadConfig("../../cluster.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	printReady(&out, cfg, cfg.Node.HTTP)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint := out.String()
+	for _, want := range []string{"listening on http://127.0.0.1:8080\n", "Authorization: Bearer demo-secret-change-me",
+		"curl -s -X POST http://127.0.0.1:8080/v1/messages", `{"to":"+447700900123","from":"Switchboard","body":"Hello"}`} {
+		if !strings.Contains(hint, want) || !strings.Contains(string(readme), strings.TrimSuffix(strings.TrimPrefix(want, "listening on "), "\n")) {
+			t.Errorf("hint and README do not both hold %q:\n%s", want, hint)
+		}
 	}
 }
