@@ -397,7 +397,8 @@ func TestReadyz(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	ts := newTestServer(t, nil)
+	// Many failures from one address: TestAuthFailuresThrottled tests the limit.
+	ts := newTestServer(t, func(c *Config) { c.AuthFailuresPerMinute = -1 })
 	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "Basic " + testSecret, testSecret, "Bearer " + testSecret + "x"} {
 		for _, rt := range []struct{ method, path, body string }{
 			{"POST", "/v1/messages", validBody},

@@ -73,6 +73,18 @@ type Config struct {
 	// AllowPrivateCallbacks lets a message's callback_url name loopback
 	// and private addresses (webhooks.allow_private_networks).
 	AllowPrivateCallbacks bool
+
+	// AuthFailuresPerMinute is how many failed authentications one client
+	// address (an IPv6 one by its /64) may have in a minute; beyond them
+	// its requests get 429 rate_limited until the minute is over
+	// (node.auth_failures_per_minute). Default 10; negative: no limit.
+	AuthFailuresPerMinute int
+	// AuthFailuresTable bounds the addresses remembered for it; a new one
+	// evicts the one whose last failure is oldest. Default 10,000.
+	AuthFailuresTable int
+
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
 }
 
 // Defaults for Config.
@@ -85,6 +97,9 @@ const (
 	DefaultMaxBatchBodySize = 4 << 20
 	DefaultMaxBatch         = 1000
 	DefaultMaxConns         = 20000
+
+	DefaultAuthFailuresPerMinute = 10
+	DefaultAuthFailuresTable     = 10000
 )
 
 func (c *Config) setDefaults() {
@@ -96,6 +111,11 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxBatchBodySize, DefaultMaxBatchBodySize)
 	setDefault(&c.MaxBatch, DefaultMaxBatch)
 	setDefault(&c.MaxConns, DefaultMaxConns)
+	setDefault(&c.AuthFailuresPerMinute, DefaultAuthFailuresPerMinute)
+	setDefault(&c.AuthFailuresTable, DefaultAuthFailuresTable)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -114,6 +134,9 @@ type Server struct {
 	keys   *switchboard.KeyRing
 	srv    *fasthttp.Server
 	router router
+	// authLimit throttles failed authentication per client address; nil
+	// when there is no limit.
+	authLimit *authLimiter
 
 	// draining makes every new API request a 503 (see Drain).
 	draining atomic.Bool
@@ -159,6 +182,9 @@ func New(cfg Config) (*Server, error) {
 		engine:      cfg.Engine,
 		keys:        cfg.Keys,
 		errDraining: &switchboard.Error{Code: switchboard.EUNAVAILABLE, Message: "The server is shutting down; retry on another node or later.", RetryAfter: time.Second},
+	}
+	if cfg.AuthFailuresPerMinute > 0 {
+		s.authLimit = newAuthLimiter(cfg.AuthFailuresPerMinute, time.Minute, cfg.AuthFailuresTable)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -282,15 +308,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // handler serves one request: route, check draining and the API key, run
 // the route, log one line.
 func (s *Server) handler(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := s.cfg.Now()
 	setRequestID(ctx)
-	rt, key := s.dispatch(ctx)
+	rt, key := s.dispatch(ctx, start)
 	s.logRequest(ctx, rt, key, start)
 }
 
 // dispatch finds the route and runs it. A panic becomes a 500, because
 // fasthttp would let it take the whole gateway down.
-func (s *Server) dispatch(ctx *fasthttp.RequestCtx) (rt *route, key *switchboard.Key) {
+func (s *Server) dispatch(ctx *fasthttp.RequestCtx, now time.Time) (rt *route, key *switchboard.Key) {
 	defer func() {
 		if p := recover(); p != nil {
 			id := append([]byte(nil), ctx.Response.Header.Peek(headerRequestID)...)
@@ -318,7 +344,7 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) (rt *route, key *switchboard
 			return rt, nil
 		}
 		var err error
-		if key, err = s.authenticate(ctx); err != nil {
+		if key, err = s.authorize(ctx, now); err != nil {
 			s.Error(ctx, err)
 			return rt, nil
 		}
@@ -342,7 +368,7 @@ func (s *Server) logRequest(ctx *fasthttp.RequestCtx, rt *route, key *switchboar
 	e.Bytes("method", ctx.Method()).
 		Str("route", rt.name()).
 		Int("status", ctx.Response.StatusCode()).
-		Dur("duration", time.Since(start)).
+		Dur("duration", s.cfg.Now().Sub(start)).
 		Bytes("request_id", ctx.Response.Header.Peek(headerRequestID)).
 		Msg("request")
 }

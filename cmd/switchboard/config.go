@@ -63,8 +63,9 @@ type NodeConfig struct {
 	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
 	DrainPeriod     Duration `yaml:"drain_period" default:"5s" help:"how long a stopping node keeps its API answering, new requests with 503 and Retry-After and /readyz with 503, while requests in progress finish (a second SIGINT or SIGTERM ends it at once)"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"after the drain, how long the node waits for requests still in progress, submits in flight, unbinds and status writes"`
-	// A pointer, so that false can be told from unset (default true).
-	ReadyRequiresCarrier *bool `yaml:"ready_requires_carrier" default:"true" help:"/readyz answers 503 while the first carrier of some route has no bound bind"`
+	// Pointers, so that false and 0 can be told from unset.
+	ReadyRequiresCarrier  *bool `yaml:"ready_requires_carrier" default:"true" help:"/readyz answers 503 while the first carrier of some route has no bound bind"`
+	AuthFailuresPerMinute *int  `yaml:"auth_failures_per_minute" default:"10" help:"failed authentications one client address (IPv6: its /64) may have in a minute; then its API requests get 429 until the minute is over (0: no limit)"`
 	// Off by default: it costs about 10 % of the maximum request rate.
 	HTTPReleaseIdleBuffers bool `yaml:"http_release_idle_buffers" help:"idle keep-alive connections give their read buffers back (about 10 KiB each) at some CPU per request; for many mostly idle clients"`
 }
@@ -72,6 +73,19 @@ type NodeConfig struct {
 // readyRequiresCarrier is node.ready_requires_carrier, true when unset.
 func (n NodeConfig) readyRequiresCarrier() bool {
 	return n.ReadyRequiresCarrier == nil || *n.ReadyRequiresCarrier
+}
+
+// authFailuresPerMinute is node.auth_failures_per_minute as the HTTP
+// server takes it: its default when unset, -1 for no limit.
+func (n NodeConfig) authFailuresPerMinute() int {
+	switch a := n.AuthFailuresPerMinute; {
+	case a == nil:
+		return 0
+	case *a == 0:
+		return -1
+	default:
+		return *a
+	}
 }
 
 // LogConfig selects the log level and format.
@@ -454,8 +468,8 @@ var (
 )
 
 // isLeaf reports whether t holds one setting: a scalar, a duration, or a
-// list of strings. A pointer to a boolean is a boolean whose default is
-// true: nil (unset) takes the default, so false stays false.
+// list of strings. A pointer to a scalar is a setting whose zero value is
+// a value (false, 0) rather than "unset": nil takes the default.
 func isLeaf(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
@@ -463,7 +477,7 @@ func isLeaf(t reflect.Type) bool {
 	case reflect.Slice:
 		return t.Elem().Kind() == reflect.String
 	case reflect.Pointer:
-		return t.Elem().Kind() == reflect.Bool
+		return t.Elem().Kind() != reflect.Slice && t.Elem().Kind() != reflect.Pointer && isLeaf(t.Elem())
 	}
 	return false
 }
@@ -538,12 +552,15 @@ func configOptions() []configOption {
 }
 
 func leafType(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch {
 	case t == durationType:
 		return "duration"
 	case t.Kind() == reflect.String:
 		return "string"
-	case t.Kind() == reflect.Bool, t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Bool:
+	case t.Kind() == reflect.Bool:
 		return "boolean"
 	case t.Kind() == reflect.Int:
 		return "integer"
@@ -803,6 +820,9 @@ func (c *Config) validateNode(p *problems) {
 	}
 	if n.ShutdownTimeout <= 0 {
 		p.add("node.shutdown_timeout", "%v is not above 0", n.ShutdownTimeout)
+	}
+	if a := n.AuthFailuresPerMinute; a != nil && *a < 0 {
+		p.add("node.auth_failures_per_minute", "%d is negative (0: no limit)", *a)
 	}
 	if n.DrainPeriod <= 0 {
 		p.add("node.drain_period", "%v is not above 0 (for a quick stop, use a short one like 100ms, or send the signal twice)", n.DrainPeriod)

@@ -121,7 +121,10 @@ func TestDefaults(t *testing.T) {
 	if r := cfg.Node.ReadyRequiresCarrier; r == nil || !*r {
 		t.Errorf("node.ready_requires_carrier = %v, want true", r)
 	}
-	cfg.Node.ReadyRequiresCarrier = nil
+	if a := cfg.Node.AuthFailuresPerMinute; a == nil || *a != 10 {
+		t.Errorf("node.auth_failures_per_minute = %v, want 10", a)
+	}
+	cfg.Node.ReadyRequiresCarrier, cfg.Node.AuthFailuresPerMinute = nil, nil
 	if cfg.Node != want.Node || cfg.Log != want.Log || cfg.Cache != want.Cache || cfg.Webhooks != want.Webhooks || cfg.Limits != want.Limits {
 		t.Errorf("got  %+v %+v %+v %+v %+v\nwant %+v %+v %+v %+v %+v",
 			cfg.Node, cfg.Log, cfg.Cache, cfg.Webhooks, cfg.Limits, want.Node, want.Log, want.Cache, want.Webhooks, want.Limits)
@@ -469,6 +472,13 @@ func TestBoolDefaultTrue(t *testing.T) {
 	if err := cfg.Set("node.ready_requires_carrier", "false"); err != nil || *cfg.Node.ReadyRequiresCarrier {
 		t.Errorf("--set false: %v, %v", err, *cfg.Node.ReadyRequiresCarrier)
 	}
+	// An integer whose 0 means something: 0 stays 0, unset is the default.
+	for yaml, want := range map[string]int{"": 10, "node: {auth_failures_per_minute: 0}\n": -1, "node: {auth_failures_per_minute: 3}\n": 3} {
+		if got := loadOK(t, yaml).Node.authFailuresPerMinute(); got != want {
+			t.Errorf("%q: %d for the HTTP server, want %d", yaml, got, want)
+		}
+	}
+	wantContains(t, loadErr(t, "node: {auth_failures_per_minute: -1}\n"), "node.auth_failures_per_minute: -1 is negative")
 	err := loadErr(t, "", "SWITCHBOARD_NODE_READY_REQUIRES_CARRIER=maybe")
 	wantContains(t, err, `SWITCHBOARD_NODE_READY_REQUIRES_CARRIER: node.ready_requires_carrier: "maybe" is not a boolean`)
 }

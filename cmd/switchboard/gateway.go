@@ -173,6 +173,7 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 			Log: log, MaxBatch: cfg.Limits.MaxBatch,
 			AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
 			ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
+			AuthFailuresPerMinute: cfg.Node.authFailuresPerMinute(),
 		},
 		Listener: ln,
 	})

@@ -533,3 +533,23 @@ func TestPrintReadyMatchesReadme(t *testing.T) {
 		}
 	}
 }
+
+// node.auth_failures_per_minute reaches the API: after that many failed
+// authentications a client gets 429 rate_limited; 0 turns the limit off.
+func TestAuthFailuresPerMinute(t *testing.T) {
+	for _, c := range []struct {
+		limit, wrong int
+		want         int // status of the request after the wrong ones
+	}{{2, 2, 429}, {0, 20, 401}} {
+		g, _ := startTestGateway(t, fmt.Sprintf("node: {auth_failures_per_minute: %d}\n", c.limit)+keyYAML(1000, 1000, 1000))
+		for range c.wrong {
+			if r := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages", "wrong-secret-0123456789", nil); r.status != 401 {
+				t.Fatalf("limit %d: a wrong secret got %d %v", c.limit, r.status, r.body)
+			}
+		}
+		r := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages", "wrong-secret-0123456789", nil)
+		if r.status != c.want || (c.want == 429 && (errorCode(r) != "rate_limited" || r.header.Get("Retry-After") == "")) {
+			t.Errorf("limit %d: after %d failures: %d %v %v, want %d", c.limit, c.wrong, r.status, r.body, r.header, c.want)
+		}
+	}
+}
