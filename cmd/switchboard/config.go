@@ -4,10 +4,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -396,68 +394,6 @@ func loadConfig(path string, environ, overrides []string) (*Config, error) {
 		return nil, &ConfigError{Source: path, Err: err}
 	}
 	return cfg, nil
-}
-
-// decodeFile reads one YAML document into c. Unknown keys are errors that
-// name the key and its line.
-func (c *Config) decodeFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	err = dec.Decode(c)
-	if err == io.EOF {
-		return nil // an empty file: defaults and environment only
-	}
-	if err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			errs := make([]error, len(te.Errors))
-			for i, msg := range te.Errors {
-				errs[i] = errors.New(rewriteYAMLError(msg))
-			}
-			return errors.Join(errs...)
-		}
-		return err
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("line %d: a second YAML document; the file must hold one", extra.Line)
-	}
-	return nil
-}
-
-var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
-
-// rewriteYAMLError turns yaml.v3's "field x not found in type main.Y" into
-// words about the file: `line 7: unknown key "x" in carriers[n]`.
-func rewriteYAMLError(msg string) string {
-	m := unknownFieldRE.FindStringSubmatch(msg)
-	if m == nil {
-		return msg
-	}
-	where := sectionNames()[m[3]]
-	if where == "" {
-		where = "the top level"
-	}
-	return fmt.Sprintf("line %s: unknown key %q in %s", m[1], m[2], where)
-}
-
-// sectionNames maps each section's Go type name to its path, for messages.
-func sectionNames() map[string]string {
-	names := map[string]string{}
-	for _, o := range configOptions() {
-		if o.section != nil {
-			names[o.section.String()] = o.Path
-		}
-	}
-	return names
 }
 
 // ---- reflection over the struct tags ----

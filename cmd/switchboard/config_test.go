@@ -174,12 +174,52 @@ func TestUnknownKey(t *testing.T) {
 	wantContains(t, err, `line 3: unknown key "htp" in node`, `line 4: unknown key "carrier" in the top level`)
 
 	err = loadErr(t, "carriers:\n  - name: a\n    hots: x:1\n")
-	wantContains(t, err, `line 3: unknown key "hots" in carriers[n]`)
+	wantContains(t, err, `line 3: unknown key "hots" in carriers[0]`)
 }
 
+// Values of the wrong kind are reported in the configuration's words, with
+// the line and the setting, never in the YAML library's (Go types, !!seq).
 func TestYAMLTypeErrors(t *testing.T) {
-	err := loadErr(t, "node:\n  shutdown_timeout: 15\nlimits:\n  max_parts: many\n")
-	wantContains(t, err, `line 2: "15" is not a duration`, "line 4:", "many")
+	err := loadErr(t, `node:
+  http: [127.0.0.1:8080]
+  shutdown_timeout: 15
+  ready_requires_carrier: maybe
+limits:
+  max_parts: many
+carriers:
+  - name: a
+    host: smsc:2775
+    binds: {n: 2}
+    tps: fast
+  - just a string
+routes:
+  - {prefix: "", carriers: a}
+keys: {id: k}
+webhooks: [x]
+`)
+	wantContains(t, err,
+		`line 2: node.http: want a string, got a list`,
+		`line 3: node.shutdown_timeout: want a duration like 30s, 5m or 72h, got "15"`,
+		`line 4: node.ready_requires_carrier: want true or false, got "maybe"`,
+		`line 6: limits.max_parts: want a whole number, got "many"`,
+		`line 10: carriers[0].binds: want a whole number, got a mapping (name: value)`,
+		`line 11: carriers[0].tps: want a number, got "fast"`,
+		`line 12: carriers[1]: want a mapping of settings (name: value), got "just a string"`,
+		`line 14: routes[0].carriers: want a list of strings, got "a"`,
+		`line 15: keys: want a list, got a mapping (name: value)`,
+		`line 16: webhooks: want a mapping of settings (name: value), got a list`,
+	)
+	for _, lib := range []string{"unmarshal", "!!", "main.", "yaml:"} {
+		if strings.Contains(err.Error(), lib) {
+			t.Errorf("the YAML library's words (%q) in: %v", lib, err)
+		}
+	}
+	wantContains(t, loadErr(t, "node: [\n"), "not valid YAML: line 1: did not find expected node content")
+	wantContains(t, loadErr(t, "- a\n"), "line 1: the file: want a mapping of settings (name: value), got a list")
+	// Empty values are no values: defaults apply.
+	if cfg := loadOK(t, "node:\n  http:\nlog:\n"); cfg.Node.HTTP != "127.0.0.1:8080" {
+		t.Errorf("node.http = %q, want the default", cfg.Node.HTTP)
+	}
 }
 
 func TestSecondDocument(t *testing.T) {
