@@ -43,6 +43,23 @@ func TestSubmit(t *testing.T) {
 	}
 }
 
+// validity is checked against the configured maximum (limits.max_validity),
+// with one message whatever was wrong with it.
+func TestValidityLimit(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.MaxValidity = time.Hour })
+	for _, v := range []string{"3601", "0", "-1", "1.5", `"1h"`, "99999999999999999999"} {
+		resp, body := ts.do(t, "POST", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","validity":`+v+`}`)
+		if e := wantError(t, resp, body, 400, switchboard.EINVALID); e.Error.Message != `"validity" must be a whole number of seconds from 1 to 3600.` {
+			t.Errorf("validity %s: %q", v, e.Error.Message)
+		}
+	}
+	for _, v := range []string{"1", "3600", "null"} {
+		if resp, body := ts.do(t, "POST", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","validity":`+v+`}`); resp.StatusCode != 202 {
+			t.Errorf("validity %s: %d %s", v, resp.StatusCode, body)
+		}
+	}
+}
+
 func TestSubmitContentTypeParams(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for _, ct := range []string{"application/json; charset=utf-8", "Application/JSON;charset=\"UTF-8\"", "application/json ; foo=bar"} {
@@ -238,13 +255,18 @@ func TestGetMessage(t *testing.T) {
 	if string(body) != want {
 		t.Errorf("got  %s\nwant %s", body, want)
 	}
-	// Another key's message, an unknown id and ids of the wrong shape: 404.
+	// Another key's message, an unknown id and ids of the wrong shape: the
+	// same 404, word for word, so no answer tells which ids exist.
 	resp, body = ts.do(t, "GET", "/v1/messages/"+id, "", "Authorization", "Bearer "+otherSecret)
-	wantError(t, resp, body, 404, switchboard.ENOTFOUND)
+	if e := wantError(t, resp, body, 404, switchboard.ENOTFOUND); e.Error.Message != "No such message." {
+		t.Errorf("another key's message: %q", e.Error.Message)
+	}
 	for _, bad := range []string{"msg_01JZZZZZZZZZZZZZZZ99999999", "msg_01jzzzzzzzzzzzzzzz00000001", "msg_01JZZZZZZZZZZZZZZZ0000000I",
 		"msg_01JZZZZZZZZZZZZZZZ0000001", "x", "msg_", strings.Repeat("A", 300), "msg_01JZZZZZZZZZZZZZZZ00000001x"} {
 		resp, body = ts.do(t, "GET", "/v1/messages/"+bad, "")
-		wantError(t, resp, body, 404, switchboard.ENOTFOUND)
+		if e := wantError(t, resp, body, 404, switchboard.ENOTFOUND); e.Error.Message != "No such message." {
+			t.Errorf("%s: %q", bad, e.Error.Message)
+		}
 	}
 	ts.engine.mu.Lock()
 	ts.engine.msgErr = errors.New("disk on fire")

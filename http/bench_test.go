@@ -114,7 +114,7 @@ func BenchmarkDecodeSubmit(b *testing.B) {
 	body := []byte(benchBody)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeSubmit(body, "", false); err != nil {
+		if _, err := decodeSubmit(body, "", testRules); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,10 +2,12 @@ package http
 
 import (
 	"encoding/base64"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchboard-sms/switchboard"
@@ -53,7 +55,11 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ []
 	}
 	w.closeArray()
 	if next != "" {
-		w.str("next_cursor", encodeCursor(q.Day, next))
+		c, err := encodeCursor(next)
+		if err != nil {
+			return err
+		}
+		w.str("next_cursor", c)
 	}
 	w.closeObject()
 	ctx.Response.Header.Set("Cache-Control", "no-store")
@@ -152,14 +158,11 @@ func parseListQuery(args *fasthttp.Args, now time.Time) (switchboard.MessageQuer
 		}
 	}
 	if cursor != "" {
-		day, before, ok := decodeCursor(cursor)
-		switch {
-		case !ok:
-			return q, apiError(switchboard.EINVALID, `"cursor" is not one this server gave out; pass "next_cursor" from the previous page as it is.`)
-		case date != "" && date != day:
-			return q, switchboard.Errorf(switchboard.EINVALID, `"cursor" is for %s, not the "date" %s; leave "date" out or pass the one of the first page.`, day, date)
+		before, ok := decodeCursor(cursor)
+		if !ok {
+			return q, apiError(switchboard.EINVALID, `"cursor" is not a cursor; pass "next_cursor" of the previous page as it is.`)
 		}
-		date, q.Before = day, before
+		q.Before = before
 	}
 	if date == "" {
 		date = now.UTC().Format(dayLayout)
@@ -193,21 +196,28 @@ func statusList() string {
 	return strings.Join(names, ", ")
 }
 
-// A cursor is the page's day and the ID the next page starts below,
-// base64url-encoded: opaque to clients, and checked when it comes back
-// (a day and a message ID, or it is refused).
-func encodeCursor(day, before string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(day + "/" + before))
+// A cursor is the message ID the next page starts below (the store's
+// next): its ULID's 16 bytes, base64url-encoded, 22 characters. Every
+// string of that shape is a cursor (an upper bound within the caller's own
+// messages of the day), and every other string is refused, so the API
+// description can say exactly which cursors are valid.
+const cursorLength = 22
+
+func encodeCursor(before string) (string, error) {
+	id, err := ulid.ParseStrict(strings.TrimPrefix(before, messageIDPrefix))
+	if err != nil || !strings.HasPrefix(before, messageIDPrefix) {
+		return "", fmt.Errorf("http: the engine's next message ID %q is not a message ID", before)
+	}
+	return base64.RawURLEncoding.EncodeToString(id[:]), nil
 }
 
-func decodeCursor(c string) (day, before string, ok bool) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return "", "", false
+func decodeCursor(c string) (before string, ok bool) {
+	var id ulid.ULID
+	if len(c) != cursorLength {
+		return "", false
 	}
-	day, before, ok = strings.Cut(string(b), "/")
-	if _, err := time.Parse(dayLayout, day); err != nil || !ok || !validMessageID([]byte(before)) {
-		return "", "", false
+	if n, err := base64.RawURLEncoding.Decode(id[:], []byte(c)); err != nil || n != len(id) {
+		return "", false
 	}
-	return day, before, true
+	return messageIDPrefix + id.String(), true
 }

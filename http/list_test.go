@@ -75,7 +75,7 @@ func TestListMessages(t *testing.T) {
 		t.Errorf("a day without messages: %v", ids)
 	}
 
-	// Pages of two: the cursor alone carries the day on.
+	// Pages of two, each with the same date.
 	var all []string
 	query := "date=2025-01-02&limit=2"
 	for pages := 0; ; pages++ {
@@ -87,7 +87,7 @@ func TestListMessages(t *testing.T) {
 		if next == "" {
 			break
 		}
-		query = "limit=2&cursor=" + url.QueryEscape(next)
+		query = "date=2025-01-02&limit=2&cursor=" + url.QueryEscape(next)
 	}
 	if want := []string{stubID(5), stubID(4), stubID(3), stubID(2), stubID(1)}; !slices.Equal(all, want) {
 		t.Errorf("paged: %v, want %v", all, want)
@@ -159,10 +159,10 @@ func TestListMessagesBoundedScans(t *testing.T) {
 	if n := calls(); n != maxListCalls {
 		t.Errorf("%d store calls, want %d", n, maxListCalls)
 	}
-	if _, before, _ := decodeCursor(next); before != stubID(40-3*maxListCalls+1) {
+	if before, _ := decodeCursor(next); before != stubID(40-3*maxListCalls+1) {
 		t.Errorf("cursor at %s, want the last message read, %s", before, stubID(40-3*maxListCalls+1))
 	}
-	ids, next = ts.list(t, "status=failed&cursor="+next, testSecret)
+	ids, next = ts.list(t, "date=2025-01-02&status=failed&cursor="+next, testSecret)
 	if len(ids) != 0 || next != "" {
 		t.Errorf("the rest of the day: %v next %q, want none and no cursor", ids, next)
 	}
@@ -170,24 +170,37 @@ func TestListMessagesBoundedScans(t *testing.T) {
 
 func TestListMessagesBadQuery(t *testing.T) {
 	ts := newTestServer(t, nil)
-	cursor := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-	good := encodeCursor("2025-01-02", stubID(3))
+	good, err := encodeCursor(stubID(3))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, query := range []string{
 		"limit=0", "limit=1001", "limit=abc", "limit=1.5", "limit=-1", "limit=%2B5", "limit=",
 		"date=2025-13-01", "date=2025-1-2", "date=yesterday", "date=2025-01-02T00:00:00Z", "date=",
 		"status=bogus", "status=Delivered", "status=",
 		"direction=up", "direction=",
 		"to=123", "to=447700900123", "to=%2B0447700900123", "to=",
-		"cursor=!!", "cursor=" + cursor("nonsense"), "cursor=" + cursor("2025-01-02/msg_x"), "cursor=" + cursor("2025-02-30/"+stubID(3)),
-		"cursor=" + good + "%3D", "cursor=",
-		"date=2025-01-03&cursor=" + good,
+		"cursor=!!", "cursor=" + good[:21], "cursor=" + good + "A", "cursor=" + good + "%3D%3D", "cursor=" + good[:21] + "%2B",
+		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("2025-01-02/"+stubID(3))), "cursor=",
 		"page=2", "Limit=5", "limit=1&limit=2",
 	} {
 		resp, body := ts.do(t, "GET", "/v1/messages?"+query, "")
 		wantError(t, resp, body, 400, switchboard.EINVALID)
 	}
+	// Every cursor of the right shape is one: an upper bound on the IDs.
 	if ids, _ := ts.list(t, "date=2025-01-02&cursor="+good, testSecret); len(ids) != 0 {
 		t.Errorf("a good cursor: %v", ids)
+	}
+	if before, ok := decodeCursor(good); !ok || before != stubID(3) {
+		t.Errorf("cursor round trip: %q %v", before, ok)
+	}
+	for _, c := range []string{"AAAAAAAAAAAAAAAAAAAAAA", "______________________", "0123456789-_abcdefghij"} {
+		if ids, _ := ts.list(t, "date=2025-01-02&cursor="+c, testSecret); len(ids) != 0 && c == "AAAAAAAAAAAAAAAAAAAAAA" {
+			t.Errorf("cursor %s: %v", c, ids)
+		}
+	}
+	if _, err := encodeCursor("not-an-id"); err == nil {
+		t.Error("a next that is not a message ID encoded")
 	}
 	ts.engine.mu.Lock()
 	ts.engine.msgErr = errors.New("disk on fire")

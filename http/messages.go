@@ -16,7 +16,7 @@ func (s *Server) handleSubmit(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ 
 	if err != nil {
 		return err
 	}
-	req, err := decodeSubmit(body, string(ctx.Request.Header.Peek("Idempotency-Key")), s.cfg.AllowPrivateCallbacks)
+	req, err := decodeSubmit(body, string(ctx.Request.Header.Peek("Idempotency-Key")), s.rules)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func (s *Server) handleBatch(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ [
 	reqs := make([]switchboard.SubmitRequest, 0, len(items))
 	index := make([]int, 0, len(items)) // reqs[j] is item index[j]
 	for i, raw := range items {
-		req, err := decodeItem(raw, s.cfg.AllowPrivateCallbacks)
+		req, err := decodeItem(raw, s.rules)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -119,13 +119,20 @@ func (s *Server) writeBatch(ctx *fasthttp.RequestCtx, results []switchboard.Subm
 	s.send(ctx, fasthttp.StatusAccepted, w)
 }
 
-// handleMessage serves GET /v1/messages/{id}. An id that cannot be a
-// message id is 404, as if absent: ids are opaque to clients.
+// errNoSuchMessage is the one answer for a message a key cannot see: an
+// id that cannot be a message id, an unknown one, another key's. They
+// must read alike, or the answer would tell which ids exist.
+var errNoSuchMessage = &switchboard.Error{Code: switchboard.ENOTFOUND, Message: "No such message."}
+
+// handleMessage serves GET /v1/messages/{id}.
 func (s *Server) handleMessage(ctx *fasthttp.RequestCtx, key *switchboard.Key, id []byte) error {
 	if !validMessageID(id) {
-		return apiError(switchboard.ENOTFOUND, "No such message.")
+		return errNoSuchMessage
 	}
 	m, err := s.engine.Message(s.ctx, key, string(id))
+	if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
+		return errNoSuchMessage
+	}
 	if err != nil {
 		return err
 	}
@@ -218,10 +225,12 @@ func (s *Server) jsonBody(ctx *fasthttp.RequestCtx, limit int) ([]byte, error) {
 	return body, nil
 }
 
+const messageIDPrefix = "msg_"
+
 // validMessageID reports whether id is "msg_" and 26 upper-case Crockford
 // base32 characters (a ULID).
 func validMessageID(id []byte) bool {
-	const prefix = "msg_"
+	const prefix = messageIDPrefix
 	if len(id) != len(prefix)+26 || string(id[:len(prefix)]) != prefix {
 		return false
 	}

@@ -3,6 +3,7 @@ package http
 import (
 	"encoding/json"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -129,7 +130,7 @@ func TestOpenAPIExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, err := decodeSubmit(body, "", false)
+		req, err := decodeSubmit(body, "", testRules)
 		if err == nil {
 			err = req.Validate()
 		}
@@ -147,7 +148,7 @@ func TestOpenAPIExamples(t *testing.T) {
 			t.Errorf("example %s: %v", body, err)
 		}
 		for _, item := range items {
-			req, err := decodeItem(item, false)
+			req, err := decodeItem(item, testRules)
 			if err == nil {
 				err = req.Validate()
 			}
@@ -292,5 +293,71 @@ func checkObject(t *testing.T, schemas doc, name string, obj doc) {
 		if _, ok := obj[k.(string)]; !ok {
 			t.Errorf("%s: %q is required by the spec, the server did not write it", name, k)
 		}
+	}
+}
+
+// TestOpenAPIRules holds the spec's patterns and bounds to the server's
+// own checks, on samples at and around each rule's edges.
+func TestOpenAPIRules(t *testing.T) {
+	d := loadOpenAPI(t)
+	schemas := get(t, d, "components", "schemas").(doc)
+	pattern := func(v any) *regexp.Regexp {
+		t.Helper()
+		return regexp.MustCompile(v.(doc)["pattern"].(string))
+	}
+	agree := func(name string, re *regexp.Regexp, server func(string) bool, samples ...string) {
+		t.Helper()
+		for _, s := range samples {
+			if re.MatchString(s) != server(s) {
+				t.Errorf("%s %q: the spec's pattern says %v, the server %v", name, s, re.MatchString(s), server(s))
+			}
+		}
+	}
+	agree("from", pattern(schemas["Sender"]), switchboard.ValidSender,
+		"Acme", "A", "9", "ab cd", "Acme Corp 1", "Acme Corp 12", " Acme", "Acme ", "a  b", "Ac-me", "Açme", "",
+		"+447700900123", "+4477009001", "+44770090", "+4477009", "+0447700900123", "+4477009001234567", "447700900123", "+12345678901234")
+	agree("to", pattern(get(t, d, "components", "schemas", "SubmitRequest", "properties", "to")), switchboard.ValidMSISDN,
+		"+447700900123", "+12345678", "+1234567", "+123456789012345", "+1234567890123456", "+0123456789", "447700900123", "+4477 009")
+	agree("X-Request-Id", pattern(get(t, d, "components", "headers", "X-Request-Id", "schema")),
+		func(s string) bool { return saneRequestID([]byte(s)) },
+		"abc-123", "a", strings.Repeat("a", 64), "has space", "caf\u00e9", "tab\t", "!~")
+	var cursorSchema doc
+	for _, p := range get(t, d, "paths", "/v1/messages", "get", "parameters").([]any) {
+		if p.(doc)["name"] == "cursor" {
+			cursorSchema = p.(doc)["schema"].(doc)
+		}
+	}
+	agree("cursor", pattern(cursorSchema), func(s string) bool { _, ok := decodeCursor(s); return ok },
+		"AZRR8dybLw3T-R9KgLCwTQ", "AAAAAAAAAAAAAAAAAAAAAA", "______________________", "AZRR8dybLw3T-R9KgLCwT", "AZRR8dybLw3T-R9KgLCwTQA",
+		"AZRR8dybLw3T+R9KgLCwTQ", "AZRR8dybLw3T/R9KgLCwTQ", "AZRR8dybLw3T-R9KgLCw==", "")
+	// Every callback URL the pattern allows, the server takes (the
+	// pattern is a documented subset).
+	cb := pattern(schemas["CallbackURL"])
+	for _, u := range []string{"", "http://a", "https://example.com/sms/events", "https://a.b_c.d-e.example:8443/p/a/t/h;x=1?q=1&r=/s",
+		"http://x" + strings.Repeat("/y", 256)} {
+		if !cb.MatchString(u) {
+			t.Errorf("callback_url pattern refuses %q", u)
+		} else if err := checkCallbackURL(u, true); err != nil {
+			t.Errorf("callback_url %q: the pattern allows it, the server says %v", u, err)
+		}
+	}
+	for _, u := range []string{"ftp://a", "http://", "http://user@a", "http://a b", "http://1.2.3.4", "http://a:99999", "//a", "http://a/%zz"} {
+		if cb.MatchString(u) {
+			t.Errorf("callback_url pattern allows %q", u)
+		}
+	}
+	limit := func(v any, key string) int { t.Helper(); return v.(doc)[key].(int) }
+	if got := limit(schemas["Validity"], "maximum"); got != int(DefaultMaxValidity/time.Second) {
+		t.Errorf("validity maximum %d, the server's default %d", got, int(DefaultMaxValidity/time.Second))
+	}
+	// body: the default 10 parts of GSM-7.
+	if got := limit(schemas["Body"], "maxLength"); got != 10*153 {
+		t.Errorf("body maxLength %d, want 1530 (10 parts of 153 GSM-7 characters)", got)
+	}
+	if got := limit(schemas["Reference"], "maxLength"); got != switchboard.MaxReferenceLength {
+		t.Errorf("reference maxLength %d, the server's %d", got, switchboard.MaxReferenceLength)
+	}
+	if got := limit(schemas["CallbackURL"], "maxLength"); got != switchboard.MaxURLLength {
+		t.Errorf("callback_url maxLength %d, the server's %d", got, switchboard.MaxURLLength)
 	}
 }

@@ -73,6 +73,9 @@ type Config struct {
 	// AllowPrivateCallbacks lets a message's callback_url name loopback
 	// and private addresses (webhooks.allow_private_networks).
 	AllowPrivateCallbacks bool
+	// MaxValidity is the longest validity a message may ask for
+	// (limits.max_validity), in whole seconds; default 72h.
+	MaxValidity time.Duration
 
 	// AuthFailuresPerMinute is how many failed authentications one client
 	// address (an IPv6 one by its /64) may have in a minute; beyond them
@@ -97,6 +100,7 @@ const (
 	DefaultMaxBatchBodySize = 4 << 20
 	DefaultMaxBatch         = 1000
 	DefaultMaxConns         = 20000
+	DefaultMaxValidity      = 72 * time.Hour
 
 	DefaultAuthFailuresPerMinute = 10
 	DefaultAuthFailuresTable     = 10000
@@ -111,6 +115,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxBatchBodySize, DefaultMaxBatchBodySize)
 	setDefault(&c.MaxBatch, DefaultMaxBatch)
 	setDefault(&c.MaxConns, DefaultMaxConns)
+	setDefault(&c.MaxValidity, DefaultMaxValidity)
 	setDefault(&c.AuthFailuresPerMinute, DefaultAuthFailuresPerMinute)
 	setDefault(&c.AuthFailuresTable, DefaultAuthFailuresTable)
 	if c.Now == nil {
@@ -134,6 +139,7 @@ type Server struct {
 	keys   *switchboard.KeyRing
 	srv    *fasthttp.Server
 	router router
+	rules  decodeRules
 	// authLimit throttles failed authentication per client address; nil
 	// when there is no limit.
 	authLimit *authLimiter
@@ -175,12 +181,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("http: MaxBodySize %d is above MaxBatchBodySize %d", cfg.MaxBodySize, cfg.MaxBatchBodySize)
 	case cfg.MaxBatch < 1 || cfg.MaxConns < 1 || cfg.MaxBodySize < 1:
 		return nil, errors.New("http: MaxBatch, MaxConns and MaxBodySize must be positive")
+	case cfg.MaxValidity < time.Second:
+		return nil, errors.New("http: MaxValidity must be at least a second")
 	}
 	s := &Server{
 		cfg:         cfg,
 		log:         cfg.Log.With().Str("component", "http").Logger(),
 		engine:      cfg.Engine,
 		keys:        cfg.Keys,
+		rules:       decodeRules{allowPrivate: cfg.AllowPrivateCallbacks, maxValidity: int64(cfg.MaxValidity / time.Second)},
 		errDraining: &switchboard.Error{Code: switchboard.EUNAVAILABLE, Message: "The server is shutting down; retry on another node or later.", RetryAfter: time.Second},
 	}
 	if cfg.AuthFailuresPerMinute > 0 {

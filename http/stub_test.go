@@ -123,9 +123,13 @@ func (e *stubEngine) Message(ctx context.Context, key *switchboard.Key, id strin
 	if e.msgErr != nil {
 		return nil, e.msgErr
 	}
+	// Worded differently, as the real engine and store word them.
 	m, ok := e.msgs[id]
-	if !ok || m.Key != key.ID {
-		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "No such message.")
+	if !ok {
+		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "message not found")
+	}
+	if m.Key != key.ID {
+		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "Message not found.")
 	}
 	return m, nil
 }

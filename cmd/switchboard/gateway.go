@@ -174,6 +174,7 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 			AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
 			ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
 			AuthFailuresPerMinute: cfg.Node.authFailuresPerMinute(),
+			MaxValidity:           cfg.Limits.MaxValidity.Std(),
 		},
 		Listener: ln,
 	})

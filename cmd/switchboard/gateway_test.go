@@ -429,7 +429,7 @@ func TestListMessagesOfOneKey(t *testing.T) {
 		if next == "" {
 			break
 		}
-		query = "limit=2&cursor=" + next
+		query = "date=" + day + "&limit=2&cursor=" + next
 	}
 	if fmt.Sprint(got) != fmt.Sprint(mine) {
 		t.Errorf("test's messages of %s: %v, want %v", day, got, mine)
@@ -550,6 +550,42 @@ func TestAuthFailuresPerMinute(t *testing.T) {
 		r := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages", "wrong-secret-0123456789", nil)
 		if r.status != c.want || (c.want == 429 && (errorCode(r) != "rate_limited" || r.header.Get("Retry-After") == "")) {
 			t.Errorf("limit %d: after %d failures: %d %v %v, want %d", c.limit, c.wrong, r.status, r.body, r.header, c.want)
+		}
+	}
+}
+
+// limits.max_validity is the API's limit: a longer one lets messages ask
+// for more than the default 72 hours, a shorter one refuses more.
+func TestMaxValidityReachesTheAPI(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	for _, c := range []struct {
+		max      string
+		validity int
+		want     int
+	}{{"96h", 96 * 3600, 202}, {"96h", 96*3600 + 1, 400}, {"1h", 3601, 400}, {"1h", 3600, 202}} {
+		g, _ := startTestGateway(t, "limits: {default_validity: 1h, max_validity: "+c.max+"}\ncarriers:"+carrierYAML("a", sim.Addr(), 1)+
+			"routes:\n  - {prefix: \"\", carriers: [a]}\n"+keyYAML(1000, 1000, 1000))
+		r := call(t, "POST", "http://"+g.Addr()+"/v1/messages", map[string]any{"to": "+447700900123", "from": "Acme", "body": "v", "validity": c.validity})
+		if r.status != c.want {
+			t.Errorf("max_validity %s, validity %d: %d %v, want %d", c.max, c.validity, r.status, r.body, c.want)
+		}
+	}
+}
+
+// Through the real engine and store, another key's message and an unknown
+// id get the same 404, word for word.
+func TestNotFoundReadsAlike(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	const otherSecret = "other-secret-0123456789"
+	g, _ := startTestGateway(t, "carriers:"+carrierYAML("a", sim.Addr(), 1)+"routes:\n  - {prefix: \"\", carriers: [a]}\n"+
+		keyYAML(1000, 1000, 1000)+fmt.Sprintf("  - {id: other, secret: %s, rate: 1000}\n", otherSecret))
+	id := send(t, g, "+447700900123", "mine").body["id"].(string)
+	theirs := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages/"+id, otherSecret, nil)
+	unknown := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages/msg_01JZZZZZZZZZZZZZZZZZZZZZZZ", otherSecret, nil)
+	malformed := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages/x", otherSecret, nil)
+	for _, r := range []apiResponse{theirs, unknown, malformed} {
+		if r.status != 404 || fmt.Sprint(r.body) != fmt.Sprint(theirs.body) {
+			t.Errorf("%d %v; want 404 and the same body as for another key's message, %v", r.status, r.body, theirs.body)
 		}
 	}
 }
