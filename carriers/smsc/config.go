@@ -251,6 +251,11 @@ type Faults struct {
 	Hang bool
 	// RefuseBinds answers every bind with ESME_RBINDFAIL.
 	RefuseBinds bool
+	// ReceiptFirst sends each receipt (after ReceiptDelay) counted from the
+	// submit_sm rather than from its response: with a Latency, receipts
+	// overtake the submit_sm_resp that names their id, as they do from
+	// SMSCs whose response path is slower than their delivery path.
+	ReceiptFirst bool
 }
 
 // clamped returns f with out-of-range values brought into range.

@@ -79,6 +79,12 @@ func (ss *session) accept(p *pdu.SubmitSM, raw []byte, f *faultState, now time.T
 	}
 	latency := f.Latency.Sample()
 	r := ss.newReceipt(p, id, coding, ud, now, latency)
+	if f.ReceiptFirst && r != nil {
+		// The receipt leaves now (after its own delay), not after the
+		// response: it overtakes the submit_sm_resp that names its id.
+		ss.startReceipt(r)
+		r = nil
+	}
 	if latency > 0 {
 		s.sched.add(timed{at: now.Add(latency), resp: resp, sess: ss, job: r})
 		return
@@ -93,6 +99,11 @@ func (ss *session) sendResp(resp pdu.PDU, r *delivery) {
 	if err := ss.conn.Send(resp); err != nil || r == nil {
 		return
 	}
+	ss.startReceipt(r)
+}
+
+// startReceipt sends a receipt after its delay.
+func (ss *session) startReceipt(r *delivery) {
 	s := ss.srv
 	if r.delay <= 0 {
 		s.deliver(r)
