@@ -3,6 +3,8 @@ package smpp
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
@@ -84,4 +86,21 @@ func DefaultRetriable(s data.CommandStatusType) bool {
 		return true
 	}
 	return false
+}
+
+// ParseStatus reads a command_status as cluster.yaml writes it: hex
+// ("0x00000045", "0x45"), decimal ("69") or its SMPP name
+// ("ESME_RSUBMITFAIL", any case).
+func ParseStatus(s string) (data.CommandStatusType, error) {
+	t := strings.TrimSpace(s)
+	if v, err := strconv.ParseUint(t, 0, 32); err == nil {
+		return data.CommandStatusType(v), nil
+	}
+	name := strings.ToUpper(t)
+	for v := range uint32(0x500) {
+		if data.CommandStatusType(v).String() == name {
+			return data.CommandStatusType(v), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a command_status: want 0x… hex, a number, or a name such as ESME_RSUBMITFAIL", s)
 }

@@ -361,3 +361,19 @@ func TestStatusTableOverridesDefaults(t *testing.T) {
 		t.Fatal("Statuses.Retriable does not follow its table over the defaults")
 	}
 }
+
+func TestParseStatus(t *testing.T) {
+	for in, want := range map[string]data.CommandStatusType{
+		"0x00000045": data.ESME_RSUBMITFAIL, "0x45": data.ESME_RSUBMITFAIL, "69": data.ESME_RSUBMITFAIL,
+		"ESME_RSUBMITFAIL": data.ESME_RSUBMITFAIL, "esme_rthrottled": data.ESME_RTHROTTLED, " 0x58 ": data.ESME_RTHROTTLED,
+	} {
+		if got, err := ParseStatus(in); err != nil || got != want {
+			t.Errorf("ParseStatus(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "ESME_NOPE", "0x1FFFFFFFF", "-1"} {
+		if _, err := ParseStatus(bad); err == nil {
+			t.Errorf("ParseStatus(%q) took it", bad)
+		}
+	}
+}

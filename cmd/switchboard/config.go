@@ -16,10 +16,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/linxGnu/gosmpp/data"
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/http/callback"
 )
 
@@ -140,6 +142,12 @@ type CarrierConfig struct {
 	TLSSkipVerify   bool     `yaml:"tls_skip_verify" help:"with tls: accept any server certificate (testing only)"`
 	ReconnectMin    Duration `yaml:"reconnect_min" default:"1s" help:"first wait before reconnecting a lost bind"`
 	ReconnectMax    Duration `yaml:"reconnect_max" default:"60s" help:"longest wait between reconnects (backoff doubles up to it)"`
+	ReceiptTimeout  Duration `yaml:"receipt_timeout" default:"72h" help:"how long a submitted message waits for its delivery receipt before it ends unknown; unmatched receipts are kept as long"`
+	MaxAttempts     int      `yaml:"max_attempts" default:"10" help:"how many times the carrier may refuse (retriably), time out or lose one message before it fails with the last error"`
+	// RetriableStatuses and PermanentStatuses override SMPP 3.4's reading
+	// of submit_sm_resp statuses for this carrier.
+	RetriableStatuses []string `yaml:"retriable_statuses" help:"submit_sm_resp command_status values to retry (0x… hex, decimal or ESME_ name), beyond the SMPP 3.4 defaults"`
+	PermanentStatuses []string `yaml:"permanent_statuses" help:"submit_sm_resp command_status values that fail the message at once, overriding the defaults"`
 }
 
 // RouteConfig sends destinations starting with Prefix to Carriers, tried in
@@ -932,8 +940,59 @@ func (c *Config) validateCarriers(p *problems) map[string]bool {
 		if cr.TLSSkipVerify && !cr.TLS {
 			p.add(at+".tls_skip_verify", "is set but tls is not")
 		}
+		if cr.ReceiptTimeout <= 0 {
+			p.add(at+".receipt_timeout", "%v is not above 0", cr.ReceiptTimeout)
+		}
+		if cr.MaxAttempts < 1 || cr.MaxAttempts > 1000 {
+			p.add(at+".max_attempts", "%d is not in 1..1000", cr.MaxAttempts)
+		}
+		cr.validateStatuses(p, at)
 	}
 	return names
+}
+
+// validateStatuses checks the status overrides: each a command_status, and
+// none both retriable and permanent.
+func (cr CarrierConfig) validateStatuses(p *problems, at string) {
+	retriable := map[data.CommandStatusType]bool{}
+	for j, s := range cr.RetriableStatuses {
+		v, err := smpp.ParseStatus(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.retriable_statuses[%d]", at, j), "%v", err)
+			continue
+		}
+		retriable[v] = true
+	}
+	for j, s := range cr.PermanentStatuses {
+		v, err := smpp.ParseStatus(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.permanent_statuses[%d]", at, j), "%v", err)
+			continue
+		}
+		if retriable[v] {
+			p.add(fmt.Sprintf("%s.permanent_statuses[%d]", at, j), "%s is listed in retriable_statuses too", v)
+		}
+	}
+}
+
+// Statuses returns the carrier's overrides of which submit refusals are
+// retriable. Call it on a validated carrier.
+func (cr CarrierConfig) Statuses() smpp.Statuses {
+	if len(cr.RetriableStatuses)+len(cr.PermanentStatuses) == 0 {
+		return nil
+	}
+	t := smpp.Statuses{}
+	for _, list := range []struct {
+		names     []string
+		retriable bool
+	}{{cr.RetriableStatuses, true}, {cr.PermanentStatuses, false}} {
+		for _, s := range list.names {
+			if v, err := smpp.ParseStatus(s); err == nil {
+				t[v] = list.retriable
+			}
+		}
+	}
+	return t
 }
 
 func (c *Config) validateRoutes(p *problems, carriers map[string]bool) {
@@ -1041,7 +1100,7 @@ func (c *Config) validateKeyEvents(p *problems, at string, k KeyConfig, numbers 
 		p.add(at+".callback_batch", "%d is not between 1 and %d", k.CallbackBatch, maxCallbackBatch)
 	}
 	if _, ok := k.statusSet(); !ok {
-		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed", k.CallbackStatuses)
+		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed, unknown, canceled", k.CallbackStatuses)
 	}
 	for j, n := range k.Numbers {
 		if !switchboard.ValidMSISDN(n) {

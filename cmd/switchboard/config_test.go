@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linxGnu/gosmpp/data"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
 )
@@ -132,7 +133,8 @@ func TestDefaults(t *testing.T) {
 	c := cfg.Carriers[1]
 	if c.Binds != 1 || c.Window != 64 || c.BindType != BindTransceiver || c.TPS != 0 || c.IDFormat != "" ||
 		c.EnquireLink.Std() != 30*time.Second || c.ResponseTimeout.Std() != 10*time.Second ||
-		c.ReconnectMin.Std() != time.Second || c.ReconnectMax.Std() != time.Minute || c.TLS || c.Simulator {
+		c.ReconnectMin.Std() != time.Second || c.ReconnectMax.Std() != time.Minute || c.TLS || c.Simulator ||
+		c.ReceiptTimeout.Std() != 72*time.Hour || c.MaxAttempts != 10 || c.Statuses() != nil {
 		t.Errorf("carrier defaults = %+v", c)
 	}
 	if k := cfg.Keys[0]; k.Burst != 10 || k.MaxQueued != 1_000_000 {
@@ -227,6 +229,13 @@ func TestValidate(t *testing.T) {
 		{"response_timeout", func(c *Config) { c.Carriers[0].ResponseTimeout = -1 }, "carriers[0].response_timeout: "},
 		{"reconnect", func(c *Config) { c.Carriers[0].ReconnectMax = Duration(time.Millisecond) }, "carriers[0].reconnect_max: 1ms is below reconnect_min 1s"},
 		{"tls_skip_verify", func(c *Config) { c.Carriers[0].TLSSkipVerify = true }, "carriers[0].tls_skip_verify: is set but tls is not"},
+		{"receipt_timeout", func(c *Config) { c.Carriers[0].ReceiptTimeout = 0 }, "carriers[0].receipt_timeout: 0s is not above 0"},
+		{"max_attempts", func(c *Config) { c.Carriers[0].MaxAttempts = 0 }, "carriers[0].max_attempts: 0 is not in 1..1000"},
+		{"retriable_statuses", func(c *Config) { c.Carriers[0].RetriableStatuses = []string{"0x58", "ESME_NOPE"} }, `carriers[0].retriable_statuses[1]: "ESME_NOPE" is not a command_status`},
+		{"status both ways", func(c *Config) {
+			c.Carriers[0].RetriableStatuses = []string{"0x45"}
+			c.Carriers[0].PermanentStatuses = []string{"ESME_RSUBMITFAIL"}
+		}, "carriers[0].permanent_statuses[0]: ESME_RSUBMITFAIL is listed in retriable_statuses too"},
 		{"no routes", func(c *Config) { c.Routes = nil }, "routes: is empty"},
 		{"route prefix", func(c *Config) { c.Routes[1].Prefix = "44a" }, `routes[1].prefix: "44a"`},
 		{"route prefix plus", func(c *Config) { c.Routes[1].Prefix = "+" }, `routes[1].prefix: "+"`},
@@ -564,5 +573,14 @@ func TestDuration(t *testing.T) {
 	v, err := Duration(90 * time.Second).MarshalYAML()
 	if err != nil || v != "1m30s" {
 		t.Errorf("MarshalYAML = %v, %v", v, err)
+	}
+}
+
+// A carrier's status overrides reach its binds' table.
+func TestCarrierStatusOverrides(t *testing.T) {
+	c := CarrierConfig{RetriableStatuses: []string{"ESME_RSUBMITFAIL"}, PermanentStatuses: []string{"0x58"}}
+	table := c.Statuses()
+	if !table.Retriable(data.ESME_RSUBMITFAIL) || table.Retriable(data.ESME_RTHROTTLED) || !table.Retriable(data.ESME_RSYSERR) {
+		t.Fatalf("table %v: want 0x45 retriable, 0x58 permanent, the rest as SMPP 3.4 says", table)
 	}
 }

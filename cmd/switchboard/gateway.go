@@ -205,7 +205,8 @@ func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) ac
 	}
 	carriers := make([]actors.CarrierConfig, len(cfg.Carriers))
 	for i, c := range cfg.Carriers {
-		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c)}
+		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c),
+			ReceiptTimeout: c.ReceiptTimeout.Std(), MaxAttempts: c.MaxAttempts}
 	}
 	return actors.Config{
 		Keys: ring, Routes: routes, Carriers: carriers,
@@ -226,7 +227,7 @@ func smppConfig(c CarrierConfig) smpp.Config {
 		AddressRange: c.AddressRange, Window: c.Window, IDFormat: c.ParsedIDFormat(),
 		EnquireLinkInterval: c.EnquireLink.Std(), ResponseTimeout: c.ResponseTimeout.Std(),
 		ReconnectMin: c.ReconnectMin.Std(), ReconnectMax: c.ReconnectMax.Std(),
-		Mode: smpp.Transceiver,
+		Mode: smpp.Transceiver, Statuses: c.Statuses(),
 	}
 	if c.BindType == BindTransmitterReceiver {
 		s.Mode = smpp.TransmitterReceiver
