@@ -170,19 +170,40 @@ func newIDs(prior, ids []string) bool {
 }
 
 // recordInOrder records updates of one message one after the other, then
-// calls then. A failed record is logged: the message stays as the store
-// last had it (pending ones are sent again after a restart).
+// calls then. A record that fails is tried again with backoff (the store
+// may be briefly unavailable) until it lands or the engine stops; a
+// message whose record never landed stays as the store last had it, and a
+// pending one is sent again after a restart.
 func (e *Engine) recordInOrder(id string, updates []switchboard.Update, then func()) {
 	if len(updates) == 0 {
 		then()
 		return
 	}
+	e.recordAttempt(id, updates, 0, then)
+}
+
+var recordRetry = switchboard.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
+
+func (e *Engine) recordAttempt(id string, updates []switchboard.Update, attempt int, then func()) {
+	// The callback runs on the recorder's worker, which must not add to
+	// its own queue (a full queue would wait for the worker itself): the
+	// next record, or a retry, is added from a timer's goroutine. After
+	// the engine stops, add fails at once and the chain ends.
 	e.recorder.add(updates[0], func(_ *switchboard.Message, err error) {
-		if err != nil {
+		switch {
+		case err == nil && len(updates) == 1:
+			then()
+		case err == nil:
+			time.AfterFunc(0, func() { e.recordAttempt(id, updates[1:], 0, then) })
+		case errors.Is(err, errStopped):
 			e.log.Error().Err(err).Str("id", id).Str("status", string(updates[0].Transition.Event.Status)).
-				Msg("recording a status failed; the message stays as it was stored and is sent again after a restart if still pending")
+				Msg("recording a status failed as the engine stopped; a message still pending is sent again after a restart")
+			then()
+		default:
+			e.log.Warn().Err(err).Str("id", id).Str("status", string(updates[0].Transition.Event.Status)).
+				Int("attempt", attempt+1).Msg("recording a status failed; retrying")
+			time.AfterFunc(recordRetry.Delay(attempt), func() { e.recordAttempt(id, updates, attempt+1, then) })
 		}
-		e.recordInOrder(id, updates[1:], then)
 	})
 }
 

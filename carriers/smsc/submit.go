@@ -2,6 +2,7 @@ package smsc
 
 import (
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
@@ -52,7 +53,27 @@ func (ss *session) submit(p *pdu.SubmitSM, raw []byte) bool {
 		ss.reply(p, data.ESME_RTHROTTLED)
 		return true
 	}
+	if f.refuses(p, raw) {
+		ss.reply(p, data.CommandStatusType(f.RefuseStatus))
+		return true
+	}
 	ss.accept(p, raw, f, now)
+	return true
+}
+
+// refuses reports whether a submit is refused for RefuseText.
+func (f *faultState) refuses(p *pdu.SubmitSM, raw []byte) bool {
+	if f.RefuseText == "" {
+		return false
+	}
+	ud, _ := userData(p)
+	text, err := gsm.Decode(gsm.Coding(dataCoding(p, raw)), ud)
+	if err != nil || !strings.Contains(text, f.RefuseText) {
+		return false
+	}
+	if n := f.refused.Add(1); f.RefuseTimes > 0 && n > int64(f.RefuseTimes) {
+		return false
+	}
 	return true
 }
 
