@@ -111,7 +111,7 @@ func (d *diskGuard) threshold(total uint64) uint64 {
 	case d.percent > 0:
 		return uint64(float64(total) * d.percent / 100)
 	}
-	return min(defaultMinFreeBytes, total/100*defaultMinFreePercent)
+	return min(defaultMinFreeBytes, total*defaultMinFreePercent/100)
 }
 
 // formatBytes writes n in the largest binary unit it has at least one of,
