@@ -17,12 +17,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/linxGnu/gosmpp/data"
+	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
 // Configuration comes in three tiers, each overriding the one before:
@@ -83,13 +85,17 @@ const (
 // StorageConfig selects the store. The scylla settings are read only when
 // backend is scylla.
 type StorageConfig struct {
-	Backend           string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (not available yet)"`
-	SyncInterval      Duration `yaml:"sync_interval" default:"500us" help:"embedded: least time between two fsyncs of the write-ahead log; writes meanwhile share the next one (0s: each sync at once; at most 100ms)"`
-	Hosts             []string `yaml:"hosts" help:"scylla: contact points, host or host:port"`
-	Keyspace          string   `yaml:"keyspace" default:"switchboard" help:"scylla: keyspace"`
-	ReplicationFactor int      `yaml:"replication_factor" default:"3" help:"scylla: replication factor of the keyspace"`
-	Consistency       string   `yaml:"consistency" default:"quorum" help:"scylla: write consistency: one, two, three, quorum, all, local_quorum, each_quorum, local_one"`
-	TTL               Duration `yaml:"ttl" default:"720h" help:"scylla: how long messages are kept"`
+	Backend        string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (not available yet)"`
+	TTL            Duration `yaml:"ttl" default:"720h" help:"how long messages are kept: a message is deleted once the UTC day it was accepted on is older (at least 24h and limits.max_validity)"`
+	CarrierIDGrace Duration `yaml:"carrier_id_grace" default:"72h" help:"how long a message's carrier ids still match receipts after it turned final (late and repeated receipts)"`
+	// SyncInterval is a pointer so that 0s (sync at once) is told apart
+	// from unset (the default).
+	SyncInterval      *Duration `yaml:"sync_interval" default:"500us" help:"embedded: least time between two fsyncs of the write-ahead log; writes meanwhile share the next one (0s: each sync at once; at most 100ms)"`
+	MinFree           string    `yaml:"min_free" help:"embedded: free disk space below which new messages are refused (503) while those accepted go on: a size (1GiB, 500MiB) or a percentage of the disk (5%); 0: no limit (default: the smaller of 1GiB and 5%)"`
+	Hosts             []string  `yaml:"hosts" help:"scylla: contact points, host or host:port"`
+	Keyspace          string    `yaml:"keyspace" default:"switchboard" help:"scylla: keyspace"`
+	ReplicationFactor int       `yaml:"replication_factor" default:"3" help:"scylla: replication factor of the keyspace"`
+	Consistency       string    `yaml:"consistency" default:"quorum" help:"scylla: write consistency: one, two, three, quorum, all, local_quorum, each_quorum, local_one"`
 }
 
 // Cache backends.
@@ -454,13 +460,16 @@ var (
 )
 
 // isLeaf reports whether t holds one setting: a scalar, a duration, or a
-// list of strings.
+// list of strings; or a pointer to a scalar or duration, for a setting
+// whose zero value is not its default (nil: unset).
 func isLeaf(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
 		return true
 	case reflect.Slice:
 		return t.Elem().Kind() == reflect.String
+	case reflect.Pointer:
+		return t.Elem().Kind() != reflect.Pointer && t.Elem().Kind() != reflect.Slice && isLeaf(t.Elem())
 	}
 	return false
 }
@@ -535,6 +544,9 @@ func configOptions() []configOption {
 }
 
 func leafType(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch {
 	case t == durationType:
 		return "duration"
@@ -552,8 +564,21 @@ func leafType(t reflect.Type) string {
 	return t.String()
 }
 
-// setLeaf parses s into the setting v.
+// setLeaf parses s into the setting v. A pointer setting given "" is
+// unset, so the default applies, as a zero value does elsewhere.
 func setLeaf(v reflect.Value, s string) error {
+	if v.Kind() == reflect.Pointer {
+		if strings.TrimSpace(s) == "" {
+			v.SetZero()
+			return nil
+		}
+		p := reflect.New(v.Type().Elem())
+		if err := setLeaf(p.Elem(), s); err != nil {
+			return err
+		}
+		v.Set(p)
+		return nil
+	}
 	switch {
 	case v.Type() == durationType:
 		d, err := parseDuration(s)
@@ -809,8 +834,11 @@ func (c *Config) validateStorage(p *problems) {
 	s := c.Storage
 	switch s.Backend {
 	case StorageEmbedded:
-		if s.SyncInterval < 0 || s.SyncInterval.Std() > maxSyncInterval {
-			p.add("storage.sync_interval", "%v is not between 0s and %v", s.SyncInterval, maxSyncInterval)
+		if d := s.syncInterval(); d < 0 || d > maxSyncInterval {
+			p.add("storage.sync_interval", "%v is not between 0s and %v", d, maxSyncInterval)
+		}
+		if _, _, err := parseMinFree(s.MinFree); err != nil {
+			p.add("storage.min_free", "%v", err)
 		}
 	case StorageScylla:
 		p.add("storage.backend", "scylla is not available in this build yet")
@@ -832,12 +860,81 @@ func (c *Config) validateStorage(p *problems) {
 		if !slices.Contains(levels, s.Consistency) {
 			p.add("storage.consistency", "%q is not one of %s", s.Consistency, strings.Join(levels, ", "))
 		}
-		if s.TTL <= 0 {
-			p.add("storage.ttl", "%v is not above 0", s.TTL)
-		}
 	default:
 		p.add("storage.backend", "%q is not embedded or scylla", s.Backend)
 	}
+	// A message must be able to end before it is deleted, and outlive
+	// its idempotency record.
+	if minTTL := max(switchboard.IdempotencyWindow, c.Limits.MaxValidity.Std()); s.TTL.Std() < minTTL {
+		p.add("storage.ttl", "%v is below %v: messages must be kept at least a day and at least limits.max_validity", s.TTL, minTTL)
+	}
+	if s.CarrierIDGrace <= 0 {
+		p.add("storage.carrier_id_grace", "%v is not above 0", s.CarrierIDGrace)
+	}
+}
+
+// syncInterval returns storage.sync_interval (0 if unset, which defaults
+// fill).
+func (s StorageConfig) syncInterval() time.Duration {
+	if s.SyncInterval == nil {
+		return 0
+	}
+	return s.SyncInterval.Std()
+}
+
+// pebbleOptions is what the embedded store takes from the configuration.
+func (s StorageConfig) pebbleOptions(log zerolog.Logger) pebble.Options {
+	o := pebble.Options{Logger: log, TTL: s.TTL.Std(), CarrierIDGrace: s.CarrierIDGrace.Std()}
+	// In the store, 0 means its default and a negative interval none.
+	if o.SyncInterval = s.syncInterval(); o.SyncInterval == 0 {
+		o.SyncInterval = -1
+	}
+	o.MinFree, o.MinFreePercent, _ = parseMinFree(s.MinFree)
+	return o
+}
+
+// parseMinFree reads storage.min_free: "" (the store's default), "0" (no
+// limit: bytes -1), a size with a unit (500MiB, 1GiB, 2GB) or a percentage
+// of the disk (5%).
+func parseMinFree(v string) (bytes int64, percent float64, err error) {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		return 0, 0, nil
+	case v == "0":
+		return -1, 0, nil
+	case strings.HasSuffix(v, "%"):
+		f, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(v, "%")), 64)
+		if err != nil || !(f > 0 && f < 100) {
+			return 0, 0, fmt.Errorf("%q is not a percentage above 0%% and below 100%%", v)
+		}
+		return 0, f, nil
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%q is not a size like 1GiB or 500MiB, a percentage like 5%%, or 0", v)
+	}
+	return n, 0, nil
+}
+
+// sizeUnits are the units parseSize knows, binary and decimal.
+var sizeUnits = map[string]float64{
+	"b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+}
+
+// parseSize reads a positive size: a number and a unit (1GiB, 1.5 GB).
+func parseSize(v string) (int64, error) {
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return 0, errors.New("no number and unit")
+	}
+	n, err := strconv.ParseFloat(v[:i], 64)
+	unit, ok := sizeUnits[strings.ToLower(strings.TrimSpace(v[i:]))]
+	if err != nil || !ok || n <= 0 || n*unit >= math.MaxInt64 {
+		return 0, errors.New("not a size")
+	}
+	return int64(n * unit), nil
 }
 
 func (c *Config) validateCache(p *problems) {

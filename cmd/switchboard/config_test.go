@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
+	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
 )
@@ -263,8 +264,16 @@ func TestValidate(t *testing.T) {
 		{"rate zero", func(c *Config) { c.Keys[0].Rate = 0 }, "keys[0].rate: 0 is not a number above 0"},
 		{"burst", func(c *Config) { c.Keys[0].Burst = -1 }, "keys[0].burst: -1 is below 1"},
 		{"max_queued", func(c *Config) { c.Keys[0].MaxQueued = -1 }, "keys[0].max_queued: -1 is below 1"},
-		{"sync_interval negative", func(c *Config) { c.Storage.SyncInterval = -1 }, "storage.sync_interval: -1ns is not between 0s and 100ms"},
-		{"sync_interval long", func(c *Config) { c.Storage.SyncInterval = Duration(time.Second) }, "storage.sync_interval: 1s is not between 0s and 100ms"},
+		{"sync_interval negative", func(c *Config) { c.Storage.SyncInterval = durationPtr(-1) }, "storage.sync_interval: -1ns is not between 0s and 100ms"},
+		{"sync_interval long", func(c *Config) { c.Storage.SyncInterval = durationPtr(time.Second) }, "storage.sync_interval: 1s is not between 0s and 100ms"},
+		{"min_free unit", func(c *Config) { c.Storage.MinFree = "1 GiBs" }, `storage.min_free: "1 GiBs" is not a size like 1GiB or 500MiB, a percentage like 5%, or 0`},
+		{"min_free bare number", func(c *Config) { c.Storage.MinFree = "500" }, `storage.min_free: "500" is not a size`},
+		{"min_free percent", func(c *Config) { c.Storage.MinFree = "100%" }, `storage.min_free: "100%" is not a percentage above 0% and below 100%`},
+		{"ttl short", func(c *Config) {
+			c.Limits.DefaultValidity, c.Limits.MaxValidity, c.Storage.TTL = Duration(time.Hour), Duration(time.Hour), Duration(12*time.Hour)
+		}, "storage.ttl: 12h0m0s is below 24h0m0s"},
+		{"ttl below validity", func(c *Config) { c.Storage.TTL = Duration(48 * time.Hour) }, "storage.ttl: 48h0m0s is below 72h0m0s: messages must be kept at least a day and at least limits.max_validity"},
+		{"carrier_id_grace", func(c *Config) { c.Storage.CarrierIDGrace = -1 }, "storage.carrier_id_grace: -1ns is not above 0"},
 		{"callback_batch zero", func(c *Config) { c.Keys[0].CallbackBatch = 0 }, "keys[0].callback_batch: 0 is not between 1 and 1000"},
 		{"callback_batch huge", func(c *Config) { c.Keys[0].CallbackBatch = 1001 }, "keys[0].callback_batch: 1001 is not between 1 and 1000"},
 		{"callback_url scheme", func(c *Config) { c.Keys[0].CallbackURL = "ftp://x.example/" }, `keys[0].callback_url: "ftp://x.example/": callback URL must be http or https`},
@@ -561,6 +570,64 @@ func TestDocsListEveryOption(t *testing.T) {
 		}
 		if o.Default != "" && !strings.Contains(string(doc), "`"+o.Path+"` | `"+o.Env+"` | "+o.Type+" | `"+o.Default+"`") {
 			t.Errorf("docs/configuration.md: row of %s should read `%s` | `%s` | %s | `%s`", o.Path, o.Path, o.Env, o.Type, o.Default)
+		}
+	}
+}
+
+func durationPtr(d time.Duration) *Duration { v := Duration(d); return &v }
+
+// storage.sync_interval: 0s means every write's fsync at once (no interval
+// in the store), which unset (the default 500us) and an empty variable do
+// not; the other storage settings reach the store as set.
+func TestStorageOptions(t *testing.T) {
+	for _, tt := range []struct {
+		yaml    string
+		environ []string
+		want    time.Duration
+	}{
+		{"", nil, 500 * time.Microsecond},
+		{"storage: {sync_interval: 0s}", nil, -1},
+		{"storage: {sync_interval: 2ms}", nil, 2 * time.Millisecond},
+		{"", []string{"SWITCHBOARD_STORAGE_SYNC_INTERVAL=0s"}, -1},
+		{"storage: {sync_interval: 0s}", []string{"SWITCHBOARD_STORAGE_SYNC_INTERVAL="}, 500 * time.Microsecond},
+	} {
+		cfg := loadOK(t, baseYAML+tt.yaml+"\n", tt.environ...)
+		if got := cfg.Storage.pebbleOptions(zerolog.Nop()).SyncInterval; got != tt.want {
+			t.Errorf("%q %q: the store's SyncInterval = %v, want %v", tt.yaml, tt.environ, got, tt.want)
+		}
+	}
+	cfg := loadOK(t, baseYAML+"storage: {ttl: 240h, carrier_id_grace: 24h, min_free: 5%}\n")
+	o := cfg.Storage.pebbleOptions(zerolog.Nop())
+	if o.TTL != 240*time.Hour || o.CarrierIDGrace != 24*time.Hour || o.MinFree != 0 || o.MinFreePercent != 5 {
+		t.Errorf("store options %+v", o)
+	}
+}
+
+func TestParseMinFree(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		bytes   int64
+		percent float64
+	}{
+		{"", 0, 0},
+		{"0", -1, 0},
+		{"5%", 0, 5},
+		{" 2.5 % ", 0, 2.5},
+		{"1GiB", 1 << 30, 0},
+		{"500MiB", 500 << 20, 0},
+		{"1.5gib", 3 << 29, 0},
+		{"2GB", 2e9, 0},
+		{"100 KiB", 100 << 10, 0},
+		{"4096B", 4096, 0},
+	} {
+		b, p, err := parseMinFree(tt.in)
+		if err != nil || b != tt.bytes || p != tt.percent {
+			t.Errorf("parseMinFree(%q) = %d, %v, %v; want %d, %v", tt.in, b, p, err, tt.bytes, tt.percent)
+		}
+	}
+	for _, bad := range []string{"GiB", "-1GiB", "0%", "101%", "1 GiB GiB", "1e3MB", "x%", "1PiB0"} {
+		if _, _, err := parseMinFree(bad); err == nil {
+			t.Errorf("parseMinFree(%q) succeeded", bad)
 		}
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
-	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
 // runGateway is the bare command: read the configuration, run one node
@@ -134,7 +133,7 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 	ring := switchboard.NewKeyRing(keys)
 	return node.Open(ctx, node.Config{
 		DataDir: cfg.Node.DataDir,
-		Store:   pebble.Options{Logger: log, SyncInterval: syncInterval(cfg.Storage.SyncInterval)},
+		Store:   cfg.Storage.pebbleOptions(log),
 		Webhooks: callback.Options{
 			AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
 			Timeout:             cfg.Webhooks.Timeout.Std(),
@@ -148,15 +147,6 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 		},
 		Listener: ln,
 	})
-}
-
-// syncInterval maps storage.sync_interval to pebble.Options, where 0
-// means the default and a negative value none.
-func syncInterval(d Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d.Std()
 }
 
 // startSimulators runs the built-in simulator of every carrier that asks
