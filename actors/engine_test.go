@@ -27,6 +27,7 @@ type rig struct {
 	keys   []*switchboard.Key
 	mu     sync.Mutex
 	order  map[string][]string // key|dest → bodies in the order the simulators saw them
+	seen   []smsc.Submit       // every submit the simulators accepted
 }
 
 type rigOptions struct {
@@ -46,6 +47,14 @@ type rigOptions struct {
 	// wrapStore, if set, stands between the engine and the store.
 	wrapStore func(*pebble.Store) switchboard.Store
 	now       func() time.Time // the engine's clock; nil: time.Now
+	// Carrier settings (0: the rig's or the engine's defaults).
+	responseTimeout time.Duration
+	receiptTimeout  time.Duration
+	maxAttempts     int
+	receiptSweep    time.Duration
+	// Webhooks: every key's callback URL, and what posts them.
+	callbackURL string
+	webhooks    actors.WebhookConfig
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -65,16 +74,19 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		}
 		t.Cleanup(func() { sim.Close() })
 		r.sims[name] = sim
-		carriers = append(carriers, actors.CarrierConfig{Name: name, Binds: max(o.binds, 1), TPS: o.tps, SMPP: smpp.Config{
-			Addr: sim.Addr(), SystemID: "gw", Password: "pw", Window: max(o.window, 16),
-			EnquireLinkInterval: 200 * time.Millisecond, EnquireLinkTimeout: 200 * time.Millisecond,
-			ResponseTimeout: time.Second, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
-		}})
+		carriers = append(carriers, actors.CarrierConfig{Name: name, Binds: max(o.binds, 1), TPS: o.tps,
+			ReceiptTimeout: o.receiptTimeout, MaxAttempts: o.maxAttempts, SMPP: smpp.Config{
+				Addr: sim.Addr(), SystemID: "gw", Password: "pw", Window: max(o.window, 16),
+				EnquireLinkInterval: 200 * time.Millisecond, EnquireLinkTimeout: 200 * time.Millisecond,
+				ResponseTimeout: time.Duration(or(float64(o.responseTimeout), float64(time.Second))),
+				ReconnectMin:    10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+			}})
 	}
 	for i := 0; i < max(o.keys, 1); i++ {
 		r.keys = append(r.keys, &switchboard.Key{
 			ID: fmt.Sprintf("k%d", i), SecretHash: switchboard.HashSecret(fmt.Sprintf("secret-%d", i)),
 			Rate: or(o.rate, 1e6), Burst: orInt(o.burst, 1e6), MaxQueued: orInt(o.maxQueued, 1e6),
+			CallbackURL: o.callbackURL, WebhookSecret: "whsec-test",
 		})
 	}
 	store, err := pebble.Open(t.TempDir(), pebble.Options{})
@@ -91,7 +103,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
 		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: zerolog.Nop(),
-		Now: o.now,
+		Now: o.now, ReceiptSweep: o.receiptSweep, Webhooks: o.webhooks,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +136,9 @@ func orInt(v, d int) int {
 }
 
 func (r *rig) sawSubmit(s smsc.Submit) {
+	r.mu.Lock()
+	r.seen = append(r.seen, s)
+	r.mu.Unlock()
 	// Bodies are "key|dest|n": record n per (key, dest).
 	text, err := gsm.Decode(gsm.Coding(s.DataCoding), s.Data)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
 )
@@ -139,7 +141,8 @@ func TestDefaults(t *testing.T) {
 	c := cfg.Carriers[1]
 	if c.Binds != 1 || c.Window != 64 || c.BindType != BindTransceiver || c.TPS != 0 || c.IDFormat != "" ||
 		c.EnquireLink.Std() != 30*time.Second || c.ResponseTimeout.Std() != 10*time.Second ||
-		c.ReconnectMin.Std() != time.Second || c.ReconnectMax.Std() != time.Minute || c.TLS || c.Simulator {
+		c.ReconnectMin.Std() != time.Second || c.ReconnectMax.Std() != time.Minute || c.TLS || c.Simulator ||
+		c.ReceiptTimeout.Std() != 72*time.Hour || c.MaxAttempts != 10 || c.Statuses() != nil {
 		t.Errorf("carrier defaults = %+v", c)
 	}
 	if k := cfg.Keys[0]; k.Burst != 10 || k.MaxQueued != 1_000_000 {
@@ -275,6 +278,13 @@ func TestValidate(t *testing.T) {
 		{"response_timeout", func(c *Config) { c.Carriers[0].ResponseTimeout = -1 }, "carriers[0].response_timeout: "},
 		{"reconnect", func(c *Config) { c.Carriers[0].ReconnectMax = Duration(time.Millisecond) }, "carriers[0].reconnect_max: 1ms is below reconnect_min 1s"},
 		{"tls_skip_verify", func(c *Config) { c.Carriers[0].TLSSkipVerify = true }, "carriers[0].tls_skip_verify: is set but tls is not"},
+		{"receipt_timeout", func(c *Config) { c.Carriers[0].ReceiptTimeout = 0 }, "carriers[0].receipt_timeout: 0s is not above 0"},
+		{"max_attempts", func(c *Config) { c.Carriers[0].MaxAttempts = 0 }, "carriers[0].max_attempts: 0 is not in 1..1000"},
+		{"retriable_statuses", func(c *Config) { c.Carriers[0].RetriableStatuses = []string{"0x58", "ESME_NOPE"} }, `carriers[0].retriable_statuses[1]: "ESME_NOPE" is not a command_status`},
+		{"status both ways", func(c *Config) {
+			c.Carriers[0].RetriableStatuses = []string{"0x45"}
+			c.Carriers[0].PermanentStatuses = []string{"ESME_RSUBMITFAIL"}
+		}, "carriers[0].permanent_statuses[0]: ESME_RSUBMITFAIL is listed in retriable_statuses too"},
 		{"no routes", func(c *Config) { c.Routes = nil }, "routes: is empty"},
 		{"route prefix", func(c *Config) { c.Routes[1].Prefix = "44a" }, `routes[1].prefix: "44a"`},
 		{"route prefix plus", func(c *Config) { c.Routes[1].Prefix = "+" }, `routes[1].prefix: "+"`},
@@ -302,8 +312,16 @@ func TestValidate(t *testing.T) {
 		{"rate zero", func(c *Config) { c.Keys[0].Rate = 0 }, "keys[0].rate: 0 is not a number above 0"},
 		{"burst", func(c *Config) { c.Keys[0].Burst = -1 }, "keys[0].burst: -1 is below 1"},
 		{"max_queued", func(c *Config) { c.Keys[0].MaxQueued = -1 }, "keys[0].max_queued: -1 is below 1"},
-		{"sync_interval negative", func(c *Config) { c.Storage.SyncInterval = -1 }, "storage.sync_interval: -1ns is not between 0s and 100ms"},
-		{"sync_interval long", func(c *Config) { c.Storage.SyncInterval = Duration(time.Second) }, "storage.sync_interval: 1s is not between 0s and 100ms"},
+		{"sync_interval negative", func(c *Config) { c.Storage.SyncInterval = durationPtr(-1) }, "storage.sync_interval: -1ns is not between 0s and 100ms"},
+		{"sync_interval long", func(c *Config) { c.Storage.SyncInterval = durationPtr(time.Second) }, "storage.sync_interval: 1s is not between 0s and 100ms"},
+		{"min_free unit", func(c *Config) { c.Storage.MinFree = "1 GiBs" }, `storage.min_free: "1 GiBs" is not a size like 1GiB or 500MiB, a percentage like 5%, or 0`},
+		{"min_free bare number", func(c *Config) { c.Storage.MinFree = "500" }, `storage.min_free: "500" is not a size`},
+		{"min_free percent", func(c *Config) { c.Storage.MinFree = "100%" }, `storage.min_free: "100%" is not a percentage above 0% and below 100%`},
+		{"ttl short", func(c *Config) {
+			c.Limits.DefaultValidity, c.Limits.MaxValidity, c.Storage.TTL = Duration(time.Hour), Duration(time.Hour), Duration(12*time.Hour)
+		}, "storage.ttl: 12h0m0s is below 24h0m0s"},
+		{"ttl below validity", func(c *Config) { c.Storage.TTL = Duration(48 * time.Hour) }, "storage.ttl: 48h0m0s is below 72h0m0s: messages must be kept at least a day and at least limits.max_validity"},
+		{"carrier_id_grace", func(c *Config) { c.Storage.CarrierIDGrace = -1 }, "storage.carrier_id_grace: -1ns is not above 0"},
 		{"callback_batch zero", func(c *Config) { c.Keys[0].CallbackBatch = 0 }, "keys[0].callback_batch: 0 is not between 1 and 1000"},
 		{"callback_batch huge", func(c *Config) { c.Keys[0].CallbackBatch = 1001 }, "keys[0].callback_batch: 1001 is not between 1 and 1000"},
 		{"callback_url scheme", func(c *Config) { c.Keys[0].CallbackURL = "ftp://x.example/" }, `keys[0].callback_url: "ftp://x.example/": callback URL must be http or https`},
@@ -639,6 +657,64 @@ func TestDocsListEveryOption(t *testing.T) {
 	}
 }
 
+func durationPtr(d time.Duration) *Duration { v := Duration(d); return &v }
+
+// storage.sync_interval: 0s means every write's fsync at once (no interval
+// in the store), which unset (the default 500us) and an empty variable do
+// not; the other storage settings reach the store as set.
+func TestStorageOptions(t *testing.T) {
+	for _, tt := range []struct {
+		yaml    string
+		environ []string
+		want    time.Duration
+	}{
+		{"", nil, 500 * time.Microsecond},
+		{"storage: {sync_interval: 0s}", nil, -1},
+		{"storage: {sync_interval: 2ms}", nil, 2 * time.Millisecond},
+		{"", []string{"SWITCHBOARD_STORAGE_SYNC_INTERVAL=0s"}, -1},
+		{"storage: {sync_interval: 0s}", []string{"SWITCHBOARD_STORAGE_SYNC_INTERVAL="}, 500 * time.Microsecond},
+	} {
+		cfg := loadOK(t, baseYAML+tt.yaml+"\n", tt.environ...)
+		if got := cfg.Storage.pebbleOptions(zerolog.Nop()).SyncInterval; got != tt.want {
+			t.Errorf("%q %q: the store's SyncInterval = %v, want %v", tt.yaml, tt.environ, got, tt.want)
+		}
+	}
+	cfg := loadOK(t, baseYAML+"storage: {ttl: 240h, carrier_id_grace: 24h, min_free: 5%}\n")
+	o := cfg.Storage.pebbleOptions(zerolog.Nop())
+	if o.TTL != 240*time.Hour || o.CarrierIDGrace != 24*time.Hour || o.MinFree != 0 || o.MinFreePercent != 5 {
+		t.Errorf("store options %+v", o)
+	}
+}
+
+func TestParseMinFree(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		bytes   int64
+		percent float64
+	}{
+		{"", 0, 0},
+		{"0", -1, 0},
+		{"5%", 0, 5},
+		{" 2.5 % ", 0, 2.5},
+		{"1GiB", 1 << 30, 0},
+		{"500MiB", 500 << 20, 0},
+		{"1.5gib", 3 << 29, 0},
+		{"2GB", 2e9, 0},
+		{"100 KiB", 100 << 10, 0},
+		{"4096B", 4096, 0},
+	} {
+		b, p, err := parseMinFree(tt.in)
+		if err != nil || b != tt.bytes || p != tt.percent {
+			t.Errorf("parseMinFree(%q) = %d, %v, %v; want %d, %v", tt.in, b, p, err, tt.bytes, tt.percent)
+		}
+	}
+	for _, bad := range []string{"GiB", "-1GiB", "0%", "101%", "1 GiB GiB", "1e3MB", "x%", "1PiB0"} {
+		if _, _, err := parseMinFree(bad); err == nil {
+			t.Errorf("parseMinFree(%q) succeeded", bad)
+		}
+	}
+}
+
 func TestDuration(t *testing.T) {
 	cfg := loadOK(t, "node: {shutdown_timeout: 1h2m3s}\n")
 	if cfg.Node.ShutdownTimeout.Std() != time.Hour+2*time.Minute+3*time.Second || cfg.Node.ShutdownTimeout.String() != "1h2m3s" {
@@ -647,5 +723,14 @@ func TestDuration(t *testing.T) {
 	v, err := Duration(90 * time.Second).MarshalYAML()
 	if err != nil || v != "1m30s" {
 		t.Errorf("MarshalYAML = %v, %v", v, err)
+	}
+}
+
+// A carrier's status overrides reach its binds' table.
+func TestCarrierStatusOverrides(t *testing.T) {
+	c := CarrierConfig{RetriableStatuses: []string{"ESME_RSUBMITFAIL"}, PermanentStatuses: []string{"0x58"}}
+	table := c.Statuses()
+	if !table.Retriable(data.ESME_RSUBMITFAIL) || table.Retriable(data.ESME_RTHROTTLED) || !table.Retriable(data.ESME_RSYSERR) {
+		t.Fatalf("table %v: want 0x45 retriable, 0x58 permanent, the rest as SMPP 3.4 says", table)
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
-	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
 // runGateway is the bare command: read the configuration, run one node
@@ -162,7 +161,7 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 	ring := switchboard.NewKeyRing(keys)
 	return node.Open(ctx, node.Config{
 		DataDir: cfg.Node.DataDir,
-		Store:   pebble.Options{Logger: log, SyncInterval: syncInterval(cfg.Storage.SyncInterval)},
+		Store:   cfg.Storage.pebbleOptions(log),
 		Webhooks: callback.Options{
 			AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
 			Timeout:             cfg.Webhooks.Timeout.Std(),
@@ -178,15 +177,6 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 		},
 		Listener: ln,
 	})
-}
-
-// syncInterval maps storage.sync_interval to pebble.Options, where 0
-// means the default and a negative value none.
-func syncInterval(d Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d.Std()
 }
 
 // startSimulators runs the built-in simulator of every carrier that asks
@@ -235,7 +225,8 @@ func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) ac
 	}
 	carriers := make([]actors.CarrierConfig, len(cfg.Carriers))
 	for i, c := range cfg.Carriers {
-		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c)}
+		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c),
+			ReceiptTimeout: c.ReceiptTimeout.Std(), MaxAttempts: c.MaxAttempts}
 	}
 	return actors.Config{
 		Keys: ring, Routes: routes, Carriers: carriers,
@@ -257,7 +248,7 @@ func smppConfig(c CarrierConfig) smpp.Config {
 		AddressRange: c.AddressRange, Window: c.Window, IDFormat: c.ParsedIDFormat(),
 		EnquireLinkInterval: c.EnquireLink.Std(), ResponseTimeout: c.ResponseTimeout.Std(),
 		ReconnectMin: c.ReconnectMin.Std(), ReconnectMax: c.ReconnectMax.Std(),
-		Mode: smpp.Transceiver,
+		Mode: smpp.Transceiver, Statuses: c.Statuses(),
 	}
 	if c.BindType == BindTransmitterReceiver {
 		s.Mode = smpp.TransmitterReceiver
