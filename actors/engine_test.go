@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +103,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Store: engineStore, Keys: switchboard.NewKeyRing(r.keys),
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
-		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: zerolog.Nop(),
+		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: testLog(),
 		Now: o.now, ReceiptSweep: o.receiptSweep, Webhooks: o.webhooks,
 	})
 	if err != nil {
@@ -233,4 +234,11 @@ func TestManyKeysAllDeliveredInOrder(t *testing.T) {
 	if got := r.sims["sim"].Stats().Submits; got < 50*perKey {
 		t.Fatalf("simulator accepted %d submits, want at least %d", got, 50*perKey)
 	}
+}
+
+func testLog() zerolog.Logger {
+	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
+		return zerolog.New(os.Stderr).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	}
+	return zerolog.Nop()
 }
