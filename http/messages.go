@@ -122,16 +122,16 @@ func (s *Server) writeBatch(ctx *fasthttp.RequestCtx, results []switchboard.Subm
 // errNoSuchMessage is the one answer for a message a key cannot see: an
 // id that cannot be a message id, an unknown one, another key's. They
 // must read alike, or the answer would tell which ids exist.
-var errNoSuchMessage = &switchboard.Error{Code: switchboard.ENOTFOUND, Message: "No such message."}
+func errNoSuchMessage() error { return apiError(switchboard.ENOTFOUND, "No such message.") }
 
 // handleMessage serves GET /v1/messages/{id}.
 func (s *Server) handleMessage(ctx *fasthttp.RequestCtx, key *switchboard.Key, id []byte) error {
 	if !validMessageID(id) {
-		return errNoSuchMessage
+		return errNoSuchMessage()
 	}
 	m, err := s.engine.Message(s.ctx, key, string(id))
 	if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
-		return errNoSuchMessage
+		return errNoSuchMessage()
 	}
 	if err != nil {
 		return err
