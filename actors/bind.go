@@ -82,16 +82,20 @@ func (b *bindActor) start() {
 		b.deps.onInbound(p, ack)
 	}
 	cfg.OnState = func(up bool) {
+		b.state.info[b.index].setBound(up)
 		if !b.state.bound[b.index].Swap(up) && up {
 			b.deps.onBound()
 		}
 	}
+	cfg.OnDown = b.state.info[b.index].setError
 	client, err := smpp.NewClient(cfg)
 	if err != nil {
 		// Configuration is checked before the engine starts; failing here
 		// lets the supervisor log it and retry with backoff.
+		b.state.info[b.index].setError(err)
 		panic(err)
 	}
+	b.state.info[b.index].started(client)
 	// The queue is deep enough that key actors (each with up to
 	// maxInflightPerKey submits out) rarely find it full: a full queue
 	// bounces the job back for a retry, which costs far more than a slot.
@@ -141,4 +145,5 @@ func (b *bindActor) stop() {
 	b.cancel()
 	<-b.done // the pump has handed back what was queued
 	b.cancel = nil
+	b.state.info[b.index].stopped()
 }

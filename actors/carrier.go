@@ -47,6 +47,7 @@ type carrier struct {
 
 	binds    []atomic.Pointer[actor.PID] // set as the supervisor spawns them
 	bound    []atomic.Bool
+	info     []bindInfo // what the admin API and metrics show (bindstate.go)
 	rr       atomic.Uint32
 	failures atomic.Int32
 	downTill atomic.Int64 // unix nanos until which a failing carrier is skipped
@@ -60,7 +61,8 @@ const (
 
 func newCarrier(cc CarrierConfig) *carrier {
 	c := &carrier{name: cc.Name, receiptTimeout: cc.ReceiptTimeout, maxAttempts: cc.MaxAttempts,
-		binds: make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds)}
+		binds: make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds),
+		info: make([]bindInfo, cc.Binds)}
 	if c.receiptTimeout <= 0 {
 		c.receiptTimeout = DefaultReceiptTimeout
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
-	"github.com/switchboard-sms/switchboard/carriers/smpp"
 )
 
 // Config is what the engine is built from. cmd/switchboard fills it from
@@ -60,6 +59,10 @@ type Config struct {
 	// InboundTimeout is how long the parts of a long inbound message are
 	// waited for before it is delivered as partial (default 5 minutes).
 	InboundTimeout time.Duration
+
+	// Metrics receives measurements as they happen (nil: none); gauges
+	// are read with Engine.Gauges.
+	Metrics Metrics
 
 	Log zerolog.Logger
 	Now func() time.Time
@@ -125,7 +128,11 @@ type Engine struct {
 	ids      *eventIDs
 	webhooks *dispatcher
 	inbound  *inbound
-	carriers []*actor.PID
+	// live holds the running carriers and what can change while the
+	// engine runs (admin.go); metrics and gauges are metrics.go's.
+	live    liveState
+	metrics Metrics
+	gauges  gaugeState
 
 	// background work (durable writes) runs in goroutines tracked here and
 	// is waited for on Stop.
@@ -192,12 +199,13 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e := &Engine{
-		cfg: cfg, log: cfg.Log, store: cfg.Store,
-		router: &router{routes: switchboard.NewRoutes(cfg.Routes), carriers: carriers},
+		cfg: cfg, log: cfg.Log,
+		router: newRouter(cfg.Routes, carriers),
 		corr:   newCorrelator(), ids: newEventIDs(),
 	}
+	e.instrument(cfg.Store, cfg.Metrics)
 	e.webhooks = newDispatcher(e, cfg.Webhooks, e.ids)
-	e.recorder = newRecorder(cfg.Store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
+	e.recorder = newRecorder(e.store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
 	e.inbound = newInbound(e)
 	e.bgStop, e.bgEnd = context.WithCancel(context.Background())
 	return e, nil
@@ -229,16 +237,14 @@ func (e *Engine) Start(ctx context.Context) error {
 		backoff: switchboard.Backoff{Min: e.cfg.RestartMin, Max: e.cfg.RestartMax},
 		calm:    e.cfg.RestartMax * 2, log: e.log,
 	}
-	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.carrierUp}
+	e.live.init(strategy, bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.carrierUp})
 	for _, cc := range e.cfg.Carriers {
-		sup := &carrierSupervisor{cfg: cc, state: e.router.carriers[cc.Name], deps: deps,
-			limiter: smpp.NewLimiter(cc.TPS)}
-		props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
-		pid, err := e.system.Root.SpawnNamed(props, "carrier-"+cc.Name)
-		if err != nil {
-			return fmt.Errorf("actors: spawn carrier %s: %w", cc.Name, err)
+		if err := e.startCarrier(cc, e.router.carrier(cc.Name)); err != nil {
+			return err
 		}
-		e.carriers = append(e.carriers, pid)
+	}
+	if err := e.countPending(ctx); err != nil {
+		return fmt.Errorf("actors: recovery: count pending messages: %w", err)
 	}
 	keys, err := e.store.PendingKeys(ctx)
 	if err != nil {
@@ -256,6 +262,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.log.Info().Int("keys", len(keys)).Msg("resuming pending messages")
 	}
 	e.background(func(stop context.Context) { e.sweepOverdueEvery(stop, e.cfg.ReceiptSweep) })
+	e.background(e.sampleBinds)
 	return nil
 }
 
@@ -401,8 +408,9 @@ func (e *Engine) Ready() error {
 	if !e.cfg.ReadyRequiresCarrier {
 		return nil
 	}
-	for _, r := range e.router.routes {
-		if c := e.router.carriers[r.Carriers[0]]; c != nil && !c.anyBound() {
+	t := e.router.load()
+	for _, r := range t.routes {
+		if c := t.carriers[r.Carriers[0]]; c != nil && !c.anyBound() && !e.live.suspended(c.name) {
 			return switchboard.Errorf(switchboard.EUNAVAILABLE, "Carrier %s has no bound bind.", c.name)
 		}
 	}
@@ -432,7 +440,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 // fixed timeout of its own, which must not stretch a bounded stop.
 func (e *Engine) stopCarriers(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, pid := range e.carriers {
+	for _, pid := range e.live.pids() {
 		f := e.system.Root.StopFuture(pid)
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = f.Wait() }()

@@ -170,6 +170,7 @@ func (r *recorder) record(updates []switchboard.Update) ([]*switchboard.Message,
 // recorded, or dropped after the carrier's receipt timeout.
 func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 	if r.Status == "" {
+		e.metrics.Receipt(r.Carrier, ReceiptIntermediate)
 		ack(nil) // intermediate (ENROUTE, ACCEPTD): nothing to record
 		return
 	}
@@ -185,10 +186,12 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 		case err != nil:
 		case m == nil:
 			e.stats.receiptsParked.Add(1)
+			e.metrics.Receipt(r.Carrier, ReceiptUnmatched)
 			e.log.Debug().Str("carrier", r.Carrier).Str("carrier_message_id", r.CarrierMessageID).
 				Msg("receipt for a carrier message id not recorded yet; kept until its submit is")
 		default:
 			e.stats.receipts.Add(1)
+			e.metrics.Receipt(r.Carrier, string(r.Status))
 		}
 		ack(err)
 	})
@@ -196,7 +199,7 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 
 // receiptTimeout is the named carrier's.
 func (e *Engine) receiptTimeout(name string) time.Duration {
-	if c := e.router.carriers[name]; c != nil {
+	if c := e.router.carrier(name); c != nil {
 		return c.receiptTimeout
 	}
 	return DefaultReceiptTimeout
