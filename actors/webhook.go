@@ -23,13 +23,13 @@ type Poster interface {
 // WebhookRequest is one attempt to deliver one callback, or a batch of
 // them (a JSON array) for a key that batches.
 type WebhookRequest struct {
-	URL     string
-	Body    []byte
-	Secret  string // the key's webhook secret, which signs the body
+	URL    string
+	Body   []byte
+	Secret string // the key's webhook secret, which signs the body
 	// OldSecret, during a webhook secret rotation's overlap, signs the
 	// body too: the request carries both signatures.
 	OldSecret string
-	EventID string // the one callback's event_id; empty for a batch
+	EventID   string // the one callback's event_id; empty for a batch
 }
 
 // PostOutcome is what a delivery attempt means for the callback.
@@ -106,9 +106,9 @@ func (c *WebhookConfig) setDefaults() {
 // and stopped when it has none left. Finished callbacks are removed from
 // the store in batches.
 type dispatcher struct {
-	e       *Engine
-	cfg     WebhookConfig
-	ids     *eventIDs
+	e   *Engine
+	cfg WebhookConfig
+	ids *eventIDs
 	// keyEndpoints holds the endpoint of each key's callback_url, parsed
 	// once rather than on every status change; replaced when keys change.
 	keyEndpoints atomic.Pointer[map[string]string]
