@@ -142,8 +142,10 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 	}
 	a.router = newRouter(a.routes())
 	a.srv = &fasthttp.Server{
-		Handler:                      a.handler,
-		ErrorHandler:                 func(ctx *fasthttp.RequestCtx, err error) { a.Error(ctx, apiError(switchboard.EINVALID, "Malformed HTTP request.")) },
+		Handler: a.handler,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			a.Error(ctx, apiError(switchboard.EINVALID, "Malformed HTTP request."))
+		},
 		Logger:                       fasthttpLogger{a.log},
 		ReadTimeout:                  DefaultReadTimeout,
 		WriteTimeout:                 cfg.RequestTimeout + DefaultWriteTimeout,

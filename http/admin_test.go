@@ -66,13 +66,19 @@ func (c *stubCatalog) record(call string, args ...string) (any, error) {
 	return map[string]any{"call": call, "args": args}, nil
 }
 
-func (c *stubCatalog) ListKeys(context.Context) (any, error)             { return c.record("ListKeys") }
-func (c *stubCatalog) GetKey(_ context.Context, id string) (any, error)  { return c.record("GetKey", id) }
-func (c *stubCatalog) CreateKey(_ context.Context, b []byte) (any, error) { return c.record("CreateKey", string(b)) }
+func (c *stubCatalog) ListKeys(context.Context) (any, error) { return c.record("ListKeys") }
+func (c *stubCatalog) GetKey(_ context.Context, id string) (any, error) {
+	return c.record("GetKey", id)
+}
+func (c *stubCatalog) CreateKey(_ context.Context, b []byte) (any, error) {
+	return c.record("CreateKey", string(b))
+}
 func (c *stubCatalog) UpdateKey(_ context.Context, id string, b []byte) (any, error) {
 	return c.record("UpdateKey", id, string(b))
 }
-func (c *stubCatalog) RevokeKey(_ context.Context, id string) (any, error) { return c.record("RevokeKey", id) }
+func (c *stubCatalog) RevokeKey(_ context.Context, id string) (any, error) {
+	return c.record("RevokeKey", id)
+}
 func (c *stubCatalog) RotateSecret(_ context.Context, id string, b []byte) (any, error) {
 	return c.record("RotateSecret", id, string(b))
 }
