@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,8 +100,10 @@ type AdminConfig struct {
 // Shutdown stops it.
 type AdminServer struct {
 	responder
-	cfg       AdminConfig
-	token     [32]byte // SHA-256 of the token, compared in constant time
+	cfg AdminConfig
+	// token is the SHA-256 of the token, compared in constant time; nil
+	// when the admin API is off.
+	token     atomic.Pointer[[32]byte]
 	srv       *fasthttp.Server
 	router    router
 	authLimit *authLimiter
@@ -134,9 +137,7 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 		numbers:   &keyNumbers{m: cfg.Metrics, engine: cfg.Ops},
 		draining:  func() bool { return false },
 	}
-	if cfg.Token != "" {
-		a.token = sha256.Sum256([]byte(cfg.Token))
-	}
+	a.SetToken(cfg.Token)
 	if cfg.AuthFailuresPerMinute > 0 {
 		a.authLimit = newAuthLimiter(cfg.AuthFailuresPerMinute, time.Minute, DefaultAuthFailuresTable)
 	}
@@ -159,6 +160,16 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 	a.wg.Add(1)
 	go a.sampleEvery(time.Second)
 	return a, nil
+}
+
+// SetToken changes the admin token (SIGHUP); "" turns the admin API off.
+func (a *AdminServer) SetToken(token string) {
+	if token == "" {
+		a.token.Store(nil)
+		return
+	}
+	h := sha256.Sum256([]byte(token))
+	a.token.Store(&h)
 }
 
 // DrainingWith makes /readyz answer 503 while draining() is true, as the
@@ -185,7 +196,7 @@ func (a *AdminServer) Serve(ln net.Listener) error {
 	a.ln = ln
 	a.mu.Unlock()
 	msg := a.log.Info().Str("addr", ln.Addr().String())
-	if a.cfg.Token == "" {
+	if a.token.Load() == nil {
 		a.log.Warn().Msg("admin API is off: node.admin_token is not set (/metrics, /healthz, /readyz and the status page are served)")
 	}
 	msg.Msg("serving admin listener")
@@ -359,7 +370,8 @@ func (a *AdminServer) dispatch(ctx *fasthttp.RequestCtx, now time.Time) (rt *rou
 // authorize checks the admin token, throttling failures per client
 // address like the public API.
 func (a *AdminServer) authorize(ctx *fasthttp.RequestCtx, now time.Time) error {
-	if a.cfg.Token == "" {
+	token := a.token.Load()
+	if token == nil {
 		return apiError(switchboard.ENOTFOUND, "The admin API is off: set node.admin_token (SWITCHBOARD_NODE_ADMIN_TOKEN) to turn it on.")
 	}
 	addr := clientKey(ctx.RemoteIP())
@@ -373,7 +385,7 @@ func (a *AdminServer) authorize(ctx *fasthttp.RequestCtx, now time.Time) error {
 	h := ctx.Request.Header.Peek("Authorization")
 	if len(h) > len(scheme) && asciiEqualFold(h[:len(scheme)], scheme) {
 		got := sha256.Sum256([]byte(strings.TrimLeft(string(h[len(scheme):]), " ")))
-		if subtle.ConstantTimeCompare(got[:], a.token[:]) == 1 {
+		if subtle.ConstantTimeCompare(got[:], token[:]) == 1 {
 			return nil
 		}
 	}

@@ -3,6 +3,7 @@ package http
 import (
 	"crypto/tls"
 	"fmt"
+	"sync"
 	"sync/atomic"
 )
 
@@ -10,6 +11,7 @@ import (
 // reads again (on SIGHUP): connections made afterwards get the new one,
 // and open ones keep theirs.
 type Certificate struct {
+	mu                sync.Mutex
 	certFile, keyFile string
 	cur               atomic.Pointer[tls.Certificate]
 }
@@ -26,10 +28,25 @@ func LoadCertificate(certFile, keyFile string) (*Certificate, error) {
 // Reload reads the files again; if they do not make a certificate, the
 // one in use stays and the error says why.
 func (c *Certificate) Reload() error {
-	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.load(c.certFile, c.keyFile)
+}
+
+// Use reads the certificate from these files from now on (Reload reads
+// them again), if they make one.
+func (c *Certificate) Use(certFile, keyFile string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.load(certFile, keyFile)
+}
+
+func (c *Certificate) load(certFile, keyFile string) error {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return fmt.Errorf("tls certificate %s, key %s: %w", c.certFile, c.keyFile, err)
+		return fmt.Errorf("tls certificate %s, key %s: %w", certFile, keyFile, err)
 	}
+	c.certFile, c.keyFile = certFile, keyFile
 	c.cur.Store(&cert)
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -61,7 +62,10 @@ type Config struct {
 type NodeConfig struct {
 	Name            string   `yaml:"name" default:"node-1" help:"name of this node in logs and metrics"`
 	HTTP            string   `yaml:"http" default:"127.0.0.1:8080" help:"public API listen address, host:port"`
-	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"address reserved for the admin API and /metrics (not served yet; health is on node.http)"`
+	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"admin listen address, host:port: /metrics, /healthz, /readyz and the status page, and the admin API under /admin/v1/ (with node.admin_token)"`
+	AdminToken      string   `yaml:"admin_token" help:"bearer token of the admin API, at least 16 characters (empty: the admin API is off; the rest of node.admin is served); re-read on SIGHUP"`
+	TLSCert         string   `yaml:"tls_cert" help:"PEM certificate (chain) file; with tls_key, node.http and node.admin serve HTTPS; both files are re-read on SIGHUP"`
+	TLSKey          string   `yaml:"tls_key" help:"PEM private key file of tls_cert"`
 	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
 	DrainPeriod     Duration `yaml:"drain_period" default:"5s" help:"how long a stopping node keeps its API answering, new requests with 503 and Retry-After and /readyz with 503, while requests in progress finish (a second SIGINT or SIGTERM ends it at once)"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"after the drain, how long the node waits for requests still in progress, submits in flight, unbinds and status writes"`
@@ -768,6 +772,17 @@ func (c *Config) validateNode(p *problems) {
 	}
 	if strings.TrimSpace(n.DataDir) == "" {
 		p.add("node.data_dir", "is empty")
+	}
+	if t := n.AdminToken; t != "" && utf8.RuneCountInString(t) < 16 {
+		p.add("node.admin_token", "%d characters, at least 16 needed", utf8.RuneCountInString(t))
+	}
+	switch {
+	case (n.TLSCert == "") != (n.TLSKey == ""):
+		p.add("node.tls_cert", "and node.tls_key go together: set both or neither")
+	case n.TLSCert != "":
+		if _, err := tls.LoadX509KeyPair(n.TLSCert, n.TLSKey); err != nil {
+			p.add("node.tls_cert", "%v", err)
+		}
 	}
 	if n.ShutdownTimeout <= 0 {
 		p.add("node.shutdown_timeout", "%v is not above 0", n.ShutdownTimeout)

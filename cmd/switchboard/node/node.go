@@ -12,6 +12,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
@@ -34,6 +35,11 @@ type Config struct {
 	// Listener is where the API is served. The node owns it from Open on,
 	// also when Open fails.
 	Listener net.Listener
+	// Prepare, if set, is called once the store is open and before the
+	// engine is made, to complete the engine's configuration from what
+	// the store keeps (the keys, carriers and routes the admin API
+	// created).
+	Prepare func(ctx context.Context, store switchboard.Store, engine *actors.Config) error
 }
 
 // Node is a running node. Its parts are exposed for the bench's and the
@@ -77,6 +83,11 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	ecfg := cfg.Engine
 	ecfg.Store = n.Store
 	ecfg.Webhooks.Poster = callback.Poster{Client: n.Hooks}
+	if cfg.Prepare != nil {
+		if err = cfg.Prepare(ctx, n.Store, &ecfg); err != nil {
+			return err
+		}
+	}
 	if n.Engine, err = actors.New(ecfg); err != nil {
 		return err
 	}
