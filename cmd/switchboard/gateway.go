@@ -191,7 +191,7 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger, ops *operati
 		Prepare: ops.catalog.prepare,
 		HTTP: sbhttp.Config{
 			Metrics: ops.metrics,
-			Log: log, MaxBatch: cfg.Limits.MaxBatch,
+			Log:     log, MaxBatch: cfg.Limits.MaxBatch,
 			AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
 			ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
 			AuthFailuresPerMinute: cfg.Node.authFailuresPerMinute(),
