@@ -12,9 +12,11 @@
 // commit.go). A callback is written in the same batch as the change it
 // reports (Record with Update.Notify, AcceptInbound), so neither exists
 // without the other after a crash. Pebble makes a batch visible to reads
-// before its fsync completes; a read that saw such a batch waits for the
-// fsync before it returns (committer.waitSynced), so nothing is read back
-// that a crash or a failed sync could take away. If an fsync or a write
+// before its fsync completes; a read that found something while a batch
+// was syncing waits for that fsync before it returns (Store.durable), so
+// nothing is read back that a crash or a failed sync could take away. A
+// read that found nothing does not wait: an Idempotency-Key seen for the
+// first time costs no fsync. If an fsync or a write
 // fails, the store refuses every write and every read from then on
 // (fail-stop) until it is reopened, which replays the write-ahead log.
 //

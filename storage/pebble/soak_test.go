@@ -81,7 +81,7 @@ func TestRetentionSoak(t *testing.T) {
 	total := written.Load()
 	t.Logf("%d messages in %v; median directory %.1f MiB from 7 s to 13 s, %.1f MiB from 14 s",
 		total, run, float64(middle)/(1<<20), float64(last)/(1<<20))
-	if total < 5_000 {
+	if total < 1_000 { // a shared machine under -race wrote 3,800
 		t.Fatalf("only %d messages written: the load did not run", total)
 	}
 	if last > middle*6/5+512<<10 {
