@@ -1,0 +1,25 @@
+// Package redis puts Redis (github.com/redis/go-redis/v9) beside a
+// switchboard.Store, for nodes that share storage:
+//
+//   - Wrap: a cache in front of the store for the reads every node makes
+//     and any node may need — a carrier's message id → message and part
+//     (receipts arrive on any bind of any node), and idempotency records,
+//     with Accept reserving Idempotency-Keys (SET NX) so that racing
+//     requests on different nodes conflict at once;
+//   - KeyCache: API keys by the hash of their secret.
+//
+// # What Redis holds, and what if it is lost
+//
+// The cache holds copies of what the store has made durable, and
+// reservations that live 30 s at most: nothing whose loss loses a message.
+// A write is acknowledged only when the store took it. If Redis is flushed,
+// every answer comes from the store again (which refills the cache); the
+// store's own idempotency check still refuses a second message with the
+// same key. While Redis does not answer, every call goes to the store
+// alone: each Redis call is bounded by a short timeout, the first failure
+// makes calls skip Redis, and one call a second tries it again; each
+// change is logged once. Entries this node could not replace or delete
+// meanwhile are deleted before the cache is read again.
+//
+// Keys are listed in keys.go.
+package redis
