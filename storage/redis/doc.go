@@ -6,7 +6,9 @@
 //     (receipts arrive on any bind of any node), and idempotency records,
 //     with Accept reserving Idempotency-Keys (SET NX) so that racing
 //     requests on different nodes conflict at once;
-//   - KeyCache: API keys by the hash of their secret.
+//   - KeyCache: API keys by the hash of their secret;
+//   - Leases: switchboard.Leases, leases with fencing tokens, one Lua
+//     script per operation.
 //
 // # What Redis holds, and what if it is lost
 //
@@ -20,6 +22,12 @@
 // makes calls skip Redis, and one call a second tries it again; each
 // change is logged once. Entries this node could not replace or delete
 // meanwhile are deleted before the cache is read again.
+//
+// Leases have no store to fall back on: while Redis does not answer,
+// Acquire, Renew and Release fail with EUNAVAILABLE, and a holder stops
+// acting for a name when its lease's Expires passes. If Redis loses the
+// leases, each holder's Renew fails (ECONFLICT) and the names are taken
+// again, with tokens above the lost ones (see Leases).
 //
 // Keys are listed in keys.go.
 package redis
