@@ -468,4 +468,3 @@ func (e *Engine) background(f func(stop context.Context)) {
 func (e *Engine) carrierUp() {
 	e.registry.each(func(pid *actor.PID) { e.system.Root.Send(pid, &carrierUp{}) })
 }
-

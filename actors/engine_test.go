@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +103,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Store: engineStore, Keys: switchboard.NewKeyRing(r.keys),
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
-		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: zerolog.Nop(),
+		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: testLog(),
 		Now: o.now, ReceiptSweep: o.receiptSweep, Webhooks: o.webhooks,
 	})
 	if err != nil {
@@ -219,18 +220,35 @@ func TestManyKeysAllDeliveredInOrder(t *testing.T) {
 	if len(r.order) != 50*20 {
 		t.Fatalf("order recorded for %d (key, destination) pairs, want %d", len(r.order), 50*20)
 	}
+	repeats := 0
 	for k, seen := range r.order {
 		last := -1
 		for _, s := range seen {
 			var n int
 			fmt.Sscan(s, &n)
-			if n <= last {
+			switch {
+			case n < last:
 				t.Fatalf("%s: %d reached the carrier after %d", k, n, last)
+			case n == last:
+				// At least once: a submit whose response came after the
+				// rig's 1 s timeout (a loaded machine) is sent again, right
+				// behind itself.
+				repeats++
 			}
 			last = n
 		}
 	}
+	if repeats > 0 {
+		t.Logf("%d submits were repeated after a response timeout", repeats)
+	}
 	if got := r.sims["sim"].Stats().Submits; got < 50*perKey {
 		t.Fatalf("simulator accepted %d submits, want at least %d", got, 50*perKey)
 	}
+}
+
+func testLog() zerolog.Logger {
+	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
+		return zerolog.New(os.Stderr).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	}
+	return zerolog.Nop()
 }

@@ -171,11 +171,12 @@ type keyActor struct {
 	// lands.
 	pageDry bool
 	// paging: a page is being read (pageLimit units of the held budget
-	// are taken for it); admissions counts commits started, so a page
-	// knows whether one began while it was read.
-	paging     bool
-	pageLimit  int
-	admissions uint64
+	// are taken for it); admissions and landed count commits begun and
+	// landed, so a page knows whether one began or landed while it was
+	// read.
+	paging             bool
+	pageLimit          int
+	admissions, landed uint64
 	// lastIDMs is the timestamp of the highest ID issued or loaded.
 	lastIDMs uint64
 	// pendingCommits holds the Accepts in flight.

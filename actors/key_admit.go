@@ -247,6 +247,7 @@ func (k *keyActor) committed(ctx actor.Context, m *committed) {
 		return
 	}
 	delete(k.pendingCommits, m.c)
+	k.landed++
 	k.pageDry = false // the frontier moved, and this commit's messages may be readable
 	for _, key := range m.c.idem {
 		delete(k.idem, key)

@@ -14,9 +14,9 @@ type pageRead struct {
 	msgs     []*switchboard.Message
 	err      error
 	frontier string // the read's upper bound: the commit frontier
-	// admissions is the actor's count of commits begun when the read was
-	// asked for.
-	admissions uint64
+	// admissions and landed are the actor's counts of commits begun and
+	// landed when the read was asked for.
+	admissions, landed uint64
 }
 
 // page asks for pending messages from the store when the window has room;
@@ -45,7 +45,7 @@ func (k *keyActor) page(ctx actor.Context) {
 	}
 	k.paging, k.pageLimit = true, limit
 	self, root, id, after := ctx.Self(), k.e.system.Root, k.key.ID, k.lastLoaded
-	r := &pageRead{inst: k.inst, frontier: frontier, admissions: k.admissions}
+	r := &pageRead{inst: k.inst, frontier: frontier, admissions: k.admissions, landed: k.landed}
 	k.e.background(func(stop context.Context) {
 		r.msgs, r.err = k.e.store.Pending(stop, id, after, frontier, limit)
 		root.Send(self, r)
@@ -74,7 +74,10 @@ func (k *keyActor) pageRead(ctx actor.Context, r *pageRead) {
 		k.loaded(k.lastLoaded)
 	}
 	if len(r.msgs) < limit {
-		k.pageDry = true
+		// The read found all there was below its bound. Reading again
+		// finds more only once a commit lands: unless one landed during
+		// the read (its messages may be above what the read saw).
+		k.pageDry = r.landed == k.landed
 		// With no commit in flight when it was asked for, and none begun
 		// since, the read had no upper bound: the store has nothing
 		// pending that is not in memory now. (Otherwise a commit that
@@ -83,8 +86,6 @@ func (k *keyActor) pageRead(ctx actor.Context, r *pageRead) {
 		// paged.)
 		if r.frontier == "" && r.admissions == k.admissions {
 			k.paged = false
-		} else if r.admissions != k.admissions {
-			k.pageDry = false
 		}
 	}
 	k.dispatch(ctx)

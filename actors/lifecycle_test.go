@@ -74,8 +74,9 @@ func TestReceiptOvertakesALateResponse(t *testing.T) {
 	}
 	for _, id := range ids {
 		m := r.message(id)
-		if len(m.Events) != 3 || m.Events[1].Status != switchboard.StatusSubmitted || m.Events[2].Status != switchboard.StatusDelivered {
-			t.Fatalf("message %s events %+v, want accepted, submitted, delivered", id, m.Events)
+		n := len(m.Events)
+		if n < 3 || m.Events[n-2].Status != switchboard.StatusSubmitted || m.Events[n-1].Status != switchboard.StatusDelivered {
+			t.Fatalf("message %s events %+v, want submitted then delivered at the end", id, m.Events)
 		}
 	}
 }
@@ -174,7 +175,15 @@ func TestRestartedKeyActorDoesNotResend(t *testing.T) {
 	if after.Err != nil {
 		t.Fatalf("submit after the restart: %v", after.Err)
 	}
-	r.waitFinal(append(ids, after.Message.ID), switchboard.StatusDelivered, 30*time.Second)
+	for _, id := range append(ids, after.Message.ID) {
+		deadline := time.Now().Add(30 * time.Second)
+		for r.status(id) != switchboard.StatusDelivered {
+			if time.Now().After(deadline) {
+				t.Fatalf("message %s not delivered: %+v; engine %+v held %d sending %d", id, r.message(id), r.engine.Stats(), r.engine.HeldMessages(), r.engine.Sending())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	for body, n := range r.timesSeen() {
 		if n != 1 {
 			t.Errorf("%s sent %d times", body, n)

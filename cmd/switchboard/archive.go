@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/storage/archive"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
@@ -63,7 +64,7 @@ Flags:
 	if len(keys) == 0 {
 		return usageError{errors.New("archive: no keys: the configuration has none and --keys names none")}
 	}
-	store, err := openArchiveStore(cfg)
+	store, err := openArchiveStore(cfg, newLogger(cfg.Log, stderr))
 	if err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ func archiveKeys(cfg *Config, flagValue string) []string {
 // openArchiveStore opens the store the configuration names. The embedded
 // one, in node.data_dir, must exist (an archive never creates an empty
 // store) and be free.
-func openArchiveStore(cfg *Config) (switchboard.Store, error) {
+func openArchiveStore(cfg *Config, log zerolog.Logger) (switchboard.Store, error) {
 	if cfg.Storage.Backend != StorageEmbedded {
 		return nil, fmt.Errorf("archive: storage.backend %s is not supported", cfg.Storage.Backend)
 	}
@@ -105,7 +106,9 @@ func openArchiveStore(cfg *Config) (switchboard.Store, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("archive: node.data_dir %s: %w", dir, err)
 	}
-	s, err := pebble.Open(dir, pebble.Options{})
+	// The node's own options: the store deletes what is older than
+	// storage.ttl when it opens, and must not do so with another TTL.
+	s, err := pebble.Open(dir, cfg.Storage.pebbleOptions(log))
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("archive: the store in %s is in use: stop the node first (the embedded store can be opened by one process at a time)", dir)
 	}

@@ -57,7 +57,8 @@ func archiveSetup(t *testing.T, day time.Time) (string, []string) {
 func runArchiveCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), append([]string{"archive"}, args...), &stdout, &stderr)
+	sig := stopSignals{stop: t.Context(), hurry: t.Context(), close: func() {}}
+	code := run(sig, append([]string{"archive"}, args...), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 

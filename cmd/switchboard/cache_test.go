@@ -14,9 +14,9 @@ import (
 )
 
 // A node with cache.backend redis, whose Redis is flushed, stopped and
-// restarted empty while it works: every request is accepted, and a
-// retried request (same Idempotency-Key) gets its first message back,
-// whatever Redis lost.
+// restarted empty while it works: every request is accepted, every
+// message delivered once, and a retried request (same Idempotency-Key)
+// gets its first message back, whatever Redis lost.
 func TestRedisCacheLostWhileRunning(t *testing.T) {
 	srv := redistest.Start(t)
 	sim := testSim(t, smsc.Config{ReceiptTarget: smsc.TargetAny})
@@ -47,7 +47,8 @@ func TestRedisCacheLostWhileRunning(t *testing.T) {
 	srv.Restart()
 	sendSome("restarted")
 
-	for key := range ids {
+	for key, id := range ids {
+		waitStatus(t, g, id, "delivered")
 		r := sendIdempotent(t, g, key, "+447700900999") // another body: refused, not sent
 		if r.status != 409 {
 			t.Fatalf("%s with another body: %d %v, want 409", key, r.status, r.body)
@@ -59,6 +60,9 @@ func TestRedisCacheLostWhileRunning(t *testing.T) {
 		if r.status != 202 || r.body["id"] != id {
 			t.Fatalf("%s retried after FLUSHALL: %d %v, want 202 with %s", key, r.status, r.body, id)
 		}
+	}
+	if st := sim.Stats(); st.Submits != int64(len(ids)) {
+		t.Fatalf("the carrier got %d submits for %d messages", st.Submits, len(ids))
 	}
 }
 

@@ -132,8 +132,20 @@ func (n *Node) openCache(ctx context.Context, cfg Config) {
 // Addr is where the API listens.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
-// Stop drains: new requests get 503, submits in flight finish, binds
-// unbind, status writes land, then the store closes.
+// Drain makes the API answer new requests with 503 unavailable and
+// Retry-After (and /readyz with 503) until ctx ends, while requests in
+// progress go on and the engine keeps sending; it returns when ctx ends.
+// The API stays open meanwhile, so a client or load balancer that has
+// not noticed yet gets an answer rather than a refused connection.
+func (n *Node) Drain(ctx context.Context) {
+	n.HTTP.Drain()
+	<-ctx.Done()
+}
+
+// Stop stops the node, bounded by ctx: the API closes (new requests got
+// 503 already if Drain ran) and requests still in progress finish,
+// submits in flight finish, binds unbind, status writes land, then the
+// store closes.
 func (n *Node) Stop(ctx context.Context) error {
 	n.HTTP.Drain()
 	errs := []error{n.HTTP.Shutdown(ctx), n.Engine.Stop(ctx)}
