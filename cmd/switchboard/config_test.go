@@ -253,7 +253,8 @@ func TestValidate(t *testing.T) {
 		{"scylla keyspace", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Keyspace = "1x" }, `storage.keyspace: "1x"`},
 		{"scylla rf", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.ReplicationFactor = 0 }, "storage.replication_factor: 0"},
 		{"cache.backend", func(c *Config) { c.Cache.Backend = "memcached" }, `cache.backend: "memcached"`},
-		{"redis", func(c *Config) { c.Cache.Backend = "redis" }, "cache.backend: redis is not available in this build yet"},
+		{"redis db", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.DB = -1 }, "cache.db: -1 is negative"},
+		{"redis carrier_ttl", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.CarrierTTL = 0 }, "cache.carrier_ttl: 0s is not above 0"},
 		{"redis addr", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.Addr = "redis" }, `cache.addr: "redis" is not host:port`},
 		{"cluster", func(c *Config) { c.Cluster.Enabled = true }, "cluster.enabled: clustering is not available in this build yet"},
 		{"cluster seeds", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Seeds = []string{"n2"} }, `cluster.seeds[0]: "n2" is not host:port`},
@@ -361,6 +362,23 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error shows a password: %v", err)
 			}
 		})
+	}
+}
+
+func TestValidateRedisCache(t *testing.T) {
+	cfg := loadOK(t, baseYAML+"cache: {backend: redis, addr: \"cache.internal:6380\", password: pw, db: 2}\n")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Cache; c.Backend != CacheRedis || c.Addr != "cache.internal:6380" || c.Password != "pw" || c.DB != 2 ||
+		c.CarrierTTL.Std() != 72*time.Hour {
+		t.Fatalf("cache settings %+v", c)
+	}
+	if got := carrierTTL(cfg.Cache.CarrierTTL, Duration(24*time.Hour)); got != 24*time.Hour {
+		t.Errorf("carrier ids kept %v with storage.ttl 24h, want 24h", got)
+	}
+	if got := carrierTTL(cfg.Cache.CarrierTTL, Duration(720*time.Hour)); got != 72*time.Hour {
+		t.Errorf("carrier ids kept %v with storage.ttl 720h, want 72h", got)
 	}
 }
 
