@@ -4,10 +4,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -16,11 +14,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/linxGnu/gosmpp/data"
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
@@ -63,9 +63,31 @@ type NodeConfig struct {
 	HTTP            string   `yaml:"http" default:"127.0.0.1:8080" help:"public API listen address, host:port"`
 	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"address reserved for the admin API and /metrics (not served yet; health is on node.http)"`
 	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
-	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"how long a stopping node waits for in-flight work"`
+	DrainPeriod     Duration `yaml:"drain_period" default:"5s" help:"how long a stopping node keeps its API answering, new requests with 503 and Retry-After and /readyz with 503, while requests in progress finish (a second SIGINT or SIGTERM ends it at once)"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"after the drain, how long the node waits for requests still in progress, submits in flight, unbinds and status writes"`
+	// Pointers, so that false and 0 can be told from unset.
+	ReadyRequiresCarrier  *bool `yaml:"ready_requires_carrier" default:"true" help:"/readyz answers 503 while the first carrier of some route has no bound bind"`
+	AuthFailuresPerMinute *int  `yaml:"auth_failures_per_minute" default:"10" help:"failed authentications one client address (IPv6: its /64) may have in a minute; then its API requests get 429 until the minute is over (0: no limit)"`
 	// Off by default: it costs about 10 % of the maximum request rate.
 	HTTPReleaseIdleBuffers bool `yaml:"http_release_idle_buffers" help:"idle keep-alive connections give their read buffers back (about 10 KiB each) at some CPU per request; for many mostly idle clients"`
+}
+
+// readyRequiresCarrier is node.ready_requires_carrier, true when unset.
+func (n NodeConfig) readyRequiresCarrier() bool {
+	return n.ReadyRequiresCarrier == nil || *n.ReadyRequiresCarrier
+}
+
+// authFailuresPerMinute is node.auth_failures_per_minute as the HTTP
+// server takes it: its default when unset, -1 for no limit.
+func (n NodeConfig) authFailuresPerMinute() int {
+	switch a := n.AuthFailuresPerMinute; {
+	case a == nil:
+		return 0
+	case *a == 0:
+		return -1
+	default:
+		return *a
+	}
 }
 
 // LogConfig selects the log level and format.
@@ -105,10 +127,13 @@ const (
 // CacheConfig selects the cache. The redis settings are read only when
 // backend is redis.
 type CacheConfig struct {
-	Backend  string `yaml:"backend" default:"memory" help:"memory (in this process) or redis (not available yet)"`
+	Backend  string `yaml:"backend" default:"memory" help:"memory (in this process) or redis (a cache of carrier message ids and idempotency records in front of the store, shared by nodes)"`
 	Addr     string `yaml:"addr" default:"127.0.0.1:6379" help:"redis: host:port"`
 	Password string `yaml:"password" help:"redis: password (empty: none)"`
 	DB       int    `yaml:"db" help:"redis: database number"`
+	// A receipt is resolved by the store after this; it sizes Redis's
+	// memory (about 200 bytes per message part).
+	CarrierTTL Duration `yaml:"carrier_ttl" default:"72h" help:"redis: how long a carrier message id is kept for receipts to find their message (at most storage.ttl)"`
 }
 
 // ClusterConfig is gossip clustering, which this build does not have yet:
@@ -146,6 +171,12 @@ type CarrierConfig struct {
 	TLSSkipVerify   bool     `yaml:"tls_skip_verify" help:"with tls: accept any server certificate (testing only)"`
 	ReconnectMin    Duration `yaml:"reconnect_min" default:"1s" help:"first wait before reconnecting a lost bind"`
 	ReconnectMax    Duration `yaml:"reconnect_max" default:"60s" help:"longest wait between reconnects (backoff doubles up to it)"`
+	ReceiptTimeout  Duration `yaml:"receipt_timeout" default:"72h" help:"how long a submitted message waits for its delivery receipt before it ends unknown; unmatched receipts are kept as long"`
+	MaxAttempts     int      `yaml:"max_attempts" default:"10" help:"how many times the carrier may refuse (retriably), time out or lose one message before it fails with the last error"`
+	// RetriableStatuses and PermanentStatuses override SMPP 3.4's reading
+	// of submit_sm_resp statuses for this carrier.
+	RetriableStatuses []string `yaml:"retriable_statuses" help:"submit_sm_resp command_status values to retry (0x… hex, decimal or ESME_ name), beyond the SMPP 3.4 defaults"`
+	PermanentStatuses []string `yaml:"permanent_statuses" help:"submit_sm_resp command_status values that fail the message at once, overriding the defaults"`
 }
 
 // RouteConfig sends destinations starting with Prefix to Carriers, tried in
@@ -382,68 +413,6 @@ func loadConfig(path string, environ, overrides []string) (*Config, error) {
 	return cfg, nil
 }
 
-// decodeFile reads one YAML document into c. Unknown keys are errors that
-// name the key and its line.
-func (c *Config) decodeFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	err = dec.Decode(c)
-	if err == io.EOF {
-		return nil // an empty file: defaults and environment only
-	}
-	if err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			errs := make([]error, len(te.Errors))
-			for i, msg := range te.Errors {
-				errs[i] = errors.New(rewriteYAMLError(msg))
-			}
-			return errors.Join(errs...)
-		}
-		return err
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("line %d: a second YAML document; the file must hold one", extra.Line)
-	}
-	return nil
-}
-
-var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
-
-// rewriteYAMLError turns yaml.v3's "field x not found in type main.Y" into
-// words about the file: `line 7: unknown key "x" in carriers[n]`.
-func rewriteYAMLError(msg string) string {
-	m := unknownFieldRE.FindStringSubmatch(msg)
-	if m == nil {
-		return msg
-	}
-	where := sectionNames()[m[3]]
-	if where == "" {
-		where = "the top level"
-	}
-	return fmt.Sprintf("line %s: unknown key %q in %s", m[1], m[2], where)
-}
-
-// sectionNames maps each section's Go type name to its path, for messages.
-func sectionNames() map[string]string {
-	names := map[string]string{}
-	for _, o := range configOptions() {
-		if o.section != nil {
-			names[o.section.String()] = o.Path
-		}
-	}
-	return names
-}
-
 // ---- reflection over the struct tags ----
 
 var (
@@ -453,7 +422,7 @@ var (
 
 // isLeaf reports whether t holds one setting: a scalar, a duration, or a
 // list of strings; or a pointer to a scalar or duration, for a setting
-// whose zero value is not its default (nil: unset).
+// whose zero value (false, 0) is a value and not its default (nil: unset).
 func isLeaf(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
@@ -556,22 +525,21 @@ func leafType(t reflect.Type) string {
 	return t.String()
 }
 
-// setLeaf parses s into the setting v. A pointer setting given "" is
-// unset, so the default applies, as a zero value does elsewhere.
+// setLeaf parses s into the setting v. An empty s sets the zero value
+// (a pointer setting: unset), which the defaults then fill: in every tier,
+// empty means the default.
 func setLeaf(v reflect.Value, s string) error {
-	if v.Kind() == reflect.Pointer {
-		if strings.TrimSpace(s) == "" {
-			v.SetZero()
-			return nil
-		}
+	if strings.TrimSpace(s) == "" {
+		v.SetZero()
+		return nil
+	}
+	switch {
+	case v.Kind() == reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
 		if err := setLeaf(p.Elem(), s); err != nil {
 			return err
 		}
 		v.Set(p)
-		return nil
-	}
-	switch {
 	case v.Type() == durationType:
 		d, err := parseDuration(s)
 		if err != nil {
@@ -807,6 +775,12 @@ func (c *Config) validateNode(p *problems) {
 	if n.ShutdownTimeout <= 0 {
 		p.add("node.shutdown_timeout", "%v is not above 0", n.ShutdownTimeout)
 	}
+	if a := n.AuthFailuresPerMinute; a != nil && *a < 0 {
+		p.add("node.auth_failures_per_minute", "%d is negative (0: no limit)", *a)
+	}
+	if n.DrainPeriod <= 0 {
+		p.add("node.drain_period", "%v is not above 0 (for a quick stop, use a short one like 100ms, or send the signal twice)", n.DrainPeriod)
+	}
 }
 
 func (c *Config) validateLog(p *problems) {
@@ -934,12 +908,14 @@ func (c *Config) validateCache(p *problems) {
 	switch r.Backend {
 	case CacheMemory:
 	case CacheRedis:
-		p.add("cache.backend", "redis is not available in this build yet")
 		if err := checkDial(r.Addr); err != nil {
 			p.add("cache.addr", "%v", err)
 		}
 		if r.DB < 0 {
 			p.add("cache.db", "%d is negative", r.DB)
+		}
+		if r.CarrierTTL <= 0 {
+			p.add("cache.carrier_ttl", "%v is not above 0", r.CarrierTTL)
 		}
 	default:
 		p.add("cache.backend", "%q is not memory or redis", r.Backend)
@@ -1029,8 +1005,59 @@ func (c *Config) validateCarriers(p *problems) map[string]bool {
 		if cr.TLSSkipVerify && !cr.TLS {
 			p.add(at+".tls_skip_verify", "is set but tls is not")
 		}
+		if cr.ReceiptTimeout <= 0 {
+			p.add(at+".receipt_timeout", "%v is not above 0", cr.ReceiptTimeout)
+		}
+		if cr.MaxAttempts < 1 || cr.MaxAttempts > 1000 {
+			p.add(at+".max_attempts", "%d is not in 1..1000", cr.MaxAttempts)
+		}
+		cr.validateStatuses(p, at)
 	}
 	return names
+}
+
+// validateStatuses checks the status overrides: each a command_status, and
+// none both retriable and permanent.
+func (cr CarrierConfig) validateStatuses(p *problems, at string) {
+	retriable := map[data.CommandStatusType]bool{}
+	for j, s := range cr.RetriableStatuses {
+		v, err := smpp.ParseStatus(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.retriable_statuses[%d]", at, j), "%v", err)
+			continue
+		}
+		retriable[v] = true
+	}
+	for j, s := range cr.PermanentStatuses {
+		v, err := smpp.ParseStatus(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.permanent_statuses[%d]", at, j), "%v", err)
+			continue
+		}
+		if retriable[v] {
+			p.add(fmt.Sprintf("%s.permanent_statuses[%d]", at, j), "%s is listed in retriable_statuses too", v)
+		}
+	}
+}
+
+// Statuses returns the carrier's overrides of which submit refusals are
+// retriable. Call it on a validated carrier.
+func (cr CarrierConfig) Statuses() smpp.Statuses {
+	if len(cr.RetriableStatuses)+len(cr.PermanentStatuses) == 0 {
+		return nil
+	}
+	t := smpp.Statuses{}
+	for _, list := range []struct {
+		names     []string
+		retriable bool
+	}{{cr.RetriableStatuses, true}, {cr.PermanentStatuses, false}} {
+		for _, s := range list.names {
+			if v, err := smpp.ParseStatus(s); err == nil {
+				t[v] = list.retriable
+			}
+		}
+	}
+	return t
 }
 
 func (c *Config) validateRoutes(p *problems, carriers map[string]bool) {
@@ -1138,7 +1165,7 @@ func (c *Config) validateKeyEvents(p *problems, at string, k KeyConfig, numbers 
 		p.add(at+".callback_batch", "%d is not between 1 and %d", k.CallbackBatch, maxCallbackBatch)
 	}
 	if _, ok := k.statusSet(); !ok {
-		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed", k.CallbackStatuses)
+		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed, unknown, canceled", k.CallbackStatuses)
 	}
 	for j, n := range k.Numbers {
 		if !switchboard.ValidMSISDN(n) {

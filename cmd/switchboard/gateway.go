@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
@@ -22,11 +23,12 @@ import (
 	"github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/storage/redis"
 )
 
 // runGateway is the bare command: read the configuration, run one node
-// until ctx ends, then stop gracefully.
-func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// until the first stop signal, then drain and stop gracefully.
+func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFlag := fs.String("config", "", "configuration `file` (default $SWITCHBOARD_CONFIG, else ./cluster.yaml)")
@@ -48,17 +50,35 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{err}
 	}
 	log := newLogger(cfg.Log, stderr)
+	if cfg.Cache.Backend == CacheRedis {
+		// The driver's logger is one per process, and this is the process.
+		goredis.SetLogger(redis.DriverLogger{Log: log})
+	}
 	log.Info().Int("gomaxprocs", runtime.GOMAXPROCS(0)).Int("cpus", runtime.NumCPU()).Msg("starting")
-	g, err := startGateway(ctx, cfg, log)
+	g, err := startGateway(sig.stop, cfg, log)
 	if err != nil {
 		return err
 	}
 	printReady(stdout, cfg, g.Addr())
-	<-ctx.Done()
-	log.Info().Msg("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout.Std())
-	defer cancel()
-	return g.Stop(stopCtx)
+	<-sig.stop.Done()
+	return g.drainAndStop(sig.hurry, cfg.Node.DrainPeriod.Std(), cfg.Node.ShutdownTimeout.Std())
+}
+
+// drainAndStop stops the node in two steps with their own budgets: the
+// drain (the API answers new requests with 503 and Retry-After for the
+// drain period, so load balancers move traffic away, while requests in
+// progress finish; hurry ends it early), then the stop (bounded by
+// shutdownTimeout from the drain's end).
+func (g *gateway) drainAndStop(hurry context.Context, drainPeriod, shutdownTimeout time.Duration) error {
+	g.log.Info().Dur("drain_period", drainPeriod).
+		Msg("stopping: draining, new requests get 503; SIGINT or SIGTERM again stops at once")
+	drain, cancelDrain := context.WithTimeout(hurry, drainPeriod)
+	defer cancelDrain()
+	g.node.Drain(drain)
+	g.log.Info().Dur("shutdown_timeout", shutdownTimeout).Msg("stopping: drain over, stopping the engine")
+	stop, cancelStop := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancelStop()
+	return g.Stop(stop)
 }
 
 type multiFlag []string
@@ -66,15 +86,29 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// demoSecret is the shipped cluster.yaml's key secret: public, so the
+// start-up hint may show it.
+const demoSecret = "demo-secret-change-me"
+
+// printReady prints where the node listens and a curl line to try it. The
+// line shows a key's secret only if it is the shipped demo one; any other
+// secret is a placeholder, so no real secret reaches a terminal or a log
+// collector. The placeholder is not a SWITCHBOARD_* name: the node refuses
+// unknown variables of its own prefix, and a user who exports it in the
+// shell that starts the node would stop the node from starting.
 func printReady(w io.Writer, cfg *Config, addr string) {
 	fmt.Fprintf(w, "switchboard %s listening on http://%s\n", buildVersion(), addr)
-	for _, k := range cfg.Keys {
-		if k.Secret == "" {
-			continue
-		}
-		fmt.Fprintf(w, "try it:\n  curl -s -X POST http://%s/v1/messages -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", addr, k.Secret)
+	if len(cfg.Keys) == 0 {
 		return
 	}
+	auth, note := `"Authorization: Bearer $API_KEY"`, fmt.Sprintf(" (API_KEY: the secret of key %q)", cfg.Keys[0].ID)
+	for _, k := range cfg.Keys {
+		if k.Secret == demoSecret {
+			auth, note = "'Authorization: Bearer "+demoSecret+"'", ""
+			break
+		}
+	}
+	fmt.Fprintf(w, "try it%s:\n  curl -s -X POST http://%s/v1/messages -H %s -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", note, addr, auth)
 }
 
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
@@ -132,8 +166,10 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 	}
 	ring := switchboard.NewKeyRing(keys)
 	return node.Open(ctx, node.Config{
-		DataDir: cfg.Node.DataDir,
-		Store:   cfg.Storage.pebbleOptions(log),
+		DataDir:      cfg.Node.DataDir,
+		Store:        cfg.Storage.pebbleOptions(log),
+		Cache:        cfg.Cache.client(),
+		CacheOptions: redis.Options{CarrierTTL: carrierTTL(cfg.Cache.CarrierTTL, cfg.Storage.TTL)},
 		Webhooks: callback.Options{
 			AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
 			Timeout:             cfg.Webhooks.Timeout.Std(),
@@ -144,9 +180,30 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 			Log: log, MaxBatch: cfg.Limits.MaxBatch,
 			AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
 			ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
+			AuthFailuresPerMinute: cfg.Node.authFailuresPerMinute(),
+			MaxValidity:           cfg.Limits.MaxValidity.Std(),
 		},
 		Listener: ln,
 	})
+}
+
+// client returns the Redis the cache settings name, nil for the
+// in-process cache.
+func (c CacheConfig) client() *redis.ClientOptions {
+	if c.Backend != CacheRedis {
+		return nil
+	}
+	return &redis.ClientOptions{Addr: c.Addr, Password: c.Password, DB: c.DB}
+}
+
+// carrierTTL is how long Redis remembers carrier message ids:
+// cache.carrier_ttl, or storage.ttl if that is shorter, so the cache
+// never names a message the store has deleted.
+func carrierTTL(cacheTTL, storageTTL Duration) time.Duration {
+	if s := storageTTL.Std(); s > 0 && s < cacheTTL.Std() {
+		return s
+	}
+	return cacheTTL.Std()
 }
 
 // startSimulators runs the built-in simulator of every carrier that asks
@@ -195,7 +252,8 @@ func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) ac
 	}
 	carriers := make([]actors.CarrierConfig, len(cfg.Carriers))
 	for i, c := range cfg.Carriers {
-		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c)}
+		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c),
+			ReceiptTimeout: c.ReceiptTimeout.Std(), MaxAttempts: c.MaxAttempts}
 	}
 	return actors.Config{
 		Keys: ring, Routes: routes, Carriers: carriers,
@@ -206,7 +264,8 @@ func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) ac
 			RetryMax: cfg.Webhooks.RetryMax.Std(), Concurrency: cfg.Webhooks.Concurrency,
 			GoneFor: cfg.Webhooks.GoneFor.Std(),
 		},
-		InboundTimeout: cfg.Inbound.ReassemblyTimeout.Std(),
+		InboundTimeout:       cfg.Inbound.ReassemblyTimeout.Std(),
+		ReadyRequiresCarrier: cfg.Node.readyRequiresCarrier(),
 	}
 }
 
@@ -216,7 +275,7 @@ func smppConfig(c CarrierConfig) smpp.Config {
 		AddressRange: c.AddressRange, Window: c.Window, IDFormat: c.ParsedIDFormat(),
 		EnquireLinkInterval: c.EnquireLink.Std(), ResponseTimeout: c.ResponseTimeout.Std(),
 		ReconnectMin: c.ReconnectMin.Std(), ReconnectMax: c.ReconnectMax.Std(),
-		Mode: smpp.Transceiver,
+		Mode: smpp.Transceiver, Statuses: c.Statuses(),
 	}
 	if c.BindType == BindTransmitterReceiver {
 		s.Mode = smpp.TransmitterReceiver

@@ -62,6 +62,8 @@
 //	                            total and seq a byte each: the whole part
 //	                            (appendInboundPart)
 //	s/<name>                    setting: version, the value's bytes
+//	f/⟨key⟩                     the key's fencing token, a varint
+//	                            (RaiseFence, fence.go)
 //
 // Index entries p/, d/ and u/ have empty values: Pending and ListMessages
 // read the messages they name from one snapshot. IDs are "msg_" and a
@@ -85,10 +87,10 @@
 //
 // The kinds added with the outbox (o/, n/, s/) left the layout version at
 // 1: a database from before has none of them and reads as empty outbox,
-// inbox and settings. Layout 2 added k/, u/, r/ and x/; Open migrates a
-// layout 1 database once (migrate.go), counting k/ from p/ and queueing
-// its idempotency records in x/. Message values took versions 2 and 3
-// (see codec.go).
+// inbox and settings. Layout 2 added k/, u/, r/, x/ and f/; Open migrates
+// a layout 1 database once (migrate.go), counting k/ from p/ and queueing
+// its idempotency records in x/ (the others start empty). Message values
+// took versions 2 and 3 (see codec.go).
 //
 // # Retention
 //

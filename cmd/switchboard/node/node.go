@@ -1,5 +1,6 @@
 // Package node assembles one gateway node from its parts — the embedded
-// store, the webhook client, the actor engine and the public HTTP API —
+// store (with a Redis cache in front when one is configured), the webhook
+// client, the actor engine and the public HTTP API —
 // starts them in that order and stops them in reverse. The switchboard
 // command and the bench both run their node through it, so what the bench
 // measures is wired the way the binary is.
@@ -12,10 +13,13 @@ import (
 	"net"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
+	"github.com/switchboard-sms/switchboard/storage/redis"
 )
 
 // Config is what a node is made of.
@@ -23,6 +27,12 @@ type Config struct {
 	// DataDir and Store open the embedded store.
 	DataDir string
 	Store   pebble.Options
+	// Cache, if set, names the Redis the store's cache is kept in
+	// (cache.backend: redis); nil: no cache in front of the store.
+	Cache *redis.ClientOptions
+	// CacheOptions configure that cache; it logs with the engine's
+	// logger.
+	CacheOptions redis.Options
 	// Webhooks configures the client the engine posts callbacks with.
 	Webhooks callback.Options
 	// Engine configures the engine; Open fills in its Store and webhook
@@ -39,13 +49,16 @@ type Config struct {
 // Node is a running node. Its parts are exposed for the bench's and the
 // tests' counters; Stop is the only way to end it.
 type Node struct {
-	Store  *pebble.Store
+	// Store is the store the engine uses: the embedded store, or the
+	// cache in front of it.
+	Store  switchboard.Store
 	Hooks  *callback.Client
 	Engine *actors.Engine
 	HTTP   *sbhttp.Server
 	// Timings says how long each step of Open took.
 	Timings Timings
 
+	cache  *goredis.Client // nil without a Redis cache
 	ln     net.Listener
 	served chan error // Serve's result; nil until the API is served
 }
@@ -70,7 +83,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	t0 := time.Now()
 	if n.Store, err = pebble.Open(cfg.DataDir, cfg.Store); err != nil {
+		n.Store = nil // a nil *pebble.Store is not a nil Store
 		return fmt.Errorf("storage: %w", err)
+	}
+	if cfg.Cache != nil {
+		n.openCache(ctx, cfg)
 	}
 	n.Timings.Store = time.Since(t0)
 	n.Hooks = callback.New(cfg.Webhooks)
@@ -98,11 +115,37 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	return nil
 }
 
+// openCache puts the Redis cache in front of the store. Redis not
+// answering is no reason not to start: the cache falls back on the store
+// until it does, and says so once.
+func (n *Node) openCache(ctx context.Context, cfg Config) {
+	opts := cfg.CacheOptions
+	opts.Logger = cfg.Engine.Log.With().Str("component", "cache").Logger()
+	n.cache = redis.NewClient(*cfg.Cache)
+	if err := redis.Ping(ctx, n.cache); err != nil {
+		opts.Logger.Warn().Err(err).Str("addr", cfg.Cache.Addr).
+			Msg("cache: redis does not answer; starting with the store alone until it does")
+	}
+	n.Store = redis.Wrap(n.Store, n.cache, opts)
+}
+
 // Addr is where the API listens.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
-// Stop drains: new requests get 503, submits in flight finish, binds
-// unbind, status writes land, then the store closes.
+// Drain makes the API answer new requests with 503 unavailable and
+// Retry-After (and /readyz with 503) until ctx ends, while requests in
+// progress go on and the engine keeps sending; it returns when ctx ends.
+// The API stays open meanwhile, so a client or load balancer that has
+// not noticed yet gets an answer rather than a refused connection.
+func (n *Node) Drain(ctx context.Context) {
+	n.HTTP.Drain()
+	<-ctx.Done()
+}
+
+// Stop stops the node, bounded by ctx: the API closes (new requests got
+// 503 already if Drain ran) and requests still in progress finish,
+// submits in flight finish, binds unbind, status writes land, then the
+// store closes.
 func (n *Node) Stop(ctx context.Context) error {
 	n.HTTP.Drain()
 	errs := []error{n.HTTP.Shutdown(ctx), n.Engine.Stop(ctx)}
@@ -111,6 +154,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.Hooks.Close()
 	errs = append(errs, n.Store.Close())
+	if n.cache != nil {
+		errs = append(errs, n.cache.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -129,5 +175,8 @@ func (n *Node) abort() {
 	}
 	if n.Store != nil {
 		n.Store.Close()
+	}
+	if n.cache != nil {
+		n.cache.Close()
 	}
 }
