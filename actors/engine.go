@@ -49,6 +49,9 @@ type Config struct {
 
 	// Webhooks tunes callback delivery.
 	Webhooks WebhookConfig
+	// Fleet makes the engine one node of a cluster (nil: a single node).
+	Fleet *FleetConfig
+
 	// ReceiptSweep is how often messages whose receipt is overdue are
 	// looked for and ended unknown (default 1 minute).
 	ReceiptSweep time.Duration
@@ -137,6 +140,8 @@ type Engine struct {
 	stats    engineStats
 	// nextInst numbers key actor instances.
 	nextInst atomic.Uint64
+	// fleet is the engine's part in a cluster; nil on a single node.
+	fleet *fleet
 }
 
 type engineStats struct {
@@ -196,6 +201,13 @@ func New(cfg Config) (*Engine, error) {
 		router: &router{routes: switchboard.NewRoutes(cfg.Routes), carriers: carriers},
 		corr:   newCorrelator(), ids: newEventIDs(),
 	}
+	if cfg.Fleet != nil {
+		f, err := newFleet(e, *cfg.Fleet)
+		if err != nil {
+			return nil, err
+		}
+		e.fleet = f
+	}
 	e.webhooks = newDispatcher(e, cfg.Webhooks, e.ids)
 	e.recorder = newRecorder(cfg.Store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
 	e.inbound = newInbound(e)
@@ -240,6 +252,15 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.carriers = append(e.carriers, pid)
 	}
+	if e.fleet != nil {
+		// The fleet starts the keys this node owns, now and whenever the
+		// membership changes (fleet.reconcileKeys).
+		if err := e.fleet.start(); err != nil {
+			return fmt.Errorf("actors: join the cluster: %w", err)
+		}
+		e.background(func(stop context.Context) { e.sweepOverdueEvery(stop, e.cfg.ReceiptSweep) })
+		return nil
+	}
 	keys, err := e.store.PendingKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("actors: recovery: list keys with pending messages: %w", err)
@@ -259,15 +280,38 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Submit accepts messages for key. See http.Engine.
+// Submit accepts messages for key. See http.Engine. In a cluster a key's
+// messages are accepted by the node that owns the key: a request that
+// reached another node is forwarded there.
 func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
 	if e.stopping.Load() {
 		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down."))
 	}
+	if e.fleet != nil {
+		pid, remote := e.fleet.keyOwner(key.ID)
+		switch {
+		case pid == nil:
+			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "No node can take this key's messages now; try again."))
+		case remote:
+			return e.fleet.forwardSubmit(ctx, pid, key, reqs, e.requestTimeout(ctx))
+		}
+	}
+	return e.submitLocal(ctx, key, reqs)
+}
+
+// requestTimeout is how long a request may wait for its key's actor: the
+// configured bound, or less if ctx ends sooner.
+func (e *Engine) requestTimeout(ctx context.Context) time.Duration {
 	timeout := e.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
+	return timeout
+}
+
+// submitLocal accepts messages for a key whose actor runs on this node.
+func (e *Engine) submitLocal(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
+	timeout := e.requestTimeout(ctx)
 	b := &submitBatch{reqs: reqs}
 	pid, c, err := e.admit(key, b, timeout)
 	if err == nil && c.lookup != nil {
@@ -423,7 +467,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.bg.Wait()
 	e.recorder.stop()
 	e.webhooks.stopAll(ctx)
-	e.system.Shutdown()
+	if e.fleet != nil {
+		e.fleet.stop() // shuts the actor system down too
+	} else {
+		e.system.Shutdown()
+	}
 	return nil
 }
 
