@@ -227,6 +227,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	wake := func(pid *actor.PID, b *budget) { e.system.Root.Send(pid, &budgetFree{b: b}) }
 	e.held = newBudget(e.cfg.MaxHeld, wake)
 	e.sending = newBudget(e.cfg.MaxSending, wake)
+	if e.fleet != nil {
+		// Join first: actors spawned before the remote starts would carry
+		// an address the other nodes cannot reach.
+		if err := e.fleet.start(); err != nil {
+			return fmt.Errorf("actors: join the cluster: %w", err)
+		}
+	}
 	if err := e.webhooks.loadSecrets(ctx); err != nil {
 		return fmt.Errorf("actors: webhook secrets: %w", err)
 	}
@@ -241,10 +248,15 @@ func (e *Engine) Start(ctx context.Context) error {
 		backoff: switchboard.Backoff{Min: e.cfg.RestartMin, Max: e.cfg.RestartMax},
 		calm:    e.cfg.RestartMax * 2, log: e.log,
 	}
-	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.carrierUp}
+	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.bindUp,
+		remoteJob: e.remoteSubmitJob}
 	for _, cc := range e.cfg.Carriers {
 		sup := &carrierSupervisor{cfg: cc, state: e.router.carriers[cc.Name], deps: deps,
-			limiter: smpp.NewLimiter(cc.TPS)}
+			limiter: smpp.NewLimiter(cc.TPS), fleet: e.fleet != nil}
+		if sup.fleet && cc.TPS > 0 {
+			share := cc.TPS / float64(cc.Binds)
+			sup.newLimiter = func() *switchboard.TokenBucket { return smpp.NewLimiter(share) }
+		}
 		props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
 		pid, err := e.system.Root.SpawnNamed(props, "carrier-"+cc.Name)
 		if err != nil {
@@ -253,11 +265,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.carriers = append(e.carriers, pid)
 	}
 	if e.fleet != nil {
-		// The fleet starts the keys this node owns, now and whenever the
-		// membership changes (fleet.reconcileKeys).
-		if err := e.fleet.start(); err != nil {
-			return fmt.Errorf("actors: join the cluster: %w", err)
-		}
+		// The fleet starts the keys and binds this node owns, now and
+		// whenever the membership changes.
+		e.background(e.fleet.watch)
 		e.background(func(stop context.Context) { e.sweepOverdueEvery(stop, e.cfg.ReceiptSweep) })
 		return nil
 	}
@@ -509,6 +519,15 @@ func (e *Engine) background(f func(stop context.Context)) {
 		defer e.bg.Done()
 		f(e.bgStop)
 	}()
+}
+
+// bindUp follows a bind coming up: the keys waiting for a carrier may go,
+// and in a cluster the other nodes hear of it.
+func (e *Engine) bindUp() {
+	if e.fleet != nil {
+		e.fleet.publishBinds()
+	}
+	e.carrierUp()
 }
 
 // carrierUp tells every key actor that a bind has come up, so destinations

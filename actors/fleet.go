@@ -73,6 +73,11 @@ type fleet struct {
 	changed  chan struct{} // the membership changed: reconcile
 	removed  chan struct{} // closed when this node must rejoin
 	lostOnce sync.Once
+
+	// binds are the binds this node runs, by lease name; only the watch
+	// goroutine touches it.
+	binds map[string]bindLease
+	hints *hinter
 }
 
 func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
@@ -82,8 +87,10 @@ func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = defaultLeaseTTL
 	}
-	return &fleet{e: e, cfg: cfg, leases: cfg.Leases, ring: cluster.NewRendezvous(),
-		changed: make(chan struct{}, 1), removed: make(chan struct{})}, nil
+	f := &fleet{e: e, cfg: cfg, leases: cfg.Leases, ring: cluster.NewRendezvous(),
+		changed: make(chan struct{}, 1), removed: make(chan struct{}), binds: map[string]bindLease{}}
+	f.hints = newHinter(f)
+	return f, nil
 }
 
 // start joins the cluster: remote first, then the cluster member with its
@@ -115,7 +122,10 @@ func (f *fleet) start() (err error) {
 	f.c.StartMember()
 	f.holder = f.e.system.ID
 	f.address = f.e.system.Address()
-	f.e.background(f.watch)
+	node := &nodeActor{e: f.e}
+	if _, err := f.e.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return node }), nodeActorName); err != nil {
+		return fmt.Errorf("spawn the node actor: %w", err)
+	}
 	return nil
 }
 
@@ -164,29 +174,53 @@ func (f *fleet) owner(kind, identity string) string {
 	return f.ring.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind))
 }
 
-// watch reconciles this node's share of the work after every membership
-// change, and every few seconds for what a change may have missed, until
-// the engine stops; it also notices when membership removed this node.
+// watch keeps this node's share of the work right until the engine stops:
+// every third of a lease period it renews its binds' leases and starts or
+// stops binds, and reads the binds the other nodes gossip; after every
+// membership change, and every few seconds for what a change may have
+// missed, it hands over or starts keys. It also notices when membership
+// removed this node.
 func (f *fleet) watch(stop context.Context) {
-	t := time.NewTicker(reconcileEvery)
+	t := time.NewTicker(f.cfg.LeaseTTL / 3)
 	defer t.Stop()
+	keysDue := time.Now()
 	for {
+		membership := false
 		select {
 		case <-stop.Done():
+			f.releaseBinds()
 			return
 		case <-f.cfg.Membership.Removed():
 			f.lost("the other members declared this node dead")
 			return
 		case <-f.changed:
+			membership = true
 		case <-t.C:
 		}
-		f.reconcileKeys(stop)
+		f.reconcileBinds(stop)
+		f.refreshBinds()
+		if membership || time.Now().After(keysDue) {
+			f.reconcileKeys(stop)
+			f.reconcileEndpoints(stop)
+			keysDue = time.Now().Add(reconcileKeysEvery)
+		}
 	}
 }
 
-// reconcileEvery is how often a node checks its share of the work without
-// a membership change.
-const reconcileEvery = 3 * time.Second
+// reconcileKeysEvery is how often a node looks for keys it owns without a
+// membership change.
+const reconcileKeysEvery = 3 * time.Second
+
+// releaseBinds gives up the leases of the binds this node runs, as it
+// stops: the binds themselves stop with the engine.
+func (f *fleet) releaseBinds() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for name, b := range f.binds {
+		_ = f.leases.Release(ctx, b.lease)
+		delete(f.binds, name)
+	}
+}
 
 // reconcileKeys hands over the keys this node no longer owns (their actors
 // drain and stop, giving their leases up) and starts the keys it owns that

@@ -91,6 +91,10 @@ func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time
 			Ref: concatRef(m.ID), UseRef: true, Accepted: e.ids},
 		done: k.submitCallback(ctx.Self(), q, e, c),
 	}
+	if k.e.fleet != nil && pid.Address != ctx.Self().Address {
+		k.e.fleet.remoteSubmit(pid, c.name, job, m.ID, c.remoteTimeout())
+		return
+	}
 	ctx.Send(pid, job)
 }
 
