@@ -352,6 +352,9 @@ const (
 	envPrefix = "SWITCHBOARD_"
 	// envConfigFile names the configuration file; it is not a setting.
 	envConfigFile = "SWITCHBOARD_CONFIG"
+	// envTestPrefix begins the test suites' variables, which are not
+	// settings either (no section is named test).
+	envTestPrefix = "SWITCHBOARD_TEST_"
 	// defaultConfigFile is read when neither --config nor
 	// SWITCHBOARD_CONFIG names a file.
 	defaultConfigFile = "cluster.yaml"
@@ -662,7 +665,9 @@ func envPath(t reflect.Type, name string) ([]string, bool) {
 }
 
 // applyEnv applies every SWITCHBOARD_* variable of environ except
-// SWITCHBOARD_CONFIG. A variable that names no setting is an error, so a
+// SWITCHBOARD_CONFIG and the test suites' SWITCHBOARD_TEST_* (the servers
+// CI runs, such as SWITCHBOARD_TEST_REDIS, are in the environment of every
+// node a test starts). A variable that names no setting is an error, so a
 // typo is not silently ignored.
 func (c *Config) applyEnv(environ []string) error {
 	var errs []error
@@ -670,7 +675,7 @@ func (c *Config) applyEnv(environ []string) error {
 	for _, kv := range environ {
 		name, value, _ := strings.Cut(kv, "=")
 		rest, ok := strings.CutPrefix(name, envPrefix)
-		if !ok || name == envConfigFile {
+		if !ok || name == envConfigFile || strings.HasPrefix(name, envTestPrefix) {
 			continue
 		}
 		segs, ok := envPath(configType, rest)
