@@ -31,6 +31,9 @@ type liveState struct {
 	used     map[string]bool
 	strategy actor.SupervisorStrategy
 	deps     bindDeps
+	// started: the engine's first carriers are spawned; later ones are
+	// the live changes'.
+	started bool
 	// paused is the set of suspended carriers, replaced under mu and read
 	// without it (Ready must not wait for a reconfiguration).
 	paused atomic.Pointer[map[string]bool]
@@ -83,7 +86,11 @@ func (l *liveState) notePaused() {
 // engine is starting.
 func (e *Engine) startCarrier(cc CarrierConfig, state *carrier) error {
 	l := &e.live
-	sup := &carrierSupervisor{cfg: cc, state: state, deps: l.deps, limiter: smpp.NewLimiter(cc.TPS)}
+	sup := &carrierSupervisor{cfg: cc, state: state, deps: l.deps, limiter: smpp.NewLimiter(cc.TPS), fleet: e.fleet != nil}
+	if sup.fleet && cc.TPS > 0 {
+		share := cc.TPS / float64(cc.Binds)
+		sup.newLimiter = func() *switchboard.TokenBucket { return smpp.NewLimiter(share) }
+	}
 	props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(l.strategy))
 	name := "carrier-" + cc.Name
 	for n := 2; l.used[name]; n++ {
@@ -101,6 +108,9 @@ func (e *Engine) startCarrier(cc CarrierConfig, state *carrier) error {
 	}
 	lc.cfg, lc.state, lc.pid, lc.suspended = cc, state, pid, false
 	l.notePaused()
+	if !l.started {
+		e.carriers = append(e.carriers, pid)
+	}
 	return nil
 }
 
@@ -156,6 +166,7 @@ func (e *Engine) Reconfigure(ctx context.Context, carriers []CarrierConfig, rout
 	l := &e.live
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.started = true
 	old := e.router.load()
 	states := make(map[string]*carrier, len(next))
 	var stop, start []*liveCarrier
@@ -176,6 +187,9 @@ func (e *Engine) Reconfigure(ctx context.Context, carriers []CarrierConfig, rout
 		if l.carriers[name] == nil {
 			starting = append(starting, cc)
 		}
+	}
+	if e.fleet != nil && (len(stop) > 0 || len(starting) > 0) {
+		return errFleetCarriers
 	}
 	for _, cc := range starting {
 		states[cc.Name] = newCarrier(cc)
@@ -218,6 +232,12 @@ func (e *Engine) Reconfigure(ctx context.Context, carriers []CarrierConfig, rout
 	return nil
 }
 
+// errFleetCarriers: the fleet places a carrier's binds over the nodes by
+// the configuration every node started with, and leases them, so in a
+// cluster carriers change by restart.
+var errFleetCarriers = switchboard.Errorf(switchboard.EUNAVAILABLE,
+	"In a cluster carriers change by restart: change every node's cluster.yaml and restart the nodes one by one; routes and keys change live.")
+
 // sameCarrier reports whether two carrier configurations run the same
 // binds. Loggers are the engine's to set and do not count.
 func sameCarrier(a, b CarrierConfig) bool {
@@ -230,6 +250,9 @@ func sameCarrier(a, b CarrierConfig) bool {
 // next carrier of their route or wait. ctx bounds the wait for the binds
 // to stop.
 func (e *Engine) SuspendCarrier(ctx context.Context, name string) error {
+	if e.fleet != nil {
+		return errFleetCarriers
+	}
 	l := &e.live
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -240,6 +263,7 @@ func (e *Engine) SuspendCarrier(ctx context.Context, name string) error {
 	if lc.suspended {
 		return nil
 	}
+	l.started = true
 	lc.suspended = true
 	l.notePaused()
 	for i := range lc.state.info {
@@ -252,6 +276,9 @@ func (e *Engine) SuspendCarrier(ctx context.Context, name string) error {
 
 // ResumeCarrier starts a suspended carrier's binds again.
 func (e *Engine) ResumeCarrier(name string) error {
+	if e.fleet != nil {
+		return errFleetCarriers
+	}
 	l := &e.live
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -469,8 +496,8 @@ func (k *keyActor) cancel(ctx actor.Context, r *cancelReq) {
 	w, reply, id := k.work, r.reply, r.id
 	w.start()
 	ev := switchboard.Event{Status: switchboard.StatusCanceled, At: k.e.now()}
-	u := switchboard.Update{MessageID: id, Transition: switchboard.Transition{Event: ev, Part: -1}}
-	k.e.recordInOrder(id, []switchboard.Update{u}, func() {
+	u := switchboard.Update{MessageID: id, Transition: switchboard.Transition{Event: ev, Part: -1}, Fence: k.lease.Token}
+	k.e.recordInOrder(id, []switchboard.Update{u}, w, func() {
 		w.end()
 		reply <- nil
 	})

@@ -48,6 +48,9 @@ type Config struct {
 
 	// Webhooks tunes callback delivery.
 	Webhooks WebhookConfig
+	// Fleet makes the engine one node of a cluster (nil: a single node).
+	Fleet *FleetConfig
+
 	// ReceiptSweep is how often messages whose receipt is overdue are
 	// looked for and ended unknown (default 1 minute).
 	ReceiptSweep time.Duration
@@ -128,6 +131,9 @@ type Engine struct {
 	ids      *eventIDs
 	webhooks *dispatcher
 	inbound  *inbound
+	// carriers are the supervisors spawned at start, in the order of
+	// Config.Carriers (the fleet places their binds by it).
+	carriers []*actor.PID
 	// live holds the running carriers and what can change while the
 	// engine runs (admin.go); metrics and gauges are metrics.go's.
 	live    liveState
@@ -144,6 +150,8 @@ type Engine struct {
 	stats    engineStats
 	// nextInst numbers key actor instances.
 	nextInst atomic.Uint64
+	// fleet is the engine's part in a cluster; nil on a single node.
+	fleet *fleet
 }
 
 type engineStats struct {
@@ -204,6 +212,13 @@ func New(cfg Config) (*Engine, error) {
 		corr:   newCorrelator(), ids: newEventIDs(),
 	}
 	e.instrument(cfg.Store, cfg.Metrics)
+	if cfg.Fleet != nil {
+		f, err := newFleet(e, *cfg.Fleet)
+		if err != nil {
+			return nil, err
+		}
+		e.fleet = f
+	}
 	e.webhooks = newDispatcher(e, cfg.Webhooks, e.ids)
 	e.recorder = newRecorder(e.store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
 	e.inbound = newInbound(e)
@@ -223,6 +238,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	wake := func(pid *actor.PID, b *budget) { e.system.Root.Send(pid, &budgetFree{b: b}) }
 	e.held = newBudget(e.cfg.MaxHeld, wake)
 	e.sending = newBudget(e.cfg.MaxSending, wake)
+	if e.fleet != nil {
+		// Join first: actors spawned before the remote starts would carry
+		// an address the other nodes cannot reach.
+		if err := e.fleet.start(); err != nil {
+			return fmt.Errorf("actors: join the cluster: %w", err)
+		}
+	}
 	if err := e.webhooks.loadSecrets(ctx); err != nil {
 		return fmt.Errorf("actors: webhook secrets: %w", err)
 	}
@@ -237,7 +259,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		backoff: switchboard.Backoff{Min: e.cfg.RestartMin, Max: e.cfg.RestartMax},
 		calm:    e.cfg.RestartMax * 2, log: e.log,
 	}
-	e.live.init(strategy, bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.carrierUp})
+	e.live.init(strategy, bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.bindUp,
+		remoteJob: e.remoteSubmitJob})
 	for _, cc := range e.cfg.Carriers {
 		if err := e.startCarrier(cc, e.router.carrier(cc.Name)); err != nil {
 			return err
@@ -245,6 +268,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	if err := e.countPending(ctx); err != nil {
 		return fmt.Errorf("actors: recovery: count pending messages: %w", err)
+	}
+	e.background(e.sampleBinds)
+	if e.fleet != nil {
+		// The fleet starts the keys and binds this node owns, now and
+		// whenever the membership changes.
+		e.background(e.fleet.watch)
+		e.background(func(stop context.Context) { e.sweepOverdueEvery(stop, e.cfg.ReceiptSweep) })
+		return nil
 	}
 	keys, err := e.store.PendingKeys(ctx)
 	if err != nil {
@@ -262,19 +293,41 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.log.Info().Int("keys", len(keys)).Msg("resuming pending messages")
 	}
 	e.background(func(stop context.Context) { e.sweepOverdueEvery(stop, e.cfg.ReceiptSweep) })
-	e.background(e.sampleBinds)
 	return nil
 }
 
-// Submit accepts messages for key. See http.Engine.
+// Submit accepts messages for key. See http.Engine. In a cluster a key's
+// messages are accepted by the node that owns the key: a request that
+// reached another node is forwarded there.
 func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
 	if e.stopping.Load() {
 		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down."))
 	}
+	if e.fleet != nil {
+		pid, remote := e.fleet.keyOwner(key.ID)
+		switch {
+		case pid == nil:
+			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "No node can take this key's messages now; try again."))
+		case remote:
+			return e.fleet.forwardSubmit(ctx, pid, key, reqs, e.requestTimeout(ctx))
+		}
+	}
+	return e.submitLocal(ctx, key, reqs)
+}
+
+// requestTimeout is how long a request may wait for its key's actor: the
+// configured bound, or less if ctx ends sooner.
+func (e *Engine) requestTimeout(ctx context.Context) time.Duration {
 	timeout := e.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
+	return timeout
+}
+
+// submitLocal accepts messages for a key whose actor runs on this node.
+func (e *Engine) submitLocal(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
+	timeout := e.requestTimeout(ctx)
 	b := &submitBatch{reqs: reqs}
 	pid, c, err := e.admit(key, b, timeout)
 	if err == nil && c.lookup != nil {
@@ -431,7 +484,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.bg.Wait()
 	e.recorder.stop()
 	e.webhooks.stopAll(ctx)
-	e.system.Shutdown()
+	if e.fleet != nil {
+		e.fleet.stop() // shuts the actor system down too
+	} else {
+		e.system.Shutdown()
+	}
 	return nil
 }
 
@@ -469,6 +526,15 @@ func (e *Engine) background(f func(stop context.Context)) {
 		defer e.bg.Done()
 		f(e.bgStop)
 	}()
+}
+
+// bindUp follows a bind coming up: the keys waiting for a carrier may go,
+// and in a cluster the other nodes hear of it.
+func (e *Engine) bindUp() {
+	if e.fleet != nil {
+		e.fleet.publishBinds()
+	}
+	e.carrierUp()
 }
 
 // carrierUp tells every key actor that a bind has come up, so destinations

@@ -1,5 +1,6 @@
 // Package node assembles one gateway node from its parts — the embedded
-// store, the webhook client, the actor engine and the public HTTP API —
+// store (with a Redis cache in front when one is configured), the webhook
+// client, the actor engine and the public HTTP API —
 // starts them in that order and stops them in reverse. The switchboard
 // command and the bench both run their node through it, so what the bench
 // measures is wired the way the binary is.
@@ -12,11 +13,13 @@ import (
 	"net"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
+	"github.com/switchboard-sms/switchboard/storage/redis"
 )
 
 // Config is what a node is made of.
@@ -24,6 +27,12 @@ type Config struct {
 	// DataDir and Store open the embedded store.
 	DataDir string
 	Store   pebble.Options
+	// Cache, if set, names the Redis the store's cache is kept in
+	// (cache.backend: redis); nil: no cache in front of the store.
+	Cache *redis.ClientOptions
+	// CacheOptions configure that cache; it logs with the engine's
+	// logger.
+	CacheOptions redis.Options
 	// Webhooks configures the client the engine posts callbacks with.
 	Webhooks callback.Options
 	// Engine configures the engine; Open fills in its Store and webhook
@@ -45,13 +54,16 @@ type Config struct {
 // Node is a running node. Its parts are exposed for the bench's and the
 // tests' counters; Stop is the only way to end it.
 type Node struct {
-	Store  *pebble.Store
+	// Store is the store the engine uses: the embedded store, or the
+	// cache in front of it.
+	Store  switchboard.Store
 	Hooks  *callback.Client
 	Engine *actors.Engine
 	HTTP   *sbhttp.Server
 	// Timings says how long each step of Open took.
 	Timings Timings
 
+	cache  *goredis.Client // nil without a Redis cache
 	ln     net.Listener
 	served chan error // Serve's result; nil until the API is served
 }
@@ -76,7 +88,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	t0 := time.Now()
 	if n.Store, err = pebble.Open(cfg.DataDir, cfg.Store); err != nil {
+		n.Store = nil // a nil *pebble.Store is not a nil Store
 		return fmt.Errorf("storage: %w", err)
+	}
+	if cfg.Cache != nil {
+		n.openCache(ctx, cfg)
 	}
 	n.Timings.Store = time.Since(t0)
 	n.Hooks = callback.New(cfg.Webhooks)
@@ -109,6 +125,20 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	return nil
 }
 
+// openCache puts the Redis cache in front of the store. Redis not
+// answering is no reason not to start: the cache falls back on the store
+// until it does, and says so once.
+func (n *Node) openCache(ctx context.Context, cfg Config) {
+	opts := cfg.CacheOptions
+	opts.Logger = cfg.Engine.Log.With().Str("component", "cache").Logger()
+	n.cache = redis.NewClient(*cfg.Cache)
+	if err := redis.Ping(ctx, n.cache); err != nil {
+		opts.Logger.Warn().Err(err).Str("addr", cfg.Cache.Addr).
+			Msg("cache: redis does not answer; starting with the store alone until it does")
+	}
+	n.Store = redis.Wrap(n.Store, n.cache, opts)
+}
+
 // Addr is where the API listens.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
@@ -134,6 +164,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.Hooks.Close()
 	errs = append(errs, n.Store.Close())
+	if n.cache != nil {
+		errs = append(errs, n.cache.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -152,5 +185,8 @@ func (n *Node) abort() {
 	}
 	if n.Store != nil {
 		n.Store.Close()
+	}
+	if n.cache != nil {
+		n.cache.Close()
 	}
 }
