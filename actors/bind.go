@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
@@ -20,6 +21,7 @@ type bindDeps struct {
 	// remoteJob makes a submit another node sent into a job whose outcome
 	// goes back to that node.
 	remoteJob func(*wire.CarrierSubmit, *actor.PID) *submitJob
+	metrics   Metrics // the submit → response time of every part
 }
 
 // submitJob asks a bind to send one message. done is called exactly once,
@@ -99,6 +101,7 @@ func (b *bindActor) start() {
 		}
 	}
 	cfg.OnDown = b.state.info[b.index].setError
+	cfg.OnResponse = func(d time.Duration) { b.deps.metrics.CarrierSubmit(b.state.name, d) }
 	client, err := smpp.NewClient(cfg)
 	if err != nil {
 		// Configuration is checked before the engine starts; failing here

@@ -260,7 +260,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		calm:    e.cfg.RestartMax * 2, log: e.log,
 	}
 	e.live.init(strategy, bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.bindUp,
-		remoteJob: e.remoteSubmitJob})
+		remoteJob: e.remoteSubmitJob, metrics: e.metrics})
 	for _, cc := range e.cfg.Carriers {
 		if err := e.startCarrier(cc, e.router.carrier(cc.Name)); err != nil {
 			return err

@@ -124,10 +124,9 @@ func concatRef(id string) byte {
 // outcome of e's submit. It records the outcome itself (so it is recorded
 // even if this actor instance is gone by then), then tells the actor.
 func (k *keyActor) submitCallback(self *actor.PID, q *destQueue, e *entry, c *carrier) func(smpp.Result, error) {
-	eng, inst, w, id, prior, fence, start := k.e, k.inst, k.work, e.msg.ID, e.ids, k.lease.Token, time.Now()
+	eng, inst, w, id, prior, fence := k.e, k.inst, k.work, e.msg.ID, e.ids, k.lease.Token
 	return func(res smpp.Result, err error) {
 		eng.sending.release(1) // here, not in the actor: even a replaced instance gives it back
-		eng.metrics.CarrierSubmit(c.name, time.Since(start))
 		eng.submitOutcome(c, id, prior, fence, res, err, w)
 		eng.system.Root.Send(self, &submitDone{inst: inst, q: q, e: e, carrier: c, res: res, err: err})
 	}

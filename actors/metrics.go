@@ -16,8 +16,8 @@ import (
 // never a message or a phone number. Implementations are safe for
 // concurrent use and cheap: they are called on the message path.
 type Metrics interface {
-	// CarrierSubmit: a submit handed to a bind of carrier was answered (or
-	// failed) after d.
+	// CarrierSubmit: one submit_sm part to carrier was answered (its
+	// submit_sm_resp or generic_nack) d after it was written.
 	CarrierSubmit(carrier string, d time.Duration)
 	// Receipt: a receipt came from carrier, in state: a final status
 	// (delivered, undeliverable, expired, rejected), "intermediate", or

@@ -89,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "HTTP requests by route (its pattern) and status class (2xx, 4xx, 5xx), from the request read to the response written.",
 			Buckets: latency}, []string{"route", "status"}),
 		submitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricSubmitDuration,
-			Help:    "From a submit handed to a carrier's bind to its answer (submit_sm_resp, or the error that ended it), by carrier.",
+			Help:    "From a submit_sm part written to a carrier's bind to its response (submit_sm_resp or generic_nack), by carrier.",
 			Buckets: append(latency[1:len(latency):len(latency)], 30)}, []string{"carrier"}),
 		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricStoreDuration,
 			Help:    "Durable store writes by operation (accept, record, finish_callbacks, accept_inbound), fsync included.",

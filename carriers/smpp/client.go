@@ -274,6 +274,9 @@ func (c *Client) pace(ctx context.Context) error {
 // partAnswered settles one part from its submit_sm_resp or generic_nack.
 func (c *Client) partAnswered(req *request, resp pdu.PDU) {
 	<-c.window
+	if c.cfg.OnResponse != nil {
+		c.cfg.OnResponse(time.Since(req.sent))
+	}
 	var status data.CommandStatusType
 	id := ""
 	switch p := resp.(type) {

@@ -80,6 +80,9 @@ type Config struct {
 	// OnDown is told why a connection failed to bind or was lost, before
 	// the wait to reconnect (the same error "smpp bind down" logs).
 	OnDown func(err error)
+	// OnResponse is told how long each submit_sm part waited for its
+	// response (or generic_nack), from the moment it was written.
+	OnResponse func(d time.Duration)
 
 	// Dial opens the TCP connection; default net.Dialer.DialContext.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
