@@ -112,9 +112,10 @@ func TestAdminKeysLive(t *testing.T) {
 		t.Fatalf("get: %d %v", r.status, r.body)
 	}
 	for _, bad := range []string{`{"id": "api1", "rate": 1}`, `{"id": "x", "rate": 1, "secret": "0123456789abcdef0"}`,
-		`{"id": "y", "rate": "fast"}`, `{"id": "z", "rate": 1, "numbers": ["+447700900555"]}`, `[1]`, `{"id": "w", "rat": 1}`} {
+		`{"id": "y", "rate": "fast"}`, `{"id": "z", "rate": 1, "numbers": ["+447700900555"]}`, `[1]`, `{"id": "w", "rat": 1}`,
+		`{"id": 7, "rate": 1}`, `{"id": "v", "rate": 1, "numbers": [null]}`, `{"id": "u", "rate": 1, "callback_batch": 2.5}`} {
 		r := adminCall(t, g, "POST", "/admin/v1/keys", bad)
-		if r.status != 400 && r.status != 409 {
+		if r.status != 400 && r.status != 409 || r.body["error"] == nil {
 			t.Fatalf("create %s: %d %v", bad, r.status, r.body)
 		}
 	}
@@ -369,7 +370,7 @@ func TestAdminCarriersRoutesLive(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			r := adminCall(t, g, "GET", "/admin/v1/carriers/"+carrier, "")
-			binds, _ := r.body["binds"].([]any)
+			binds, _ := r.body["bind_states"].([]any)
 			ok := len(binds) == n
 			for _, b := range binds {
 				ok = ok && b.(map[string]any)["state"] == state

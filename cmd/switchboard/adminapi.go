@@ -47,6 +47,9 @@ func decodeItem(body []byte, item any, what string, fixed ...string) error {
 	}
 	checkNode(n, reflect.TypeOf(item).Elem(), "", &problems)
 	if len(problems) == 0 {
+		strictJSON(n, reflect.TypeOf(item).Elem(), &problems)
+	}
+	if len(problems) == 0 {
 		if err := n.Decode(item); err != nil {
 			problems = append(problems, errors.New(strings.TrimPrefix(err.Error(), "yaml: ")))
 		}
@@ -59,6 +62,62 @@ func decodeItem(body []byte, item any, what string, fixed ...string) error {
 		return switchboard.Errorf(switchboard.EINVALID, "%s", strings.Join(msgs, "; "))
 	}
 	return nil
+}
+
+// strictJSON holds a JSON body to JSON's types, which YAML's reading
+// would stretch: a number or false is no string, null no value.
+func strictJSON(n *yaml.Node, t reflect.Type, problems *[]error) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		name, v := n.Content[i].Value, n.Content[i+1]
+		f, ok := fieldByName(t, name)
+		if !ok {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		var want []string
+		switch {
+		case ft == durationType || ft.Kind() == reflect.String:
+			want = []string{"!!str"}
+		case ft.Kind() == reflect.Bool:
+			want = []string{"!!bool"}
+		case ft.Kind() == reflect.Int:
+			want = []string{"!!int"}
+		case ft.Kind() == reflect.Float64:
+			want = []string{"!!int", "!!float"}
+		case ft.Kind() == reflect.Slice:
+			if v.Kind != yaml.SequenceNode {
+				*problems = append(*problems, fmt.Errorf("%s: want a list of strings", name))
+				continue
+			}
+			for j, item := range v.Content {
+				if item.ShortTag() != "!!str" {
+					*problems = append(*problems, fmt.Errorf("%s[%d]: want a string, got %s", name, j, jsonKind(item)))
+				}
+			}
+			continue
+		}
+		if !slices.Contains(want, v.ShortTag()) {
+			*problems = append(*problems, fmt.Errorf("%s: want %s, got %s", name, wantOf(ft), jsonKind(v)))
+		}
+	}
+}
+
+// jsonKind names a JSON value's kind.
+func jsonKind(n *yaml.Node) string {
+	switch n.ShortTag() {
+	case "!!null":
+		return "null"
+	case "!!str":
+		return "a string"
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "true or false"
+	}
+	return gotOf(n)
 }
 
 // lineRE is the line number the file's checks put first; a request body
@@ -255,8 +314,8 @@ func overlap(body []byte) (time.Duration, error) {
 		Overlap *Duration `yaml:"overlap"`
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := yaml.Unmarshal(body, &o); err != nil {
-			return 0, switchboard.Errorf(switchboard.EINVALID, `The body must be {"overlap": "24h"}, a duration like 30m or 72h.`)
+		if err := decodeItem(body, &o, "rotation"); err != nil {
+			return 0, err
 		}
 	}
 	if o.Overlap == nil {
@@ -346,7 +405,7 @@ func (c *catalog) carrierView(cc CarrierConfig, source string) map[string]any {
 			}
 		}
 	}
-	v["suspended"], v["binds"] = suspended, binds
+	v["suspended"], v["bind_states"] = suspended, binds
 	return v
 }
 
