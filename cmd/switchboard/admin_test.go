@@ -159,6 +159,11 @@ func TestAdminKeysLive(t *testing.T) {
 		t.Fatalf("negative overlap: %d", r.status)
 	}
 
+	// Changing keys leaves the carriers' binds alone.
+	if n := sim.Stats().Binds; n != 1 {
+		t.Fatalf("the simulator saw %d binds; changing keys restarted the carrier", n)
+	}
+
 	// Revoke: refused on the very next request.
 	start := time.Now()
 	if r := adminCall(t, g, "POST", "/admin/v1/keys/api1/revoke", ""); r.status != 200 || r.body["revoked"] != true {
