@@ -46,9 +46,9 @@ type carrier struct {
 	maxAttempts     int
 	responseTimeout time.Duration
 
-	binds    []atomic.Pointer[actor.PID] // set as the supervisor spawns them
-	bound    []atomic.Bool
-	rr       atomic.Uint32
+	binds []atomic.Pointer[actor.PID] // set as the supervisor spawns them
+	bound []atomic.Bool
+	rr    atomic.Uint32
 	// remote holds the bound binds of the carrier that other nodes of a
 	// cluster run (fleet.refreshBinds).
 	remote   atomic.Pointer[[]*actor.PID]
@@ -65,7 +65,7 @@ const (
 func newCarrier(cc CarrierConfig) *carrier {
 	c := &carrier{name: cc.Name, receiptTimeout: cc.ReceiptTimeout, maxAttempts: cc.MaxAttempts,
 		responseTimeout: cc.SMPP.ResponseTimeout,
-		binds: make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds)}
+		binds:           make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds)}
 	if c.receiptTimeout <= 0 {
 		c.receiptTimeout = DefaultReceiptTimeout
 	}
