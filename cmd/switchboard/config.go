@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
 	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // Configuration comes in three tiers, each overriding the one before:
@@ -81,7 +82,7 @@ const (
 // StorageConfig selects the store. The scylla settings are read only when
 // backend is scylla.
 type StorageConfig struct {
-	Backend           string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (not available yet)"`
+	Backend           string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (ScyllaDB or Cassandra at storage.hosts)"`
 	SyncInterval      Duration `yaml:"sync_interval" default:"500us" help:"embedded: least time between two fsyncs of the write-ahead log; writes meanwhile share the next one (0s: each sync at once; at most 100ms)"`
 	Hosts             []string `yaml:"hosts" help:"scylla: contact points, host or host:port"`
 	Keyspace          string   `yaml:"keyspace" default:"switchboard" help:"scylla: keyspace"`
@@ -805,7 +806,6 @@ func (c *Config) validateStorage(p *problems) {
 			p.add("storage.sync_interval", "%v is not between 0s and %v", s.SyncInterval, maxSyncInterval)
 		}
 	case StorageScylla:
-		p.add("storage.backend", "scylla is not available in this build yet")
 		if len(s.Hosts) == 0 {
 			p.add("storage.hosts", "is empty; scylla needs at least one contact point")
 		}
@@ -820,7 +820,7 @@ func (c *Config) validateStorage(p *problems) {
 		if s.ReplicationFactor < 1 {
 			p.add("storage.replication_factor", "%d is below 1", s.ReplicationFactor)
 		}
-		levels := []string{"one", "two", "three", "quorum", "all", "local_quorum", "each_quorum", "local_one"}
+		levels := scylla.Consistencies()
 		if !slices.Contains(levels, s.Consistency) {
 			p.add("storage.consistency", "%q is not one of %s", s.Consistency, strings.Join(levels, ", "))
 		}

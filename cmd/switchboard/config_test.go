@@ -196,7 +196,8 @@ func TestValidate(t *testing.T) {
 		{"log.level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose"`},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml"`},
 		{"storage.backend", func(c *Config) { c.Storage.Backend = "postgres" }, `storage.backend: "postgres" is not embedded or scylla`},
-		{"scylla", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1"} }, "storage.backend: scylla is not available in this build yet"},
+		{"scylla host", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1", "db 2"} }, `storage.hosts[1]: "db 2" is not a host or host:port`},
+		{"scylla ttl", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.TTL = 0 }, "storage.ttl: 0s is not above 0"},
 		{"scylla hosts", func(c *Config) { c.Storage.Backend = "scylla" }, "storage.hosts: is empty"},
 		{"scylla consistency", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Consistency = "most" }, `storage.consistency: "most"`},
 		{"scylla keyspace", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Keyspace = "1x" }, `storage.keyspace: "1x"`},
@@ -295,6 +296,17 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error shows a password: %v", err)
 			}
 		})
+	}
+}
+
+// storage.backend: scylla with its settings is a valid configuration.
+func TestValidateScylla(t *testing.T) {
+	cfg := loadOK(t, baseYAML+"storage: {backend: scylla, hosts: [\"127.0.0.1:9042\", db2], keyspace: sb_1, replication_factor: 1, consistency: local_quorum, ttl: 48h}\n")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Storage; s.Backend != StorageScylla || len(s.Hosts) != 2 || s.Keyspace != "sb_1" || s.ReplicationFactor != 1 {
+		t.Fatalf("storage = %+v", s)
 	}
 }
 

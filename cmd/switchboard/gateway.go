@@ -23,6 +23,7 @@ import (
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // runGateway is the bare command: read the configuration, run one node
@@ -135,6 +136,7 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 	return node.Open(ctx, node.Config{
 		DataDir: cfg.Node.DataDir,
 		Store:   pebble.Options{Logger: log, SyncInterval: syncInterval(cfg.Storage.SyncInterval)},
+		Scylla:  scyllaOptions(cfg.Storage, log),
 		Webhooks: callback.Options{
 			AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
 			Timeout:             cfg.Webhooks.Timeout.Std(),
@@ -148,6 +150,18 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 		},
 		Listener: ln,
 	})
+}
+
+// scyllaOptions is what the ScyllaDB store takes from the configuration;
+// nil when the backend is not scylla.
+func scyllaOptions(s StorageConfig, log zerolog.Logger) *scylla.Options {
+	if s.Backend != StorageScylla {
+		return nil
+	}
+	return &scylla.Options{
+		Hosts: s.Hosts, Keyspace: s.Keyspace, ReplicationFactor: s.ReplicationFactor,
+		Consistency: s.Consistency, TTL: s.TTL.Std(), Logger: log,
+	}
 }
 
 // syncInterval maps storage.sync_interval to pebble.Options, where 0
