@@ -16,6 +16,14 @@ type CarrierConfig struct {
 	Name  string
 	Binds int
 	TPS   float64
+	// ReceiptTimeout is how long a submitted message waits for its receipt
+	// before it ends unknown (default 72h); receipts that match no message
+	// yet are kept as long.
+	ReceiptTimeout time.Duration
+	// MaxAttempts is how many times the carrier may refuse or lose one
+	// message (retriable statuses, timeouts, lost connections) before it
+	// fails with the last error (default 10).
+	MaxAttempts int
 	// SMPP is the template for every bind; Name, Limiter and the handlers
 	// are filled in by the engine.
 	SMPP smpp.Config
@@ -33,7 +41,10 @@ const (
 // write it, key actors read it; atomics keep reads lock-free on the hot
 // path.
 type carrier struct {
-	name     string
+	name           string
+	receiptTimeout time.Duration
+	maxAttempts    int
+
 	binds    []atomic.Pointer[actor.PID] // set as the supervisor spawns them
 	bound    []atomic.Bool
 	rr       atomic.Uint32
@@ -41,8 +52,22 @@ type carrier struct {
 	downTill atomic.Int64 // unix nanos until which a failing carrier is skipped
 }
 
-func newCarrier(name string, binds int) *carrier {
-	return &carrier{name: name, binds: make([]atomic.Pointer[actor.PID], binds), bound: make([]atomic.Bool, binds)}
+// Carrier defaults.
+const (
+	DefaultReceiptTimeout = 72 * time.Hour
+	DefaultMaxAttempts    = 10
+)
+
+func newCarrier(cc CarrierConfig) *carrier {
+	c := &carrier{name: cc.Name, receiptTimeout: cc.ReceiptTimeout, maxAttempts: cc.MaxAttempts,
+		binds: make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds)}
+	if c.receiptTimeout <= 0 {
+		c.receiptTimeout = DefaultReceiptTimeout
+	}
+	if c.maxAttempts <= 0 {
+		c.maxAttempts = DefaultMaxAttempts
+	}
+	return c
 }
 
 // pick returns a bound bind, round-robin, or nil if none is bound.

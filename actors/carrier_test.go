@@ -58,7 +58,7 @@ func TestBackoffStrategyRestartsFailedChildren(t *testing.T) {
 }
 
 func TestCarrierHealthOpensAndProbes(t *testing.T) {
-	c := newCarrier("c", 1)
+	c := newCarrier(CarrierConfig{Name: "c", Binds: 1})
 	now := time.Unix(1000, 0)
 	if c.healthy(now) {
 		t.Fatal("healthy with no bind up")

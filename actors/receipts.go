@@ -128,7 +128,7 @@ func (r *recorder) write(batch []recordJob) {
 	// and only now may the endpoints be told to look.
 	r.ids.end(token)
 	for i, j := range batch {
-		if errs[i] == nil {
+		if errs[i] == nil && msgs[i] != nil { // nil: a receipt parked
 			r.recorded(msgs[i])
 		}
 		j.done(msgs[i], errs[i])
@@ -161,68 +161,96 @@ func (r *recorder) record(updates []switchboard.Update) ([]*switchboard.Message,
 	return msgs, errs
 }
 
-// Receipt matching: a receipt whose carrier id is not known yet is looked
-// up again for a while before it is given up on. The usual cause is a
-// receipt read on one bind a moment before its submit_sm_resp is read on
-// another, so the first retries come quickly (2 ms, doubling) and only
-// later ones wait the full interval.
-const (
-	receiptRetryFirst = 2 * time.Millisecond
-	receiptRetryEvery = 200 * time.Millisecond
-	receiptRetryFor   = 5 * time.Second
-)
-
-// onReceipt correlates a receipt and records it; ack answers the SMSC once
-// the new status is stored (or refuses, so the SMSC sends it again).
+// onReceipt records a receipt; ack answers the SMSC once the new status is
+// stored (or refuses, so the SMSC sends it again). The carrier id is found
+// in the correlator (a submit whose record is still being written), else by
+// the store, which parks a receipt whose id no message has yet: its submit's
+// response is late (or lost with its connection, and the message was sent
+// again under another id). The parked receipt is applied when the id is
+// recorded, or dropped after the carrier's receipt timeout.
 func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 	if r.Status == "" {
 		ack(nil) // intermediate (ENROUTE, ACCEPTD): nothing to record
 		return
 	}
-	e.matchReceipt(r, ack, time.Now().Add(receiptRetryFor), receiptRetryFirst)
-}
-
-func (e *Engine) matchReceipt(r switchboard.Receipt, ack func(error), giveUp time.Time, wait time.Duration) {
-	ref, err := e.lookupCarrierID(r.Carrier, r.CarrierMessageID)
-	switch {
-	case err == nil:
-		e.recordReceipt(r, ref, ack)
-	case switchboard.ErrorCode(err) != switchboard.ENOTFOUND:
-		ack(err) // the store failed: let the SMSC send it again
-	case time.Now().Before(giveUp):
-		next := min(2*wait, receiptRetryEvery)
-		time.AfterFunc(wait, func() { e.matchReceipt(r, ack, giveUp, next) })
-	default:
-		e.stats.receiptsUnmatched.Add(1)
-		e.log.Warn().Str("carrier", r.Carrier).Str("carrier_message_id", r.CarrierMessageID).
-			Msg("receipt for an unknown carrier message id; acknowledged and dropped")
-		ack(nil)
+	u := switchboard.Update{Transition: switchboard.Transition{Event: r.Event(), Part: -1}}
+	if ref, ok := e.corr.get(r.Carrier, r.CarrierMessageID); ok {
+		u.MessageID, u.Transition.Part, u.Transition.CarrierIDs = ref.messageID, ref.part, ref.ids
+	} else {
+		u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
+		u.ParkUntil = e.now().Add(e.receiptTimeout(r.Carrier))
 	}
-}
-
-func (e *Engine) lookupCarrierID(carrier, id string) (partRef, error) {
-	if ref, ok := e.corr.get(carrier, id); ok {
-		return ref, nil
-	}
-	msgID, part, err := e.store.CarrierMessage(context.Background(), carrier, id)
-	if err != nil {
-		return partRef{}, err
-	}
-	return partRef{messageID: msgID, part: part}, nil
-}
-
-func (e *Engine) recordReceipt(r switchboard.Receipt, ref partRef, ack func(error)) {
-	// The event is stamped when we learned of it: the receipt's own done
-	// date has minute precision and the carrier's clock and time zone.
-	ev := switchboard.Event{Status: r.Status, At: r.ReceivedAt, Carrier: r.Carrier, CarrierMessageID: r.CarrierMessageID}
-	if r.Status != switchboard.StatusDelivered {
-		ev.Error = &switchboard.EventError{Code: r.ErrorCode, Description: r.State}
-	}
-	u := switchboard.Update{MessageID: ref.messageID, Transition: switchboard.Transition{Event: ev, Part: ref.part, CarrierIDs: ref.ids}}
-	e.recorder.add(u, func(_ *switchboard.Message, err error) {
-		if err == nil {
+	e.recorder.add(u, func(m *switchboard.Message, err error) {
+		switch {
+		case err != nil:
+		case m == nil:
+			e.stats.receiptsParked.Add(1)
+			e.log.Debug().Str("carrier", r.Carrier).Str("carrier_message_id", r.CarrierMessageID).
+				Msg("receipt for a carrier message id not recorded yet; kept until its submit is")
+		default:
 			e.stats.receipts.Add(1)
 		}
 		ack(err)
 	})
+}
+
+// receiptTimeout is the named carrier's.
+func (e *Engine) receiptTimeout(name string) time.Duration {
+	if c := e.router.carriers[name]; c != nil {
+		return c.receiptTimeout
+	}
+	return DefaultReceiptTimeout
+}
+
+// overdueBatch is how many overdue messages one sweep step ends.
+const overdueBatch = 1000
+
+// sweepOverdue ends as unknown every submitted message whose receipt is
+// overdue (Message.ReceiptDue), so no message waits for ever on a receipt
+// the carrier never sends. Each step waits for its records before it asks
+// for more, so it never lists a message twice.
+func (e *Engine) sweepOverdue(ctx context.Context) {
+	for ctx.Err() == nil {
+		ids, err := e.store.Overdue(ctx, e.now(), overdueBatch)
+		if err != nil {
+			e.log.Error().Err(err).Msg("listing messages whose receipt is overdue failed; will retry")
+			return
+		}
+		var wg sync.WaitGroup
+		now := e.now()
+		for _, id := range ids {
+			wg.Add(1)
+			ev := switchboard.Event{Status: switchboard.StatusUnknown, At: now, Error: &switchboard.EventError{
+				Code: "receipt_timeout", Description: "No delivery receipt came within the carrier's receipt timeout."}}
+			e.recorder.add(switchboard.Update{MessageID: id, Transition: switchboard.Transition{Event: ev, Part: -1}},
+				func(m *switchboard.Message, err error) {
+					defer wg.Done()
+					if err != nil {
+						e.log.Error().Err(err).Str("id", id).Msg("recording unknown failed; will retry")
+						return
+					}
+					if m != nil && m.Status == switchboard.StatusUnknown {
+						e.stats.unknown.Add(1)
+					}
+				})
+		}
+		wg.Wait()
+		if len(ids) < overdueBatch {
+			return
+		}
+	}
+}
+
+// sweepOverdueEvery runs sweepOverdue every interval until ctx ends.
+func (e *Engine) sweepOverdueEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.sweepOverdue(ctx)
+		}
+	}
 }

@@ -32,3 +32,16 @@ func (r *router) pick(to string, now time.Time) (*carrier, *actor.PID) {
 	}
 	return nil, nil
 }
+
+// pickCarrier returns a bound bind of the named carrier if it is healthy;
+// nil otherwise.
+func (r *router) pickCarrier(name string, now time.Time) (*carrier, *actor.PID) {
+	c := r.carriers[name]
+	if c == nil || !c.healthy(now) {
+		return nil, nil
+	}
+	if pid := c.pick(); pid != nil {
+		return c, pid
+	}
+	return nil, nil
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/switchboard-sms/switchboard"
 )
 
@@ -38,6 +40,23 @@ func TestSubmit(t *testing.T) {
 	}
 	if r.IdempotencyKey != "" || r.RequestHash != ([32]byte{}) {
 		t.Errorf("no Idempotency-Key, but the request has %q %x", r.IdempotencyKey, r.RequestHash)
+	}
+}
+
+// validity is checked against the configured maximum (limits.max_validity),
+// with one message whatever was wrong with it.
+func TestValidityLimit(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.MaxValidity = time.Hour })
+	for _, v := range []string{"3601", "0", "-1", "1.5", `"1h"`, "99999999999999999999"} {
+		resp, body := ts.do(t, "POST", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","validity":`+v+`}`)
+		if e := wantError(t, resp, body, 400, switchboard.EINVALID); e.Error.Message != `"validity" must be a whole number of seconds from 1 to 3600.` {
+			t.Errorf("validity %s: %q", v, e.Error.Message)
+		}
+	}
+	for _, v := range []string{"1", "3600", "null"} {
+		if resp, body := ts.do(t, "POST", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"x","validity":`+v+`}`); resp.StatusCode != 202 {
+			t.Errorf("validity %s: %d %s", v, resp.StatusCode, body)
+		}
 	}
 }
 
@@ -214,7 +233,7 @@ func TestGetMessage(t *testing.T) {
 	ts.engine.mu.Lock()
 	m := ts.engine.msgs[id]
 	m.Status = switchboard.StatusUndeliverable
-	m.Carrier, m.CarrierIDs = "sandbox", []string{"c1"}
+	m.Carrier, m.CarrierIDs, m.PartStatus = "sandbox", []string{"c1"}, []switchboard.Status{switchboard.StatusUndeliverable}
 	m.Events = append(m.Events, switchboard.Event{Status: switchboard.StatusUndeliverable, At: at, Carrier: "sandbox",
 		CarrierMessageID: "c1", Error: &switchboard.EventError{Code: "001", Description: "absent subscriber"}})
 	ts.engine.mu.Unlock()
@@ -226,27 +245,113 @@ func TestGetMessage(t *testing.T) {
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q", cc)
 	}
-	want := `{"id":"` + id + `","direction":"outbound","status":"undeliverable","to":"+447700900123","from":"Acme",` +
+	want := `{"id":"` + id + `","direction":"outbound","status":"undeliverable","error":{"code":"001","description":"absent subscriber"},` +
+		`"to":"+447700900123","from":"Acme",` +
 		`"body":"Hi \u003cthere\u003e \u0026 \"you\"\n","reference":"r1","callback_url":"","segments":1,"encoding":"gsm7",` +
 		`"accepted_at":"2025-01-02T03:04:05.6Z","updated_at":"2025-01-02T03:04:05.6Z","expires_at":null,"carrier":"sandbox",` +
-		`"carrier_message_ids":["c1"],"events":[{"status":"accepted","at":"2025-01-02T03:04:05.6Z"},` +
+		`"carrier_message_ids":["c1"],"parts":[{"index":1,"carrier_message_id":"c1","status":"undeliverable"}],` +
+		`"events":[{"status":"accepted","at":"2025-01-02T03:04:05.6Z"},` +
 		`{"status":"undeliverable","at":"2025-01-02T03:04:06Z","carrier":"sandbox","carrier_message_id":"c1","error":{"code":"001","description":"absent subscriber"}}],"webhook_failures":[]}`
 	if string(body) != want {
 		t.Errorf("got  %s\nwant %s", body, want)
 	}
-	// Another key's message, an unknown id and ids of the wrong shape: 404.
+	// Another key's message, an unknown id and ids of the wrong shape: the
+	// same 404, word for word, so no answer tells which ids exist.
 	resp, body = ts.do(t, "GET", "/v1/messages/"+id, "", "Authorization", "Bearer "+otherSecret)
-	wantError(t, resp, body, 404, switchboard.ENOTFOUND)
+	if e := wantError(t, resp, body, 404, switchboard.ENOTFOUND); e.Error.Message != "No such message." {
+		t.Errorf("another key's message: %q", e.Error.Message)
+	}
 	for _, bad := range []string{"msg_01JZZZZZZZZZZZZZZZ99999999", "msg_01jzzzzzzzzzzzzzzz00000001", "msg_01JZZZZZZZZZZZZZZZ0000000I",
 		"msg_01JZZZZZZZZZZZZZZZ0000001", "x", "msg_", strings.Repeat("A", 300), "msg_01JZZZZZZZZZZZZZZZ00000001x"} {
 		resp, body = ts.do(t, "GET", "/v1/messages/"+bad, "")
-		wantError(t, resp, body, 404, switchboard.ENOTFOUND)
+		if e := wantError(t, resp, body, 404, switchboard.ENOTFOUND); e.Error.Message != "No such message." {
+			t.Errorf("%s: %q", bad, e.Error.Message)
+		}
 	}
 	ts.engine.mu.Lock()
 	ts.engine.msgErr = errors.New("disk on fire")
 	ts.engine.mu.Unlock()
 	resp, body = ts.do(t, "GET", "/v1/messages/"+id, "")
 	wantError(t, resp, body, 500, switchboard.EINTERNAL)
+}
+
+// TestGetMessageParts shows a long message part by part: each part's
+// carrier id and status, the part each event is about, and the error of
+// the message once it ended unsuccessfully.
+func TestGetMessageParts(t *testing.T) {
+	ts := newTestServer(t, nil)
+	_, body := ts.do(t, "POST", "/v1/messages", `{"to":"+447700900123","from":"Acme","body":"`+strings.Repeat("x", 400)+`"}`)
+	id := decode[acceptedBody](t, body).ID
+	at := time.Date(2025, 1, 2, 3, 4, 6, 0, time.UTC)
+	type part struct {
+		Index            int    `json:"index"`
+		CarrierMessageID string `json:"carrier_message_id"`
+		Status           string `json:"status"`
+	}
+	type event struct {
+		Status string `json:"status"`
+		Part   int    `json:"part"`
+	}
+	type message struct {
+		Status string          `json:"status"`
+		Error  *map[string]any `json:"error"`
+		Parts  []part          `json:"parts"`
+		Events []event         `json:"events"`
+	}
+	get := func() message {
+		t.Helper()
+		resp, body := ts.do(t, "GET", "/v1/messages/"+id, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		return decode[message](t, body)
+	}
+	// Accepted, nothing sent yet: every part shows the message's status.
+	m := get()
+	if want := []part{{1, "", "accepted"}, {2, "", "accepted"}, {3, "", "accepted"}}; fmt.Sprint(m.Parts) != fmt.Sprint(want) || m.Error != nil {
+		t.Errorf("accepted: parts %+v error %v, want %+v and no error", m.Parts, m.Error, want)
+	}
+	// Parts 1 and 2 taken by the carrier one at a time, part 1 delivered.
+	ts.engine.mu.Lock()
+	sm := ts.engine.msgs[id]
+	sm.Status, sm.Carrier = switchboard.StatusQueued, "sandbox"
+	sm.CarrierIDs = []string{"c1", "c2", ""}
+	sm.PartStatus = []switchboard.Status{switchboard.StatusDelivered, "", ""}
+	sm.Events = append(sm.Events,
+		switchboard.Event{Status: switchboard.StatusSubmitted, At: at, Carrier: "sandbox", CarrierMessageID: "c1", Part: 1},
+		switchboard.Event{Status: switchboard.StatusSubmitted, At: at, Carrier: "sandbox", CarrierMessageID: "c2", Part: 2},
+		switchboard.Event{Status: switchboard.StatusDelivered, At: at, Carrier: "sandbox", CarrierMessageID: "c1", Part: 1})
+	ts.engine.mu.Unlock()
+	m = get()
+	if want := []part{{1, "c1", "delivered"}, {2, "c2", "submitted"}, {3, "", "queued"}}; fmt.Sprint(m.Parts) != fmt.Sprint(want) {
+		t.Errorf("parts %+v, want %+v", m.Parts, want)
+	}
+	if want := []event{{"accepted", 0}, {"submitted", 1}, {"submitted", 2}, {"delivered", 1}}; fmt.Sprint(m.Events) != fmt.Sprint(want) {
+		t.Errorf("events %+v, want %+v", m.Events, want)
+	}
+	if m.Error != nil {
+		t.Errorf("error %v on a message still under way", *m.Error)
+	}
+	// It ends: the error names why, from the event that ended it or, if
+	// that had none, the status itself.
+	for _, c := range []struct {
+		status switchboard.Status
+		err    *switchboard.EventError
+		want   string
+	}{
+		{switchboard.StatusFailed, &switchboard.EventError{Code: "smpp_0x0000000B", Description: "invalid destination"}, `{"code":"smpp_0x0000000B","description":"invalid destination"}`},
+		{switchboard.StatusUnknown, nil, `{"code":"unknown"}`},
+		{switchboard.StatusCanceled, nil, `{"code":"canceled"}`},
+	} {
+		ts.engine.mu.Lock()
+		sm.Status = c.status
+		sm.Events = append(sm.Events[:4:4], switchboard.Event{Status: c.status, At: at, Error: c.err})
+		ts.engine.mu.Unlock()
+		_, body := ts.do(t, "GET", "/v1/messages/"+id, "")
+		if want := `"status":"` + string(c.status) + `","error":` + c.want + `,`; !strings.Contains(string(body), want) {
+			t.Errorf("%s: body %s lacks %s", c.status, body, want)
+		}
+	}
 }
 
 func TestHealth(t *testing.T) {
@@ -259,8 +364,63 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// TestReadyz: /readyz is 503 with the reason while the engine is not
+// ready, and says so in the log once per change, not once per probe;
+// /healthz stays 200.
+func TestReadyz(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Log = c.Log.Level(zerolog.InfoLevel) })
+	probe := func() (*nethttp.Response, []byte) {
+		t.Helper()
+		resp, body := ts.do(t, "GET", "/readyz", "", "Authorization", "")
+		if h, _ := ts.do(t, "GET", "/healthz", "", "Authorization", ""); h.StatusCode != 200 {
+			t.Errorf("healthz %d while readyz %d", h.StatusCode, resp.StatusCode)
+		}
+		return resp, body
+	}
+	if resp, body := probe(); resp.StatusCode != 200 || string(body) != `{"status":"ok"}` {
+		t.Fatalf("ready engine: %d %s", resp.StatusCode, body)
+	}
+	ts.engine.setReady(switchboard.Errorf(switchboard.EUNAVAILABLE, "Carrier sandbox has no bound bind."))
+	for range 3 {
+		resp, body := probe()
+		if e := wantError(t, resp, body, 503, switchboard.EUNAVAILABLE); e.Error.Message != "Carrier sandbox has no bound bind." {
+			t.Errorf("reason %q", e.Error.Message)
+		}
+		if resp.Header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+	}
+	ts.engine.setReady(switchboard.Errorf(switchboard.EUNAVAILABLE, "Storage is failing."))
+	resp, body := probe()
+	if e := wantError(t, resp, body, 503, switchboard.EUNAVAILABLE); e.Error.Message != "Storage is failing." {
+		t.Errorf("reason %q", e.Error.Message)
+	}
+	// An error that is not meant for clients is logged and not shown.
+	ts.engine.setReady(errors.New("secret cause"))
+	resp, body = probe()
+	if e := wantError(t, resp, body, 503, switchboard.EUNAVAILABLE); strings.Contains(e.Error.Message, "secret") {
+		t.Errorf("internal cause shown: %q", e.Error.Message)
+	}
+	ts.engine.setReady(nil)
+	if resp, body := probe(); resp.StatusCode != 200 {
+		t.Errorf("ready again: %d %s", resp.StatusCode, body)
+	}
+	logs := ts.logs.String()
+	if n := strings.Count(logs, `"message":"not ready"`); n != 3 {
+		t.Errorf("%d not-ready lines, want 3 (one per reason):\n%s", n, logs)
+	}
+	if !strings.Contains(logs, `"reason":"Carrier sandbox has no bound bind."`) || strings.Count(logs, `"message":"ready"`) != 1 {
+		t.Errorf("readiness changes not logged:\n%s", logs)
+	}
+	// Draining wins over everything.
+	ts.Drain()
+	resp, body = probe()
+	wantError(t, resp, body, 503, switchboard.EUNAVAILABLE)
+}
+
 func TestAuth(t *testing.T) {
-	ts := newTestServer(t, nil)
+	// Many failures from one address: TestAuthFailuresThrottled tests the limit.
+	ts := newTestServer(t, func(c *Config) { c.AuthFailuresPerMinute = -1 })
 	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "Basic " + testSecret, testSecret, "Bearer " + testSecret + "x"} {
 		for _, rt := range []struct{ method, path, body string }{
 			{"POST", "/v1/messages", validBody},
@@ -284,7 +444,7 @@ func TestAuth(t *testing.T) {
 func TestRoutingErrors(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for _, c := range []struct{ method, path, allow string }{
-		{"GET", "/v1/messages", "POST"},
+		{"DELETE", "/v1/messages", "GET, POST"},
 		{"PUT", "/v1/messages/batch", "POST"},
 		{"GET", "/v1/messages/batch", "POST"},
 		{"DELETE", "/v1/messages/msg_01JZZZZZZZZZZZZZZZ00000001", "GET"},
@@ -417,6 +577,9 @@ func TestDrain(t *testing.T) {
 	wantError(t, resp, body, 503, switchboard.EUNAVAILABLE)
 	if ra := resp.Header.Get("Retry-After"); ra != "1" {
 		t.Errorf("Retry-After %q", ra)
+	}
+	if !resp.Close {
+		t.Error("a drain's 503 keeps the connection open; the client would not move to another node")
 	}
 	resp, body = ts.do(t, "GET", "/readyz", "")
 	wantError(t, resp, body, 503, switchboard.EUNAVAILABLE)

@@ -2,6 +2,7 @@ package http
 
 import (
 	"math/rand/v2"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -9,6 +10,26 @@ import (
 )
 
 const headerRequestID = "X-Request-Id"
+
+// authorize authenticates the request unless its client address has had
+// too many failures this minute (429 rate_limited until it is over, and
+// the secret is not even looked at), and counts a failure.
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, now time.Time) (*switchboard.Key, error) {
+	if s.authLimit == nil {
+		return s.authenticate(ctx)
+	}
+	addr := clientKey(ctx.RemoteIP())
+	if wait, blocked := s.authLimit.blocked(addr, now); blocked {
+		return nil, &switchboard.Error{Code: switchboard.ERATELIMITED, RetryAfter: wait,
+			Message: "Too many failed authentications from this address; retry after Retry-After seconds."}
+	}
+	key, err := s.authenticate(ctx)
+	if err != nil && s.authLimit.failed(addr, now) {
+		s.log.Warn().Str("client", addr.String()).Int("failures", s.cfg.AuthFailuresPerMinute).
+			Msg("failed authentications: client refused until its minute is over")
+	}
+	return key, err
+}
 
 // authenticate returns the API key of "Authorization: Bearer <secret>".
 // Missing, malformed and unknown secrets get the same answer, so it tells

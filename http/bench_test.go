@@ -30,6 +30,12 @@ func (e *benchEngine) Message(context.Context, *switchboard.Key, string) (*switc
 	return &e.msg, nil
 }
 
+func (e *benchEngine) Ready() error { return nil }
+
+func (e *benchEngine) ListMessages(context.Context, *switchboard.Key, switchboard.MessageQuery) ([]*switchboard.Message, string, error) {
+	return []*switchboard.Message{&e.msg}, "", nil
+}
+
 func newBenchServer(b *testing.B) *Server {
 	b.Helper()
 	s, err := New(Config{
@@ -108,7 +114,7 @@ func BenchmarkDecodeSubmit(b *testing.B) {
 	body := []byte(benchBody)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeSubmit(body, "", false); err != nil {
+		if _, err := decodeSubmit(body, "", testRules); err != nil {
 			b.Fatal(err)
 		}
 	}

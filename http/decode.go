@@ -21,9 +21,21 @@ import (
 // Every failure is a *switchboard.Error with a 4xx code whose message names
 // the field; nothing a client sends can make decoding panic or read as 500.
 
-// MaxValidity is the longest validity a client may ask for, in seconds
-// (72 hours, the longest carriers commonly keep a message).
-const MaxValidity = 72 * 60 * 60
+// decodeRules are the configured limits decoding checks against.
+type decodeRules struct {
+	// allowPrivate lets callback_url name loopback and private addresses
+	// (webhooks.allow_private_networks).
+	allowPrivate bool
+	// maxValidity is the longest validity a client may ask for, in whole
+	// seconds (limits.max_validity).
+	maxValidity int64
+}
+
+// errValidity is the one message for a validity out of range or of the
+// wrong type.
+func (r decodeRules) errValidity() error {
+	return switchboard.Errorf(switchboard.EINVALID, `"validity" must be a whole number of seconds from 1 to %d.`, r.maxValidity)
+}
 
 // MaxIdempotencyKey is the longest Idempotency-Key, in bytes.
 const MaxIdempotencyKey = 255
@@ -36,7 +48,7 @@ type submitBody struct {
 	Body        string `json:"body"`
 	CallbackURL string `json:"callback_url"`
 	Reference   string `json:"reference"`
-	// Validity is whole seconds, 1..MaxValidity; absent or null takes the
+	// Validity is whole seconds, 1..maxValidity; absent or null takes the
 	// configured default.
 	Validity *int64 `json:"validity"`
 }
@@ -55,27 +67,26 @@ type batchBody struct {
 }
 
 // decodeSubmit decodes and validates the body of POST /v1/messages with the
-// Idempotency-Key header's value (nil when absent); allowPrivate is the
-// webhook policy's (webhooks.allow_private_networks).
-func decodeSubmit(body []byte, idempotencyKey string, allowPrivate bool) (switchboard.SubmitRequest, error) {
+// Idempotency-Key header's value ("" when absent).
+func decodeSubmit(body []byte, idempotencyKey string, rules decodeRules) (switchboard.SubmitRequest, error) {
 	key, err := parseIdempotencyKey(idempotencyKey, "Idempotency-Key header")
 	if err != nil {
 		return switchboard.SubmitRequest{}, err
 	}
 	var in submitBody
 	if !decodeFlat(body, &in, nil) {
-		if err := decodeObject(body, &in, "Request body"); err != nil {
+		if err := decodeObject(body, &in, "Request body", rules); err != nil {
 			return switchboard.SubmitRequest{}, err
 		}
 	}
-	return in.request(key, allowPrivate)
+	return in.request(key, rules)
 }
 
 // decodeBatch decodes the envelope of a batch; items are decoded by
 // decodeItem.
 func decodeBatch(body []byte, maxBatch int) ([]json.RawMessage, error) {
 	var in batchBody
-	if err := decodeObject(body, &in, "Request body"); err != nil {
+	if err := decodeObject(body, &in, "Request body", decodeRules{}); err != nil {
 		return nil, err
 	}
 	if n := len(in.Messages); n < 1 || n > maxBatch {
@@ -85,10 +96,10 @@ func decodeBatch(body []byte, maxBatch int) ([]json.RawMessage, error) {
 }
 
 // decodeItem decodes and validates one message of a batch.
-func decodeItem(raw []byte, allowPrivate bool) (switchboard.SubmitRequest, error) {
+func decodeItem(raw []byte, rules decodeRules) (switchboard.SubmitRequest, error) {
 	var in batchItem
 	if !decodeFlat(raw, &in.submitBody, &in.IdempotencyKey) {
-		if err := decodeObject(raw, &in, "The message"); err != nil {
+		if err := decodeObject(raw, &in, "The message", rules); err != nil {
 			return switchboard.SubmitRequest{}, err
 		}
 	}
@@ -96,13 +107,13 @@ func decodeItem(raw []byte, allowPrivate bool) (switchboard.SubmitRequest, error
 	if err != nil {
 		return switchboard.SubmitRequest{}, err
 	}
-	return in.request(key, allowPrivate)
+	return in.request(key, rules)
 }
 
 // decodeObject decodes one JSON object and nothing after it; what names it
 // in errors. Raw bytes are checked for UTF-8 first because encoding/json
 // would silently turn invalid sequences into U+FFFD, changing the message.
-func decodeObject(data []byte, v any, what string) error {
+func decodeObject(data []byte, v any, what string, rules decodeRules) error {
 	if !utf8.Valid(data) {
 		return apiError(switchboard.EINVALID, what+" is not valid UTF-8.")
 	}
@@ -115,7 +126,7 @@ func decodeObject(data []byte, v any, what string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err, what)
+		return jsonError(err, what, rules)
 	}
 	if skipSpace(data, int(dec.InputOffset())) != len(data) {
 		return apiError(switchboard.EINVALID, what+" has data after the JSON object.")
@@ -185,7 +196,7 @@ func skipSpace(data []byte, i int) int {
 
 // jsonError turns an encoding/json error into a message for the client,
 // naming the field without Go type names.
-func jsonError(err error, what string) error {
+func jsonError(err error, what string, rules decodeRules) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	if errors.As(err, &typ) {
@@ -199,7 +210,7 @@ func jsonError(err error, what string) error {
 	case errors.As(err, &typ) && typ.Field == "":
 		return apiError(switchboard.EINVALID, what+" must be a JSON object.")
 	case errors.As(err, &typ) && typ.Field == "validity":
-		return switchboard.Errorf(switchboard.EINVALID, `"validity" must be a whole number of seconds from 1 to %d.`, MaxValidity)
+		return rules.errValidity()
 	case errors.As(err, &typ):
 		return switchboard.Errorf(switchboard.EINVALID, "%q must be %s.", typ.Field, jsonKind(typ.Type))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -233,7 +244,7 @@ func jsonKind(t reflect.Type) string {
 }
 
 // request checks what Validate does not and builds the SubmitRequest.
-func (in *submitBody) request(idempotencyKey string, allowPrivate bool) (switchboard.SubmitRequest, error) {
+func (in *submitBody) request(idempotencyKey string, rules decodeRules) (switchboard.SubmitRequest, error) {
 	r := switchboard.SubmitRequest{
 		To:          in.To,
 		From:        in.From,
@@ -246,15 +257,15 @@ func (in *submitBody) request(idempotencyKey string, allowPrivate bool) (switchb
 	}
 	if in.Validity != nil {
 		v := *in.Validity
-		if v < 1 || v > MaxValidity {
-			return r, switchboard.Errorf(switchboard.EINVALID, `"validity" must be a whole number of seconds from 1 to %d.`, MaxValidity)
+		if v < 1 || v > rules.maxValidity {
+			return r, rules.errValidity()
 		}
 		r.Validity = time.Duration(v) * time.Second
 	}
 	if strings.IndexByte(r.Reference, 0) >= 0 {
 		return r, apiError(switchboard.EINVALID, `"reference" must not contain NUL characters.`)
 	}
-	if err := checkCallbackURL(r.CallbackURL, allowPrivate); err != nil {
+	if err := checkCallbackURL(r.CallbackURL, rules.allowPrivate); err != nil {
 		return r, err
 	}
 	if idempotencyKey != "" {

@@ -29,7 +29,7 @@ func FuzzDecodeSubmit(f *testing.F) {
 		f.Add([]byte(seed), "key-1")
 	}
 	f.Fuzz(func(t *testing.T, body []byte, idempotencyKey string) {
-		req, err := decodeSubmit(body, idempotencyKey, false)
+		req, err := decodeSubmit(body, idempotencyKey, testRules)
 		if err != nil {
 			code := switchboard.ErrorCode(err)
 			if status, known := statusOf(code); !known || status >= 500 || status < 400 {
@@ -43,7 +43,7 @@ func FuzzDecodeSubmit(f *testing.F) {
 		if !utf8.Valid(body) || !utf8.ValidString(req.Body) || strings.ContainsRune(req.Body, 0) {
 			t.Fatalf("accepted bad text: %q", req.Body)
 		}
-		if req.Validity < 0 || req.Validity.Seconds() > MaxValidity {
+		if req.Validity < 0 || req.Validity.Seconds() > float64(testRules.maxValidity) {
 			t.Fatalf("validity %v", req.Validity)
 		}
 		if (req.IdempotencyKey != "") != (req.RequestHash != [32]byte{}) {

@@ -202,11 +202,19 @@ func (w *jsonWriter) accepted(m *switchboard.Message) {
 
 // message writes the body of GET /v1/messages/{id}. The message body is
 // included: it is the client's own data, shown only to the key that sent it.
-func (w *jsonWriter) message(m *switchboard.Message) {
+func (w *jsonWriter) message(m *switchboard.Message) { w.messageFields(m, true) }
+
+// messageFields writes a message as an object; a listing leaves out the
+// events.
+func (w *jsonWriter) messageFields(m *switchboard.Message, events bool) {
 	w.openObject()
 	w.str("id", m.ID)
 	w.str("direction", direction(m))
 	w.str("status", string(m.Status))
+	if why := m.Error(); why != nil {
+		w.key("error")
+		w.eventError(why)
+	}
 	w.str("to", m.To)
 	w.str("from", m.From)
 	w.str("body", m.Body)
@@ -219,13 +227,16 @@ func (w *jsonWriter) message(m *switchboard.Message) {
 	w.time("expires_at", m.ExpiresAt)
 	w.str("carrier", m.Carrier)
 	w.strings("carrier_message_ids", m.CarrierIDs)
-	w.key("events")
-	w.openArray()
-	for i := range m.Events {
-		w.elem()
-		w.event(&m.Events[i])
+	w.parts(m.Parts())
+	if events {
+		w.key("events")
+		w.openArray()
+		for i := range m.Events {
+			w.elem()
+			w.event(&m.Events[i])
+		}
+		w.closeArray()
 	}
-	w.closeArray()
 	if m.Direction == switchboard.DirectionInbound {
 		w.bool("partial", m.Partial)
 	}
@@ -265,10 +276,33 @@ func (w *jsonWriter) event(ev *switchboard.Event) {
 	w.strOmit("carrier_message_id", ev.CarrierMessageID)
 	if ev.Error != nil {
 		w.key("error")
-		w.openObject()
-		w.str("code", ev.Error.Code)
-		w.strOmit("description", ev.Error.Description)
-		w.closeObject()
+		w.eventError(ev.Error)
+	}
+	if ev.Part != 0 {
+		w.int("part", int64(ev.Part))
 	}
 	w.closeObject()
+}
+
+// eventError writes {"code","description"} as the value of the current key.
+func (w *jsonWriter) eventError(e *switchboard.EventError) {
+	w.openObject()
+	w.str("code", e.Code)
+	w.strOmit("description", e.Description)
+	w.closeObject()
+}
+
+// parts writes "parts": the state of each SMS part of a message.
+func (w *jsonWriter) parts(ps []switchboard.PartState) {
+	w.key("parts")
+	w.openArray()
+	for _, p := range ps {
+		w.elem()
+		w.openObject()
+		w.int("index", int64(p.Index))
+		w.strOmit("carrier_message_id", p.CarrierMessageID)
+		w.str("status", string(p.Status))
+		w.closeObject()
+	}
+	w.closeArray()
 }

@@ -79,7 +79,7 @@ func (s *Server) toPublic(ctx *fasthttp.RequestCtx, err error) publicError {
 	} else {
 		p.retryAfter = retryAfterSeconds(p.code, 0)
 	}
-	if status >= 500 && err != error(s.errDraining) {
+	if status >= 500 && err != error(s.errDraining) && string(ctx.Path()) != pathReadyz {
 		s.log.Error().Err(err).Str("code", code).Int("status", status).
 			Bytes("request_id", ctx.Response.Header.Peek(headerRequestID)).
 			Str("path", string(ctx.Path())).Msg("request failed")

@@ -192,3 +192,6 @@ type acceptedBody struct {
 	AcceptedAt string `json:"accepted_at"`
 	Reference  string `json:"reference"`
 }
+
+// testRules are the decoding rules of a server with the default config.
+var testRules = decodeRules{maxValidity: int64(DefaultMaxValidity / time.Second)}

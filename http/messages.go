@@ -16,7 +16,7 @@ func (s *Server) handleSubmit(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ 
 	if err != nil {
 		return err
 	}
-	req, err := decodeSubmit(body, string(ctx.Request.Header.Peek("Idempotency-Key")), s.cfg.AllowPrivateCallbacks)
+	req, err := decodeSubmit(body, string(ctx.Request.Header.Peek("Idempotency-Key")), s.rules)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func (s *Server) handleBatch(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ [
 	reqs := make([]switchboard.SubmitRequest, 0, len(items))
 	index := make([]int, 0, len(items)) // reqs[j] is item index[j]
 	for i, raw := range items {
-		req, err := decodeItem(raw, s.cfg.AllowPrivateCallbacks)
+		req, err := decodeItem(raw, s.rules)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -119,13 +119,20 @@ func (s *Server) writeBatch(ctx *fasthttp.RequestCtx, results []switchboard.Subm
 	s.send(ctx, fasthttp.StatusAccepted, w)
 }
 
-// handleMessage serves GET /v1/messages/{id}. An id that cannot be a
-// message id is 404, as if absent: ids are opaque to clients.
+// errNoSuchMessage is the one answer for a message a key cannot see: an
+// id that cannot be a message id, an unknown one, another key's. They
+// must read alike, or the answer would tell which ids exist.
+func errNoSuchMessage() error { return apiError(switchboard.ENOTFOUND, "No such message.") }
+
+// handleMessage serves GET /v1/messages/{id}.
 func (s *Server) handleMessage(ctx *fasthttp.RequestCtx, key *switchboard.Key, id []byte) error {
 	if !validMessageID(id) {
-		return apiError(switchboard.ENOTFOUND, "No such message.")
+		return errNoSuchMessage()
 	}
 	m, err := s.engine.Message(s.ctx, key, string(id))
+	if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
+		return errNoSuchMessage()
+	}
 	if err != nil {
 		return err
 	}
@@ -147,14 +154,52 @@ func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx, _ *switchboard.Key, _ [
 	return nil
 }
 
-// handleReadyz serves GET /readyz: 503 once draining, so load balancers
-// stop sending traffic here.
+// handleReadyz serves GET /readyz: 503 unavailable, with the reason as
+// the error's message, while draining or while the engine is not ready
+// (stopping, the store refuses writes, no carrier to send to), so load
+// balancers send traffic elsewhere. /healthz is the liveness probe.
 func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx, _ *switchboard.Key, _ []byte) error {
-	if s.draining.Load() {
-		return s.errDraining
+	err := s.readiness()
+	s.noteReadiness(err)
+	if err != nil {
+		return err
 	}
 	s.sendStatusOK(ctx)
 	return nil
+}
+
+// readiness returns nil when ready, else the 503 to answer /readyz with.
+func (s *Server) readiness() error {
+	if s.draining.Load() {
+		return s.errDraining
+	}
+	err := s.engine.Ready()
+	if err == nil {
+		return nil
+	}
+	if switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
+		// Not a reason meant for clients: log it, answer in general terms.
+		s.log.Error().Err(err).Msg("readiness check failed")
+		return apiError(switchboard.EUNAVAILABLE, "The node is not ready.")
+	}
+	return err
+}
+
+// noteReadiness logs a change of readiness: the reason when it turns
+// unready or the reason changes, and when it is ready again.
+func (s *Server) noteReadiness(err error) {
+	reason := ""
+	if err != nil {
+		reason = switchboard.ErrorMessage(err)
+	}
+	if old := s.notReady.Swap(&reason); old != nil && *old == reason || old == nil && reason == "" {
+		return
+	}
+	if reason == "" {
+		s.log.Info().Msg("ready")
+	} else if err != error(s.errDraining) {
+		s.log.Warn().Str("reason", reason).Msg("not ready")
+	}
 }
 
 func (s *Server) sendStatusOK(ctx *fasthttp.RequestCtx) {
@@ -180,10 +225,12 @@ func (s *Server) jsonBody(ctx *fasthttp.RequestCtx, limit int) ([]byte, error) {
 	return body, nil
 }
 
+const messageIDPrefix = "msg_"
+
 // validMessageID reports whether id is "msg_" and 26 upper-case Crockford
 // base32 characters (a ULID).
 func validMessageID(id []byte) bool {
-	const prefix = "msg_"
+	const prefix = messageIDPrefix
 	if len(id) != len(prefix)+26 || string(id[:len(prefix)]) != prefix {
 		return false
 	}

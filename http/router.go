@@ -44,6 +44,7 @@ func (s *Server) routes() []route {
 	return []route{
 		{method: "GET", pattern: pathHealthz, public: true, handle: s.handleHealthz},
 		{method: "GET", pattern: pathReadyz, public: true, handle: s.handleReadyz},
+		{method: "GET", pattern: pathMessages, handle: s.handleList},
 		{method: "POST", pattern: pathMessages, handle: s.handleSubmit},
 		{method: "POST", pattern: pathBatch, handle: s.handleBatch},
 		{method: "GET", pattern: pathMessage, handle: s.handleMessage},

@@ -1,6 +1,6 @@
 // Package http is Switchboard's public REST API: POST /v1/messages (one
-// message), POST /v1/messages/batch, GET /v1/messages/{id}, and the health
-// probes. It runs on fasthttp because it sits on the hot path of every
+// message), POST /v1/messages/batch, GET /v1/messages/{id}, GET
+// /v1/messages (a day's messages), and the health probes. It runs on fasthttp because it sits on the hot path of every
 // message; it authenticates the API key, decodes and validates the JSON, and
 // hands the request to the engine (actors/) through the small Engine
 // interface defined here. Error codes become HTTP statuses in one function,
@@ -35,6 +35,15 @@ type Engine interface {
 	Submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult
 	// Message returns a message of key; another key's message is ENOTFOUND.
 	Message(ctx context.Context, key *switchboard.Key, id string) (*switchboard.Message, error)
+	// ListMessages lists key's messages of one UTC day, newest first, as
+	// switchboard.MessageStore.ListMessages does (q.Key is the engine's
+	// to set): at most q.Limit, maybe fewer with a non-empty next (the
+	// Before of the following call), next "" when the day is done.
+	ListMessages(ctx context.Context, key *switchboard.Key, q switchboard.MessageQuery) ([]*switchboard.Message, string, error)
+	// Ready reports whether the node can take and send messages now: nil,
+	// or an *switchboard.Error with EUNAVAILABLE whose message says why
+	// not. /readyz calls it on every probe, so it must be cheap.
+	Ready() error
 }
 
 // Config configures a Server. Zero durations and sizes take the defaults
@@ -64,6 +73,21 @@ type Config struct {
 	// AllowPrivateCallbacks lets a message's callback_url name loopback
 	// and private addresses (webhooks.allow_private_networks).
 	AllowPrivateCallbacks bool
+	// MaxValidity is the longest validity a message may ask for
+	// (limits.max_validity), in whole seconds; default 72h.
+	MaxValidity time.Duration
+
+	// AuthFailuresPerMinute is how many failed authentications one client
+	// address (an IPv6 one by its /64) may have in a minute; beyond them
+	// its requests get 429 rate_limited until the minute is over
+	// (node.auth_failures_per_minute). Default 10; negative: no limit.
+	AuthFailuresPerMinute int
+	// AuthFailuresTable bounds the addresses remembered for it; a new one
+	// evicts the one whose last failure is oldest. Default 10,000.
+	AuthFailuresTable int
+
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
 }
 
 // Defaults for Config.
@@ -76,6 +100,10 @@ const (
 	DefaultMaxBatchBodySize = 4 << 20
 	DefaultMaxBatch         = 1000
 	DefaultMaxConns         = 20000
+	DefaultMaxValidity      = 72 * time.Hour
+
+	DefaultAuthFailuresPerMinute = 10
+	DefaultAuthFailuresTable     = 10000
 )
 
 func (c *Config) setDefaults() {
@@ -87,6 +115,12 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxBatchBodySize, DefaultMaxBatchBodySize)
 	setDefault(&c.MaxBatch, DefaultMaxBatch)
 	setDefault(&c.MaxConns, DefaultMaxConns)
+	setDefault(&c.MaxValidity, DefaultMaxValidity)
+	setDefault(&c.AuthFailuresPerMinute, DefaultAuthFailuresPerMinute)
+	setDefault(&c.AuthFailuresTable, DefaultAuthFailuresTable)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -105,12 +139,19 @@ type Server struct {
 	keys   *switchboard.KeyRing
 	srv    *fasthttp.Server
 	router router
+	rules  decodeRules
+	// authLimit throttles failed authentication per client address; nil
+	// when there is no limit.
+	authLimit *authLimiter
 
 	// draining makes every new API request a 503 (see Drain).
 	draining atomic.Bool
 	// errDraining is the 503 Drain answers with; Error knows it by identity
 	// and does not log it, since every request during a drain gets it.
 	errDraining *switchboard.Error
+	// notReady is why /readyz last answered 503 ("" when it answered
+	// 200), so a change is logged once rather than on every probe.
+	notReady atomic.Pointer[string]
 
 	// ctx is handed to the engine. It is not the request's context, because
 	// fasthttp cancels that when Shutdown starts and requests in progress
@@ -140,13 +181,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("http: MaxBodySize %d is above MaxBatchBodySize %d", cfg.MaxBodySize, cfg.MaxBatchBodySize)
 	case cfg.MaxBatch < 1 || cfg.MaxConns < 1 || cfg.MaxBodySize < 1:
 		return nil, errors.New("http: MaxBatch, MaxConns and MaxBodySize must be positive")
+	case cfg.MaxValidity < time.Second:
+		return nil, errors.New("http: MaxValidity must be at least a second")
 	}
 	s := &Server{
 		cfg:         cfg,
 		log:         cfg.Log.With().Str("component", "http").Logger(),
 		engine:      cfg.Engine,
 		keys:        cfg.Keys,
+		rules:       decodeRules{allowPrivate: cfg.AllowPrivateCallbacks, maxValidity: int64(cfg.MaxValidity / time.Second)},
 		errDraining: &switchboard.Error{Code: switchboard.EUNAVAILABLE, Message: "The server is shutting down; retry on another node or later.", RetryAfter: time.Second},
+	}
+	if cfg.AuthFailuresPerMinute > 0 {
+		s.authLimit = newAuthLimiter(cfg.AuthFailuresPerMinute, time.Minute, cfg.AuthFailuresTable)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -270,15 +317,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // handler serves one request: route, check draining and the API key, run
 // the route, log one line.
 func (s *Server) handler(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := s.cfg.Now()
 	setRequestID(ctx)
-	rt, key := s.dispatch(ctx)
+	rt, key := s.dispatch(ctx, start)
 	s.logRequest(ctx, rt, key, start)
 }
 
 // dispatch finds the route and runs it. A panic becomes a 500, because
 // fasthttp would let it take the whole gateway down.
-func (s *Server) dispatch(ctx *fasthttp.RequestCtx) (rt *route, key *switchboard.Key) {
+func (s *Server) dispatch(ctx *fasthttp.RequestCtx, now time.Time) (rt *route, key *switchboard.Key) {
 	defer func() {
 		if p := recover(); p != nil {
 			id := append([]byte(nil), ctx.Response.Header.Peek(headerRequestID)...)
@@ -299,11 +346,14 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) (rt *route, key *switchboard
 	}
 	if !rt.public {
 		if s.draining.Load() {
+			// The connection closes after the answer, so a keep-alive
+			// client reconnects, through its load balancer, elsewhere.
+			ctx.SetConnectionClose()
 			s.Error(ctx, s.errDraining)
 			return rt, nil
 		}
 		var err error
-		if key, err = s.authenticate(ctx); err != nil {
+		if key, err = s.authorize(ctx, now); err != nil {
 			s.Error(ctx, err)
 			return rt, nil
 		}
@@ -327,7 +377,7 @@ func (s *Server) logRequest(ctx *fasthttp.RequestCtx, rt *route, key *switchboar
 	e.Bytes("method", ctx.Method()).
 		Str("route", rt.name()).
 		Int("status", ctx.Response.StatusCode()).
-		Dur("duration", time.Since(start)).
+		Dur("duration", s.cfg.Now().Sub(start)).
 		Bytes("request_id", ctx.Response.Header.Peek(headerRequestID)).
 		Msg("request")
 }

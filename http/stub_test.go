@@ -3,6 +3,8 @@ package http
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,8 +26,27 @@ type stubEngine struct {
 	// hold a request in progress.
 	gate    chan struct{}
 	entered chan struct{} // receives once per Submit that waits on gate
-	// msgErr, when set, is what Message answers.
+	// msgErr, when set, is what Message and ListMessages answer.
 	msgErr error
+	// listScan, when set, is how many messages one ListMessages call
+	// reads at most, as a store bounds its scans; listCalls counts calls.
+	listScan  int
+	listCalls int
+	lastQuery switchboard.MessageQuery
+	// readyErr is what Ready answers.
+	readyErr error
+}
+
+func (e *stubEngine) Ready() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.readyErr
+}
+
+func (e *stubEngine) setReady(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.readyErr = err
 }
 
 type idemRecord struct {
@@ -102,9 +123,13 @@ func (e *stubEngine) Message(ctx context.Context, key *switchboard.Key, id strin
 	if e.msgErr != nil {
 		return nil, e.msgErr
 	}
+	// Worded differently, as the real engine and store word them.
 	m, ok := e.msgs[id]
-	if !ok || m.Key != key.ID {
-		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "No such message.")
+	if !ok {
+		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "message not found")
+	}
+	if m.Key != key.ID {
+		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "Message not found.")
 	}
 	return m, nil
 }
@@ -122,4 +147,57 @@ func (e *stubEngine) setErr(to string, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.errs[to] = err
+}
+
+// ListMessages lists like a store: key's messages of q.Day, newest first,
+// filtered, reading at most listScan messages per call.
+func (e *stubEngine) ListMessages(ctx context.Context, key *switchboard.Key, q switchboard.MessageQuery) ([]*switchboard.Message, string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.listCalls++
+	e.lastQuery = q
+	if e.msgErr != nil {
+		return nil, "", e.msgErr
+	}
+	q.Key = key.ID
+	var day []*switchboard.Message
+	for _, m := range e.msgs {
+		if m.Key == q.Key && m.Day() == q.Day && (q.Before == "" || m.ID < q.Before) {
+			day = append(day, m)
+		}
+	}
+	slices.SortFunc(day, func(a, b *switchboard.Message) int { return strings.Compare(b.ID, a.ID) })
+	var out []*switchboard.Message
+	for i, m := range day {
+		if e.listScan > 0 && i == e.listScan {
+			return out, day[i-1].ID, nil
+		}
+		if q.Matches(m) {
+			out = append(out, m)
+		}
+		if len(out) == q.Limit {
+			if i == len(day)-1 {
+				return out, "", nil
+			}
+			return out, m.ID, nil
+		}
+	}
+	return out, "", nil
+}
+
+// put stores a message as if it had been accepted; its ID is made from n.
+func (e *stubEngine) put(key string, n int, edit func(*switchboard.Message)) *switchboard.Message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	m := &switchboard.Message{
+		ID: fmt.Sprintf("msg_01JYYYYYYYYYYYYYYY%08d", n), Key: key, To: "+447700900123", From: "Acme", Body: "hi",
+		Encoding: "gsm7", Segments: 1, Status: switchboard.StatusAccepted, AcceptedAt: at, UpdatedAt: at,
+		Events: []switchboard.Event{{Status: switchboard.StatusAccepted, At: at}},
+	}
+	if edit != nil {
+		edit(m)
+	}
+	e.msgs[m.ID] = m
+	return m
 }

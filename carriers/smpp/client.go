@@ -186,17 +186,29 @@ func (c *Client) Submit(ctx context.Context, m *Message) (Result, error) {
 // message failed. done is called exactly once, when every sent part has its
 // response, timed out or was lost with its connection; it may run on the
 // connection's reading goroutine, so it must not block. If a part fails, the
-// remaining parts are not sent and done gets the first error.
+// remaining parts are not sent and done gets the first error, with the ids
+// of the parts that were accepted. Parts m.Accepted names are not sent.
 func (c *Client) SubmitAsync(ctx context.Context, m *Message, done func(Result, error)) {
-	parts, err := submitPDUs(m, byte(c.ref.Add(1)), c.cfg.MaxParts)
+	ref := m.Ref
+	if !m.UseRef {
+		ref = byte(c.ref.Add(1))
+	}
+	parts, err := submitPDUs(m, ref, c.cfg.MaxParts)
 	if err != nil {
 		done(Result{}, err)
 		return
 	}
-	sub := newSubmission(len(parts), done)
+	sub := newSubmission(len(parts), m.Accepted, done)
+	if sub.outstanding == 0 { // every part was accepted before
+		done(Result{CarrierIDs: sub.ids}, nil)
+		return
+	}
 	for i, p := range parts {
+		if sub.accepted(i) {
+			continue
+		}
 		if err := c.sendPart(ctx, sub, i, p); err != nil {
-			sub.finish(i, len(parts)-i, "", err)
+			sub.unsent(i, err)
 			return
 		}
 	}
@@ -274,7 +286,7 @@ func (c *Client) partAnswered(req *request, resp pdu.PDU) {
 		req.sub.finish(req.part, 1, c.cfg.IDFormat.NormalizeResp(id), nil)
 		return
 	}
-	err := &SubmitError{Status: status, Retriable: retriableStatus(status)}
+	err := &SubmitError{Status: status, Retriable: c.cfg.Statuses.Retriable(status)}
 	if status == data.ESME_RTHROTTLED || status == data.ESME_RMSGQFUL {
 		err.RetryAfter = c.throttle()
 	}

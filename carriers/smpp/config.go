@@ -63,6 +63,8 @@ type Config struct {
 	ReceiptLocation *time.Location
 	// MaxParts bounds segments per message (default 10).
 	MaxParts int
+	// Statuses overrides which refusals are retriable (nil: the defaults).
+	Statuses Statuses
 
 	// OnReceipt and OnInbound receive what the SMSC delivers. Each must call
 	// ack exactly once, now or later from any goroutine: ack(nil) answers

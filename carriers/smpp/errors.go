@@ -3,6 +3,8 @@ package smpp
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
@@ -49,11 +51,56 @@ func Retriable(err error) bool {
 	return true
 }
 
-// retriableStatus lists the command_status values that mean "try later".
-func retriableStatus(s data.CommandStatusType) bool {
+// Statuses says which command_status values of a submit_sm_resp (or
+// generic_nack) are retriable — "not now": the message may go again later
+// or elsewhere — and which are permanent — "never": the message fails with
+// the carrier's code. It maps a status to true (retriable) or false
+// (permanent); statuses it does not name follow DefaultRetriable. Carriers
+// differ (some answer a full queue with ESME_RSUBMITFAIL), so each carrier
+// may override the defaults (cluster.yaml: retriable_statuses,
+// permanent_statuses).
+type Statuses map[data.CommandStatusType]bool
+
+// Retriable reports whether a submit refused with status may be tried
+// again.
+func (t Statuses) Retriable(status data.CommandStatusType) bool {
+	if r, ok := t[status]; ok {
+		return r
+	}
+	return DefaultRetriable(status)
+}
+
+// DefaultRetriable is SMPP 3.4's reading of a refused submit: the statuses
+// that describe the SMSC's or the bind's state rather than the message are
+// retriable; everything that faults the message itself (a bad address, an
+// invalid parameter, a barred destination) is permanent.
+func DefaultRetriable(s data.CommandStatusType) bool {
 	switch s {
-	case data.ESME_RTHROTTLED, data.ESME_RMSGQFUL, data.ESME_RSYSERR:
+	case data.ESME_RINVBNDSTS, // the bind was not in a state to submit
+		data.ESME_RSYSERR,          // system error
+		data.ESME_RMSGQFUL,         // message queue full
+		data.ESME_RTHROTTLED,       // throttling error
+		data.ESME_RX_T_APPN,        // ESME receiver temporary app error
+		data.ESME_RDELIVERYFAILURE, // delivery failure (data_sm; transient by the spec)
+		data.ESME_RUNKNOWNERR:      // unknown error
 		return true
 	}
 	return false
+}
+
+// ParseStatus reads a command_status as cluster.yaml writes it: hex
+// ("0x00000045", "0x45"), decimal ("69") or its SMPP name
+// ("ESME_RSUBMITFAIL", any case).
+func ParseStatus(s string) (data.CommandStatusType, error) {
+	t := strings.TrimSpace(s)
+	if v, err := strconv.ParseUint(t, 0, 32); err == nil {
+		return data.CommandStatusType(v), nil
+	}
+	name := strings.ToUpper(t)
+	for v := range uint32(0x500) {
+		if data.CommandStatusType(v).String() == name {
+			return data.CommandStatusType(v), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a command_status: want 0x… hex, a number, or a name such as ESME_RSUBMITFAIL", s)
 }

@@ -3,7 +3,10 @@ package smpp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,5 +250,130 @@ func TestPermanentStatusIsNotRetriable(t *testing.T) {
 	var se *SubmitError
 	if !errors.As(err, &se) || se.Status != data.ESME_RINVDSTADR || Retriable(err) {
 		t.Fatalf("err = %v, want a permanent ESME_RINVDSTADR", err)
+	}
+}
+
+// partPeer answers submit_sm by its concatenation sequence: parts listed in
+// refuse get that status, others an id "p<seq>-<n>". It records every part
+// it sees (seq and reference).
+type partPeer struct {
+	mu     sync.Mutex
+	seen   []string // "ref/seq"
+	refuse map[byte]data.CommandStatusType
+	n      int
+}
+
+func (pp *partPeer) script(c *Conn) {
+	for {
+		f, err := c.ReadPDU()
+		if err != nil {
+			return
+		}
+		sm, ok := f.PDU.(*pdu.SubmitSM)
+		if !ok {
+			_ = c.Send(Response(f.PDU, data.ESME_ROK))
+			continue
+		}
+		_, seq, ref, _ := sm.Message.UDH().GetConcatInfo()
+		pp.mu.Lock()
+		pp.seen = append(pp.seen, fmt.Sprintf("%d/%d", ref, seq))
+		status, refused := pp.refuse[seq]
+		pp.n++
+		id := fmt.Sprintf("p%d-%d", seq, pp.n)
+		pp.mu.Unlock()
+		if refused {
+			_ = c.Send(Response(f.PDU, status))
+			continue
+		}
+		resp := pdu.NewSubmitSMRespFromReq(sm).(*pdu.SubmitSMResp)
+		resp.MessageID = id
+		_ = c.Send(resp)
+	}
+}
+
+func (pp *partPeer) parts() []string {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	return append([]string(nil), pp.seen...)
+}
+
+// A long message whose later part fails reports the parts the carrier
+// accepted; sent again with those as Accepted and the same reference, only
+// the missing parts go out.
+func TestRetryOfALongMessageSendsOnlyMissingParts(t *testing.T) {
+	pp := &partPeer{refuse: map[byte]data.CommandStatusType{3: data.ESME_RMSGQFUL}}
+	peer := newScriptedPeer(t, pp.script)
+	cfg := testConfig(peer.addr())
+	cfg.Window = 1 // one part at a time, so part 3 is the first to fail
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	eventually(t, "bound", cl.Bound)
+	m := &Message{From: "Acme", To: "+447700900123", Text: strings.Repeat("x", 153*3), Ref: 77, UseRef: true}
+	res, err := cl.Submit(context.Background(), m)
+	if !Retriable(err) || len(res.CarrierIDs) != 3 || res.CarrierIDs[0] == "" || res.CarrierIDs[1] == "" || res.CarrierIDs[2] != "" {
+		t.Fatalf("first try: %v, %v; want a retriable error with ids for parts 1 and 2", res.CarrierIDs, err)
+	}
+	pp.mu.Lock()
+	delete(pp.refuse, 3)
+	pp.mu.Unlock()
+	m.Accepted = res.CarrierIDs
+	res2, err := cl.Submit(context.Background(), m)
+	if err != nil || res2.CarrierIDs[0] != res.CarrierIDs[0] || res2.CarrierIDs[1] != res.CarrierIDs[1] || res2.CarrierIDs[2] == "" {
+		t.Fatalf("second try: %v, %v; want the first two ids kept and a third", res2.CarrierIDs, err)
+	}
+	want := []string{"77/1", "77/2", "77/3", "77/3"}
+	if got := pp.parts(); !slices.Equal(got, want) {
+		t.Fatalf("parts sent %v, want %v (ref 77, part 3 twice, parts 1 and 2 once)", got, want)
+	}
+}
+
+// A carrier's own table overrides which statuses are retriable.
+func TestStatusTableOverridesDefaults(t *testing.T) {
+	pp := &partPeer{refuse: map[byte]data.CommandStatusType{0: data.ESME_RSUBMITFAIL}}
+	peer := newScriptedPeer(t, pp.script)
+	for _, tc := range []struct {
+		table Statuses
+		want  bool
+	}{
+		{nil, false},
+		{Statuses{data.ESME_RSUBMITFAIL: true}, true},
+	} {
+		cfg := testConfig(peer.addr())
+		cfg.Statuses = tc.table
+		cl, err := NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runClient(t, cl)
+		eventually(t, "bound", cl.Bound)
+		_, err = cl.Submit(context.Background(), &Message{From: "Acme", To: "+447700900123", Text: "hi"})
+		var se *SubmitError
+		if !errors.As(err, &se) || se.Status != data.ESME_RSUBMITFAIL || Retriable(err) != tc.want {
+			t.Fatalf("table %v: err %v, want ESME_RSUBMITFAIL with retriable %v", tc.table, err, tc.want)
+		}
+	}
+	if Statuses(nil).Retriable(data.ESME_RINVDSTADR) || !Statuses(nil).Retriable(data.ESME_RTHROTTLED) ||
+		!(Statuses{data.ESME_RINVDSTADR: true}).Retriable(data.ESME_RINVDSTADR) ||
+		(Statuses{data.ESME_RTHROTTLED: false}).Retriable(data.ESME_RTHROTTLED) {
+		t.Fatal("Statuses.Retriable does not follow its table over the defaults")
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	for in, want := range map[string]data.CommandStatusType{
+		"0x00000045": data.ESME_RSUBMITFAIL, "0x45": data.ESME_RSUBMITFAIL, "69": data.ESME_RSUBMITFAIL,
+		"ESME_RSUBMITFAIL": data.ESME_RSUBMITFAIL, "esme_rthrottled": data.ESME_RTHROTTLED, " 0x58 ": data.ESME_RTHROTTLED,
+	} {
+		if got, err := ParseStatus(in); err != nil || got != want {
+			t.Errorf("ParseStatus(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "ESME_NOPE", "0x1FFFFFFFF", "-1"} {
+		if _, err := ParseStatus(bad); err == nil {
+			t.Errorf("ParseStatus(%q) took it", bad)
+		}
 	}
 }

@@ -21,10 +21,22 @@ type Message struct {
 	// Validity is how long the carrier may keep trying; 0 leaves the SMSC's
 	// default. It is sent in SMPP's relative form so clocks need not agree.
 	Validity time.Duration
+	// Ref is the concatenation reference of a long message's parts, used
+	// when UseRef is set (else the bind numbers long messages itself). A
+	// message sent again after some of its parts were accepted must carry
+	// the reference those parts carried, or the handset cannot join them.
+	Ref    byte
+	UseRef bool
+	// Accepted holds the carrier ids of parts the carrier accepted on an
+	// earlier try, "" for the others: those parts are not sent again, and
+	// the Result carries their ids.
+	Accepted []string
 }
 
-// Result is a message the carrier accepted: one carrier id per part, in
-// part order, normalised with the bind's IDFormat.
+// Result is what the carrier accepted: one carrier id per part, in part
+// order, normalised with the bind's IDFormat. With an error it holds the
+// ids of the parts accepted before the failure ("" for the rest), so a
+// retry can send only the rest (Message.Accepted).
 type Result struct {
 	CarrierIDs []string
 }
@@ -150,8 +162,38 @@ type submission struct {
 	done        func(Result, error)
 }
 
-func newSubmission(parts int, done func(Result, error)) *submission {
-	return &submission{ids: make([]string, parts), outstanding: parts, done: done}
+// newSubmission starts tracking a message of n parts, of which those with
+// an id in accepted need not be sent.
+func newSubmission(n int, accepted []string, done func(Result, error)) *submission {
+	s := &submission{ids: make([]string, n), outstanding: n, done: done}
+	for i := 0; i < n && i < len(accepted); i++ {
+		if accepted[i] != "" {
+			s.ids[i] = accepted[i]
+			s.outstanding--
+		}
+	}
+	return s
+}
+
+// accepted reports whether part i was accepted on an earlier try.
+func (s *submission) accepted(i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[i] != ""
+}
+
+// unsent settles part i and the parts after it still to be sent: none of
+// them will be.
+func (s *submission) unsent(i int, err error) {
+	s.mu.Lock()
+	n := 0
+	for j := i; j < len(s.ids); j++ {
+		if s.ids[j] == "" {
+			n++
+		}
+	}
+	s.mu.Unlock()
+	s.finish(i, n, "", err)
 }
 
 // finish records the outcome of part i (or of n unsent parts from i on).
@@ -169,11 +211,7 @@ func (s *submission) finish(i, n int, id string, err error) {
 	if !last {
 		return
 	}
-	if s.err != nil {
-		s.done(Result{}, s.err)
-		return
-	}
-	s.done(Result{CarrierIDs: s.ids}, nil)
+	s.done(Result{CarrierIDs: s.ids}, s.err)
 }
 
 // failed reports whether an earlier part already failed, so later parts of

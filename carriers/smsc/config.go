@@ -251,6 +251,18 @@ type Faults struct {
 	Hang bool
 	// RefuseBinds answers every bind with ESME_RBINDFAIL.
 	RefuseBinds bool
+	// ReceiptFirst sends each receipt (after ReceiptDelay) counted from the
+	// submit_sm rather than from its response: with a Latency, receipts
+	// overtake the submit_sm_resp that names their id, as they do from
+	// SMSCs whose response path is slower than their delivery path.
+	ReceiptFirst bool
+	// RefuseText refuses submits whose user data contains it (as text in
+	// the submit's data_coding: GSM-7 unpacked or UCS-2) with RefuseStatus,
+	// a poison message for the gateway to give up on. RefuseTimes bounds
+	// how many such submits are refused (0: every one).
+	RefuseText   string
+	RefuseStatus uint32
+	RefuseTimes  int
 }
 
 // clamped returns f with out-of-range values brought into range.
@@ -262,7 +274,7 @@ func (f Faults) clamped() Faults {
 	if !(f.ThrottleAbove > 0) || math.IsInf(f.ThrottleAbove, 0) {
 		f.ThrottleAbove = 0
 	}
-	f.ThrottleEvery, f.DropAfter = max(f.ThrottleEvery, 0), max(f.DropAfter, 0)
+	f.ThrottleEvery, f.DropAfter, f.RefuseTimes = max(f.ThrottleEvery, 0), max(f.DropAfter, 0), max(f.RefuseTimes, 0)
 	if !(f.DropProbability > 0) {
 		f.DropProbability = 0
 	}
@@ -274,8 +286,11 @@ func (f Faults) validate() error {
 	if err := f.Latency.validate("latency"); err != nil {
 		return err
 	}
-	if !(f.ThrottleAbove >= 0) || math.IsInf(f.ThrottleAbove, 0) || f.ThrottleEvery < 0 || f.DropAfter < 0 {
+	if !(f.ThrottleAbove >= 0) || math.IsInf(f.ThrottleAbove, 0) || f.ThrottleEvery < 0 || f.DropAfter < 0 || f.RefuseTimes < 0 {
 		return errors.New("smsc: fault thresholds must not be negative")
+	}
+	if f.RefuseText != "" && f.RefuseStatus == 0 {
+		return errors.New("smsc: refuse text needs a non-zero refuse status")
 	}
 	if !(f.DropProbability >= 0 && f.DropProbability <= 1) {
 		return fmt.Errorf("smsc: drop probability %v outside [0, 1]", f.DropProbability)

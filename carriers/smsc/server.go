@@ -50,7 +50,8 @@ type Server struct {
 // faultState is the Faults in force with what they need at runtime.
 type faultState struct {
 	Faults
-	bucket *switchboard.TokenBucket // nil when ThrottleAbove is off
+	bucket  *switchboard.TokenBucket // nil when ThrottleAbove is off
+	refused atomic.Int64             // submits refused for RefuseText
 }
 
 // Listen validates cfg, listens on cfg.Addr and starts serving in its own

@@ -2,6 +2,7 @@ package smsc
 
 import (
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
@@ -52,7 +53,27 @@ func (ss *session) submit(p *pdu.SubmitSM, raw []byte) bool {
 		ss.reply(p, data.ESME_RTHROTTLED)
 		return true
 	}
+	if f.refuses(p, raw) {
+		ss.reply(p, data.CommandStatusType(f.RefuseStatus))
+		return true
+	}
 	ss.accept(p, raw, f, now)
+	return true
+}
+
+// refuses reports whether a submit is refused for RefuseText.
+func (f *faultState) refuses(p *pdu.SubmitSM, raw []byte) bool {
+	if f.RefuseText == "" {
+		return false
+	}
+	ud, _ := userData(p)
+	text, err := gsm.Decode(gsm.Coding(dataCoding(p, raw)), ud)
+	if err != nil || !strings.Contains(text, f.RefuseText) {
+		return false
+	}
+	if n := f.refused.Add(1); f.RefuseTimes > 0 && n > int64(f.RefuseTimes) {
+		return false
+	}
 	return true
 }
 
@@ -79,6 +100,12 @@ func (ss *session) accept(p *pdu.SubmitSM, raw []byte, f *faultState, now time.T
 	}
 	latency := f.Latency.Sample()
 	r := ss.newReceipt(p, id, coding, ud, now, latency)
+	if f.ReceiptFirst && r != nil {
+		// The receipt leaves now (after its own delay), not after the
+		// response: it overtakes the submit_sm_resp that names its id.
+		ss.startReceipt(r)
+		r = nil
+	}
 	if latency > 0 {
 		s.sched.add(timed{at: now.Add(latency), resp: resp, sess: ss, job: r})
 		return
@@ -93,6 +120,11 @@ func (ss *session) sendResp(resp pdu.PDU, r *delivery) {
 	if err := ss.conn.Send(resp); err != nil || r == nil {
 		return
 	}
+	ss.startReceipt(r)
+}
+
+// startReceipt sends a receipt after its delay.
+func (ss *session) startReceipt(r *delivery) {
 	s := ss.srv
 	if r.delay <= 0 {
 		s.deliver(r)

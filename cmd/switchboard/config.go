@@ -4,10 +4,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -16,11 +14,15 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
 	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
@@ -62,9 +64,31 @@ type NodeConfig struct {
 	HTTP            string   `yaml:"http" default:"127.0.0.1:8080" help:"public API listen address, host:port"`
 	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"address reserved for the admin API and /metrics (not served yet; health is on node.http)"`
 	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
-	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"how long a stopping node waits for in-flight work"`
+	DrainPeriod     Duration `yaml:"drain_period" default:"5s" help:"how long a stopping node keeps its API answering, new requests with 503 and Retry-After and /readyz with 503, while requests in progress finish (a second SIGINT or SIGTERM ends it at once)"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"after the drain, how long the node waits for requests still in progress, submits in flight, unbinds and status writes"`
+	// Pointers, so that false and 0 can be told from unset.
+	ReadyRequiresCarrier  *bool `yaml:"ready_requires_carrier" default:"true" help:"/readyz answers 503 while the first carrier of some route has no bound bind"`
+	AuthFailuresPerMinute *int  `yaml:"auth_failures_per_minute" default:"10" help:"failed authentications one client address (IPv6: its /64) may have in a minute; then its API requests get 429 until the minute is over (0: no limit)"`
 	// Off by default: it costs about 10 % of the maximum request rate.
 	HTTPReleaseIdleBuffers bool `yaml:"http_release_idle_buffers" help:"idle keep-alive connections give their read buffers back (about 10 KiB each) at some CPU per request; for many mostly idle clients"`
+}
+
+// readyRequiresCarrier is node.ready_requires_carrier, true when unset.
+func (n NodeConfig) readyRequiresCarrier() bool {
+	return n.ReadyRequiresCarrier == nil || *n.ReadyRequiresCarrier
+}
+
+// authFailuresPerMinute is node.auth_failures_per_minute as the HTTP
+// server takes it: its default when unset, -1 for no limit.
+func (n NodeConfig) authFailuresPerMinute() int {
+	switch a := n.AuthFailuresPerMinute; {
+	case a == nil:
+		return 0
+	case *a == 0:
+		return -1
+	default:
+		return *a
+	}
 }
 
 // LogConfig selects the log level and format.
@@ -82,13 +106,17 @@ const (
 // StorageConfig selects the store. The scylla settings are read only when
 // backend is scylla.
 type StorageConfig struct {
-	Backend           string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (ScyllaDB or Cassandra at storage.hosts)"`
-	SyncInterval      Duration `yaml:"sync_interval" default:"500us" help:"embedded: least time between two fsyncs of the write-ahead log; writes meanwhile share the next one (0s: each sync at once; at most 100ms)"`
-	Hosts             []string `yaml:"hosts" help:"scylla: contact points, host or host:port"`
-	Keyspace          string   `yaml:"keyspace" default:"switchboard" help:"scylla: keyspace"`
-	ReplicationFactor int      `yaml:"replication_factor" default:"3" help:"scylla: replication factor of the keyspace"`
-	Consistency       string   `yaml:"consistency" default:"quorum" help:"scylla: write consistency: one, two, three, quorum, all, local_quorum, each_quorum, local_one"`
-	TTL               Duration `yaml:"ttl" default:"720h" help:"scylla: how long messages are kept"`
+	Backend        string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (ScyllaDB or Cassandra at storage.hosts)"`
+	TTL            Duration `yaml:"ttl" default:"720h" help:"how long messages are kept: a message is deleted once the UTC day it was accepted on is older (at least 24h and limits.max_validity)"`
+	CarrierIDGrace Duration `yaml:"carrier_id_grace" default:"72h" help:"how long a message's carrier ids still match receipts after it turned final (late and repeated receipts)"`
+	// SyncInterval is a pointer so that 0s (sync at once) is told apart
+	// from unset (the default).
+	SyncInterval      *Duration `yaml:"sync_interval" default:"500us" help:"embedded: least time between two fsyncs of the write-ahead log; writes meanwhile share the next one (0s: each sync at once; at most 100ms)"`
+	MinFree           string    `yaml:"min_free" help:"embedded: free disk space below which new messages are refused (503) while those accepted go on: a size (1GiB, 500MiB) or a percentage of the disk (5%); 0: no limit (default: the smaller of 1GiB and 5%)"`
+	Hosts             []string  `yaml:"hosts" help:"scylla: contact points, host or host:port"`
+	Keyspace          string    `yaml:"keyspace" default:"switchboard" help:"scylla: keyspace"`
+	ReplicationFactor int       `yaml:"replication_factor" default:"3" help:"scylla: replication factor of the keyspace"`
+	Consistency       string    `yaml:"consistency" default:"quorum" help:"scylla: write consistency: one, two, three, quorum, all, local_quorum, each_quorum, local_one"`
 }
 
 // Cache backends.
@@ -141,6 +169,12 @@ type CarrierConfig struct {
 	TLSSkipVerify   bool     `yaml:"tls_skip_verify" help:"with tls: accept any server certificate (testing only)"`
 	ReconnectMin    Duration `yaml:"reconnect_min" default:"1s" help:"first wait before reconnecting a lost bind"`
 	ReconnectMax    Duration `yaml:"reconnect_max" default:"60s" help:"longest wait between reconnects (backoff doubles up to it)"`
+	ReceiptTimeout  Duration `yaml:"receipt_timeout" default:"72h" help:"how long a submitted message waits for its delivery receipt before it ends unknown; unmatched receipts are kept as long"`
+	MaxAttempts     int      `yaml:"max_attempts" default:"10" help:"how many times the carrier may refuse (retriably), time out or lose one message before it fails with the last error"`
+	// RetriableStatuses and PermanentStatuses override SMPP 3.4's reading
+	// of submit_sm_resp statuses for this carrier.
+	RetriableStatuses []string `yaml:"retriable_statuses" help:"submit_sm_resp command_status values to retry (0x… hex, decimal or ESME_ name), beyond the SMPP 3.4 defaults"`
+	PermanentStatuses []string `yaml:"permanent_statuses" help:"submit_sm_resp command_status values that fail the message at once, overriding the defaults"`
 }
 
 // RouteConfig sends destinations starting with Prefix to Carriers, tried in
@@ -377,68 +411,6 @@ func loadConfig(path string, environ, overrides []string) (*Config, error) {
 	return cfg, nil
 }
 
-// decodeFile reads one YAML document into c. Unknown keys are errors that
-// name the key and its line.
-func (c *Config) decodeFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	err = dec.Decode(c)
-	if err == io.EOF {
-		return nil // an empty file: defaults and environment only
-	}
-	if err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			errs := make([]error, len(te.Errors))
-			for i, msg := range te.Errors {
-				errs[i] = errors.New(rewriteYAMLError(msg))
-			}
-			return errors.Join(errs...)
-		}
-		return err
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("line %d: a second YAML document; the file must hold one", extra.Line)
-	}
-	return nil
-}
-
-var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
-
-// rewriteYAMLError turns yaml.v3's "field x not found in type main.Y" into
-// words about the file: `line 7: unknown key "x" in carriers[n]`.
-func rewriteYAMLError(msg string) string {
-	m := unknownFieldRE.FindStringSubmatch(msg)
-	if m == nil {
-		return msg
-	}
-	where := sectionNames()[m[3]]
-	if where == "" {
-		where = "the top level"
-	}
-	return fmt.Sprintf("line %s: unknown key %q in %s", m[1], m[2], where)
-}
-
-// sectionNames maps each section's Go type name to its path, for messages.
-func sectionNames() map[string]string {
-	names := map[string]string{}
-	for _, o := range configOptions() {
-		if o.section != nil {
-			names[o.section.String()] = o.Path
-		}
-	}
-	return names
-}
-
 // ---- reflection over the struct tags ----
 
 var (
@@ -447,13 +419,16 @@ var (
 )
 
 // isLeaf reports whether t holds one setting: a scalar, a duration, or a
-// list of strings.
+// list of strings; or a pointer to a scalar or duration, for a setting
+// whose zero value (false, 0) is a value and not its default (nil: unset).
 func isLeaf(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
 		return true
 	case reflect.Slice:
 		return t.Elem().Kind() == reflect.String
+	case reflect.Pointer:
+		return t.Elem().Kind() != reflect.Pointer && t.Elem().Kind() != reflect.Slice && isLeaf(t.Elem())
 	}
 	return false
 }
@@ -528,6 +503,9 @@ func configOptions() []configOption {
 }
 
 func leafType(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch {
 	case t == durationType:
 		return "duration"
@@ -545,9 +523,21 @@ func leafType(t reflect.Type) string {
 	return t.String()
 }
 
-// setLeaf parses s into the setting v.
+// setLeaf parses s into the setting v. An empty s sets the zero value
+// (a pointer setting: unset), which the defaults then fill: in every tier,
+// empty means the default.
 func setLeaf(v reflect.Value, s string) error {
+	if strings.TrimSpace(s) == "" {
+		v.SetZero()
+		return nil
+	}
 	switch {
+	case v.Kind() == reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		if err := setLeaf(p.Elem(), s); err != nil {
+			return err
+		}
+		v.Set(p)
 	case v.Type() == durationType:
 		d, err := parseDuration(s)
 		if err != nil {
@@ -783,6 +773,12 @@ func (c *Config) validateNode(p *problems) {
 	if n.ShutdownTimeout <= 0 {
 		p.add("node.shutdown_timeout", "%v is not above 0", n.ShutdownTimeout)
 	}
+	if a := n.AuthFailuresPerMinute; a != nil && *a < 0 {
+		p.add("node.auth_failures_per_minute", "%d is negative (0: no limit)", *a)
+	}
+	if n.DrainPeriod <= 0 {
+		p.add("node.drain_period", "%v is not above 0 (for a quick stop, use a short one like 100ms, or send the signal twice)", n.DrainPeriod)
+	}
 }
 
 func (c *Config) validateLog(p *problems) {
@@ -802,8 +798,11 @@ func (c *Config) validateStorage(p *problems) {
 	s := c.Storage
 	switch s.Backend {
 	case StorageEmbedded:
-		if s.SyncInterval < 0 || s.SyncInterval.Std() > maxSyncInterval {
-			p.add("storage.sync_interval", "%v is not between 0s and %v", s.SyncInterval, maxSyncInterval)
+		if d := s.syncInterval(); d < 0 || d > maxSyncInterval {
+			p.add("storage.sync_interval", "%v is not between 0s and %v", d, maxSyncInterval)
+		}
+		if _, _, err := parseMinFree(s.MinFree); err != nil {
+			p.add("storage.min_free", "%v", err)
 		}
 	case StorageScylla:
 		if len(s.Hosts) == 0 {
@@ -824,12 +823,93 @@ func (c *Config) validateStorage(p *problems) {
 		if !slices.Contains(levels, s.Consistency) {
 			p.add("storage.consistency", "%q is not one of %s", s.Consistency, strings.Join(levels, ", "))
 		}
-		if s.TTL <= 0 {
-			p.add("storage.ttl", "%v is not above 0", s.TTL)
-		}
 	default:
 		p.add("storage.backend", "%q is not embedded or scylla", s.Backend)
 	}
+	// A message must be able to end before it is deleted, and outlive
+	// its idempotency record.
+	if minTTL := max(switchboard.IdempotencyWindow, c.Limits.MaxValidity.Std()); s.TTL.Std() < minTTL {
+		p.add("storage.ttl", "%v is below %v: messages must be kept at least a day and at least limits.max_validity", s.TTL, minTTL)
+	}
+	if s.CarrierIDGrace <= 0 {
+		p.add("storage.carrier_id_grace", "%v is not above 0", s.CarrierIDGrace)
+	}
+}
+
+// syncInterval returns storage.sync_interval (0 if unset, which defaults
+// fill).
+func (s StorageConfig) syncInterval() time.Duration {
+	if s.SyncInterval == nil {
+		return 0
+	}
+	return s.SyncInterval.Std()
+}
+
+// pebbleOptions is what the embedded store takes from the configuration.
+func (s StorageConfig) pebbleOptions(log zerolog.Logger) pebble.Options {
+	o := pebble.Options{Logger: log, TTL: s.TTL.Std(), CarrierIDGrace: s.CarrierIDGrace.Std()}
+	// In the store, 0 means its default and a negative interval none.
+	if o.SyncInterval = s.syncInterval(); o.SyncInterval == 0 {
+		o.SyncInterval = -1
+	}
+	o.MinFree, o.MinFreePercent, _ = parseMinFree(s.MinFree)
+	return o
+}
+
+// scyllaOptions is what the ScyllaDB store takes from the configuration;
+// nil when the backend is not scylla.
+func (s StorageConfig) scyllaOptions(log zerolog.Logger) *scylla.Options {
+	if s.Backend != StorageScylla {
+		return nil
+	}
+	return &scylla.Options{
+		Hosts: s.Hosts, Keyspace: s.Keyspace, ReplicationFactor: s.ReplicationFactor, Consistency: s.Consistency,
+		TTL: s.TTL.Std(), CarrierIDGrace: s.CarrierIDGrace.Std(), Logger: log,
+	}
+}
+
+// parseMinFree reads storage.min_free: "" (the store's default), "0" (no
+// limit: bytes -1), a size with a unit (500MiB, 1GiB, 2GB) or a percentage
+// of the disk (5%).
+func parseMinFree(v string) (bytes int64, percent float64, err error) {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		return 0, 0, nil
+	case v == "0":
+		return -1, 0, nil
+	case strings.HasSuffix(v, "%"):
+		f, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(v, "%")), 64)
+		if err != nil || !(f > 0 && f < 100) {
+			return 0, 0, fmt.Errorf("%q is not a percentage above 0%% and below 100%%", v)
+		}
+		return 0, f, nil
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%q is not a size like 1GiB or 500MiB, a percentage like 5%%, or 0", v)
+	}
+	return n, 0, nil
+}
+
+// sizeUnits are the units parseSize knows, binary and decimal.
+var sizeUnits = map[string]float64{
+	"b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+}
+
+// parseSize reads a positive size: a number and a unit (1GiB, 1.5 GB).
+func parseSize(v string) (int64, error) {
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return 0, errors.New("no number and unit")
+	}
+	n, err := strconv.ParseFloat(v[:i], 64)
+	unit, ok := sizeUnits[strings.ToLower(strings.TrimSpace(v[i:]))]
+	if err != nil || !ok || n <= 0 || n*unit >= math.MaxInt64 {
+		return 0, errors.New("not a size")
+	}
+	return int64(n * unit), nil
 }
 
 func (c *Config) validateCache(p *problems) {
@@ -932,8 +1012,59 @@ func (c *Config) validateCarriers(p *problems) map[string]bool {
 		if cr.TLSSkipVerify && !cr.TLS {
 			p.add(at+".tls_skip_verify", "is set but tls is not")
 		}
+		if cr.ReceiptTimeout <= 0 {
+			p.add(at+".receipt_timeout", "%v is not above 0", cr.ReceiptTimeout)
+		}
+		if cr.MaxAttempts < 1 || cr.MaxAttempts > 1000 {
+			p.add(at+".max_attempts", "%d is not in 1..1000", cr.MaxAttempts)
+		}
+		cr.validateStatuses(p, at)
 	}
 	return names
+}
+
+// validateStatuses checks the status overrides: each a command_status, and
+// none both retriable and permanent.
+func (cr CarrierConfig) validateStatuses(p *problems, at string) {
+	retriable := map[data.CommandStatusType]bool{}
+	for j, s := range cr.RetriableStatuses {
+		v, err := smpp.ParseStatus(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.retriable_statuses[%d]", at, j), "%v", err)
+			continue
+		}
+		retriable[v] = true
+	}
+	for j, s := range cr.PermanentStatuses {
+		v, err := smpp.ParseStatus(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.permanent_statuses[%d]", at, j), "%v", err)
+			continue
+		}
+		if retriable[v] {
+			p.add(fmt.Sprintf("%s.permanent_statuses[%d]", at, j), "%s is listed in retriable_statuses too", v)
+		}
+	}
+}
+
+// Statuses returns the carrier's overrides of which submit refusals are
+// retriable. Call it on a validated carrier.
+func (cr CarrierConfig) Statuses() smpp.Statuses {
+	if len(cr.RetriableStatuses)+len(cr.PermanentStatuses) == 0 {
+		return nil
+	}
+	t := smpp.Statuses{}
+	for _, list := range []struct {
+		names     []string
+		retriable bool
+	}{{cr.RetriableStatuses, true}, {cr.PermanentStatuses, false}} {
+		for _, s := range list.names {
+			if v, err := smpp.ParseStatus(s); err == nil {
+				t[v] = list.retriable
+			}
+		}
+	}
+	return t
 }
 
 func (c *Config) validateRoutes(p *problems, carriers map[string]bool) {
@@ -1041,7 +1172,7 @@ func (c *Config) validateKeyEvents(p *problems, at string, k KeyConfig, numbers 
 		p.add(at+".callback_batch", "%d is not between 1 and %d", k.CallbackBatch, maxCallbackBatch)
 	}
 	if _, ok := k.statusSet(); !ok {
-		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed", k.CallbackStatuses)
+		p.add(at+".callback_statuses", "%q: each must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed, unknown, canceled", k.CallbackStatuses)
 	}
 	for j, n := range k.Numbers {
 		if !switchboard.ValidMSISDN(n) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
 )
@@ -106,7 +108,7 @@ func TestShippedConfig(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := loadOK(t, baseYAML)
 	want := Config{
-		Node:    NodeConfig{Name: "node-1", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:8081", DataDir: "./data", ShutdownTimeout: Duration(15 * time.Second)},
+		Node:    NodeConfig{Name: "node-1", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:8081", DataDir: "./data", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Storage: StorageConfig{Backend: "embedded", Keyspace: "switchboard", ReplicationFactor: 3, Consistency: "quorum", TTL: Duration(720 * time.Hour)},
 		Cache:   CacheConfig{Backend: "memory", Addr: "127.0.0.1:6379"},
@@ -118,6 +120,13 @@ func TestDefaults(t *testing.T) {
 		},
 		Limits: LimitsConfig{MaxParts: 10, DefaultValidity: Duration(48 * time.Hour), MaxValidity: Duration(72 * time.Hour), MaxBatch: 1000},
 	}
+	if r := cfg.Node.ReadyRequiresCarrier; r == nil || !*r {
+		t.Errorf("node.ready_requires_carrier = %v, want true", r)
+	}
+	if a := cfg.Node.AuthFailuresPerMinute; a == nil || *a != 10 {
+		t.Errorf("node.auth_failures_per_minute = %v, want 10", a)
+	}
+	cfg.Node.ReadyRequiresCarrier, cfg.Node.AuthFailuresPerMinute = nil, nil
 	if cfg.Node != want.Node || cfg.Log != want.Log || cfg.Cache != want.Cache || cfg.Webhooks != want.Webhooks || cfg.Limits != want.Limits {
 		t.Errorf("got  %+v %+v %+v %+v %+v\nwant %+v %+v %+v %+v %+v",
 			cfg.Node, cfg.Log, cfg.Cache, cfg.Webhooks, cfg.Limits, want.Node, want.Log, want.Cache, want.Webhooks, want.Limits)
@@ -132,7 +141,8 @@ func TestDefaults(t *testing.T) {
 	c := cfg.Carriers[1]
 	if c.Binds != 1 || c.Window != 64 || c.BindType != BindTransceiver || c.TPS != 0 || c.IDFormat != "" ||
 		c.EnquireLink.Std() != 30*time.Second || c.ResponseTimeout.Std() != 10*time.Second ||
-		c.ReconnectMin.Std() != time.Second || c.ReconnectMax.Std() != time.Minute || c.TLS || c.Simulator {
+		c.ReconnectMin.Std() != time.Second || c.ReconnectMax.Std() != time.Minute || c.TLS || c.Simulator ||
+		c.ReceiptTimeout.Std() != 72*time.Hour || c.MaxAttempts != 10 || c.Statuses() != nil {
 		t.Errorf("carrier defaults = %+v", c)
 	}
 	if k := cfg.Keys[0]; k.Burst != 10 || k.MaxQueued != 1_000_000 {
@@ -167,12 +177,52 @@ func TestUnknownKey(t *testing.T) {
 	wantContains(t, err, `line 3: unknown key "htp" in node`, `line 4: unknown key "carrier" in the top level`)
 
 	err = loadErr(t, "carriers:\n  - name: a\n    hots: x:1\n")
-	wantContains(t, err, `line 3: unknown key "hots" in carriers[n]`)
+	wantContains(t, err, `line 3: unknown key "hots" in carriers[0]`)
 }
 
+// Values of the wrong kind are reported in the configuration's words, with
+// the line and the setting, never in the YAML library's (Go types, !!seq).
 func TestYAMLTypeErrors(t *testing.T) {
-	err := loadErr(t, "node:\n  shutdown_timeout: 15\nlimits:\n  max_parts: many\n")
-	wantContains(t, err, `line 2: "15" is not a duration`, "line 4:", "many")
+	err := loadErr(t, `node:
+  http: [127.0.0.1:8080]
+  shutdown_timeout: 15
+  ready_requires_carrier: maybe
+limits:
+  max_parts: many
+carriers:
+  - name: a
+    host: smsc:2775
+    binds: {n: 2}
+    tps: fast
+  - just a string
+routes:
+  - {prefix: "", carriers: a}
+keys: {id: k}
+webhooks: [x]
+`)
+	wantContains(t, err,
+		`line 2: node.http: want a string, got a list`,
+		`line 3: node.shutdown_timeout: want a duration like 30s, 5m or 72h, got "15"`,
+		`line 4: node.ready_requires_carrier: want true or false, got "maybe"`,
+		`line 6: limits.max_parts: want a whole number, got "many"`,
+		`line 10: carriers[0].binds: want a whole number, got a mapping (name: value)`,
+		`line 11: carriers[0].tps: want a number, got "fast"`,
+		`line 12: carriers[1]: want a mapping of settings (name: value), got "just a string"`,
+		`line 14: routes[0].carriers: want a list of strings, got "a"`,
+		`line 15: keys: want a list, got a mapping (name: value)`,
+		`line 16: webhooks: want a mapping of settings (name: value), got a list`,
+	)
+	for _, lib := range []string{"unmarshal", "!!", "main.", "yaml:"} {
+		if strings.Contains(err.Error(), lib) {
+			t.Errorf("the YAML library's words (%q) in: %v", lib, err)
+		}
+	}
+	wantContains(t, loadErr(t, "node: [\n"), "not valid YAML: line 1: did not find expected node content")
+	wantContains(t, loadErr(t, "- a\n"), "line 1: the file: want a mapping of settings (name: value), got a list")
+	// Empty values are no values: defaults apply.
+	if cfg := loadOK(t, "node:\n  http:\nlog:\n"); cfg.Node.HTTP != "127.0.0.1:8080" {
+		t.Errorf("node.http = %q, want the default", cfg.Node.HTTP)
+	}
 }
 
 func TestSecondDocument(t *testing.T) {
@@ -193,11 +243,11 @@ func TestValidate(t *testing.T) {
 		{"node.admin same", func(c *Config) { c.Node.Admin = c.Node.HTTP }, "node.admin: "},
 		{"node.data_dir", func(c *Config) { c.Node.DataDir = "" }, "node.data_dir: is empty"},
 		{"node.shutdown_timeout", func(c *Config) { c.Node.ShutdownTimeout = -1 }, "node.shutdown_timeout: "},
+		{"node.drain_period", func(c *Config) { c.Node.DrainPeriod = -1 }, "node.drain_period: -1ns is not above 0"},
 		{"log.level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose"`},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml"`},
 		{"storage.backend", func(c *Config) { c.Storage.Backend = "postgres" }, `storage.backend: "postgres" is not embedded or scylla`},
 		{"scylla host", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1", "db 2"} }, `storage.hosts[1]: "db 2" is not a host or host:port`},
-		{"scylla ttl", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.TTL = 0 }, "storage.ttl: 0s is not above 0"},
 		{"scylla hosts", func(c *Config) { c.Storage.Backend = "scylla" }, "storage.hosts: is empty"},
 		{"scylla consistency", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Consistency = "most" }, `storage.consistency: "most"`},
 		{"scylla keyspace", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Keyspace = "1x" }, `storage.keyspace: "1x"`},
@@ -228,6 +278,13 @@ func TestValidate(t *testing.T) {
 		{"response_timeout", func(c *Config) { c.Carriers[0].ResponseTimeout = -1 }, "carriers[0].response_timeout: "},
 		{"reconnect", func(c *Config) { c.Carriers[0].ReconnectMax = Duration(time.Millisecond) }, "carriers[0].reconnect_max: 1ms is below reconnect_min 1s"},
 		{"tls_skip_verify", func(c *Config) { c.Carriers[0].TLSSkipVerify = true }, "carriers[0].tls_skip_verify: is set but tls is not"},
+		{"receipt_timeout", func(c *Config) { c.Carriers[0].ReceiptTimeout = 0 }, "carriers[0].receipt_timeout: 0s is not above 0"},
+		{"max_attempts", func(c *Config) { c.Carriers[0].MaxAttempts = 0 }, "carriers[0].max_attempts: 0 is not in 1..1000"},
+		{"retriable_statuses", func(c *Config) { c.Carriers[0].RetriableStatuses = []string{"0x58", "ESME_NOPE"} }, `carriers[0].retriable_statuses[1]: "ESME_NOPE" is not a command_status`},
+		{"status both ways", func(c *Config) {
+			c.Carriers[0].RetriableStatuses = []string{"0x45"}
+			c.Carriers[0].PermanentStatuses = []string{"ESME_RSUBMITFAIL"}
+		}, "carriers[0].permanent_statuses[0]: ESME_RSUBMITFAIL is listed in retriable_statuses too"},
 		{"no routes", func(c *Config) { c.Routes = nil }, "routes: is empty"},
 		{"route prefix", func(c *Config) { c.Routes[1].Prefix = "44a" }, `routes[1].prefix: "44a"`},
 		{"route prefix plus", func(c *Config) { c.Routes[1].Prefix = "+" }, `routes[1].prefix: "+"`},
@@ -255,8 +312,16 @@ func TestValidate(t *testing.T) {
 		{"rate zero", func(c *Config) { c.Keys[0].Rate = 0 }, "keys[0].rate: 0 is not a number above 0"},
 		{"burst", func(c *Config) { c.Keys[0].Burst = -1 }, "keys[0].burst: -1 is below 1"},
 		{"max_queued", func(c *Config) { c.Keys[0].MaxQueued = -1 }, "keys[0].max_queued: -1 is below 1"},
-		{"sync_interval negative", func(c *Config) { c.Storage.SyncInterval = -1 }, "storage.sync_interval: -1ns is not between 0s and 100ms"},
-		{"sync_interval long", func(c *Config) { c.Storage.SyncInterval = Duration(time.Second) }, "storage.sync_interval: 1s is not between 0s and 100ms"},
+		{"sync_interval negative", func(c *Config) { c.Storage.SyncInterval = durationPtr(-1) }, "storage.sync_interval: -1ns is not between 0s and 100ms"},
+		{"sync_interval long", func(c *Config) { c.Storage.SyncInterval = durationPtr(time.Second) }, "storage.sync_interval: 1s is not between 0s and 100ms"},
+		{"min_free unit", func(c *Config) { c.Storage.MinFree = "1 GiBs" }, `storage.min_free: "1 GiBs" is not a size like 1GiB or 500MiB, a percentage like 5%, or 0`},
+		{"min_free bare number", func(c *Config) { c.Storage.MinFree = "500" }, `storage.min_free: "500" is not a size`},
+		{"min_free percent", func(c *Config) { c.Storage.MinFree = "100%" }, `storage.min_free: "100%" is not a percentage above 0% and below 100%`},
+		{"ttl short", func(c *Config) {
+			c.Limits.DefaultValidity, c.Limits.MaxValidity, c.Storage.TTL = Duration(time.Hour), Duration(time.Hour), Duration(12*time.Hour)
+		}, "storage.ttl: 12h0m0s is below 24h0m0s"},
+		{"ttl below validity", func(c *Config) { c.Storage.TTL = Duration(48 * time.Hour) }, "storage.ttl: 48h0m0s is below 72h0m0s: messages must be kept at least a day and at least limits.max_validity"},
+		{"carrier_id_grace", func(c *Config) { c.Storage.CarrierIDGrace = -1 }, "storage.carrier_id_grace: -1ns is not above 0"},
 		{"callback_batch zero", func(c *Config) { c.Keys[0].CallbackBatch = 0 }, "keys[0].callback_batch: 0 is not between 1 and 1000"},
 		{"callback_batch huge", func(c *Config) { c.Keys[0].CallbackBatch = 1001 }, "keys[0].callback_batch: 1001 is not between 1 and 1000"},
 		{"callback_url scheme", func(c *Config) { c.Keys[0].CallbackURL = "ftp://x.example/" }, `keys[0].callback_url: "ftp://x.example/": callback URL must be http or https`},
@@ -301,7 +366,7 @@ func TestValidate(t *testing.T) {
 
 // storage.backend: scylla with its settings is a valid configuration.
 func TestValidateScylla(t *testing.T) {
-	cfg := loadOK(t, baseYAML+"storage: {backend: scylla, hosts: [\"127.0.0.1:9042\", db2], keyspace: sb_1, replication_factor: 1, consistency: local_quorum, ttl: 48h}\n")
+	cfg := loadOK(t, baseYAML+"storage: {backend: scylla, hosts: [\"127.0.0.1:9042\", db2], keyspace: sb_1, replication_factor: 1, consistency: local_quorum, ttl: 240h}\n")
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -452,6 +517,41 @@ func TestEnvEmptyValueTakesDefault(t *testing.T) {
 	}
 }
 
+// A boolean whose default is true can still be set to false, in every
+// tier, and an empty value restores the default.
+func TestBoolDefaultTrue(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		env  []string
+		want bool
+	}{
+		{"", nil, true},
+		{"node: {ready_requires_carrier: false}\n", nil, false},
+		{"node: {ready_requires_carrier: true}\n", nil, true},
+		{"", []string{"SWITCHBOARD_NODE_READY_REQUIRES_CARRIER=false"}, false},
+		{"node: {ready_requires_carrier: false}\n", []string{"SWITCHBOARD_NODE_READY_REQUIRES_CARRIER="}, true},
+		{"node: {ready_requires_carrier: false}\n", []string{"SWITCHBOARD_NODE_READY_REQUIRES_CARRIER=1"}, true},
+	} {
+		cfg := loadOK(t, c.yaml, c.env...)
+		if got := cfg.Node.ReadyRequiresCarrier; got == nil || *got != c.want {
+			t.Errorf("%q %q: %v, want %v", c.yaml, c.env, got, c.want)
+		}
+	}
+	cfg := loadOK(t, "")
+	if err := cfg.Set("node.ready_requires_carrier", "false"); err != nil || *cfg.Node.ReadyRequiresCarrier {
+		t.Errorf("--set false: %v, %v", err, *cfg.Node.ReadyRequiresCarrier)
+	}
+	// An integer whose 0 means something: 0 stays 0, unset is the default.
+	for yaml, want := range map[string]int{"": 10, "node: {auth_failures_per_minute: 0}\n": -1, "node: {auth_failures_per_minute: 3}\n": 3} {
+		if got := loadOK(t, yaml).Node.authFailuresPerMinute(); got != want {
+			t.Errorf("%q: %d for the HTTP server, want %d", yaml, got, want)
+		}
+	}
+	wantContains(t, loadErr(t, "node: {auth_failures_per_minute: -1}\n"), "node.auth_failures_per_minute: -1 is negative")
+	err := loadErr(t, "", "SWITCHBOARD_NODE_READY_REQUIRES_CARRIER=maybe")
+	wantContains(t, err, `SWITCHBOARD_NODE_READY_REQUIRES_CARRIER: node.ready_requires_carrier: "maybe" is not a boolean`)
+}
+
 func TestOverrides(t *testing.T) {
 	path := writeConfig(t, baseYAML)
 	cfg, err := loadConfig(path, []string{"SWITCHBOARD_NODE_HTTP=127.0.0.1:1"}, []string{
@@ -568,6 +668,64 @@ func TestDocsListEveryOption(t *testing.T) {
 	}
 }
 
+func durationPtr(d time.Duration) *Duration { v := Duration(d); return &v }
+
+// storage.sync_interval: 0s means every write's fsync at once (no interval
+// in the store), which unset (the default 500us) and an empty variable do
+// not; the other storage settings reach the store as set.
+func TestStorageOptions(t *testing.T) {
+	for _, tt := range []struct {
+		yaml    string
+		environ []string
+		want    time.Duration
+	}{
+		{"", nil, 500 * time.Microsecond},
+		{"storage: {sync_interval: 0s}", nil, -1},
+		{"storage: {sync_interval: 2ms}", nil, 2 * time.Millisecond},
+		{"", []string{"SWITCHBOARD_STORAGE_SYNC_INTERVAL=0s"}, -1},
+		{"storage: {sync_interval: 0s}", []string{"SWITCHBOARD_STORAGE_SYNC_INTERVAL="}, 500 * time.Microsecond},
+	} {
+		cfg := loadOK(t, baseYAML+tt.yaml+"\n", tt.environ...)
+		if got := cfg.Storage.pebbleOptions(zerolog.Nop()).SyncInterval; got != tt.want {
+			t.Errorf("%q %q: the store's SyncInterval = %v, want %v", tt.yaml, tt.environ, got, tt.want)
+		}
+	}
+	cfg := loadOK(t, baseYAML+"storage: {ttl: 240h, carrier_id_grace: 24h, min_free: 5%}\n")
+	o := cfg.Storage.pebbleOptions(zerolog.Nop())
+	if o.TTL != 240*time.Hour || o.CarrierIDGrace != 24*time.Hour || o.MinFree != 0 || o.MinFreePercent != 5 {
+		t.Errorf("store options %+v", o)
+	}
+}
+
+func TestParseMinFree(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		bytes   int64
+		percent float64
+	}{
+		{"", 0, 0},
+		{"0", -1, 0},
+		{"5%", 0, 5},
+		{" 2.5 % ", 0, 2.5},
+		{"1GiB", 1 << 30, 0},
+		{"500MiB", 500 << 20, 0},
+		{"1.5gib", 3 << 29, 0},
+		{"2GB", 2e9, 0},
+		{"100 KiB", 100 << 10, 0},
+		{"4096B", 4096, 0},
+	} {
+		b, p, err := parseMinFree(tt.in)
+		if err != nil || b != tt.bytes || p != tt.percent {
+			t.Errorf("parseMinFree(%q) = %d, %v, %v; want %d, %v", tt.in, b, p, err, tt.bytes, tt.percent)
+		}
+	}
+	for _, bad := range []string{"GiB", "-1GiB", "0%", "101%", "1 GiB GiB", "1e3MB", "x%", "1PiB0"} {
+		if _, _, err := parseMinFree(bad); err == nil {
+			t.Errorf("parseMinFree(%q) succeeded", bad)
+		}
+	}
+}
+
 func TestDuration(t *testing.T) {
 	cfg := loadOK(t, "node: {shutdown_timeout: 1h2m3s}\n")
 	if cfg.Node.ShutdownTimeout.Std() != time.Hour+2*time.Minute+3*time.Second || cfg.Node.ShutdownTimeout.String() != "1h2m3s" {
@@ -576,5 +734,14 @@ func TestDuration(t *testing.T) {
 	v, err := Duration(90 * time.Second).MarshalYAML()
 	if err != nil || v != "1m30s" {
 		t.Errorf("MarshalYAML = %v, %v", v, err)
+	}
+}
+
+// A carrier's status overrides reach its binds' table.
+func TestCarrierStatusOverrides(t *testing.T) {
+	c := CarrierConfig{RetriableStatuses: []string{"ESME_RSUBMITFAIL"}, PermanentStatuses: []string{"0x58"}}
+	table := c.Statuses()
+	if !table.Retriable(data.ESME_RSUBMITFAIL) || table.Retriable(data.ESME_RTHROTTLED) || !table.Retriable(data.ESME_RSYSERR) {
+		t.Fatalf("table %v: want 0x45 retriable, 0x58 permanent, the rest as SMPP 3.4 says", table)
 	}
 }

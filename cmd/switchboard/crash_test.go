@@ -38,7 +38,7 @@ func TestKill9LosesNothing(t *testing.T) {
 	})
 	const binds, window = 2, 64
 	cfg := fmt.Sprintf(`
-node: {http: "127.0.0.1:0", admin: "127.0.0.1:0", data_dir: %q}
+node: {http: "127.0.0.1:0", admin: "127.0.0.1:0", data_dir: %q, drain_period: 100ms}
 log: {level: warn, format: json}
 carriers:
   - {name: sim, host: %q, system_id: gw, password: pw, binds: %d, window: %d, reconnect_min: 10ms, reconnect_max: 200ms}
@@ -200,7 +200,7 @@ func testKill9KeepsCallbacks(t *testing.T, bin string, batch int) {
 		return sink.Answer{Status: http.StatusServiceUnavailable}
 	}})
 	cfg := fmt.Sprintf(`
-node: {http: "127.0.0.1:0", admin: "127.0.0.1:0", data_dir: %q}
+node: {http: "127.0.0.1:0", admin: "127.0.0.1:0", data_dir: %q, drain_period: 100ms}
 log: {level: error, format: json}
 carriers:
   - {name: sim, host: %q, system_id: gw, password: pw, binds: 2, window: 64}

@@ -22,13 +22,11 @@ import (
 	"github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
-	"github.com/switchboard-sms/switchboard/storage/pebble"
-	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // runGateway is the bare command: read the configuration, run one node
-// until ctx ends, then stop gracefully.
-func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// until the first stop signal, then drain and stop gracefully.
+func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFlag := fs.String("config", "", "configuration `file` (default $SWITCHBOARD_CONFIG, else ./cluster.yaml)")
@@ -51,16 +49,30 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info().Int("gomaxprocs", runtime.GOMAXPROCS(0)).Int("cpus", runtime.NumCPU()).Msg("starting")
-	g, err := startGateway(ctx, cfg, log)
+	g, err := startGateway(sig.stop, cfg, log)
 	if err != nil {
 		return err
 	}
 	printReady(stdout, cfg, g.Addr())
-	<-ctx.Done()
-	log.Info().Msg("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout.Std())
-	defer cancel()
-	return g.Stop(stopCtx)
+	<-sig.stop.Done()
+	return g.drainAndStop(sig.hurry, cfg.Node.DrainPeriod.Std(), cfg.Node.ShutdownTimeout.Std())
+}
+
+// drainAndStop stops the node in two steps with their own budgets: the
+// drain (the API answers new requests with 503 and Retry-After for the
+// drain period, so load balancers move traffic away, while requests in
+// progress finish; hurry ends it early), then the stop (bounded by
+// shutdownTimeout from the drain's end).
+func (g *gateway) drainAndStop(hurry context.Context, drainPeriod, shutdownTimeout time.Duration) error {
+	g.log.Info().Dur("drain_period", drainPeriod).
+		Msg("stopping: draining, new requests get 503; SIGINT or SIGTERM again stops at once")
+	drain, cancelDrain := context.WithTimeout(hurry, drainPeriod)
+	defer cancelDrain()
+	g.node.Drain(drain)
+	g.log.Info().Dur("shutdown_timeout", shutdownTimeout).Msg("stopping: drain over, stopping the engine")
+	stop, cancelStop := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancelStop()
+	return g.Stop(stop)
 }
 
 type multiFlag []string
@@ -68,15 +80,29 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// demoSecret is the shipped cluster.yaml's key secret: public, so the
+// start-up hint may show it.
+const demoSecret = "demo-secret-change-me"
+
+// printReady prints where the node listens and a curl line to try it. The
+// line shows a key's secret only if it is the shipped demo one; any other
+// secret is a placeholder, so no real secret reaches a terminal or a log
+// collector. The placeholder is not a SWITCHBOARD_* name: the node refuses
+// unknown variables of its own prefix, and a user who exports it in the
+// shell that starts the node would stop the node from starting.
 func printReady(w io.Writer, cfg *Config, addr string) {
 	fmt.Fprintf(w, "switchboard %s listening on http://%s\n", buildVersion(), addr)
-	for _, k := range cfg.Keys {
-		if k.Secret == "" {
-			continue
-		}
-		fmt.Fprintf(w, "try it:\n  curl -s -X POST http://%s/v1/messages -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", addr, k.Secret)
+	if len(cfg.Keys) == 0 {
 		return
 	}
+	auth, note := `"Authorization: Bearer $API_KEY"`, fmt.Sprintf(" (API_KEY: the secret of key %q)", cfg.Keys[0].ID)
+	for _, k := range cfg.Keys {
+		if k.Secret == demoSecret {
+			auth, note = "'Authorization: Bearer "+demoSecret+"'", ""
+			break
+		}
+	}
+	fmt.Fprintf(w, "try it%s:\n  curl -s -X POST http://%s/v1/messages -H %s -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", note, addr, auth)
 }
 
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
@@ -135,8 +161,8 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 	ring := switchboard.NewKeyRing(keys)
 	return node.Open(ctx, node.Config{
 		DataDir: cfg.Node.DataDir,
-		Store:   pebble.Options{Logger: log, SyncInterval: syncInterval(cfg.Storage.SyncInterval)},
-		Scylla:  scyllaOptions(cfg.Storage, log),
+		Store:   cfg.Storage.pebbleOptions(log),
+		Scylla:  cfg.Storage.scyllaOptions(log),
 		Webhooks: callback.Options{
 			AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
 			Timeout:             cfg.Webhooks.Timeout.Std(),
@@ -147,30 +173,11 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 			Log: log, MaxBatch: cfg.Limits.MaxBatch,
 			AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
 			ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
+			AuthFailuresPerMinute: cfg.Node.authFailuresPerMinute(),
+			MaxValidity:           cfg.Limits.MaxValidity.Std(),
 		},
 		Listener: ln,
 	})
-}
-
-// scyllaOptions is what the ScyllaDB store takes from the configuration;
-// nil when the backend is not scylla.
-func scyllaOptions(s StorageConfig, log zerolog.Logger) *scylla.Options {
-	if s.Backend != StorageScylla {
-		return nil
-	}
-	return &scylla.Options{
-		Hosts: s.Hosts, Keyspace: s.Keyspace, ReplicationFactor: s.ReplicationFactor,
-		Consistency: s.Consistency, TTL: s.TTL.Std(), Logger: log,
-	}
-}
-
-// syncInterval maps storage.sync_interval to pebble.Options, where 0
-// means the default and a negative value none.
-func syncInterval(d Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d.Std()
 }
 
 // startSimulators runs the built-in simulator of every carrier that asks
@@ -219,7 +226,8 @@ func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) ac
 	}
 	carriers := make([]actors.CarrierConfig, len(cfg.Carriers))
 	for i, c := range cfg.Carriers {
-		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c)}
+		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c),
+			ReceiptTimeout: c.ReceiptTimeout.Std(), MaxAttempts: c.MaxAttempts}
 	}
 	return actors.Config{
 		Keys: ring, Routes: routes, Carriers: carriers,
@@ -230,7 +238,8 @@ func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) ac
 			RetryMax: cfg.Webhooks.RetryMax.Std(), Concurrency: cfg.Webhooks.Concurrency,
 			GoneFor: cfg.Webhooks.GoneFor.Std(),
 		},
-		InboundTimeout: cfg.Inbound.ReassemblyTimeout.Std(),
+		InboundTimeout:       cfg.Inbound.ReassemblyTimeout.Std(),
+		ReadyRequiresCarrier: cfg.Node.readyRequiresCarrier(),
 	}
 }
 
@@ -240,7 +249,7 @@ func smppConfig(c CarrierConfig) smpp.Config {
 		AddressRange: c.AddressRange, Window: c.Window, IDFormat: c.ParsedIDFormat(),
 		EnquireLinkInterval: c.EnquireLink.Std(), ResponseTimeout: c.ResponseTimeout.Std(),
 		ReconnectMin: c.ReconnectMin.Std(), ReconnectMax: c.ReconnectMax.Std(),
-		Mode: smpp.Transceiver,
+		Mode: smpp.Transceiver, Statuses: c.Statuses(),
 	}
 	if c.BindType == BindTransmitterReceiver {
 		s.Mode = smpp.TransmitterReceiver

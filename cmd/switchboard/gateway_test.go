@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -214,6 +215,31 @@ func TestMultipartMessageDelivered(t *testing.T) {
 	if ids, _ := m["carrier_message_ids"].([]any); len(ids) != 3 {
 		t.Fatalf("carrier ids %v, want 3", m["carrier_message_ids"])
 	}
+	// Each part shows its carrier id and status, and each part's receipt
+	// is an event naming its part.
+	parts, _ := m["parts"].([]any)
+	if len(parts) != 3 {
+		t.Fatalf("parts %v, want 3", m["parts"])
+	}
+	for i, p := range parts {
+		p := p.(map[string]any)
+		if p["index"] != float64(i+1) || p["status"] != "delivered" || p["carrier_message_id"] != m["carrier_message_ids"].([]any)[i] {
+			t.Errorf("part %d: %v", i+1, p)
+		}
+	}
+	receipts := map[float64]bool{}
+	for _, e := range m["events"].([]any) {
+		if e := e.(map[string]any); e["status"] == "delivered" {
+			part, _ := e["part"].(float64)
+			receipts[part] = true
+		}
+	}
+	if len(receipts) != 3 || !receipts[1] || !receipts[2] || !receipts[3] {
+		t.Errorf("delivered events name parts %v, want 1, 2 and 3", receipts)
+	}
+	if _, ok := m["error"]; ok {
+		t.Errorf("a delivered message has an error: %v", m["error"])
+	}
 }
 
 func TestRateLimitAndQueueFull(t *testing.T) {
@@ -362,5 +388,204 @@ keys:
 			continue
 		}
 		ln.Close()
+	}
+}
+
+// GET /v1/messages through the real engine and store: a key lists its own
+// messages of the day, newest first, page by page, and never another
+// key's.
+func TestListMessagesOfOneKey(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	const otherSecret = "other-secret-0123456789"
+	g, _ := startTestGateway(t, "carriers:"+carrierYAML("a", sim.Addr(), 1)+"routes:\n  - {prefix: \"\", carriers: [a]}\n"+
+		keyYAML(1000, 1000, 1000)+fmt.Sprintf("  - {id: other, secret: %s, rate: 1000}\n", otherSecret))
+	base := "http://" + g.Addr() + "/v1/messages"
+	var mine, theirs []string
+	var day string
+	for i := range 5 {
+		r := send(t, g, fmt.Sprintf("+4477009001%02d", i), "mine")
+		mine = append([]string{r.body["id"].(string)}, mine...) // newest first
+		day = r.body["accepted_at"].(string)[:10]
+		o := callAuth(t, "POST", base, otherSecret, map[string]any{"to": "+447700900199", "from": "Other", "body": "theirs"})
+		theirs = append([]string{o.body["id"].(string)}, theirs...)
+	}
+	list := func(secret, query string) (ids []string, next string) {
+		t.Helper()
+		r := callAuth(t, "GET", base+"?"+query, secret, nil)
+		if r.status != 200 {
+			t.Fatalf("?%s: %d %v", query, r.status, r.body)
+		}
+		for _, m := range r.body["messages"].([]any) {
+			ids = append(ids, m.(map[string]any)["id"].(string))
+		}
+		next, _ = r.body["next_cursor"].(string)
+		return ids, next
+	}
+	var got []string
+	query := "date=" + day + "&limit=2"
+	for range 5 {
+		ids, next := list(testSecret, query)
+		got = append(got, ids...)
+		if next == "" {
+			break
+		}
+		query = "date=" + day + "&limit=2&cursor=" + next
+	}
+	if fmt.Sprint(got) != fmt.Sprint(mine) {
+		t.Errorf("test's messages of %s: %v, want %v", day, got, mine)
+	}
+	if ids, _ := list(otherSecret, "date="+day); fmt.Sprint(ids) != fmt.Sprint(theirs) {
+		t.Errorf("other's messages of %s: %v, want %v", day, ids, theirs)
+	}
+	if ids, _ := list(testSecret, "date="+day+"&to=%2B447700900199"); len(ids) != 0 {
+		t.Errorf("test lists other's messages by their destination: %v", ids)
+	}
+	if ids, _ := list(testSecret, "date="+day+"&to=%2B447700900102&direction=outbound"); fmt.Sprint(ids) != fmt.Sprint(mine[2:3]) {
+		t.Errorf("filtered by destination: %v, want %v", ids, mine[2:3])
+	}
+}
+
+// /readyz is 503, naming the carrier, while the route's first carrier has
+// no bound bind, and 200 once it binds; node.ready_requires_carrier: false
+// keeps a node that can store messages ready without its carrier.
+func TestReadyzFollowsCarrier(t *testing.T) {
+	sim := testSim(t, smsc.Config{Faults: smsc.Faults{RefuseBinds: true}})
+	yaml := "carriers:" + carrierYAML("primary", sim.Addr(), 1) + "routes:\n  - {prefix: \"\", carriers: [primary]}\n" + keyYAML(1000, 1000, 1000)
+	g, _ := startTestGateway(t, yaml)
+	readyz := func(g *gateway) apiResponse {
+		t.Helper()
+		return call(t, "GET", "http://"+g.Addr()+"/readyz", nil)
+	}
+	r := readyz(g)
+	if r.status != 503 || errorCode(r) != "unavailable" || !strings.Contains(fmt.Sprint(r.body), "primary") {
+		t.Fatalf("no bound bind: %d %v", r.status, r.body)
+	}
+	if h := call(t, "GET", "http://"+g.Addr()+"/healthz", nil); h.status != 200 {
+		t.Errorf("healthz %d", h.status)
+	}
+	// Not ready is not closed: a message is still accepted and waits.
+	if s := send(t, g, "+447700900123", "waits"); s.status != 202 {
+		t.Errorf("submit while not ready: %d %v", s.status, s.body)
+	}
+	lenient, _ := startTestGateway(t, "node: {ready_requires_carrier: false}\n"+yaml)
+	if r := readyz(lenient); r.status != 200 {
+		t.Errorf("ready_requires_carrier false: %d %v", r.status, r.body)
+	}
+	sim.SetFaults(smsc.Faults{})
+	deadline := time.Now().Add(20 * time.Second)
+	for r = readyz(g); r.status != 200; r = readyz(g) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the carrier bound, readyz still %d %v", r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The start-up hint never prints a real secret: only the shipped demo
+// secret is shown, any other is a placeholder.
+func TestPrintReadyHidesSecrets(t *testing.T) {
+	const real = "a-real-secret-0123456789"
+	hash := fmt.Sprintf("%x", sha256.Sum256([]byte("another-real-secret-0123")))
+	for _, c := range []struct {
+		name string
+		keys string
+		want []string
+	}{
+		{"real secret", fmt.Sprintf("  - {id: prod, secret: %s, rate: 1}\n", real),
+			[]string{`-H "Authorization: Bearer $API_KEY"`, `(API_KEY: the secret of key "prod")`}},
+		{"hash only", fmt.Sprintf("  - {id: prod, secret_sha256: %s, rate: 1}\n", hash),
+			[]string{`-H "Authorization: Bearer $API_KEY"`}},
+		{"demo and real", fmt.Sprintf("  - {id: prod, secret: %s, rate: 1}\n  - {id: demo, secret: demo-secret-change-me, rate: 1}\n", real),
+			[]string{"-H 'Authorization: Bearer demo-secret-change-me'"}},
+	} {
+		cfg := loadOK(t, "keys:\n"+c.keys)
+		var out bytes.Buffer
+		printReady(&out, cfg, "127.0.0.1:8080")
+		for _, want := range append(c.want, "listening on http://127.0.0.1:8080", "curl -s -X POST http://127.0.0.1:8080/v1/messages") {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: hint lacks %s:\n%s", c.name, want, out.String())
+			}
+		}
+		if strings.Contains(out.String(), real) || strings.Contains(out.String(), hash) {
+			t.Errorf("%s: hint shows a secret:\n%s", c.name, out.String())
+		}
+	}
+}
+
+// The README's quick start, word for word: the shipped cluster.yaml's hint
+// is the curl line the README shows, with the demo secret.
+func TestPrintReadyMatchesReadme(t *testing.T) {
+	cfg, err := LoadConfig("../../cluster.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	printReady(&out, cfg, cfg.Node.HTTP)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint := out.String()
+	for _, want := range []string{"listening on http://127.0.0.1:8080\n", "Authorization: Bearer demo-secret-change-me",
+		"curl -s -X POST http://127.0.0.1:8080/v1/messages", `{"to":"+447700900123","from":"Switchboard","body":"Hello"}`} {
+		if !strings.Contains(hint, want) || !strings.Contains(string(readme), strings.TrimSuffix(strings.TrimPrefix(want, "listening on "), "\n")) {
+			t.Errorf("hint and README do not both hold %q:\n%s", want, hint)
+		}
+	}
+}
+
+// node.auth_failures_per_minute reaches the API: after that many failed
+// authentications a client gets 429 rate_limited; 0 turns the limit off.
+func TestAuthFailuresPerMinute(t *testing.T) {
+	for _, c := range []struct {
+		limit, wrong int
+		want         int // status of the request after the wrong ones
+	}{{2, 2, 429}, {0, 20, 401}} {
+		g, _ := startTestGateway(t, fmt.Sprintf("node: {auth_failures_per_minute: %d}\n", c.limit)+keyYAML(1000, 1000, 1000))
+		for range c.wrong {
+			if r := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages", "wrong-secret-0123456789", nil); r.status != 401 {
+				t.Fatalf("limit %d: a wrong secret got %d %v", c.limit, r.status, r.body)
+			}
+		}
+		r := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages", "wrong-secret-0123456789", nil)
+		if r.status != c.want || (c.want == 429 && (errorCode(r) != "rate_limited" || r.header.Get("Retry-After") == "")) {
+			t.Errorf("limit %d: after %d failures: %d %v %v, want %d", c.limit, c.wrong, r.status, r.body, r.header, c.want)
+		}
+	}
+}
+
+// limits.max_validity is the API's limit: a longer one lets messages ask
+// for more than the default 72 hours, a shorter one refuses more.
+func TestMaxValidityReachesTheAPI(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	for _, c := range []struct {
+		max      string
+		validity int
+		want     int
+	}{{"96h", 96 * 3600, 202}, {"96h", 96*3600 + 1, 400}, {"1h", 3601, 400}, {"1h", 3600, 202}} {
+		g, _ := startTestGateway(t, "limits: {default_validity: 1h, max_validity: "+c.max+"}\ncarriers:"+carrierYAML("a", sim.Addr(), 1)+
+			"routes:\n  - {prefix: \"\", carriers: [a]}\n"+keyYAML(1000, 1000, 1000))
+		r := call(t, "POST", "http://"+g.Addr()+"/v1/messages", map[string]any{"to": "+447700900123", "from": "Acme", "body": "v", "validity": c.validity})
+		if r.status != c.want {
+			t.Errorf("max_validity %s, validity %d: %d %v, want %d", c.max, c.validity, r.status, r.body, c.want)
+		}
+	}
+}
+
+// Through the real engine and store, another key's message and an unknown
+// id get the same 404, word for word.
+func TestNotFoundReadsAlike(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	const otherSecret = "other-secret-0123456789"
+	g, _ := startTestGateway(t, "carriers:"+carrierYAML("a", sim.Addr(), 1)+"routes:\n  - {prefix: \"\", carriers: [a]}\n"+
+		keyYAML(1000, 1000, 1000)+fmt.Sprintf("  - {id: other, secret: %s, rate: 1000}\n", otherSecret))
+	id := send(t, g, "+447700900123", "mine").body["id"].(string)
+	theirs := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages/"+id, otherSecret, nil)
+	unknown := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages/msg_01JZZZZZZZZZZZZZZZZZZZZZZZ", otherSecret, nil)
+	malformed := callAuth(t, "GET", "http://"+g.Addr()+"/v1/messages/x", otherSecret, nil)
+	for _, r := range []apiResponse{theirs, unknown, malformed} {
+		if r.status != 404 || fmt.Sprint(r.body) != fmt.Sprint(theirs.body) {
+			t.Errorf("%d %v; want 404 and the same body as for another key's message, %v", r.status, r.body, theirs.body)
+		}
 	}
 }

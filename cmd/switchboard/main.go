@@ -26,21 +26,58 @@ import (
 var version = ""
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	sig := listenStopSignals()
 	actors.OversubscribeProcs() // once per process; tests that call run do not
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	code := run(sig, os.Args[1:], os.Stdout, os.Stderr)
+	sig.close()
+	os.Exit(code)
+}
+
+// stopSignals are the process's requests to stop: stop ends at the first
+// SIGINT or SIGTERM (a graceful stop), hurry at the second (cut the drain
+// short).
+type stopSignals struct {
+	stop, hurry context.Context
+	close       func() // stops listening, and the goroutine that listens
+}
+
+func listenStopSignals() stopSignals {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	stop, stopNow := context.WithCancel(context.Background())
+	hurry, hurryNow := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		for n := 0; ; n++ {
+			select {
+			case <-ch:
+			case <-done:
+				return
+			}
+			if n == 0 {
+				stopNow()
+			} else {
+				hurryNow()
+			}
+		}
+	}()
+	return stopSignals{stop: stop, hurry: hurry, close: func() {
+		signal.Stop(ch)
+		close(done)
+		stopNow()
+		hurryNow()
+	}}
 }
 
 // run dispatches a subcommand and returns the exit status: 0 ok, 1 runtime
 // failure, 2 bad usage or configuration.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(sig stopSignals, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd := first(args); cmd {
 	case "", "-config", "--config", "-set", "--set":
-		err = runGateway(ctx, args, stdout, stderr)
+		err = runGateway(sig, args, stdout, stderr)
 	case "smsc":
-		err = runSMSC(ctx, args[1:], stdout)
+		err = runSMSC(sig.stop, args[1:], stdout)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -50,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	case "--help", "-h", "-help":
-		err = runGateway(ctx, args, stdout, stderr)
+		err = runGateway(sig, args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "switchboard: unknown command %q\n\n", args[0])
 		usage(stderr)

@@ -59,6 +59,7 @@ func parseSMSCFlags(args []string, out io.Writer) (smsc.Config, time.Duration, e
 		thrEvery    = fs.Int("throttle-every", 0, "answer every Nth submit with ESME_RTHROTTLED (0: off)")
 		dropAfter   = fs.Int("drop-after", 0, "close a connection when it has sent this many submits, leaving the last unanswered (0: off)")
 		dropProb    = fs.Float64("drop-probability", 0, "probability that a submit closes its connection unanswered (0 to 1)")
+		rcptFirst   = fs.Bool("receipt-first", false, "send each receipt before its submit_sm_resp (with --latency, receipts overtake the responses that name their ids)")
 		statsEvery  = fs.Duration("stats-interval", 5*time.Second, "how often to print a stats line (0: never)")
 		logLevelStr = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	)
@@ -80,6 +81,7 @@ func parseSMSCFlags(args []string, out io.Writer) (smsc.Config, time.Duration, e
 			ThrottleEvery:   *thrEvery,
 			DropAfter:       *dropAfter,
 			DropProbability: *dropProb,
+			ReceiptFirst:    *rcptFirst,
 		},
 	}
 	var err error

@@ -621,3 +621,81 @@ func decodeSetting(v []byte) (string, error) {
 	}
 	return string(v[1:]), nil
 }
+
+// appendCounter encodes a pending counter: version, then the count as a
+// varint.
+func appendCounter(dst []byte, n int64) []byte {
+	return binary.AppendVarint(append(dst, valueVersion), n)
+}
+
+func decodeCounter(v []byte) (int64, error) {
+	d := decoder{s: string(v)}
+	d.version(valueVersion)
+	n := d.varint()
+	return n, d.finish()
+}
+
+// parkedUpdate is an update by carrier id that found no message yet: its
+// transition (Part is set from the index when it is applied) and the time
+// after which it is dropped.
+type parkedUpdate struct {
+	until time.Time
+	t     sb.Transition
+}
+
+// appendParked encodes the updates parked for one carrier id: version, a
+// count, then for each ParkUntil, the event (as in a message), CarrierIDs
+// and ReceiptDue.
+func appendParked(dst []byte, ps []parkedUpdate) []byte {
+	dst = append(dst, valueVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(ps)))
+	for i := range ps {
+		p := &ps[i]
+		dst = appendTime(dst, p.until)
+		dst = appendEvent(dst, &p.t.Event)
+		dst = appendCount(dst, len(p.t.CarrierIDs), p.t.CarrierIDs == nil)
+		for _, id := range p.t.CarrierIDs {
+			dst = appendString(dst, id)
+		}
+		dst = appendTime(dst, p.t.ReceiptDue)
+	}
+	return dst
+}
+
+func decodeParked(v []byte) ([]parkedUpdate, error) {
+	d := decoder{s: string(v)}
+	d.version(valueVersion)
+	n := d.uvarint()
+	if n > uint64(len(d.s)) {
+		d.fail()
+		n = 0
+	}
+	ps := make([]parkedUpdate, n)
+	for i := range ps {
+		p := &ps[i]
+		p.until = d.time()
+		d.event(&p.t.Event)
+		if n, isNil := d.count(); !isNil {
+			p.t.CarrierIDs = make([]string, n)
+			for j := range p.t.CarrierIDs {
+				p.t.CarrierIDs[j] = d.string()
+			}
+		}
+		p.t.ReceiptDue = d.time()
+	}
+	return ps, d.finish()
+}
+
+// appendGuard encodes the value of an expiry queue entry: version, then
+// the ID of the message the record it names must still belong to ("" for
+// a parked entry, whose expiry is in its own value).
+func appendGuard(dst []byte, messageID string) []byte {
+	return appendString(append(dst, valueVersion), messageID)
+}
+
+func decodeGuard(v []byte) (string, error) {
+	d := decoder{s: string(v)}
+	d.version(valueVersion)
+	id := d.string()
+	return id, d.finish()
+}

@@ -47,7 +47,9 @@ import (
 //
 // Failure: if a batch cannot be applied or synced, later rounds were
 // validated against writes that may be lost, so the store fails every write
-// from then on with EUNAVAILABLE (fail-stop) and must be reopened.
+// from then on with EUNAVAILABLE (fail-stop) and must be reopened. Reads
+// fail too, and a read that saw a round still syncing waits for its fsync
+// (waitSynced): nothing a failed batch wrote is ever read back.
 
 const (
 	// maxRoundRequests bounds the requests taken into one round, so one
@@ -84,7 +86,8 @@ type request struct {
 // round is one applied batch and the requests that went into it.
 type round struct {
 	batch *pebbledb.Batch
-	err   error // from applying the batch
+	err   error  // from applying the batch
+	seq   uint64 // its number among applied rounds; 0 if it was not applied
 	reqs  []*request
 }
 
@@ -106,8 +109,20 @@ type committer struct {
 
 	failed atomic.Pointer[error]
 
+	// applied counts the rounds handed to Pebble, synced the ones whose
+	// fsync completed (rounds sync in order). syncedCh is closed and
+	// replaced whenever synced moves or the store fails, waking waitSynced.
+	applied, synced atomic.Uint64
+	syncedMu        sync.Mutex
+	syncedCh        chan struct{}
+
 	// Owned by the committer goroutine, reused across rounds.
 	overlay overlay
+	// counts caches the pending counter of each key seen (countKey); only
+	// the committer writes counters, so the cache stays true. deltas are
+	// the changes the batch being built makes, written by flush.
+	counts map[string]int64
+	deltas map[string]int64
 	// maxID is at least the highest message ID claimed. floor and recent
 	// spare most new IDs the lookup that proves them free: every stored ID
 	// above floor was claimed since floor was set, so it is in recent. IDs
@@ -116,11 +131,15 @@ type committer struct {
 	// for one in two, 2 % of the CPU at full load), one below floor rare.
 	maxID, floor string
 	recent       map[string]struct{}
-	touched      map[string]*touchedMessage
-	refs         []carrierRef
-	callbacks    []sb.Callback // queued by the request being executed
-	key          []byte
-	val          []byte
+	// What the request being executed writes, entered into the overlay
+	// when it succeeds (writeTouched) and forgotten either way (endTouch).
+	touched   map[string]*touchedMessage
+	refs      map[string]refEntry    // carrier index entries, by key
+	parked    map[string]parkedEntry // parked updates, by key
+	expiries  []expiry               // expiry queue entries
+	callbacks []sb.Callback          // callbacks queued
+	key       []byte
+	val       []byte
 }
 
 // overlay holds what the requests in the batch being built wrote, so later
@@ -129,20 +148,38 @@ type overlay struct {
 	msgs     map[string]*sb.Message // by ID
 	idem     map[string]struct{}    // idempotency index keys
 	settings map[string]string      // by name
+	refs     map[string]refEntry    // carrier index entries, by key
+	parked   map[string]parkedEntry // parked updates, by key
+	deleted  map[string]struct{}    // message IDs retention deleted
+}
+
+func (o *overlay) clear() {
+	clear(o.msgs)
+	clear(o.idem)
+	clear(o.settings)
+	clear(o.refs)
+	clear(o.parked)
+	clear(o.deleted)
 }
 
 func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *committer {
 	return &committer{
-		db:      db,
-		now:     now,
-		log:     log,
-		wake:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		rounds:  make(chan *round, syncQueue),
-		done:    make(chan struct{}),
-		recent:  make(map[string]struct{}),
-		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}, settings: map[string]string{}},
+		db:       db,
+		now:      now,
+		log:      log,
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		rounds:   make(chan *round, syncQueue),
+		done:     make(chan struct{}),
+		recent:   make(map[string]struct{}),
+		syncedCh: make(chan struct{}),
+		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}, settings: map[string]string{},
+			refs: map[string]refEntry{}, parked: map[string]parkedEntry{}, deleted: map[string]struct{}{}},
+		counts:  map[string]int64{},
+		deltas:  map[string]int64{},
 		touched: map[string]*touchedMessage{},
+		refs:    map[string]refEntry{},
+		parked:  map[string]parkedEntry{},
 	}
 }
 
@@ -162,9 +199,13 @@ func (c *committer) stop() {
 	<-c.done
 }
 
-// do queues req and waits for its result (see Cancellation above).
+// do queues req and waits for its result (see Cancellation above). A
+// store that has failed refuses it at once.
 func (c *committer) do(ctx context.Context, req *request) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.failure(); err != nil {
 		return err
 	}
 	req.done = make(chan struct{})
@@ -249,39 +290,105 @@ func (c *committer) newRound(n int) *round {
 
 // execute validates req and, if valid, adds its writes to b.
 func (c *committer) execute(req *request, b *pebbledb.Batch) {
-	if f := c.failed.Load(); f != nil {
-		req.err = *f
+	if err := c.failure(); err != nil {
+		req.err = err
 		return
 	}
 	req.err = req.write(c, b)
 }
 
+// failure returns the error the store failed with, or nil.
+func (c *committer) failure() error {
+	if f := c.failed.Load(); f != nil {
+		return *f
+	}
+	return nil
+}
+
 // flush applies the round's batch without waiting for the fsync and hands
 // the round to the syncer. Once applied, the batch's writes are visible in
 // the database, so the overlay is emptied: it also lets go of the callers'
-// messages.
+// messages. The round's number is taken before the batch is applied, so a
+// read that sees the batch also sees the number and waits for its sync.
 func (c *committer) flush(r *round) {
 	if len(c.recent) >= recentIDs {
 		c.floor = c.maxID // every ID claimed so far is at or below it
 		clear(c.recent)
 	}
-	clear(c.overlay.msgs)
-	clear(c.overlay.idem)
-	clear(c.overlay.settings)
-	if f := c.failed.Load(); f != nil {
-		r.err = *f // the batch may hold a half-written request
-	} else if err := c.db.ApplyNoSyncWait(r.batch, pebbledb.Sync); err != nil {
-		r.err = err
-		c.fail(err)
+	c.overlay.clear()
+	if err := c.writeCounts(r.batch); err != nil {
+		c.writeFailed(err)
+	}
+	if err := c.failure(); err != nil {
+		r.err = err // the batch may hold a half-written request
+	} else {
+		r.seq = c.applied.Add(1)
+		if err := c.apply(r.batch); err != nil {
+			r.err = err
+			c.fail(err)
+		}
 	}
 	c.rounds <- r
+}
+
+// apply hands b to Pebble. Pebble treats an error of its commit pipeline
+// (a WAL write after a failed sync) as fatal and calls Logger.Fatalf,
+// which panics (log.go); apply turns that into the error the store fails
+// with rather than let it end the process.
+func (c *committer) apply(b *pebbledb.Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("apply batch: %v", p)
+		}
+	}()
+	return c.db.ApplyNoSyncWait(b, pebbledb.Sync)
 }
 
 // fail makes the store refuse writes from now on (see Failure above).
 func (c *committer) fail(cause error) {
 	err := fmt.Errorf("%w: %w", sb.Errorf(sb.EUNAVAILABLE, "storage cannot commit"), cause)
 	if c.failed.CompareAndSwap(nil, &err) {
-		c.log.Error().Err(cause).Msg("pebble: commit failed; refusing writes until the store is reopened")
+		c.log.Error().Err(cause).Msg("pebble: commit failed; refusing writes and reads until the store is reopened")
+		c.wakeReaders(0)
+	}
+}
+
+// wakeReaders records that rounds up to seq are synced (0: none more) and
+// wakes the reads waiting in waitSynced.
+func (c *committer) wakeReaders(seq uint64) {
+	c.syncedMu.Lock()
+	defer c.syncedMu.Unlock()
+	if seq > c.synced.Load() {
+		c.synced.Store(seq)
+	}
+	close(c.syncedCh)
+	c.syncedCh = make(chan struct{})
+}
+
+// waitSynced returns once every round applied so far is synced, or with
+// the store's failure or ctx's error. A read calls it after reading, so
+// whatever it saw is durable when it returns (see Failure above). Without
+// writes in flight it returns at once.
+func (c *committer) waitSynced(ctx context.Context) error {
+	target := c.applied.Load()
+	for {
+		if err := c.failure(); err != nil {
+			return err
+		}
+		if c.synced.Load() >= target {
+			return nil
+		}
+		c.syncedMu.Lock()
+		ch := c.syncedCh
+		c.syncedMu.Unlock()
+		if c.synced.Load() >= target || c.failed.Load() != nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -300,9 +407,9 @@ func (c *committer) sync() {
 		if err := r.batch.Close(); err != nil {
 			c.fail(err)
 		}
-		var failed error
-		if f := c.failed.Load(); f != nil {
-			failed = *f
+		failed := c.failure()
+		if failed == nil && r.seq > 0 {
+			c.wakeReaders(r.seq)
 		}
 		for _, req := range r.reqs {
 			if failed != nil {

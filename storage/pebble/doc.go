@@ -11,24 +11,48 @@
 // requests into one batch per round, so many callers share one fsync (see
 // commit.go). A callback is written in the same batch as the change it
 // reports (Record with Update.Notify, AcceptInbound), so neither exists
-// without the other after a crash. Reads go to Pebble directly and may see
-// a write a moment before the call that made it returns, as Pebble
-// publishes a batch before its fsync completes.
+// without the other after a crash. Pebble makes a batch visible to reads
+// before its fsync completes; a read that saw such a batch waits for the
+// fsync before it returns (committer.waitSynced), so nothing is read back
+// that a crash or a failed sync could take away. If an fsync or a write
+// fails, the store refuses every write and every read from then on
+// (fail-stop) until it is reopened, which replays the write-ahead log.
+//
+// # The disk
+//
+// Below Options.MinFree of free space the store refuses new messages
+// (Accept, AcceptInbound, AddInboundPart) and Writable says so, while every
+// other write goes on: messages already accepted still reach a final
+// status, and retention goes on freeing space (disk.go).
 //
 // # Key layout
 //
 // Keys begin with a two-byte prefix naming their kind. A component written
 // ⟨s⟩ below is a uvarint length followed by the bytes, which keeps API keys
 // and carrier names apart from what follows them whatever they contain; a
-// trailing ID or carrier id is written bare, so indexes sort by it.
+// trailing ID or carrier id is written bare, so indexes sort by it. A
+// <time> is 12 bytes that sort in time order: Unix seconds, big-endian,
+// sign bit flipped, then nanoseconds (appendTimeKey).
 //
 //	v/layout                    layout version (1 byte)
 //	m/<id>                      the message (encoding in codec.go)
 //	p/⟨key⟩<id>                 pending index: present while Message.Pending
+//	k/⟨key⟩                     the key's number of pending messages
 //	d/⟨key⟩⟨YYYY-MM-DD⟩<id>     by-day index, UTC day of AcceptedAt
+//	u/<receipt due><id>         receipt-due index: present while the message
+//	                            is submitted with a ReceiptDue (Overdue)
 //	c/⟨carrier⟩<carrier id>     carrier index: version, part, message ID
+//	r/⟨carrier⟩⟨carrier id⟩     updates parked by carrier id: version, then
+//	                            each one's ParkUntil, event, carrier ids and
+//	                            ReceiptDue (park.go)
 //	i/⟨key⟩<idempotency key>    idempotency record: version, message ID,
 //	                            request hash, CreatedAt
+//	x/<kind><time><record key>  expiry queue (retention.go): kind c (a
+//	                            carrier index entry, at its message's
+//	                            final time), i (an idempotency record, at
+//	                            its CreatedAt) or r (parked updates, at
+//	                            ParkUntil); the value is the message ID the
+//	                            record must still name to be deleted
 //	o/⟨endpoint⟩<callback id>   outbox: a queued callback (appendCallback;
 //	                            its ID and Endpoint are the key's)
 //	n/⟨carrier⟩⟨from⟩⟨to⟩<ref><total><seq>
@@ -37,26 +61,46 @@
 //	                            (appendInboundPart)
 //	s/<name>                    setting: version, the value's bytes
 //
-// Index entries other than c/ and i/ have empty values: Pending and
-// MessagesByDay read the messages they name from one snapshot. IDs are
-// "msg_" and a ULID, so the ID order the indexes keep is acceptance order;
-// callback IDs are "evt_" and a ULID, so an endpoint's outbox lists in
-// creation order. CallbackEndpoints, like PendingKeys, seeks from one
-// endpoint's prefix to the next, so an endpoint with a million queued
-// callbacks costs one seek.
+// Index entries p/, d/ and u/ have empty values: Pending and ListMessages
+// read the messages they name from one snapshot. IDs are "msg_" and a
+// ULID, so the ID order the indexes keep is acceptance order; callback IDs
+// are "evt_" and a ULID, so an endpoint's outbox lists in creation order.
+// CallbackEndpoints, like PendingKeys, seeks from one endpoint's prefix to
+// the next, so an endpoint with a million queued callbacks costs one seek.
 //
 // An inbound message (AcceptInbound) has m/ and d/ entries like an
 // accepted one, but never p/: it is not pending. Its parts' n/ entries are
 // deleted in the same batch.
 //
+// The committer writes k/ once per batch for each key whose pending index
+// the batch changed, from the counts it keeps, so PendingCount is one read.
+// Record writes c/ for the carrier ids a transition records (never "" nor
+// an id a part has already), and with them applies and deletes what r/
+// holds for each id. A parked update's r/ key is found with a Get (a
+// bloom filter answers the usual miss), so a submit costs no seek for it.
+//
+// # Versions
+//
 // The kinds added with the outbox (o/, n/, s/) left the layout version at
 // 1: a database from before has none of them and reads as empty outbox,
-// inbox and settings. Message values took a version 2 (see codec.go).
+// inbox and settings. Layout 2 added k/, u/, r/ and x/; Open migrates a
+// layout 1 database once (migrate.go), counting k/ from p/ and queueing
+// its idempotency records in x/. Message values took versions 2 and 3
+// (see codec.go).
+//
+// # Retention
+//
+// A housekeeping goroutine deletes, in bounded batches through the
+// committer: messages (with m/, d/, p/, k/'s count, u/ and the c/ entries
+// that still name them) once the UTC day they were accepted on is older
+// than Options.TTL; c/ entries Options.CarrierIDGrace after their message
+// turned final; idempotency records after switchboard.IdempotencyWindow;
+// parked updates at their ParkUntil (retention.go).
 //
 // # Idempotency
 //
 // A record's CreatedAt is its message's AcceptedAt, and it is live while
 // younger than switchboard.IdempotencyWindow by Options.Now. Accept refuses
 // (ECONFLICT) an idempotency key that has a live record, and overwrites an
-// expired one. Expired records are not deleted: each is some tens of bytes.
+// expired one. Retention deletes expired records.
 package pebble

@@ -16,6 +16,9 @@ import (
 // stored part with the same carrier, from, to and Concat, and returns once
 // it is synced. A part without a Concat is EINVALID.
 func (s *Store) AddInboundPart(ctx context.Context, p sb.InboundPart) error {
+	if err := s.disk.check(); err != nil {
+		return fmt.Errorf("pebble: add inbound part: %w", err)
+	}
 	write := func(c *committer, b *pebbledb.Batch) error { return c.addPart(&p, b) }
 	if err := s.committer.do(ctx, &request{write: write}); err != nil {
 		return fmt.Errorf("pebble: add inbound part: %w", err)
@@ -59,7 +62,10 @@ func (s *Store) inboundParts(ctx context.Context) ([]sb.InboundPart, error) {
 		}
 		parts = append(parts, p)
 	}
-	return parts, it.Error()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	return parts, s.committer.waitSynced(ctx)
 }
 
 // AcceptInbound stores an inbound message by ID and in the by-day index
@@ -67,6 +73,9 @@ func (s *Store) inboundParts(ctx context.Context) ([]sb.InboundPart, error) {
 // parts, in one batch, returning once it is synced. An existing ID is
 // ECONFLICT and writes nothing. The message is stored as given.
 func (s *Store) AcceptInbound(ctx context.Context, m *sb.Message, cb *sb.Callback, parts []sb.InboundPart) error {
+	if err := s.disk.check(); err != nil {
+		return fmt.Errorf("pebble: accept inbound: %w", err)
+	}
 	write := func(c *committer, b *pebbledb.Batch) error { return c.acceptInbound(m, cb, parts, b) }
 	if err := s.committer.do(ctx, &request{write: write}); err != nil {
 		return fmt.Errorf("pebble: accept inbound: %w", err)

@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"encoding/binary"
+	"time"
 
 	sb "github.com/switchboard-sms/switchboard"
 )
@@ -18,6 +19,10 @@ const (
 	prefixOutbox      = "o/"
 	prefixPart        = "n/"
 	prefixSetting     = "s/"
+	prefixCount       = "k/"
+	prefixDue         = "u/"
+	prefixParked      = "r/"
+	prefixExpiry      = "x/"
 )
 
 // layoutKey holds the layout version, checked on Open so an incompatible
@@ -26,9 +31,11 @@ const layoutKey = prefixMeta + "layout"
 
 // layoutVersion is the version of the key layout. Values carry their own
 // version byte (codec.go), so a new value version needs no new layout, and
-// nor does a new kind of key: the outbox, inbox and settings were added
-// within version 1.
-const layoutVersion = 1
+// nor does a new kind of key that starts empty: the outbox, inbox and
+// settings were added within version 1. Version 2 added kinds that must
+// agree with what is stored already (the pending counters, the expiry
+// queue of idempotency records), which Open builds once (migrate.go).
+const layoutVersion = 2
 
 // appendComponent appends s with its length in front. Length-prefixing keeps
 // the components of a key apart whatever bytes they contain (an API key or a
@@ -92,6 +99,55 @@ func partKey(dst []byte, p *sb.InboundPart) []byte {
 	return append(dst, p.Concat.Total, p.Concat.Seq)
 }
 
+// countKey holds the number of pending messages of an API key.
+func countKey(dst []byte, key string) []byte {
+	return appendComponent(append(dst, prefixCount...), key)
+}
+
+// timeKeyLen is the length of a time in a key (appendTimeKey).
+const timeKeyLen = 12
+
+// appendTimeKey appends t so that keys sort in time order: the Unix
+// seconds as a big-endian uint64 with the sign bit flipped (times before
+// 1970, the zero time among them, sort first), then the nanoseconds as a
+// big-endian uint32.
+func appendTimeKey(dst []byte, t time.Time) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Unix())^1<<63)
+	return binary.BigEndian.AppendUint32(dst, uint32(t.Nanosecond()))
+}
+
+// dueKey is the entry of a message in the receipt-due index: the time
+// first, so Overdue reads the earliest first; the ID last, bare.
+func dueKey(dst []byte, due time.Time, id string) []byte {
+	return append(appendTimeKey(append(dst, prefixDue...), due), id...)
+}
+
+// parkedKey holds the updates parked for one carrier id. Unlike the
+// carrier index, the id is a component: the key is found with a Get (and
+// a bloom filter answers the usual miss), never by prefix.
+func parkedKey(dst []byte, carrier, carrierID string) []byte {
+	return appendComponent(appendComponent(append(dst, prefixParked...), carrier), carrierID)
+}
+
+// Kinds of expiry queue entries. Each kind is its own queue, in time
+// order, with its own delay before an entry is due (retention.go).
+const (
+	expiryCarrierRef  byte = 'c' // at the time its message turned final
+	expiryIdempotency byte = 'i' // at the record's CreatedAt
+	expiryParked      byte = 'r' // at the parked update's ParkUntil
+)
+
+// expiryPrefix covers one kind of the expiry queue.
+func expiryPrefix(dst []byte, kind byte) []byte {
+	return append(append(dst, prefixExpiry...), kind)
+}
+
+// expiryKey is one expiry queue entry: its kind, its time, and the key of
+// the record it may delete.
+func expiryKey(dst []byte, kind byte, at time.Time, target []byte) []byte {
+	return append(appendTimeKey(expiryPrefix(dst, kind), at), target...)
+}
+
 func settingKey(dst []byte, name string) []byte {
 	return append(append(dst, prefixSetting...), name...)
 }
@@ -117,13 +173,27 @@ func after(k []byte) []byte { return append(k, 0) }
 // firstComponent reads the component that follows the two-byte prefix of
 // k: the API key of a pending index entry, the endpoint of an outbox entry.
 func firstComponent(k []byte) (string, bool) {
+	c, _, ok := components(k, 1)
+	if !ok {
+		return "", false
+	}
+	return c[0], true
+}
+
+// components reads the n length-prefixed components that follow the
+// two-byte prefix of k, and returns them with the rest of the key.
+func components(k []byte, n int) (parts []string, rest []byte, ok bool) {
 	if len(k) < 2 {
-		return "", false
+		return nil, nil, false
 	}
-	rest := k[2:]
-	n, w := binary.Uvarint(rest)
-	if w <= 0 || uint64(len(rest)-w) < n {
-		return "", false
+	rest = k[2:]
+	for range n {
+		l, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < l {
+			return nil, nil, false
+		}
+		parts = append(parts, string(rest[w:w+int(l)]))
+		rest = rest[w+int(l):]
 	}
-	return string(rest[w : w+int(n)]), true
+	return parts, rest, true
 }

@@ -52,7 +52,10 @@ func (s *Store) callbacks(ctx context.Context, endpoint, afterID string, limit i
 		}
 		cbs = append(cbs, cb)
 	}
-	return cbs, it.Error()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	return cbs, s.committer.waitSynced(ctx)
 }
 
 // CallbackEndpoints lists the endpoints that have queued callbacks, with

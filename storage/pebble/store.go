@@ -12,6 +12,7 @@ import (
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 	sb "github.com/switchboard-sms/switchboard"
 )
@@ -49,12 +50,43 @@ type Options struct {
 	// waits for its own fsync; the interval only adds up to this much to
 	// its latency. Default 500µs; negative: none (sync as soon as asked).
 	SyncInterval time.Duration
+
+	// FS is the filesystem the store lives on; tests pass a simulated
+	// one. Default vfs.Default, the operating system's.
+	FS vfs.FS
+
+	// MinFree is the free disk space, in bytes, below which the store
+	// refuses new messages (Accept, AcceptInbound, AddInboundPart fail
+	// with EUNAVAILABLE) while every other write goes on, so messages
+	// already accepted still reach a final status. MinFreePercent sets it
+	// as a percentage of the disk's size instead. With neither, the
+	// threshold is the smaller of 1 GiB and 5 % of the disk; a negative
+	// MinFree sets none.
+	MinFree        int64
+	MinFreePercent float64
+
+	// TTL is how long messages are kept: a message, and every index entry
+	// that names it, is deleted once the whole UTC day it was accepted on
+	// is older than TTL. Default 720h.
+	TTL time.Duration
+
+	// CarrierIDGrace is how long a carrier id still finds its message
+	// after the message turned final, for late and repeated receipts.
+	// Default 72h.
+	CarrierIDGrace time.Duration
+
+	// HousekeepingInterval is how often retention runs (Housekeep).
+	// Default one minute.
+	HousekeepingInterval time.Duration
 }
 
 const (
 	defaultMemTableSize = 32 << 20
 	defaultCacheSize    = 32 << 20
 	defaultSyncInterval = 500 * time.Microsecond
+	defaultTTL          = 720 * time.Hour
+	defaultGrace        = 72 * time.Hour
+	defaultHousekeeping = time.Minute
 	// memTableStopWrites is how many memtables may fill before Pebble
 	// stalls writes (its own default).
 	memTableStopWrites = 2
@@ -73,14 +105,28 @@ func (o *Options) setDefaults() {
 	if o.SyncInterval == 0 {
 		o.SyncInterval = defaultSyncInterval
 	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.TTL <= 0 {
+		o.TTL = defaultTTL
+	}
+	if o.CarrierIDGrace <= 0 {
+		o.CarrierIDGrace = defaultGrace
+	}
+	if o.HousekeepingInterval <= 0 {
+		o.HousekeepingInterval = defaultHousekeeping
+	}
 }
 
 // Store is a switchboard.Store on a Pebble database in one directory.
 // It is safe for concurrent use. Writes go through one committer goroutine
 // that group-commits them (see commit.go); reads go to Pebble directly.
+// A housekeeping goroutine applies retention (retention.go).
 type Store struct {
-	db  *pebbledb.DB
-	now func() time.Time
+	db   *pebbledb.DB
+	now  func() time.Time
+	opts Options
 
 	// rw keeps reads out of a closing database: reads hold it shared and
 	// check closed, Close takes it exclusively to set closed.
@@ -88,11 +134,14 @@ type Store struct {
 	closed bool
 
 	committer *committer
+	disk      *diskGuard
+	keeper    *housekeeper
 }
 
 var _ sb.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the store in dir.
+// Open opens (creating if needed) the store in dir, and starts its
+// committer and its housekeeping, which Close stops.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.setDefaults()
 	db, err := pebbledb.Open(dir, pebbleOptions(&opts))
@@ -104,15 +153,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
-	if err := checkLayout(db); err != nil {
+	if err := checkLayout(db, opts.Logger); err != nil {
 		return nil, errors.Join(fmt.Errorf("pebble: open %s: %w", dir, err), db.Close())
 	}
-	s := &Store{db: db, now: opts.Now}
+	s := &Store{db: db, now: opts.Now, opts: opts, disk: newDiskGuard(opts.FS, dir, &opts)}
 	s.committer = newCommitter(db, opts.Now, opts.Logger)
 	if err := s.committer.loadMaxID(); err != nil {
 		return nil, errors.Join(fmt.Errorf("pebble: open %s: find the highest message ID: %w", dir, err), db.Close())
 	}
 	s.committer.start()
+	s.startHousekeeping()
 	return s, nil
 }
 
@@ -129,6 +179,7 @@ func pebbleOptions(o *Options) *pebbledb.Options {
 		FormatMajorVersion: pebbledb.FormatValueSeparation,
 		Logger:             pebbleLogger{o.Logger},
 		EventListener:      eventListener(o.Logger),
+		FS:                 o.FS,
 	}
 	if o.SyncInterval > 0 {
 		interval := o.SyncInterval
@@ -141,23 +192,6 @@ func pebbleOptions(o *Options) *pebbledb.Options {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	return po
-}
-
-// checkLayout records the layout version in a new database and refuses a
-// database written with another one.
-func checkLayout(db *pebbledb.DB) error {
-	v, closer, err := db.Get([]byte(layoutKey))
-	if errors.Is(err, pebbledb.ErrNotFound) {
-		return db.Set([]byte(layoutKey), []byte{layoutVersion}, pebbledb.Sync)
-	}
-	if err != nil {
-		return fmt.Errorf("read layout version: %w", err)
-	}
-	defer closer.Close()
-	if len(v) != 1 || v[0] != layoutVersion {
-		return fmt.Errorf("layout version %v, want %d", v, layoutVersion)
-	}
-	return nil
 }
 
 // errClosed is returned by every call after Close.
@@ -173,6 +207,7 @@ func (s *Store) Close() error {
 	if wasClosed {
 		return fmt.Errorf("pebble: close: %w", errClosed())
 	}
+	s.keeper.stop()
 	s.committer.stop()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebble: close: %w", err)
@@ -185,6 +220,9 @@ func (s *Store) Close() error {
 // idempotency key with a live record fails with ECONFLICT. The messages are
 // stored as given: the caller sets status accepted and the first event.
 func (s *Store) Accept(ctx context.Context, msgs []sb.NewMessage) error {
+	if err := s.disk.check(); err != nil {
+		return fmt.Errorf("pebble: accept: %w", err)
+	}
 	write := func(c *committer, b *pebbledb.Batch) error { return c.accept(msgs, b) }
 	if err := s.committer.do(ctx, &request{write: write}); err != nil {
 		return fmt.Errorf("pebble: accept: %w", err)
@@ -211,10 +249,14 @@ func (s *Store) Record(ctx context.Context, updates []sb.Update) ([]*sb.Message,
 	return msgs, nil
 }
 
-// beginRead admits a read unless ctx is done or the store is closed; when
-// it returns nil the caller must call s.rw.RUnlock.
+// beginRead admits a read unless ctx is done or the store is closed or
+// failed; when it returns nil the caller must call s.rw.RUnlock. Every
+// read ends with committer.waitSynced, so what it returns is durable.
 func (s *Store) beginRead(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.committer.failure(); err != nil {
 		return err
 	}
 	s.rw.RLock()
@@ -232,6 +274,9 @@ func (s *Store) Message(ctx context.Context, id string) (*sb.Message, error) {
 	}
 	defer s.rw.RUnlock()
 	m, err := getMessage(s.db, messageKey(nil, id))
+	if err == nil {
+		err = s.committer.waitSynced(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pebble: message %s: %w", id, err)
 	}
@@ -265,6 +310,9 @@ func (s *Store) Idempotency(ctx context.Context, key, idemKey string) (sb.Idempo
 	}
 	defer s.rw.RUnlock()
 	r, found, err := liveIdempotency(s.db, idempotencyKey(nil, key, idemKey), s.now())
+	if err == nil {
+		err = s.committer.waitSynced(ctx)
+	}
 	if err != nil {
 		return sb.IdempotencyRecord{}, fmt.Errorf("pebble: idempotency: %w", err)
 	}
@@ -278,6 +326,12 @@ func (s *Store) Idempotency(ctx context.Context, key, idemKey string) (sb.Idempo
 // liveIdempotency reads an idempotency record and reports whether it is
 // still inside the window at now.
 func liveIdempotency(g getter, k []byte, now time.Time) (sb.IdempotencyRecord, bool, error) {
+	r, found, err := readIdempotency(g, k)
+	return r, found && now.Sub(r.CreatedAt) < sb.IdempotencyWindow, err
+}
+
+// readIdempotency reads an idempotency record, expired or not.
+func readIdempotency(g getter, k []byte) (sb.IdempotencyRecord, bool, error) {
 	v, closer, err := g.Get(k)
 	if errors.Is(err, pebbledb.ErrNotFound) {
 		return sb.IdempotencyRecord{}, false, nil
@@ -288,9 +342,9 @@ func liveIdempotency(g getter, k []byte, now time.Time) (sb.IdempotencyRecord, b
 	defer closer.Close()
 	r, err := decodeIdempotency(v)
 	if err != nil {
-		return sb.IdempotencyRecord{}, false, err
+		return sb.IdempotencyRecord{}, false, fmt.Errorf("idempotency record %q: %w", k, err)
 	}
-	return r, now.Sub(r.CreatedAt) < sb.IdempotencyWindow, nil
+	return r, true, nil
 }
 
 // CarrierMessage finds the message and part a carrier's message id belongs
@@ -300,20 +354,35 @@ func (s *Store) CarrierMessage(ctx context.Context, carrier, carrierID string) (
 		return "", 0, fmt.Errorf("pebble: carrier message: %w", err)
 	}
 	defer s.rw.RUnlock()
-	v, closer, err := s.db.Get(carrierKey(nil, carrier, carrierID))
-	if errors.Is(err, pebbledb.ErrNotFound) {
+	ref, found, err := readRef(s.db, carrierKey(nil, carrier, carrierID))
+	if err == nil {
+		err = s.committer.waitSynced(ctx)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("pebble: carrier message %s/%s: %w", carrier, carrierID, err)
+	}
+	if !found {
 		return "", 0, fmt.Errorf("pebble: carrier message: %w",
 			sb.Errorf(sb.ENOTFOUND, "carrier %s message %s not found", carrier, carrierID))
 	}
+	return ref.messageID, ref.part, nil
+}
+
+// readRef reads a carrier index entry.
+func readRef(g getter, k []byte) (refEntry, bool, error) {
+	v, closer, err := g.Get(k)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return refEntry{}, false, nil
+	}
 	if err != nil {
-		return "", 0, fmt.Errorf("pebble: carrier message: %w", err)
+		return refEntry{}, false, err
 	}
 	defer closer.Close()
 	id, part, err := decodeCarrierRef(v)
 	if err != nil {
-		return "", 0, fmt.Errorf("pebble: carrier message %s/%s: %w", carrier, carrierID, err)
+		return refEntry{}, false, fmt.Errorf("carrier index entry %q: %w", k, err)
 	}
-	return id, part, nil
+	return refEntry{messageID: id, part: part}, true, nil
 }
 
 // Pending lists up to limit pending messages of key with afterID < ID <
@@ -368,7 +437,11 @@ func (s *Store) ListMessages(ctx context.Context, q sb.MessageQuery) ([]*sb.Mess
 			msgs = append(msgs, m)
 		}
 	}
-	if err := it.Error(); err != nil {
+	err = it.Error()
+	if err == nil {
+		err = s.committer.waitSynced(ctx)
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("pebble: list messages: %w", err)
 	}
 	if !ok {
@@ -377,17 +450,53 @@ func (s *Store) ListMessages(ctx context.Context, q sb.MessageQuery) ([]*sb.Mess
 	return msgs, lastRead, nil
 }
 
-// Overdue lists submitted messages whose receipt is overdue.
+// Overdue lists up to limit IDs of submitted messages whose ReceiptDue is
+// before before, earliest due first: a range scan of the receipt-due index
+// (u/<due><id>), which Record keeps while a message is submitted.
 func (s *Store) Overdue(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	return nil, nil // TODO(pebble): receipt-due index
+	ids, err := s.overdue(ctx, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: overdue: %w", err)
+	}
+	return ids, nil
 }
 
-// Writable reports whether the store takes writes.
-func (s *Store) Writable() error {
-	if f := s.committer.failed.Load(); f != nil {
-		return sb.Errorf(sb.EUNAVAILABLE, "storage failed: %v", *f)
+func (s *Store) overdue(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	if err := s.beginRead(ctx); err != nil {
+		return nil, err
 	}
-	return nil
+	defer s.rw.RUnlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	lower := []byte(prefixDue)
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: appendTimeKey(lower, before)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ids []string
+	for ok := it.First(); ok && len(ids) < limit; ok = it.Next() {
+		k := it.Key()
+		if len(k) <= len(prefixDue)+timeKeyLen {
+			return nil, fmt.Errorf("bad key %q", k)
+		}
+		ids = append(ids, string(k[len(prefixDue)+timeKeyLen:]))
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	return ids, s.committer.waitSynced(ctx)
+}
+
+// Writable reports whether the store takes writes now: nil, or EUNAVAILABLE
+// when it has failed (every write fails, and every read) or the disk is
+// nearly full (new messages fail, other writes go on).
+func (s *Store) Writable() error {
+	if err := s.committer.failure(); err != nil {
+		return err
+	}
+	return s.disk.check()
 }
 
 // list reads an index whose entries are prefix+ID, for IDs between afterID
@@ -430,7 +539,10 @@ func (s *Store) list(ctx context.Context, prefix []byte, afterID, beforeID strin
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, it.Error()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	return msgs, s.committer.waitSynced(ctx)
 }
 
 // PendingKeys lists the API keys that have pending messages, with one seek
@@ -468,5 +580,8 @@ func (s *Store) distinct(ctx context.Context, prefix string) ([]string, error) {
 		out = append(out, c)
 		next = successor(appendComponent(append(next[:0], prefix...), c))
 	}
-	return out, it.Error()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	return out, s.committer.waitSynced(ctx)
 }

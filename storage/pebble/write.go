@@ -3,6 +3,7 @@ package pebble
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	sb "github.com/switchboard-sms/switchboard"
@@ -142,8 +143,14 @@ func (c *committer) writeNew(nm *sb.NewMessage, b *pebbledb.Batch) error {
 	if err := b.Set(dayKey(c.key[:0], m.Key, m.Day(), m.ID), nil, nil); err != nil {
 		return err
 	}
-	if m.Pending() {
+	if indexedPending(m) {
 		if err := b.Set(pendingKey(c.key[:0], m.Key, m.ID), nil, nil); err != nil {
+			return err
+		}
+		c.deltas[m.Key]++
+	}
+	if due := dueOf(m); !due.IsZero() {
+		if err := b.Set(dueKey(c.key[:0], due, m.ID), nil, nil); err != nil {
 			return err
 		}
 	}
@@ -152,7 +159,27 @@ func (c *committer) writeNew(nm *sb.NewMessage, b *pebbledb.Batch) error {
 	}
 	rec := sb.IdempotencyRecord{MessageID: m.ID, RequestHash: nm.RequestHash, CreatedAt: m.AcceptedAt}
 	c.val = appendIdempotency(c.val[:0], &rec)
-	return b.Set(idempotencyKey(c.key[:0], m.Key, nm.IdempotencyKey), c.val, nil)
+	k := idempotencyKey(c.key[:0], m.Key, nm.IdempotencyKey)
+	if err := b.Set(k, c.val, nil); err != nil {
+		return err
+	}
+	return c.writeExpiry(expiry{kind: expiryIdempotency, at: rec.CreatedAt, target: string(k), guard: m.ID}, b)
+}
+
+// indexedPending reports whether a message belongs in the pending index
+// (and its key's counter): Message.Pending, for an outbound message. An
+// inbound one is never pending, whatever its status.
+func indexedPending(m *sb.Message) bool {
+	return m.Pending() && m.Direction != sb.DirectionInbound
+}
+
+// dueOf is when a message is listed by Overdue: its ReceiptDue while it is
+// submitted (not final yet), else the zero time.
+func dueOf(m *sb.Message) time.Time {
+	if m.Status != sb.StatusSubmitted {
+		return time.Time{}
+	}
+	return m.ReceiptDue
 }
 
 // touchedMessage is a message a Record request has read or changed.
@@ -160,20 +187,44 @@ type touchedMessage struct {
 	m *sb.Message
 	// shared says m is also held elsewhere (the overlay, or a result
 	// already handed out), so it must be copied before it is changed.
-	shared     bool
-	wasPending bool // before this request
+	shared bool
+	// Before this request: whether it was pending, when it was due
+	// (dueOf) and whether it was final.
+	wasPending bool
+	wasDue     time.Time
+	wasFinal   bool
 	changed    bool
+	indexed    bool // carrier ids of it were indexed by this request
 }
 
-// carrierRef is a carrier index entry to write.
+// refEntry is a carrier index entry: the message and part a carrier id
+// names. In the overlay, gone marks one deleted in the round.
+type refEntry struct {
+	messageID string
+	part      int
+	gone      bool
+}
+
+// carrierRef is a carrier id of a message's part.
 type carrierRef struct {
-	carrier, carrierID, messageID string
-	part                          int
+	carrier, carrierID string
+	part               int
+}
+
+// expiry is an entry of the expiry queue (retention.go): the key of a
+// record to delete once at is old enough, and the message ID that record
+// must still belong to.
+type expiry struct {
+	kind   byte
+	at     time.Time
+	target string
+	guard  string
 }
 
 // record validates and writes one Record request: every message must exist
 // (else ENOTFOUND and nothing is written). Each result is the message as it
-// stood after its update; a message is written once, in its final state.
+// stood after its update, or nil for an update parked because no message
+// has its carrier id yet. A message is written once, in its final state.
 // The callbacks the updates' Notify ask for go into the same batch.
 func (c *committer) record(updates []sb.Update, b *pebbledb.Batch) ([]*sb.Message, error) {
 	defer c.endTouch()
@@ -194,7 +245,9 @@ func (c *committer) record(updates []sb.Update, b *pebbledb.Batch) ([]*sb.Messag
 // endTouch forgets what a request touched, once it is written or failed.
 func (c *committer) endTouch() {
 	clear(c.touched)
-	c.refs = c.refs[:0]
+	clear(c.refs)
+	clear(c.parked)
+	c.expiries = c.expiries[:0]
 	clear(c.callbacks) // let go of their Data
 	c.callbacks = c.callbacks[:0]
 }
@@ -203,9 +256,28 @@ func (c *committer) endTouch() {
 // returns the copy, which becomes the request's current state. The status
 // before is the status after the previous update of the message, in this
 // request or an earlier one of the round (current), so each update's
-// Notify sees exactly the change it made.
+// Notify sees exactly the change it made. An update by carrier id finds
+// its message through the carrier index, or is parked (park) and returns
+// nil. When the update indexes carrier ids, the updates parked for them
+// are applied after it (unpark), so its Notify sees the whole change: a
+// receipt that overtook its submit makes the submit's record queue the
+// submitted and the final callback.
 func (c *committer) update(u *sb.Update) (*sb.Message, error) {
-	t, err := c.current(u.MessageID)
+	id, tr := u.MessageID, u.Transition
+	if id == "" {
+		if u.ByCarrier == nil {
+			return nil, sb.Errorf(sb.EINVALID, "update without a message ID or a carrier id")
+		}
+		ref, found, err := c.lookupRef(carrierKey(c.key[:0], u.ByCarrier.Carrier, u.ByCarrier.ID))
+		if err != nil {
+			return nil, fmt.Errorf("carrier %s message %s: %w", u.ByCarrier.Carrier, u.ByCarrier.ID, err)
+		}
+		if !found {
+			return nil, c.park(u)
+		}
+		id, tr.Part = ref.messageID, ref.part
+	}
+	t, err := c.current(id)
 	if err != nil {
 		return nil, err
 	}
@@ -214,32 +286,68 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 	}
 	t.shared = true // it is about to be a result
 	before := t.m.Status
-	changed := t.m.Apply(u.Transition)
+	if t.m.Apply(tr) {
+		t.changed = true
+		if err := c.index(t, &tr); err != nil {
+			return nil, err
+		}
+	}
 	for _, cb := range u.Notify.StatusCallbacks(before, t.m) {
 		if err := checkCallback(&cb); err != nil {
 			return nil, err
 		}
 		c.callbacks = append(c.callbacks, cb)
 	}
-	if !changed {
-		return t.m, nil
-	}
-	t.changed = true
-	if tr := &u.Transition; len(tr.CarrierIDs) > 0 && (tr.Event.Status == sb.StatusSubmitted || tr.Part >= 0) {
-		for part, id := range tr.CarrierIDs {
-			c.refs = append(c.refs, carrierRef{tr.Event.Carrier, id, t.m.ID, part})
-		}
-	}
 	return t.m, nil
 }
 
+// index enters the carrier ids a transition recorded (a submitted one, or
+// a receipt that carried its submission) into the carrier index, and
+// applies the updates parked for each. An id the message does not hold
+// (a duplicate for a part that has one, or "" for a part not accepted) is
+// not indexed.
+func (c *committer) index(t *touchedMessage, tr *sb.Transition) error {
+	if len(tr.CarrierIDs) == 0 || (tr.Event.Status != sb.StatusSubmitted && tr.Part < 0) {
+		return nil
+	}
+	m := t.m
+	for part, cid := range tr.CarrierIDs {
+		if cid == "" || part >= len(m.CarrierIDs) || m.CarrierIDs[part] != cid {
+			continue
+		}
+		k := string(carrierKey(c.key[:0], tr.Event.Carrier, cid))
+		c.refs[k] = refEntry{messageID: m.ID, part: part}
+		t.indexed = true
+		if err := c.unpark(m, tr.Event.Carrier, cid, part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookupRef finds a carrier index entry: written by this request, earlier
+// in the round, or stored.
+func (c *committer) lookupRef(k []byte) (refEntry, bool, error) {
+	if r, ok := c.refs[string(k)]; ok {
+		return r, true, nil
+	}
+	if r, ok := c.overlay.refs[string(k)]; ok {
+		return r, !r.gone, nil
+	}
+	return readRef(c.db, k)
+}
+
 // current returns the request's entry for a message, creating it on first
-// touch from the round's overlay or else the database.
+// touch from the round's overlay or else the database. A message that
+// retention deleted earlier in the round is not found.
 func (c *committer) current(id string) (*touchedMessage, error) {
 	if t, ok := c.touched[id]; ok {
 		return t, nil
 	}
 	m, shared := c.overlay.msgs[id]
+	if _, gone := c.overlay.deleted[id]; gone || (shared && m == nil) {
+		return nil, fmt.Errorf("message %s: %w", id, sb.Errorf(sb.ENOTFOUND, "message not found"))
+	}
 	if !shared {
 		var err error
 		m, err = getMessage(c.db, messageKey(c.key[:0], id))
@@ -247,14 +355,14 @@ func (c *committer) current(id string) (*touchedMessage, error) {
 			return nil, fmt.Errorf("message %s: %w", id, err)
 		}
 	}
-	t := &touchedMessage{m: m, shared: shared, wasPending: m.Pending()}
+	t := &touchedMessage{m: m, shared: shared, wasPending: indexedPending(m), wasDue: dueOf(m), wasFinal: m.Status.Final()}
 	c.touched[id] = t
 	return t, nil
 }
 
-// writeTouched adds the changed messages of a request, their pending index
-// changes, carrier index entries and queued callbacks to b, and enters the
-// messages into the overlay.
+// writeTouched adds what a request wrote to b: the changed messages with
+// their index changes, carrier index entries, parked updates, expiry queue
+// entries and queued callbacks; and enters them into the overlay.
 func (c *committer) writeTouched(b *pebbledb.Batch) error {
 	for id, t := range c.touched {
 		if !t.changed {
@@ -265,9 +373,20 @@ func (c *committer) writeTouched(b *pebbledb.Batch) error {
 			return err
 		}
 	}
-	for _, r := range c.refs {
+	for k, r := range c.refs {
 		c.val = appendCarrierRef(c.val[:0], r.messageID, r.part)
-		if err := b.Set(carrierKey(c.key[:0], r.carrier, r.carrierID), c.val, nil); err != nil {
+		if err := b.Set([]byte(k), c.val, nil); err != nil {
+			return err
+		}
+		c.overlay.refs[k] = r
+	}
+	for k, p := range c.parked {
+		if err := c.writeParked(k, p, b); err != nil {
+			return err
+		}
+	}
+	for _, e := range c.expiries {
+		if err := c.writeExpiry(e, b); err != nil {
 			return err
 		}
 	}
@@ -277,6 +396,11 @@ func (c *committer) writeTouched(b *pebbledb.Batch) error {
 		}
 	}
 	return nil
+}
+
+func (c *committer) writeExpiry(e expiry, b *pebbledb.Batch) error {
+	c.val = appendGuard(c.val[:0], e.guard)
+	return b.Set(expiryKey(c.key[:0], e.kind, e.at, []byte(e.target)), c.val, nil)
 }
 
 // checkCallback refuses a callback that cannot be listed or finished: one
@@ -438,19 +562,78 @@ func (c *committer) initSetting(name, value string, b *pebbledb.Batch) (string, 
 	return value, nil
 }
 
+// writeMessage writes a changed message and what follows from its
+// change: its pending index entry and counter, its receipt-due index
+// entry, and, once it is final, the expiry of its carrier index entries.
 func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 	m := t.m
 	c.val = appendMessage(c.val[:0], m)
 	if err := b.Set(messageKey(c.key[:0], m.ID), c.val, nil); err != nil {
 		return err
 	}
-	switch pending := m.Pending(); {
+	switch pending := indexedPending(m); {
 	case pending && !t.wasPending:
-		return b.Set(pendingKey(c.key[:0], m.Key, m.ID), nil, nil)
+		c.deltas[m.Key]++
+		if err := b.Set(pendingKey(c.key[:0], m.Key, m.ID), nil, nil); err != nil {
+			return err
+		}
 	case !pending && t.wasPending:
-		return b.Delete(pendingKey(c.key[:0], m.Key, m.ID), nil)
+		c.deltas[m.Key]--
+		if err := b.Delete(pendingKey(c.key[:0], m.Key, m.ID), nil); err != nil {
+			return err
+		}
+	}
+	if due := dueOf(m); !due.Equal(t.wasDue) {
+		if !t.wasDue.IsZero() {
+			if err := b.Delete(dueKey(c.key[:0], t.wasDue, m.ID), nil); err != nil {
+				return err
+			}
+		}
+		if !due.IsZero() {
+			if err := b.Set(dueKey(c.key[:0], due, m.ID), nil, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if m.Status.Final() && (!t.wasFinal || t.indexed) {
+		for _, r := range carrierRefs(m) {
+			k := carrierKey(c.key[:0], r.carrier, r.carrierID)
+			e := expiry{kind: expiryCarrierRef, at: m.UpdatedAt, target: string(k), guard: m.ID}
+			if err := c.writeExpiry(e, b); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// carrierRefs lists the carrier index entries that may name m: one per
+// part with a carrier id, under the carrier of the submitted event that
+// recorded it (the carrier that took the first part if none says).
+func carrierRefs(m *sb.Message) []carrierRef {
+	carriers := make([]string, len(m.CarrierIDs))
+	for _, e := range m.Events {
+		if e.Status != sb.StatusSubmitted || e.Carrier == "" {
+			continue
+		}
+		for i := range carriers {
+			if carriers[i] == "" && (e.Part == 0 || e.Part == i+1) {
+				carriers[i] = e.Carrier
+			}
+		}
+	}
+	var refs []carrierRef
+	for i, id := range m.CarrierIDs {
+		if id == "" {
+			continue
+		}
+		carrier := carriers[i]
+		if carrier == "" {
+			carrier = m.Carrier
+		}
+		refs = append(refs, carrierRef{carrier: carrier, carrierID: id, part: i})
+	}
+	return refs
 }
 
 // cloneMessage returns a deep copy of m that keeps nil slices nil.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"sync"
 	"testing"
+	"time"
 
 	sb "github.com/switchboard-sms/switchboard"
 )
@@ -15,6 +16,44 @@ func RunDurable(t *testing.T, open func(t *testing.T, dir string) sb.Store) {
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("ReopenOutboxInboxSettings", func(t *testing.T) { testReopenOutboxInboxSettings(t, open) })
 	t.Run("CloseDuringWrites", func(t *testing.T) { testCloseDuringWrites(t, open) })
+	t.Run("ReopenLifecycle", func(t *testing.T) { testReopenLifecycle(t, open) })
+}
+
+// What the lifecycle keeps survives Close: pending counts, the receipt-due
+// index and parked receipts, which the reopened store still applies when
+// their carrier id is indexed.
+func testReopenLifecycle(t *testing.T, open func(t *testing.T, dir string) sb.Store) {
+	dir := t.TempDir()
+	f := newFixture(t, open(t, dir))
+	base := now()
+	a, b, c := f.message("k1", base), f.message("k1", base), f.message("k1", base)
+	b.Segments = 2
+	f.accept(t, a, b, c)
+	due := base.Add(time.Hour)
+	f.record(t,
+		sb.Update{MessageID: a.ID, Transition: submittedDue(base, due, "sandbox", "a-0")},
+		sb.Update{MessageID: b.ID, Transition: submitted(base, "sandbox", "b-0", "")},
+		byCarrier("sandbox", "c-0", receipt(base, 0, sb.StatusDelivered)),
+	)
+	f.wantPendingCount(t, "k1", 2)
+	if err := f.s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	f.s = open(t, dir)
+	defer f.s.Close()
+	f.wantPendingCount(t, "k1", 2)
+	f.wantOverdue(t, due.Add(time.Second), 10, a.ID)
+	n := f.notify(sb.StatusSubmitted, sb.StatusDelivered)
+	got := f.record(t, sb.Update{MessageID: c.ID, Transition: submitted(base, "sandbox", "c-0"), Notify: n})
+	if got[0].Status != sb.StatusDelivered {
+		t.Fatalf("submit of a receipt parked before a restart: status %s, want delivered", got[0].Status)
+	}
+	wantCallbackIDs(t, f.callbacks(t, messageEndpoint, "", 10), n.EventID, n.EventID+"-2")
+	f.wantPendingCount(t, "k1", 1)
+	f.record(t, sb.Update{MessageID: b.ID, Transition: submitted(base, "sandbox", "", "b-1")})
+	f.wantPendingCount(t, "k1", 0)
+	f.wantPendingKeys(t)
 }
 
 // Everything written before Close is there after reopening: messages,

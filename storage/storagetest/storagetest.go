@@ -48,6 +48,17 @@
 //   - AcceptInbound stores the message as given and never in the pending
 //     index, whatever its status; its ECONFLICT (the ID exists as any
 //     message, inbound or not) stores nothing: no callback, no part removed.
+//   - An update by carrier id takes its part from the index, whatever its
+//     Transition.Part says. One parked (nil result) queues no callback of
+//     its own: the Record that indexes its id applies it after that
+//     record's own transition, and that record's Notify sees the status
+//     before its transition and after both. Parked updates for an id are
+//     applied once: indexing the id again (a carrier reusing an id for
+//     another message) finds none. Only a carrier id the message now
+//     holds for a part is indexed ("" is a part not accepted).
+//   - The suite's messages are accepted within the last few days, so any
+//     retention of a week or more (the default is 30 days) keeps them;
+//     RunRetention tests retention itself.
 package storagetest
 
 import (
@@ -84,13 +95,23 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 		{"PendingPaging", testPendingPaging},
 		{"PendingKeys", testPendingKeys},
 		{"PendingCount", testPendingCount},
+		{"PendingCountLifecycle", testPendingCountLifecycle},
 		{"RecordSubmitted", testRecordSubmitted},
 		{"RecordReceipts", testRecordReceipts},
 		{"RecordUnknownMessage", testRecordUnknownMessage},
 		{"RecordNoChange", testRecordNoChange},
 		{"RecordPendingFollowsStatus", testRecordPendingFollowsStatus},
 		{"RecordSameMessageTwice", testRecordSameMessageTwice},
+		{"RecordByCarrier", testRecordByCarrier},
+		{"RecordByCarrierParked", testRecordByCarrierParked},
+		{"RecordByCarrierParkedParts", testRecordByCarrierParkedParts},
+		{"RecordByCarrierSameCall", testRecordByCarrierSameCall},
+		{"RecordByCarrierConcurrent", testRecordByCarrierConcurrent},
+		{"Overdue", testOverdue},
+		{"OverdueDueSetLate", testOverdueDueSetLate},
 		{"ListMessages", testListMessages},
+		{"ListMessagesPaging", testListMessagesPaging},
+		{"Writable", testWritable},
 		{"ConcurrentAccept", testConcurrentAccept},
 		{"ConcurrentReceipts", testConcurrentReceipts},
 		{"CanceledContext", testCanceledContext},

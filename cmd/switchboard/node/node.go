@@ -68,7 +68,8 @@ type Timings struct {
 	EngineStarted            time.Time // when Engine.Start was called
 }
 
-// Open opens the store, starts the engine and serves the API. On error
+// Open opens the store, serves the API (503 unavailable until the engine
+// runs), waits until the store is ready, and starts the engine. On error
 // it releases whatever it had opened, the listener included.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{ln: cfg.Listener}
@@ -139,8 +140,20 @@ func (n *Node) openStore(cfg Config) (ready func(context.Context) error, err err
 // Addr is where the API listens.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
-// Stop drains: new requests get 503, submits in flight finish, binds
-// unbind, status writes land, then the store closes.
+// Drain makes the API answer new requests with 503 unavailable and
+// Retry-After (and /readyz with 503) until ctx ends, while requests in
+// progress go on and the engine keeps sending; it returns when ctx ends.
+// The API stays open meanwhile, so a client or load balancer that has
+// not noticed yet gets an answer rather than a refused connection.
+func (n *Node) Drain(ctx context.Context) {
+	n.HTTP.Drain()
+	<-ctx.Done()
+}
+
+// Stop stops the node, bounded by ctx: the API closes (new requests got
+// 503 already if Drain ran) and requests still in progress finish,
+// submits in flight finish, binds unbind, status writes land, then the
+// store closes.
 func (n *Node) Stop(ctx context.Context) error {
 	n.HTTP.Drain()
 	errs := []error{n.HTTP.Shutdown(ctx), n.Engine.Stop(ctx)}

@@ -1,0 +1,37 @@
+package actors
+
+import "github.com/asynkron/protoactor-go/actor"
+
+// RestartKeyActor makes the key's actor restart as its supervisor would
+// after a panic: protoactor replaces the instance under the same PID.
+func (e *Engine) RestartKeyActor(keyID string) bool {
+	pid := e.keyPID(keyID)
+	if pid == nil {
+		return false
+	}
+	proc, ok := e.system.ProcessRegistry.Get(pid)
+	if !ok {
+		return false
+	}
+	proc.SendSystemMessage(pid, &actor.Restart{})
+	return true
+}
+
+// StopKeyActor stops the key's actor without going through the registry,
+// as a supervisor that gave up on it would.
+func (e *Engine) StopKeyActor(keyID string) bool {
+	pid := e.keyPID(keyID)
+	if pid == nil {
+		return false
+	}
+	return e.system.Root.StopFuture(pid).Wait() == nil
+}
+
+func (e *Engine) keyPID(keyID string) *actor.PID {
+	e.registry.mu.Lock()
+	defer e.registry.mu.Unlock()
+	if ent := e.registry.keys[keyID]; ent != nil {
+		return ent.pid
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors"
+	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/http/sink"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
+)
+
+// faultyStore is a fake standing in for a store that fails: it passes
+// calls to a real Pebble store, but fails or slows the ones a test picks,
+// which no real disk does on demand.
+type faultyStore struct {
+	*pebble.Store
+	mu    sync.Mutex
+	rules map[string]*fault
+	calls map[string]int
+}
+
+// fault says what happens to calls of one method: the first after calls
+// succeed, then failures fail (-1: all the rest); each waits delay first.
+type fault struct {
+	after, failures int
+	delay           time.Duration
+}
+
+var errInjected = errors.New("injected store failure")
+
+func newFaultyStore(s *pebble.Store) *faultyStore {
+	return &faultyStore{Store: s, rules: map[string]*fault{}, calls: map[string]int{}}
+}
+
+func (s *faultyStore) set(method string, f fault) {
+	s.mu.Lock()
+	s.rules[method] = &f
+	s.calls[method] = 0
+	s.mu.Unlock()
+}
+
+// check applies the method's fault to this call.
+func (s *faultyStore) check(method string) error {
+	s.mu.Lock()
+	s.calls[method]++
+	n := s.calls[method]
+	f := s.rules[method]
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
+	if n > f.after && (f.failures < 0 || n <= f.after+f.failures) {
+		return errInjected
+	}
+	return nil
+}
+
+func (s *faultyStore) Accept(ctx context.Context, msgs []switchboard.NewMessage) error {
+	if err := s.check("Accept"); err != nil {
+		return err
+	}
+	return s.Store.Accept(ctx, msgs)
+}
+
+func (s *faultyStore) Record(ctx context.Context, updates []switchboard.Update) ([]*switchboard.Message, error) {
+	if err := s.check("Record"); err != nil {
+		return nil, err
+	}
+	return s.Store.Record(ctx, updates)
+}
+
+func (s *faultyStore) FinishCallbacks(ctx context.Context, done []switchboard.FinishedCallback) error {
+	if err := s.check("FinishCallbacks"); err != nil {
+		return err
+	}
+	return s.Store.FinishCallbacks(ctx, done)
+}
+
+func (s *faultyStore) PendingCount(ctx context.Context, key string) (int, error) {
+	if err := s.check("PendingCount"); err != nil {
+		return 0, err
+	}
+	return s.Store.PendingCount(ctx, key)
+}
+
+func faultyRig(t *testing.T, o rigOptions) (*rig, *faultyStore) {
+	var fs *faultyStore
+	o.wrapStore = func(s *pebble.Store) switchboard.Store { fs = newFaultyStore(s); return fs }
+	return newRig(t, o), fs
+}
+
+// An Accept that fails answers 503 and sends nothing; the next one works.
+func TestAcceptFailureIsUnavailableAndNothingIsSent(t *testing.T) {
+	r, fs := faultyRig(t, rigOptions{})
+	fs.set("Accept", fault{failures: 1})
+	res := r.submit(r.keys[0], "+447700900001", "k0|+447700900001|lost")
+	if switchboard.ErrorCode(res.Err) != switchboard.EUNAVAILABLE {
+		t.Fatalf("submit with a failing store: %+v, want unavailable", res)
+	}
+	ok := r.submit(r.keys[0], "+447700900001", "k0|+447700900001|kept")
+	if ok.Err != nil {
+		t.Fatal(ok.Err)
+	}
+	r.waitFinal([]string{ok.Message.ID}, switchboard.StatusDelivered, 10*time.Second)
+	if n := r.timesSeen()["k0|+447700900001|lost"]; n != 0 {
+		t.Fatalf("the message whose Accept failed was sent %d times", n)
+	}
+}
+
+// Records that fail for a while (submitted, receipts, final statuses) are
+// tried again: every message still reaches its final status.
+func TestRecordFailuresAreRetried(t *testing.T) {
+	for _, f := range []fault{{failures: 5}, {after: 20, failures: 30}} {
+		r, fs := faultyRig(t, rigOptions{})
+		fs.set("Record", f)
+		ids := r.submitAll(40)
+		r.waitFinal(ids, switchboard.StatusDelivered, 30*time.Second)
+	}
+}
+
+// A slow store: requests wait for their writes, and everything arrives,
+// once each.
+func TestSlowStoreKeepsEveryMessageOnce(t *testing.T) {
+	r, fs := faultyRig(t, rigOptions{})
+	fs.set("Accept", fault{delay: 50 * time.Millisecond})
+	fs.set("Record", fault{delay: 20 * time.Millisecond})
+	ids := r.submitAll(30)
+	r.waitFinal(ids, switchboard.StatusDelivered, 30*time.Second)
+	for body, n := range r.timesSeen() {
+		if n != 1 {
+			t.Errorf("%s sent %d times", body, n)
+		}
+	}
+}
+
+// A key actor restarted while its requests' Accepts are still being
+// written neither loses those messages nor sends any twice: the new
+// instance waits for its predecessor's commits before it counts and pages.
+func TestRestartWhileCommitsAreWritten(t *testing.T) {
+	r, fs := faultyRig(t, rigOptions{})
+	fs.set("Accept", fault{delay: 300 * time.Millisecond})
+	var wg sync.WaitGroup
+	ids := make([]string, 20)
+	for i := range ids {
+		wg.Go(func() {
+			to := fmt.Sprintf("+4477009%05d", i)
+			res := r.submit(r.keys[0], to, "k0|"+to+"|x")
+			if res.Err != nil {
+				t.Errorf("submit: %v", res.Err)
+				return
+			}
+			ids[i] = res.Message.ID
+		})
+	}
+	eventually(t, "Accepts under way", 5*time.Second, func() bool {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		return fs.calls["Accept"] > 0
+	})
+	if !r.engine.RestartKeyActor(r.keys[0].ID) {
+		t.Fatal("no key actor to restart")
+	}
+	wg.Wait()
+	r.waitFinal(ids, switchboard.StatusDelivered, 30*time.Second)
+	for body, n := range r.timesSeen() {
+		if n != 1 {
+			t.Errorf("%s sent %d times", body, n)
+		}
+	}
+}
+
+// A key actor whose store cannot count its messages answers 503 rather
+// than admit without its queue bound, and works once the store does.
+func TestCountFailureIsUnavailableUntilTheStoreWorks(t *testing.T) {
+	r, fs := faultyRig(t, rigOptions{})
+	fs.set("PendingCount", fault{failures: 1})
+	res := r.submit(r.keys[0], "+447700900001", "first")
+	if switchboard.ErrorCode(res.Err) != switchboard.EUNAVAILABLE {
+		t.Fatalf("submit while the count fails: %+v, want unavailable", res)
+	}
+	eventually(t, "the key to load", 10*time.Second, func() bool {
+		res = r.submit(r.keys[0], "+447700900001", "second")
+		return res.Err == nil
+	})
+	r.waitFinal([]string{res.Message.ID}, switchboard.StatusDelivered, 10*time.Second)
+}
+
+// Removing delivered callbacks from the outbox fails for a while: they are
+// delivered (perhaps more than once: at least once) and then removed.
+func TestFinishCallbacksFailureRedeliversThenRemoves(t *testing.T) {
+	snk, err := sink.Start(sink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snk.Close() })
+	client := callback.New(callback.Options{AllowPrivate: true})
+	t.Cleanup(client.Close)
+	r, fs := faultyRig(t, rigOptions{callbackURL: snk.URL() + "/hook",
+		webhooks: actors.WebhookConfig{Poster: callback.Poster{Client: client}, RetryMin: 50 * time.Millisecond}})
+	fs.set("FinishCallbacks", fault{failures: 3})
+	ids := r.submitAll(10)
+	r.waitFinal(ids, switchboard.StatusDelivered, 30*time.Second)
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	if !snk.Wait(30*time.Second, func(evs []sink.Event) bool {
+		got := 0
+		for _, ev := range evs {
+			if want[ev.MessageID] && ev.Status == string(switchboard.StatusDelivered) {
+				got++
+			}
+		}
+		return got == len(ids)
+	}) {
+		t.Fatalf("not every delivered callback arrived: %+v", snk.Stats())
+	}
+	eventually(t, "the outbox to empty", 30*time.Second, func() bool {
+		eps, err := r.store.CallbackEndpoints(context.Background())
+		return err == nil && len(eps) == 0
+	})
+}

@@ -1,0 +1,215 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
+)
+
+// message reads a message back from the store.
+func (r *rig) message(id string) *switchboard.Message {
+	m, err := r.store.Message(context.Background(), id)
+	if err != nil {
+		r.t.Fatalf("message %s: %v", id, err)
+	}
+	return m
+}
+
+// submitAll sends n messages of the first key, each to its own number,
+// with bodies "key|dest|i", and returns their IDs.
+func (r *rig) submitAll(n int) []string {
+	r.t.Helper()
+	key := r.keys[0]
+	ids := make([]string, n)
+	for i := range ids {
+		to := fmt.Sprintf("+4477009%05d", i)
+		res := r.submit(key, to, fmt.Sprintf("%s|%s|%d", key.ID, to, i))
+		if res.Err != nil {
+			r.t.Fatalf("submit %d: %v", i, res.Err)
+		}
+		ids[i] = res.Message.ID
+	}
+	return ids
+}
+
+func (r *rig) waitFinal(ids []string, want switchboard.Status, within time.Duration) {
+	r.t.Helper()
+	for _, id := range ids {
+		eventually(r.t, "message "+id+" "+string(want), within, func() bool { return r.status(id) == want })
+	}
+}
+
+// timesSeen counts the submits the simulators accepted per body.
+func (r *rig) timesSeen() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for k, bodies := range r.order {
+		for _, b := range bodies {
+			out[k+"|"+b]++
+		}
+	}
+	return out
+}
+
+// A receipt that overtakes its submit_sm_resp by 8 s is kept until the
+// response names its id, and every message ends delivered. (The gateway
+// used to look the id up for 5 s and then drop the receipt.)
+func TestReceiptOvertakesALateResponse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 8 s for the simulator's responses")
+	}
+	r := newRig(t, rigOptions{responseTimeout: 20 * time.Second, simConfig: smsc.Config{
+		Faults: smsc.Faults{ReceiptFirst: true, Latency: smsc.Delay{Min: 8 * time.Second}}}})
+	ids := r.submitAll(20)
+	r.waitFinal(ids, switchboard.StatusDelivered, 30*time.Second)
+	if st := r.engine.Stats(); st.ReceiptsParked == 0 {
+		t.Fatalf("no receipt was parked (%+v): the test did not make receipts overtake", st)
+	}
+	for _, id := range ids {
+		m := r.message(id)
+		n := len(m.Events)
+		if n < 3 || m.Events[n-2].Status != switchboard.StatusSubmitted || m.Events[n-1].Status != switchboard.StatusDelivered {
+			t.Fatalf("message %s events %+v, want submitted then delivered at the end", id, m.Events)
+		}
+	}
+}
+
+// A submitted message whose receipt never comes ends unknown after the
+// carrier's receipt timeout, with an error saying so.
+func TestReceiptTimeoutEndsUnknown(t *testing.T) {
+	r := newRig(t, rigOptions{receiptTimeout: 300 * time.Millisecond, receiptSweep: 50 * time.Millisecond,
+		simConfig: smsc.Config{ReceiptDelay: smsc.Delay{Min: time.Hour}}})
+	ids := r.submitAll(5)
+	r.waitFinal(ids, switchboard.StatusUnknown, 10*time.Second)
+	m := r.message(ids[0])
+	if e := m.Error(); e == nil || e.Code != "receipt_timeout" {
+		t.Fatalf("error %+v, want receipt_timeout", e)
+	}
+	if got := r.engine.Stats().Unknown; got != 5 {
+		t.Fatalf("Stats().Unknown = %d, want 5", got)
+	}
+}
+
+// A message the carrier refuses with a retriable status every time fails
+// after max_attempts with the carrier's code, and the message behind it
+// to the same number is then delivered.
+func TestPoisonMessageFailsAfterMaxAttempts(t *testing.T) {
+	r := newRig(t, rigOptions{maxAttempts: 3, simConfig: smsc.Config{Faults: smsc.Faults{
+		RefuseText: "poison", RefuseStatus: uint32(data.ESME_RSYSERR)}}})
+	key := r.keys[0]
+	bad := r.submit(key, "+447700900001", "poison pill")
+	next := r.submit(key, "+447700900001", "fine")
+	if bad.Err != nil || next.Err != nil {
+		t.Fatal(bad.Err, next.Err)
+	}
+	r.waitFinal([]string{bad.Message.ID}, switchboard.StatusFailed, 30*time.Second)
+	r.waitFinal([]string{next.Message.ID}, switchboard.StatusDelivered, 10*time.Second)
+	if e := r.message(bad.Message.ID).Error(); e == nil || e.Code != "smpp_0x00000008" {
+		t.Fatalf("error %+v, want smpp_0x00000008 (ESME_RSYSERR)", e)
+	}
+}
+
+// A long message whose second part the carrier refuses once is sent again
+// from that part: the first part, already accepted, is not sent twice,
+// and the message shows its three parts delivered.
+func TestLongMessageRetrySendsOnlyMissingParts(t *testing.T) {
+	r := newRig(t, rigOptions{window: 1, simConfig: smsc.Config{Faults: smsc.Faults{
+		RefuseText: "POISON", RefuseStatus: uint32(data.ESME_RSYSERR), RefuseTimes: 1}}})
+	body := strings.Repeat("a", 153) + "POISON" + strings.Repeat("b", 153-6) + strings.Repeat("c", 100)
+	res := r.submit(r.keys[0], "+447700900001", body)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	r.waitFinal([]string{res.Message.ID}, switchboard.StatusDelivered, 30*time.Second)
+	r.mu.Lock()
+	perPart := map[uint8]int{}
+	refs := map[uint16]bool{}
+	for _, s := range r.seen {
+		if s.Concat != nil {
+			perPart[s.Concat.Seq]++
+			refs[s.Concat.Ref] = true
+		}
+	}
+	r.mu.Unlock()
+	if perPart[1] != 1 || perPart[2] != 1 || perPart[3] != 1 || len(refs) != 1 {
+		t.Fatalf("the carrier accepted parts %v with references %v; want each of 3 parts once, under one reference", perPart, refs)
+	}
+	m := r.message(res.Message.ID)
+	parts := m.Parts()
+	if len(parts) != 3 {
+		t.Fatalf("parts %+v", parts)
+	}
+	for _, p := range parts {
+		if p.Status != switchboard.StatusDelivered || p.CarrierMessageID == "" {
+			t.Fatalf("parts %+v, want all delivered with carrier ids", parts)
+		}
+	}
+	var partEvents int
+	for _, e := range m.Events {
+		if e.Part > 0 {
+			partEvents++
+		}
+	}
+	if partEvents < 3 {
+		t.Fatalf("events %+v: want the receipts to name their parts", m.Events)
+	}
+}
+
+// A key actor restarted by its supervisor while its submits are in flight
+// does not send them again, and the engine's budgets come back to zero.
+func TestRestartedKeyActorDoesNotResend(t *testing.T) {
+	r := newRig(t, rigOptions{simConfig: smsc.Config{Faults: smsc.Faults{Latency: smsc.Delay{Min: 300 * time.Millisecond}}}})
+	ids := r.submitAll(50)
+	eventually(t, "submits in flight", 5*time.Second, func() bool { return r.engine.Sending() > 0 })
+	if !r.engine.RestartKeyActor(r.keys[0].ID) {
+		t.Fatal("no key actor to restart")
+	}
+	after := r.submit(r.keys[0], "+447700900999", "after the restart")
+	if after.Err != nil {
+		t.Fatalf("submit after the restart: %v", after.Err)
+	}
+	for _, id := range append(ids, after.Message.ID) {
+		deadline := time.Now().Add(30 * time.Second)
+		for r.status(id) != switchboard.StatusDelivered {
+			if time.Now().After(deadline) {
+				t.Fatalf("message %s not delivered: %+v; engine %+v held %d sending %d", id, r.message(id), r.engine.Stats(), r.engine.HeldMessages(), r.engine.Sending())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for body, n := range r.timesSeen() {
+		if n != 1 {
+			t.Errorf("%s sent %d times", body, n)
+		}
+	}
+	eventually(t, "budgets back to zero", 5*time.Second, func() bool {
+		return r.engine.HeldMessages() == 0 && r.engine.Sending() == 0
+	})
+}
+
+// A key actor that stopped without retiring (its supervisor gave up) is
+// spawned again by the next request, which does not wait for a dead one.
+func TestStoppedKeyActorComesBackOnTheNextRequest(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	first := r.submit(r.keys[0], "+447700900001", "first")
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	r.waitFinal([]string{first.Message.ID}, switchboard.StatusDelivered, 10*time.Second)
+	if !r.engine.StopKeyActor(r.keys[0].ID) {
+		t.Fatal("no key actor to stop")
+	}
+	began := time.Now()
+	second := r.submit(r.keys[0], "+447700900001", "second")
+	if second.Err != nil {
+		t.Fatalf("submit after the actor stopped: %v (after %v)", second.Err, time.Since(began))
+	}
+	r.waitFinal([]string{second.Message.ID}, switchboard.StatusDelivered, 10*time.Second)
+}

@@ -1,0 +1,168 @@
+package pebble
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/rs/zerolog"
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// TestRoundOverlayLifecycle queues, before the committer starts, requests
+// that depend on what earlier requests of the same round wrote, so only
+// the overlay can tell them: a receipt by carrier id indexed by an earlier
+// request, a submit that indexes an id an earlier request parked a receipt
+// for, and pending counters changed by several requests of the round.
+func TestRoundOverlayLifecycle(t *testing.T) {
+	db, err := pebbledb.Open(t.TempDir(), &pebbledb.Options{Logger: pebbleLogger{zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	at := time.Now().UTC()
+	msg := func(id string) *sb.Message {
+		return &sb.Message{ID: id, Key: "k", Segments: 1, Status: sb.StatusAccepted, AcceptedAt: at,
+			Events: []sb.Event{{Status: sb.StatusAccepted, At: at}}}
+	}
+	submit := func(id, cid string) sb.Update {
+		return sb.Update{MessageID: id, Transition: sb.Transition{
+			Event: sb.Event{Status: sb.StatusSubmitted, At: at, Carrier: "x"}, Part: -1, CarrierIDs: []string{cid}}}
+	}
+	byCarrier := func(cid string) sb.Update {
+		return sb.Update{ByCarrier: &sb.CarrierRef{Carrier: "x", ID: cid}, ParkUntil: at.Add(time.Hour),
+			Transition: sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: at}}}
+	}
+	c := newCommitter(db, time.Now, zerolog.Nop()) // not started: requests stay queued
+	var (
+		results [4][]*sb.Message
+		errs    [6]error
+		wg      sync.WaitGroup
+	)
+	record := func(i int, u sb.Update) func(c *committer, b *pebbledb.Batch) error {
+		return func(c *committer, b *pebbledb.Batch) (err error) {
+			results[i], err = c.record([]sb.Update{u}, b)
+			return err
+		}
+	}
+	writes := []func(c *committer, b *pebbledb.Batch) error{
+		func(c *committer, b *pebbledb.Batch) error {
+			return c.accept([]sb.NewMessage{{Message: msg("msg_1")}, {Message: msg("msg_2")}, {Message: msg("msg_3")}}, b)
+		},
+		record(0, submit("msg_1", "c1")),
+		record(1, byCarrier("c1")),
+		record(2, byCarrier("c2")),
+		record(3, submit("msg_2", "c2")),
+		func(c *committer, b *pebbledb.Batch) error {
+			return c.accept([]sb.NewMessage{{Message: msg("msg_4")}}, b)
+		},
+	}
+	for i, w := range writes {
+		wg.Go(func() { errs[i] = c.do(t.Context(), &request{write: w}) })
+		for c.queued() < i+1 { // queue in order
+			time.Sleep(time.Millisecond)
+		}
+	}
+	c.start()
+	wg.Wait()
+	c.stop()
+
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if m := results[1][0]; m == nil || m.ID != "msg_1" || m.Status != sb.StatusDelivered {
+		t.Errorf("receipt by an id indexed earlier in the round: %+v, want msg_1 delivered", m)
+	}
+	if results[2][0] != nil {
+		t.Errorf("receipt by an unknown id: %+v, want nil (parked)", results[2][0])
+	}
+	if m := results[3][0]; m.Status != sb.StatusDelivered {
+		t.Errorf("submit of an id parked earlier in the round: status %s, want delivered", m.Status)
+	}
+	n, err := readCounter(db, countKey(nil, "k"))
+	if err != nil || n != 2 {
+		t.Errorf("pending counter = %d, %v; want 2 (msg_3, msg_4)", n, err)
+	}
+	if _, closer, err := db.Get(parkedKey(nil, "x", "c2")); err == nil {
+		closer.Close()
+		t.Error("the parked receipt was applied but is still stored")
+	}
+}
+
+// A database of layout 1 (no pending counters, idempotency records not in
+// the expiry queue) is migrated on Open: the counters are counted from the
+// pending index, and retention finds the old idempotency records.
+func TestMigrateFromLayout1(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: pebbleLogger{zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	b := db.NewBatch()
+	set := func(k, v []byte) {
+		if err := b.Set(k, v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set([]byte(layoutKey), []byte{1})
+	for i, key := range []string{"a", "a", "a", "b"} {
+		set(pendingKey(nil, key, "msg_"+string(rune('0'+i))), nil)
+	}
+	old := sb.IdempotencyRecord{MessageID: "msg_0", CreatedAt: now.Add(-sb.IdempotencyWindow - time.Hour)}
+	young := sb.IdempotencyRecord{MessageID: "msg_1", CreatedAt: now.Add(-time.Hour)}
+	set(idempotencyKey(nil, "a", "old"), appendIdempotency(nil, &old))
+	set(idempotencyKey(nil, "a", "young"), appendIdempotency(nil, &young))
+	if err := b.Commit(pebbledb.Sync); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open of a layout 1 database: %v", err)
+	}
+	defer s.Close()
+	for key, want := range map[string]int{"a": 3, "b": 1, "c": 0} {
+		if n, err := s.PendingCount(t.Context(), key); err != nil || n != want {
+			t.Errorf("PendingCount(%s) = %d, %v; want %d", key, n, err, want)
+		}
+	}
+	if v, closer, err := s.db.Get([]byte(layoutKey)); err != nil || len(v) != 1 || v[0] != layoutVersion {
+		t.Errorf("layout after Open: %v, %v", v, err)
+	} else {
+		closer.Close()
+	}
+	if err := s.Housekeep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := readIdempotency(s.db, idempotencyKey(nil, "a", "old")); found || err != nil {
+		t.Errorf("expired idempotency record from layout 1: found %v, %v; want deleted", found, err)
+	}
+	if _, found, err := readIdempotency(s.db, idempotencyKey(nil, "a", "young")); !found || err != nil {
+		t.Errorf("young idempotency record from layout 1: found %v, %v; want kept", found, err)
+	}
+}
+
+// A database of a layout this build does not know is refused.
+func TestUnknownLayout(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: pebbleLogger{zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte(layoutKey), []byte{layoutVersion + 1}, pebbledb.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := Open(dir, Options{}); err == nil {
+		s.Close()
+		t.Fatal("opened a database of an unknown layout")
+	}
+}
