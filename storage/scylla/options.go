@@ -189,12 +189,10 @@ func (o *Options) serialConsistency() gocql.Consistency {
 // this: a mark moves past entries only when a read found none there.
 func (o *Options) readConsistency() gocql.Consistency {
 	switch o.Consistency {
-	case "quorum", "each_quorum":
-		if o.Consistency == "each_quorum" {
-			return gocql.LocalQuorum // a quorum in every data centre overlaps the local one
-		}
+	case "quorum":
 		return gocql.Quorum
-	case "local_quorum":
+	case "local_quorum", "each_quorum":
+		// A quorum in every data centre overlaps the local one.
 		return gocql.LocalQuorum
 	case "all":
 		return gocql.One
