@@ -42,7 +42,8 @@ func TestOpenFailureReleasesListener(t *testing.T) {
 
 // A node whose ScyllaDB cannot be reached waits for it (the store retries)
 // and serves the API meanwhile: messages get 503 unavailable, saying the
-// gateway is starting and why (in general terms: the causes are logged). When the wait
+// gateway is starting and why (in general terms: the causes are logged),
+// and /readyz is 503. When the wait
 // ends without a store, Open fails naming the storage step and releases
 // the listener.
 func TestOpenWaitsForUnreachableStorage(t *testing.T) {
@@ -88,6 +89,15 @@ func TestOpenWaitsForUnreachableStorage(t *testing.T) {
 	}
 	if !strings.Contains(body, `"code":"unavailable"`) {
 		t.Errorf("body %s, want code unavailable", body)
+	}
+	resp, err := http.Get("http://" + apiAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(ready), "storage is not reachable yet") {
+		t.Errorf("/readyz while the storage is down: %d %s; want 503 saying why", resp.StatusCode, ready)
 	}
 	select {
 	case r := <-opened:
