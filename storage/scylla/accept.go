@@ -146,15 +146,48 @@ func (s *Store) claimIdempotency(ctx context.Context, session *gocql.Session, ms
 		}
 		return err
 	})
-	if err != nil {
-		s.undoAccept(nil, append(claimed, unsure...))
-		var conflict *sb.Error
-		if errors.As(err, &conflict) && conflict.Code == sb.ECONFLICT {
-			return nil, conflict
-		}
-		return nil, s.dbError(err)
+	if err == nil {
+		return claimed, nil
 	}
-	return claimed, nil
+	var conflict *sb.Error
+	if errors.As(err, &conflict) && conflict.Code == sb.ECONFLICT && len(unsure) == 0 {
+		// A key in use: release the others' records now, a plain outcome
+		// that needs no undo unless the release itself fails.
+		if rerr := s.releaseIdempotency(ctx, session, claimed); rerr != nil {
+			s.undoAccept(nil, claimed)
+		}
+		return nil, conflict
+	}
+	s.undoAccept(nil, append(claimed, unsure...))
+	if conflict != nil && conflict.Code == sb.ECONFLICT {
+		return nil, conflict
+	}
+	return nil, s.dbError(err)
+}
+
+// releaseIdempotency deletes the records of claimed where they still name
+// their message.
+func (s *Store) releaseIdempotency(ctx context.Context, session *gocql.Session, claimed []sb.NewMessage) error {
+	for _, st := range s.idempotencyReleases(claimed) {
+		_, err := session.Query(st.cql, st.args...).WithContext(ctx).Consistency(s.opts.writeConsistency()).
+			SerialConsistency(s.opts.serialConsistency()).MapScanCAS(map[string]any{})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idempotencyReleases are the conditional deletes of claimed's records.
+func (s *Store) idempotencyReleases(claimed []sb.NewMessage) []stmt {
+	stmts := make([]stmt, len(claimed))
+	for i, nm := range claimed {
+		stmts[i] = stmt{
+			cql:  s.cql(`DELETE FROM %s.idempotency WHERE key = ? AND idem_key = ? IF message_id = ?`),
+			args: []any{nm.Message.Key, nm.IdempotencyKey, nm.Message.ID},
+		}
+	}
+	return stmts
 }
 
 // idempotencyTTL is how long the record of a message accepted at at stays
@@ -218,12 +251,7 @@ func (s *Store) undoAccept(msgs, claimed []sb.NewMessage) {
 			u.stmts = append(u.stmts, s.pending.deletes(m.Key, []string{m.ID}, ts)...)
 		}
 	}
-	for _, nm := range claimed {
-		u.cas = append(u.cas, stmt{
-			cql:  s.cql(`DELETE FROM %s.idempotency WHERE key = ? AND idem_key = ? IF message_id = ?`),
-			args: []any{nm.Message.Key, nm.IdempotencyKey, nm.Message.ID},
-		})
-	}
+	u.cas = s.idempotencyReleases(claimed)
 	if len(u.stmts) == 0 && len(u.cas) == 0 {
 		return
 	}
