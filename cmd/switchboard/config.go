@@ -128,10 +128,13 @@ const (
 // CacheConfig selects the cache. The redis settings are read only when
 // backend is redis.
 type CacheConfig struct {
-	Backend  string `yaml:"backend" default:"memory" help:"memory (in this process) or redis (not available yet)"`
+	Backend  string `yaml:"backend" default:"memory" help:"memory (in this process) or redis (a cache of carrier message ids and idempotency records in front of the store, shared by nodes)"`
 	Addr     string `yaml:"addr" default:"127.0.0.1:6379" help:"redis: host:port"`
 	Password string `yaml:"password" help:"redis: password (empty: none)"`
 	DB       int    `yaml:"db" help:"redis: database number"`
+	// A receipt is resolved by the store after this; it sizes Redis's
+	// memory (about 200 bytes per message part).
+	CarrierTTL Duration `yaml:"carrier_ttl" default:"72h" help:"redis: how long a carrier message id is kept for receipts to find their message (at most storage.ttl)"`
 }
 
 // ClusterConfig is gossip clustering, which this build does not have yet:
@@ -350,6 +353,10 @@ const (
 	envPrefix = "SWITCHBOARD_"
 	// envConfigFile names the configuration file; it is not a setting.
 	envConfigFile = "SWITCHBOARD_CONFIG"
+	// envTestPrefix starts the variables of the project's tests
+	// (SWITCHBOARD_TEST_CQL, SWITCHBOARD_TEST_REDIS, ...), which .ci/test
+	// exports to every process it runs: not settings either.
+	envTestPrefix = "SWITCHBOARD_TEST_"
 	// defaultConfigFile is read when neither --config nor
 	// SWITCHBOARD_CONFIG names a file.
 	defaultConfigFile = "cluster.yaml"
@@ -660,15 +667,15 @@ func envPath(t reflect.Type, name string) ([]string, bool) {
 }
 
 // applyEnv applies every SWITCHBOARD_* variable of environ except
-// SWITCHBOARD_CONFIG. A variable that names no setting is an error, so a
-// typo is not silently ignored.
+// SWITCHBOARD_CONFIG and the tests' SWITCHBOARD_TEST_*. A variable that
+// names no setting is an error, so a typo is not silently ignored.
 func (c *Config) applyEnv(environ []string) error {
 	var errs []error
 	v := reflect.ValueOf(c).Elem()
 	for _, kv := range environ {
 		name, value, _ := strings.Cut(kv, "=")
 		rest, ok := strings.CutPrefix(name, envPrefix)
-		if !ok || name == envConfigFile {
+		if !ok || name == envConfigFile || strings.HasPrefix(name, envTestPrefix) {
 			continue
 		}
 		segs, ok := envPath(configType, rest)
@@ -917,12 +924,14 @@ func (c *Config) validateCache(p *problems) {
 	switch r.Backend {
 	case CacheMemory:
 	case CacheRedis:
-		p.add("cache.backend", "redis is not available in this build yet")
 		if err := checkDial(r.Addr); err != nil {
 			p.add("cache.addr", "%v", err)
 		}
 		if r.DB < 0 {
 			p.add("cache.db", "%d is negative", r.DB)
+		}
+		if r.CarrierTTL <= 0 {
+			p.add("cache.carrier_ttl", "%v is not above 0", r.CarrierTTL)
 		}
 	default:
 		p.add("cache.backend", "%q is not memory or redis", r.Backend)

@@ -111,7 +111,7 @@ func TestDefaults(t *testing.T) {
 		Node:    NodeConfig{Name: "node-1", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:8081", DataDir: "./data", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Storage: StorageConfig{Backend: "embedded", Keyspace: "switchboard", ReplicationFactor: 3, Consistency: "quorum", TTL: Duration(720 * time.Hour)},
-		Cache:   CacheConfig{Backend: "memory", Addr: "127.0.0.1:6379"},
+		Cache:   CacheConfig{Backend: "memory", Addr: "127.0.0.1:6379", CarrierTTL: Duration(72 * time.Hour)},
 		Cluster: ClusterConfig{Name: "switchboard", Bind: "127.0.0.1:7946"},
 		Webhooks: WebhooksConfig{
 			MaxAge: Duration(72 * time.Hour), AllowPrivateNetworks: false, Timeout: Duration(10 * time.Second),
@@ -253,7 +253,8 @@ func TestValidate(t *testing.T) {
 		{"scylla keyspace", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Keyspace = "1x" }, `storage.keyspace: "1x"`},
 		{"scylla rf", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.ReplicationFactor = 0 }, "storage.replication_factor: 0"},
 		{"cache.backend", func(c *Config) { c.Cache.Backend = "memcached" }, `cache.backend: "memcached"`},
-		{"redis", func(c *Config) { c.Cache.Backend = "redis" }, "cache.backend: redis is not available in this build yet"},
+		{"redis db", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.DB = -1 }, "cache.db: -1 is negative"},
+		{"redis carrier_ttl", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.CarrierTTL = 0 }, "cache.carrier_ttl: 0s is not above 0"},
 		{"redis addr", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.Addr = "redis" }, `cache.addr: "redis" is not host:port`},
 		{"cluster", func(c *Config) { c.Cluster.Enabled = true }, "cluster.enabled: clustering is not available in this build yet"},
 		{"cluster seeds", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Seeds = []string{"n2"} }, `cluster.seeds[0]: "n2" is not host:port`},
@@ -375,6 +376,23 @@ func TestValidateScylla(t *testing.T) {
 	}
 }
 
+func TestValidateRedisCache(t *testing.T) {
+	cfg := loadOK(t, baseYAML+"cache: {backend: redis, addr: \"cache.internal:6380\", password: pw, db: 2}\n")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Cache; c.Backend != CacheRedis || c.Addr != "cache.internal:6380" || c.Password != "pw" || c.DB != 2 ||
+		c.CarrierTTL.Std() != 72*time.Hour {
+		t.Fatalf("cache settings %+v", c)
+	}
+	if got := carrierTTL(cfg.Cache.CarrierTTL, Duration(24*time.Hour)); got != 24*time.Hour {
+		t.Errorf("carrier ids kept %v with storage.ttl 24h, want 24h", got)
+	}
+	if got := carrierTTL(cfg.Cache.CarrierTTL, Duration(720*time.Hour)); got != 72*time.Hour {
+		t.Errorf("carrier ids kept %v with storage.ttl 720h, want 72h", got)
+	}
+}
+
 func TestValidateAllowsPrivateCallbacksWhenAsked(t *testing.T) {
 	cfg := loadOK(t, baseYAML+"webhooks: {allow_private_networks: true}\n")
 	cfg.Keys[0].CallbackURL = "http://127.0.0.1:9000/hook"
@@ -437,6 +455,7 @@ func TestEnvOverrides(t *testing.T) {
 	cfg := loadOK(t, baseYAML,
 		"PATH=/usr/bin",
 		"SWITCHBOARD_CONFIG=/elsewhere.yaml",
+		"SWITCHBOARD_TEST_CQL=127.0.0.1:9042",                // the tests', not a setting
 		"SWITCHBOARD_NODE_HTTP=0.0.0.0:9090",                 // scalar
 		"SWITCHBOARD_NODE_DATA_DIR=/var/lib/switchboard",     // name with "_"
 		"SWITCHBOARD_NODE_SHUTDOWN_TIMEOUT=1m30s",            // duration

@@ -55,6 +55,9 @@ func (c *committer) claimOne(nm *sb.NewMessage) error {
 	if m == nil || m.ID == "" {
 		return sb.Errorf(sb.EINVALID, "message without an ID")
 	}
+	if err := c.checkFence(m.Key, m.Fence); err != nil {
+		return err
+	}
 	if err := c.claimID(m.ID); err != nil {
 		return err
 	}
@@ -279,6 +282,9 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 	}
 	t, err := c.current(id)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkFence(t.m.Key, u.Fence); err != nil {
 		return nil, err
 	}
 	if t.shared {

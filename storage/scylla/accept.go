@@ -48,6 +48,13 @@ func (s *Store) accept(ctx context.Context, msgs []sb.NewMessage) error {
 	if err := s.checkNew(ctx, session, ids); err != nil {
 		return err
 	}
+	tokens := fenced{}
+	for _, nm := range msgs {
+		tokens.add(nm.Message.Key, nm.Message.Fence)
+	}
+	if err := s.checkFences(ctx, session, tokens); err != nil {
+		return err
+	}
 	claimed, err := s.claimIdempotency(ctx, session, msgs)
 	if err != nil {
 		return err
@@ -95,6 +102,11 @@ func (s *Store) accept(ctx context.Context, msgs []sb.NewMessage) error {
 	}
 	for _, done := range dones {
 		done(err == nil)
+	}
+	if err == nil && len(tokens) > 0 {
+		// A fence raised while the rows were on their way: they may have
+		// landed after it, so they go again.
+		err = s.checkFences(ctx, session, tokens)
 	}
 	if err != nil {
 		s.undoAccept(msgs, claimed)

@@ -42,6 +42,7 @@ type messageRecord struct {
 	Direction       string              `json:"direction,omitempty"`
 	Partial         bool                `json:"partial,omitempty"`
 	WebhookFailures []sb.WebhookFailure `json:"webhook_failures"`
+	Fence           int64               `json:"fence,omitempty"`
 }
 
 func encodeMessage(m *sb.Message) ([]byte, error) {
@@ -51,7 +52,7 @@ func encodeMessage(m *sb.Message) ([]byte, error) {
 		Status: m.Status, AcceptedAt: m.AcceptedAt, UpdatedAt: m.UpdatedAt, ExpiresAt: m.ExpiresAt,
 		Carrier: m.Carrier, CarrierIDs: m.CarrierIDs, PartStatus: m.PartStatus, Attempts: m.Attempts,
 		ReceiptDue: m.ReceiptDue, Events: m.Events, Direction: m.Direction, Partial: m.Partial,
-		WebhookFailures: m.WebhookFailures,
+		WebhookFailures: m.WebhookFailures, Fence: m.Fence,
 	}
 	b, err := json.Marshal(&r)
 	if err != nil {
@@ -74,6 +75,7 @@ func decodeMessage(b []byte) (*sb.Message, error) {
 		AcceptedAt: r.AcceptedAt, UpdatedAt: r.UpdatedAt, ExpiresAt: r.ExpiresAt, Carrier: r.Carrier,
 		CarrierIDs: r.CarrierIDs, PartStatus: r.PartStatus, Attempts: r.Attempts, ReceiptDue: r.ReceiptDue,
 		Events: r.Events, Direction: r.Direction, Partial: r.Partial, WebhookFailures: r.WebhookFailures,
+		Fence: r.Fence,
 	}, nil
 }
 

@@ -21,6 +21,7 @@
 //	queue_marks     ((kind), owner)                each queue owner's low-water mark
 //	queue_buckets   ((kind, owner), bucket)        the buckets each queue owner has used
 //	inbound_parts   ((shard), carrier, …, seq)     parts of long inbound messages
+//	fences          ((key))                        each key's fencing token (fence.go)
 //	settings, health, schema_version, schema_lock
 //
 // Every row about a message is written with what is left of its TTL: it

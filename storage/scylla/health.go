@@ -147,7 +147,7 @@ func (retryPolicy) GetRetryType(err error) gocql.RetryType {
 	return gocql.RetryNextHost
 }
 
-// Error codes of the native protocol the retry policy tells apart.
+// Error codes of the native protocol the store tells apart.
 const (
 	codeServerError   = 0x0000
 	codeUnavailable   = 0x1000
@@ -155,4 +155,8 @@ const (
 	codeBootstrapping = 0x1002
 	codeWriteTimeout  = 0x1100
 	codeReadTimeout   = 0x1200
+	codeSyntax        = 0x2000
+	codeUnauthorized  = 0x2100
+	codeInvalid       = 0x2200
+	codeConfig        = 0x2300
 )

@@ -95,6 +95,10 @@ func (s *Store) record(ctx context.Context, updates []sb.Update) ([]*sb.Message,
 	if err := c.read(ctx); err != nil {
 		return nil, err
 	}
+	tokens := c.fences()
+	if err := s.checkFences(ctx, session, tokens); err != nil {
+		return nil, err
+	}
 	results, err := c.apply()
 	if err != nil {
 		return nil, err
@@ -102,7 +106,30 @@ func (s *Store) record(ctx context.Context, updates []sb.Update) ([]*sb.Message,
 	if err := c.write(ctx); err != nil {
 		return nil, err
 	}
+	if len(tokens) > 0 {
+		// A fence raised while the write was on its way: the caller hears
+		// that it no longer owns the key (what landed stays).
+		if err := s.checkFences(ctx, session, tokens); err != nil {
+			return nil, err
+		}
+	}
 	return results, nil
+}
+
+// fences are the tokens the call's updates carry, by their messages' keys.
+func (c *recordCall) fences() fenced {
+	f := fenced{}
+	for i := range c.updates {
+		u := &c.updates[i]
+		id := u.MessageID
+		if id == "" {
+			id = c.resolved[i].messageID
+		}
+		if w := c.work[id]; w != nil {
+			f.add(w.m.Key, u.Fence)
+		}
+	}
+	return f
 }
 
 // lock finds the messages of ByCarrier updates and takes the locks of

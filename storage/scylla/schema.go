@@ -25,7 +25,7 @@ import (
 // Table options that follow the configuration (the TTL, and the
 // compaction window sized to it) are applied after the migrations, under
 // the same lease, whenever the stored TTL differs from the configured one.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // ttlTables are the tables written with the message TTL: they compact in
 // time windows sized to it, and expire whole SSTables.
@@ -101,6 +101,10 @@ var migrations = [][]string{
 		`CREATE TABLE IF NOT EXISTS settings (name text PRIMARY KEY, value text)`,
 		// Write probes while the cluster looks unhealthy (health.go).
 		`CREATE TABLE IF NOT EXISTS health (node text PRIMARY KEY, at timestamp)`,
+	},
+	// Version 2: fencing tokens (fence.go).
+	{
+		`CREATE TABLE IF NOT EXISTS fences (key text PRIMARY KEY, fence bigint)`,
 	},
 }
 

@@ -38,6 +38,9 @@ func emptyStore(t testing.TB) *scylla.Store {
 	if sharedErr != nil {
 		t.Fatalf("session for truncation: %v", sharedErr)
 	}
+	if sharedSession == nil {
+		t.Fatal("the shared keyspace could not be set up (see the first test's failure)")
+	}
 	iter := sharedSession.Query(`SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?`, sharedKeyspace).Iter()
 	var tables []string
 	var name string

@@ -174,7 +174,7 @@ func (s *Store) connect(ctx context.Context) {
 			return
 		}
 		var p permanentError
-		if errors.As(err, &p) {
+		if errors.As(err, &p) || refused(err) {
 			s.fatal = fmt.Errorf("scylla: %w", err)
 			s.health.down(s.fatal)
 			s.log.Error().Err(err).Msg("scylla: cannot use the keyspace")
@@ -188,6 +188,21 @@ func (s *Store) connect(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// refused reports whether the cluster refused a statement as wrong (its
+// syntax, its meaning, the rights or the configuration it needs): trying
+// again cannot mend that.
+func refused(err error) bool {
+	var re gocql.RequestError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.Code() {
+	case codeSyntax, codeUnauthorized, codeInvalid, codeConfig:
+		return true
+	}
+	return false
 }
 
 // dial creates a session on the keyspace-less cluster (the keyspace may

@@ -1,8 +1,9 @@
 // Package node assembles one gateway node from its parts — the store
-// (embedded, or ScyllaDB/Cassandra), the public HTTP API, the webhook
-// client and the actor engine — starts them in that order and stops them
-// in reverse. The switchboard command and the bench both run their node
-// through it, so what the bench measures is wired the way the binary is.
+// (embedded, or ScyllaDB/Cassandra; with a Redis cache in front when one
+// is configured), the public HTTP API, the webhook client and the actor
+// engine — starts them in that order and stops them in reverse. The
+// switchboard command and the bench both run their node through it, so
+// what the bench measures is wired the way the binary is.
 //
 // The API is served as soon as the store is opened, before the store is
 // ready: a ScyllaDB store may still be connecting (the cluster down at
@@ -18,11 +19,13 @@ import (
 	"net"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
+	"github.com/switchboard-sms/switchboard/storage/redis"
 	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
@@ -34,6 +37,12 @@ type Config struct {
 	// Scylla, if set, keeps the node's data in ScyllaDB or Cassandra
 	// (storage.backend: scylla) instead.
 	Scylla *scylla.Options
+	// Cache, if set, names the Redis the store's cache is kept in
+	// (cache.backend: redis); nil: no cache in front of the store.
+	Cache *redis.ClientOptions
+	// CacheOptions configure that cache; it logs with the engine's
+	// logger.
+	CacheOptions redis.Options
 	// Webhooks configures the client the engine posts callbacks with.
 	Webhooks callback.Options
 	// Engine configures the engine; Open fills in its Store and webhook
@@ -50,6 +59,8 @@ type Config struct {
 // Node is a running node. Its parts are exposed for the bench's and the
 // tests' counters; Stop is the only way to end it.
 type Node struct {
+	// Store is the store the engine uses: the embedded or ScyllaDB store, or the
+	// cache in front of it.
 	Store  switchboard.Store
 	Hooks  *callback.Client
 	Engine *actors.Engine
@@ -57,6 +68,7 @@ type Node struct {
 	// Timings says how long each step of Open took.
 	Timings Timings
 
+	cache  *goredis.Client // nil without a Redis cache
 	ln     net.Listener
 	served chan error // Serve's result; nil until the API is served
 	gate   *gate
@@ -101,6 +113,9 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("storage: %w", err)
 	}
 	n.Timings.Store = time.Since(t0) - n.Timings.HTTP
+	if cfg.Cache != nil {
+		n.openCache(ctx, cfg)
+	}
 	n.Hooks = callback.New(cfg.Webhooks)
 	ecfg := cfg.Engine
 	ecfg.Store = n.Store
@@ -137,6 +152,20 @@ func (n *Node) openStore(cfg Config) (ready func(context.Context) error, err err
 	return s.WaitReady, nil
 }
 
+// openCache puts the Redis cache in front of the store. Redis not
+// answering is no reason not to start: the cache falls back on the store
+// until it does, and says so once.
+func (n *Node) openCache(ctx context.Context, cfg Config) {
+	opts := cfg.CacheOptions
+	opts.Logger = cfg.Engine.Log.With().Str("component", "cache").Logger()
+	n.cache = redis.NewClient(*cfg.Cache)
+	if err := redis.Ping(ctx, n.cache); err != nil {
+		opts.Logger.Warn().Err(err).Str("addr", cfg.Cache.Addr).
+			Msg("cache: redis does not answer; starting with the store alone until it does")
+	}
+	n.Store = redis.Wrap(n.Store, n.cache, opts)
+}
+
 // Addr is where the API listens.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
@@ -162,6 +191,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.Hooks.Close()
 	errs = append(errs, n.Store.Close())
+	if n.cache != nil {
+		errs = append(errs, n.cache.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -185,5 +217,8 @@ func (n *Node) abort() {
 	}
 	if n.Store != nil {
 		n.Store.Close()
+	}
+	if n.cache != nil {
+		n.cache.Close()
 	}
 }

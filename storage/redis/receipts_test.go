@@ -1,0 +1,54 @@
+package redis
+
+import (
+	"testing"
+
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// Receipts by carrier id are resolved from Redis, so the store is given
+// the message ID; flushed or stopped, the store resolves them itself.
+func TestReceiptsFlushedAndStopped(t *testing.T) {
+	r := newRig(t)
+	wantDelivered := func(got *sb.Message, m *sb.Message, byStore bool) {
+		t.Helper()
+		if got == nil || got.ID != m.ID || got.Status != sb.StatusDelivered {
+			t.Fatalf("receipt: got %+v, want %s delivered", got, m.ID)
+		}
+		u := r.inner.lastRecorded()
+		if resolvedByStore := u.ByCarrier != nil; resolvedByStore != byStore {
+			t.Fatalf("the store was given %+v; want it to resolve the carrier id: %v", u, byStore)
+		}
+		if !byStore && u.MessageID != m.ID {
+			t.Fatalf("the store was given message %s, want %s", u.MessageID, m.ID)
+		}
+	}
+	m := r.message("")
+	r.submit(m, "r-1")
+	wantDelivered(r.receipt("r-1"), m, false)
+
+	m = r.message("")
+	r.submit(m, "r-2")
+	r.srv.Flush()
+	wantDelivered(r.receipt("r-2"), m, true)
+	r.wantCarrier("r-2", m.ID, 0, false) // the store's answer was remembered
+
+	m = r.message("")
+	r.submit(m, "r-3")
+	r.srv.Stop()
+	wantDelivered(r.receipt("r-3"), m, true)
+	r.srv.Restart()
+	r.waitUp()
+
+	// A receipt that overtook its submit is parked by the store, whatever
+	// Redis lost meanwhile, and applied by the submit.
+	m = r.message("")
+	if got := r.receipt("r-4"); got != nil {
+		t.Fatalf("receipt before its submit returned %+v, want it parked", got)
+	}
+	r.srv.Flush()
+	r.submit(m, "r-4")
+	if got, err := r.s.Message(r.ctx, m.ID); err != nil || got.Status != sb.StatusDelivered {
+		t.Fatalf("after the submit: %+v, %v; want delivered", got, err)
+	}
+}
