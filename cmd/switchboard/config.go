@@ -353,9 +353,8 @@ const (
 	envPrefix = "SWITCHBOARD_"
 	// envConfigFile names the configuration file; it is not a setting.
 	envConfigFile = "SWITCHBOARD_CONFIG"
-	// envTestPrefix starts the variables of the project's tests
-	// (SWITCHBOARD_TEST_CQL, SWITCHBOARD_TEST_REDIS, ...), which .ci/test
-	// exports to every process it runs: not settings either.
+	// envTestPrefix begins the test suites' variables, which are not
+	// settings either (no section is named test).
 	envTestPrefix = "SWITCHBOARD_TEST_"
 	// defaultConfigFile is read when neither --config nor
 	// SWITCHBOARD_CONFIG names a file.
@@ -667,8 +666,10 @@ func envPath(t reflect.Type, name string) ([]string, bool) {
 }
 
 // applyEnv applies every SWITCHBOARD_* variable of environ except
-// SWITCHBOARD_CONFIG and the tests' SWITCHBOARD_TEST_*. A variable that
-// names no setting is an error, so a typo is not silently ignored.
+// SWITCHBOARD_CONFIG and the test suites' SWITCHBOARD_TEST_* (the servers
+// CI runs, such as SWITCHBOARD_TEST_REDIS, are in the environment of every
+// node a test starts). A variable that names no setting is an error, so a
+// typo is not silently ignored.
 func (c *Config) applyEnv(environ []string) error {
 	var errs []error
 	v := reflect.ValueOf(c).Elem()

@@ -519,6 +519,19 @@ func TestEnvErrors(t *testing.T) {
 	wantContains(t, err, "SWITCHBOARD_KEYS_0_ID: keys[0]: index out of range: the configuration has 0")
 }
 
+// The test suites' variables (the servers CI runs) are not settings, and
+// a node started with them in its environment ignores them.
+func TestEnvTestVariablesIgnored(t *testing.T) {
+	cfg, err := LoadConfig("", []string{"SWITCHBOARD_TEST_REDIS=127.0.0.1:6379", "SWITCHBOARD_TEST_CQL=127.0.0.1:9042",
+		"SWITCHBOARD_NODE_NAME=edge-8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Node.Name != "edge-8" {
+		t.Errorf("node %+v", cfg.Node)
+	}
+}
+
 func TestEnvAlone(t *testing.T) {
 	cfg, err := LoadConfig("", []string{"SWITCHBOARD_NODE_NAME=edge-7", "SWITCHBOARD_LOG_FORMAT=json"})
 	if err != nil {

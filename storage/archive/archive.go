@@ -41,6 +41,7 @@ type Row struct {
 	ErrorCode       *string          `parquet:"error_code,optional,dict"`
 	ErrorDesc       *string          `parquet:"error_description,optional"`
 	Partial         bool             `parquet:"partial"`
+	Fence           int64            `parquet:"fence"` // the accepting owner's fencing token; 0 on a single node
 	Events          []EventRow       `parquet:"events,list"`
 	WebhookFailures []WebhookFailure `parquet:"webhook_failures,list"`
 }
@@ -74,7 +75,7 @@ func RowOf(m *sb.Message) Row {
 		Encoding: m.Encoding, Segments: int32(m.Segments), Status: string(m.Status),
 		AcceptedAt: m.AcceptedAt.UTC(), UpdatedAt: m.UpdatedAt.UTC(),
 		Carrier: optional(m.Carrier), CarrierIDs: m.CarrierIDs, Attempts: int32(m.Attempts),
-		Partial: m.Partial,
+		Partial: m.Partial, Fence: m.Fence,
 	}
 	if !m.ExpiresAt.IsZero() {
 		t := m.ExpiresAt.UTC()

@@ -33,7 +33,7 @@ func messages(d time.Time) []*sb.Message {
 		Reference: "order-1", CallbackURL: "https://hooks.example.com/sms", Encoding: "gsm7", Segments: 2,
 		Status: sb.StatusDelivered, AcceptedAt: at(1), UpdatedAt: at(1).Add(3 * time.Second),
 		ExpiresAt: at(1).Add(48 * time.Hour), Carrier: "sandbox", CarrierIDs: []string{"c-1", "c-2"},
-		PartStatus: []sb.Status{sb.StatusDelivered, sb.StatusDelivered}, Attempts: 1,
+		PartStatus: []sb.Status{sb.StatusDelivered, sb.StatusDelivered}, Attempts: 1, Fence: 1764750000123456,
 		Events: []sb.Event{
 			{Status: sb.StatusAccepted, At: at(1)},
 			{Status: sb.StatusSubmitted, At: at(1).Add(time.Second), Carrier: "sandbox"},
@@ -218,7 +218,7 @@ func wantRow(t *testing.T, got map[string]any, m *sb.Message) {
 		"segments": float64(m.Segments), "status": string(m.Status), "accepted_at": ts(m.AcceptedAt),
 		"updated_at": ts(m.UpdatedAt), "expires_at": expires, "carrier": opt(m.Carrier),
 		"carrier_ids": strs(m.CarrierIDs), "part_statuses": strs(partStatuses), "attempts": float64(m.Attempts),
-		"error_code": errCode, "error_description": errDesc, "partial": m.Partial, "events": events,
+		"error_code": errCode, "error_description": errDesc, "partial": m.Partial, "fence": float64(m.Fence), "events": events,
 		"webhook_failures": failures,
 	}
 	for col, w := range want {

@@ -604,13 +604,24 @@ func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 	if m.Status.Final() && (!t.wasFinal || t.indexed) {
 		for _, r := range carrierRefs(m) {
 			k := carrierKey(c.key[:0], r.carrier, r.carrierID)
-			e := expiry{kind: expiryCarrierRef, at: m.UpdatedAt, target: string(k), guard: m.ID}
+			e := expiry{kind: expiryCarrierRef, at: finalAt(m), target: string(k), guard: m.ID}
 			if err := c.writeExpiry(e, b); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// finalAt is when a final message reached its status: the time of the
+// last event with that status.
+func finalAt(m *sb.Message) time.Time {
+	for i := len(m.Events) - 1; i >= 0; i-- {
+		if m.Events[i].Status == m.Status {
+			return m.Events[i].At
+		}
+	}
+	return m.UpdatedAt
 }
 
 // carrierRefs lists the carrier index entries that may name m: one per

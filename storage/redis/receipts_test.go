@@ -2,6 +2,7 @@ package redis
 
 import (
 	"testing"
+	"time"
 
 	sb "github.com/switchboard-sms/switchboard"
 )
@@ -51,4 +52,25 @@ func TestReceiptsFlushedAndStopped(t *testing.T) {
 	if got, err := r.s.Message(r.ctx, m.ID); err != nil || got.Status != sb.StatusDelivered {
 		t.Fatalf("after the submit: %+v, %v; want delivered", got, err)
 	}
+}
+
+// An entry naming a message the store no longer has (retention deleted
+// it) does not fail the receipt: the entry is dropped and the store
+// resolves the carrier id.
+func TestReceiptWithStaleEntry(t *testing.T) {
+	r := newRig(t)
+	m := r.message("")
+	r.submit(m, "s-1")
+	k := r.s.keys.carrier("sandbox", "s-1")
+	if err := r.client.Set(r.ctx, k, carrierRef{"msg_01J00000000000000000000000", 0}.encode(), time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := r.receipt("s-1")
+	if got == nil || got.ID != m.ID || got.Status != sb.StatusDelivered {
+		t.Fatalf("receipt: %+v, want %s delivered", got, m.ID)
+	}
+	if u := r.inner.lastRecorded(); u.ByCarrier == nil {
+		t.Fatalf("the store was last given %+v, want the receipt by carrier id", u)
+	}
+	r.wantCarrier("s-1", m.ID, 0, false) // the store's answer replaced the entry
 }

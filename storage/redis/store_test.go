@@ -17,12 +17,13 @@ import (
 	"github.com/switchboard-sms/switchboard/storage/storagetest"
 )
 
-func openPebble(t *testing.T) *pebble.Store {
+func openPebble(t testing.TB) *pebble.Store {
 	t.Helper()
 	s, err := pebble.Open(t.TempDir(), pebble.Options{MemTableSize: 4 << 20, CacheSize: 8 << 20})
 	if err != nil {
 		t.Fatalf("pebble: %v", err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
