@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // Configuration comes in three tiers, each overriding the one before:
@@ -105,7 +106,7 @@ const (
 // StorageConfig selects the store. The scylla settings are read only when
 // backend is scylla.
 type StorageConfig struct {
-	Backend        string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (not available yet)"`
+	Backend        string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (ScyllaDB or Cassandra at storage.hosts)"`
 	TTL            Duration `yaml:"ttl" default:"720h" help:"how long messages are kept: a message is deleted once the UTC day it was accepted on is older (at least 24h and limits.max_validity)"`
 	CarrierIDGrace Duration `yaml:"carrier_id_grace" default:"72h" help:"how long a message's carrier ids still match receipts after it turned final (late and repeated receipts)"`
 	// SyncInterval is a pointer so that 0s (sync at once) is told apart
@@ -812,7 +813,6 @@ func (c *Config) validateStorage(p *problems) {
 			p.add("storage.min_free", "%v", err)
 		}
 	case StorageScylla:
-		p.add("storage.backend", "scylla is not available in this build yet")
 		if len(s.Hosts) == 0 {
 			p.add("storage.hosts", "is empty; scylla needs at least one contact point")
 		}
@@ -827,7 +827,7 @@ func (c *Config) validateStorage(p *problems) {
 		if s.ReplicationFactor < 1 {
 			p.add("storage.replication_factor", "%d is below 1", s.ReplicationFactor)
 		}
-		levels := []string{"one", "two", "three", "quorum", "all", "local_quorum", "each_quorum", "local_one"}
+		levels := scylla.Consistencies()
 		if !slices.Contains(levels, s.Consistency) {
 			p.add("storage.consistency", "%q is not one of %s", s.Consistency, strings.Join(levels, ", "))
 		}
@@ -862,6 +862,18 @@ func (s StorageConfig) pebbleOptions(log zerolog.Logger) pebble.Options {
 	}
 	o.MinFree, o.MinFreePercent, _ = parseMinFree(s.MinFree)
 	return o
+}
+
+// scyllaOptions is what the ScyllaDB store takes from the configuration;
+// nil when the backend is not scylla.
+func (s StorageConfig) scyllaOptions(log zerolog.Logger) *scylla.Options {
+	if s.Backend != StorageScylla {
+		return nil
+	}
+	return &scylla.Options{
+		Hosts: s.Hosts, Keyspace: s.Keyspace, ReplicationFactor: s.ReplicationFactor, Consistency: s.Consistency,
+		TTL: s.TTL.Std(), CarrierIDGrace: s.CarrierIDGrace.Std(), Logger: log,
+	}
 }
 
 // parseMinFree reads storage.min_free: "" (the store's default), "0" (no

@@ -247,7 +247,7 @@ func TestValidate(t *testing.T) {
 		{"log.level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose"`},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml"`},
 		{"storage.backend", func(c *Config) { c.Storage.Backend = "postgres" }, `storage.backend: "postgres" is not embedded or scylla`},
-		{"scylla", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1"} }, "storage.backend: scylla is not available in this build yet"},
+		{"scylla host", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1", "db 2"} }, `storage.hosts[1]: "db 2" is not a host or host:port`},
 		{"scylla hosts", func(c *Config) { c.Storage.Backend = "scylla" }, "storage.hosts: is empty"},
 		{"scylla consistency", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Consistency = "most" }, `storage.consistency: "most"`},
 		{"scylla keyspace", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Keyspace = "1x" }, `storage.keyspace: "1x"`},
@@ -365,6 +365,17 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// storage.backend: scylla with its settings is a valid configuration.
+func TestValidateScylla(t *testing.T) {
+	cfg := loadOK(t, baseYAML+"storage: {backend: scylla, hosts: [\"127.0.0.1:9042\", db2], keyspace: sb_1, replication_factor: 1, consistency: local_quorum, ttl: 240h}\n")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Storage; s.Backend != StorageScylla || len(s.Hosts) != 2 || s.Keyspace != "sb_1" || s.ReplicationFactor != 1 {
+		t.Fatalf("storage = %+v", s)
+	}
+}
+
 func TestValidateRedisCache(t *testing.T) {
 	cfg := loadOK(t, baseYAML+"cache: {backend: redis, addr: \"cache.internal:6380\", password: pw, db: 2}\n")
 	if err := cfg.Validate(); err != nil {
@@ -444,6 +455,7 @@ func TestEnvOverrides(t *testing.T) {
 	cfg := loadOK(t, baseYAML,
 		"PATH=/usr/bin",
 		"SWITCHBOARD_CONFIG=/elsewhere.yaml",
+		"SWITCHBOARD_TEST_CQL=127.0.0.1:9042",                // the tests', not a setting
 		"SWITCHBOARD_NODE_HTTP=0.0.0.0:9090",                 // scalar
 		"SWITCHBOARD_NODE_DATA_DIR=/var/lib/switchboard",     // name with "_"
 		"SWITCHBOARD_NODE_SHUTDOWN_TIMEOUT=1m30s",            // duration

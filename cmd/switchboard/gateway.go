@@ -168,6 +168,7 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 	return node.Open(ctx, node.Config{
 		DataDir:      cfg.Node.DataDir,
 		Store:        cfg.Storage.pebbleOptions(log),
+		Scylla:       cfg.Storage.scyllaOptions(log),
 		Cache:        cfg.Cache.client(),
 		CacheOptions: redis.Options{CarrierTTL: carrierTTL(cfg.Cache.CarrierTTL, cfg.Storage.TTL)},
 		Webhooks: callback.Options{

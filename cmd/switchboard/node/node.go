@@ -1,9 +1,15 @@
-// Package node assembles one gateway node from its parts — the embedded
-// store (with a Redis cache in front when one is configured), the webhook
-// client, the actor engine and the public HTTP API —
-// starts them in that order and stops them in reverse. The switchboard
-// command and the bench both run their node through it, so what the bench
-// measures is wired the way the binary is.
+// Package node assembles one gateway node from its parts — the store
+// (embedded, or ScyllaDB/Cassandra; with a Redis cache in front when one
+// is configured), the public HTTP API, the webhook client and the actor
+// engine — starts them in that order and stops them in reverse. The
+// switchboard command and the bench both run their node through it, so
+// what the bench measures is wired the way the binary is.
+//
+// The API is served as soon as the store is opened, before the store is
+// ready: a ScyllaDB store may still be connecting (the cluster down at
+// start), and meanwhile the API answers 503 unavailable with the store's
+// reason, and /readyz 503, while Open waits, until the store is ready or
+// Open's context ends.
 package node
 
 import (
@@ -20,13 +26,17 @@ import (
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 	"github.com/switchboard-sms/switchboard/storage/redis"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // Config is what a node is made of.
 type Config struct {
-	// DataDir and Store open the embedded store.
+	// DataDir and Store open the embedded store, unless Scylla is set.
 	DataDir string
 	Store   pebble.Options
+	// Scylla, if set, keeps the node's data in ScyllaDB or Cassandra
+	// (storage.backend: scylla) instead.
+	Scylla *scylla.Options
 	// Cache, if set, names the Redis the store's cache is kept in
 	// (cache.backend: redis); nil: no cache in front of the store.
 	Cache *redis.ClientOptions
@@ -49,7 +59,7 @@ type Config struct {
 // Node is a running node. Its parts are exposed for the bench's and the
 // tests' counters; Stop is the only way to end it.
 type Node struct {
-	// Store is the store the engine uses: the embedded store, or the
+	// Store is the store the engine uses: the embedded or ScyllaDB store, or the
 	// cache in front of it.
 	Store  switchboard.Store
 	Hooks  *callback.Client
@@ -61,6 +71,7 @@ type Node struct {
 	cache  *goredis.Client // nil without a Redis cache
 	ln     net.Listener
 	served chan error // Serve's result; nil until the API is served
+	gate   *gate
 }
 
 // Timings of Open's steps: the bench reports them after a restart.
@@ -69,7 +80,8 @@ type Timings struct {
 	EngineStarted            time.Time // when Engine.Start was called
 }
 
-// Open opens the store, starts the engine and serves the API. On error
+// Open opens the store, serves the API (503 unavailable until the engine
+// runs), waits until the store is ready, and starts the engine. On error
 // it releases whatever it had opened, the listener included.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{ln: cfg.Listener}
@@ -82,14 +94,28 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	t0 := time.Now()
-	if n.Store, err = pebble.Open(cfg.DataDir, cfg.Store); err != nil {
-		n.Store = nil // a nil *pebble.Store is not a nil Store
+	ready, err := n.openStore(cfg)
+	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
+	n.gate = &gate{store: n.Store}
+	t1 := time.Now()
+	hcfg := cfg.HTTP
+	hcfg.Engine, hcfg.Keys = n.gate, cfg.Engine.Keys
+	if n.HTTP, err = sbhttp.New(hcfg); err != nil {
+		return err
+	}
+	n.served = make(chan error, 1)
+	srv, ln := n.HTTP, n.ln
+	go func() { n.served <- srv.Serve(ln) }()
+	n.Timings.HTTP = time.Since(t1)
+	if err := ready(ctx); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	n.Timings.Store = time.Since(t0) - n.Timings.HTTP
 	if cfg.Cache != nil {
 		n.openCache(ctx, cfg)
 	}
-	n.Timings.Store = time.Since(t0)
 	n.Hooks = callback.New(cfg.Webhooks)
 	ecfg := cfg.Engine
 	ecfg.Store = n.Store
@@ -102,17 +128,28 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	n.Timings.EngineStart = time.Since(n.Timings.EngineStarted)
-	t1 := time.Now()
-	hcfg := cfg.HTTP
-	hcfg.Engine, hcfg.Keys = n.Engine, ecfg.Keys
-	if n.HTTP, err = sbhttp.New(hcfg); err != nil {
-		return err
-	}
-	n.served = make(chan error, 1)
-	srv, ln := n.HTTP, n.ln
-	go func() { n.served <- srv.Serve(ln) }()
-	n.Timings.HTTP = time.Since(t1)
+	n.gate.open(n.Engine)
 	return nil
+}
+
+// openStore opens the store cfg names and returns a function that waits
+// until it is ready: at once for the embedded store; for ScyllaDB, once it
+// has connected (it retries with backoff, logging each failure).
+func (n *Node) openStore(cfg Config) (ready func(context.Context) error, err error) {
+	if cfg.Scylla == nil {
+		s, err := pebble.Open(cfg.DataDir, cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		n.Store = s
+		return func(context.Context) error { return nil }, nil
+	}
+	s, err := scylla.New(*cfg.Scylla)
+	if err != nil {
+		return nil, err
+	}
+	n.Store = s
+	return s.WaitReady, nil
 }
 
 // openCache puts the Redis cache in front of the store. Redis not
@@ -164,6 +201,11 @@ func (n *Node) Stop(ctx context.Context) error {
 func (n *Node) abort() {
 	if n.served == nil {
 		n.ln.Close() // never served: nothing else closes it
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.HTTP.Shutdown(ctx)
+		cancel()
+		<-n.served
 	}
 	if n.Engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
