@@ -140,10 +140,12 @@ type CacheConfig struct {
 // ClusterConfig is gossip clustering, which this build does not have yet:
 // enabled must be false.
 type ClusterConfig struct {
-	Enabled bool     `yaml:"enabled" help:"join a cluster (not available yet: must be false)"`
-	Name    string   `yaml:"name" default:"switchboard" help:"cluster name; nodes join only a cluster of the same name"`
-	Bind    string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip listen address, host:port"`
-	Seeds   []string `yaml:"seeds" help:"host:port of nodes to join through"`
+	Enabled  bool     `yaml:"enabled" help:"join a cluster of nodes sharing storage.backend scylla and cache.backend redis"`
+	Name     string   `yaml:"name" default:"switchboard" help:"cluster name; nodes join only a cluster of the same name"`
+	Bind     string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip (membership) listen address, host:port, TCP and UDP"`
+	Remote   string   `yaml:"remote" default:"127.0.0.1:7947" help:"host:port at which the other nodes reach this node's actors (gRPC)"`
+	Seeds    []string `yaml:"seeds" help:"host:port of nodes' gossip addresses to join through"`
+	LeaseTTL Duration `yaml:"lease_ttl" default:"2s" help:"how long a key's or a bind's lease lasts unrenewed: how long the keys and binds of a node that died wait before others take them"`
 }
 
 // Bind types of a carrier.
@@ -944,17 +946,28 @@ func (c *Config) validateCluster(p *problems) {
 	if !cl.Enabled {
 		return
 	}
-	p.add("cluster.enabled", "clustering is not available in this build yet")
+	if c.Storage.Backend != StorageScylla {
+		p.add("cluster.enabled", "a cluster shares its storage: it needs storage.backend: scylla, not %q", c.Storage.Backend)
+	}
+	if c.Cache.Backend != CacheRedis {
+		p.add("cluster.enabled", "a cluster's leases live in Redis: it needs cache.backend: redis, not %q", c.Cache.Backend)
+	}
 	if strings.TrimSpace(cl.Name) == "" {
 		p.add("cluster.name", "is empty")
 	}
 	if err := checkListen(cl.Bind); err != nil {
 		p.add("cluster.bind", "%v", err)
 	}
+	if err := checkListen(cl.Remote); err != nil {
+		p.add("cluster.remote", "%v", err)
+	}
 	for i, s := range cl.Seeds {
 		if err := checkDial(s); err != nil {
 			p.add(fmt.Sprintf("cluster.seeds[%d]", i), "%v", err)
 		}
+	}
+	if cl.LeaseTTL < Duration(300*time.Millisecond) || cl.LeaseTTL > Duration(time.Minute) {
+		p.add("cluster.lease_ttl", "%v is not between 300ms and 1m", cl.LeaseTTL)
 	}
 }
 

@@ -135,7 +135,7 @@ func TestDefaults(t *testing.T) {
 	if s.Backend != want.Storage.Backend || s.Keyspace != want.Storage.Keyspace || s.ReplicationFactor != 3 || s.Consistency != "quorum" || s.TTL != want.Storage.TTL {
 		t.Errorf("storage = %+v", s)
 	}
-	if cl := cfg.Cluster; cl.Enabled || cl.Name != "switchboard" || cl.Bind != "127.0.0.1:7946" {
+	if cl := cfg.Cluster; cl.Enabled || cl.Name != "switchboard" || cl.Bind != "127.0.0.1:7946" || cl.Remote != "127.0.0.1:7947" || cl.LeaseTTL.Std() != 2*time.Second {
 		t.Errorf("cluster = %+v", cl)
 	}
 	c := cfg.Carriers[1]
@@ -256,7 +256,10 @@ func TestValidate(t *testing.T) {
 		{"redis db", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.DB = -1 }, "cache.db: -1 is negative"},
 		{"redis carrier_ttl", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.CarrierTTL = 0 }, "cache.carrier_ttl: 0s is not above 0"},
 		{"redis addr", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.Addr = "redis" }, `cache.addr: "redis" is not host:port`},
-		{"cluster", func(c *Config) { c.Cluster.Enabled = true }, "cluster.enabled: clustering is not available in this build yet"},
+		{"cluster embedded", func(c *Config) { c.Cluster.Enabled = true }, `cluster.enabled: a cluster shares its storage: it needs storage.backend: scylla, not "embedded"`},
+		{"cluster memory", func(c *Config) { c.Cluster.Enabled = true }, `cluster.enabled: a cluster's leases live in Redis: it needs cache.backend: redis, not "memory"`},
+		{"cluster remote", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Remote = "n1" }, `cluster.remote: "n1" is not host:port`},
+		{"cluster lease_ttl", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.LeaseTTL = Duration(time.Millisecond) }, "cluster.lease_ttl: 1ms is not between 300ms and 1m"},
 		{"cluster seeds", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Seeds = []string{"n2"} }, `cluster.seeds[0]: "n2" is not host:port`},
 		{"carrier name empty", func(c *Config) { c.Carriers[1].Name = "" }, "carriers[1].name: is empty"},
 		{"carrier name chars", func(c *Config) { c.Carriers[1].Name = "b,c" }, `carriers[1].name: "b,c"`},
