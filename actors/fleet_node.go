@@ -26,16 +26,22 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *wire.CallbackHint:
 		a.e.webhooks.hintLocal(m.Endpoint)
+	case *wire.Receipt:
+		sender, root := ctx.Sender(), a.e.system.Root
+		r, id, part := receiptFromWire(m)
+		a.e.recordReceipt(r, receiptUpdate(r, id, part), func(err error) { root.Send(sender, ackToWire(err)) })
 	case *wire.InboundPart:
 		sender, root := ctx.Sender(), a.e.system.Root
-		a.e.inboundLocal(inboundFromWire(m), func(err error) {
-			if err != nil {
-				root.Send(sender, &wire.Error{Code: switchboard.ErrorCode(err), Message: switchboard.ErrorMessage(err)})
-				return
-			}
-			root.Send(sender, &wire.Ack{})
-		})
+		a.e.inboundLocal(inboundFromWire(m), func(err error) { root.Send(sender, ackToWire(err)) })
 	}
+}
+
+// ackToWire answers a request that needs no more than done or not.
+func ackToWire(err error) any {
+	if err != nil {
+		return errorToWire(err)
+	}
+	return &wire.Ack{}
 }
 
 // nodePID is the node actor of the node at address.

@@ -1125,6 +1125,109 @@ func (x *InboundPart) GetReceivedAt() int64 {
 	return 0
 }
 
+// Receipt carries a delivery receipt, already matched to its message, to
+// the node that owns the message's key, which records it: every update of
+// a message is made by one node, so read-modify-writes of it never race.
+type Receipt struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MessageId        string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Part             int32                  `protobuf:"varint,2,opt,name=part,proto3" json:"part,omitempty"`
+	Carrier          string                 `protobuf:"bytes,3,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	CarrierMessageId string                 `protobuf:"bytes,4,opt,name=carrier_message_id,json=carrierMessageId,proto3" json:"carrier_message_id,omitempty"`
+	Status           string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	State            string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	ErrorCode        string                 `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ReceivedAt       int64                  `protobuf:"varint,8,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"` // Unix nanoseconds
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_actors_wire_wire_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_wire_wire_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Receipt) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Receipt) GetPart() int32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *Receipt) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *Receipt) GetCarrierMessageId() string {
+	if x != nil {
+		return x.CarrierMessageId
+	}
+	return ""
+}
+
+func (x *Receipt) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Receipt) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Receipt) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *Receipt) GetReceivedAt() int64 {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return 0
+}
+
 var File_actors_wire_wire_proto protoreflect.FileDescriptor
 
 const file_actors_wire_wire_proto_rawDesc = "" +
@@ -1225,6 +1328,18 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"concat_seq\x18\t \x01(\rR\tconcatSeq\x12\x1f\n" +
 	"\vreceived_at\x18\n" +
 	" \x01(\x03R\n" +
+	"receivedAt\"\xf2\x01\n" +
+	"\aReceipt\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x12\n" +
+	"\x04part\x18\x02 \x01(\x05R\x04part\x12\x18\n" +
+	"\acarrier\x18\x03 \x01(\tR\acarrier\x12,\n" +
+	"\x12carrier_message_id\x18\x04 \x01(\tR\x10carrierMessageId\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\a \x01(\tR\terrorCode\x12\x1f\n" +
+	"\vreceived_at\x18\b \x01(\x03R\n" +
 	"receivedAtB4Z2github.com/switchboard-sms/switchboard/actors/wireb\x06proto3"
 
 var (
@@ -1240,7 +1355,7 @@ func file_actors_wire_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_wire_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_actors_wire_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_actors_wire_wire_proto_goTypes = []any{
 	(SubmitFailure_Kind)(0),    // 0: switchboard.wire.SubmitFailure.Kind
 	(*SubmitBatch)(nil),        // 1: switchboard.wire.SubmitBatch
@@ -1258,6 +1373,7 @@ var file_actors_wire_wire_proto_goTypes = []any{
 	(*Bind)(nil),               // 13: switchboard.wire.Bind
 	(*CallbackHint)(nil),       // 14: switchboard.wire.CallbackHint
 	(*InboundPart)(nil),        // 15: switchboard.wire.InboundPart
+	(*Receipt)(nil),            // 16: switchboard.wire.Receipt
 }
 var file_actors_wire_wire_proto_depIdxs = []int32{
 	2,  // 0: switchboard.wire.SubmitBatch.requests:type_name -> switchboard.wire.SubmitRequest
@@ -1285,7 +1401,7 @@ func file_actors_wire_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_wire_wire_proto_rawDesc), len(file_actors_wire_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
