@@ -64,7 +64,7 @@ func (n *Node) rejoin(cfg Config) {
 			if err == nil {
 				n.setEngine(e)
 				n.gate.open(e)
-				cfg.Engine.Log.Info().Msg("rejoined the cluster as a new member")
+				cfg.Engine.Log.Warn().Msg("rejoined the cluster as a new member")
 				break
 			}
 			cfg.Engine.Log.Error().Err(err).Msg("rejoining the cluster failed; will retry")
