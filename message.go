@@ -36,6 +36,9 @@ type Message struct {
 	// ReceiptDue is when a submitted message whose receipt has not come
 	// ends unknown (the carrier's receipt timeout after the submit).
 	ReceiptDue time.Time
+	// Fence is the fencing token of the node that accepted the message,
+	// in a cluster (MessageStore.RaiseFence); 0 on a single node.
+	Fence int64
 
 	Events []Event
 

@@ -119,6 +119,19 @@ type MessageStore interface {
 	// next is the Before of the following call, "" when the day is done.
 	ListMessages(ctx context.Context, q MessageQuery) (msgs []*Message, next string, err error)
 
+	// RaiseFence raises key's fence to token, if token is higher, and
+	// returns the fence in force. In a cluster, the node that owns a key
+	// holds a lease on it with a fencing token (Leases); it raises the
+	// fence before it writes, and its writes carry the token. From then on
+	// the store refuses (EUNAVAILABLE, storing nothing) every write that
+	// carries a lower token for that key — an Accept of one of its
+	// messages (Message.Fence), or a Record of an update of one
+	// (Update.Fence) — so an owner that lost its lease while paused or cut
+	// off cannot commit for the key once a newer owner has fenced it.
+	// Writes with Fence 0 are not checked. A message keeps the token it
+	// was accepted with, so who committed what can be checked afterwards.
+	RaiseFence(ctx context.Context, key string, token int64) (int64, error)
+
 	// Writable reports whether writes can be taken now: nil, or an *Error
 	// with EUNAVAILABLE saying why not (the store failed, the disk is
 	// nearly full, the database cannot be reached). It is cheap enough to
@@ -176,6 +189,9 @@ type Update struct {
 	// the same write, after the submitted transition.
 	ByCarrier *CarrierRef
 	ParkUntil time.Time
+	// Fence is the writer's fencing token for the message's key (see
+	// MessageStore.RaiseFence); 0 writes unfenced, as receipts do.
+	Fence int64
 }
 
 // CarrierRef is a carrier's message id, normalised, and the carrier's name.

@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors/wire"
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 )
 
@@ -16,6 +17,9 @@ type bindDeps struct {
 	onReceipt func(switchboard.Receipt, func(error))
 	onInbound func(switchboard.InboundPart, func(error))
 	onBound   func() // a bind has come up: keys waiting for a carrier may go
+	// remoteJob makes a submit another node sent into a job whose outcome
+	// goes back to that node.
+	remoteJob func(*wire.CarrierSubmit, *actor.PID) *submitJob
 }
 
 // submitJob asks a bind to send one message. done is called exactly once,
@@ -60,11 +64,18 @@ func (b *bindActor) Receive(ctx actor.Context) {
 	case *actor.Stopping, *actor.Restarting:
 		b.stop()
 	case *submitJob:
-		select {
-		case b.queue <- m:
-		default:
-			m.done(smpp.Result{}, errBindBusy)
-		}
+		b.enqueue(m)
+	case *wire.CarrierSubmit:
+		// From a key's owner on another node.
+		b.enqueue(b.deps.remoteJob(m, ctx.Sender()))
+	}
+}
+
+func (b *bindActor) enqueue(job *submitJob) {
+	select {
+	case b.queue <- job:
+	default:
+		job.done(smpp.Result{}, errBindBusy)
 	}
 }
 

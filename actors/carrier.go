@@ -41,13 +41,17 @@ const (
 // write it, key actors read it; atomics keep reads lock-free on the hot
 // path.
 type carrier struct {
-	name           string
-	receiptTimeout time.Duration
-	maxAttempts    int
+	name            string
+	receiptTimeout  time.Duration
+	maxAttempts     int
+	responseTimeout time.Duration
 
-	binds    []atomic.Pointer[actor.PID] // set as the supervisor spawns them
-	bound    []atomic.Bool
-	rr       atomic.Uint32
+	binds []atomic.Pointer[actor.PID] // set as the supervisor spawns them
+	bound []atomic.Bool
+	rr    atomic.Uint32
+	// remote holds the bound binds of the carrier that other nodes of a
+	// cluster run (fleet.refreshBinds).
+	remote   atomic.Pointer[[]*actor.PID]
 	failures atomic.Int32
 	downTill atomic.Int64 // unix nanos until which a failing carrier is skipped
 }
@@ -60,7 +64,8 @@ const (
 
 func newCarrier(cc CarrierConfig) *carrier {
 	c := &carrier{name: cc.Name, receiptTimeout: cc.ReceiptTimeout, maxAttempts: cc.MaxAttempts,
-		binds: make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds)}
+		responseTimeout: cc.SMPP.ResponseTimeout,
+		binds:           make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds)}
 	if c.receiptTimeout <= 0 {
 		c.receiptTimeout = DefaultReceiptTimeout
 	}
@@ -70,7 +75,8 @@ func newCarrier(cc CarrierConfig) *carrier {
 	return c
 }
 
-// pick returns a bound bind, round-robin, or nil if none is bound.
+// pick returns a bound bind, round-robin, or nil if none is bound: one of
+// this node's if it has any, else, in a cluster, another node's.
 func (c *carrier) pick() *actor.PID {
 	n := uint32(len(c.binds))
 	start := c.rr.Add(1)
@@ -79,6 +85,9 @@ func (c *carrier) pick() *actor.PID {
 		if pid := c.binds[j].Load(); c.bound[j].Load() && pid != nil {
 			return pid
 		}
+	}
+	if remote := c.remote.Load(); remote != nil && len(*remote) > 0 {
+		return (*remote)[start%uint32(len(*remote))]
 	}
 	return nil
 }
@@ -102,10 +111,21 @@ func (c *carrier) anyBound() bool {
 			return true
 		}
 	}
-	return false
+	remote := c.remote.Load()
+	return remote != nil && len(*remote) > 0
 }
 
 func (c *carrier) succeeded() { c.failures.Store(0) }
+
+// remoteTimeout bounds a submit sent to a bind on another node: the bind's
+// own wait for a window slot and the response, and the trip there and back.
+func (c *carrier) remoteTimeout() time.Duration {
+	rt := c.responseTimeout
+	if rt <= 0 {
+		rt = 10 * time.Second
+	}
+	return 2*rt + 5*time.Second
+}
 
 func (c *carrier) failed(now time.Time) {
 	if c.failures.Add(1) >= failureThreshold {
@@ -114,34 +134,66 @@ func (c *carrier) failed(now time.Time) {
 }
 
 // carrierSupervisor spawns one bind actor per connection and restarts them
-// when they fail. It handles no messages of its own.
+// when they fail. On a single node it runs every bind of the carrier; in a
+// cluster only the binds this node owns, which the fleet starts and stops
+// (startBind, stopBind) as members come and go.
 type carrierSupervisor struct {
-	cfg     CarrierConfig
-	state   *carrier
-	deps    bindDeps
-	limiter *switchboard.TokenBucket
+	cfg   CarrierConfig
+	state *carrier
+	deps  bindDeps
+	// limiter paces the node's binds together. In a cluster each bind is
+	// paced alone at its share of the carrier's TPS (newLimiter), since
+	// the binds are spread over nodes.
+	limiter    *switchboard.TokenBucket
+	newLimiter func() *switchboard.TokenBucket
+	fleet      bool
 }
+
+// Messages the fleet sends a carrier's supervisor.
+type (
+	startBind struct{ index int }
+	stopBind  struct{ index int }
+)
 
 func (s *carrierSupervisor) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(*actor.Started); !ok {
-		return
-	}
-	for i := range s.state.binds {
-		b := &bindActor{cfg: s.bindConfig(i), state: s.state, index: i, deps: s.deps}
-		pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return b.fresh() }), fmt.Sprintf("bind-%d", i))
-		if err != nil {
-			panic(fmt.Errorf("carrier %s: spawn bind %d: %w", s.cfg.Name, i, err))
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if s.fleet {
+			return
 		}
-		s.state.binds[i].Store(pid)
+		for i := range s.state.binds {
+			s.spawn(ctx, i)
+		}
+	case *startBind:
+		if s.state.binds[m.index].Load() == nil {
+			s.spawn(ctx, m.index)
+		}
+	case *stopBind:
+		if pid := s.state.binds[m.index].Swap(nil); pid != nil {
+			ctx.Stop(pid)
+		}
 	}
 }
 
-// bindConfig makes bind i's SMPP config from the carrier's template. All
-// binds share one limiter, so the carrier's TPS holds however many are up.
+func (s *carrierSupervisor) spawn(ctx actor.Context, i int) {
+	b := &bindActor{cfg: s.bindConfig(i), state: s.state, index: i, deps: s.deps}
+	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return b.fresh() }), bindName(i))
+	if err != nil {
+		panic(fmt.Errorf("carrier %s: spawn bind %d: %w", s.cfg.Name, i, err))
+	}
+	s.state.binds[i].Store(pid)
+}
+
+func bindName(i int) string { return fmt.Sprintf("bind-%d", i) }
+
+// bindConfig makes bind i's SMPP config from the carrier's template.
 func (s *carrierSupervisor) bindConfig(i int) smpp.Config {
 	c := s.cfg.SMPP
 	c.Name = fmt.Sprintf("%s/%d", s.cfg.Name, i)
 	c.Limiter = s.limiter
+	if s.newLimiter != nil {
+		c.Limiter = s.newLimiter()
+	}
 	return c
 }
 

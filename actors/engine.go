@@ -49,6 +49,9 @@ type Config struct {
 
 	// Webhooks tunes callback delivery.
 	Webhooks WebhookConfig
+	// Fleet makes the engine one node of a cluster (nil: a single node).
+	Fleet *FleetConfig
+
 	// ReceiptSweep is how often messages whose receipt is overdue are
 	// looked for and ended unknown (default 1 minute).
 	ReceiptSweep time.Duration
@@ -137,6 +140,8 @@ type Engine struct {
 	stats    engineStats
 	// nextInst numbers key actor instances.
 	nextInst atomic.Uint64
+	// fleet is the engine's part in a cluster; nil on a single node.
+	fleet *fleet
 }
 
 type engineStats struct {
@@ -196,6 +201,13 @@ func New(cfg Config) (*Engine, error) {
 		router: &router{routes: switchboard.NewRoutes(cfg.Routes), carriers: carriers},
 		corr:   newCorrelator(), ids: newEventIDs(),
 	}
+	if cfg.Fleet != nil {
+		f, err := newFleet(e, *cfg.Fleet)
+		if err != nil {
+			return nil, err
+		}
+		e.fleet = f
+	}
 	e.webhooks = newDispatcher(e, cfg.Webhooks, e.ids)
 	e.recorder = newRecorder(cfg.Store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
 	e.inbound = newInbound(e)
@@ -215,6 +227,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	wake := func(pid *actor.PID, b *budget) { e.system.Root.Send(pid, &budgetFree{b: b}) }
 	e.held = newBudget(e.cfg.MaxHeld, wake)
 	e.sending = newBudget(e.cfg.MaxSending, wake)
+	if e.fleet != nil {
+		// Join first: actors spawned before the remote starts would carry
+		// an address the other nodes cannot reach.
+		if err := e.fleet.start(); err != nil {
+			return fmt.Errorf("actors: join the cluster: %w", err)
+		}
+	}
 	if err := e.webhooks.loadSecrets(ctx); err != nil {
 		return fmt.Errorf("actors: webhook secrets: %w", err)
 	}
@@ -229,16 +248,28 @@ func (e *Engine) Start(ctx context.Context) error {
 		backoff: switchboard.Backoff{Min: e.cfg.RestartMin, Max: e.cfg.RestartMax},
 		calm:    e.cfg.RestartMax * 2, log: e.log,
 	}
-	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.carrierUp}
+	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.bindUp,
+		remoteJob: e.remoteSubmitJob}
 	for _, cc := range e.cfg.Carriers {
 		sup := &carrierSupervisor{cfg: cc, state: e.router.carriers[cc.Name], deps: deps,
-			limiter: smpp.NewLimiter(cc.TPS)}
+			limiter: smpp.NewLimiter(cc.TPS), fleet: e.fleet != nil}
+		if sup.fleet && cc.TPS > 0 {
+			share := cc.TPS / float64(cc.Binds)
+			sup.newLimiter = func() *switchboard.TokenBucket { return smpp.NewLimiter(share) }
+		}
 		props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
 		pid, err := e.system.Root.SpawnNamed(props, "carrier-"+cc.Name)
 		if err != nil {
 			return fmt.Errorf("actors: spawn carrier %s: %w", cc.Name, err)
 		}
 		e.carriers = append(e.carriers, pid)
+	}
+	if e.fleet != nil {
+		// The fleet starts the keys and binds this node owns, now and
+		// whenever the membership changes.
+		e.background(e.fleet.watch)
+		e.background(func(stop context.Context) { e.sweepOverdueEvery(stop, e.cfg.ReceiptSweep) })
+		return nil
 	}
 	keys, err := e.store.PendingKeys(ctx)
 	if err != nil {
@@ -259,15 +290,38 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Submit accepts messages for key. See http.Engine.
+// Submit accepts messages for key. See http.Engine. In a cluster a key's
+// messages are accepted by the node that owns the key: a request that
+// reached another node is forwarded there.
 func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
 	if e.stopping.Load() {
 		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down."))
 	}
+	if e.fleet != nil {
+		pid, remote := e.fleet.keyOwner(key.ID)
+		switch {
+		case pid == nil:
+			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "No node can take this key's messages now; try again."))
+		case remote:
+			return e.fleet.forwardSubmit(ctx, pid, key, reqs, e.requestTimeout(ctx))
+		}
+	}
+	return e.submitLocal(ctx, key, reqs)
+}
+
+// requestTimeout is how long a request may wait for its key's actor: the
+// configured bound, or less if ctx ends sooner.
+func (e *Engine) requestTimeout(ctx context.Context) time.Duration {
 	timeout := e.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
+	return timeout
+}
+
+// submitLocal accepts messages for a key whose actor runs on this node.
+func (e *Engine) submitLocal(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
+	timeout := e.requestTimeout(ctx)
 	b := &submitBatch{reqs: reqs}
 	pid, c, err := e.admit(key, b, timeout)
 	if err == nil && c.lookup != nil {
@@ -423,7 +477,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.bg.Wait()
 	e.recorder.stop()
 	e.webhooks.stopAll(ctx)
-	e.system.Shutdown()
+	if e.fleet != nil {
+		e.fleet.stop() // shuts the actor system down too
+	} else {
+		e.system.Shutdown()
+	}
 	return nil
 }
 
@@ -461,6 +519,15 @@ func (e *Engine) background(f func(stop context.Context)) {
 		defer e.bg.Done()
 		f(e.bgStop)
 	}()
+}
+
+// bindUp follows a bind coming up: the keys waiting for a carrier may go,
+// and in a cluster the other nodes hear of it.
+func (e *Engine) bindUp() {
+	if e.fleet != nil {
+		e.fleet.publishBinds()
+	}
+	e.carrierUp()
 }
 
 // carrierUp tells every key actor that a bind has come up, so destinations

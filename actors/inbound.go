@@ -103,12 +103,30 @@ func (in *inbound) add(p switchboard.InboundPart) {
 // onInbound takes one part off the wire; ack answers the SMSC once it is
 // stored (an error makes the SMSC send it again).
 func (e *Engine) onInbound(p switchboard.InboundPart, ack func(error)) {
-	if _, ok := e.cfg.Keys.ByNumber(p.To); !ok {
+	key, ok := e.cfg.Keys.ByNumber(p.To)
+	if !ok {
 		e.stats.inboundUnknown.Add(1)
 		e.log.Warn().Str("carrier", p.Carrier).Str("to", p.To).Msg("inbound message to a number no key owns; acknowledged, not stored")
 		ack(nil)
 		return
 	}
+	if e.fleet != nil {
+		// The parts of one message may come in on binds of several
+		// nodes: the node that owns the number's key reassembles them.
+		if owner := e.fleet.owner(kindKey, key.ID); owner != e.fleet.address {
+			if owner == "" {
+				ack(switchboard.Errorf(switchboard.EUNAVAILABLE, "no node owns key %s now", key.ID))
+				return
+			}
+			e.fleet.inboundToOwner(owner, p, ack)
+			return
+		}
+	}
+	e.inboundLocal(p, ack)
+}
+
+// inboundLocal stores and reassembles an inbound part on this node.
+func (e *Engine) inboundLocal(p switchboard.InboundPart, ack func(error)) {
 	e.background(func(context.Context) {
 		if p.Concat == nil || p.Concat.Total <= 1 {
 			added, err := e.inbound.parts.Add(p)

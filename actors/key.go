@@ -67,11 +67,13 @@ type (
 	carrierUp struct{}
 	// drain stops dispatching; the reply comes once nothing is in flight.
 	drain struct{}
-	// counted brings the store's count of the key's pending messages.
+	// counted brings the store's count of the key's pending messages and,
+	// in a cluster, the lease on the key.
 	counted struct {
-		inst uint64
-		n    int
-		err  error
+		inst  uint64
+		n     int
+		lease switchboard.Lease
+		err   error
 	}
 	// predecessorSettled says an earlier instance's work is done (work).
 	predecessorSettled struct{}
@@ -148,6 +150,9 @@ type keyActor struct {
 
 	inst uint64 // this instance, unique in the engine
 	work *work  // what this instance started that ends elsewhere
+	// lease is this node's lease on the key, in a cluster (zero on a
+	// single node): its token fences every write the actor makes.
+	lease switchboard.Lease
 
 	// Start: the instance counts the key's pending messages before it
 	// admits anything; requests arriving meanwhile wait in stash.
@@ -190,6 +195,8 @@ type keyActor struct {
 	idem     map[string]bool
 	drainer  *actor.PID
 	draining bool
+	// handingOver: the key moved to another node (handOver).
+	handingOver bool
 }
 
 func newKeyActor(e *Engine, key *switchboard.Key, ent *regEntry) *keyActor {
@@ -218,6 +225,14 @@ func (k *keyActor) Receive(ctx actor.Context) {
 		k.predecessorSettled(ctx)
 	case *counted:
 		k.counted(ctx, m)
+	case *handOver:
+		k.handOver(ctx)
+	case *leaseDue:
+		if m.inst == k.inst {
+			k.renewLease(ctx)
+		}
+	case *leaseRenewed:
+		k.leaseRenewed(ctx, m)
 	case *submitBatch:
 		k.accept(ctx, m)
 	case *idemRelease:
@@ -286,8 +301,12 @@ func (k *keyActor) load(ctx actor.Context) {
 	k.loading = true
 	self, root, inst, id := ctx.Self(), k.e.system.Root, k.inst, k.key.ID
 	k.e.background(func(stop context.Context) {
-		n, err := k.e.store.PendingCount(stop, id)
-		root.Send(self, &counted{inst: inst, n: n, err: err})
+		c := &counted{inst: inst}
+		c.lease, c.err = k.e.takeKey(stop, id)
+		if c.err == nil {
+			c.n, c.err = k.e.store.PendingCount(stop, id)
+		}
+		root.Send(self, c)
 	})
 }
 
@@ -307,6 +326,7 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 	k.ready, k.loadErr = true, nil
 	k.queued = m.n
 	k.paged = m.n > 0
+	k.holdLease(ctx, m.lease)
 	stash := k.stash
 	k.stash = nil
 	for _, b := range stash {
@@ -344,6 +364,10 @@ func (k *keyActor) unavailable(err error) error { return k.e.unavailable(k.key.I
 // tries to start again.
 func (k *keyActor) woken(ctx actor.Context) {
 	k.wakeAt = time.Time{}
+	if k.handingOver {
+		k.maybeHandedOver(ctx)
+		return
+	}
 	if !k.ready {
 		if !k.loading && k.e.registry.settled(k.ent, k.work) {
 			k.load(ctx)
@@ -374,6 +398,7 @@ func (k *keyActor) maybeDrained(ctx actor.Context) {
 		ctx.Send(k.drainer, &drain{})
 		k.drainer = nil
 	}
+	k.maybeHandedOver(ctx)
 }
 
 // idle stops the actor when it holds nothing; the registry makes sure no

@@ -67,6 +67,12 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 		copy(c.results, b.decided)
 	}
 	now := k.e.now()
+	if !k.leaseValid(now) {
+		// The lease ran out by this node's clock (a renewal is late, or
+		// the node was paused): another node may own the key.
+		b.reply <- &commit{inst: k.inst, results: failAll(len(b.reqs), keyMoved(k.key.ID))}
+		return
+	}
 	for i := range b.reqs {
 		req := &b.reqs[i]
 		if c.results[i].Err != nil {
@@ -184,6 +190,7 @@ func (k *keyActor) admit(req *switchboard.SubmitRequest, now time.Time) (*switch
 		return nil, fmt.Errorf("key %s: message id: %w", k.key.ID, err)
 	}
 	m.ID = "msg_" + id.String()
+	m.Fence = k.lease.Token
 	k.queued++
 	return m, nil
 }

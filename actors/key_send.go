@@ -91,6 +91,10 @@ func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time
 			Ref: concatRef(m.ID), UseRef: true, Accepted: e.ids},
 		done: k.submitCallback(ctx.Self(), q, e, c),
 	}
+	if k.e.fleet != nil && pid.Address != ctx.Self().Address {
+		k.e.fleet.remoteSubmit(pid, c.name, job, m.ID, c.remoteTimeout())
+		return
+	}
 	ctx.Send(pid, job)
 }
 
@@ -120,10 +124,10 @@ func concatRef(id string) byte {
 // outcome of e's submit. It records the outcome itself (so it is recorded
 // even if this actor instance is gone by then), then tells the actor.
 func (k *keyActor) submitCallback(self *actor.PID, q *destQueue, e *entry, c *carrier) func(smpp.Result, error) {
-	eng, inst, w, id, prior := k.e, k.inst, k.work, e.msg.ID, e.ids
+	eng, inst, w, id, prior, fence := k.e, k.inst, k.work, e.msg.ID, e.ids, k.lease.Token
 	return func(res smpp.Result, err error) {
 		eng.sending.release(1) // here, not in the actor: even a replaced instance gives it back
-		eng.submitOutcome(c, id, prior, res, err, w)
+		eng.submitOutcome(c, id, prior, fence, res, err, w)
 		eng.system.Root.Send(self, &submitDone{inst: inst, q: q, e: e, carrier: c, res: res, err: err})
 	}
 }
@@ -133,7 +137,7 @@ func (k *keyActor) submitCallback(self *actor.PID, q *destQueue, e *entry, c *ca
 // first, since a receipt may be the next PDU on the wire), and, for a
 // permanent refusal, the failure. The instance's work ends when the
 // records have landed.
-func (e *Engine) submitOutcome(c *carrier, id string, prior []string, res smpp.Result, err error, w *work) {
+func (e *Engine) submitOutcome(c *carrier, id string, prior []string, fence int64, res smpp.Result, err error, w *work) {
 	at := time.Now()
 	var updates []switchboard.Update
 	if newIDs(prior, res.CarrierIDs) {
@@ -142,16 +146,16 @@ func (e *Engine) submitOutcome(c *carrier, id string, prior []string, res smpp.R
 		if len(res.CarrierIDs) == 1 {
 			ev.CarrierMessageID = res.CarrierIDs[0]
 		}
-		updates = append(updates, switchboard.Update{MessageID: id, Transition: switchboard.Transition{
+		updates = append(updates, switchboard.Update{MessageID: id, Fence: fence, Transition: switchboard.Transition{
 			Event: ev, Part: -1, CarrierIDs: res.CarrierIDs, ReceiptDue: at.Add(c.receiptTimeout)}})
 	}
 	if err == nil {
 		e.stats.submitted.Add(1)
 	} else if permanent(err) {
-		updates = append(updates, switchboard.Update{MessageID: id, Transition: switchboard.Transition{
+		updates = append(updates, switchboard.Update{MessageID: id, Fence: fence, Transition: switchboard.Transition{
 			Event: switchboard.Event{Status: switchboard.StatusFailed, At: at, Error: failure(err)}, Part: -1}})
 	}
-	e.recordInOrder(id, updates, func() {
+	e.recordInOrder(id, updates, w, func() {
 		if len(updates) > 0 && updates[0].Transition.Event.Status == switchboard.StatusSubmitted {
 			e.corr.remove(c.name, res.CarrierIDs)
 		}
@@ -174,17 +178,17 @@ func newIDs(prior, ids []string) bool {
 // may be briefly unavailable) until it lands or the engine stops; a
 // message whose record never landed stays as the store last had it, and a
 // pending one is sent again after a restart.
-func (e *Engine) recordInOrder(id string, updates []switchboard.Update, then func()) {
+func (e *Engine) recordInOrder(id string, updates []switchboard.Update, w *work, then func()) {
 	if len(updates) == 0 {
 		then()
 		return
 	}
-	e.recordAttempt(id, updates, 0, then)
+	e.recordAttempt(id, updates, w, 0, then)
 }
 
 var recordRetry = switchboard.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 
-func (e *Engine) recordAttempt(id string, updates []switchboard.Update, attempt int, then func()) {
+func (e *Engine) recordAttempt(id string, updates []switchboard.Update, w *work, attempt int, then func()) {
 	// The callback runs on the recorder's worker, which must not add to
 	// its own queue (a full queue would wait for the worker itself): the
 	// next record, or a retry, is added from a timer's goroutine. After
@@ -194,15 +198,17 @@ func (e *Engine) recordAttempt(id string, updates []switchboard.Update, attempt 
 		case err == nil && len(updates) == 1:
 			then()
 		case err == nil:
-			time.AfterFunc(0, func() { e.recordAttempt(id, updates[1:], 0, then) })
-		case errors.Is(err, errStopped):
+			time.AfterFunc(0, func() { e.recordAttempt(id, updates[1:], w, 0, then) })
+		case errors.Is(err, errStopped) || (updates[0].Fence != 0 && w.lost.Load()):
+			// Stopped, or fenced out: a message still pending is sent
+			// again after a restart, or by the key's new owner.
 			e.log.Error().Err(err).Str("id", id).Str("status", string(updates[0].Transition.Event.Status)).
-				Msg("recording a status failed as the engine stopped; a message still pending is sent again after a restart")
+				Msg("recording a status failed as the engine stopped or the key moved; a message still pending is sent again by whoever runs the key next")
 			then()
 		default:
 			e.log.Warn().Err(err).Str("id", id).Str("status", string(updates[0].Transition.Event.Status)).
 				Int("attempt", attempt+1).Msg("recording a status failed; retrying")
-			time.AfterFunc(recordRetry.Delay(attempt), func() { e.recordAttempt(id, updates, attempt+1, then) })
+			time.AfterFunc(recordRetry.Delay(attempt), func() { e.recordAttempt(id, updates, w, attempt+1, then) })
 		}
 	})
 }
@@ -339,11 +345,13 @@ func (k *keyActor) finish(e *entry, s switchboard.Status, why *switchboard.Event
 	k.record(switchboard.Update{MessageID: e.msg.ID, Transition: switchboard.Transition{Event: ev, Part: -1}})
 }
 
-// record stores a transition as part of the instance's work.
+// record stores a transition as part of the instance's work, fenced by
+// its lease.
 func (k *keyActor) record(u switchboard.Update) {
 	w := k.work
 	w.start()
-	k.e.recordInOrder(u.MessageID, []switchboard.Update{u}, w.end)
+	u.Fence = k.lease.Token
+	k.e.recordInOrder(u.MessageID, []switchboard.Update{u}, w, w.end)
 }
 
 // leave accounts for a message leaving the key's queue.

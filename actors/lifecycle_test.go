@@ -92,6 +92,9 @@ func TestReceiptTimeoutEndsUnknown(t *testing.T) {
 	if e := m.Error(); e == nil || e.Code != "receipt_timeout" {
 		t.Fatalf("error %+v, want receipt_timeout", e)
 	}
+	// The counter moves in the record's callback, just after the store
+	// shows the status.
+	eventually(t, "five unknown counted", 5*time.Second, func() bool { return r.engine.Stats().Unknown == 5 })
 	if got := r.engine.Stats().Unknown; got != 5 {
 		t.Fatalf("Stats().Unknown = %d, want 5", got)
 	}

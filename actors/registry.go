@@ -40,6 +40,9 @@ type regEntry struct {
 type work struct {
 	n       atomic.Int64
 	retired atomic.Bool // a successor took over
+	// lost: the instance lost its lease on the key; its records, fenced
+	// by the new owner, are not worth retrying.
+	lost atomic.Bool
 	// settled tells the successor (by PID) that this work is done.
 	settled func()
 }
@@ -173,5 +176,24 @@ func (r *registry) each(f func(*actor.PID)) {
 	r.mu.Unlock()
 	for _, pid := range pids {
 		f(pid)
+	}
+}
+
+// eachKey calls f with each running key actor and its key's id.
+func (r *registry) eachKey(f func(id string, pid *actor.PID)) {
+	r.mu.Lock()
+	type running struct {
+		id  string
+		pid *actor.PID
+	}
+	var all []running
+	for id, ent := range r.keys {
+		if ent.pid != nil {
+			all = append(all, running{id, ent.pid})
+		}
+	}
+	r.mu.Unlock()
+	for _, k := range all {
+		f(k.id, k.pid)
 	}
 }

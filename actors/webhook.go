@@ -209,6 +209,20 @@ func (d *dispatcher) endpointOf(m *switchboard.Message) (string, bool) {
 // for it, starting the actor if needed. Hints coalesce: one on its way
 // covers every write before the actor reads the store.
 func (d *dispatcher) hint(endpoint string) {
+	if f := d.e.fleet; f != nil {
+		// In a cluster one node delivers each endpoint's callbacks.
+		if owner := f.owner(kindEndpoint, endpoint); owner != f.address {
+			if owner != "" {
+				f.hints.hint(owner, endpoint)
+			}
+			return
+		}
+	}
+	d.hintLocal(endpoint)
+}
+
+// hintLocal hints an endpoint's actor on this node (see hint).
+func (d *dispatcher) hintLocal(endpoint string) {
 	// The send happens under d.mu, so retire cannot forget the actor
 	// between finding it here and the hint reaching its mailbox.
 	d.mu.Lock()
@@ -222,6 +236,20 @@ func (d *dispatcher) hint(endpoint string) {
 	}
 	if ref.hinted.CompareAndSwap(false, true) {
 		d.e.system.Root.Send(ref.pid, &outboxHint{})
+	}
+}
+
+// stopEndpoints stops the endpoint actors of the endpoints moved says have
+// moved to another node. Callbacks in flight finish; the rest stay in the
+// store for the new owner.
+func (d *dispatcher) stopEndpoints(moved func(endpoint string) bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for ep, ref := range d.endpoints {
+		if moved(ep) {
+			delete(d.endpoints, ep)
+			d.e.system.Root.Stop(ref.pid)
+		}
 	}
 }
 

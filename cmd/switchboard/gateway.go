@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
@@ -22,6 +23,7 @@ import (
 	"github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/storage/redis"
 )
 
 // runGateway is the bare command: read the configuration, run one node
@@ -48,6 +50,10 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 		return usageError{err}
 	}
 	log := newLogger(cfg.Log, stderr)
+	if cfg.Cache.Backend == CacheRedis {
+		// The driver's logger is one per process, and this is the process.
+		goredis.SetLogger(redis.DriverLogger{Log: log})
+	}
 	log.Info().Int("gomaxprocs", runtime.GOMAXPROCS(0)).Int("cpus", runtime.NumCPU()).Msg("starting")
 	g, err := startGateway(sig.stop, cfg, log)
 	if err != nil {
@@ -160,8 +166,11 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 	}
 	ring := switchboard.NewKeyRing(keys)
 	return node.Open(ctx, node.Config{
-		DataDir: cfg.Node.DataDir,
-		Store:   cfg.Storage.pebbleOptions(log),
+		DataDir:      cfg.Node.DataDir,
+		Store:        cfg.Storage.pebbleOptions(log),
+		Scylla:       cfg.Storage.scyllaOptions(log),
+		Cache:        cfg.Cache.client(),
+		CacheOptions: redis.Options{CarrierTTL: carrierTTL(cfg.Cache.CarrierTTL, cfg.Storage.TTL)},
 		Webhooks: callback.Options{
 			AllowPrivate:        cfg.Webhooks.AllowPrivateNetworks,
 			Timeout:             cfg.Webhooks.Timeout.Std(),
@@ -177,6 +186,25 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 		},
 		Listener: ln,
 	})
+}
+
+// client returns the Redis the cache settings name, nil for the
+// in-process cache.
+func (c CacheConfig) client() *redis.ClientOptions {
+	if c.Backend != CacheRedis {
+		return nil
+	}
+	return &redis.ClientOptions{Addr: c.Addr, Password: c.Password, DB: c.DB}
+}
+
+// carrierTTL is how long Redis remembers carrier message ids:
+// cache.carrier_ttl, or storage.ttl if that is shorter, so the cache
+// never names a message the store has deleted.
+func carrierTTL(cacheTTL, storageTTL Duration) time.Duration {
+	if s := storageTTL.Std(); s > 0 && s < cacheTTL.Std() {
+		return s
+	}
+	return cacheTTL.Std()
 }
 
 // startSimulators runs the built-in simulator of every carrier that asks

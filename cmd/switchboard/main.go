@@ -3,6 +3,7 @@
 //	switchboard [--config FILE]   run a gateway node (see --help)
 //	switchboard smsc [flags]      an SMPP SMSC simulator (see smsc --help)
 //	switchboard bench [flags]     the load driver (see bench --help, bench/README.md)
+//	switchboard archive [flags]   a day's messages to Parquet (see archive --help)
 //	switchboard version           print the version
 package main
 
@@ -80,6 +81,8 @@ func run(sig stopSignals, args []string, stdout, stderr io.Writer) int {
 		err = runSMSC(sig.stop, args[1:], stdout)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "archive":
+		err = runArchive(sig.stop, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "switchboard", buildVersion())
 		return 0
@@ -133,6 +136,8 @@ Commands:
   smsc      run the SMPP SMSC simulator (carrier stand-in for tests and demos)
   bench     run the load driver: a whole rig on this machine, a running
             gateway, or Kannel (see bench/README.md)
+  archive   write one day's messages to Parquet files, one per API key
+            (the node must be stopped: see archive --help)
   version   print the version
 
 Run "switchboard --help" for every setting, "switchboard smsc --help" for the

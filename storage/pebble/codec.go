@@ -19,7 +19,7 @@ import (
 // Reference, CallbackURL, Encoding; Segments; Status; AcceptedAt, UpdatedAt,
 // ExpiresAt; Carrier; CarrierIDs; PartStatus; Attempts; Events; from
 // version 2 on, Direction, Partial (one byte, 0 or 1) and WebhookFailures;
-// in version 3, ReceiptDue.
+// in version 3, ReceiptDue and Fence.
 // Strings are a uvarint length and the bytes; ints are varints; slices are
 // a uvarint count plus one (0 means nil, so nil and empty survive a round
 // trip, which Message.Apply relies on for CarrierIDs); times are described
@@ -33,8 +33,8 @@ import (
 // the common value does not grow, and a previous binary, rolled back to,
 // still reads every message but the inbound ones and those with webhook
 // failures, which it refuses as an unknown version rather than misreads.
-// Version 3 added ReceiptDue, written (as version 3) only for messages
-// that have one, the same way. An event's flags byte says whether an error
+// Version 3 added ReceiptDue and Fence, written (as version 3) only for
+// messages that have one, the same way. An event's flags byte says whether an error
 // (1) and a part (2) follow; a previous binary knows only 0 and 1 and
 // refuses a value with a part as corrupt rather than misreads it.
 // Every other value (idempotency records, carrier refs, callbacks, inbound
@@ -177,7 +177,7 @@ func appendBool(dst []byte, b bool) []byte {
 // appendMessage appends the encoding of m to dst: version 1 unless m has a
 // field only version 2 holds.
 func appendMessage(dst []byte, m *sb.Message) []byte {
-	v3 := !m.ReceiptDue.IsZero()
+	v3 := !m.ReceiptDue.IsZero() || m.Fence != 0
 	v2 := v3 || m.Direction != "" || m.Partial || m.WebhookFailures != nil
 	switch {
 	case v3:
@@ -221,7 +221,8 @@ func appendMessage(dst []byte, m *sb.Message) []byte {
 	if !v3 {
 		return dst
 	}
-	return appendTime(dst, m.ReceiptDue)
+	dst = appendTime(dst, m.ReceiptDue)
+	return binary.AppendVarint(dst, m.Fence)
 }
 
 // appendWebhookFailure writes EventID, Type, URL, Reason, Attempts, At.
@@ -444,6 +445,7 @@ func decodeMessage(v []byte) (*sb.Message, error) {
 	}
 	if version >= messageVersion3 {
 		m.ReceiptDue = d.time()
+		m.Fence = d.varint()
 	}
 	return m, d.finish()
 }

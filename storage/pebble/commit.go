@@ -118,6 +118,8 @@ type committer struct {
 
 	// Owned by the committer goroutine, reused across rounds.
 	overlay overlay
+	// fences caches the keys' fencing tokens (fence.go).
+	fences map[string]int64
 	// counts caches the pending counter of each key seen (countKey); only
 	// the committer writes counters, so the cache stays true. deltas are
 	// the changes the batch being built makes, written by flush.
@@ -172,6 +174,7 @@ func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *co
 		rounds:   make(chan *round, syncQueue),
 		done:     make(chan struct{}),
 		recent:   make(map[string]struct{}),
+		fences:   make(map[string]int64),
 		syncedCh: make(chan struct{}),
 		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}, settings: map[string]string{},
 			refs: map[string]refEntry{}, parked: map[string]parkedEntry{}, deleted: map[string]struct{}{}},

@@ -24,7 +24,7 @@ func (s *Store) PendingCount(ctx context.Context, key string) (int, error) {
 	defer s.rw.RUnlock()
 	n, err := readCounter(s.db, countKey(nil, key))
 	if err == nil {
-		err = s.committer.waitSynced(ctx)
+		err = s.durable(ctx, n > 0)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("pebble: pending count %s: %w", key, err)

@@ -3,6 +3,7 @@ package pebble_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -230,6 +231,83 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A read that finds what a batch still syncing wrote waits for the sync;
+// one that finds nothing (a new Idempotency-Key) does not wait.
+func TestReadsWaitForTheSyncOfWhatTheyFind(t *testing.T) {
+	disk := newFakeDisk(vfs.NewMem())
+	s, err := pebble.Open("/data", pebble.Options{FS: disk, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	gate := make(chan struct{})
+	var open sync.Once
+	release := func() { open.Do(func() { close(gate) }) }
+	defer release() // before Close, which waits for the sync
+	disk.gate.Store(&gate)
+	m := newMessage(newIDs().next(), "k")
+	accepted := make(chan error, 1)
+	go func() {
+		accepted <- s.Accept(t.Context(), []sb.NewMessage{{Message: m, IdempotencyKey: "once"}})
+	}()
+	<-disk.entered // the batch's sync is held at the gate
+
+	// The batch becomes visible to reads about when its sync starts.
+	// Before, a read finds nothing and returns at once; after, it finds
+	// the batch and must wait for the sync.
+	ctx := t.Context()
+	for visible := false; !visible; {
+		probe, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		_, err := s.Idempotency(probe, "k", "once")
+		cancel()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			visible = true // found, and waiting
+		case err == nil:
+			t.Fatal("Idempotency returned what a batch still syncing wrote")
+		case sb.ErrorCode(err) != sb.ENOTFOUND:
+			t.Fatal(err)
+		}
+	}
+	soon, cancel := context.WithTimeout(ctx, 10*time.Second) // a guard: it must not wait at all
+	defer cancel()
+	if _, err := s.Idempotency(soon, "k", "new"); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Fatalf("Idempotency of a new key while a sync is held: %v, want ENOTFOUND at once", err)
+	}
+	// Reads of what the held batch wrote must still be waiting a while
+	// later (a read that did not wait returns at once), and return once
+	// the sync is done.
+	reads := map[string]func() error{
+		"Message":     func() error { _, err := s.Message(ctx, m.ID); return err },
+		"Idempotency": func() error { _, err := s.Idempotency(ctx, "k", "once"); return err },
+		"Pending":     func() error { _, err := s.Pending(ctx, "k", "", "", 10); return err },
+	}
+	done := make(chan string, len(reads))
+	for name, read := range reads {
+		go func() {
+			if err := read(); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			done <- name
+		}()
+	}
+	select {
+	case name := <-done:
+		t.Fatalf("%s returned what a batch still syncing wrote", name)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
+	}
+	for range reads {
+		<-done
+	}
+	if _, err := s.Message(ctx, m.ID); err != nil {
+		t.Fatalf("Message after the sync: %v", err)
+	}
 }
 
 // fakeClock is a clock tests move by hand.

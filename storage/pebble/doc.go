@@ -12,9 +12,11 @@
 // commit.go). A callback is written in the same batch as the change it
 // reports (Record with Update.Notify, AcceptInbound), so neither exists
 // without the other after a crash. Pebble makes a batch visible to reads
-// before its fsync completes; a read that saw such a batch waits for the
-// fsync before it returns (committer.waitSynced), so nothing is read back
-// that a crash or a failed sync could take away. If an fsync or a write
+// before its fsync completes; a read that found something while a batch
+// was syncing waits for that fsync before it returns (Store.durable), so
+// nothing is read back that a crash or a failed sync could take away. A
+// read that found nothing does not wait: an Idempotency-Key seen for the
+// first time costs no fsync. If an fsync or a write
 // fails, the store refuses every write and every read from then on
 // (fail-stop) until it is reopened, which replays the write-ahead log.
 //
@@ -60,6 +62,8 @@
 //	                            total and seq a byte each: the whole part
 //	                            (appendInboundPart)
 //	s/<name>                    setting: version, the value's bytes
+//	f/⟨key⟩                     the key's fencing token, a varint
+//	                            (RaiseFence, fence.go)
 //
 // Index entries p/, d/ and u/ have empty values: Pending and ListMessages
 // read the messages they name from one snapshot. IDs are "msg_" and a
@@ -83,10 +87,10 @@
 //
 // The kinds added with the outbox (o/, n/, s/) left the layout version at
 // 1: a database from before has none of them and reads as empty outbox,
-// inbox and settings. Layout 2 added k/, u/, r/ and x/; Open migrates a
-// layout 1 database once (migrate.go), counting k/ from p/ and queueing
-// its idempotency records in x/. Message values took versions 2 and 3
-// (see codec.go).
+// inbox and settings. Layout 2 added k/, u/, r/, x/ and f/; Open migrates
+// a layout 1 database once (migrate.go), counting k/ from p/ and queueing
+// its idempotency records in x/ (the others start empty). Message values
+// took versions 2 and 3 (see codec.go).
 //
 // # Retention
 //

@@ -21,12 +21,16 @@ type fakeDiskFS struct {
 	// failDelay holds a failing sync back this long, so a test can look
 	// at the store while the failing batch is visible but not synced.
 	failDelay time.Duration
+	// While gate holds a channel, a WAL sync says so on entered and then
+	// waits until that channel is closed.
+	gate    atomic.Pointer[chan struct{}]
+	entered chan struct{}
 }
 
 var errFakeSync = errors.New("fake disk: sync failed")
 
 func newFakeDisk(fs vfs.FS) *fakeDiskFS {
-	return &fakeDiskFS{FS: fs}
+	return &fakeDiskFS{FS: fs, entered: make(chan struct{}, 1)}
 }
 
 // failSyncsAfter lets n more WAL syncs succeed and fails every one after.
@@ -81,6 +85,13 @@ type fakeDiskFile struct {
 
 // sync lets a sync through while syncs are left, else fails it.
 func (f *fakeDiskFile) sync(real func() error) error {
+	if gate := f.d.gate.Load(); gate != nil {
+		select {
+		case f.d.entered <- struct{}{}:
+		default:
+		}
+		<-*gate
+	}
 	if !f.d.limited.Load() || f.d.syncsLeft.Add(-1) >= 0 {
 		return real()
 	}

@@ -65,7 +65,7 @@ func (s *Store) inboundParts(ctx context.Context) ([]sb.InboundPart, error) {
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	return parts, s.committer.waitSynced(ctx)
+	return parts, s.durable(ctx, len(parts) > 0)
 }
 
 // AcceptInbound stores an inbound message by ID and in the by-day index

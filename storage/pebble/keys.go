@@ -23,6 +23,7 @@ const (
 	prefixDue         = "u/"
 	prefixParked      = "r/"
 	prefixExpiry      = "x/"
+	prefixFence       = "f/"
 )
 
 // layoutKey holds the layout version, checked on Open so an incompatible
@@ -44,6 +45,11 @@ const layoutVersion = 2
 func appendComponent(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
+}
+
+// fenceKey holds an API key's fencing token (RaiseFence).
+func fenceKey(dst []byte, key string) []byte {
+	return appendComponent(append(dst, prefixFence...), key)
 }
 
 func messageKey(dst []byte, id string) []byte {

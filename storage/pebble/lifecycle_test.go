@@ -1,7 +1,9 @@
 package pebble
 
 import (
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,5 +166,84 @@ func TestUnknownLayout(t *testing.T) {
 	if s, err := Open(dir, Options{}); err == nil {
 		s.Close()
 		t.Fatal("opened a database of an unknown layout")
+	}
+}
+
+// Retention leaves nothing behind: after messages in every state (pending,
+// partly submitted, submitted with a receipt due, final, inbound, with an
+// idempotency key, with receipts parked before and after them) are past
+// the TTL, a pass leaves only the layout version and zero counters.
+func TestRetentionLeavesNothing(t *testing.T) {
+	var clock atomic.Int64
+	t0 := time.Now().UTC()
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	s, err := Open(t.TempDir(), Options{TTL: 48 * time.Hour, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	at := now()
+	var news []sb.NewMessage
+	for i := range 40 {
+		m := &sb.Message{ID: fmt.Sprintf("msg_%03d", i), Key: fmt.Sprintf("k%d", i%3), Segments: 2,
+			Status: sb.StatusAccepted, AcceptedAt: at, Events: []sb.Event{{Status: sb.StatusAccepted, At: at}}}
+		news = append(news, sb.NewMessage{Message: m, IdempotencyKey: fmt.Sprintf("idem-%d", i)})
+	}
+	if err := s.Accept(ctx, news); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(st sb.Status) sb.Event { return sb.Event{Status: st, At: at, Carrier: "x"} }
+	var updates []sb.Update
+	for i := range 40 {
+		id, c0, c1 := news[i].Message.ID, fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)
+		sub := sb.Transition{Event: ev(sb.StatusSubmitted), Part: -1, CarrierIDs: []string{c0, c1}, ReceiptDue: at.Add(time.Hour)}
+		switch i % 5 {
+		case 0: // pending
+		case 1: // one part submitted
+			sub.CarrierIDs[1] = ""
+			updates = append(updates, sb.Update{MessageID: id, Transition: sub})
+		case 2: // submitted, receipt due
+			updates = append(updates, sb.Update{MessageID: id, Transition: sub})
+		case 3: // final, one receipt parked before the submit
+			updates = append(updates,
+				sb.Update{ByCarrier: &sb.CarrierRef{Carrier: "x", ID: c1}, ParkUntil: at.Add(time.Hour),
+					Transition: sb.Transition{Event: ev(sb.StatusDelivered)}},
+				sb.Update{MessageID: id, Transition: sub},
+				sb.Update{MessageID: id, Transition: sb.Transition{Event: ev(sb.StatusDelivered), Part: 0}})
+		case 4: // a receipt parked for an id never indexed
+			updates = append(updates, sb.Update{ByCarrier: &sb.CarrierRef{Carrier: "x", ID: "never-" + c0},
+				ParkUntil: at.Add(time.Hour), Transition: sb.Transition{Event: ev(sb.StatusDelivered)}})
+		}
+	}
+	if _, err := s.Record(ctx, updates); err != nil {
+		t.Fatal(err)
+	}
+	in := &sb.Message{ID: "msg_in", Key: "k0", Status: sb.StatusReceived, Direction: sb.DirectionInbound, AcceptedAt: at}
+	if err := s.AcceptInbound(ctx, in, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Add(int64(4 * 24 * time.Hour))
+	if err := s.Housekeep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		switch {
+		case string(k) == layoutKey:
+		case string(k[:2]) == prefixCount:
+			if n, err := decodeCounter(it.Value()); err != nil || n != 0 {
+				t.Errorf("counter %q = %d, %v after every message went", k, n, err)
+			}
+		default:
+			t.Errorf("left behind: %q", k)
+		}
 	}
 }

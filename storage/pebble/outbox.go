@@ -55,7 +55,7 @@ func (s *Store) callbacks(ctx context.Context, endpoint, afterID string, limit i
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	return cbs, s.committer.waitSynced(ctx)
+	return cbs, s.durable(ctx, len(cbs) > 0)
 }
 
 // CallbackEndpoints lists the endpoints that have queued callbacks, with

@@ -2,6 +2,7 @@ package pebble_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +30,17 @@ func TestConformance(t *testing.T) {
 
 func TestDurable(t *testing.T) {
 	storagetest.RunDurable(t, open)
+}
+
+func TestRetention(t *testing.T) {
+	storagetest.RunRetention(t, func(t *testing.T, r storagetest.Retention) (sb.Store, func(context.Context) error) {
+		s, err := pebble.Open(t.TempDir(), pebble.Options{MemTableSize: 4 << 20, CacheSize: 8 << 20,
+			TTL: r.TTL, CarrierIDGrace: r.CarrierIDGrace})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s, s.Housekeep
+	})
 }
 
 // A second Open of a directory another process holds fails with an

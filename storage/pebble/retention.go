@@ -11,8 +11,9 @@ import (
 )
 
 // Retention. A housekeeping goroutine, started by Open and stopped by
-// Close, runs a pass every Options.HousekeepingInterval (Housekeep runs
-// one at once). A pass deletes
+// Close, runs a pass every Options.HousekeepingInterval, the first one
+// interval after Open, so a node's start is not slowed by it (Housekeep
+// runs one at once). A pass deletes
 //
 //   - messages whose UTC day of acceptance is older than Options.TTL, with
 //     every index entry that names them. It finds them through the by-day
@@ -62,13 +63,13 @@ func (s *Store) runHousekeeping(ctx context.Context, done chan struct{}) {
 	tick := time.NewTicker(s.opts.HousekeepingInterval)
 	defer tick.Stop()
 	for {
-		if err := s.housekeep(ctx); err != nil && ctx.Err() == nil && s.committer.failure() == nil {
-			s.opts.Logger.Error().Err(err).Msg("pebble: retention pass failed; will try again")
-		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
 			return
+		}
+		if err := s.housekeep(ctx); err != nil && ctx.Err() == nil && s.committer.failure() == nil {
+			s.opts.Logger.Error().Err(err).Msg("pebble: retention pass failed; will try again")
 		}
 	}
 }

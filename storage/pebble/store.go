@@ -251,7 +251,8 @@ func (s *Store) Record(ctx context.Context, updates []sb.Update) ([]*sb.Message,
 
 // beginRead admits a read unless ctx is done or the store is closed or
 // failed; when it returns nil the caller must call s.rw.RUnlock. Every
-// read ends with committer.waitSynced, so what it returns is durable.
+// read that found something ends with s.durable, so what it returns is
+// durable.
 func (s *Store) beginRead(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -267,6 +268,18 @@ func (s *Store) beginRead(ctx context.Context) error {
 	return nil
 }
 
+// durable returns once what a read found is durable (see
+// committer.waitSynced). A read that found nothing returns at once: a
+// write that nothing found could depend on goes through the committer,
+// which refuses it if the store failed. So an Idempotency-Key seen for the
+// first time, the usual case, never waits.
+func (s *Store) durable(ctx context.Context, found bool) error {
+	if !found {
+		return nil
+	}
+	return s.committer.waitSynced(ctx)
+}
+
 // Message returns a message by ID, or ENOTFOUND.
 func (s *Store) Message(ctx context.Context, id string) (*sb.Message, error) {
 	if err := s.beginRead(ctx); err != nil {
@@ -275,7 +288,7 @@ func (s *Store) Message(ctx context.Context, id string) (*sb.Message, error) {
 	defer s.rw.RUnlock()
 	m, err := getMessage(s.db, messageKey(nil, id))
 	if err == nil {
-		err = s.committer.waitSynced(ctx)
+		err = s.durable(ctx, true)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pebble: message %s: %w", id, err)
@@ -311,7 +324,7 @@ func (s *Store) Idempotency(ctx context.Context, key, idemKey string) (sb.Idempo
 	defer s.rw.RUnlock()
 	r, found, err := liveIdempotency(s.db, idempotencyKey(nil, key, idemKey), s.now())
 	if err == nil {
-		err = s.committer.waitSynced(ctx)
+		err = s.durable(ctx, found)
 	}
 	if err != nil {
 		return sb.IdempotencyRecord{}, fmt.Errorf("pebble: idempotency: %w", err)
@@ -356,7 +369,7 @@ func (s *Store) CarrierMessage(ctx context.Context, carrier, carrierID string) (
 	defer s.rw.RUnlock()
 	ref, found, err := readRef(s.db, carrierKey(nil, carrier, carrierID))
 	if err == nil {
-		err = s.committer.waitSynced(ctx)
+		err = s.durable(ctx, found)
 	}
 	if err != nil {
 		return "", 0, fmt.Errorf("pebble: carrier message %s/%s: %w", carrier, carrierID, err)
@@ -439,7 +452,7 @@ func (s *Store) ListMessages(ctx context.Context, q sb.MessageQuery) ([]*sb.Mess
 	}
 	err = it.Error()
 	if err == nil {
-		err = s.committer.waitSynced(ctx)
+		err = s.durable(ctx, len(msgs) > 0)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("pebble: list messages: %w", err)
@@ -486,7 +499,7 @@ func (s *Store) overdue(ctx context.Context, before time.Time, limit int) ([]str
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	return ids, s.committer.waitSynced(ctx)
+	return ids, s.durable(ctx, len(ids) > 0)
 }
 
 // Writable reports whether the store takes writes now: nil, or EUNAVAILABLE
@@ -542,7 +555,7 @@ func (s *Store) list(ctx context.Context, prefix []byte, afterID, beforeID strin
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	return msgs, s.committer.waitSynced(ctx)
+	return msgs, s.durable(ctx, len(msgs) > 0)
 }
 
 // PendingKeys lists the API keys that have pending messages, with one seek
@@ -583,5 +596,5 @@ func (s *Store) distinct(ctx context.Context, prefix string) ([]string, error) {
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	return out, s.committer.waitSynced(ctx)
+	return out, s.durable(ctx, len(out) > 0)
 }

@@ -55,6 +55,9 @@ func (c *committer) claimOne(nm *sb.NewMessage) error {
 	if m == nil || m.ID == "" {
 		return sb.Errorf(sb.EINVALID, "message without an ID")
 	}
+	if err := c.checkFence(m.Key, m.Fence); err != nil {
+		return err
+	}
 	if err := c.claimID(m.ID); err != nil {
 		return err
 	}
@@ -279,6 +282,9 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 	}
 	t, err := c.current(id)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkFence(t.m.Key, u.Fence); err != nil {
 		return nil, err
 	}
 	if t.shared {
@@ -598,13 +604,24 @@ func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 	if m.Status.Final() && (!t.wasFinal || t.indexed) {
 		for _, r := range carrierRefs(m) {
 			k := carrierKey(c.key[:0], r.carrier, r.carrierID)
-			e := expiry{kind: expiryCarrierRef, at: m.UpdatedAt, target: string(k), guard: m.ID}
+			e := expiry{kind: expiryCarrierRef, at: finalAt(m), target: string(k), guard: m.ID}
 			if err := c.writeExpiry(e, b); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// finalAt is when a final message reached its status: the time of the
+// last event with that status.
+func finalAt(m *sb.Message) time.Time {
+	for i := len(m.Events) - 1; i >= 0; i-- {
+		if m.Events[i].Status == m.Status {
+			return m.Events[i].At
+		}
+	}
+	return m.UpdatedAt
 }
 
 // carrierRefs lists the carrier index entries that may name m: one per

@@ -139,6 +139,10 @@ func testClose(t *testing.T, f *fixture) {
 			_, _, err := f.s.CarrierMessage(ctx, "sandbox", "x")
 			return err
 		},
+		"Overdue": func() error {
+			_, err := f.s.Overdue(ctx, now(), 10)
+			return err
+		},
 		"ListMessages": func() error {
 			_, _, err := f.s.ListMessages(ctx, sb.MessageQuery{Key: "k1", Day: m.Day(), Limit: 10})
 			return err

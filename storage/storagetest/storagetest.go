@@ -9,7 +9,15 @@
 //	}
 //
 // Run opens a fresh store per subtest and closes it at the end. RunDurable
-// adds reopen tests for backends that keep data across Close.
+// adds reopen tests for backends that keep data across Close, and
+// RunRetention tests retention (storage.ttl and the shorter lives of
+// idempotency records, carrier ids and parked receipts), given a way to
+// open a store with a retention and to apply it now:
+//
+//	storagetest.RunRetention(t, func(t *testing.T, r storagetest.Retention) (switchboard.Store, func(context.Context) error) {
+//		s := ... // open with r.TTL and r.CarrierIDGrace
+//		return s, s.Housekeep // or a wait for native TTLs
+//	})
 //
 // Where the interface's doc comments leave a choice open, the suite settles
 // it, and every backend follows:
@@ -112,6 +120,10 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 		{"ListMessages", testListMessages},
 		{"ListMessagesPaging", testListMessagesPaging},
 		{"Writable", testWritable},
+		{"FenceRaises", testFenceRaises},
+		{"FenceRace", testFenceRace},
+		{"FenceAccept", testFenceAccept},
+		{"FenceRecord", testFenceRecord},
 		{"ConcurrentAccept", testConcurrentAccept},
 		{"ConcurrentReceipts", testConcurrentReceipts},
 		{"CanceledContext", testCanceledContext},

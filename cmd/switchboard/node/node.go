@@ -1,8 +1,15 @@
-// Package node assembles one gateway node from its parts — the embedded
-// store, the webhook client, the actor engine and the public HTTP API —
-// starts them in that order and stops them in reverse. The switchboard
-// command and the bench both run their node through it, so what the bench
-// measures is wired the way the binary is.
+// Package node assembles one gateway node from its parts — the store
+// (embedded, or ScyllaDB/Cassandra; with a Redis cache in front when one
+// is configured), the public HTTP API, the webhook client and the actor
+// engine — starts them in that order and stops them in reverse. The
+// switchboard command and the bench both run their node through it, so
+// what the bench measures is wired the way the binary is.
+//
+// The API is served as soon as the store is opened, before the store is
+// ready: a ScyllaDB store may still be connecting (the cluster down at
+// start), and meanwhile the API answers 503 unavailable with the store's
+// reason, and /readyz 503, while Open waits, until the store is ready or
+// Open's context ends.
 package node
 
 import (
@@ -12,17 +19,30 @@ import (
 	"net"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
+	"github.com/switchboard-sms/switchboard/storage/redis"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // Config is what a node is made of.
 type Config struct {
-	// DataDir and Store open the embedded store.
+	// DataDir and Store open the embedded store, unless Scylla is set.
 	DataDir string
 	Store   pebble.Options
+	// Scylla, if set, keeps the node's data in ScyllaDB or Cassandra
+	// (storage.backend: scylla) instead.
+	Scylla *scylla.Options
+	// Cache, if set, names the Redis the store's cache is kept in
+	// (cache.backend: redis); nil: no cache in front of the store.
+	Cache *redis.ClientOptions
+	// CacheOptions configure that cache; it logs with the engine's
+	// logger.
+	CacheOptions redis.Options
 	// Webhooks configures the client the engine posts callbacks with.
 	Webhooks callback.Options
 	// Engine configures the engine; Open fills in its Store and webhook
@@ -39,15 +59,19 @@ type Config struct {
 // Node is a running node. Its parts are exposed for the bench's and the
 // tests' counters; Stop is the only way to end it.
 type Node struct {
-	Store  *pebble.Store
+	// Store is the store the engine uses: the embedded or ScyllaDB store, or the
+	// cache in front of it.
+	Store  switchboard.Store
 	Hooks  *callback.Client
 	Engine *actors.Engine
 	HTTP   *sbhttp.Server
 	// Timings says how long each step of Open took.
 	Timings Timings
 
+	cache  *goredis.Client // nil without a Redis cache
 	ln     net.Listener
 	served chan error // Serve's result; nil until the API is served
+	gate   *gate
 }
 
 // Timings of Open's steps: the bench reports them after a restart.
@@ -56,7 +80,8 @@ type Timings struct {
 	EngineStarted            time.Time // when Engine.Start was called
 }
 
-// Open opens the store, starts the engine and serves the API. On error
+// Open opens the store, serves the API (503 unavailable until the engine
+// runs), waits until the store is ready, and starts the engine. On error
 // it releases whatever it had opened, the listener included.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{ln: cfg.Listener}
@@ -69,10 +94,28 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	t0 := time.Now()
-	if n.Store, err = pebble.Open(cfg.DataDir, cfg.Store); err != nil {
+	ready, err := n.openStore(cfg)
+	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
-	n.Timings.Store = time.Since(t0)
+	n.gate = &gate{store: n.Store}
+	t1 := time.Now()
+	hcfg := cfg.HTTP
+	hcfg.Engine, hcfg.Keys = n.gate, cfg.Engine.Keys
+	if n.HTTP, err = sbhttp.New(hcfg); err != nil {
+		return err
+	}
+	n.served = make(chan error, 1)
+	srv, ln := n.HTTP, n.ln
+	go func() { n.served <- srv.Serve(ln) }()
+	n.Timings.HTTP = time.Since(t1)
+	if err := ready(ctx); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	n.Timings.Store = time.Since(t0) - n.Timings.HTTP
+	if cfg.Cache != nil {
+		n.openCache(ctx, cfg)
+	}
 	n.Hooks = callback.New(cfg.Webhooks)
 	ecfg := cfg.Engine
 	ecfg.Store = n.Store
@@ -85,17 +128,42 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	n.Timings.EngineStart = time.Since(n.Timings.EngineStarted)
-	t1 := time.Now()
-	hcfg := cfg.HTTP
-	hcfg.Engine, hcfg.Keys = n.Engine, ecfg.Keys
-	if n.HTTP, err = sbhttp.New(hcfg); err != nil {
-		return err
-	}
-	n.served = make(chan error, 1)
-	srv, ln := n.HTTP, n.ln
-	go func() { n.served <- srv.Serve(ln) }()
-	n.Timings.HTTP = time.Since(t1)
+	n.gate.open(n.Engine)
 	return nil
+}
+
+// openStore opens the store cfg names and returns a function that waits
+// until it is ready: at once for the embedded store; for ScyllaDB, once it
+// has connected (it retries with backoff, logging each failure).
+func (n *Node) openStore(cfg Config) (ready func(context.Context) error, err error) {
+	if cfg.Scylla == nil {
+		s, err := pebble.Open(cfg.DataDir, cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		n.Store = s
+		return func(context.Context) error { return nil }, nil
+	}
+	s, err := scylla.New(*cfg.Scylla)
+	if err != nil {
+		return nil, err
+	}
+	n.Store = s
+	return s.WaitReady, nil
+}
+
+// openCache puts the Redis cache in front of the store. Redis not
+// answering is no reason not to start: the cache falls back on the store
+// until it does, and says so once.
+func (n *Node) openCache(ctx context.Context, cfg Config) {
+	opts := cfg.CacheOptions
+	opts.Logger = cfg.Engine.Log.With().Str("component", "cache").Logger()
+	n.cache = redis.NewClient(*cfg.Cache)
+	if err := redis.Ping(ctx, n.cache); err != nil {
+		opts.Logger.Warn().Err(err).Str("addr", cfg.Cache.Addr).
+			Msg("cache: redis does not answer; starting with the store alone until it does")
+	}
+	n.Store = redis.Wrap(n.Store, n.cache, opts)
 }
 
 // Addr is where the API listens.
@@ -123,6 +191,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.Hooks.Close()
 	errs = append(errs, n.Store.Close())
+	if n.cache != nil {
+		errs = append(errs, n.cache.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -130,6 +201,11 @@ func (n *Node) Stop(ctx context.Context) error {
 func (n *Node) abort() {
 	if n.served == nil {
 		n.ln.Close() // never served: nothing else closes it
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.HTTP.Shutdown(ctx)
+		cancel()
+		<-n.served
 	}
 	if n.Engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -141,5 +217,8 @@ func (n *Node) abort() {
 	}
 	if n.Store != nil {
 		n.Store.Close()
+	}
+	if n.cache != nil {
+		n.cache.Close()
 	}
 }

@@ -1,0 +1,307 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors/wire"
+)
+
+// A fleet is several nodes sharing one store: any node takes API requests,
+// each API key's actor runs on one node (its owner, placed by the key's id
+// over the live members), and each bind of a carrier runs on one node.
+// protoactor-go's cluster places the key actors' front doors (the "key"
+// grains) and carries messages between nodes; membership comes from a
+// Membership provider (actors/gossip). Membership is advisory: safety comes
+// from leases with fencing tokens (see key_lease.go), so two nodes that
+// disagree about who owns a key cannot both commit for it.
+
+// FleetConfig makes the engine one node of a cluster; without it the
+// engine is a single node.
+type FleetConfig struct {
+	// Name is the cluster's name.
+	Name string
+	// Remote is the host:port at which the other nodes reach this node's
+	// actors (protoactor's remote, over gRPC). Port 0 picks a free one.
+	Remote string
+	// Membership finds the other nodes and tells when this one has been
+	// removed by them.
+	Membership Membership
+	// Leases fence each key's owner and each bind (Redis in production).
+	Leases switchboard.Leases
+	// LeaseTTL is how long a lease lasts unrenewed: how long the keys of a
+	// node that died wait before another node takes them. Default 2s.
+	LeaseTTL time.Duration
+}
+
+// Membership is a protoactor cluster provider that also says when this
+// node has been removed from the cluster (declared dead while it was
+// paused or cut off): the node must then leave and join again as a new
+// member.
+type Membership interface {
+	cluster.ClusterProvider
+	Removed() <-chan struct{}
+}
+
+const (
+	kindKey         = "key"
+	defaultLeaseTTL = 2 * time.Second
+)
+
+// fleet is the engine's part in a cluster.
+type fleet struct {
+	e       *Engine
+	cfg     FleetConfig
+	c       *cluster.Cluster
+	leases  switchboard.Leases
+	holder  string // this node's incarnation, in leases: its actor system's ID
+	address string // where the other nodes reach this node's actors
+
+	mu       sync.Mutex
+	members  []*cluster.Member
+	ring     *cluster.Rendezvous
+	changed  chan struct{} // the membership changed: reconcile
+	removed  chan struct{} // closed when this node must rejoin
+	lostOnce sync.Once
+
+	// binds are the binds this node runs, by lease name; only the watch
+	// goroutine touches it.
+	binds map[string]bindLease
+	hints *hinter
+}
+
+func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
+	if cfg.Membership == nil || cfg.Leases == nil {
+		return nil, errors.New("actors: a fleet needs a membership provider and leases")
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = defaultLeaseTTL
+	}
+	f := &fleet{e: e, cfg: cfg, leases: cfg.Leases, ring: cluster.NewRendezvous(),
+		changed: make(chan struct{}, 1), removed: make(chan struct{}), binds: map[string]bindLease{}}
+	f.hints = newHinter(f)
+	return f, nil
+}
+
+// start joins the cluster: remote first, then the cluster member with its
+// kinds, then membership. protoactor panics on some start errors (a port
+// in use); they come back as errors.
+func (f *fleet) start() (err error) {
+	host, portStr, err := net.SplitHostPort(f.cfg.Remote)
+	if err != nil {
+		return fmt.Errorf("cluster remote address %q: %w", f.cfg.Remote, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("cluster remote address %q: %w", f.cfg.Remote, err)
+	}
+	keyProps := actor.PropsFromProducer(func() actor.Actor { return &keyGrain{e: f.e} })
+	cfg := cluster.Configure(f.cfg.Name, f.cfg.Membership, disthash.New(), remote.Configure(host, port),
+		cluster.WithKinds(cluster.NewKind(kindKey, keyProps)), cluster.WithRequestTimeout(f.e.cfg.RequestTimeout))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cluster: %v", r)
+		}
+	}()
+	f.c = cluster.New(f.e.system, cfg)
+	f.e.system.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*cluster.ClusterTopology); ok {
+			f.topology(t.Members)
+		}
+	})
+	f.c.StartMember()
+	f.holder = f.e.system.ID
+	f.address = f.e.system.Address()
+	node := &nodeActor{e: f.e}
+	if _, err := f.e.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return node }), nodeActorName); err != nil {
+		return fmt.Errorf("spawn the node actor: %w", err)
+	}
+	return nil
+}
+
+// stop leaves the cluster.
+func (f *fleet) stop() {
+	if f.c != nil {
+		f.c.Shutdown(true)
+	}
+}
+
+// Removed is closed when this node has to leave the cluster and join again
+// as a new member: the others declared it dead, or it lost its leases.
+func (e *Engine) Removed() <-chan struct{} {
+	if e.fleet == nil {
+		return nil
+	}
+	return e.fleet.removed
+}
+
+// lost marks the node as removed, once.
+func (f *fleet) lost(why string) {
+	f.lostOnce.Do(func() {
+		f.e.log.Warn().Str("why", why).Msg("this node left the cluster; it stops its actors and joins again as a new member")
+		close(f.removed)
+	})
+}
+
+// topology takes a new member list (from protoactor's event stream).
+func (f *fleet) topology(members []*cluster.Member) {
+	f.mu.Lock()
+	f.members = members
+	f.ring.UpdateMembers(members)
+	f.mu.Unlock()
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+// owner returns the address of the member that owns identity of kind: the
+// same rendezvous placement protoactor's identity lookup uses, so a key's
+// grain and its actor land on the same node.
+func (f *fleet) owner(kind, identity string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ring.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind))
+}
+
+// watch keeps this node's share of the work right until the engine stops:
+// every third of a lease period it renews its binds' leases and starts or
+// stops binds, and reads the binds the other nodes gossip; after every
+// membership change, and every few seconds for what a change may have
+// missed, it hands over or starts keys. It also notices when membership
+// removed this node.
+func (f *fleet) watch(stop context.Context) {
+	t := time.NewTicker(f.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	keysDue := time.Now()
+	for {
+		membership := false
+		select {
+		case <-stop.Done():
+			f.releaseBinds()
+			return
+		case <-f.cfg.Membership.Removed():
+			f.lost("the other members declared this node dead")
+			return
+		case <-f.changed:
+			membership = true
+		case <-t.C:
+		}
+		f.reconcileBinds(stop)
+		f.refreshBinds()
+		if membership || time.Now().After(keysDue) {
+			f.reconcileKeys(stop)
+			f.reconcileEndpoints(stop)
+			keysDue = time.Now().Add(reconcileKeysEvery)
+		}
+	}
+}
+
+// reconcileKeysEvery is how often a node looks for keys it owns without a
+// membership change.
+const reconcileKeysEvery = 3 * time.Second
+
+// releaseBinds gives up the leases of the binds this node runs, as it
+// stops: the binds themselves stop with the engine.
+func (f *fleet) releaseBinds() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for name, b := range f.binds {
+		_ = f.leases.Release(ctx, b.lease)
+		delete(f.binds, name)
+	}
+}
+
+// reconcileKeys hands over the keys this node no longer owns (their actors
+// drain and stop, giving their leases up) and starts the keys it owns that
+// have pending messages (left by a node that went away).
+func (f *fleet) reconcileKeys(ctx context.Context) {
+	e := f.e
+	e.registry.eachKey(func(id string, pid *actor.PID) {
+		if f.owner(kindKey, id) != f.address {
+			e.system.Root.Send(pid, &handOver{})
+		}
+	})
+	keys, err := e.store.PendingKeys(ctx)
+	if err != nil {
+		e.log.Error().Err(err).Msg("listing keys with pending messages failed; will retry")
+		return
+	}
+	for _, id := range keys {
+		if _, ok := e.cfg.Keys.Key(id); !ok || f.owner(kindKey, id) != f.address {
+			continue
+		}
+		e.registry.lookup(id)
+		e.registry.done(id)
+	}
+}
+
+// keyGrain is a key's front door in the cluster: protoactor activates it on
+// the key's owner, and it hands what other nodes send to the engine there.
+type keyGrain struct{ e *Engine }
+
+func (g *keyGrain) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *wire.SubmitBatch:
+		sender, e := ctx.Sender(), g.e
+		e.background(func(stop context.Context) {
+			e.system.Root.Send(sender, e.submitForwarded(stop, m))
+		})
+	case *wire.Activate:
+		g.e.registry.lookup(m.KeyId)
+		g.e.registry.done(m.KeyId)
+		ctx.Respond(&wire.Ack{})
+	}
+}
+
+// keyOwner returns the node that owns a key and whether that is another
+// node; nil if no member can take it now.
+func (f *fleet) keyOwner(id string) (*actor.PID, bool) {
+	pid := f.c.Get(id, kindKey)
+	if pid == nil {
+		return nil, false
+	}
+	return pid, pid.Address != f.address
+}
+
+// forwardSubmit sends a request for a key owned by another node there and
+// waits for its answer (once: a submit that timed out may have been
+// accepted, and is not repeated).
+func (f *fleet) forwardSubmit(ctx context.Context, pid *actor.PID, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
+	res, err := f.e.system.Root.RequestFuture(pid, submitToWire(key.ID, reqs, time.Now().Add(timeout)), timeout).Result()
+	reply, ok := res.(*wire.SubmitReply)
+	if err != nil || !ok || len(reply.Results) != len(reqs) {
+		if errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter) {
+			f.c.PidCache.Remove(key.ID, kindKey) // the grain moved
+		}
+		f.e.log.Warn().Err(err).Str("key", key.ID).Str("owner", pid.Address).Msg("forwarding a submit to the key's owner failed")
+		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The node that owns this key did not answer; try again."))
+	}
+	return resultsFromWire(reply)
+}
+
+// submitForwarded runs a submit another node forwarded, on this node.
+func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire.SubmitReply {
+	reqs := requestsFromWire(b)
+	key, ok := e.cfg.Keys.Key(b.KeyId)
+	var results []switchboard.SubmitResult
+	if !ok {
+		results = failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "This node does not know key %s yet.", b.KeyId))
+	} else {
+		dl := time.Unix(0, b.Deadline)
+		ctx, cancel := context.WithDeadline(ctx, dl)
+		defer cancel()
+		results = e.submitLocal(ctx, key, reqs)
+	}
+	return resultsToWire(results)
+}

@@ -1,0 +1,214 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors/wire"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
+)
+
+// A carrier's `binds: N` means N connections fleet-wide: carriers limit
+// binds per account. Each bind (carrier, index) is placed on a node by its
+// identity, like a key, and the node takes a lease on it before it binds,
+// so a bind never runs twice even while nodes disagree about membership.
+// Nodes gossip the state of the binds they run, so a key's owner can send
+// through a bind on another node when it has none of the carrier's.
+
+const kindBind = "bind"
+
+// bindsState is the gossip key under which a node publishes its binds.
+const bindsState = "switchboard.binds"
+
+// bindLease is a bind this node runs, with its lease.
+type bindLease struct {
+	sup   *actor.PID
+	index int
+	lease switchboard.Lease
+}
+
+// reconcileBinds starts the binds this node owns (once it holds their
+// lease) and stops the ones it no longer owns or whose lease it lost.
+func (f *fleet) reconcileBinds(ctx context.Context) {
+	for ci, cc := range f.e.cfg.Carriers {
+		for i := range cc.Binds {
+			name := fmt.Sprintf("bind/%s/%d", cc.Name, i)
+			held, running := f.binds[name]
+			want := f.owner(kindBind, name) == f.address
+			switch {
+			case want && running:
+				l, err := f.leases.Renew(ctx, held.lease, f.cfg.LeaseTTL)
+				if err != nil {
+					f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind; stopping it")
+					f.stopBind(ctx, name, held, false)
+					continue
+				}
+				held.lease = l
+				f.binds[name] = held
+			case want:
+				l, err := f.leases.Acquire(ctx, name, f.holder, f.cfg.LeaseTTL)
+				if err != nil {
+					continue // another node still holds it; try again next time
+				}
+				sup := f.e.carriers[ci]
+				f.binds[name] = bindLease{sup: sup, index: i, lease: l}
+				f.e.system.Root.Send(sup, &startBind{index: i})
+			case running:
+				f.stopBind(ctx, name, held, true)
+			}
+		}
+	}
+	f.publishBinds()
+}
+
+// stopBind stops a bind this node runs and, if it still holds it, gives
+// its lease up once the bind has drained and unbound.
+func (f *fleet) stopBind(ctx context.Context, name string, b bindLease, release bool) {
+	delete(f.binds, name)
+	f.e.system.Root.Send(b.sup, &stopBind{index: b.index})
+	if release {
+		if err := f.leases.Release(ctx, b.lease); err != nil {
+			f.e.log.Warn().Err(err).Str("bind", name).Msg("giving a bind's lease up failed; it runs out by itself")
+		}
+	}
+}
+
+// publishBinds gossips the state of this node's binds.
+func (f *fleet) publishBinds() {
+	msg := &wire.Binds{}
+	for _, cc := range f.e.cfg.Carriers {
+		c := f.e.router.carriers[cc.Name]
+		for i := range c.binds {
+			if pid := c.binds[i].Load(); pid != nil {
+				msg.Binds = append(msg.Binds, &wire.Bind{Carrier: c.name, Index: int32(i), Bound: c.bound[i].Load(),
+					Address: pid.Address, Id: pid.Id})
+			}
+		}
+	}
+	f.c.Gossip.SetState(bindsState, msg)
+}
+
+// refreshBinds reads the binds the other nodes gossip and gives each
+// carrier the list of its bound binds elsewhere. A carrier that gains a
+// bound bind wakes the keys waiting for one.
+func (f *fleet) refreshBinds() {
+	states, err := f.c.Gossip.GetState(bindsState)
+	if err != nil {
+		return
+	}
+	remote := map[string][]*actor.PID{}
+	for member, kv := range states {
+		if member == f.holder || kv.GetValue() == nil {
+			continue
+		}
+		var b wire.Binds
+		if kv.GetValue().UnmarshalTo(&b) != nil {
+			continue
+		}
+		for _, x := range b.Binds {
+			if x.Bound {
+				remote[x.Carrier] = append(remote[x.Carrier], actor.NewPID(x.Address, x.Id))
+			}
+		}
+	}
+	woke := false
+	for name, c := range f.e.router.carriers {
+		pids := remote[name]
+		old := c.remote.Swap(&pids)
+		if len(pids) > 0 && (old == nil || len(*old) == 0) {
+			woke = true
+		}
+	}
+	if woke {
+		f.e.carrierUp()
+	}
+}
+
+// remoteSubmit sends a submit to a bind on another node and hands its
+// answer to job.done, as a local bind would.
+func (f *fleet) remoteSubmit(pid *actor.PID, carrierName string, job *submitJob, messageID string, timeout time.Duration) {
+	m := job.msg
+	req := &wire.CarrierSubmit{Carrier: carrierName, MessageId: messageID, From: m.From, To: m.To, Text: m.Text,
+		ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted}
+	fut := f.e.system.Root.RequestFuture(pid, req, timeout)
+	f.e.background(func(context.Context) {
+		res, err := fut.Result()
+		reply, ok := res.(*wire.CarrierSubmitReply)
+		if err != nil || !ok {
+			// The other node or its bind is gone: like a connection lost
+			// with the submit in flight, it may have been sent.
+			job.done(smpp.Result{}, fmt.Errorf("%w: bind on %s: %v", smpp.ErrConnectionLost, pid.Address, err))
+			return
+		}
+		job.done(smpp.Result{CarrierIDs: reply.CarrierIds}, failureFromWire(reply.Failure))
+	})
+}
+
+// remoteSubmitJob makes a submit another node sent into a job for a local
+// bind, whose outcome goes back to the sender.
+func (e *Engine) remoteSubmitJob(m *wire.CarrierSubmit, sender *actor.PID) *submitJob {
+	root := e.system.Root
+	return &submitJob{
+		msg: smpp.Message{From: m.From, To: m.To, Text: m.Text, Validity: time.Duration(m.ValidityMs) * time.Millisecond,
+			Ref: byte(m.Ref), UseRef: true, Accepted: m.Accepted},
+		done: func(res smpp.Result, err error) {
+			root.Send(sender, &wire.CarrierSubmitReply{CarrierIds: res.CarrierIDs, Failure: failureToWire(err)})
+		},
+	}
+}
+
+func failureToWire(err error) *wire.SubmitFailure {
+	if err == nil {
+		return nil
+	}
+	w := &wire.SubmitFailure{Kind: wire.SubmitFailure_OTHER, Retriable: smpp.Retriable(err), Message: err.Error()}
+	var se *smpp.SubmitError
+	var ae *switchboard.Error
+	switch {
+	case errors.As(err, &se):
+		w.Kind, w.Status, w.RetryAfterMs = wire.SubmitFailure_STATUS, uint32(se.Status), se.RetryAfter.Milliseconds()
+	case errors.As(err, &ae):
+		w.Kind, w.Retriable, w.Message = wire.SubmitFailure_INVALID, false, ae.Code+": "+ae.Message
+	case errors.Is(err, smpp.ErrNotBound):
+		w.Kind = wire.SubmitFailure_NOT_BOUND
+	case errors.Is(err, smpp.ErrClosed), errors.Is(err, context.Canceled):
+		w.Kind = wire.SubmitFailure_CLOSED
+	case errors.Is(err, errBindBusy):
+		w.Kind = wire.SubmitFailure_BUSY
+	case errors.Is(err, smpp.ErrResponseTimeout):
+		w.Kind = wire.SubmitFailure_RESPONSE_TIMEOUT
+	case errors.Is(err, smpp.ErrConnectionLost):
+		w.Kind = wire.SubmitFailure_CONNECTION_LOST
+	}
+	return w
+}
+
+func smppStatus(s uint32) data.CommandStatusType { return data.CommandStatusType(s) }
+
+func failureFromWire(w *wire.SubmitFailure) error {
+	if w == nil {
+		return nil
+	}
+	switch w.Kind {
+	case wire.SubmitFailure_STATUS:
+		return &smpp.SubmitError{Status: smppStatus(w.Status), Retriable: w.Retriable, RetryAfter: time.Duration(w.RetryAfterMs) * time.Millisecond}
+	case wire.SubmitFailure_INVALID:
+		return switchboard.Errorf(switchboard.EINVALID, "%s", w.Message)
+	case wire.SubmitFailure_NOT_BOUND:
+		return smpp.ErrNotBound
+	case wire.SubmitFailure_CLOSED:
+		return smpp.ErrClosed
+	case wire.SubmitFailure_BUSY:
+		return errBindBusy
+	case wire.SubmitFailure_RESPONSE_TIMEOUT:
+		return smpp.ErrResponseTimeout
+	case wire.SubmitFailure_CONNECTION_LOST:
+		return smpp.ErrConnectionLost
+	}
+	return fmt.Errorf("bind on another node: %s", w.Message)
+}

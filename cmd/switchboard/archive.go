@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/storage/archive"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
+)
+
+// runArchive writes one day's messages of every key to Parquet files,
+// reading the store the configuration names. The embedded store can be
+// opened by one process at a time: the node must be stopped.
+func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("archive", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: switchboard archive --date YYYY-MM-DD --out DIR [--config FILE] [--set path=value ...] [--keys k1,k2]
+
+Writes the messages accepted on one UTC day to Parquet, one file per API
+key: DIR/YYYY-MM-DD/<key>.parquet. Reads the store of the configuration
+(node.data_dir for the embedded store, which only a stopped node leaves
+free).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	date := fs.String("date", "", "the UTC `day` to archive, YYYY-MM-DD")
+	out := fs.String("out", "", "`directory` to write the files under")
+	configFlag := fs.String("config", "", "configuration `file` (default $SWITCHBOARD_CONFIG, else ./cluster.yaml)")
+	keysFlag := fs.String("keys", "", "comma-separated API key `ids` to archive (default: every key of the configuration; name a removed key here)")
+	var sets multiFlag
+	fs.Var(&sets, "set", "override one setting, `path=value`; repeatable")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError{fmt.Errorf("archive: unexpected argument %q", fs.Arg(0))}
+	case *out == "":
+		return usageError{errors.New("archive: --out is required")}
+	}
+	if _, err := time.Parse(time.DateOnly, *date); err != nil {
+		return usageError{fmt.Errorf("archive: --date %q is not YYYY-MM-DD", *date)}
+	}
+	cfg, err := loadConfig(configPath(*configFlag, os.Environ()), os.Environ(), sets)
+	if err != nil {
+		return usageError{err}
+	}
+	keys := archiveKeys(cfg, *keysFlag)
+	if len(keys) == 0 {
+		return usageError{errors.New("archive: no keys: the configuration has none and --keys names none")}
+	}
+	store, err := openArchiveStore(cfg, newLogger(cfg.Log, stderr))
+	if err != nil {
+		return err
+	}
+	files, err := archive.Write(ctx, store, archive.Options{Day: *date, Keys: keys, Dir: *out, Version: buildVersion()})
+	for _, f := range files {
+		if f.Path == "" {
+			fmt.Fprintf(stdout, "%s: no messages on %s\n", f.Key, *date)
+		} else {
+			fmt.Fprintf(stdout, "%s: %d messages → %s\n", f.Key, f.Messages, f.Path)
+		}
+	}
+	return errors.Join(err, store.Close())
+}
+
+func archiveKeys(cfg *Config, flagValue string) []string {
+	var keys []string
+	if flagValue != "" {
+		for _, k := range strings.Split(flagValue, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				keys = append(keys, k)
+			}
+		}
+		return keys
+	}
+	for _, k := range cfg.Keys {
+		keys = append(keys, k.ID)
+	}
+	return keys
+}
+
+// openArchiveStore opens the store the configuration names. The embedded
+// one, in node.data_dir, must exist (an archive never creates an empty
+// store) and be free.
+func openArchiveStore(cfg *Config, log zerolog.Logger) (switchboard.Store, error) {
+	if cfg.Storage.Backend != StorageEmbedded {
+		return nil, fmt.Errorf("archive: storage.backend %s is not supported", cfg.Storage.Backend)
+	}
+	dir := cfg.Node.DataDir
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("archive: node.data_dir %s: %w", dir, err)
+	}
+	// The node's own options: the store deletes what is older than
+	// storage.ttl when it opens, and must not do so with another TTL.
+	s, err := pebble.Open(dir, cfg.Storage.pebbleOptions(log))
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("archive: the store in %s is in use: stop the node first (the embedded store can be opened by one process at a time)", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return s, nil
+}
