@@ -55,7 +55,8 @@ type Config struct {
 	// joined again, and the longest wait between failed joins. Default 2 s.
 	ReconnectInterval time.Duration
 	// RemovalTTL is how long this node remembers a member it saw die, to tell
-	// it so if it comes back under the same id (see Provider.Removed).
+	// it so if it comes back under the same id (see Provider.Removed). A
+	// node that wakes from a pause longer than this takes itself as removed.
 	// Default 1 h.
 	RemovalTTL time.Duration
 	// LeaveTimeout bounds a graceful Shutdown's announcement. Default 2 s.
