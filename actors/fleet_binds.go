@@ -37,9 +37,9 @@ type bindLease struct {
 func (f *fleet) reconcileBinds(ctx context.Context) {
 	for ci, cc := range f.e.cfg.Carriers {
 		for i := range cc.Binds {
-			name := fmt.Sprintf("bind/%s/%d", cc.Name, i)
+			name := fmt.Sprintf("%s/%s/%d", kindBind, cc.Name, i)
 			held, running := f.binds[name]
-			want := f.owner(kindBind, name) == f.address
+			want := f.owner(kindBind, name[len(kindBind)+1:]) == f.address
 			switch {
 			case want && running:
 				l, err := f.leases.Renew(ctx, held.lease, f.cfg.LeaseTTL)
@@ -137,7 +137,7 @@ func (f *fleet) remoteSubmit(pid *actor.PID, carrierName string, job *submitJob,
 		ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted}
 	fut := f.e.system.Root.RequestFuture(pid, req, timeout)
 	f.e.background(func(context.Context) {
-		res, err := fut.Result()
+		res, err := f.await(fut, pid.Address)
 		reply, ok := res.(*wire.CarrierSubmitReply)
 		if err != nil || !ok {
 			// The other node or its bind is gone: like a connection lost

@@ -26,6 +26,9 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *wire.CallbackHint:
 		a.e.webhooks.hintLocal(m.Endpoint)
+	case *wire.SubmitBatch:
+		sender, e := ctx.Sender(), a.e
+		e.background(func(stop context.Context) { e.system.Root.Send(sender, e.submitForwarded(stop, m)) })
 	case *wire.Receipt:
 		sender, root := ctx.Sender(), a.e.system.Root
 		r, id, part := receiptFromWire(m)
@@ -122,7 +125,7 @@ func (f *fleet) reconcileEndpoints(ctx context.Context) {
 func (f *fleet) inboundToOwner(owner string, p switchboard.InboundPart, ack func(error)) {
 	fut := f.e.system.Root.RequestFuture(nodePID(owner), inboundToWire(p), f.e.cfg.RequestTimeout)
 	f.e.background(func(context.Context) {
-		res, err := fut.Result()
+		res, err := f.await(fut, owner)
 		switch r := res.(type) {
 		case *wire.Ack:
 			ack(nil)

@@ -22,18 +22,64 @@ import (
 // it again).
 func (f *fleet) receiptToOwner(ctx context.Context, r switchboard.Receipt, ack func(error)) {
 	e := f.e
-	id, part, err := e.store.CarrierMessage(ctx, r.Carrier, r.CarrierMessageID)
+	id, part, err := f.findCarrierID(ctx, r)
 	if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
+		// Its submit_sm_resp is late (or was lost with its connection).
+		// Park it; if the id was recorded meanwhile (the owner's record
+		// may have read the parked receipts before this one was parked),
+		// send it to the owner after all: applying it twice is harmless.
 		u := switchboard.Update{Transition: switchboard.Transition{Event: r.Event(), Part: -1},
 			ByCarrier: &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID},
 			ParkUntil: e.now().Add(e.receiptTimeout(r.Carrier))}
-		e.recordReceipt(r, u, ack)
+		e.recordReceipt(r, u, func(err error) {
+			if err != nil {
+				ack(err)
+				return
+			}
+			if id, part, err := e.store.CarrierMessage(ctx, r.Carrier, r.CarrierMessageID); err == nil {
+				f.receiptFound(ctx, r, id, part, ack)
+				return
+			}
+			ack(nil)
+		})
 		return
 	}
 	if err != nil {
 		ack(err)
 		return
 	}
+	f.receiptFound(ctx, r, id, part, ack)
+}
+
+// receiptWait bounds how long a node looks for a receipt's carrier id
+// before it parks the receipt: the owner records the id as soon as the
+// submit_sm_resp reaches it, which, through another node's bind, is a few
+// milliseconds after the receipt may have come in.
+const receiptWait = 10 * time.Second
+
+// findCarrierID looks a receipt's carrier id up, again and again (2 ms,
+// doubling to 200 ms) for up to receiptWait while it is not found.
+func (f *fleet) findCarrierID(ctx context.Context, r switchboard.Receipt) (string, int, error) {
+	giveUp := time.Now().Add(receiptWait)
+	wait := 2 * time.Millisecond
+	for {
+		id, part, err := f.e.store.CarrierMessage(ctx, r.Carrier, r.CarrierMessageID)
+		if switchboard.ErrorCode(err) != switchboard.ENOTFOUND || time.Now().After(giveUp) {
+			return id, part, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", 0, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// receiptFound records a receipt matched to its message on the node that
+// owns the message's key.
+func (f *fleet) receiptFound(ctx context.Context, r switchboard.Receipt, id string, part int, ack func(error)) {
+	e := f.e
 	m, err := e.store.Message(ctx, id)
 	if err != nil {
 		ack(err)
@@ -48,7 +94,7 @@ func (f *fleet) receiptToOwner(ctx context.Context, r switchboard.Receipt, ack f
 		ack(switchboard.Errorf(switchboard.EUNAVAILABLE, "no node owns key %s now", m.Key))
 		return
 	}
-	res, err := e.system.Root.RequestFuture(nodePID(owner), receiptToWire(r, id, part), e.cfg.RequestTimeout).Result()
+	res, err := f.await(e.system.Root.RequestFuture(nodePID(owner), receiptToWire(r, id, part), e.cfg.RequestTimeout), owner)
 	switch w := res.(type) {
 	case *wire.Ack:
 		ack(nil)

@@ -185,7 +185,17 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 			MaxValidity:           cfg.Limits.MaxValidity.Std(),
 		},
 		Listener: ln,
+		Fleet:    cfg.Cluster.fleet(),
 	})
+}
+
+// fleet returns the cluster settings a clustered node runs with; nil for
+// a single node.
+func (c ClusterConfig) fleet() *node.FleetOptions {
+	if !c.Enabled {
+		return nil
+	}
+	return &node.FleetOptions{Name: c.Name, Gossip: c.Bind, Remote: c.Remote, Seeds: c.Seeds, LeaseTTL: c.LeaseTTL.Std()}
 }
 
 // client returns the Redis the cache settings name, nil for the
