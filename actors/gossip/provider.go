@@ -358,9 +358,10 @@ func (p *Provider) signal() {
 // that came back after this node saw them die.
 func (p *Provider) run(ctx context.Context, ml *memberlist.Memberlist, sink topologySink) {
 	defer p.wg.Done()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(loopTick(p.cfg.RemovalTTL))
 	defer tick.Stop()
 	var last string
+	awake := time.Now()
 	told := make(map[string]time.Time)
 	for {
 		select {
@@ -371,6 +372,10 @@ func (p *Provider) run(ctx context.Context, ml *memberlist.Memberlist, sink topo
 		}
 		now := time.Now()
 		v := p.refresh(now)
+		if pausedTooLong(awake, now, p.cfg.RemovalTTL) {
+			v.removedBy = "a pause longer than the others remember deaths"
+		}
+		awake = now
 		if v.key != last {
 			last = v.key
 			p.log.Info().Strs("members", v.ids()).Msg("gossip topology")
@@ -405,6 +410,18 @@ func (p *Provider) run(ctx context.Context, ml *memberlist.Memberlist, sink topo
 			}(memberlist.Node{Name: id, Addr: z.addr, Port: z.port})
 		}
 	}
+}
+
+// loopTick is how often the loop runs without events: at least four times
+// per RemovalTTL, so that pausedTooLong sees a pause of that length.
+func loopTick(ttl time.Duration) time.Duration { return min(time.Second, ttl/4) }
+
+// pausedTooLong reports a gap in the loop (the monotonic clock runs on while
+// the process is stopped) longer than the others remember a death: they
+// forgot this node's old id, so no notice would ever tell it it was removed,
+// while protoactor still blocks that id. It must leave as if told.
+func pausedTooLong(last, now time.Time, ttl time.Duration) bool {
+	return now.Sub(last) > ttl
 }
 
 // view is one refresh's outcome.

@@ -376,6 +376,20 @@ func TestMustLeave(t *testing.T) {
 	}
 }
 
+func TestPausedLongerThanRemovalTTL(t *testing.T) {
+	now := time.Now()
+	ttl := time.Hour
+	if pausedTooLong(now.Add(-loopTick(ttl)), now, ttl) {
+		t.Fatal("one tick counted as a pause")
+	}
+	if !pausedTooLong(now.Add(-ttl-time.Second), now, ttl) {
+		t.Fatal("a pause past RemovalTTL went unnoticed")
+	}
+	if loopTick(time.Second) > time.Second/4 || loopTick(time.Hour) != time.Second {
+		t.Fatalf("loop ticks: %s, %s", loopTick(time.Second), loopTick(time.Hour))
+	}
+}
+
 func TestNoticeRoundTrip(t *testing.T) {
 	n := notice{From: "a", Live: 2, Dead: []string{"c", "d"}}
 	got, ok := decodeNotice(n.encode())

@@ -18,6 +18,9 @@ import (
 // again under an id seen dead here. A node that finds its own id in a notice
 // must leave and rejoin under a new id.
 //
+// Deaths are remembered for RemovalTTL; a node whose own loop stalled for
+// longer (a pause the others have forgotten) takes itself as removed.
+//
 // After a partition heals both sides hold the other dead. Only one side
 // should restart: the one with fewer live members (the side that kept the
 // majority keeps its grains); on a tie both do, and the new ids settle it.
