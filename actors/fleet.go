@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -356,4 +357,53 @@ func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire
 		results = e.submitLocal(ctx, key, reqs)
 	}
 	return resultsToWire(results)
+}
+
+// FleetStatus is an operator's read-only view of the cluster from one node.
+type FleetStatus struct {
+	Self    string        `json:"self"`    // this node's member id
+	Address string        `json:"address"` // where the others reach its actors
+	Members []FleetMember `json:"members"`
+	Binds   []FleetBind   `json:"binds"`
+	// Keys are the keys whose actors run on this node.
+	Keys []string `json:"keys"`
+}
+
+// FleetMember is a member as this node sees it.
+type FleetMember struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+// FleetBind is a carrier's bind and the node that runs it.
+type FleetBind struct {
+	Carrier string `json:"carrier"`
+	Index   int    `json:"index"`
+	Node    string `json:"node"` // the address of the node that runs it
+	Bound   bool   `json:"bound"`
+}
+
+// Fleet returns this node's view of the cluster; false on a single node.
+func (e *Engine) Fleet() (FleetStatus, bool) {
+	f := e.fleet
+	if f == nil {
+		return FleetStatus{}, false
+	}
+	st := FleetStatus{Self: f.holder, Address: f.address}
+	f.mu.Lock()
+	for _, m := range f.members {
+		st.Members = append(st.Members, FleetMember{ID: m.Id, Address: m.Address()})
+	}
+	f.mu.Unlock()
+	for _, b := range f.bindStates() {
+		st.Binds = append(st.Binds, FleetBind{Carrier: b.Carrier, Index: int(b.Index), Node: b.Address, Bound: b.Bound})
+	}
+	e.registry.eachKey(func(id string, _ *actor.PID) { st.Keys = append(st.Keys, id) })
+	sort.Strings(st.Keys)
+	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].Address < st.Members[j].Address })
+	sort.Slice(st.Binds, func(i, j int) bool {
+		a, b := st.Binds[i], st.Binds[j]
+		return a.Carrier < b.Carrier || a.Carrier == b.Carrier && a.Index < b.Index
+	})
+	return st, true
 }
