@@ -271,8 +271,8 @@ type Inbox interface {
 
 // Settings keeps small values a node must remember across restarts, such
 // as generated webhook secrets and the keys, carriers and routes created
-// through the admin API. Names are non-empty strings; a value may be any
-// string, empty included. Every write is durable when it returns, like
+// through the admin API. Names are non-empty UTF-8 strings; a value may
+// be any UTF-8 string, empty included. Every write is durable when it returns, like
 // MessageStore's, and is seen by every read that starts after it returned.
 type Settings interface {
 	// InitSetting stores value under name unless a value is stored there

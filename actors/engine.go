@@ -304,12 +304,12 @@ func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switch
 		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down."))
 	}
 	if e.fleet != nil {
-		pid, remote := e.fleet.keyOwner(key.ID)
+		owner, remote := e.fleet.keyOwner(key.ID)
 		switch {
-		case pid == nil:
+		case owner == "":
 			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "No node can take this key's messages now; try again."))
 		case remote:
-			return e.fleet.forwardSubmit(ctx, pid, key, reqs, e.requestTimeout(ctx))
+			return e.fleet.forwardSubmit(ctx, owner, key, reqs, e.requestTimeout(ctx))
 		}
 	}
 	return e.submitLocal(ctx, key, reqs)

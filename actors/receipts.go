@@ -177,10 +177,18 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 	u := switchboard.Update{Transition: switchboard.Transition{Event: r.Event(), Part: -1}}
 	if ref, ok := e.corr.get(r.Carrier, r.CarrierMessageID); ok {
 		u.MessageID, u.Transition.Part, u.Transition.CarrierIDs = ref.messageID, ref.part, ref.ids
+	} else if e.fleet != nil {
+		e.background(func(ctx context.Context) { e.fleet.receiptToOwner(ctx, r, ack) })
+		return
 	} else {
 		u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
 		u.ParkUntil = e.now().Add(e.receiptTimeout(r.Carrier))
 	}
+	e.recordReceipt(r, u, ack)
+}
+
+// recordReceipt records a receipt's update and answers the SMSC.
+func (e *Engine) recordReceipt(r switchboard.Receipt, u switchboard.Update, ack func(error)) {
 	e.recorder.add(u, func(m *switchboard.Message, err error) {
 		switch {
 		case err != nil:
@@ -222,6 +230,9 @@ func (e *Engine) sweepOverdue(ctx context.Context) {
 		var wg sync.WaitGroup
 		now := e.now()
 		for _, id := range ids {
+			if e.fleet != nil && !e.fleet.ownsMessage(ctx, id) {
+				continue // its key's owner ends it: every update of a message is made there
+			}
 			wg.Add(1)
 			ev := switchboard.Event{Status: switchboard.StatusUnknown, At: now, Error: &switchboard.EventError{
 				Code: "receipt_timeout", Description: "No delivery receipt came within the carrier's receipt timeout."}}

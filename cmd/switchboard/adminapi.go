@@ -398,8 +398,8 @@ func (c *catalog) carrierView(cc CarrierConfig, source string) map[string]any {
 	v["source"] = source
 	binds := []sbhttp.BindJSON{}
 	suspended := false
-	if c.engine != nil {
-		for _, cs := range c.engine.Carriers() {
+	if e := c.engine(); e != nil {
+		for _, cs := range e.Carriers() {
 			if cs.Name == cc.Name {
 				binds, suspended = sbhttp.Binds(cs.Binds), cs.Suspended
 			}
@@ -566,7 +566,7 @@ func (c *catalog) SuspendCarrier(ctx context.Context, name string) (any, error) 
 	if !ok {
 		return nil, notFound("carrier", name)
 	}
-	if err := c.engine.SuspendCarrier(ctx, name); err != nil {
+	if err := c.engine().SuspendCarrier(ctx, name); err != nil {
 		return nil, err
 	}
 	return c.carrierView(cc, source(file)), nil
@@ -579,7 +579,7 @@ func (c *catalog) ResumeCarrier(_ context.Context, name string) (any, error) {
 	if !ok {
 		return nil, notFound("carrier", name)
 	}
-	if err := c.engine.ResumeCarrier(name); err != nil {
+	if err := c.engine().ResumeCarrier(name); err != nil {
 		return nil, err
 	}
 	return c.carrierView(cc, source(file)), nil

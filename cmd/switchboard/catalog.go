@@ -78,19 +78,30 @@ type catalog struct {
 	// another node changed them.
 	seen string
 
-	store  switchboard.Settings
-	engine *actors.Engine
-	ring   *switchboard.KeyRing
-	log    zerolog.Logger
-	now    func() time.Time
+	store switchboard.Settings
+	// current returns the node's engine (a clustered node starts a new
+	// one when it rejoins); nil until attach.
+	current func() *actors.Engine
+	ring    *switchboard.KeyRing
+	log     zerolog.Logger
+	now     func() time.Time
 }
 
+// newCatalog returns the catalog of file, with a key ring of the file's
+// keys that the HTTP API and every engine of the node share; prepare adds
+// the admin API's.
 func newCatalog(file *Config, log zerolog.Logger) *catalog {
-	return &catalog{file: file, log: log.With().Str("component", "catalog").Logger(), now: time.Now}
+	keys := make([]*switchboard.Key, len(file.Keys))
+	for i, k := range file.Keys {
+		key := k.Key()
+		keys[i] = &key
+	}
+	return &catalog{file: file, log: log.With().Str("component", "catalog").Logger(), now: time.Now,
+		ring: switchboard.NewKeyRing(keys)}
 }
 
 // prepare reads the admin API's items from the store and completes the
-// engine's configuration with them, before the engine starts (so the
+// engine's configuration with them, before an engine starts (so the
 // pending messages of an API key are resumed like any other's). Items
 // the file now contradicts are left out, with an error logged.
 func (c *catalog) prepare(ctx context.Context, store switchboard.Store, ecfg *actors.Config) error {
@@ -113,17 +124,24 @@ func (c *catalog) prepare(ctx context.Context, store switchboard.Store, ecfg *ac
 		m, err = c.merge(items)
 	}
 	c.items, c.seen = items, seen
-	c.ring = switchboard.NewKeyRing(c.domainKeys(m))
+	c.ring.Replace(c.domainKeys(m))
 	ecfg.Keys = c.ring
 	ecfg.Carriers, ecfg.Routes = engineCarriers(m), engineRoutes(m)
 	return nil
 }
 
-// attach is called once the engine runs.
-func (c *catalog) attach(e *actors.Engine) {
+// attach is called once the node runs, with how to find its engine.
+func (c *catalog) attach(engine func() *actors.Engine) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.engine = e
+	c.current = engine
+}
+
+func (c *catalog) engine() *actors.Engine {
+	if c.current == nil {
+		return nil
+	}
+	return c.current()
 }
 
 // read loads the admin API's items from the store, with the listing they
@@ -276,7 +294,10 @@ func (c *catalog) commit(ctx context.Context, items storedItems, puts map[string
 // m. c.mu is held.
 func (c *catalog) apply(ctx context.Context, m *Config) error {
 	keys := c.domainKeys(m)
-	if err := c.engine.FillWebhookSecrets(ctx, keys); err != nil {
+	if c.engine() == nil {
+		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The node is starting; try again.")
+	}
+	if err := c.engine().FillWebhookSecrets(ctx, keys); err != nil {
 		return fmt.Errorf("webhook secrets: %w", err)
 	}
 	c.ring.Replace(keys)
@@ -284,8 +305,8 @@ func (c *catalog) apply(ctx context.Context, m *Config) error {
 	for i, k := range keys {
 		ids[i] = k.ID
 	}
-	c.engine.KeysChanged(ids...)
-	return c.engine.Reconfigure(ctx, engineCarriers(m), engineRoutes(m))
+	c.engine().KeysChanged(ids...)
+	return c.engine().Reconfigure(ctx, engineCarriers(m), engineRoutes(m))
 }
 
 // invalid turns validation problems into one EINVALID error for the admin

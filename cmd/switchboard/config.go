@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // Configuration comes in three tiers, each overriding the one before:
@@ -109,7 +110,7 @@ const (
 // StorageConfig selects the store. The scylla settings are read only when
 // backend is scylla.
 type StorageConfig struct {
-	Backend        string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (not available yet)"`
+	Backend        string   `yaml:"backend" default:"embedded" help:"embedded (Pebble in node.data_dir) or scylla (ScyllaDB or Cassandra at storage.hosts)"`
 	TTL            Duration `yaml:"ttl" default:"720h" help:"how long messages are kept: a message is deleted once the UTC day it was accepted on is older (at least 24h and limits.max_validity)"`
 	CarrierIDGrace Duration `yaml:"carrier_id_grace" default:"72h" help:"how long a message's carrier ids still match receipts after it turned final (late and repeated receipts)"`
 	// SyncInterval is a pointer so that 0s (sync at once) is told apart
@@ -143,10 +144,12 @@ type CacheConfig struct {
 // ClusterConfig is gossip clustering, which this build does not have yet:
 // enabled must be false.
 type ClusterConfig struct {
-	Enabled bool     `yaml:"enabled" help:"join a cluster (not available yet: must be false)"`
-	Name    string   `yaml:"name" default:"switchboard" help:"cluster name; nodes join only a cluster of the same name"`
-	Bind    string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip listen address, host:port"`
-	Seeds   []string `yaml:"seeds" help:"host:port of nodes to join through"`
+	Enabled  bool     `yaml:"enabled" help:"join a cluster of nodes sharing storage.backend scylla and cache.backend redis"`
+	Name     string   `yaml:"name" default:"switchboard" help:"cluster name; nodes join only a cluster of the same name"`
+	Bind     string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip (membership) listen address, host:port, TCP and UDP"`
+	Remote   string   `yaml:"remote" default:"127.0.0.1:7947" help:"host:port at which the other nodes reach this node's actors (gRPC)"`
+	Seeds    []string `yaml:"seeds" help:"host:port of nodes' gossip addresses to join through"`
+	LeaseTTL Duration `yaml:"lease_ttl" default:"2s" help:"how long a key's or a bind's lease lasts unrenewed: how long the keys and binds of a node that died wait before others take them"`
 }
 
 // Bind types of a carrier.
@@ -827,7 +830,6 @@ func (c *Config) validateStorage(p *problems) {
 			p.add("storage.min_free", "%v", err)
 		}
 	case StorageScylla:
-		p.add("storage.backend", "scylla is not available in this build yet")
 		if len(s.Hosts) == 0 {
 			p.add("storage.hosts", "is empty; scylla needs at least one contact point")
 		}
@@ -842,7 +844,7 @@ func (c *Config) validateStorage(p *problems) {
 		if s.ReplicationFactor < 1 {
 			p.add("storage.replication_factor", "%d is below 1", s.ReplicationFactor)
 		}
-		levels := []string{"one", "two", "three", "quorum", "all", "local_quorum", "each_quorum", "local_one"}
+		levels := scylla.Consistencies()
 		if !slices.Contains(levels, s.Consistency) {
 			p.add("storage.consistency", "%q is not one of %s", s.Consistency, strings.Join(levels, ", "))
 		}
@@ -877,6 +879,18 @@ func (s StorageConfig) pebbleOptions(log zerolog.Logger) pebble.Options {
 	}
 	o.MinFree, o.MinFreePercent, _ = parseMinFree(s.MinFree)
 	return o
+}
+
+// scyllaOptions is what the ScyllaDB store takes from the configuration;
+// nil when the backend is not scylla.
+func (s StorageConfig) scyllaOptions(log zerolog.Logger) *scylla.Options {
+	if s.Backend != StorageScylla {
+		return nil
+	}
+	return &scylla.Options{
+		Hosts: s.Hosts, Keyspace: s.Keyspace, ReplicationFactor: s.ReplicationFactor, Consistency: s.Consistency,
+		TTL: s.TTL.Std(), CarrierIDGrace: s.CarrierIDGrace.Std(), Logger: log,
+	}
 }
 
 // parseMinFree reads storage.min_free: "" (the store's default), "0" (no
@@ -947,17 +961,28 @@ func (c *Config) validateCluster(p *problems) {
 	if !cl.Enabled {
 		return
 	}
-	p.add("cluster.enabled", "clustering is not available in this build yet")
+	if c.Storage.Backend != StorageScylla {
+		p.add("cluster.enabled", "a cluster shares its storage: it needs storage.backend: scylla, not %q", c.Storage.Backend)
+	}
+	if c.Cache.Backend != CacheRedis {
+		p.add("cluster.enabled", "a cluster's leases live in Redis: it needs cache.backend: redis, not %q", c.Cache.Backend)
+	}
 	if strings.TrimSpace(cl.Name) == "" {
 		p.add("cluster.name", "is empty")
 	}
 	if err := checkListen(cl.Bind); err != nil {
 		p.add("cluster.bind", "%v", err)
 	}
+	if err := checkListen(cl.Remote); err != nil {
+		p.add("cluster.remote", "%v", err)
+	}
 	for i, s := range cl.Seeds {
 		if err := checkDial(s); err != nil {
 			p.add(fmt.Sprintf("cluster.seeds[%d]", i), "%v", err)
 		}
+	}
+	if cl.LeaseTTL < Duration(300*time.Millisecond) || cl.LeaseTTL > Duration(time.Minute) {
+		p.add("cluster.lease_ttl", "%v is not between 300ms and 1m", cl.LeaseTTL)
 	}
 }
 

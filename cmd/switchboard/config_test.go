@@ -135,7 +135,7 @@ func TestDefaults(t *testing.T) {
 	if s.Backend != want.Storage.Backend || s.Keyspace != want.Storage.Keyspace || s.ReplicationFactor != 3 || s.Consistency != "quorum" || s.TTL != want.Storage.TTL {
 		t.Errorf("storage = %+v", s)
 	}
-	if cl := cfg.Cluster; cl.Enabled || cl.Name != "switchboard" || cl.Bind != "127.0.0.1:7946" {
+	if cl := cfg.Cluster; cl.Enabled || cl.Name != "switchboard" || cl.Bind != "127.0.0.1:7946" || cl.Remote != "127.0.0.1:7947" || cl.LeaseTTL.Std() != 2*time.Second {
 		t.Errorf("cluster = %+v", cl)
 	}
 	c := cfg.Carriers[1]
@@ -250,7 +250,7 @@ func TestValidate(t *testing.T) {
 		{"log.level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose"`},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml"`},
 		{"storage.backend", func(c *Config) { c.Storage.Backend = "postgres" }, `storage.backend: "postgres" is not embedded or scylla`},
-		{"scylla", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1"} }, "storage.backend: scylla is not available in this build yet"},
+		{"scylla host", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1", "db 2"} }, `storage.hosts[1]: "db 2" is not a host or host:port`},
 		{"scylla hosts", func(c *Config) { c.Storage.Backend = "scylla" }, "storage.hosts: is empty"},
 		{"scylla consistency", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Consistency = "most" }, `storage.consistency: "most"`},
 		{"scylla keyspace", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Keyspace = "1x" }, `storage.keyspace: "1x"`},
@@ -259,7 +259,10 @@ func TestValidate(t *testing.T) {
 		{"redis db", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.DB = -1 }, "cache.db: -1 is negative"},
 		{"redis carrier_ttl", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.CarrierTTL = 0 }, "cache.carrier_ttl: 0s is not above 0"},
 		{"redis addr", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.Addr = "redis" }, `cache.addr: "redis" is not host:port`},
-		{"cluster", func(c *Config) { c.Cluster.Enabled = true }, "cluster.enabled: clustering is not available in this build yet"},
+		{"cluster embedded", func(c *Config) { c.Cluster.Enabled = true }, `cluster.enabled: a cluster shares its storage: it needs storage.backend: scylla, not "embedded"`},
+		{"cluster memory", func(c *Config) { c.Cluster.Enabled = true }, `cluster.enabled: a cluster's leases live in Redis: it needs cache.backend: redis, not "memory"`},
+		{"cluster remote", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Remote = "n1" }, `cluster.remote: "n1" is not host:port`},
+		{"cluster lease_ttl", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.LeaseTTL = Duration(time.Millisecond) }, "cluster.lease_ttl: 1ms is not between 300ms and 1m"},
 		{"cluster seeds", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Seeds = []string{"n2"} }, `cluster.seeds[0]: "n2" is not host:port`},
 		{"carrier name empty", func(c *Config) { c.Carriers[1].Name = "" }, "carriers[1].name: is empty"},
 		{"carrier name chars", func(c *Config) { c.Carriers[1].Name = "b,c" }, `carriers[1].name: "b,c"`},
@@ -368,6 +371,17 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// storage.backend: scylla with its settings is a valid configuration.
+func TestValidateScylla(t *testing.T) {
+	cfg := loadOK(t, baseYAML+"storage: {backend: scylla, hosts: [\"127.0.0.1:9042\", db2], keyspace: sb_1, replication_factor: 1, consistency: local_quorum, ttl: 240h}\n")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Storage; s.Backend != StorageScylla || len(s.Hosts) != 2 || s.Keyspace != "sb_1" || s.ReplicationFactor != 1 {
+		t.Fatalf("storage = %+v", s)
+	}
+}
+
 func TestValidateRedisCache(t *testing.T) {
 	cfg := loadOK(t, baseYAML+"cache: {backend: redis, addr: \"cache.internal:6380\", password: pw, db: 2}\n")
 	if err := cfg.Validate(); err != nil {
@@ -447,6 +461,7 @@ func TestEnvOverrides(t *testing.T) {
 	cfg := loadOK(t, baseYAML,
 		"PATH=/usr/bin",
 		"SWITCHBOARD_CONFIG=/elsewhere.yaml",
+		"SWITCHBOARD_TEST_CQL=127.0.0.1:9042",                // the tests', not a setting
 		"SWITCHBOARD_NODE_HTTP=0.0.0.0:9090",                 // scalar
 		"SWITCHBOARD_NODE_DATA_DIR=/var/lib/switchboard",     // name with "_"
 		"SWITCHBOARD_NODE_SHUTDOWN_TIMEOUT=1m30s",            // duration

@@ -183,11 +183,12 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger, ops *operati
 		ln.Close()
 		return nil, err
 	}
-	ecfg := engineConfig(cfg, nil, log)
+	ecfg := engineConfig(cfg, ops.catalog.ring, log)
 	ecfg.Metrics = ops.metrics
 	return node.Open(ctx, node.Config{
 		DataDir:      cfg.Node.DataDir,
 		Store:        cfg.Storage.pebbleOptions(log),
+		Scylla:       cfg.Storage.scyllaOptions(log),
 		Cache:        cfg.Cache.client(),
 		CacheOptions: redis.Options{CarrierTTL: carrierTTL(cfg.Cache.CarrierTTL, cfg.Storage.TTL)},
 		Webhooks: callback.Options{
@@ -205,7 +206,17 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger, ops *operati
 			MaxValidity:           cfg.Limits.MaxValidity.Std(),
 		},
 		Listener: ops.serveTLS(ln),
+		Fleet:    cfg.Cluster.fleet(),
 	})
+}
+
+// fleet returns the cluster settings a clustered node runs with; nil for
+// a single node.
+func (c ClusterConfig) fleet() *node.FleetOptions {
+	if !c.Enabled {
+		return nil
+	}
+	return &node.FleetOptions{Name: c.Name, Gossip: c.Bind, Remote: c.Remote, Seeds: c.Seeds, LeaseTTL: c.LeaseTTL.Std()}
 }
 
 // client returns the Redis the cache settings name, nil for the

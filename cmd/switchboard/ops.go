@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors"
 	"github.com/switchboard-sms/switchboard/cmd/switchboard/node"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 )
@@ -91,10 +93,11 @@ func (o *operations) listen(addr string) error {
 // start serves the admin listener and keeps the catalog in step with the
 // store, once the node runs.
 func (o *operations) start(cfg *Config, n *node.Node) error {
-	o.metrics.Observe(n.Engine)
-	o.catalog.attach(n.Engine)
+	current := currentEngine{n}
+	o.metrics.Observe(current)
+	o.catalog.attach(n.CurrentEngine)
 	admin, err := sbhttp.NewAdmin(sbhttp.AdminConfig{
-		Token: *o.token.Load(), Ops: n.Engine, Catalog: o.catalog, Metrics: o.metrics, Gatherer: o.registry,
+		Token: *o.token.Load(), Ops: current, Catalog: o.catalog, Metrics: o.metrics, Gatherer: o.registry,
 		Log: o.log, Node: cfg.Node.Name, AuthFailuresPerMinute: cfg.Node.authFailuresPerMinute(),
 	})
 	if err != nil {
@@ -116,6 +119,17 @@ func (o *operations) start(cfg *Config, n *node.Node) error {
 		o.catalog.poll(ctx, catalogSync)
 	}()
 	return nil
+}
+
+// currentEngine is the node's engine at each call: a clustered node
+// starts a new one when it rejoins.
+type currentEngine struct{ n *node.Node }
+
+func (c currentEngine) Gauges() actors.Gauges { return c.n.CurrentEngine().Gauges() }
+func (c currentEngine) Stats() actors.Stats   { return c.n.CurrentEngine().Stats() }
+func (c currentEngine) Ready() error          { return c.n.CurrentEngine().Ready() }
+func (c currentEngine) CancelMessage(ctx context.Context, id string) (*switchboard.Message, error) {
+	return c.n.CurrentEngine().CancelMessage(ctx, id)
 }
 
 // close stops the admin listener and the catalog's polling; before start

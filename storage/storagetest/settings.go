@@ -110,8 +110,8 @@ func testPutListDeleteSettings(t *testing.T, f *fixture) {
 	if v, err := f.s.InitSetting(f.ctx, "admin/key/a", "again"); err != nil || v != "again" {
 		t.Fatalf("InitSetting after DeleteSetting = %q, %v; want again", v, err)
 	}
-	put("bin", "x\x00\xffy")
-	list("bin", "bin=x\x00\xffy")
+	put("text", "x\x00ÿ y")
+	list("text", "text=x\x00ÿ y")
 }
 
 // Writes to one setting from many goroutines leave one of the values

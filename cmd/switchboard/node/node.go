@@ -1,9 +1,15 @@
-// Package node assembles one gateway node from its parts — the embedded
-// store (with a Redis cache in front when one is configured), the webhook
-// client, the actor engine and the public HTTP API —
-// starts them in that order and stops them in reverse. The switchboard
-// command and the bench both run their node through it, so what the bench
-// measures is wired the way the binary is.
+// Package node assembles one gateway node from its parts — the store
+// (embedded, or ScyllaDB/Cassandra; with a Redis cache in front when one
+// is configured), the public HTTP API, the webhook client and the actor
+// engine — starts them in that order and stops them in reverse. The
+// switchboard command and the bench both run their node through it, so
+// what the bench measures is wired the way the binary is.
+//
+// The API is served as soon as the store is opened, before the store is
+// ready: a ScyllaDB store may still be connecting (the cluster down at
+// start), and meanwhile the API answers 503 unavailable with the store's
+// reason, and /readyz 503, while Open waits, until the store is ready or
+// Open's context ends.
 package node
 
 import (
@@ -11,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -20,13 +27,17 @@ import (
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 	"github.com/switchboard-sms/switchboard/storage/redis"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // Config is what a node is made of.
 type Config struct {
-	// DataDir and Store open the embedded store.
+	// DataDir and Store open the embedded store, unless Scylla is set.
 	DataDir string
 	Store   pebble.Options
+	// Scylla, if set, keeps the node's data in ScyllaDB or Cassandra
+	// (storage.backend: scylla) instead.
+	Scylla *scylla.Options
 	// Cache, if set, names the Redis the store's cache is kept in
 	// (cache.backend: redis); nil: no cache in front of the store.
 	Cache *redis.ClientOptions
@@ -41,20 +52,23 @@ type Config struct {
 	// HTTP configures the public API; Open fills in its Engine and Keys
 	// (Engine.Keys).
 	HTTP sbhttp.Config
+	// Fleet, if set, makes the node one member of a cluster; it needs the
+	// Redis cache (its leases live there).
+	Fleet *FleetOptions
 	// Listener is where the API is served. The node owns it from Open on,
 	// also when Open fails.
 	Listener net.Listener
-	// Prepare, if set, is called once the store is open and before the
-	// engine is made, to complete the engine's configuration from what
-	// the store keeps (the keys, carriers and routes the admin API
-	// created).
+	// Prepare, if set, is called before every engine the node starts (at
+	// open, and when a clustered node rejoins), with the store open, to
+	// complete the engine's configuration from what the store keeps (the
+	// keys, carriers and routes the admin API created).
 	Prepare func(ctx context.Context, store switchboard.Store, engine *actors.Config) error
 }
 
 // Node is a running node. Its parts are exposed for the bench's and the
 // tests' counters; Stop is the only way to end it.
 type Node struct {
-	// Store is the store the engine uses: the embedded store, or the
+	// Store is the store the engine uses: the embedded or ScyllaDB store, or the
 	// cache in front of it.
 	Store  switchboard.Store
 	Hooks  *callback.Client
@@ -66,6 +80,14 @@ type Node struct {
 	cache  *goredis.Client // nil without a Redis cache
 	ln     net.Listener
 	served chan error // Serve's result; nil until the API is served
+	gate   *gate
+
+	// A clustered node replaces its engine when it rejoins (rejoin): mu
+	// guards Engine, and stopRejoin ends the goroutine, which closes
+	// rejoined.
+	mu         sync.Mutex
+	stopRejoin chan struct{}
+	rejoined   chan struct{}
 }
 
 // Timings of Open's steps: the bench reports them after a restart.
@@ -74,7 +96,8 @@ type Timings struct {
 	EngineStarted            time.Time // when Engine.Start was called
 }
 
-// Open opens the store, starts the engine and serves the API. On error
+// Open opens the store, serves the API (503 unavailable until the engine
+// runs), waits until the store is ready, and starts the engine. On error
 // it releases whatever it had opened, the listener included.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{ln: cfg.Listener}
@@ -87,34 +110,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	t0 := time.Now()
-	if n.Store, err = pebble.Open(cfg.DataDir, cfg.Store); err != nil {
-		n.Store = nil // a nil *pebble.Store is not a nil Store
+	ready, err := n.openStore(cfg)
+	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
-	if cfg.Cache != nil {
-		n.openCache(ctx, cfg)
-	}
-	n.Timings.Store = time.Since(t0)
-	n.Hooks = callback.New(cfg.Webhooks)
-	ecfg := cfg.Engine
-	ecfg.Store = n.Store
-	ecfg.Webhooks.Poster = callback.Poster{Client: n.Hooks}
-	if cfg.Prepare != nil {
-		if err = cfg.Prepare(ctx, n.Store, &ecfg); err != nil {
-			return err
-		}
-	}
-	if n.Engine, err = actors.New(ecfg); err != nil {
-		return err
-	}
-	n.Timings.EngineStarted = time.Now()
-	if err = n.Engine.Start(ctx); err != nil {
-		return err
-	}
-	n.Timings.EngineStart = time.Since(n.Timings.EngineStarted)
+	n.gate = &gate{store: n.Store}
 	t1 := time.Now()
 	hcfg := cfg.HTTP
-	hcfg.Engine, hcfg.Keys = n.Engine, ecfg.Keys
+	hcfg.Engine, hcfg.Keys = n.gate, cfg.Engine.Keys
 	if n.HTTP, err = sbhttp.New(hcfg); err != nil {
 		return err
 	}
@@ -122,7 +125,92 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	srv, ln := n.HTTP, n.ln
 	go func() { n.served <- srv.Serve(ln) }()
 	n.Timings.HTTP = time.Since(t1)
+	if err := ready(ctx); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	n.Timings.Store = time.Since(t0) - n.Timings.HTTP
+	if cfg.Cache != nil {
+		n.openCache(ctx, cfg)
+	}
+	n.Hooks = callback.New(cfg.Webhooks)
+	n.Timings.EngineStarted = time.Now()
+	e, err := n.startEngine(cfg)
+	if err != nil {
+		return err
+	}
+	n.setEngine(e)
+	n.Timings.EngineStart = time.Since(n.Timings.EngineStarted)
+	n.gate.open(e)
+	if cfg.Fleet != nil {
+		n.stopRejoin, n.rejoined = make(chan struct{}), make(chan struct{})
+		go n.rejoin(cfg)
+	}
 	return nil
+}
+
+// startEngine makes and starts an engine on the node's store and webhook
+// client. On error the engine is stopped again.
+func (n *Node) startEngine(cfg Config) (*actors.Engine, error) {
+	ecfg := cfg.Engine
+	ecfg.Store = n.Store
+	ecfg.Webhooks.Poster = callback.Poster{Client: n.Hooks}
+	fleet, err := n.fleetConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ecfg.Fleet = fleet
+	if cfg.Prepare != nil {
+		if err := cfg.Prepare(context.Background(), n.Store, &ecfg); err != nil {
+			return nil, err
+		}
+	}
+	e, err := actors.New(ecfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Start(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e.Stop(ctx)
+		cancel()
+		return nil, err
+	}
+	return e, nil
+}
+
+// CurrentEngine returns the engine running now: a clustered node starts a
+// new one when it rejoins.
+func (n *Node) CurrentEngine() *actors.Engine { return n.engine() }
+
+func (n *Node) engine() *actors.Engine {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.Engine
+}
+
+func (n *Node) setEngine(e *actors.Engine) {
+	n.mu.Lock()
+	n.Engine = e
+	n.mu.Unlock()
+}
+
+// openStore opens the store cfg names and returns a function that waits
+// until it is ready: at once for the embedded store; for ScyllaDB, once it
+// has connected (it retries with backoff, logging each failure).
+func (n *Node) openStore(cfg Config) (ready func(context.Context) error, err error) {
+	if cfg.Scylla == nil {
+		s, err := pebble.Open(cfg.DataDir, cfg.Store)
+		if err != nil {
+			return nil, err
+		}
+		n.Store = s
+		return func(context.Context) error { return nil }, nil
+	}
+	s, err := scylla.New(*cfg.Scylla)
+	if err != nil {
+		return nil, err
+	}
+	n.Store = s
+	return s.WaitReady, nil
 }
 
 // openCache puts the Redis cache in front of the store. Redis not
@@ -158,7 +246,11 @@ func (n *Node) Drain(ctx context.Context) {
 // store closes.
 func (n *Node) Stop(ctx context.Context) error {
 	n.HTTP.Drain()
-	errs := []error{n.HTTP.Shutdown(ctx), n.Engine.Stop(ctx)}
+	if n.stopRejoin != nil {
+		close(n.stopRejoin)
+		<-n.rejoined
+	}
+	errs := []error{n.HTTP.Shutdown(ctx), n.engine().Stop(ctx)}
 	if err := <-n.served; err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
@@ -174,6 +266,11 @@ func (n *Node) Stop(ctx context.Context) error {
 func (n *Node) abort() {
 	if n.served == nil {
 		n.ln.Close() // never served: nothing else closes it
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.HTTP.Shutdown(ctx)
+		cancel()
+		<-n.served
 	}
 	if n.Engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

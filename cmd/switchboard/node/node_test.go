@@ -2,10 +2,18 @@ package node
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // A node that cannot open its store fails with the step named, and closes
@@ -30,4 +38,96 @@ func TestOpenFailureReleasesListener(t *testing.T) {
 		c.Close()
 		t.Error("the listener still accepts after a failed Open")
 	}
+}
+
+// A node whose ScyllaDB cannot be reached waits for it (the store retries)
+// and serves the API meanwhile: messages get 503 unavailable, saying the
+// gateway is starting and why (in general terms: the causes are logged),
+// and /readyz is 503. When the wait
+// ends without a store, Open fails naming the storage step and releases
+// the listener.
+func TestOpenWaitsForUnreachableStorage(t *testing.T) {
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := down.Addr().String()
+	down.Close() // nothing listens there now
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := ln.Addr().String()
+	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret(secret), Rate: 10, Burst: 10, MaxQueued: 10}
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		n   *Node
+		err error
+	}
+	opened := make(chan result, 1)
+	go func() {
+		n, err := Open(ctx, Config{
+			Scylla:   &scylla.Options{Hosts: []string{downAddr}, Keyspace: "sb", ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond},
+			Engine:   actors.Config{Keys: switchboard.NewKeyRing([]*switchboard.Key{key})},
+			Listener: ln,
+		})
+		opened <- result{n, err}
+	}()
+
+	var status int
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body = post(t, "http://"+apiAddr+"/v1/messages")
+		if status == 503 && strings.Contains(body, "The gateway is starting: storage is not reachable yet") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST while the storage is down: %d %s; want 503 saying the gateway is starting and why", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(body, `"code":"unavailable"`) {
+		t.Errorf("body %s, want code unavailable", body)
+	}
+	resp, err := http.Get("http://" + apiAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(ready), "storage is not reachable yet") {
+		t.Errorf("/readyz while the storage is down: %d %s; want 503 saying why", resp.StatusCode, ready)
+	}
+	select {
+	case r := <-opened:
+		t.Fatalf("Open returned while the storage is down: %v, %v", r.n, r.err)
+	default:
+	}
+
+	cancel()
+	r := <-opened
+	if r.err == nil || r.n != nil || !strings.HasPrefix(r.err.Error(), "storage: ") {
+		t.Fatalf("Open after its context ended: %v, %v; want a storage: error", r.n, r.err)
+	}
+	if c, err := net.Dial("tcp", apiAddr); err == nil {
+		c.Close()
+		t.Error("the API still listens after a failed Open")
+	}
+}
+
+const secret = "node-test-secret-0123"
+
+func post(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(`{"to":"+447700900123","from":"Acme","body":"hi"}`))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -1,0 +1,198 @@
+package scylla
+
+import (
+	"context"
+	"crypto/rand"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// traffic makes messages of one key with ULID IDs dated from a start time
+// on, a step apart, as a key actor accepting them then would.
+type traffic struct {
+	key     string
+	at      time.Time
+	step    time.Duration
+	entropy *ulid.MonotonicEntropy
+}
+
+func newTraffic(key string, start time.Time, step time.Duration) *traffic {
+	return &traffic{key: key, at: start, step: step, entropy: ulid.Monotonic(rand.Reader, 0)}
+}
+
+func (g *traffic) next() *sb.Message {
+	at := g.at
+	g.at = g.at.Add(g.step)
+	id := "msg_" + ulid.MustNew(ulid.Timestamp(at), g.entropy).String()
+	return &sb.Message{ID: id, Key: g.key, To: "+491701234567", From: "Switchboard", Body: "Your code is 123456",
+		Encoding: "gsm7", Segments: 1, Status: sb.StatusAccepted, AcceptedAt: at, UpdatedAt: at,
+		ExpiresAt: at.Add(48 * time.Hour), Events: []sb.Event{{Status: sb.StatusAccepted, At: at}}}
+}
+
+// accept stores n new messages in batches and returns them.
+func (g *traffic) accept(t testing.TB, s *Store, n int) []*sb.Message {
+	t.Helper()
+	var out []*sb.Message
+	for n > 0 {
+		batch := make([]sb.NewMessage, min(n, 500))
+		for i := range batch {
+			m := g.next()
+			batch[i] = sb.NewMessage{Message: m}
+			out = append(out, m)
+		}
+		if err := s.Accept(context.Background(), batch); err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		n -= len(batch)
+	}
+	return out
+}
+
+// finish takes msgs out of pending (they fail), in batches.
+func finish(t testing.TB, s *Store, msgs []*sb.Message) {
+	t.Helper()
+	for len(msgs) > 0 {
+		n := min(len(msgs), 500)
+		updates := make([]sb.Update, n)
+		for i, m := range msgs[:n] {
+			updates[i] = sb.Update{MessageID: m.ID, Transition: sb.Transition{
+				Event: sb.Event{Status: sb.StatusFailed, At: m.AcceptedAt.Add(time.Second)}, Part: -1}}
+		}
+		if _, err := s.Record(context.Background(), updates); err != nil {
+			t.Fatalf("Record: %v", err)
+		}
+		msgs = msgs[n:]
+	}
+}
+
+// storedMark reads an owner's mark and stragglers from queue_marks.
+func storedMark(t testing.TB, s *Store, kind, owner string) (string, []string) {
+	t.Helper()
+	var mark string
+	var stragglers []string
+	err := s.session.Load().Query(s.cql(`SELECT mark, stragglers FROM %s.queue_marks WHERE kind = ? AND owner = ?`), kind, owner).
+		Scan(&mark, &stragglers)
+	if err != nil {
+		t.Fatalf("read the mark: %v", err)
+	}
+	return mark, stragglers
+}
+
+func pendingIDs(t testing.TB, s *Store, key, after string, limit int) []string {
+	t.Helper()
+	msgs, err := s.Pending(context.Background(), key, after, "", limit)
+	if err != nil {
+		t.Fatalf("Pending: %v", err)
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+func ids(msgs []*sb.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
+}
+
+// After messages went through a key, the mark sits past them, at the
+// first pending one: a read from the head starts there.
+func TestMarkSkipsTheDeletedPrefix(t *testing.T) {
+	s := openTest(t, freshKeyspace(t), nil)
+	g := newTraffic("k", time.Now().Add(-time.Hour), time.Millisecond)
+	done := g.accept(t, s, 3000)
+	finish(t, s, done)
+	live := g.accept(t, s, 5)
+
+	if got := pendingIDs(t, s, "k", "", 100); !slices.Equal(got, ids(live)) {
+		t.Fatalf("pending %v, want %v", got, ids(live))
+	}
+	mark, stragglers := storedMark(t, s, "pending", "k")
+	if mark <= done[len(done)-1].ID || mark > live[0].ID || len(stragglers) != 0 {
+		t.Fatalf("mark %s with stragglers %v; want past %s, at most %s, none", mark, stragglers,
+			done[len(done)-1].ID, live[0].ID)
+	}
+	if n, err := s.PendingCount(context.Background(), "k"); err != nil || n != 5 {
+		t.Fatalf("PendingCount = %d, %v; want 5", n, err)
+	}
+}
+
+// One old message left pending while many pass it becomes a straggler:
+// the mark moves on, and the message is still listed first.
+func TestStraggler(t *testing.T) {
+	s := openTest(t, freshKeyspace(t), nil)
+	g := newTraffic("k", time.Now().Add(-2*time.Hour), time.Millisecond)
+	stuck := g.accept(t, s, 1)
+	g.at = g.at.Add(10 * time.Minute)
+	done := g.accept(t, s, 1000)
+	finish(t, s, done)
+	live := g.accept(t, s, 3)
+
+	want := append(ids(stuck), ids(live)...)
+	if got := pendingIDs(t, s, "k", "", 100); !slices.Equal(got, want) {
+		t.Fatalf("pending %v, want %v", got, want)
+	}
+	mark, stragglers := storedMark(t, s, "pending", "k")
+	if !slices.Equal(stragglers, ids(stuck)) || mark <= done[len(done)-1].ID || mark > live[0].ID {
+		t.Fatalf("mark %s with stragglers %v; want %v and a mark past %s", mark, stragglers, ids(stuck), done[len(done)-1].ID)
+	}
+	if n, err := s.PendingCount(context.Background(), "k"); err != nil || n != 4 {
+		t.Fatalf("PendingCount = %d, %v; want 4", n, err)
+	}
+	// Paging past the straggler does not list it again.
+	if got := pendingIDs(t, s, "k", stuck[0].ID, 100); !slices.Equal(got, ids(live)) {
+		t.Fatalf("pending after the straggler %v, want %v", got, ids(live))
+	}
+	finish(t, s, stuck)
+	if got := pendingIDs(t, s, "k", "", 100); !slices.Equal(got, ids(live)) {
+		t.Fatalf("pending %v, want %v", got, ids(live))
+	}
+	if _, stragglers := storedMark(t, s, "pending", "k"); len(stragglers) != 0 {
+		t.Fatalf("stragglers %v after the straggler left", stragglers)
+	}
+}
+
+// A message accepted with an ID below the mark (an out-of-order ID) lowers
+// the mark, so a read from the head lists it.
+func TestInsertBelowTheMark(t *testing.T) {
+	s := openTest(t, freshKeyspace(t), nil)
+	early := newTraffic("k", time.Now().Add(-time.Hour), time.Millisecond)
+	g := newTraffic("k", time.Now().Add(-50*time.Minute), time.Millisecond)
+	finish(t, s, g.accept(t, s, 500))
+	live := g.accept(t, s, 2)
+	pendingIDs(t, s, "k", "", 10) // moves the mark
+	if mark, _ := storedMark(t, s, "pending", "k"); mark != live[0].ID {
+		t.Fatalf("mark %s, want %s", mark, live[0].ID)
+	}
+	late := early.accept(t, s, 1)
+	want := append(ids(late), ids(live)...)
+	if got := pendingIDs(t, s, "k", "", 10); !slices.Equal(got, want) {
+		t.Fatalf("pending %v, want %v", got, want)
+	}
+	// A new store, which knows no mark yet, sees the same.
+	s2 := openTest(t, s.opts.Keyspace, nil)
+	if got := pendingIDs(t, s2, "k", "", 10); !slices.Equal(got, want) {
+		t.Fatalf("pending from a second store %v, want %v", got, want)
+	}
+}
+
+// Entries newer than MarkLag keep the mark behind them: another node may
+// still be writing IDs that old.
+func TestMarkLag(t *testing.T) {
+	s := openTest(t, freshKeyspace(t), nil)
+	g := newTraffic("k", time.Now().Add(-time.Second), time.Millisecond)
+	finish(t, s, g.accept(t, s, 100))
+	pendingIDs(t, s, "k", "", 10)
+	mark, _ := storedMark(t, s, "pending", "k")
+	if floor := idFloor("msg_", time.Now().Add(-s.opts.MarkLag+time.Second)); mark > floor {
+		t.Fatalf("mark %s is past the lag floor %s", mark, floor)
+	}
+}

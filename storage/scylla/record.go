@@ -1,0 +1,634 @@
+package scylla
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gocql/gocql"
+	sb "github.com/switchboard-sms/switchboard"
+)
+
+// Record applies transitions with Message.Apply and stores the results. A
+// message's read-modify-write holds its lock in this process (locks.go),
+// so concurrent Records of one message here apply one after the other,
+// each seeing the last. The writes go in three steps, each waiting for the
+// one before: first the rows that point at the new state (carrier ids,
+// callbacks, receipt deadlines, parked receipts), then the messages, then
+// the clean-up of what no longer applies (pending and deadline entries,
+// applied parked receipts). A failure in the first two fails the call
+// with EUNAVAILABLE and the caller records again: Apply makes a repeated
+// transition a no-op, and what the first try may have left (a callback
+// written for a state that did not land, an index entry) is at worst a
+// callback sent twice or an entry the reads skip. A clean-up that fails
+// is retried in the background.
+func (s *Store) Record(ctx context.Context, updates []sb.Update) ([]*sb.Message, error) {
+	msgs, err := s.record(ctx, updates)
+	if err != nil {
+		return nil, fmt.Errorf("scylla: record: %w", err)
+	}
+	return msgs, nil
+}
+
+// carrierRef is a carrier_ids row.
+type carrierRef struct {
+	carrier, cid string
+	messageID    string
+	part         int
+	place        place
+}
+
+// working is a message being changed by one Record.
+type working struct {
+	m          *sb.Message
+	ts         int64     // write time of the row read
+	before     sb.Status // the status read
+	wasPending bool
+	wasDue     time.Time // the deadline it was listed under, if any
+	changed    bool
+}
+
+// recordCall is one Record call's state.
+type recordCall struct {
+	s       *Store
+	session *gocql.Session
+	updates []sb.Update
+
+	resolved  map[int]carrierRef // by update index, for ByCarrier updates
+	park      map[int]bool       // ByCarrier updates with no message yet, to be stored
+	work      map[string]*working
+	parked    map[[2]string][]parkedRow // parked receipts of the carrier ids indexed
+	newRefs   []carrierRef
+	callbacks []sb.Callback
+	applied   [][2]string // carrier ids whose parked receipts were applied
+}
+
+type parkedRow struct {
+	update sb.Update
+	call   int // the update's index in this call; -1: read from parked_receipts
+}
+
+func (s *Store) record(ctx context.Context, updates []sb.Update) ([]*sb.Message, error) {
+	session, err := s.beginWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(updates) == 0 {
+		return []*sb.Message{}, nil
+	}
+	for i := range updates {
+		if u := &updates[i]; u.MessageID == "" && u.ByCarrier == nil {
+			return nil, sb.Errorf(sb.EINVALID, "update without a message ID or carrier reference")
+		}
+	}
+	c := &recordCall{s: s, session: session, updates: updates, resolved: map[int]carrierRef{},
+		park: map[int]bool{}, work: map[string]*working{}, parked: map[[2]string][]parkedRow{}}
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := c.read(ctx); err != nil {
+		return nil, err
+	}
+	tokens := c.fences()
+	if err := s.checkFences(ctx, session, tokens); err != nil {
+		return nil, err
+	}
+	results, err := c.apply()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.write(ctx); err != nil {
+		return nil, err
+	}
+	if len(tokens) > 0 {
+		// A fence raised while the write was on its way: the caller hears
+		// that it no longer owns the key (what landed stays).
+		if err := s.checkFences(ctx, session, tokens); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// fences are the tokens the call's updates carry, by their messages' keys.
+func (c *recordCall) fences() fenced {
+	f := fenced{}
+	for i := range c.updates {
+		u := &c.updates[i]
+		id := u.MessageID
+		if id == "" {
+			id = c.resolved[i].messageID
+		}
+		if w := c.work[id]; w != nil {
+			f.add(w.m.Key, u.Fence)
+		}
+	}
+	return f
+}
+
+// lock finds the messages of ByCarrier updates and takes the locks of
+// every message and carrier id the call touches. A carrier id not found
+// is looked up again under its lock: the Record that indexes it holds the
+// same lock while it applies what is parked, so a receipt is either
+// applied by that Record or finds its message (within this process).
+func (c *recordCall) lock(ctx context.Context) (func(), error) {
+	if err := c.resolve(ctx); err != nil {
+		return nil, err
+	}
+	for range 8 {
+		unlock := c.s.locks.lock(c.lockNames())
+		before := len(c.resolved)
+		if err := c.resolve(ctx); err != nil {
+			unlock()
+			return nil, err
+		}
+		if len(c.resolved) == before {
+			return unlock, nil
+		}
+		unlock() // a carrier id was indexed meanwhile: lock its message too
+	}
+	return nil, sb.Errorf(sb.EUNAVAILABLE, "carrier ids keep changing; try again")
+}
+
+// lockNames are the lock names of the call's messages and carrier ids.
+func (c *recordCall) lockNames() []string {
+	var names []string
+	for i := range c.updates {
+		u := &c.updates[i]
+		switch {
+		case u.MessageID != "":
+			names = append(names, u.MessageID)
+		case c.park[i]:
+			names = append(names, carrierLock(u.ByCarrier.Carrier, u.ByCarrier.ID))
+		default:
+			names = append(names, c.resolved[i].messageID)
+		}
+		if tr := &u.Transition; tr.Event.Status == sb.StatusSubmitted || tr.Part >= 0 {
+			for _, cid := range tr.CarrierIDs {
+				if cid != "" {
+					names = append(names, carrierLock(tr.Event.Carrier, cid))
+				}
+			}
+		}
+	}
+	return names
+}
+
+func carrierLock(carrier, cid string) string { return "carrier\x00" + carrier + "\x00" + cid }
+
+// resolve looks up the carrier ids of ByCarrier updates not resolved yet.
+func (c *recordCall) resolve(ctx context.Context) error {
+	var todo []int
+	for i := range c.updates {
+		if u := &c.updates[i]; u.MessageID == "" {
+			if _, ok := c.resolved[i]; !ok {
+				todo = append(todo, i)
+			}
+		}
+	}
+	var mu sync.Mutex
+	err := parallel(todo, func(i int) error {
+		ref := c.updates[i].ByCarrier
+		r, ok, err := c.s.carrierRef(ctx, c.session, ref.Carrier, ref.ID)
+		mu.Lock()
+		defer mu.Unlock()
+		if ok {
+			c.resolved[i] = r
+			delete(c.park, i)
+		} else if err == nil {
+			c.park[i] = true
+		}
+		return err
+	})
+	return c.s.dbError(err)
+}
+
+// read loads the call's messages (ENOTFOUND if one is missing) and the
+// receipts parked for the carrier ids it indexes.
+func (c *recordCall) read(ctx context.Context) error {
+	var ids []string
+	for i := range c.updates {
+		u := &c.updates[i]
+		switch {
+		case u.MessageID != "":
+			ids = append(ids, u.MessageID)
+		case !c.park[i]:
+			ids = append(ids, c.resolved[i].messageID)
+		}
+	}
+	ids = sortedUnique(ids)
+	var cids [][2]string
+	for i := range c.updates {
+		tr := &c.updates[i].Transition
+		if tr.Event.Status == sb.StatusSubmitted || tr.Part >= 0 {
+			for _, cid := range tr.CarrierIDs {
+				if cid != "" {
+					cids = append(cids, [2]string{tr.Event.Carrier, cid})
+				}
+			}
+		}
+	}
+	var got map[string]stored
+	var errMsgs, errParked error
+	var wg sync.WaitGroup
+	wg.Go(func() { got, errMsgs = c.s.messages(ctx, c.session, ids) })
+	wg.Go(func() { errParked = c.readParked(ctx, cids) })
+	wg.Wait()
+	if err := errors.Join(errMsgs, errParked); err != nil {
+		return c.s.dbError(err)
+	}
+	for _, id := range ids {
+		st, ok := got[id]
+		if !ok {
+			return sb.Errorf(sb.ENOTFOUND, "message %s not found", id)
+		}
+		w := &working{m: st.m, ts: st.ts, before: st.m.Status, wasPending: st.m.Pending()}
+		if listedDue(st.m) {
+			w.wasDue = st.m.ReceiptDue
+		}
+		c.work[id] = w
+	}
+	return nil
+}
+
+// listedDue reports whether m has an entry in receipt_due: Overdue lists
+// submitted messages with a deadline.
+func listedDue(m *sb.Message) bool { return m.Status == sb.StatusSubmitted && !m.ReceiptDue.IsZero() }
+
+// readParked reads the receipts parked for carrier ids.
+func (c *recordCall) readParked(ctx context.Context, cids [][2]string) error {
+	var mu sync.Mutex
+	return parallel(cids, func(k [2]string) error {
+		iter := c.session.Query(c.s.cql(`SELECT data FROM %s.parked_receipts WHERE carrier = ? AND carrier_id = ?`),
+			k[0], k[1]).WithContext(ctx).Consistency(c.s.opts.readConsistency()).Iter()
+		var data []byte
+		var rows []parkedRow
+		for iter.Scan(&data) {
+			u, err := decodeParked(data)
+			if err != nil {
+				iter.Close()
+				return err
+			}
+			rows = append(rows, parkedRow{update: u, call: -1})
+		}
+		if err := iter.Close(); err != nil {
+			return err
+		}
+		if len(rows) > 0 {
+			mu.Lock()
+			c.parked[k] = rows
+			mu.Unlock()
+		}
+		return nil
+	})
+}
+
+// apply runs the updates in order and returns the results. An update by
+// carrier id whose id an earlier update of this call indexed finds its
+// message; one that finds none is parked, and a later update of this
+// call that indexes the id applies it (and it is not stored).
+func (c *recordCall) apply() ([]*sb.Message, error) {
+	results := make([]*sb.Message, len(c.updates))
+	for i := range c.updates {
+		u := &c.updates[i]
+		id, tr := u.MessageID, u.Transition
+		if id == "" {
+			ref, ok := c.resolved[i]
+			if !ok {
+				ref, ok = c.indexedHere(u.ByCarrier)
+			}
+			if !ok {
+				k := [2]string{u.ByCarrier.Carrier, u.ByCarrier.ID}
+				c.parked[k] = append(c.parked[k], parkedRow{update: *u, call: i})
+				continue // nil: parked
+			}
+			delete(c.park, i)
+			id, tr.Part = ref.messageID, ref.part
+		}
+		w := c.work[id]
+		if err := c.applyOne(w, tr, u.Notify); err != nil {
+			return nil, err
+		}
+		results[i] = cloneMessage(w.m)
+	}
+	return results, nil
+}
+
+// indexedHere finds a carrier id an update of this call indexed.
+func (c *recordCall) indexedHere(ref *sb.CarrierRef) (carrierRef, bool) {
+	for _, r := range c.newRefs {
+		if r.carrier == ref.Carrier && r.cid == ref.ID {
+			return r, true
+		}
+	}
+	return carrierRef{}, false
+}
+
+// applyOne applies one transition to w; when it indexes carrier ids, the
+// receipts parked for them follow it. Then n's callbacks are queued for
+// the change from the status before to the status after them all: a
+// parked receipt queues none of its own.
+func (c *recordCall) applyOne(w *working, tr sb.Transition, n *sb.Notify) error {
+	before := w.m.Status
+	c.applyTransition(w, tr)
+	for _, cb := range n.StatusCallbacks(before, w.m) {
+		if err := checkCallback(&cb); err != nil {
+			return err
+		}
+		c.callbacks = append(c.callbacks, cb)
+	}
+	return nil
+}
+
+// applyTransition applies tr and, for the carrier ids it gives the
+// message, indexes them and applies their parked receipts.
+func (c *recordCall) applyTransition(w *working, tr sb.Transition) {
+	if !w.m.Apply(tr) {
+		return
+	}
+	w.changed = true
+	if tr.Event.Status != sb.StatusSubmitted && tr.Part < 0 {
+		return
+	}
+	for part, cid := range tr.CarrierIDs {
+		// Only an id the message now holds for the part: a retried
+		// submit's other id for a part already accepted is not its.
+		if cid == "" || part >= len(w.m.CarrierIDs) || w.m.CarrierIDs[part] != cid || c.indexed(tr.Event.Carrier, cid) {
+			continue
+		}
+		k := [2]string{tr.Event.Carrier, cid}
+		c.newRefs = append(c.newRefs, carrierRef{carrier: k[0], cid: cid, messageID: w.m.ID, part: part,
+			place: place{w.m.Key, w.m.Day()}})
+		rows := c.parked[k]
+		delete(c.parked, k) // applied once, even if indexed again
+		stored := false
+		for _, p := range rows {
+			ptr := p.update.Transition
+			ptr.Part = part
+			c.applyTransition(w, ptr)
+			if p.call >= 0 {
+				delete(c.park, p.call) // parked and applied in this call: not stored
+			} else {
+				stored = true
+			}
+		}
+		if stored {
+			c.applied = append(c.applied, k)
+		}
+	}
+}
+
+// indexed reports whether this call indexed a carrier id already.
+func (c *recordCall) indexed(carrier, cid string) bool {
+	_, ok := c.indexedHere(&sb.CarrierRef{Carrier: carrier, ID: cid})
+	return ok
+}
+
+// write stores what apply changed, in the three steps described at Record.
+func (c *recordCall) write(ctx context.Context) error {
+	s := c.s
+	ts := s.clock.next()
+	first, dones, err := c.firstStep(ctx, ts)
+	if err != nil {
+		return err
+	}
+	var rows []stmt
+	for _, w := range c.work {
+		if !w.changed {
+			continue
+		}
+		row, err := s.messageRow(w.m, s.clock.after(w.ts))
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	err = s.writer.write(ctx, first)
+	for _, done := range dones {
+		done(err == nil)
+	}
+	if err == nil {
+		err = s.writer.write(ctx, rows)
+	}
+	if err != nil {
+		return err
+	}
+	c.cleanUp(ctx)
+	return nil
+}
+
+// firstStep builds the rows that point at the new state.
+func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bool), error) {
+	s := c.s
+	var stmts []stmt
+	var dones []func(bool)
+	for _, r := range c.newRefs {
+		w := c.work[r.messageID]
+		stmts = append(stmts, stmt{
+			part: "carrier_ids\x00" + r.carrier + "\x00" + r.cid,
+			cql:  s.cql(`INSERT INTO %s.carrier_ids (carrier, carrier_id, message_id, part, key, day) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
+			args: []any{r.carrier, r.cid, r.messageID, r.part, r.place.key, r.place.day, ttlSeconds(s.messageTTL(w.m)), ts},
+		})
+	}
+	byEndpoint := map[string][]entry{}
+	for i := range c.callbacks {
+		cb := &c.callbacks[i]
+		byEndpoint[cb.Endpoint] = append(byEndpoint[cb.Endpoint], callbackEntry(cb, s.opts.TTL))
+	}
+	for endpoint, entries := range byEndpoint {
+		st, done, err := s.outbox.inserts(ctx, c.session, endpoint, entries, ts)
+		if err != nil {
+			return nil, nil, s.dbError(err)
+		}
+		stmts, dones = append(stmts, st...), append(dones, done)
+	}
+	byShard := map[string][]entry{}
+	for _, w := range c.work {
+		if w.changed && listedDue(w.m) && !w.m.ReceiptDue.Equal(w.wasDue) {
+			shard := dueShard(w.m.ID)
+			byShard[shard] = append(byShard[shard], entry{id: dueKey(w.m.ReceiptDue, w.m.ID),
+				vals: []any{w.m.Key, w.m.Day()}, ttl: s.messageTTL(w.m)})
+		}
+	}
+	for shard, entries := range byShard {
+		st, done, err := s.due.inserts(ctx, c.session, shard, entries, ts)
+		if err != nil {
+			return nil, nil, s.dbError(err)
+		}
+		stmts, dones = append(stmts, st...), append(dones, done)
+	}
+	now := s.now()
+	for i := range c.updates {
+		u := &c.updates[i]
+		if !c.park[i] || !u.ParkUntil.After(now) {
+			continue
+		}
+		data, err := encodeParked(u)
+		if err != nil {
+			return nil, nil, err
+		}
+		ref := u.ByCarrier
+		stmts = append(stmts, stmt{
+			part: "parked_receipts\x00" + ref.Carrier + "\x00" + ref.ID,
+			cql:  s.cql(`INSERT INTO %s.parked_receipts (carrier, carrier_id, seq, data) VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
+			args: []any{ref.Carrier, ref.ID, fmt.Sprintf("%020d", s.clock.next()), data, ttlSeconds(u.ParkUntil.Sub(now)), ts},
+		})
+	}
+	return stmts, dones, nil
+}
+
+// cleanUp deletes the entries that no longer apply; a failure is retried
+// in the background (the reads skip stale entries meanwhile).
+func (c *recordCall) cleanUp(ctx context.Context) {
+	s := c.s
+	ts := s.clock.next()
+	var stmts []stmt
+	pending := map[string][]string{}
+	due := map[string][]string{}
+	for _, w := range c.work {
+		if !w.changed {
+			continue
+		}
+		if w.wasPending && !w.m.Pending() {
+			pending[w.m.Key] = append(pending[w.m.Key], w.m.ID)
+		}
+		if !w.wasDue.IsZero() && !(listedDue(w.m) && w.m.ReceiptDue.Equal(w.wasDue)) {
+			shard := dueShard(w.m.ID)
+			due[shard] = append(due[shard], dueKey(w.wasDue, w.m.ID))
+		}
+	}
+	for key, ids := range pending {
+		stmts = append(stmts, s.pending.deletes(key, ids, ts)...)
+	}
+	for shard, keys := range due {
+		stmts = append(stmts, s.due.deletes(shard, keys, ts)...)
+	}
+	stmts = append(stmts, c.carrierIDsGrace(ts)...)
+	for _, k := range c.applied {
+		stmts = append(stmts, stmt{
+			part: "parked_receipts\x00" + k[0] + "\x00" + k[1],
+			cql:  s.cql(`DELETE FROM %s.parked_receipts USING TIMESTAMP ? WHERE carrier = ? AND carrier_id = ?`),
+			args: []any{ts, k[0], k[1]},
+		})
+	}
+	if err := s.writer.write(ctx, stmts); err != nil {
+		s.log.Warn().Err(err).Msg("scylla: clean-up after a record failed; retrying in the background")
+		s.doomed.add(&undo{stmts: stmts})
+		return
+	}
+	for key, ids := range pending {
+		s.pending.deleted(key, len(ids))
+	}
+	for shard, keys := range due {
+		s.due.deleted(shard, len(keys))
+	}
+}
+
+// carrierIDsGrace shortens the lives of the carrier ids of the messages
+// this call made final: they find their message for CarrierIDGrace more
+// (late and repeated receipts), then go; the message stays its TTL.
+func (c *recordCall) carrierIDsGrace(ts int64) []stmt {
+	s := c.s
+	now := s.now()
+	var stmts []stmt
+	for _, w := range c.work {
+		if !w.changed || !w.m.Status.Final() || w.before.Final() {
+			continue
+		}
+		until := w.m.UpdatedAt.Add(s.opts.CarrierIDGrace)
+		if exp := s.messageExpiry(w.m); exp.Before(until) {
+			until = exp
+		}
+		// A message's parts may have gone to different carriers (a later
+		// try failed over); the message names the first part's, and only
+		// those ids are shortened.
+		for part, cid := range w.m.CarrierIDs {
+			if cid == "" {
+				continue
+			}
+			st := stmt{part: "carrier_ids\x00" + w.m.Carrier + "\x00" + cid}
+			if !until.After(now) {
+				st.cql = s.cql(`DELETE FROM %s.carrier_ids USING TIMESTAMP ? WHERE carrier = ? AND carrier_id = ?`)
+				st.args = []any{ts, w.m.Carrier, cid}
+			} else {
+				st.cql = s.cql(`INSERT INTO %s.carrier_ids (carrier, carrier_id, message_id, part, key, day) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`)
+				st.args = []any{w.m.Carrier, cid, w.m.ID, part, w.m.Key, w.m.Day(), ttlSeconds(until.Sub(now)), ts}
+			}
+			stmts = append(stmts, st)
+		}
+	}
+	return stmts
+}
+
+// dueShards spreads the receipt deadlines over this many queue owners.
+const dueShards = 4
+
+func dueShard(id string) string {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return strconv.Itoa(int(h.Sum32() % dueShards))
+}
+
+// carrierRef reads the carrier_ids row of a carrier's message id.
+func (s *Store) carrierRef(ctx context.Context, session *gocql.Session, carrier, cid string) (carrierRef, bool, error) {
+	r := carrierRef{carrier: carrier, cid: cid}
+	err := session.Query(s.cql(`SELECT message_id, part, key, day FROM %s.carrier_ids WHERE carrier = ? AND carrier_id = ?`),
+		carrier, cid).WithContext(ctx).Consistency(s.opts.readConsistency()).
+		Scan(&r.messageID, &r.part, &r.place.key, &r.place.day)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return carrierRef{}, false, nil
+	}
+	if err != nil {
+		return carrierRef{}, false, fmt.Errorf("read carrier %s message %s: %w", carrier, cid, err)
+	}
+	s.places.put(r.messageID, r.place)
+	return r, true, nil
+}
+
+// CarrierMessage finds the message and part a carrier's message id
+// belongs to, or ENOTFOUND.
+func (s *Store) CarrierMessage(ctx context.Context, carrier, carrierID string) (string, int, error) {
+	session, err := s.begin(ctx)
+	if err != nil {
+		return "", 0, fmt.Errorf("scylla: carrier message: %w", err)
+	}
+	r, ok, err := s.carrierRef(ctx, session, carrier, carrierID)
+	if err != nil {
+		return "", 0, fmt.Errorf("scylla: carrier message: %w", s.dbError(err))
+	}
+	if !ok {
+		return "", 0, fmt.Errorf("scylla: carrier message: %w",
+			sb.Errorf(sb.ENOTFOUND, "carrier %s message %s not found", carrier, carrierID))
+	}
+	return r.messageID, r.part, nil
+}
+
+// cloneMessage returns a deep copy of m that keeps nil slices nil.
+func cloneMessage(m *sb.Message) *sb.Message {
+	c := *m
+	if m.CarrierIDs != nil {
+		c.CarrierIDs = append(make([]string, 0, len(m.CarrierIDs)), m.CarrierIDs...)
+	}
+	if m.PartStatus != nil {
+		c.PartStatus = append(make([]sb.Status, 0, len(m.PartStatus)), m.PartStatus...)
+	}
+	if m.Events != nil {
+		c.Events = append(make([]sb.Event, 0, len(m.Events)), m.Events...)
+		for i, e := range c.Events {
+			if e.Error != nil {
+				errCopy := *e.Error
+				c.Events[i].Error = &errCopy
+			}
+		}
+	}
+	if m.WebhookFailures != nil {
+		c.WebhookFailures = append(make([]sb.WebhookFailure, 0, len(m.WebhookFailures)), m.WebhookFailures...)
+	}
+	return &c
+}
