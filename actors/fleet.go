@@ -16,6 +16,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors/wire"
+	"github.com/switchboard-sms/switchboard/carriers/concat"
 )
 
 // A fleet is several nodes sharing one store: any node takes API requests,
@@ -221,6 +222,7 @@ func (f *fleet) watch(stop context.Context) {
 		if membership || time.Now().After(keysDue) {
 			f.reconcileKeys(stop)
 			f.reconcileEndpoints(stop)
+			f.reconcileInbound(stop)
 			keysDue = time.Now().Add(reconcileKeysEvery)
 		}
 	}
@@ -406,4 +408,24 @@ func (e *Engine) Fleet() (FleetStatus, bool) {
 		return a.Carrier < b.Carrier || a.Carrier == b.Carrier && a.Index < b.Index
 	})
 	return st, true
+}
+
+// reconcileInbound adopts the stored parts of long inbound messages whose
+// numbers belong to keys this node owns (left by a node that went away,
+// or stored before a restart).
+func (f *fleet) reconcileInbound(ctx context.Context) {
+	in := f.e.inbound
+	mine := func(p switchboard.InboundPart) bool {
+		k, ok := f.e.cfg.Keys.ByNumber(p.To)
+		return ok && f.owner(kindKey, k.ID) == f.address
+	}
+	// Stored off the watch loop: store retries while the store fails, and
+	// the loop must go on renewing leases.
+	store := func(a concat.Assembled) error {
+		f.e.background(func(context.Context) { in.store(a) })
+		return nil
+	}
+	if err := in.adopt(ctx, mine, store); err != nil {
+		f.e.log.Error().Err(err).Msg("listing stored inbound parts failed; will retry")
+	}
 }

@@ -61,6 +61,7 @@ type fleetNode struct {
 	i        int
 	cfgPath  string
 	gossip   string
+	wrap     []string // a command the node runs through
 	cmd      *exec.Cmd
 	addr     string // the API, once started
 	stopped  bool   // SIGSTOPped
@@ -68,9 +69,27 @@ type fleetNode struct {
 	logLines *os.File
 }
 
-func newFleetRig(t *testing.T, n int, extra string) *fleetRig {
+// nodeAddrs are where a node listens and what it connects to; wrap, if
+// set, runs the node through another command (ip netns exec).
+type nodeAddrs struct {
+	gossip, remote, http string
+	cql, redis, smsc     string
+	wrap                 []string
+}
+
+// newFleetRig runs n nodes on 127.0.0.1.
+func newFleetRig(t *testing.T, n int) *fleetRig {
 	t.Helper()
 	cql, redis := serversForCluster(t)
+	return newFleetRigWith(t, n, func(r *fleetRig, i int) nodeAddrs {
+		return nodeAddrs{gossip: freeLoopback(t), remote: freeLoopback(t), http: "127.0.0.1:0", cql: cql, redis: redis, smsc: r.sim.Addr()}
+	})
+}
+
+// newFleetRigWith runs n nodes with the addresses addrs gives each.
+func newFleetRigWith(t *testing.T, n int, addrs func(r *fleetRig, i int) nodeAddrs) *fleetRig {
+	t.Helper()
+	serversForCluster(t)
 	if testing.Short() {
 		t.Skip("runs a cluster of processes")
 	}
@@ -89,18 +108,18 @@ func newFleetRig(t *testing.T, n int, extra string) *fleetRig {
 	for k := range 6 {
 		r.keys = append(r.keys, fmt.Sprintf("f%s-%d", tag, k))
 	}
-	gossip := make([]string, n)
-	for i := range gossip {
-		gossip[i] = freeLoopback(t)
+	all := make([]nodeAddrs, n)
+	for i := range all {
+		all[i] = addrs(r, i)
 	}
 	var keys strings.Builder
 	for _, k := range r.keys {
 		fmt.Fprintf(&keys, "  - {id: %q, secret: %q, rate: 100000, burst: 100000}\n", k, "secret-"+k)
 	}
-	for i := range n {
-		nd := &fleetNode{i: i, gossip: gossip[i], cfgPath: filepath.Join(r.dir, fmt.Sprintf("n%d.yaml", i))}
+	for i, a := range all {
+		nd := &fleetNode{i: i, gossip: a.gossip, wrap: a.wrap, cfgPath: filepath.Join(r.dir, fmt.Sprintf("n%d.yaml", i))}
 		cfg := fmt.Sprintf(`
-node: {name: n%d, http: "127.0.0.1:0", admin: "127.0.0.1:0", data_dir: %q, drain_period: 100ms, shutdown_timeout: 5s}
+node: {name: n%d, http: %q, admin: "127.0.0.1:0", data_dir: %q, drain_period: 100ms, shutdown_timeout: 5s}
 log: {level: warn, format: json}
 storage: {backend: scylla, hosts: [%q], keyspace: %q, replication_factor: 1, consistency: one}
 cache: {backend: redis, addr: %q}
@@ -110,8 +129,8 @@ carriers:
 routes:
   - {prefix: "", carriers: [%q]}
 keys:
-%s%s`, i, filepath.Join(r.dir, fmt.Sprintf("d%d", i)), cql, "fleet"+tag, redis, "fleet"+tag, gossip[i], freeLoopback(t),
-			gossip[0], gossip[1%n], r.carrier, r.sim.Addr(), r.carrier, keys.String(), extra)
+%s`, i, a.http, filepath.Join(r.dir, fmt.Sprintf("d%d", i)), a.cql, r.keyspace(), a.redis, r.keyspace(), a.gossip, a.remote,
+			all[0].gossip, all[1%n].gossip, r.carrier, a.smsc, r.carrier, keys.String())
 		if err := os.WriteFile(nd.cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +182,8 @@ func freeLoopback(t *testing.T) string {
 // its store connects is fine: the address is printed once it listens).
 func (r *fleetRig) start(nd *fleetNode) {
 	t := r.t
-	cmd := exec.Command(r.bin, "--config", nd.cfgPath)
+	args := append(append([]string{}, nd.wrap...), r.bin, "--config", nd.cfgPath)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -386,7 +406,7 @@ func (r *fleetRig) duplicates() int {
 // number reach the carrier in acceptance order however they came in:
 // through the three nodes in turn.
 func TestFleetAcceptsEverywhereInOrder(t *testing.T) {
-	r := newFleetRig(t, 3, "")
+	r := newFleetRig(t, 3)
 	client := &http.Client{Timeout: 10 * time.Second}
 	var accepted []sent
 	for n := range 60 {
@@ -420,7 +440,7 @@ func TestFleetAcceptsEverywhereInOrder(t *testing.T) {
 // How long the moved keys took to accept again is logged (a figure for
 // docs/benchmarks.md, not a timed assertion).
 func TestFleetSurvivesKill9(t *testing.T) {
-	r := newFleetRig(t, 3, "")
+	r := newFleetRig(t, 3)
 	ctx, stop := context.WithCancel(context.Background())
 	var accepted []sent
 	var codes map[int]int
@@ -477,7 +497,7 @@ func (r *fleetRig) untilEveryKeyAccepts(nd *fleetNode, within time.Duration) tim
 // committed by two owners: in each key's acceptance order, the fencing
 // tokens the messages were written with never go down.
 func TestFleetSurvivesPause(t *testing.T) {
-	r := newFleetRig(t, 3, "")
+	r := newFleetRig(t, 3)
 	ctx, stop := context.WithCancel(context.Background())
 	var accepted []sent
 	var codes map[int]int
@@ -548,7 +568,7 @@ func (r *fleetRig) checkFences(accepted []sent) {
 // load: nothing accepted is lost; the p99 of accept latency during it is
 // logged (a figure for docs/benchmarks.md).
 func TestFleetRollingRestart(t *testing.T) {
-	r := newFleetRig(t, 3, "")
+	r := newFleetRig(t, 3)
 	ctx, stop := context.WithCancel(context.Background())
 	var accepted []sent
 	var codes map[int]int
