@@ -41,6 +41,8 @@ type Ops interface {
 	// CancelMessage ends a queued message canceled (ECONFLICT once it
 	// is being submitted, ENOTFOUND for no such message).
 	CancelMessage(ctx context.Context, id string) (*switchboard.Message, error)
+	// Fleet is the node's view of its cluster; false on a single node.
+	Fleet() (actors.FleetStatus, bool)
 }
 
 // Catalog manages keys, carriers and routes: those cluster.yaml defines
@@ -282,6 +284,7 @@ func (a *AdminServer) routes() []route {
 
 		{method: "GET", pattern: pathAdmin + "/status", handle: h(a.handleStatus)},
 		{method: "GET", pattern: pathAdmin + "/binds", handle: h(a.handleBinds)},
+		{method: "GET", pattern: pathAdmin + "/fleet", handle: h(a.handleFleet)},
 		{method: "POST", pattern: pathAdmin + "/messages/{id}/cancel", handle: h(a.handleCancel)},
 
 		{method: "GET", pattern: pathAdmin + "/keys", handle: get(func(x context.Context) (any, error) { return c().ListKeys(x) })},
@@ -528,6 +531,14 @@ func Binds(bs []actors.BindStatus) []BindJSON {
 		}
 	}
 	return out
+}
+
+func (a *AdminServer) handleFleet(ctx *fasthttp.RequestCtx, _ []byte) error {
+	f, ok := a.cfg.Ops.Fleet()
+	if !ok {
+		return apiError(switchboard.ENOTFOUND, "This node is not in a cluster (cluster.enabled is false).")
+	}
+	return a.writeJSON(ctx, fasthttp.StatusOK, f)
 }
 
 func (a *AdminServer) handleBinds(ctx *fasthttp.RequestCtx, _ []byte) error {

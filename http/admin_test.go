@@ -38,6 +38,10 @@ func (o *stubOps) Stats() actors.Stats { return actors.Stats{Submitted: 7, Recei
 
 func (o *stubOps) Ready() error { return o.readyErr }
 
+func (o *stubOps) Fleet() (actors.FleetStatus, bool) {
+	return actors.FleetStatus{Self: "m1", Members: []actors.FleetMember{{ID: "m1", Address: "10.0.0.1:7947"}}}, true
+}
+
 func (o *stubOps) CancelMessage(_ context.Context, id string) (*switchboard.Message, error) {
 	switch id {
 	case "msg_01J00000000000000000000001":
@@ -354,6 +358,9 @@ func TestAdminMetricsAndStatus(t *testing.T) {
 	for range 2 {
 		a.numbers.sample(time.Now())
 		a.metrics.observeRequest("/v1/messages", 202, 7*time.Millisecond)
+	}
+	if r := a.do(t, "GET", "/admin/v1/fleet", adminToken, ""); r.status != 200 || !strings.Contains(r.body, `"self":"m1"`) {
+		t.Fatalf("fleet: %d %s", r.status, r.body)
 	}
 	r = a.do(t, "GET", "/admin/v1/status", adminToken, "")
 	var st statusJSON

@@ -431,6 +431,9 @@ func TestAdminCarriersRoutesLive(t *testing.T) {
 	if r := adminCall(t, g, "GET", "/admin/v1/binds", ""); r.status != 200 || len(r.body["binds"].([]any)) != 3 {
 		t.Fatalf("binds: %d %v", r.status, r.body)
 	}
+	if r := adminCall(t, g, "GET", "/admin/v1/fleet", ""); r.status != 404 {
+		t.Fatalf("fleet on a single node: %d %v", r.status, r.body)
+	}
 
 	// Change the carrier: its binds restart with one bind; remove route
 	// and carrier: its binds stop.

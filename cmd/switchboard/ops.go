@@ -128,6 +128,9 @@ type currentEngine struct{ n *node.Node }
 func (c currentEngine) Gauges() actors.Gauges { return c.n.CurrentEngine().Gauges() }
 func (c currentEngine) Stats() actors.Stats   { return c.n.CurrentEngine().Stats() }
 func (c currentEngine) Ready() error          { return c.n.CurrentEngine().Ready() }
+func (c currentEngine) Fleet() (actors.FleetStatus, bool) {
+	return c.n.CurrentEngine().Fleet()
+}
 func (c currentEngine) CancelMessage(ctx context.Context, id string) (*switchboard.Message, error) {
 	return c.n.CurrentEngine().CancelMessage(ctx, id)
 }
