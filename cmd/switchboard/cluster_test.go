@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocql/gocql"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
@@ -145,9 +147,26 @@ keys:
 		for _, nd := range r.nodes {
 			r.kill(nd)
 		}
+		dropKeyspace(t, all[0].cql, r.keyspace())
 	})
 	r.waitFleet(n)
 	return r
+}
+
+// dropKeyspace removes a test's keyspace: the tests share one Cassandra,
+// whose heap each keyspace's tables take a share of.
+func dropKeyspace(t *testing.T, host, keyspace string) {
+	c := gocql.NewCluster(host)
+	c.Timeout, c.ConnectTimeout = 30*time.Second, 10*time.Second
+	s, err := c.CreateSession()
+	if err != nil {
+		t.Logf("drop keyspace %s: %v", keyspace, err)
+		return
+	}
+	defer s.Close()
+	if err := s.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec(); err != nil {
+		t.Logf("drop keyspace %s: %v", keyspace, err)
+	}
 }
 
 func (r *fleetRig) keyspace() string { return "fleet" + r.tag }
@@ -244,14 +263,8 @@ func (r *fleetRig) resume(nd *fleetNode) {
 // through every node.
 func (r *fleetRig) waitFleet(live int) {
 	r.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
 	for _, nd := range r.nodes {
-		for !r.ready(nd) {
-			if time.Now().After(deadline) {
-				r.t.Fatalf("node %d not ready after 60 s; log in %s", nd.i, filepath.Join(r.dir, fmt.Sprintf("n%d.log", nd.i)))
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		r.waitReady(nd, 60*time.Second)
 	}
 }
 
@@ -268,6 +281,25 @@ func (r *fleetRig) waitLog(nd *fleetNode, text string, within time.Duration) {
 			r.t.Fatalf("node %d did not log %q within %v; log in %s", nd.i, text, within, path)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitReady waits until a node answers ready.
+func (r *fleetRig) waitReady(nd *fleetNode, within time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(within)
+	for !r.ready(nd) {
+		if time.Now().After(deadline) {
+			resp, err := http.Get("http://" + nd.addr + "/readyz")
+			why := fmt.Sprint(err)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				why = fmt.Sprintf("%d %s", resp.StatusCode, b)
+			}
+			r.t.Fatalf("node %d not ready after %v: %s; log in %s", nd.i, within, why, filepath.Join(r.dir, fmt.Sprintf("n%d.log", nd.i)))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -581,9 +613,7 @@ func TestFleetRollingRestart(t *testing.T) {
 		}
 		<-nd.exited
 		r.start(nd)
-		for !r.ready(nd) {
-			time.Sleep(50 * time.Millisecond)
-		}
+		r.waitReady(nd, 60*time.Second)
 		time.Sleep(time.Second)
 	}
 	stop()
