@@ -496,7 +496,7 @@ func (k *keyActor) cancel(ctx actor.Context, r *cancelReq) {
 	w, reply, id := k.work, r.reply, r.id
 	w.start()
 	ev := switchboard.Event{Status: switchboard.StatusCanceled, At: k.e.now()}
-	u := switchboard.Update{MessageID: id, Transition: switchboard.Transition{Event: ev, Part: -1}, Fence: k.lease.Token}
+	u := switchboard.Update{MessageID: id, Transition: switchboard.Transition{Event: ev, Part: -1}, Fence: k.fence()}
 	k.e.recordInOrder(id, []switchboard.Update{u}, w, func() {
 		w.end()
 		reply <- nil

@@ -8,7 +8,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
-	"github.com/switchboard-sms/switchboard/actors/wire"
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 )
 
@@ -17,10 +16,7 @@ type bindDeps struct {
 	log       zerolog.Logger
 	onReceipt func(switchboard.Receipt, func(error))
 	onInbound func(switchboard.InboundPart, func(error))
-	onBound   func() // a bind has come up: keys waiting for a carrier may go
-	// remoteJob makes a submit another node sent into a job whose outcome
-	// goes back to that node.
-	remoteJob func(*wire.CarrierSubmit, *actor.PID) *submitJob
+	onBound   func()  // a bind has come up: keys waiting for a carrier may go
 	metrics   Metrics // the submit → response time of every part
 }
 
@@ -48,7 +44,7 @@ type bindActor struct {
 	index int
 	deps  bindDeps
 
-	queue  chan *submitJob
+	in     *intake
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -60,24 +56,11 @@ func (b *bindActor) fresh() *bindActor {
 }
 
 func (b *bindActor) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
+	switch ctx.Message().(type) {
 	case *actor.Started:
 		b.start()
 	case *actor.Stopping, *actor.Restarting:
 		b.stop()
-	case *submitJob:
-		b.enqueue(m)
-	case *wire.CarrierSubmit:
-		// From a key's owner on another node.
-		b.enqueue(b.deps.remoteJob(m, ctx.Sender()))
-	}
-}
-
-func (b *bindActor) enqueue(job *submitJob) {
-	select {
-	case b.queue <- job:
-	default:
-		job.done(smpp.Result{}, errBindBusy)
 	}
 }
 
@@ -113,7 +96,8 @@ func (b *bindActor) start() {
 	// The queue is deep enough that key actors (each with up to
 	// maxInflightPerKey submits out) rarely find it full: a full queue
 	// bounces the job back for a retry, which costs far more than a slot.
-	b.queue = make(chan *submitJob, bindQueue)
+	b.in = newIntake()
+	b.state.intakes[b.index].Store(b.in)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel, b.done = cancel, make(chan struct{})
 	go func() {
@@ -132,7 +116,7 @@ func (b *bindActor) pump(ctx context.Context, c *smpp.Client) {
 		case <-ctx.Done():
 			b.failQueued(smpp.ErrClosed)
 			return
-		case job := <-b.queue:
+		case job := <-b.in.queue:
 			c.SubmitAsync(ctx, &job.msg, job.done)
 		}
 	}
@@ -142,7 +126,7 @@ func (b *bindActor) pump(ctx context.Context, c *smpp.Client) {
 func (b *bindActor) failQueued(err error) {
 	for {
 		select {
-		case job := <-b.queue:
+		case job := <-b.in.queue:
 			job.done(smpp.Result{}, err)
 		default:
 			return
@@ -156,6 +140,9 @@ func (b *bindActor) stop() {
 		return
 	}
 	b.state.bound[b.index].Store(false)
+	// No submit gets in from here on; the pump answers what is queued.
+	b.in.close()
+	b.state.intakes[b.index].CompareAndSwap(b.in, nil)
 	b.cancel()
 	<-b.done // the pump has handed back what was queued
 	b.cancel = nil

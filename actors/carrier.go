@@ -46,13 +46,14 @@ type carrier struct {
 	maxAttempts     int
 	responseTimeout time.Duration
 
-	binds []atomic.Pointer[actor.PID] // set as the supervisor spawns them
-	bound []atomic.Bool
-	info  []bindInfo // what the admin API and metrics show (bindstate.go)
-	rr    atomic.Uint32
+	binds   []atomic.Pointer[actor.PID] // set as the supervisor spawns them
+	intakes []atomic.Pointer[intake]    // where submits go, while the bind runs
+	bound   []atomic.Bool
+	info    []bindInfo // what the admin API and metrics show (bindstate.go)
+	rr      atomic.Uint32
 	// remote holds the bound binds of the carrier that other nodes of a
 	// cluster run (fleet.refreshBinds).
-	remote   atomic.Pointer[[]*actor.PID]
+	remote   atomic.Pointer[[]bindRef]
 	failures atomic.Int32
 	downTill atomic.Int64 // unix nanos until which a failing carrier is skipped
 }
@@ -67,7 +68,8 @@ func newCarrier(cc CarrierConfig) *carrier {
 	c := &carrier{name: cc.Name, receiptTimeout: cc.ReceiptTimeout, maxAttempts: cc.MaxAttempts,
 		responseTimeout: cc.SMPP.ResponseTimeout,
 		binds:           make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds),
-		info: make([]bindInfo, cc.Binds)}
+		intakes: make([]atomic.Pointer[intake], cc.Binds),
+		info:    make([]bindInfo, cc.Binds)}
 	if c.receiptTimeout <= 0 {
 		c.receiptTimeout = DefaultReceiptTimeout
 	}
@@ -77,21 +79,21 @@ func newCarrier(cc CarrierConfig) *carrier {
 	return c
 }
 
-// pick returns a bound bind, round-robin, or nil if none is bound: one of
-// this node's if it has any, else, in a cluster, another node's.
-func (c *carrier) pick() *actor.PID {
+// pick returns a bound bind, round-robin, or false if none is bound: one
+// of this node's if it has any, else, in a cluster, another node's.
+func (c *carrier) pick() (bindRef, bool) {
 	n := uint32(len(c.binds))
 	start := c.rr.Add(1)
 	for i := uint32(0); i < n; i++ {
 		j := (start + i) % n
-		if pid := c.binds[j].Load(); c.bound[j].Load() && pid != nil {
-			return pid
+		if in := c.intakes[j].Load(); c.bound[j].Load() && in != nil {
+			return bindRef{in: in, index: int(j)}, true
 		}
 	}
 	if remote := c.remote.Load(); remote != nil && len(*remote) > 0 {
-		return (*remote)[start%uint32(len(*remote))]
+		return (*remote)[start%uint32(len(*remote))], true
 	}
-	return nil
+	return bindRef{}, false
 }
 
 // healthy reports whether submits should go to this carrier now.
@@ -154,7 +156,12 @@ type carrierSupervisor struct {
 // Messages the fleet sends a carrier's supervisor.
 type (
 	startBind struct{ index int }
-	stopBind  struct{ index int }
+	// stopBind stops a bind; stopped, if set, is closed once it has
+	// drained and unbound.
+	stopBind struct {
+		index   int
+		stopped chan struct{}
+	}
 )
 
 func (s *carrierSupervisor) Receive(ctx actor.Context) {
@@ -171,8 +178,16 @@ func (s *carrierSupervisor) Receive(ctx actor.Context) {
 			s.spawn(ctx, m.index)
 		}
 	case *stopBind:
-		if pid := s.state.binds[m.index].Swap(nil); pid != nil {
-			ctx.Stop(pid)
+		pid := s.state.binds[m.index].Swap(nil)
+		if pid == nil {
+			if m.stopped != nil {
+				close(m.stopped)
+			}
+			return
+		}
+		f := ctx.StopFuture(pid)
+		if m.stopped != nil {
+			go func() { _ = f.Wait(); close(m.stopped) }()
 		}
 	}
 }

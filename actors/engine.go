@@ -260,7 +260,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		calm:    e.cfg.RestartMax * 2, log: e.log,
 	}
 	e.live.init(strategy, bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.bindUp,
-		remoteJob: e.remoteSubmitJob, metrics: e.metrics})
+		metrics: e.metrics})
 	for _, cc := range e.cfg.Carriers {
 		if err := e.startCarrier(cc, e.router.carrier(cc.Name)); err != nil {
 			return err
@@ -330,9 +330,15 @@ func (e *Engine) submitLocal(ctx context.Context, key *switchboard.Key, reqs []s
 	timeout := e.requestTimeout(ctx)
 	b := &submitBatch{reqs: reqs}
 	pid, c, err := e.admit(key, b, timeout)
-	if err == nil && c.lookup != nil {
-		// The actor reserved the batch's Idempotency-Keys; look them up
-		// here, off its goroutine, and ask again with the answers.
+	// The actor reserved the batch's Idempotency-Keys: look them up here,
+	// off its goroutine, and ask again with the answers. A new instance of
+	// the actor (the old one was replaced meanwhile) reserves them again;
+	// after a few rounds the request gives up, and the keys are released.
+	for round := 0; err == nil && c.lookup != nil; round++ {
+		if round == maxLookupRounds {
+			e.system.Root.Send(pid, &idemRelease{inst: c.inst, keys: c.idem})
+			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The key is restarting; try again."))
+		}
 		b.looked, b.decided, b.inst = e.lookupIdempotency(ctx, key.ID, reqs, c.lookup), c.results, c.inst
 		pid, c, err = e.admit(key, b, timeout)
 	}
@@ -342,10 +348,10 @@ func (e *Engine) submitLocal(ctx context.Context, key *switchboard.Key, reqs []s
 	if len(c.news) == 0 {
 		return c.results
 	}
-	// No timeout on the write: it ends with its fsync or with the store's
-	// error (which fails every write from then on), so a 503 never hides a
-	// message that will be sent.
-	err = e.store.Accept(ctx, c.news)
+	// No timeout on the write, and no cancellation: it ends with its fsync
+	// or with the store's error (which fails every write from then on), so
+	// a 503 never hides a message that will be sent.
+	err = e.store.Accept(context.WithoutCancel(ctx), c.news)
 	for i, ent := range c.entries {
 		if err != nil {
 			c.results[c.index[i]] = switchboard.SubmitResult{Err: e.unavailable(key.ID, err)}
@@ -358,6 +364,9 @@ func (e *Engine) submitLocal(ctx context.Context, key *switchboard.Key, reqs []s
 	e.system.Root.Send(pid, &committed{c: c, err: err})
 	return results
 }
+
+// maxLookupRounds bounds the Idempotency-Key look-ups of one request.
+const maxLookupRounds = 3
 
 // admit asks key's actor to admit a batch. The actor cannot retire while a
 // request is on its way (the registry counts it) or a commit is pending.
@@ -474,7 +483,11 @@ func (e *Engine) Ready() error {
 // ctx), unbinds every bind and waits for status writes to land. The store
 // is the caller's to close afterwards.
 func (e *Engine) Stop(ctx context.Context) error {
-	e.stopping.Store(true)
+	// Once: a node that rejoined its cluster may stop an engine it
+	// stopped before.
+	if e.stopping.Swap(true) {
+		return nil
+	}
 	e.registry.each(func(pid *actor.PID) {
 		_, _ = e.system.Root.RequestFuture(pid, &drain{}, max(time.Until(deadline(ctx)), time.Millisecond)).Result()
 	})

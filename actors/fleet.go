@@ -199,6 +199,9 @@ func (f *fleet) owner(kind, identity string) string {
 	return f.ring.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kindKey))
 }
 
+// mine reports whether this node owns identity of kind.
+func (f *fleet) mine(kind, identity string) bool { return f.owner(kind, identity) == f.address }
+
 // watch keeps this node's binds right until the engine stops: every third
 // of a lease period, and after every membership change, it renews its
 // binds' leases and starts or stops binds, and reads the binds the other
@@ -265,7 +268,7 @@ func (f *fleet) releaseBinds() {
 func (f *fleet) reconcileKeys(ctx context.Context) {
 	e := f.e
 	e.registry.eachKey(func(id string, pid *actor.PID) {
-		if f.owner(kindKey, id) != f.address {
+		if !f.mine(kindKey, id) {
 			e.system.Root.Send(pid, &handOver{})
 		}
 	})
@@ -275,7 +278,7 @@ func (f *fleet) reconcileKeys(ctx context.Context) {
 		return
 	}
 	for _, id := range keys {
-		if _, ok := e.cfg.Keys.Key(id); !ok || f.owner(kindKey, id) != f.address {
+		if _, ok := e.cfg.Keys.Key(id); !ok || !f.mine(kindKey, id) {
 			continue
 		}
 		e.registry.lookup(id)
@@ -306,7 +309,7 @@ func (f *fleet) keyOwner(id string) (string, bool) {
 // accepted, and is not repeated). It gives up as soon as that node leaves
 // the membership.
 func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
-	fut := f.e.system.Root.RequestFuture(nodePID(owner), submitToWire(key.ID, reqs, time.Now().Add(timeout)), timeout)
+	fut := f.e.system.Root.RequestFuture(nodePID(owner), submitToWire(key.ID, reqs, timeout), timeout)
 	res, err := f.await(fut, owner)
 	reply, ok := res.(*wire.SubmitReply)
 	if err != nil || !ok || len(reply.Results) != len(reqs) {
@@ -334,7 +337,12 @@ func (f *fleet) await(fut *actor.Future, address string) (any, error) {
 	case r := <-done:
 		return r.res, r.err
 	case <-f.gone(address):
-		return nil, errMemberLeft
+		select { // the answer may have come just as the node left
+		case r := <-done:
+			return r.res, r.err
+		default:
+			return nil, errMemberLeft
+		}
 	}
 }
 
@@ -366,11 +374,15 @@ func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire
 	reqs := requestsFromWire(b)
 	key, ok := e.cfg.Keys.Key(b.KeyId)
 	var results []switchboard.SubmitResult
-	if !ok {
+	switch {
+	case e.stopping.Load():
+		results = failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The node that owns this key is shutting down; try again."))
+	case !ok:
 		results = failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "This node does not know key %s yet.", b.KeyId))
-	} else {
-		dl := time.Unix(0, b.Deadline)
-		ctx, cancel := context.WithDeadline(ctx, dl)
+	default:
+		// The budget bounds the wait for the key's actor; the write that
+		// follows is never cut short (submitLocal).
+		ctx, cancel := context.WithTimeout(ctx, time.Duration(b.BudgetMs)*time.Millisecond)
 		defer cancel()
 		results = e.submitLocal(ctx, key, reqs)
 	}
@@ -433,7 +445,7 @@ func (f *fleet) reconcileInbound(ctx context.Context) {
 	in := f.e.inbound
 	mine := func(p switchboard.InboundPart) bool {
 		k, ok := f.e.cfg.Keys.ByNumber(p.To)
-		return ok && f.owner(kindKey, k.ID) == f.address
+		return ok && f.mine(kindKey, k.ID)
 	}
 	// Stored off the watch loop: store retries while the store fails, and
 	// the loop must go on renewing leases.

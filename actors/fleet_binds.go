@@ -39,10 +39,13 @@ func (f *fleet) reconcileBinds(ctx context.Context) {
 		for i := range cc.Binds {
 			name := fmt.Sprintf("%s/%s/%d", kindBind, cc.Name, i)
 			held, running := f.binds[name]
-			want := f.owner(kindBind, name[len(kindBind)+1:]) == f.address
+			want := f.mine(kindBind, name[len(kindBind)+1:])
 			switch {
 			case want && running:
 				l, err := f.leases.Renew(ctx, held.lease, f.cfg.LeaseTTL)
+				if err == nil && time.Now().After(l.Expires) {
+					err = errors.New("the renewal came after the lease ran out")
+				}
 				if err != nil {
 					f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind; stopping it")
 					f.stopBind(ctx, name, held, false)
@@ -67,15 +70,26 @@ func (f *fleet) reconcileBinds(ctx context.Context) {
 }
 
 // stopBind stops a bind this node runs and, if it still holds it, gives
-// its lease up once the bind has drained and unbound.
+// its lease up once the bind has drained and unbound, so its next node
+// never binds while this one's connection is still open.
 func (f *fleet) stopBind(ctx context.Context, name string, b bindLease, release bool) {
 	delete(f.binds, name)
-	f.e.system.Root.Send(b.sup, &stopBind{index: b.index})
-	if release {
-		if err := f.leases.Release(ctx, b.lease); err != nil {
-			f.e.log.Warn().Err(err).Str("bind", name).Msg("giving a bind's lease up failed; it runs out by itself")
-		}
+	stopped := make(chan struct{})
+	f.e.system.Root.Send(b.sup, &stopBind{index: b.index, stopped: stopped})
+	if !release {
+		return
 	}
+	leases, log := f.leases, f.e.log
+	f.e.background(func(stop context.Context) {
+		select {
+		case <-stopped:
+		case <-stop.Done():
+			return
+		}
+		if err := leases.Release(stop, b.lease); err != nil {
+			log.Warn().Err(err).Str("bind", name).Msg("giving a bind's lease up failed; it runs out by itself")
+		}
+	})
 }
 
 // localBinds are the binds this node runs, as it gossips them.
@@ -132,10 +146,10 @@ func (f *fleet) bindStates() []*wire.Bind {
 // carrier the list of its bound binds elsewhere. A carrier that gains a
 // bound bind wakes the keys waiting for one.
 func (f *fleet) refreshBinds() {
-	remote := map[string][]*actor.PID{}
+	remote := map[string][]bindRef{}
 	for _, x := range f.remoteBinds() {
 		if x.Bound {
-			remote[x.Carrier] = append(remote[x.Carrier], actor.NewPID(x.Address, x.Id))
+			remote[x.Carrier] = append(remote[x.Carrier], bindRef{remote: x.Address, index: int(x.Index)})
 		}
 	}
 	woke := false
@@ -152,36 +166,48 @@ func (f *fleet) refreshBinds() {
 }
 
 // remoteSubmit sends a submit to a bind on another node and hands its
-// answer to job.done, as a local bind would.
-func (f *fleet) remoteSubmit(pid *actor.PID, carrierName string, job *submitJob, messageID string, timeout time.Duration) {
+// answer to job.done, as a local bind would. An answer that does not come
+// (the node left, or timed out) is our side's failure, not the carrier's:
+// the submit is tried again, and the carrier's health and the message's
+// attempts are not charged for it.
+func (f *fleet) remoteSubmit(b bindRef, c *carrier, job *submitJob, messageID string) {
 	m := job.msg
-	req := &wire.CarrierSubmit{Carrier: carrierName, MessageId: messageID, From: m.From, To: m.To, Text: m.Text,
-		ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted}
-	fut := f.e.system.Root.RequestFuture(pid, req, timeout)
+	req := &wire.CarrierSubmit{Carrier: c.name, Bind: int32(b.index), MessageId: messageID, From: m.From, To: m.To,
+		Text: m.Text, ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted}
+	fut := f.e.system.Root.RequestFuture(nodePID(b.remote), req, c.remoteTimeout())
 	f.e.background(func(context.Context) {
-		res, err := f.await(fut, pid.Address)
+		res, err := f.await(fut, b.remote)
 		reply, ok := res.(*wire.CarrierSubmitReply)
 		if err != nil || !ok {
-			// The other node or its bind is gone: like a connection lost
-			// with the submit in flight, it may have been sent.
-			job.done(smpp.Result{}, fmt.Errorf("%w: bind on %s: %v", smpp.ErrConnectionLost, pid.Address, err))
+			job.done(smpp.Result{}, fmt.Errorf("%w: bind %s/%d on %s did not answer: %v", smpp.ErrClosed, c.name, b.index, b.remote, err))
 			return
 		}
 		job.done(smpp.Result{CarrierIDs: reply.CarrierIds}, failureFromWire(reply.Failure))
 	})
 }
 
-// remoteSubmitJob makes a submit another node sent into a job for a local
-// bind, whose outcome goes back to the sender.
-func (e *Engine) remoteSubmitJob(m *wire.CarrierSubmit, sender *actor.PID) *submitJob {
+// carrierSubmit hands a submit another node sent to one of this node's
+// binds, whose outcome goes back to the sender.
+func (e *Engine) carrierSubmit(m *wire.CarrierSubmit, sender *actor.PID) {
 	root := e.system.Root
-	return &submitJob{
+	job := &submitJob{
 		msg: smpp.Message{From: m.From, To: m.To, Text: m.Text, Validity: time.Duration(m.ValidityMs) * time.Millisecond,
 			Ref: byte(m.Ref), UseRef: true, Accepted: m.Accepted},
 		done: func(res smpp.Result, err error) {
 			root.Send(sender, &wire.CarrierSubmitReply{CarrierIds: res.CarrierIDs, Failure: failureToWire(err)})
 		},
 	}
+	c := e.router.carrier(m.Carrier)
+	if c == nil || int(m.Bind) < 0 || int(m.Bind) >= len(c.intakes) {
+		job.done(smpp.Result{}, smpp.ErrNotBound)
+		return
+	}
+	in := c.intakes[m.Bind].Load()
+	if in == nil {
+		job.done(smpp.Result{}, smpp.ErrNotBound)
+		return
+	}
+	in.submit(job)
 }
 
 func failureToWire(err error) *wire.SubmitFailure {

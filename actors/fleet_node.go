@@ -29,10 +29,12 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 	case *wire.SubmitBatch:
 		sender, e := ctx.Sender(), a.e
 		e.background(func(stop context.Context) { e.system.Root.Send(sender, e.submitForwarded(stop, m)) })
+	case *wire.CarrierSubmit:
+		a.e.carrierSubmit(m, ctx.Sender())
 	case *wire.Receipt:
 		sender, root := ctx.Sender(), a.e.system.Root
-		r, id, part := receiptFromWire(m)
-		a.e.recordReceipt(r, receiptUpdate(r, id, part), func(err error) { root.Send(sender, ackToWire(err)) })
+		r, key, id, part := receiptFromWire(m)
+		a.e.recordReceipt(r, a.e.receiptUpdate(r, key, id, part), func(err error) { root.Send(sender, ackToWire(err)) })
 	case *wire.InboundPart:
 		sender, root := ctx.Sender(), a.e.system.Root
 		a.e.inboundLocal(inboundFromWire(m), func(err error) { root.Send(sender, ackToWire(err)) })
@@ -113,11 +115,11 @@ func (f *fleet) reconcileEndpoints(ctx context.Context) {
 		return
 	}
 	for _, ep := range eps {
-		if f.owner(kindEndpoint, ep) == f.address {
+		if f.mine(kindEndpoint, ep) {
 			d.hintLocal(ep)
 		}
 	}
-	d.stopEndpoints(func(ep string) bool { return f.owner(kindEndpoint, ep) != f.address })
+	d.stopEndpoints(func(ep string) bool { return !f.mine(kindEndpoint, ep) })
 }
 
 // inboundToOwner sends an inbound part to the node that owns its number's

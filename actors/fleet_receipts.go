@@ -36,11 +36,8 @@ func (f *fleet) receiptToOwner(ctx context.Context, r switchboard.Receipt, ack f
 				ack(err)
 				return
 			}
-			if id, part, err := e.store.CarrierMessage(ctx, r.Carrier, r.CarrierMessageID); err == nil {
-				f.receiptFound(ctx, r, id, part, ack)
-				return
-			}
-			ack(nil)
+			ack(nil) // stored: the SMSC need not send it again
+			e.background(func(stop context.Context) { f.recheckParked(stop, r) })
 		})
 		return
 	}
@@ -50,6 +47,33 @@ func (f *fleet) receiptToOwner(ctx context.Context, r switchboard.Receipt, ack f
 	}
 	f.receiptFound(ctx, r, id, part, ack)
 }
+
+// recheckParked looks for a parked receipt's carrier id again a few times
+// and, once it is indexed, sends the receipt to the key's owner: the
+// owner's record of the submit reads the parked receipts before it writes
+// the index, so one parked in between would wait for ever. Applying a
+// receipt twice is harmless.
+func (f *fleet) recheckParked(stop context.Context, r switchboard.Receipt) {
+	for _, after := range parkedRechecks {
+		select {
+		case <-stop.Done():
+			return
+		case <-time.After(after):
+		}
+		id, part, err := f.e.store.CarrierMessage(stop, r.Carrier, r.CarrierMessageID)
+		if err == nil {
+			f.receiptFound(stop, r, id, part, func(err error) {
+				if err != nil {
+					f.e.log.Warn().Err(err).Str("carrier_message_id", r.CarrierMessageID).Msg("a parked receipt's owner did not record it; it stays parked")
+				}
+			})
+			return
+		}
+	}
+}
+
+// parkedRechecks are the waits between the looks of recheckParked.
+var parkedRechecks = []time.Duration{0, time.Second, 5 * time.Second, 30 * time.Second}
 
 // receiptWait bounds how long a node looks for a receipt's carrier id
 // before it parks the receipt: the owner records the id as soon as the
@@ -87,14 +111,14 @@ func (f *fleet) receiptFound(ctx context.Context, r switchboard.Receipt, id stri
 	}
 	owner := f.owner(kindKey, m.Key)
 	if owner == f.address {
-		e.recordReceipt(r, receiptUpdate(r, id, part), ack)
+		e.recordReceipt(r, e.receiptUpdate(r, m.Key, id, part), ack)
 		return
 	}
 	if owner == "" {
 		ack(switchboard.Errorf(switchboard.EUNAVAILABLE, "no node owns key %s now", m.Key))
 		return
 	}
-	res, err := f.await(e.system.Root.RequestFuture(nodePID(owner), receiptToWire(r, id, part), e.cfg.RequestTimeout), owner)
+	res, err := f.await(e.system.Root.RequestFuture(nodePID(owner), receiptToWire(r, m.Key, id, part), e.cfg.RequestTimeout), owner)
 	switch w := res.(type) {
 	case *wire.Ack:
 		ack(nil)
@@ -105,24 +129,28 @@ func (f *fleet) receiptFound(ctx context.Context, r switchboard.Receipt, id stri
 	}
 }
 
-func receiptUpdate(r switchboard.Receipt, id string, part int) switchboard.Update {
-	return switchboard.Update{MessageID: id, Transition: switchboard.Transition{Event: r.Event(), Part: part}}
+// receiptUpdate is a receipt's update of its message, fenced with the
+// key's lease while this node holds it: a node that lost the key does not
+// update its messages behind its new owner's back.
+func (e *Engine) receiptUpdate(r switchboard.Receipt, key, id string, part int) switchboard.Update {
+	return switchboard.Update{MessageID: id, Fence: e.registry.fence(key),
+		Transition: switchboard.Transition{Event: r.Event(), Part: part}}
 }
 
 // ownsMessage reports whether this node owns the key of a message (false
 // if it cannot tell: another node, or a later pass, will).
 func (f *fleet) ownsMessage(ctx context.Context, id string) bool {
 	m, err := f.e.store.Message(ctx, id)
-	return err == nil && f.owner(kindKey, m.Key) == f.address
+	return err == nil && f.mine(kindKey, m.Key)
 }
 
-func receiptToWire(r switchboard.Receipt, id string, part int) *wire.Receipt {
-	return &wire.Receipt{MessageId: id, Part: int32(part), Carrier: r.Carrier, CarrierMessageId: r.CarrierMessageID,
+func receiptToWire(r switchboard.Receipt, key, id string, part int) *wire.Receipt {
+	return &wire.Receipt{KeyId: key, MessageId: id, Part: int32(part), Carrier: r.Carrier, CarrierMessageId: r.CarrierMessageID,
 		Status: string(r.Status), State: r.State, ErrorCode: r.ErrorCode, ReceivedAt: r.ReceivedAt.UnixNano()}
 }
 
-func receiptFromWire(w *wire.Receipt) (switchboard.Receipt, string, int) {
-	r := switchboard.Receipt{Carrier: w.Carrier, CarrierMessageID: w.CarrierMessageId, Status: switchboard.Status(w.Status),
+func receiptFromWire(w *wire.Receipt) (r switchboard.Receipt, key, id string, part int) {
+	r = switchboard.Receipt{Carrier: w.Carrier, CarrierMessageID: w.CarrierMessageId, Status: switchboard.Status(w.Status),
 		State: w.State, ErrorCode: w.ErrorCode, ReceivedAt: time.Unix(0, w.ReceivedAt).UTC()}
-	return r, w.MessageId, int(w.Part)
+	return r, w.KeyId, w.MessageId, int(w.Part)
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"time"
 
 	"github.com/switchboard-sms/switchboard"
@@ -9,8 +10,8 @@ import (
 
 // Conversions between the engine's types and the messages nodes exchange.
 
-func submitToWire(keyID string, reqs []switchboard.SubmitRequest, deadline time.Time) *wire.SubmitBatch {
-	b := &wire.SubmitBatch{KeyId: keyID, Deadline: deadline.UnixNano(), Requests: make([]*wire.SubmitRequest, len(reqs))}
+func submitToWire(keyID string, reqs []switchboard.SubmitRequest, budget time.Duration) *wire.SubmitBatch {
+	b := &wire.SubmitBatch{KeyId: keyID, BudgetMs: budget.Milliseconds(), Requests: make([]*wire.SubmitRequest, len(reqs))}
 	for i := range reqs {
 		r := &reqs[i]
 		w := &wire.SubmitRequest{To: r.To, From: r.From, Body: r.Body, CallbackUrl: r.CallbackURL,
@@ -38,9 +39,12 @@ func resultsToWire(results []switchboard.SubmitResult) *wire.SubmitReply {
 	reply := &wire.SubmitReply{Results: make([]*wire.SubmitResult, len(results))}
 	for i, r := range results {
 		w := &wire.SubmitResult{}
-		if r.Err != nil {
+		switch {
+		case r.Err != nil:
 			w.Error = errorToWire(r.Err)
-		} else {
+		case r.Message == nil:
+			w.Error = errorToWire(errors.New("a submit ended with neither a message nor an error"))
+		default:
 			m := r.Message
 			w.Accepted = &wire.Accepted{Id: m.ID, KeyId: m.Key, To: m.To, From: m.From, Segments: int32(m.Segments),
 				Encoding: m.Encoding, AcceptedAt: m.AcceptedAt.UnixNano(), Reference: m.Reference}

@@ -73,7 +73,7 @@ type (
 	counted struct {
 		inst  uint64
 		n     int
-		lease switchboard.Lease
+		lease *keyLease
 		err   error
 	}
 	// predecessorSettled says an earlier instance's work is done (work).
@@ -155,9 +155,12 @@ type keyActor struct {
 
 	inst uint64 // this instance, unique in the engine
 	work *work  // what this instance started that ends elsewhere
-	// lease is this node's lease on the key, in a cluster (zero on a
+	// gone is closed when the instance is replaced or stops: what it
+	// started that would outlive it (its lease's renewals) ends.
+	gone chan struct{}
+	// lease is this node's lease on the key, in a cluster (nil on a
 	// single node): its token fences every write the actor makes.
-	lease switchboard.Lease
+	lease *keyLease
 
 	// Start: the instance counts the key's pending messages before it
 	// admits anything; requests arriving meanwhile wait in stash.
@@ -215,6 +218,7 @@ func newKeyActor(e *Engine, key *switchboard.Key, ent *regEntry) *keyActor {
 		key:            key,
 		ent:            ent,
 		work:           &work{},
+		gone:           make(chan struct{}),
 		bucket:         switchboard.NewTokenBucket(key.Rate, key.Burst),
 		ids:            ulid.Monotonic(rand.NewChaCha8(seed), 0),
 		dests:          make(map[string]*destQueue),
@@ -235,10 +239,6 @@ func (k *keyActor) Receive(ctx actor.Context) {
 		k.counted(ctx, m)
 	case *handOver:
 		k.handOver(ctx)
-	case *leaseDue:
-		if m.inst == k.inst {
-			k.renewLease(ctx)
-		}
 	case *leaseRenewed:
 		k.leaseRenewed(ctx, m)
 	case *submitBatch:
@@ -311,12 +311,16 @@ func (k *keyActor) predecessorSettled(ctx actor.Context) {
 // load counts the key's pending messages off the actor's goroutine.
 func (k *keyActor) load(ctx actor.Context) {
 	k.loading = true
-	self, root, inst, id := ctx.Self(), k.e.system.Root, k.inst, k.key.ID
+	self, root, inst, id, gone := ctx.Self(), k.e.system.Root, k.inst, k.key.ID, k.gone
 	k.e.background(func(stop context.Context) {
 		c := &counted{inst: inst}
-		c.lease, c.err = k.e.takeKey(stop, id)
+		c.lease, c.err = k.e.takeKey(stop, id, gone, func(err error) { root.Send(self, &leaseRenewed{inst: inst, err: err}) })
 		if c.err == nil {
 			c.n, c.err = k.e.store.PendingCount(stop, id)
+		}
+		if c.err != nil && c.lease != nil {
+			k.e.endLease(c.lease)
+			c.lease = nil
 		}
 		root.Send(self, c)
 	})
@@ -330,7 +334,13 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 	}
 	k.loading = false
 	if m.err != nil {
-		k.loadErr = k.unavailable(m.err)
+		if switchboard.ErrorCode(m.err) == switchboard.ECONFLICT {
+			// Another node still holds the key's lease: it is handing
+			// the key over, or its lease is running out.
+			k.loadErr = keyMoved(k.key.ID)
+		} else {
+			k.loadErr = k.unavailable(m.err)
+		}
 		k.answerStash(k.loadErr)
 		k.setWake(ctx, k.e.now().Add(time.Second))
 		return
@@ -338,7 +348,8 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 	k.ready, k.loadErr = true, nil
 	k.queued = m.n
 	k.paged = m.n > 0
-	k.holdLease(ctx, m.lease)
+	k.lease = m.lease
+	k.ent.fence.Store(k.fence())
 	stash := k.stash
 	k.stash = nil
 	for _, b := range stash {
@@ -360,6 +371,12 @@ func (k *keyActor) answerStash(err error) {
 // Its submits and commits end by themselves (work), and its entries die
 // with it.
 func (k *keyActor) release() {
+	select {
+	case <-k.gone:
+	default:
+		close(k.gone)
+		k.ent.fence.CompareAndSwap(k.fence(), 0)
+	}
 	k.lagDropped()
 	k.e.held.release(k.inMemory)
 	k.inMemory = 0
@@ -410,6 +427,12 @@ func (k *keyActor) maybeDrained(ctx actor.Context) {
 	if k.draining && k.drainer != nil && k.inflight == 0 && len(k.pendingCommits) == 0 {
 		ctx.Send(k.drainer, &drain{})
 		k.drainer = nil
+		// The node is stopping: give the key's lease up now, so its next
+		// owner need not wait for it to run out — once every record of
+		// this actor has landed (one fenced off would be lost).
+		if k.lease != nil && k.work.done() {
+			k.e.endLease(k.lease)
+		}
 	}
 	k.maybeHandedOver(ctx)
 }

@@ -69,7 +69,15 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 	now := k.e.now()
 	if !k.leaseValid(now) {
 		// The lease ran out by this node's clock (a renewal is late, or
-		// the node was paused): another node may own the key.
+		// the node was paused): another node may own the key. The keys
+		// a first round reserved are released.
+		if b.looked != nil {
+			for i, l := range b.looked {
+				if l.asked {
+					delete(k.idem, b.reqs[i].IdempotencyKey)
+				}
+			}
+		}
 		b.reply <- &commit{inst: k.inst, results: failAll(len(b.reqs), keyMoved(k.key.ID))}
 		return
 	}
@@ -190,7 +198,7 @@ func (k *keyActor) admit(req *switchboard.SubmitRequest, now time.Time) (*switch
 		return nil, fmt.Errorf("key %s: message id: %w", k.key.ID, err)
 	}
 	m.ID = "msg_" + id.String()
-	m.Fence = k.lease.Token
+	m.Fence = k.fence()
 	k.queued++
 	return m, nil
 }

@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,10 +13,11 @@ import (
 // In a cluster a key has one owner, fenced in storage: the node whose key
 // actor holds the lease on "key/<id>". The actor takes the lease and raises
 // the key's fence to its token before it counts the key's messages
-// (takeKey), renews it a few times per lease period, and writes with its
-// token, so a node that lost the lease (paused, cut off) cannot commit for
-// the key once the new owner has raised the fence. An actor that cannot
-// renew stops taking messages at once and stops; the next request for the
+// (takeKey), renews it a few times per lease period (keepLease), and
+// writes with its token, so a node that lost the lease (paused, cut off)
+// cannot commit for the key once the new owner has raised the fence. While
+// the lease has run out by its own clock the actor neither takes nor sends
+// messages; an actor whose renewal fails stops; the next request for the
 // key starts one that tries to take the lease again.
 
 type (
@@ -22,83 +25,132 @@ type (
 	// taking messages, lets what it has in flight finish, gives the lease
 	// up and stops, so the new owner can take the key.
 	handOver struct{}
-	// leaseDue is the timer for renewing the lease.
-	leaseDue struct{ inst uint64 }
-	// leaseRenewed brings a renewal's outcome.
+	// leaseRenewed says a renewal of the actor's lease failed.
 	leaseRenewed struct {
-		inst  uint64
-		lease switchboard.Lease
-		err   error
+		inst uint64
+		err  error
 	}
 )
 
-// takeKey takes the lease on a key and raises its fence to the lease's
-// token; on a single node it does nothing.
-func (e *Engine) takeKey(ctx context.Context, id string) (switchboard.Lease, error) {
+// keyLease is a key actor instance's lease on its key. It is renewed on a
+// goroutine of its own from the moment it is taken, so that neither a slow
+// first count of the key's messages nor a busy mailbox lets it lapse; the
+// actor reads its expiry, and hears of a renewal that failed.
+type keyLease struct {
+	token   int64        // the fencing token, fixed for the lease's life
+	expires atomic.Int64 // when it runs out by this node's clock (Unix ns)
+	current atomic.Pointer[switchboard.Lease]
+	stop    chan struct{}
+	ended   sync.Once
+}
+
+// valid reports whether the lease still holds at now.
+func (l *keyLease) valid(now time.Time) bool { return now.UnixNano() < l.expires.Load() }
+
+func (l *keyLease) set(x switchboard.Lease) {
+	l.current.Store(&x)
+	l.expires.Store(x.Expires.UnixNano())
+}
+
+// takeKey takes the lease on a key, raises its fence to the lease's token
+// and starts renewing it until gone is closed (the instance stopped: the
+// lease is then given up) or a renewal fails (lost hears of it); on a
+// single node it does nothing and returns nil.
+func (e *Engine) takeKey(ctx context.Context, id string, gone <-chan struct{}, lost func(error)) (*keyLease, error) {
 	if e.fleet == nil {
-		return switchboard.Lease{}, nil
+		return nil, nil
 	}
-	l, err := e.fleet.leases.Acquire(ctx, "key/"+id, e.fleet.holder, e.fleet.cfg.LeaseTTL)
+	f := e.fleet
+	l, err := f.leases.Acquire(ctx, "key/"+id, f.holder, f.cfg.LeaseTTL)
 	if err != nil {
-		return l, err
+		return nil, err
 	}
+	kl := &keyLease{token: l.Token, stop: make(chan struct{})}
+	kl.set(l)
 	fence, err := e.store.RaiseFence(ctx, id, l.Token)
+	if err == nil && fence > l.Token {
+		err = switchboard.Errorf(switchboard.EUNAVAILABLE, "key %s is fenced by a newer owner", id)
+	}
 	if err != nil {
-		return l, err
+		e.endLease(kl)
+		return nil, err
 	}
-	if fence > l.Token {
-		return l, switchboard.Errorf(switchboard.EUNAVAILABLE, "key %s is fenced by a newer owner", id)
-	}
-	return l, nil
+	e.background(func(stop context.Context) { e.keepLease(stop, kl, gone, lost) })
+	return kl, nil
 }
 
-// holdLease keeps the lease the actor started with and schedules its
-// renewal.
-func (k *keyActor) holdLease(ctx actor.Context, l switchboard.Lease) {
-	k.lease = l
-	if l.Token == 0 {
-		return
+// keepLease renews a lease every third of its period until it is ended or
+// a renewal fails.
+func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struct{}, lost func(error)) {
+	ttl := e.fleet.cfg.LeaseTTL
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop.Done():
+			return
+		case <-kl.stop:
+			return
+		case <-gone:
+			e.endLease(kl)
+			return
+		case <-t.C:
+		}
+		l, err := e.fleet.leases.Renew(stop, *kl.current.Load(), ttl)
+		if err != nil {
+			lost(err)
+			return
+		}
+		kl.set(l)
 	}
-	self, root, d := ctx.Self(), k.e.system.Root, &leaseDue{inst: k.inst}
-	time.AfterFunc(k.e.fleet.cfg.LeaseTTL/3, func() { root.Send(self, d) })
 }
 
-func (k *keyActor) renewLease(ctx actor.Context) {
-	self, root, inst, l, ttl := ctx.Self(), k.e.system.Root, k.inst, k.lease, k.e.fleet.cfg.LeaseTTL
-	k.e.background(func(stop context.Context) {
-		r := &leaseRenewed{inst: inst}
-		r.lease, r.err = k.e.fleet.leases.Renew(stop, l, ttl)
-		root.Send(self, r)
+// endLease stops renewing a lease and gives it up, so the key's next
+// owner need not wait for it to run out.
+func (e *Engine) endLease(kl *keyLease) {
+	kl.ended.Do(func() {
+		close(kl.stop)
+		l := *kl.current.Load()
+		leases, log := e.fleet.leases, e.log
+		e.background(func(stop context.Context) {
+			if err := leases.Release(stop, l); err != nil {
+				log.Warn().Err(err).Str("lease", l.Name).Msg("giving a lease up failed; it runs out by itself")
+			}
+		})
 	})
 }
 
 func (k *keyActor) leaseRenewed(ctx actor.Context, m *leaseRenewed) {
-	if m.inst != k.inst || k.lease.Token == 0 {
-		return
-	}
-	if m.err != nil {
+	if m.inst == k.inst && k.lease != nil {
 		k.leaseLost(ctx, m.err)
-		return
 	}
-	k.holdLease(ctx, m.lease)
+}
+
+// fence is the token the actor writes with: its lease's, in a cluster; 0
+// on a single node.
+func (k *keyActor) fence() int64 {
+	if k.lease == nil {
+		return 0
+	}
+	return k.lease.token
 }
 
 // leaseValid reports whether the actor may write for its key: on a single
 // node always; in a cluster while its lease has not run out by its own
 // clock (a node that was paused finds it out here, before it writes).
 func (k *keyActor) leaseValid(now time.Time) bool {
-	return k.lease.Token == 0 || now.Before(k.lease.Expires)
+	return k.lease == nil || k.lease.valid(now)
 }
 
 // leaseLost stops the actor: another node may own the key now.
+// Its records still on their way are fenced off by the new owner: they
+// are not retried (work.lost). This holds during a hand-over too.
 func (k *keyActor) leaseLost(ctx actor.Context, why error) {
-	if !k.ready {
-		return
-	}
+	k.work.lost.Store(true)
 	k.e.log.Warn().Err(why).Str("key", k.key.ID).Msg("lost the lease on the key; its actor stops here")
 	k.ready = false
 	k.loadErr = keyMoved(k.key.ID)
-	k.work.lost.Store(true)
+	k.answerStash(k.loadErr)
 	ctx.Stop(ctx.Self())
 }
 
@@ -131,14 +183,8 @@ func (k *keyActor) maybeHandedOver(ctx actor.Context) {
 		k.setWake(ctx, k.e.now().Add(handOverPoll))
 		return
 	}
-	if l := k.lease; l.Token != 0 {
-		k.lease = switchboard.Lease{}
-		leases, log := k.e.fleet.leases, k.e.log
-		k.e.background(func(stop context.Context) {
-			if err := leases.Release(stop, l); err != nil {
-				log.Warn().Err(err).Str("lease", l.Name).Msg("giving a lease up failed; it runs out by itself")
-			}
-		})
+	if k.lease != nil {
+		k.e.endLease(k.lease)
 	}
 	k.e.log.Info().Str("key", k.key.ID).Msg("key handed over to its new owner")
 	ctx.Stop(ctx.Self())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -25,8 +26,10 @@ const maxInflightPerKey = 512
 
 // dispatch sends the head of every runnable destination it can.
 func (k *keyActor) dispatch(ctx actor.Context) {
-	if !k.draining && k.ready {
-		now := k.e.now()
+	now := k.e.now()
+	// A node whose lease ran out (paused past it) sends nothing: the
+	// key's new owner may have paged these messages and sent them.
+	if !k.draining && k.ready && k.leaseValid(now) {
 		for len(k.runnable) > 0 && k.inflight < maxInflightPerKey && len(k.blocked) == 0 {
 			q := k.runnable[len(k.runnable)-1]
 			k.runnable = k.runnable[:len(k.runnable)-1]
@@ -70,9 +73,9 @@ func (k *keyActor) tryDest(ctx actor.Context, q *destQueue, now time.Time) {
 
 // send hands e to a bind of the first healthy carrier, or waits.
 func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time) {
-	c, pid := k.route(e, now)
-	q.noCarrier = pid == nil
-	if pid == nil {
+	c, b, ok := k.route(e, now)
+	q.noCarrier = !ok
+	if !ok {
 		k.markQueued(e, now)
 		q.retryAt = now.Add(noCarrierRetry)
 		k.wait(ctx, q)
@@ -91,17 +94,17 @@ func (k *keyActor) send(ctx actor.Context, q *destQueue, e *entry, now time.Time
 			Ref: concatRef(m.ID), UseRef: true, Accepted: e.ids},
 		done: k.submitCallback(ctx.Self(), q, e, c),
 	}
-	if k.e.fleet != nil && pid.Address != ctx.Self().Address {
-		k.e.fleet.remoteSubmit(pid, c.name, job, m.ID, c.remoteTimeout())
+	if b.in == nil {
+		k.e.fleet.remoteSubmit(b, c, job, m.ID)
 		return
 	}
-	ctx.Send(pid, job)
+	b.in.submit(job)
 }
 
 // route picks the carrier and bind for e: the first healthy carrier of its
 // route, or, once some of its parts were accepted, the carrier that
 // accepted them (the parts of one message go to one carrier).
-func (k *keyActor) route(e *entry, now time.Time) (*carrier, *actor.PID) {
+func (k *keyActor) route(e *entry, now time.Time) (*carrier, bindRef, bool) {
 	if e.carrier != "" {
 		return k.e.router.pickCarrier(e.carrier, now)
 	}
@@ -124,7 +127,7 @@ func concatRef(id string) byte {
 // outcome of e's submit. It records the outcome itself (so it is recorded
 // even if this actor instance is gone by then), then tells the actor.
 func (k *keyActor) submitCallback(self *actor.PID, q *destQueue, e *entry, c *carrier) func(smpp.Result, error) {
-	eng, inst, w, id, prior, fence := k.e, k.inst, k.work, e.msg.ID, e.ids, k.lease.Token
+	eng, inst, w, id, prior, fence := k.e, k.inst, k.work, e.msg.ID, e.ids, k.fence()
 	return func(res smpp.Result, err error) {
 		eng.sending.release(1) // here, not in the actor: even a replaced instance gives it back
 		eng.submitOutcome(c, id, prior, fence, res, err, w)
@@ -139,6 +142,9 @@ func (k *keyActor) submitCallback(self *actor.PID, q *destQueue, e *entry, c *ca
 // records have landed.
 func (e *Engine) submitOutcome(c *carrier, id string, prior []string, fence int64, res smpp.Result, err error, w *work) {
 	at := time.Now()
+	if err == nil {
+		res.CarrierIDs = fillMissingIDs(e, c, id, res.CarrierIDs)
+	}
 	var updates []switchboard.Update
 	if newIDs(prior, res.CarrierIDs) {
 		e.corr.add(c.name, res.CarrierIDs, id)
@@ -161,6 +167,26 @@ func (e *Engine) submitOutcome(c *carrier, id string, prior []string, fence int6
 		}
 		w.end()
 	})
+}
+
+// fillMissingIDs gives a part the carrier accepted without a message id
+// (an empty message_id in its submit_sm_resp, which SMPP does not allow
+// but carriers send) an id of our own, so the message is recorded as
+// submitted, not sent again; no receipt can match it, so it ends unknown
+// after the carrier's receipt timeout.
+func fillMissingIDs(e *Engine, c *carrier, id string, ids []string) []string {
+	if !slices.Contains(ids, "") {
+		return ids
+	}
+	ids = slices.Clone(ids)
+	for i, cid := range ids {
+		if cid == "" {
+			e.log.Warn().Str("carrier", c.name).Str("id", id).Int("part", i+1).
+				Msg("the carrier accepted a part without a message id; its receipt cannot be matched")
+			ids[i] = fmt.Sprintf("none:%s/%d", id, i+1)
+		}
+	}
+	return ids
 }
 
 // newIDs reports whether ids has an id for a part prior had none for.
@@ -350,7 +376,7 @@ func (k *keyActor) finish(e *entry, s switchboard.Status, why *switchboard.Event
 func (k *keyActor) record(u switchboard.Update) {
 	w := k.work
 	w.start()
-	u.Fence = k.lease.Token
+	u.Fence = k.fence()
 	k.e.recordInOrder(u.MessageID, []switchboard.Update{u}, w, w.end)
 }
 

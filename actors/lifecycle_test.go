@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
 // message reads a message back from the store.
@@ -215,4 +217,86 @@ func TestStoppedKeyActorComesBackOnTheNextRequest(t *testing.T) {
 		t.Fatalf("submit after the actor stopped: %v (after %v)", second.Err, time.Since(began))
 	}
 	r.waitFinal([]string{second.Message.ID}, switchboard.StatusDelivered, 10*time.Second)
+}
+
+// Carriers suspended and resumed over and over under load: a submit sent to
+// a bind as it stops is answered (it went through the bind's intake, not
+// its mailbox, whose messages are dropped when the actor stops), so every
+// message reaches a final status and the sending budget comes back.
+func TestSuspendUnderLoadLosesNoSubmit(t *testing.T) {
+	r := newRig(t, rigOptions{keys: 4, window: 16, simConfig: smsc.Config{Faults: smsc.Faults{Latency: smsc.Delay{Min: time.Millisecond}}}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			time.Sleep(60 * time.Millisecond)
+			_ = r.engine.SuspendCarrier(context.Background(), "sim")
+			time.Sleep(50 * time.Millisecond)
+			_ = r.engine.ResumeCarrier("sim")
+		}
+	}()
+	var mu sync.Mutex
+	var ids []string
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := g; i < 4000; i += 8 {
+				k := r.keys[i%4]
+				res := r.submit(k, fmt.Sprintf("+4477009%05d", i%500), fmt.Sprintf("%s|%d|%d", k.ID, i%500, i))
+				if res.Err != nil {
+					t.Error(res.Err)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, res.Message.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	<-done
+	for _, id := range ids {
+		eventually(t, "message "+id+" final", 60*time.Second, func() bool { return r.status(id).Final() })
+	}
+	eventually(t, "the sending budget back to zero", 5*time.Second, func() bool { return r.engine.Sending() == 0 })
+}
+
+// idemHookStore runs hook on the first Idempotency-Key look-up.
+type idemHookStore struct {
+	*pebble.Store
+	once sync.Once
+	hook func()
+}
+
+func (s *idemHookStore) Idempotency(ctx context.Context, key, idem string) (switchboard.IdempotencyRecord, error) {
+	s.once.Do(func() { s.hook() })
+	return s.Store.Idempotency(ctx, key, idem)
+}
+
+// A key actor replaced while a request's Idempotency-Key is being looked
+// up: the request ends with a message or an error (not with neither), and
+// a retry with the key is not refused as "in progress" for ever.
+func TestIdempotencyLookupAcrossARestart(t *testing.T) {
+	var hs *idemHookStore
+	r := newRig(t, rigOptions{wrapStore: func(p *pebble.Store) switchboard.Store {
+		hs = &idemHookStore{Store: p}
+		return hs
+	}})
+	if res := r.submit(r.keys[0], "+447700900001", "warm"); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	hs.hook = func() { r.engine.RestartKeyActor(r.keys[0].ID) }
+	req := switchboard.SubmitRequest{To: "+447700900002", From: "Acme", Body: "once", IdempotencyKey: "idem-1", RequestHash: [32]byte{9}}
+	first := r.engine.Submit(context.Background(), r.keys[0], []switchboard.SubmitRequest{req})[0]
+	if first.Message == nil && first.Err == nil {
+		t.Fatal("the request ended with neither a message nor an error")
+	}
+	var again switchboard.SubmitResult
+	eventually(t, "a retry with the key to be answered", 10*time.Second, func() bool {
+		again = r.engine.Submit(context.Background(), r.keys[0], []switchboard.SubmitRequest{req})[0]
+		return again.Err == nil
+	})
+	if first.Message != nil && again.Message.ID != first.Message.ID {
+		t.Fatalf("the retry made message %s, the first request %s", again.Message.ID, first.Message.ID)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-sms/switchboard"
@@ -36,7 +37,9 @@ func newCorrelator() *correlator { return &correlator{m: make(map[carrierRef]par
 func (c *correlator) add(carrier string, ids []string, messageID string) {
 	c.mu.Lock()
 	for i, id := range ids {
-		c.m[carrierRef{carrier, id}] = partRef{messageID, i, ids}
+		if id != "" { // a part not accepted yet
+			c.m[carrierRef{carrier, id}] = partRef{messageID, i, ids}
+		}
 	}
 	c.mu.Unlock()
 }
@@ -219,7 +222,7 @@ const overdueBatch = 1000
 // sweepOverdue ends as unknown every submitted message whose receipt is
 // overdue (Message.ReceiptDue), so no message waits for ever on a receipt
 // the carrier never sends. Each step waits for its records before it asks
-// for more, so it never lists a message twice.
+// for more, so a message it ended is not listed again.
 func (e *Engine) sweepOverdue(ctx context.Context) {
 	for ctx.Err() == nil {
 		ids, err := e.store.Overdue(ctx, e.now(), overdueBatch)
@@ -228,6 +231,7 @@ func (e *Engine) sweepOverdue(ctx context.Context) {
 			return
 		}
 		var wg sync.WaitGroup
+		var ended atomic.Int64
 		now := e.now()
 		for _, id := range ids {
 			if e.fleet != nil && !e.fleet.ownsMessage(ctx, id) {
@@ -243,13 +247,17 @@ func (e *Engine) sweepOverdue(ctx context.Context) {
 						e.log.Error().Err(err).Str("id", id).Msg("recording unknown failed; will retry")
 						return
 					}
+					ended.Add(1)
 					if m != nil && m.Status == switchboard.StatusUnknown {
 						e.stats.unknown.Add(1)
 					}
 				})
 		}
 		wg.Wait()
-		if len(ids) < overdueBatch {
+		// A full batch that ended nothing (other nodes' messages, or
+		// records that failed) would be listed again at once: wait for
+		// the next sweep instead.
+		if len(ids) < overdueBatch || ended.Load() == 0 {
 			return
 		}
 	}

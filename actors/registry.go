@@ -23,6 +23,10 @@ type registry struct {
 type regEntry struct {
 	pid   *actor.PID // nil after the actor stopped
 	users int        // requests on their way to the actor
+	// fence is the fencing token of the key's lease while an actor of
+	// this node holds it (0 otherwise), for the key's writes made outside
+	// its actor (receipts).
+	fence atomic.Int64
 
 	// works holds the outstanding work of each instance that has not
 	// settled: a new instance reads the store only once every earlier
@@ -166,17 +170,7 @@ func (ent *regEntry) unsettled() []*work {
 }
 
 func (r *registry) each(f func(*actor.PID)) {
-	r.mu.Lock()
-	pids := make([]*actor.PID, 0, len(r.keys))
-	for _, ent := range r.keys {
-		if ent.pid != nil {
-			pids = append(pids, ent.pid)
-		}
-	}
-	r.mu.Unlock()
-	for _, pid := range pids {
-		f(pid)
-	}
+	r.eachKey(func(_ string, pid *actor.PID) { f(pid) })
 }
 
 // eachKey calls f with each running key actor and its key's id.
@@ -196,4 +190,14 @@ func (r *registry) eachKey(f func(id string, pid *actor.PID)) {
 	for _, k := range all {
 		f(k.id, k.pid)
 	}
+}
+
+// fence returns the token of the key's lease held on this node, 0 if none.
+func (r *registry) fence(keyID string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ent := r.keys[keyID]; ent != nil {
+		return ent.fence.Load()
+	}
+	return 0
 }

@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-sms/switchboard"
 )
 
@@ -37,30 +36,30 @@ func (r *router) carrier(name string) *carrier { return r.load().carriers[name] 
 func (r *router) routable(to string) bool { return len(r.load().routes.Match(to)) > 0 }
 
 // pick returns the first healthy carrier for to, in failover order, and a
-// bound bind of it; nil when none can take the message now.
-func (r *router) pick(to string, now time.Time) (*carrier, *actor.PID) {
+// bound bind of it; false when none can take the message now.
+func (r *router) pick(to string, now time.Time) (*carrier, bindRef, bool) {
 	t := r.load()
 	for _, name := range t.routes.Match(to) {
 		c := t.carriers[name]
 		if c == nil || !c.healthy(now) {
 			continue
 		}
-		if pid := c.pick(); pid != nil {
-			return c, pid
+		if b, ok := c.pick(); ok {
+			return c, b, true
 		}
 	}
-	return nil, nil
+	return nil, bindRef{}, false
 }
 
 // pickCarrier returns a bound bind of the named carrier if it is healthy;
-// nil otherwise.
-func (r *router) pickCarrier(name string, now time.Time) (*carrier, *actor.PID) {
+// false otherwise.
+func (r *router) pickCarrier(name string, now time.Time) (*carrier, bindRef, bool) {
 	c := r.carrier(name)
 	if c == nil || !c.healthy(now) {
-		return nil, nil
+		return nil, bindRef{}, false
 	}
-	if pid := c.pick(); pid != nil {
-		return c, pid
+	if b, ok := c.pick(); ok {
+		return c, b, true
 	}
-	return nil, nil
+	return nil, bindRef{}, false
 }

@@ -100,8 +100,9 @@ type SubmitBatch struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	KeyId    string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	Requests []*SubmitRequest       `protobuf:"bytes,2,rep,name=requests,proto3" json:"requests,omitempty"`
-	// The caller's deadline (Unix nanoseconds); the owner waits no longer.
-	Deadline      int64 `protobuf:"varint,3,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// How long the caller waits for the answer, in milliseconds: the owner
+	// waits no longer for the key's actor (clocks of nodes need not agree).
+	BudgetMs      int64 `protobuf:"varint,3,opt,name=budget_ms,json=budgetMs,proto3" json:"budget_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,9 +151,9 @@ func (x *SubmitBatch) GetRequests() []*SubmitRequest {
 	return nil
 }
 
-func (x *SubmitBatch) GetDeadline() int64 {
+func (x *SubmitBatch) GetBudgetMs() int64 {
 	if x != nil {
-		return x.Deadline
+		return x.BudgetMs
 	}
 	return 0
 }
@@ -1092,6 +1093,7 @@ type Receipt struct {
 	State            string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
 	ErrorCode        string                 `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	ReceivedAt       int64                  `protobuf:"varint,8,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"` // Unix nanoseconds
+	KeyId            string                 `protobuf:"bytes,9,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`                 // the message's key
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1182,15 +1184,22 @@ func (x *Receipt) GetReceivedAt() int64 {
 	return 0
 }
 
+func (x *Receipt) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
 var File_actors_wire_wire_proto protoreflect.FileDescriptor
 
 const file_actors_wire_wire_proto_rawDesc = "" +
 	"\n" +
-	"\x16actors/wire/wire.proto\x12\x10switchboard.wire\"}\n" +
+	"\x16actors/wire/wire.proto\x12\x10switchboard.wire\"~\n" +
 	"\vSubmitBatch\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12;\n" +
-	"\brequests\x18\x02 \x03(\v2\x1f.switchboard.wire.SubmitRequestR\brequests\x12\x1a\n" +
-	"\bdeadline\x18\x03 \x01(\x03R\bdeadline\"\xf5\x01\n" +
+	"\brequests\x18\x02 \x03(\v2\x1f.switchboard.wire.SubmitRequestR\brequests\x12\x1b\n" +
+	"\tbudget_ms\x18\x03 \x01(\x03R\bbudgetMs\"\xf5\x01\n" +
 	"\rSubmitRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x12\n" +
@@ -1280,7 +1289,7 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"concat_seq\x18\t \x01(\rR\tconcatSeq\x12\x1f\n" +
 	"\vreceived_at\x18\n" +
 	" \x01(\x03R\n" +
-	"receivedAt\"\xf2\x01\n" +
+	"receivedAt\"\x89\x02\n" +
 	"\aReceipt\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x12\n" +
@@ -1292,7 +1301,8 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\a \x01(\tR\terrorCode\x12\x1f\n" +
 	"\vreceived_at\x18\b \x01(\x03R\n" +
-	"receivedAtB4Z2github.com/switchboard-sms/switchboard/actors/wireb\x06proto3"
+	"receivedAt\x12\x15\n" +
+	"\x06key_id\x18\t \x01(\tR\x05keyIdB4Z2github.com/switchboard-sms/switchboard/actors/wireb\x06proto3"
 
 var (
 	file_actors_wire_wire_proto_rawDescOnce sync.Once

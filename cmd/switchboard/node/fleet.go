@@ -46,6 +46,9 @@ func (n *Node) fleetConfig(cfg Config) (*actors.FleetConfig, error) {
 // API answers 503 meanwhile.
 func (n *Node) rejoin(cfg Config) {
 	defer close(n.rejoined)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-n.stopRejoin; cancel() }()
 	for {
 		select {
 		case <-n.stopRejoin:
@@ -54,13 +57,13 @@ func (n *Node) rejoin(cfg Config) {
 		}
 		n.gate.close("The gateway is rejoining its cluster.")
 		old := n.engine()
-		ctx, cancel := context.WithTimeout(context.Background(), rejoinStopTimeout)
-		if err := old.Stop(ctx); err != nil {
+		stopCtx, stopped := context.WithTimeout(ctx, rejoinStopTimeout)
+		if err := old.Stop(stopCtx); err != nil {
 			cfg.Engine.Log.Warn().Err(err).Msg("stopping the engine before rejoining")
 		}
-		cancel()
+		stopped()
 		for attempt := 0; ; attempt++ {
-			e, err := n.startEngine(cfg)
+			e, err := n.startEngine(ctx, cfg)
 			if err == nil {
 				n.setEngine(e)
 				n.gate.open(e)

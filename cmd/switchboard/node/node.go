@@ -134,7 +134,7 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	}
 	n.Hooks = callback.New(cfg.Webhooks)
 	n.Timings.EngineStarted = time.Now()
-	e, err := n.startEngine(cfg)
+	e, err := n.startEngine(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 
 // startEngine makes and starts an engine on the node's store and webhook
 // client. On error the engine is stopped again.
-func (n *Node) startEngine(cfg Config) (*actors.Engine, error) {
+func (n *Node) startEngine(ctx context.Context, cfg Config) (*actors.Engine, error) {
 	ecfg := cfg.Engine
 	ecfg.Store = n.Store
 	ecfg.Webhooks.Poster = callback.Poster{Client: n.Hooks}
@@ -160,7 +160,7 @@ func (n *Node) startEngine(cfg Config) (*actors.Engine, error) {
 	}
 	ecfg.Fleet = fleet
 	if cfg.Prepare != nil {
-		if err := cfg.Prepare(context.Background(), n.Store, &ecfg); err != nil {
+		if err := cfg.Prepare(ctx, n.Store, &ecfg); err != nil {
 			return nil, err
 		}
 	}
@@ -168,9 +168,9 @@ func (n *Node) startEngine(cfg Config) (*actors.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Start(context.Background()); err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		e.Stop(ctx)
+	if err := e.Start(ctx); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e.Stop(stopCtx)
 		cancel()
 		return nil, err
 	}
