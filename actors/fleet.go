@@ -70,13 +70,15 @@ type fleet struct {
 	holder  string // this node's incarnation, in leases: its actor system's ID
 	address string // where the other nodes reach this node's actors
 
-	mu       sync.Mutex
-	members  []*cluster.Member
-	ring     *cluster.Rendezvous
-	leave    map[string]chan struct{} // closed when that address leaves (gone)
-	changed  chan struct{} // the membership changed: reconcile
-	removed  chan struct{} // closed when this node must rejoin
-	lostOnce sync.Once
+	mu      sync.Mutex
+	members []*cluster.Member
+	ring    *cluster.Rendezvous
+	leave   map[string]chan struct{} // closed when that address leaves (gone)
+	// bindsChanged and workChanged say the membership changed (to each
+	// of the two loops that act on it: watch, watchWork).
+	bindsChanged, workChanged chan struct{}
+	removed                   chan struct{} // closed when this node must rejoin
+	lostOnce                  sync.Once
 
 	// binds are the binds this node runs, by lease name; only the watch
 	// goroutine touches it.
@@ -92,7 +94,8 @@ func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
 		cfg.LeaseTTL = defaultLeaseTTL
 	}
 	f := &fleet{e: e, cfg: cfg, leases: cfg.Leases, ring: cluster.NewRendezvous(), leave: map[string]chan struct{}{},
-		changed: make(chan struct{}, 1), removed: make(chan struct{}), binds: map[string]bindLease{}}
+		bindsChanged: make(chan struct{}, 1), workChanged: make(chan struct{}, 1), removed: make(chan struct{}),
+		binds: map[string]bindLease{}}
 	f.hints = newHinter(f)
 	return f, nil
 }
@@ -173,9 +176,11 @@ func (f *fleet) topology(members []*cluster.Member) {
 		}
 	}
 	f.mu.Unlock()
-	select {
-	case f.changed <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{f.bindsChanged, f.workChanged} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -194,18 +199,17 @@ func (f *fleet) owner(kind, identity string) string {
 	return f.ring.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kindKey))
 }
 
-// watch keeps this node's share of the work right until the engine stops:
-// every third of a lease period it renews its binds' leases and starts or
-// stops binds, and reads the binds the other nodes gossip; after every
-// membership change, and every few seconds for what a change may have
-// missed, it hands over or starts keys. It also notices when membership
-// removed this node.
+// watch keeps this node's binds right until the engine stops: every third
+// of a lease period, and after every membership change, it renews its
+// binds' leases and starts or stops binds, and reads the binds the other
+// nodes gossip. It also notices when membership removed this node. The
+// slower work (keys, endpoints, inbound parts) runs in its own loop
+// (watchWork), so a slow store never delays a renewal.
 func (f *fleet) watch(stop context.Context) {
+	f.e.background(f.watchWork)
 	t := time.NewTicker(f.cfg.LeaseTTL / 3)
 	defer t.Stop()
-	keysDue := time.Now()
 	for {
-		membership := false
 		select {
 		case <-stop.Done():
 			f.releaseBinds()
@@ -213,18 +217,30 @@ func (f *fleet) watch(stop context.Context) {
 		case <-f.cfg.Membership.Removed():
 			f.lost("the other members declared this node dead")
 			return
-		case <-f.changed:
-			membership = true
+		case <-f.bindsChanged:
 		case <-t.C:
 		}
 		f.reconcileBinds(stop)
 		f.refreshBinds()
-		if membership || time.Now().After(keysDue) {
-			f.reconcileKeys(stop)
-			f.reconcileEndpoints(stop)
-			f.reconcileInbound(stop)
-			keysDue = time.Now().Add(reconcileKeysEvery)
+	}
+}
+
+// watchWork hands over or starts keys, takes over endpoints and adopts
+// inbound parts after every membership change, and every few seconds for
+// what a change may have missed.
+func (f *fleet) watchWork(stop context.Context) {
+	t := time.NewTicker(reconcileKeysEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop.Done():
+			return
+		case <-f.workChanged:
+		case <-t.C:
 		}
+		f.reconcileKeys(stop)
+		f.reconcileEndpoints(stop)
+		f.reconcileInbound(stop)
 	}
 }
 

@@ -49,7 +49,7 @@ func BenchmarkFleetSubmit(b *testing.B) {
 		m := gossip.New(gossip.Config{Cluster: "bench", Bind: "127.0.0.1:0", Seeds: seeds, Log: zerolog.Nop()})
 		e, err := actors.New(actors.Config{
 			Store: store, Keys: switchboard.NewKeyRing(keys), Log: zerolog.Nop(),
-			Routes: []switchboard.Route{{Carriers: []string{"sim"}}},
+			Routes:   []switchboard.Route{{Carriers: []string{"sim"}}},
 			Carriers: []actors.CarrierConfig{{Name: "sim", Binds: 2, SMPP: smpp.Config{Addr: sim.Addr(), SystemID: "gw", Password: "pw", Window: 64}}},
 			Fleet:    &actors.FleetConfig{Name: "bench", Remote: "127.0.0.1:0", Membership: m, Leases: leases},
 		})
