@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -65,10 +66,18 @@ type fleetNode struct {
 	gossip   string
 	wrap     []string // a command the node runs through
 	cmd      *exec.Cmd
-	addr     string // the API, once started
-	stopped  bool   // SIGSTOPped
+	addr     atomic.Pointer[string] // the API, once started; load goroutines read it while a node restarts
+	stopped  bool                   // SIGSTOPped
 	exited   chan struct{}
 	logLines *os.File
+}
+
+// api is the node's API address ("" before it first started).
+func (nd *fleetNode) api() string {
+	if a := nd.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
 }
 
 // nodeAddrs are where a node listens and what it connects to; wrap, if
@@ -220,7 +229,8 @@ func (r *fleetRig) start(nd *fleetNode) {
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
 		if _, rest, ok := strings.Cut(lines.Text(), "listening on http://"); ok {
-			nd.addr = strings.TrimSpace(rest)
+			addr := strings.TrimSpace(rest)
+			nd.addr.Store(&addr)
 			go func() {
 				for lines.Scan() {
 				}
@@ -290,7 +300,7 @@ func (r *fleetRig) waitReady(nd *fleetNode, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for !r.ready(nd) {
 		if time.Now().After(deadline) {
-			resp, err := http.Get("http://" + nd.addr + "/readyz")
+			resp, err := http.Get("http://" + nd.api() + "/readyz")
 			why := fmt.Sprint(err)
 			if err == nil {
 				b, _ := io.ReadAll(resp.Body)
@@ -304,7 +314,7 @@ func (r *fleetRig) waitReady(nd *fleetNode, within time.Duration) {
 }
 
 func (r *fleetRig) ready(nd *fleetNode) bool {
-	resp, err := http.Get("http://" + nd.addr + "/readyz")
+	resp, err := http.Get("http://" + nd.api() + "/readyz")
 	if err != nil {
 		return false
 	}
@@ -324,7 +334,7 @@ type sent struct {
 // or the HTTP status (0: no answer).
 func (r *fleetRig) post(client *http.Client, nd *fleetNode, key, to, body string) (sent, int) {
 	payload := fmt.Sprintf(`{"to":%q,"from":"Fleet","body":%q}`, to, body)
-	req, _ := http.NewRequest("POST", "http://"+nd.addr+"/v1/messages", strings.NewReader(payload))
+	req, _ := http.NewRequest("POST", "http://"+nd.api()+"/v1/messages", strings.NewReader(payload))
 	req.Header.Set("Authorization", "Bearer secret-"+key)
 	req.Header.Set("Content-Type", "application/json")
 	began := time.Now()
@@ -377,7 +387,7 @@ func (r *fleetRig) status(client *http.Client, s sent) string {
 		if nd.stopped {
 			continue
 		}
-		req, _ := http.NewRequest("GET", "http://"+nd.addr+"/v1/messages/"+s.id, nil)
+		req, _ := http.NewRequest("GET", "http://"+nd.api()+"/v1/messages/"+s.id, nil)
 		req.Header.Set("Authorization", "Bearer secret-"+s.key)
 		resp, err := client.Do(req)
 		if err != nil {
