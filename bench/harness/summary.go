@@ -42,7 +42,8 @@ type sample struct {
 // "summary".
 type summary struct {
 	Label       string           `json:"label,omitempty"`
-	Mode        string           `json:"mode"` // open | closed
+	Storage     string           `json:"storage,omitempty"` // the gateway's storage (--storage)
+	Mode        string           `json:"mode"`              // open | closed
 	Rate        float64          `json:"rate,omitempty"`
 	WindowS     float64          `json:"window_s"`
 	Offered     int64            `json:"offered"`
@@ -81,6 +82,9 @@ type summary struct {
 	CPUWho     string  `json:"cpu_includes,omitempty"`
 	RSSMB      float64 `json:"rss_mb_end"`
 	PeakRSSMB  float64 `json:"rss_mb_peak"`
+
+	// DB is what the database did (--storage scylla).
+	DB *dbFigures `json:"database,omitempty"`
 
 	OK bool `json:"ok"`
 }
@@ -123,6 +127,15 @@ func (r *loadResult) summarize(sc sinkCounts) summary {
 	}
 	if s.Measured && s.Lost > 0 {
 		s.OK = false
+	}
+	if o.db != nil && o.db.stats != nil {
+		s.DB = &dbFigures{Keyspace: o.db.keyspace}
+		s.DB.fill(r.dbBefore, r.dbAfter, c.accepted.Load())
+		el := r.end.usage.at.Sub(r.begin.usage.at)
+		if el > 0 {
+			s.DB.DatabaseCPU = (r.end.db - r.begin.db).Seconds() / el.Seconds()
+			s.DB.RedisCPU = (r.end.redis - r.begin.redis).Seconds() / el.Seconds()
+		}
 	}
 	return s
 }
@@ -195,6 +208,9 @@ func (s summary) print(w io.Writer, o loadOpts) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-15s %s\n", r[0], r[1])
 	}
+	if s.DB != nil {
+		s.DB.print(w)
+	}
 	if s.Transport > 0 && s.Callbacks {
 		fmt.Fprintf(w, "note: %d requests failed in transport; the gateway may have accepted some, which would read as unmatched finals\n", s.Transport)
 	}
@@ -252,6 +268,15 @@ type report struct {
 	Timeline []sample          `json:"timeline"`
 	Summary  *summary          `json:"summary,omitempty"`
 	Ramp     *rampResult       `json:"ramp,omitempty"`
+	// Runs are the loads of --storage A,B, one per storage.
+	Runs []storageRun `json:"runs,omitempty"`
+}
+
+// storageRun is one storage's load in a --storage A,B run.
+type storageRun struct {
+	Storage  string   `json:"storage"`
+	Summary  summary  `json:"summary"`
+	Timeline []sample `json:"timeline"`
 }
 
 type machine struct {
