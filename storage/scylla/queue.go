@@ -138,6 +138,32 @@ type owner struct {
 	deletes    int // since the last advance
 	lastProbe  time.Time
 	probing    bool
+	cleanSeq   uint64              // the last clean-up begun (queue.cleaning)
+	cleaning   map[uint64]struct{} // clean-ups on their way
+	cleaned    sync.Cond           // on o.mu: a clean-up ended
+}
+
+// waitCleaned waits, with o.mu held, until the clean-ups begun before it
+// was called have ended; later ones it does not wait for, so a steady
+// stream of them cannot hold a reader back.
+func (o *owner) waitCleaned() { o.waitCleanedUpTo(o.cleanSeq) }
+
+// waitCleanedUpTo waits, with o.mu held, until no clean-up numbered upTo
+// or lower is on its way.
+func (o *owner) waitCleanedUpTo(upTo uint64) {
+	for {
+		waiting := false
+		for seq := range o.cleaning {
+			if seq <= upTo {
+				waiting = true
+				break
+			}
+		}
+		if !waiting {
+			return
+		}
+		o.cleaned.Wait()
+	}
 }
 
 func newQueue(s *Store, k queueKind) *queue {
@@ -150,7 +176,8 @@ func (q *queue) owner(name string) *owner {
 	o := q.known[name]
 	if o == nil {
 		o = &owner{buckets: make(map[string]struct{}), inflight: make(map[string]int),
-			readers: make(map[*headRead]struct{})}
+			readers: make(map[*headRead]struct{}), cleaning: make(map[uint64]struct{})}
+		o.cleaned.L = &o.mu
 		q.known[name] = o
 	}
 	return o
@@ -285,6 +312,25 @@ func (q *queue) deletes(name string, ids []string, ts int64) []stmt {
 	return stmts
 }
 
+// cleaning marks deletes of owner name on their way, written after the
+// call that made them returned; reads and counts wait for them, so one
+// made after that call returned does not see what it deleted. The caller calls
+// the function returned once they landed (or failed).
+func (q *queue) cleaning(name string) func() {
+	o := q.owner(name)
+	o.mu.Lock()
+	o.cleanSeq++
+	seq := o.cleanSeq
+	o.cleaning[seq] = struct{}{}
+	o.mu.Unlock()
+	return func() {
+		o.mu.Lock()
+		delete(o.cleaning, seq)
+		o.mu.Unlock()
+		o.cleaned.Broadcast()
+	}
+}
+
 // deleted tells the queue that n entries of owner name were deleted: now
 // and then, a probe moves the mark past them.
 func (q *queue) deleted(name string, n int) {
@@ -326,6 +372,7 @@ func (q *queue) read(ctx context.Context, session *gocql.Session, name, after, b
 		return nil, err
 	}
 	o.mu.Lock()
+	o.waitCleaned()
 	mark, stragglers := o.mark, slices.Clone(o.stragglers)
 	fromHead := after < mark || after == ""
 	var head *headRead
@@ -542,6 +589,7 @@ func (q *queue) count(ctx context.Context, session *gocql.Session, name string) 
 		return 0, err
 	}
 	o.mu.Lock()
+	o.waitCleaned()
 	mark, stragglers := o.mark, slices.Clone(o.stragglers)
 	o.mu.Unlock()
 	n := 0

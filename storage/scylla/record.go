@@ -50,6 +50,9 @@ type working struct {
 	wasPending bool
 	wasDue     time.Time // the deadline it was listed under, if any
 	changed    bool
+	recent     bool  // taken from recentMessages, not read
+	fence      int64 // with recent: the token it was written with
+	written    int64 // the write time of the row this call writes
 }
 
 // recordCall is one Record call's state.
@@ -113,6 +116,7 @@ func (s *Store) record(ctx context.Context, updates []sb.Update) ([]*sb.Message,
 			return nil, err
 		}
 	}
+	c.keepRecent()
 	return results, nil
 }
 
@@ -182,31 +186,44 @@ func (c *recordCall) lockNames() []string {
 
 func carrierLock(carrier, cid string) string { return "carrier\x00" + carrier + "\x00" + cid }
 
-// resolve looks up the carrier ids of ByCarrier updates not resolved yet.
+// resolve looks up the carrier ids of ByCarrier updates not resolved yet,
+// one query per carrier.
 func (c *recordCall) resolve(ctx context.Context) error {
-	var todo []int
+	byCarrier := map[string][]string{}
 	for i := range c.updates {
 		if u := &c.updates[i]; u.MessageID == "" {
 			if _, ok := c.resolved[i]; !ok {
-				todo = append(todo, i)
+				byCarrier[u.ByCarrier.Carrier] = append(byCarrier[u.ByCarrier.Carrier], u.ByCarrier.ID)
 			}
 		}
 	}
 	var mu sync.Mutex
-	err := parallel(todo, func(i int) error {
-		ref := c.updates[i].ByCarrier
-		r, ok, err := c.s.carrierRef(ctx, c.session, ref.Carrier, ref.ID)
+	found := map[[2]string]carrierRef{}
+	err := parallel(mapKeys(byCarrier), func(carrier string) error {
+		refs, err := c.s.carrierRefs(ctx, c.session, carrier, sortedUnique(byCarrier[carrier]))
 		mu.Lock()
 		defer mu.Unlock()
-		if ok {
-			c.resolved[i] = r
-			delete(c.park, i)
-		} else if err == nil {
-			c.park[i] = true
+		for cid, r := range refs {
+			found[[2]string{carrier, cid}] = r
 		}
 		return err
 	})
-	return c.s.dbError(err)
+	if err != nil {
+		return c.s.dbError(err)
+	}
+	for i := range c.updates {
+		u := &c.updates[i]
+		if _, ok := c.resolved[i]; u.MessageID != "" || ok {
+			continue
+		}
+		if r, ok := found[[2]string{u.ByCarrier.Carrier, u.ByCarrier.ID}]; ok {
+			c.resolved[i] = r
+			delete(c.park, i)
+		} else {
+			c.park[i] = true
+		}
+	}
+	return nil
 }
 
 // read loads the call's messages (ENOTFOUND if one is missing) and the
@@ -223,6 +240,7 @@ func (c *recordCall) read(ctx context.Context) error {
 		}
 	}
 	ids = sortedUnique(ids)
+	ids = c.takeRecent(ids)
 	var cids [][2]string
 	for i := range c.updates {
 		tr := &c.updates[i].Transition
@@ -257,33 +275,100 @@ func (c *recordCall) read(ctx context.Context) error {
 	return nil
 }
 
+// takeRecent takes from recentMessages the messages of ids it may serve
+// (every update of the call naming the message by ID carries the token
+// the entry was written with; none names it by carrier id) and returns
+// the IDs left to read. Every entry of ids goes: the call writes.
+func (c *recordCall) takeRecent(ids []string) []string {
+	fences := map[string]int64{}
+	usable := map[string]bool{}
+	for i := range c.updates {
+		u := &c.updates[i]
+		id := u.MessageID
+		if id == "" {
+			usable[c.resolved[i].messageID] = false
+			continue
+		}
+		if f, ok := fences[id]; ok && f != u.Fence {
+			usable[id] = false
+			continue
+		}
+		fences[id] = u.Fence
+		if _, ok := usable[id]; !ok {
+			usable[id] = true
+		}
+	}
+	var left []string
+	for _, id := range ids {
+		e, ok := c.s.recent.take(id, fences[id])
+		if !ok || !usable[id] || c.s.doomed.has(id) {
+			left = append(left, id)
+			continue
+		}
+		w := &working{m: e.m, ts: e.ts, before: e.m.Status, wasPending: e.m.Pending(), recent: true, fence: e.fence}
+		if listedDue(e.m) {
+			w.wasDue = e.m.ReceiptDue
+		}
+		c.work[id] = w
+	}
+	return left
+}
+
+// keepRecent puts back the messages taken from recentMessages that may
+// stay there after this call's write landed: no callback queued about
+// them, still without carrier ids and not final.
+func (c *recordCall) keepRecent() {
+	notified := map[string]bool{}
+	for i := range c.callbacks {
+		notified[c.callbacks[i].MessageID] = true
+	}
+	for id, w := range c.work {
+		if !w.recent || notified[id] {
+			continue
+		}
+		ts := w.ts
+		if w.changed {
+			ts = w.written
+		}
+		c.s.recent.put(w.m, ts, w.fence)
+	}
+}
+
 // listedDue reports whether m has an entry in receipt_due: Overdue lists
 // submitted messages with a deadline.
 func listedDue(m *sb.Message) bool { return m.Status == sb.StatusSubmitted && !m.ReceiptDue.IsZero() }
 
-// readParked reads the receipts parked for carrier ids.
+// readParked reads the receipts parked for carrier ids, one query per
+// carrier.
 func (c *recordCall) readParked(ctx context.Context, cids [][2]string) error {
+	byCarrier := map[string][]string{}
+	for _, k := range cids {
+		byCarrier[k[0]] = append(byCarrier[k[0]], k[1])
+	}
 	var mu sync.Mutex
-	return parallel(cids, func(k [2]string) error {
-		iter := c.session.Query(c.s.cql(`SELECT data FROM %s.parked_receipts WHERE carrier = ? AND carrier_id = ?`),
-			k[0], k[1]).WithContext(ctx).Consistency(c.s.opts.readConsistency()).Iter()
-		var data []byte
-		var rows []parkedRow
-		for iter.Scan(&data) {
-			u, err := decodeParked(data)
-			if err != nil {
-				iter.Close()
+	return parallel(mapKeys(byCarrier), func(carrier string) error {
+		ids := sortedUnique(byCarrier[carrier])
+		for len(ids) > 0 {
+			n := min(len(ids), maxIn)
+			iter := c.session.Query(c.s.cql(`SELECT carrier_id, data FROM %s.parked_receipts WHERE carrier = ? AND carrier_id IN ?`),
+				carrier, ids[:n]).WithContext(ctx).Consistency(c.s.opts.readConsistency()).Iter()
+			var cid string
+			var data []byte
+			for iter.Scan(&cid, &data) {
+				u, err := decodeParked(data)
+				if err != nil {
+					iter.Close()
+					return err
+				}
+				k := [2]string{carrier, cid}
+				mu.Lock()
+				c.parked[k] = append(c.parked[k], parkedRow{update: u, call: -1})
+				mu.Unlock()
+			}
+			if err := iter.Close(); err != nil {
 				return err
 			}
-			rows = append(rows, parkedRow{update: u, call: -1})
-		}
-		if err := iter.Close(); err != nil {
-			return err
-		}
-		if len(rows) > 0 {
-			mu.Lock()
-			c.parked[k] = rows
-			mu.Unlock()
+			ids = ids[n:]
 		}
 		return nil
 	})
@@ -403,7 +488,8 @@ func (c *recordCall) write(ctx context.Context) error {
 		if !w.changed {
 			continue
 		}
-		row, err := s.messageRow(w.m, s.clock.after(w.ts))
+		w.written = s.clock.after(w.ts)
+		row, err := s.messageRow(w.m, w.written)
 		if err != nil {
 			return err
 		}
@@ -419,7 +505,7 @@ func (c *recordCall) write(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.cleanUp(ctx)
+	c.cleanUp()
 	return nil
 }
 
@@ -485,7 +571,7 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 
 // cleanUp deletes the entries that no longer apply; a failure is retried
 // in the background (the reads skip stale entries meanwhile).
-func (c *recordCall) cleanUp(ctx context.Context) {
+func (c *recordCall) cleanUp() {
 	s := c.s
 	ts := s.clock.next()
 	var stmts []stmt
@@ -517,16 +603,36 @@ func (c *recordCall) cleanUp(ctx context.Context) {
 			args: []any{ts, k[0], k[1]},
 		})
 	}
-	if err := s.writer.write(ctx, stmts); err != nil {
-		s.log.Warn().Err(err).Msg("scylla: clean-up after a record failed; retrying in the background")
-		s.doomed.add(&undo{stmts: stmts})
+	if len(stmts) == 0 {
 		return
 	}
-	for key, ids := range pending {
-		s.pending.deleted(key, len(ids))
+	// The caller need not wait: until the deletes land, the reads skip
+	// the entries (each is checked against its message), and counts of
+	// pending messages wait for them.
+	var cleaned []func()
+	for key := range pending {
+		cleaned = append(cleaned, s.pending.cleaning(key))
 	}
-	for shard, keys := range due {
-		s.due.deleted(shard, len(keys))
+	clean := func(context.Context) {
+		defer func() {
+			for _, f := range cleaned {
+				f()
+			}
+		}()
+		if err := s.writer.write(context.Background(), stmts); err != nil {
+			s.log.Warn().Err(err).Msg("scylla: clean-up after a record failed; retrying in the background")
+			s.doomed.add(&undo{stmts: stmts})
+			return
+		}
+		for key, ids := range pending {
+			s.pending.deleted(key, len(ids))
+		}
+		for shard, keys := range due {
+			s.due.deleted(shard, len(keys))
+		}
+	}
+	if !s.background(clean) {
+		clean(context.Background()) // closing: no background work starts
 	}
 }
 
@@ -577,18 +683,33 @@ func dueShard(id string) string {
 
 // carrierRef reads the carrier_ids row of a carrier's message id.
 func (s *Store) carrierRef(ctx context.Context, session *gocql.Session, carrier, cid string) (carrierRef, bool, error) {
-	r := carrierRef{carrier: carrier, cid: cid}
-	err := session.Query(s.cql(`SELECT message_id, part, key, day FROM %s.carrier_ids WHERE carrier = ? AND carrier_id = ?`),
-		carrier, cid).WithContext(ctx).Consistency(s.opts.readConsistency()).
-		Scan(&r.messageID, &r.part, &r.place.key, &r.place.day)
-	if errors.Is(err, gocql.ErrNotFound) {
-		return carrierRef{}, false, nil
-	}
+	refs, err := s.carrierRefs(ctx, session, carrier, []string{cid})
 	if err != nil {
-		return carrierRef{}, false, fmt.Errorf("read carrier %s message %s: %w", carrier, cid, err)
+		return carrierRef{}, false, err
 	}
-	s.places.put(r.messageID, r.place)
-	return r, true, nil
+	r, ok := refs[cid]
+	return r, ok, nil
+}
+
+// carrierRefs reads the carrier_ids rows of a carrier's message ids, a
+// hundred at most a query; ids without one are absent.
+func (s *Store) carrierRefs(ctx context.Context, session *gocql.Session, carrier string, cids []string) (map[string]carrierRef, error) {
+	out := make(map[string]carrierRef, len(cids))
+	for len(cids) > 0 {
+		n := min(len(cids), maxIn)
+		iter := session.Query(s.cql(`SELECT carrier_id, message_id, part, key, day FROM %s.carrier_ids WHERE carrier = ? AND carrier_id IN ?`),
+			carrier, cids[:n]).WithContext(ctx).Consistency(s.opts.readConsistency()).Iter()
+		r := carrierRef{carrier: carrier}
+		for iter.Scan(&r.cid, &r.messageID, &r.part, &r.place.key, &r.place.day) {
+			out[r.cid] = r
+			s.places.put(r.messageID, r.place)
+		}
+		if err := iter.Close(); err != nil {
+			return nil, fmt.Errorf("read carrier %s message ids: %w", carrier, err)
+		}
+		cids = cids[n:]
+	}
+	return out, nil
 }
 
 // CarrierMessage finds the message and part a carrier's message id
