@@ -318,3 +318,65 @@ func TestReadsWaitForEarlierCleanUpsOnly(t *testing.T) {
 		t.Fatal("the read still waits, for a clean-up begun after it")
 	}
 }
+
+// rowCounter counts the statements written to one table, alone or in
+// batches.
+type rowCounter struct {
+	mu    sync.Mutex
+	table string
+	rows  int
+}
+
+func (c *rowCounter) count(stmt string) {
+	if strings.Contains(stmt, "."+c.table+" ") && !strings.HasPrefix(stmt, "SELECT") {
+		c.mu.Lock()
+		c.rows++
+		c.mu.Unlock()
+	}
+}
+
+func (c *rowCounter) ObserveQuery(_ context.Context, q gocql.ObservedQuery) { c.count(q.Statement) }
+
+func (c *rowCounter) ObserveBatch(_ context.Context, b gocql.ObservedBatch) {
+	for _, st := range b.Statements {
+		c.count(st)
+	}
+}
+
+func (c *rowCounter) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rows
+}
+
+// A message whose receipt is recorded with its submit has its carrier id
+// written once, with the grace it keeps once final; one whose receipt
+// comes later has it written at the submit and shortened at the receipt.
+func TestCarrierIDWrittenOnceWhenFinalAtOnce(t *testing.T) {
+	count := &rowCounter{table: "carrier_ids"}
+	s := openTest(t, freshKeyspace(t), func(o *Options) { o.observer = count })
+	ctx := context.Background()
+	g := newTraffic("k", time.Now(), time.Millisecond)
+	msgs := g.accept(t, s, 2)
+	base := count.get() // the schema's statements
+	delivered := func(m *sb.Message) sb.Update {
+		return sb.Update{MessageID: m.ID, Transition: sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: time.Now()}, Part: 0}}
+	}
+	if _, err := s.Record(ctx, []sb.Update{submittedUpdate(msgs[0], "once", 0), delivered(msgs[0])}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the clean-up", 10*time.Second, func() bool { n, _ := s.PendingCount(ctx, "k"); return n == 1 })
+	if n := count.get() - base; n != 1 {
+		t.Fatalf("%d carrier_ids writes for a message final in its submit's record, want 1", n)
+	}
+	if id, _, err := s.CarrierMessage(ctx, "sandbox", "once"); err != nil || id != msgs[0].ID {
+		t.Fatalf("CarrierMessage = %s, %v; want %s", id, err, msgs[0].ID)
+	}
+	if _, err := s.Record(ctx, []sb.Update{submittedUpdate(msgs[1], "twice", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(ctx, []sb.Update{delivered(msgs[1])}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the clean-up", 10*time.Second, func() bool { return count.get()-base == 3 })
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -68,6 +69,7 @@ type recordCall struct {
 	newRefs   []carrierRef
 	callbacks []sb.Callback
 	applied   [][2]string // carrier ids whose parked receipts were applied
+	graced    [][2]string // carrier ids indexed with their grace already (final in this call)
 }
 
 type parkedRow struct {
@@ -514,12 +516,24 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 	s := c.s
 	var stmts []stmt
 	var dones []func(bool)
+	now := s.now()
 	for _, r := range c.newRefs {
 		w := c.work[r.messageID]
+		ttl := s.messageTTL(w.m)
+		if c.endsHere(w) && r.carrier == w.m.Carrier {
+			// Final in this very call (its receipt came with its submit):
+			// written once, with what the clean-up would shorten it to.
+			c.graced = append(c.graced, [2]string{r.carrier, r.cid})
+			until := c.graceUntil(w)
+			if !until.After(now) {
+				continue
+			}
+			ttl = until.Sub(now)
+		}
 		stmts = append(stmts, stmt{
 			part: "carrier_ids\x00" + r.carrier + "\x00" + r.cid,
 			cql:  s.cql(`INSERT INTO %s.carrier_ids (carrier, carrier_id, message_id, part, key, day) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
-			args: []any{r.carrier, r.cid, r.messageID, r.part, r.place.key, r.place.day, ttlSeconds(s.messageTTL(w.m)), ts},
+			args: []any{r.carrier, r.cid, r.messageID, r.part, r.place.key, r.place.day, ttlSeconds(ttl), ts},
 		})
 	}
 	byEndpoint := map[string][]entry{}
@@ -549,7 +563,6 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 		}
 		stmts, dones = append(stmts, st...), append(dones, done)
 	}
-	now := s.now()
 	for i := range c.updates {
 		u := &c.updates[i]
 		if !c.park[i] || !u.ParkUntil.After(now) {
@@ -644,18 +657,15 @@ func (c *recordCall) carrierIDsGrace(ts int64) []stmt {
 	now := s.now()
 	var stmts []stmt
 	for _, w := range c.work {
-		if !w.changed || !w.m.Status.Final() || w.before.Final() {
+		if !c.endsHere(w) {
 			continue
 		}
-		until := w.m.UpdatedAt.Add(s.opts.CarrierIDGrace)
-		if exp := s.messageExpiry(w.m); exp.Before(until) {
-			until = exp
-		}
+		until := c.graceUntil(w)
 		// A message's parts may have gone to different carriers (a later
 		// try failed over); the message names the first part's, and only
 		// those ids are shortened.
 		for part, cid := range w.m.CarrierIDs {
-			if cid == "" {
+			if cid == "" || slices.Contains(c.graced, [2]string{w.m.Carrier, cid}) {
 				continue
 			}
 			st := stmt{part: "carrier_ids\x00" + w.m.Carrier + "\x00" + cid}
@@ -670,6 +680,21 @@ func (c *recordCall) carrierIDsGrace(ts int64) []stmt {
 		}
 	}
 	return stmts
+}
+
+// endsHere reports whether this call made w's message final.
+func (c *recordCall) endsHere(w *working) bool {
+	return w.changed && w.m.Status.Final() && !w.before.Final()
+}
+
+// graceUntil is when the carrier ids of a message made final by this call
+// stop finding it: CarrierIDGrace after, or with the message if sooner.
+func (c *recordCall) graceUntil(w *working) time.Time {
+	until := w.m.UpdatedAt.Add(c.s.opts.CarrierIDGrace)
+	if exp := c.s.messageExpiry(w.m); exp.Before(until) {
+		until = exp
+	}
+	return until
 }
 
 // dueShards spreads the receipt deadlines over this many queue owners.
