@@ -256,7 +256,7 @@ type dbSnapshot struct {
 	requests   int64            // requests of the gateway's connections
 	statements int64            // statements executed (each of a batch counts), every client
 	writes     map[string]int64 // partition writes by table, in the run's keyspace
-	reads      int64            // partition reads and scans, in the run's keyspace
+	reads      map[string]int64 // partition reads and scans by table, in the run's keyspace
 	sent, recv int64            // bytes the gateway's process sent to and received from the CQL port
 	ok         bool
 }
@@ -266,7 +266,7 @@ type dbSnapshot struct {
 func (c *cqlStats) snapshot(gwPID int) dbSnapshot {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s := dbSnapshot{writes: map[string]int64{}, ok: true}
+	s := dbSnapshot{writes: map[string]int64{}, reads: map[string]int64{}, ok: true}
 	iter := c.session.Query(`SELECT driver_name, request_count FROM system_views.clients`).WithContext(ctx).Iter()
 	var driver string
 	var n int64
@@ -300,9 +300,12 @@ func (c *cqlStats) snapshot(gwPID int) dbSnapshot {
 		s.ok = false
 	}
 	for _, t := range []string{"local_read_latency", "local_scan_latency"} {
-		iter = c.session.Query(`SELECT count FROM system_views.`+t+` WHERE keyspace_name = ?`, c.keyspace).WithContext(ctx).Iter()
-		for iter.Scan(&n) {
-			s.reads += n
+		iter = c.session.Query(`SELECT table_name, count FROM system_views.`+t+` WHERE keyspace_name = ?`, c.keyspace).
+			WithContext(ctx).Iter()
+		for iter.Scan(&name, &n) {
+			if n > 0 {
+				s.reads[name] += n
+			}
 		}
 		if iter.Close() != nil {
 			s.ok = false
@@ -369,6 +372,7 @@ type dbFigures struct {
 	WritesPerMsg       float64            `json:"partition_writes_per_msg"`
 	WritesByTable      map[string]float64 `json:"partition_writes_per_msg_by_table"`
 	ReadsPerMsg        float64            `json:"partition_reads_per_msg"`
+	ReadsByTable       map[string]float64 `json:"partition_reads_per_msg_by_table"`
 	BytesSentPerMsg    float64            `json:"bytes_to_db_per_msg"`
 	BytesRecvPerMsg    float64            `json:"bytes_from_db_per_msg"`
 	DatabaseCPU        float64            `json:"database_cpu_cores"` // in the measured window
@@ -385,30 +389,37 @@ func (f *dbFigures) fill(a, b dbSnapshot, msgs int64) {
 	per := func(v int64) float64 { return float64(v) / float64(msgs) }
 	f.RequestsPerMsg = per(b.requests - a.requests)
 	f.StatementsPerMsg = per(b.statements - a.statements)
-	f.ReadsPerMsg = per(b.reads - a.reads)
 	f.BytesSentPerMsg = per(b.sent - a.sent)
 	f.BytesRecvPerMsg = per(b.recv - a.recv)
-	f.WritesByTable = map[string]float64{}
-	var all int64
-	for t, n := range b.writes {
-		if d := n - a.writes[t]; d > 0 {
-			f.WritesByTable[t] = per(d)
-			all += d
+	byTable := func(a, b map[string]int64) (map[string]float64, float64) {
+		out := map[string]float64{}
+		var all int64
+		for t, n := range b {
+			if d := n - a[t]; d > 0 {
+				out[t] = per(d)
+				all += d
+			}
 		}
+		return out, per(all)
 	}
-	f.WritesPerMsg = per(all)
+	f.WritesByTable, f.WritesPerMsg = byTable(a.writes, b.writes)
+	f.ReadsByTable, f.ReadsPerMsg = byTable(a.reads, b.reads)
 	f.CountersIncomplete = !a.ok || !b.ok
 }
 
 func (f *dbFigures) print(w io.Writer) {
-	var tables []string
-	for t, v := range f.WritesByTable {
-		tables = append(tables, fmt.Sprintf("%s %.2f", t, v))
+	byTable := func(m map[string]float64) string {
+		var tables []string
+		for t, v := range m {
+			tables = append(tables, fmt.Sprintf("%s %.2f", t, v))
+		}
+		slices.Sort(tables)
+		return strings.Join(tables, ", ")
 	}
-	slices.Sort(tables)
 	fmt.Fprintf(w, "%-15s %.2f requests, %.2f statements, %.2f partition writes, %.2f partition reads; %.0f bytes sent to it, %.0f received (per message, %d messages, keyspace %s)\n",
 		"database", f.RequestsPerMsg, f.StatementsPerMsg, f.WritesPerMsg, f.ReadsPerMsg, f.BytesSentPerMsg, f.BytesRecvPerMsg, f.Messages, f.Keyspace)
-	fmt.Fprintf(w, "%-15s %s\n", "writes by table", strings.Join(tables, ", "))
+	fmt.Fprintf(w, "%-15s %s\n", "writes by table", byTable(f.WritesByTable))
+	fmt.Fprintf(w, "%-15s %s\n", "reads by table", byTable(f.ReadsByTable))
 	cpu := fmt.Sprintf("%.2f cores in window", f.DatabaseCPU)
 	if f.RedisCPU > 0 {
 		cpu += fmt.Sprintf("; redis %.2f cores", f.RedisCPU)

@@ -19,12 +19,15 @@ func TestParseSocketBytes(t *testing.T) {
 }
 
 func TestDBFiguresPerMessage(t *testing.T) {
-	a := dbSnapshot{requests: 100, statements: 200, writes: map[string]int64{"messages": 10}, reads: 5, sent: 1000, recv: 10, ok: true}
-	b := dbSnapshot{requests: 300, statements: 600, writes: map[string]int64{"messages": 50, "pending": 40}, reads: 45, sent: 5000, recv: 410, ok: true}
+	a := dbSnapshot{requests: 100, statements: 200, writes: map[string]int64{"messages": 10}, reads: map[string]int64{"messages": 5},
+		sent: 1000, recv: 10, ok: true}
+	b := dbSnapshot{requests: 300, statements: 600, writes: map[string]int64{"messages": 50, "pending": 40},
+		reads: map[string]int64{"messages": 25, "pending": 20}, sent: 5000, recv: 410, ok: true}
 	var f dbFigures
 	f.fill(a, b, 20)
 	if f.RequestsPerMsg != 10 || f.StatementsPerMsg != 20 || f.WritesPerMsg != 4 || f.ReadsPerMsg != 2 ||
-		f.BytesSentPerMsg != 200 || f.BytesRecvPerMsg != 20 || f.WritesByTable["messages"] != 2 || f.WritesByTable["pending"] != 2 {
+		f.BytesSentPerMsg != 200 || f.BytesRecvPerMsg != 20 || f.WritesByTable["messages"] != 2 || f.WritesByTable["pending"] != 2 ||
+		f.ReadsByTable["messages"] != 1 || f.ReadsByTable["pending"] != 1 {
 		t.Fatalf("figures %+v", f)
 	}
 	if f.CountersIncomplete {

@@ -186,14 +186,31 @@ func (c *recordCall) lockNames() []string {
 	return names
 }
 
+// indexesInCall reports whether an update of this call indexes ref: a
+// submit (or a receipt recording the submit it overtook) carrying the id.
+func (c *recordCall) indexesInCall(ref *sb.CarrierRef) bool {
+	for i := range c.updates {
+		tr := &c.updates[i].Transition
+		if (tr.Event.Status != sb.StatusSubmitted && tr.Part < 0) || tr.Event.Carrier != ref.Carrier {
+			continue
+		}
+		if slices.Contains(tr.CarrierIDs, ref.ID) {
+			return true
+		}
+	}
+	return false
+}
+
 func carrierLock(carrier, cid string) string { return "carrier\x00" + carrier + "\x00" + cid }
 
 // resolve looks up the carrier ids of ByCarrier updates not resolved yet,
-// one query per carrier.
+// one query per carrier. An id an update of this call indexes is not
+// looked up: that update names its message (a receipt before it in the
+// call is applied when it indexes the id, see apply).
 func (c *recordCall) resolve(ctx context.Context) error {
 	byCarrier := map[string][]string{}
 	for i := range c.updates {
-		if u := &c.updates[i]; u.MessageID == "" {
+		if u := &c.updates[i]; u.MessageID == "" && !c.indexesInCall(u.ByCarrier) {
 			if _, ok := c.resolved[i]; !ok {
 				byCarrier[u.ByCarrier.Carrier] = append(byCarrier[u.ByCarrier.Carrier], u.ByCarrier.ID)
 			}
@@ -218,7 +235,7 @@ func (c *recordCall) resolve(ctx context.Context) error {
 		if _, ok := c.resolved[i]; u.MessageID != "" || ok {
 			continue
 		}
-		if r, ok := found[[2]string{u.ByCarrier.Carrier, u.ByCarrier.ID}]; ok {
+		if r, ok := found[[2]string{u.ByCarrier.Carrier, u.ByCarrier.ID}]; ok && !c.indexesInCall(u.ByCarrier) {
 			c.resolved[i] = r
 			delete(c.park, i)
 		} else {
