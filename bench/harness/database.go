@@ -379,6 +379,8 @@ type dbFigures struct {
 	RedisCPU           float64            `json:"redis_cpu_cores,omitempty"`
 	Keyspace           string             `json:"keyspace"`
 	CountersIncomplete bool               `json:"counters_incomplete,omitempty"`
+
+	perMsgRate float64 // messages accepted per second in the window, for CPU per message
 }
 
 func (f *dbFigures) fill(a, b dbSnapshot, msgs int64) {
@@ -421,6 +423,9 @@ func (f *dbFigures) print(w io.Writer) {
 	fmt.Fprintf(w, "%-15s %s\n", "writes by table", byTable(f.WritesByTable))
 	fmt.Fprintf(w, "%-15s %s\n", "reads by table", byTable(f.ReadsByTable))
 	cpu := fmt.Sprintf("%.2f cores in window", f.DatabaseCPU)
+	if f.perMsgRate > 0 {
+		cpu += fmt.Sprintf(" (%.0f µs per message accepted in it)", 1e6*f.DatabaseCPU/f.perMsgRate)
+	}
 	if f.RedisCPU > 0 {
 		cpu += fmt.Sprintf("; redis %.2f cores", f.RedisCPU)
 	}

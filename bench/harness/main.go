@@ -480,13 +480,17 @@ func (r *rig) runBackends(cfg nodeConfig, dir string, storages []string) (int, e
 		own := &cleanups{}
 		parent.add(own.run)
 		r.cl = own
-		b, err := r.backend(name, filepath.Join(dir, fmt.Sprintf("%d-%s", i, name)))
+		runDir := filepath.Join(dir, fmt.Sprintf("%d-%s", i, name))
+		if err := os.MkdirAll(runDir, 0o755); err != nil {
+			return 1, err
+		}
+		b, err := r.backend(name, runDir)
 		if err != nil {
 			own.run()
 			return 1, err
 		}
 		c := cfg
-		c.dataDir = filepath.Join(dir, fmt.Sprintf("%d-%s", i, name), "data")
+		c.dataDir = filepath.Join(runDir, "data")
 		rc, sum, err := r.runLocal(c, b)
 		own.run()
 		if err != nil {
@@ -504,7 +508,7 @@ func (r *rig) runBackends(cfg nodeConfig, dir string, storages []string) (int, e
 // printComparison prints the runs of --storage A,B side by side.
 func printComparison(w io.Writer, sums []summary) {
 	fmt.Fprintf(w, "\n== storages compared (same flags, one after the other) ==\n")
-	fmt.Fprintf(w, "%-9s %11s %12s %9s %9s %6s %9s %9s %10s %10s %11s\n", "storage", "accepted/s", "delivered/s",
+	fmt.Fprintf(w, "%-9s %11s %12s %9s %9s %6s %8s %8s %10s %10s %10s\n", "storage", "accepted/s", "delivered/s",
 		"p50", "p99", "lost", "gw cpu", "db cpu", "db req/msg", "stmts/msg", "bytes/msg")
 	for _, s := range sums {
 		db := "-"
@@ -514,9 +518,10 @@ func printComparison(w io.Writer, sums []summary) {
 			dbReq, dbStmt = fmt.Sprintf("%.2f", s.DB.RequestsPerMsg), fmt.Sprintf("%.2f", s.DB.StatementsPerMsg)
 			dbBytes = fmt.Sprintf("%.0f", s.DB.BytesSentPerMsg)
 		}
-		fmt.Fprintf(w, "%-9s %11.0f %12.0f %9s %9s %6d %9.2f %9s %10s %10s %11s\n", s.Storage, s.AcceptedPS, s.DeliveredPS,
+		fmt.Fprintf(w, "%-9s %11.0f %12.0f %9s %9s %6d %8.2f %8s %10s %10s %10s\n", s.Storage, s.AcceptedPS, s.DeliveredPS,
 			fmtUS(int64(s.Accept.P50*1000)), fmtUS(int64(s.Accept.P99*1000)), s.Lost, s.GatewayCPU, db, dbReq, dbStmt, dbBytes)
 	}
+	fmt.Fprintln(w, "(cpu in cores during the window; the database's requests, statements and bytes sent per accepted message, load to drain)")
 }
 
 // newSink starts the sink with the tracker behind it.

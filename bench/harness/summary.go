@@ -136,6 +136,7 @@ func (r *loadResult) summarize(sc sinkCounts) summary {
 			s.DB.DatabaseCPU = (r.end.db - r.begin.db).Seconds() / el.Seconds()
 			s.DB.RedisCPU = (r.end.redis - r.begin.redis).Seconds() / el.Seconds()
 		}
+		s.DB.perMsgRate = s.AcceptedPS
 	}
 	return s
 }
@@ -201,7 +202,8 @@ func (s summary) print(w io.Writer, o loadOpts) {
 	}
 	if o.gw != "" {
 		rows = append(rows,
-			[2]string{"cpu in window", fmt.Sprintf("%.2f cores (%s), machine %.2f of %d busy", s.GatewayCPU, s.CPUWho, s.MachineCPU, numCPU())},
+			[2]string{"cpu in window", fmt.Sprintf("%.2f cores (%s; %s), machine %.2f of %d busy", s.GatewayCPU, s.CPUWho,
+				perMessage(s.GatewayCPU, s.AcceptedPS), s.MachineCPU, numCPU())},
 			[2]string{"memory", fmt.Sprintf("RSS %.0f MB at end, peak (VmHWM) %.0f MB", s.RSSMB, s.PeakRSSMB)})
 	}
 	rows = append(rows, [2]string{"whole run", fmt.Sprintf("%d requests, %d msgs accepted", s.WholeSent, s.WholeAccepted)})
@@ -217,6 +219,14 @@ func (s summary) print(w io.Writer, o loadOpts) {
 	if !s.OK {
 		fmt.Fprintf(w, "FAIL: %d accepted messages got no final callback (or receipt) within --drain %v\n", s.Lost, o.drain)
 	}
+}
+
+// perMessage is CPU cores spent per message of rate, in µs.
+func perMessage(cores, rate float64) string {
+	if rate <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f µs per message accepted", 1e6*cores/rate)
 }
 
 func behind(s summary) string {
