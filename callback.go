@@ -121,6 +121,14 @@ type Notify struct {
 	// (a receipt names only the carrier's id).
 	Policy func(key string) (defaultURL string, statuses StatusSet)
 	At     time.Time // the callback's CreatedAt
+
+	// Before and Queued are results: StatusCallbacks sets them as the
+	// store computes the update's callbacks, and the writer reads them
+	// once Record has returned (for its metrics): the status before the
+	// update, and how many callbacks it queued. Zero if the update was
+	// parked.
+	Before Status
+	Queued int
 }
 
 // StatusCallbacks returns the callbacks n asks for after an update moved
@@ -131,7 +139,11 @@ type Notify struct {
 // has ID n.EventID, a second n.EventID+"-2", which sorts right after it.
 // Every store calls this, so all agree on what is sent.
 func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
-	if n == nil || m.Status == before {
+	if n == nil {
+		return nil
+	}
+	n.Before, n.Queued = before, 0
+	if m.Status == before {
 		return nil
 	}
 	defaultURL, statuses := n.DefaultURL, n.Statuses
@@ -170,6 +182,7 @@ func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
 			MessageID: m.ID, CreatedAt: n.At, Data: statusData(m, s),
 		}
 	}
+	n.Queued = len(cbs)
 	return cbs
 }
 

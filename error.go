@@ -26,6 +26,9 @@ const (
 	ETOOLARGE    = "payload_too_large"      // request body over the limit
 	EMEDIATYPE   = "unsupported_media_type" // not application/json
 	ENOROUTE     = "no_route"               // no route matches the destination
+	// EMANAGED: the admin API may not change what cluster.yaml defines;
+	// change the file (and send SIGHUP) instead.
+	EMANAGED = "managed_by_config"
 )
 
 // Error is an application error: a machine code for clients and a message a

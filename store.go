@@ -270,10 +270,28 @@ type Inbox interface {
 }
 
 // Settings keeps small values a node must remember across restarts, such
-// as generated webhook secrets.
+// as generated webhook secrets and the keys, carriers and routes created
+// through the admin API. Names are non-empty UTF-8 strings; a value may
+// be any UTF-8 string, empty included. Every write is durable when it returns, like
+// MessageStore's, and is seen by every read that starts after it returned.
 type Settings interface {
 	// InitSetting stores value under name unless a value is stored there
 	// already, and returns the stored value: so two nodes (or two starts)
 	// racing to generate a secret agree on one.
 	InitSetting(ctx context.Context, name, value string) (string, error)
+
+	// PutSetting stores value under name, replacing any value stored.
+	PutSetting(ctx context.Context, name, value string) error
+
+	// DeleteSetting removes name; a name with no value is not an error.
+	DeleteSetting(ctx context.Context, name string) error
+
+	// ListSettings returns every setting whose name starts with prefix
+	// ("" lists all), in name order (bytewise).
+	ListSettings(ctx context.Context, prefix string) ([]Setting, error)
+}
+
+// Setting is one named value of Settings.
+type Setting struct {
+	Name, Value string
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
@@ -20,6 +21,7 @@ type bindDeps struct {
 	// remoteJob makes a submit another node sent into a job whose outcome
 	// goes back to that node.
 	remoteJob func(*wire.CarrierSubmit, *actor.PID) *submitJob
+	metrics   Metrics // the submit → response time of every part
 }
 
 // submitJob asks a bind to send one message. done is called exactly once,
@@ -93,16 +95,21 @@ func (b *bindActor) start() {
 		b.deps.onInbound(p, ack)
 	}
 	cfg.OnState = func(up bool) {
+		b.state.info[b.index].setBound(up)
 		if !b.state.bound[b.index].Swap(up) && up {
 			b.deps.onBound()
 		}
 	}
+	cfg.OnDown = b.state.info[b.index].setError
+	cfg.OnResponse = func(d time.Duration) { b.deps.metrics.CarrierSubmit(b.state.name, d) }
 	client, err := smpp.NewClient(cfg)
 	if err != nil {
 		// Configuration is checked before the engine starts; failing here
 		// lets the supervisor log it and retry with backoff.
+		b.state.info[b.index].setError(err)
 		panic(err)
 	}
+	b.state.info[b.index].started(client)
 	// The queue is deep enough that key actors (each with up to
 	// maxInflightPerKey submits out) rarely find it full: a full queue
 	// bounces the job back for a retry, which costs far more than a slot.
@@ -152,4 +159,5 @@ func (b *bindActor) stop() {
 	b.cancel()
 	<-b.done // the pump has handed back what was queued
 	b.cancel = nil
+	b.state.info[b.index].stopped()
 }

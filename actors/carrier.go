@@ -48,6 +48,7 @@ type carrier struct {
 
 	binds []atomic.Pointer[actor.PID] // set as the supervisor spawns them
 	bound []atomic.Bool
+	info  []bindInfo // what the admin API and metrics show (bindstate.go)
 	rr    atomic.Uint32
 	// remote holds the bound binds of the carrier that other nodes of a
 	// cluster run (fleet.refreshBinds).
@@ -65,7 +66,8 @@ const (
 func newCarrier(cc CarrierConfig) *carrier {
 	c := &carrier{name: cc.Name, receiptTimeout: cc.ReceiptTimeout, maxAttempts: cc.MaxAttempts,
 		responseTimeout: cc.SMPP.ResponseTimeout,
-		binds:           make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds)}
+		binds:           make([]atomic.Pointer[actor.PID], cc.Binds), bound: make([]atomic.Bool, cc.Binds),
+		info: make([]bindInfo, cc.Binds)}
 	if c.receiptTimeout <= 0 {
 		c.receiptTimeout = DefaultReceiptTimeout
 	}

@@ -348,6 +348,7 @@ func (a *endpointActor) failed(m *postDone, now time.Time) {
 		return // stopping: they stay in the store for the next run
 	}
 	a.failures++
+	a.d.retried.Add(int64(len(m.group)))
 	// The circuit opens when failures reach the threshold, and again
 	// (for longer) when a probe fails; attempts that were already in
 	// flight when it opened do not stretch it.

@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
-	"github.com/switchboard-sms/switchboard/carriers/smpp"
 )
 
 // Config is what the engine is built from. cmd/switchboard fills it from
@@ -63,6 +62,10 @@ type Config struct {
 	// InboundTimeout is how long the parts of a long inbound message are
 	// waited for before it is delivered as partial (default 5 minutes).
 	InboundTimeout time.Duration
+
+	// Metrics receives measurements as they happen (nil: none); gauges
+	// are read with Engine.Gauges.
+	Metrics Metrics
 
 	Log zerolog.Logger
 	Now func() time.Time
@@ -128,7 +131,14 @@ type Engine struct {
 	ids      *eventIDs
 	webhooks *dispatcher
 	inbound  *inbound
+	// carriers are the supervisors spawned at start, in the order of
+	// Config.Carriers (the fleet places their binds by it).
 	carriers []*actor.PID
+	// live holds the running carriers and what can change while the
+	// engine runs (admin.go); metrics and gauges are metrics.go's.
+	live    liveState
+	metrics Metrics
+	gauges  gaugeState
 
 	// background work (durable writes) runs in goroutines tracked here and
 	// is waited for on Stop.
@@ -197,10 +207,11 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e := &Engine{
-		cfg: cfg, log: cfg.Log, store: cfg.Store,
-		router: &router{routes: switchboard.NewRoutes(cfg.Routes), carriers: carriers},
+		cfg: cfg, log: cfg.Log,
+		router: newRouter(cfg.Routes, carriers),
 		corr:   newCorrelator(), ids: newEventIDs(),
 	}
+	e.instrument(cfg.Store, cfg.Metrics)
 	if cfg.Fleet != nil {
 		f, err := newFleet(e, *cfg.Fleet)
 		if err != nil {
@@ -209,7 +220,7 @@ func New(cfg Config) (*Engine, error) {
 		e.fleet = f
 	}
 	e.webhooks = newDispatcher(e, cfg.Webhooks, e.ids)
-	e.recorder = newRecorder(cfg.Store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
+	e.recorder = newRecorder(e.store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
 	e.inbound = newInbound(e)
 	e.bgStop, e.bgEnd = context.WithCancel(context.Background())
 	return e, nil
@@ -248,22 +259,17 @@ func (e *Engine) Start(ctx context.Context) error {
 		backoff: switchboard.Backoff{Min: e.cfg.RestartMin, Max: e.cfg.RestartMax},
 		calm:    e.cfg.RestartMax * 2, log: e.log,
 	}
-	deps := bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.bindUp,
-		remoteJob: e.remoteSubmitJob}
+	e.live.init(strategy, bindDeps{log: e.log, onReceipt: e.onReceipt, onInbound: e.onInbound, onBound: e.bindUp,
+		remoteJob: e.remoteSubmitJob, metrics: e.metrics})
 	for _, cc := range e.cfg.Carriers {
-		sup := &carrierSupervisor{cfg: cc, state: e.router.carriers[cc.Name], deps: deps,
-			limiter: smpp.NewLimiter(cc.TPS), fleet: e.fleet != nil}
-		if sup.fleet && cc.TPS > 0 {
-			share := cc.TPS / float64(cc.Binds)
-			sup.newLimiter = func() *switchboard.TokenBucket { return smpp.NewLimiter(share) }
+		if err := e.startCarrier(cc, e.router.carrier(cc.Name)); err != nil {
+			return err
 		}
-		props := actor.PropsFromProducer(func() actor.Actor { return sup }, actor.WithSupervisor(strategy))
-		pid, err := e.system.Root.SpawnNamed(props, "carrier-"+cc.Name)
-		if err != nil {
-			return fmt.Errorf("actors: spawn carrier %s: %w", cc.Name, err)
-		}
-		e.carriers = append(e.carriers, pid)
 	}
+	if err := e.countPending(ctx); err != nil {
+		return fmt.Errorf("actors: recovery: count pending messages: %w", err)
+	}
+	e.background(e.sampleBinds)
 	if e.fleet != nil {
 		// The fleet starts the keys and binds this node owns, now and
 		// whenever the membership changes.
@@ -298,12 +304,12 @@ func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switch
 		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down."))
 	}
 	if e.fleet != nil {
-		pid, remote := e.fleet.keyOwner(key.ID)
+		owner, remote := e.fleet.keyOwner(key.ID)
 		switch {
-		case pid == nil:
+		case owner == "":
 			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "No node can take this key's messages now; try again."))
 		case remote:
-			return e.fleet.forwardSubmit(ctx, pid, key, reqs, e.requestTimeout(ctx))
+			return e.fleet.forwardSubmit(ctx, owner, key, reqs, e.requestTimeout(ctx))
 		}
 	}
 	return e.submitLocal(ctx, key, reqs)
@@ -455,8 +461,9 @@ func (e *Engine) Ready() error {
 	if !e.cfg.ReadyRequiresCarrier {
 		return nil
 	}
-	for _, r := range e.router.routes {
-		if c := e.router.carriers[r.Carriers[0]]; c != nil && !c.anyBound() {
+	t := e.router.load()
+	for _, r := range t.routes {
+		if c := t.carriers[r.Carriers[0]]; c != nil && !c.anyBound() && !e.live.suspended(c.name) {
 			return switchboard.Errorf(switchboard.EUNAVAILABLE, "Carrier %s has no bound bind.", c.name)
 		}
 	}
@@ -490,7 +497,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 // fixed timeout of its own, which must not stretch a bounded stop.
 func (e *Engine) stopCarriers(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, pid := range e.carriers {
+	for _, pid := range e.live.pids() {
 		f := e.system.Root.StopFuture(pid)
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = f.Wait() }()

@@ -29,6 +29,10 @@ type rig struct {
 	mu     sync.Mutex
 	order  map[string][]string // key|dest → bodies in the order the simulators saw them
 	seen   []smsc.Submit       // every submit the simulators accepted
+	opts   rigOptions
+	// carriers and ring are what the engine was started with.
+	carriers []actors.CarrierConfig
+	ring     *switchboard.KeyRing
 }
 
 type rigOptions struct {
@@ -56,11 +60,12 @@ type rigOptions struct {
 	// Webhooks: every key's callback URL, and what posts them.
 	callbackURL string
 	webhooks    actors.WebhookConfig
+	metrics     actors.Metrics
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
-	r := &rig{t: t, sims: map[string]*smsc.Server{}, order: map[string][]string{}}
+	r := &rig{t: t, sims: map[string]*smsc.Server{}, order: map[string][]string{}, opts: o}
 	if len(o.carriers) == 0 {
 		o.carriers = []string{"sim"}
 	}
@@ -90,6 +95,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 			CallbackURL: o.callbackURL, WebhookSecret: "whsec-test",
 		})
 	}
+	r.carriers, r.ring = carriers, switchboard.NewKeyRing(r.keys)
 	store, err := pebble.Open(t.TempDir(), pebble.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -100,11 +106,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		engineStore = o.wrapStore(store)
 	}
 	e, err := actors.New(actors.Config{
-		Store: engineStore, Keys: switchboard.NewKeyRing(r.keys),
+		Store: engineStore, Keys: r.ring,
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
 		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: testLog(),
-		Now: o.now, ReceiptSweep: o.receiptSweep, Webhooks: o.webhooks,
+		Now: o.now, ReceiptSweep: o.receiptSweep, Webhooks: o.webhooks, Metrics: o.metrics,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -35,3 +35,7 @@ func (e *Engine) keyPID(keyID string) *actor.PID {
 	}
 	return nil
 }
+
+// KeyOwner says which node owns a key in a cluster: its address, and
+// whether it is another node than e's.
+func (e *Engine) KeyOwner(keyID string) (string, bool) { return e.fleet.keyOwner(keyID) }

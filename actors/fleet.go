@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -15,16 +16,18 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors/wire"
+	"github.com/switchboard-sms/switchboard/carriers/concat"
 )
 
 // A fleet is several nodes sharing one store: any node takes API requests,
 // each API key's actor runs on one node (its owner, placed by the key's id
-// over the live members), and each bind of a carrier runs on one node.
-// protoactor-go's cluster places the key actors' front doors (the "key"
-// grains) and carries messages between nodes; membership comes from a
-// Membership provider (actors/gossip). Membership is advisory: safety comes
-// from leases with fencing tokens (see key_lease.go), so two nodes that
-// disagree about who owns a key cannot both commit for it.
+// over the live members with protoactor's rendezvous hashing), and each
+// bind of a carrier runs on one node. protoactor-go's cluster keeps the
+// member list (from a Membership provider, actors/gossip), gossips the
+// binds' states and carries protobuf messages between nodes. Membership
+// is advisory: safety comes from leases with fencing tokens (see
+// key_lease.go), so two nodes that disagree about who owns a key cannot
+// both commit for it.
 
 // FleetConfig makes the engine one node of a cluster; without it the
 // engine is a single node.
@@ -67,12 +70,15 @@ type fleet struct {
 	holder  string // this node's incarnation, in leases: its actor system's ID
 	address string // where the other nodes reach this node's actors
 
-	mu       sync.Mutex
-	members  []*cluster.Member
-	ring     *cluster.Rendezvous
-	changed  chan struct{} // the membership changed: reconcile
-	removed  chan struct{} // closed when this node must rejoin
-	lostOnce sync.Once
+	mu      sync.Mutex
+	members []*cluster.Member
+	ring    *cluster.Rendezvous
+	leave   map[string]chan struct{} // closed when that address leaves (gone)
+	// bindsChanged and workChanged say the membership changed (to each
+	// of the two loops that act on it: watch, watchWork).
+	bindsChanged, workChanged chan struct{}
+	removed                   chan struct{} // closed when this node must rejoin
+	lostOnce                  sync.Once
 
 	// binds are the binds this node runs, by lease name; only the watch
 	// goroutine touches it.
@@ -87,8 +93,9 @@ func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = defaultLeaseTTL
 	}
-	f := &fleet{e: e, cfg: cfg, leases: cfg.Leases, ring: cluster.NewRendezvous(),
-		changed: make(chan struct{}, 1), removed: make(chan struct{}), binds: map[string]bindLease{}}
+	f := &fleet{e: e, cfg: cfg, leases: cfg.Leases, ring: cluster.NewRendezvous(), leave: map[string]chan struct{}{},
+		bindsChanged: make(chan struct{}, 1), workChanged: make(chan struct{}, 1), removed: make(chan struct{}),
+		binds: map[string]bindLease{}}
 	f.hints = newHinter(f)
 	return f, nil
 }
@@ -105,7 +112,7 @@ func (f *fleet) start() (err error) {
 	if err != nil {
 		return fmt.Errorf("cluster remote address %q: %w", f.cfg.Remote, err)
 	}
-	keyProps := actor.PropsFromProducer(func() actor.Actor { return &keyGrain{e: f.e} })
+	keyProps := actor.PropsFromProducer(func() actor.Actor { return keyGrain{} })
 	cfg := cluster.Configure(f.cfg.Name, f.cfg.Membership, disthash.New(), remote.Configure(host, port),
 		cluster.WithKinds(cluster.NewKind(kindKey, keyProps)), cluster.WithRequestTimeout(f.e.cfg.RequestTimeout))
 	defer func() {
@@ -158,34 +165,51 @@ func (f *fleet) topology(members []*cluster.Member) {
 	f.mu.Lock()
 	f.members = members
 	f.ring.UpdateMembers(members)
+	present := map[string]bool{}
+	for _, m := range members {
+		present[m.Address()] = true
+	}
+	for address, ch := range f.leave {
+		if !present[address] {
+			close(ch)
+			delete(f.leave, address)
+		}
+	}
 	f.mu.Unlock()
-	select {
-	case f.changed <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{f.bindsChanged, f.workChanged} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
 // owner returns the address of the member that owns identity of kind: the
 // same rendezvous placement protoactor's identity lookup uses, so a key's
-// grain and its actor land on the same node.
+// grain and its actor land on the same node. Binds and endpoints are
+// placed the same way over the same members (the ones that run keys), by
+// identities that name their kind ("bind/sim/0"): key ids cannot hold a
+// slash, so no identity of theirs collides with a key's.
 func (f *fleet) owner(kind, identity string) string {
+	if kind != kindKey {
+		identity = kind + "/" + identity
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.ring.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind))
+	return f.ring.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kindKey))
 }
 
-// watch keeps this node's share of the work right until the engine stops:
-// every third of a lease period it renews its binds' leases and starts or
-// stops binds, and reads the binds the other nodes gossip; after every
-// membership change, and every few seconds for what a change may have
-// missed, it hands over or starts keys. It also notices when membership
-// removed this node.
+// watch keeps this node's binds right until the engine stops: every third
+// of a lease period, and after every membership change, it renews its
+// binds' leases and starts or stops binds, and reads the binds the other
+// nodes gossip. It also notices when membership removed this node. The
+// slower work (keys, endpoints, inbound parts) runs in its own loop
+// (watchWork), so a slow store never delays a renewal.
 func (f *fleet) watch(stop context.Context) {
+	f.e.background(f.watchWork)
 	t := time.NewTicker(f.cfg.LeaseTTL / 3)
 	defer t.Stop()
-	keysDue := time.Now()
 	for {
-		membership := false
 		select {
 		case <-stop.Done():
 			f.releaseBinds()
@@ -193,17 +217,30 @@ func (f *fleet) watch(stop context.Context) {
 		case <-f.cfg.Membership.Removed():
 			f.lost("the other members declared this node dead")
 			return
-		case <-f.changed:
-			membership = true
+		case <-f.bindsChanged:
 		case <-t.C:
 		}
 		f.reconcileBinds(stop)
 		f.refreshBinds()
-		if membership || time.Now().After(keysDue) {
-			f.reconcileKeys(stop)
-			f.reconcileEndpoints(stop)
-			keysDue = time.Now().Add(reconcileKeysEvery)
+	}
+}
+
+// watchWork hands over or starts keys, takes over endpoints and adopts
+// inbound parts after every membership change, and every few seconds for
+// what a change may have missed.
+func (f *fleet) watchWork(stop context.Context) {
+	t := time.NewTicker(reconcileKeysEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop.Done():
+			return
+		case <-f.workChanged:
+		case <-t.C:
 		}
+		f.reconcileKeys(stop)
+		f.reconcileEndpoints(stop)
+		f.reconcileInbound(stop)
 	}
 }
 
@@ -246,48 +283,82 @@ func (f *fleet) reconcileKeys(ctx context.Context) {
 	}
 }
 
-// keyGrain is a key's front door in the cluster: protoactor activates it on
-// the key's owner, and it hands what other nodes send to the engine there.
-type keyGrain struct{ e *Engine }
+// keyGrain is the kind every member registers for keys, so that each
+// advertises that it runs them and placement (owner) counts it. Requests
+// reach a key's owner through the owner's node actor, not through grain
+// activation (see keyOwner).
+type keyGrain struct{}
 
-func (g *keyGrain) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
-	case *wire.SubmitBatch:
-		sender, e := ctx.Sender(), g.e
-		e.background(func(stop context.Context) {
-			e.system.Root.Send(sender, e.submitForwarded(stop, m))
-		})
-	case *wire.Activate:
-		g.e.registry.lookup(m.KeyId)
-		g.e.registry.done(m.KeyId)
-		ctx.Respond(&wire.Ack{})
-	}
-}
+func (keyGrain) Receive(actor.Context) {}
 
-// keyOwner returns the node that owns a key and whether that is another
-// node; nil if no member can take it now.
-func (f *fleet) keyOwner(id string) (*actor.PID, bool) {
-	pid := f.c.Get(id, kindKey)
-	if pid == nil {
-		return nil, false
-	}
-	return pid, pid.Address != f.address
+// keyOwner returns the address of the node that owns a key ("" if no
+// member can take it now) and whether that is another node. It is the
+// placement protoactor's identity lookup makes, computed here from the
+// live members: asking the lookup itself waits for its activation
+// request, which, to a member that just died, takes its 5 s timeout.
+func (f *fleet) keyOwner(id string) (string, bool) {
+	owner := f.owner(kindKey, id)
+	return owner, owner != "" && owner != f.address
 }
 
 // forwardSubmit sends a request for a key owned by another node there and
 // waits for its answer (once: a submit that timed out may have been
-// accepted, and is not repeated).
-func (f *fleet) forwardSubmit(ctx context.Context, pid *actor.PID, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
-	res, err := f.e.system.Root.RequestFuture(pid, submitToWire(key.ID, reqs, time.Now().Add(timeout)), timeout).Result()
+// accepted, and is not repeated). It gives up as soon as that node leaves
+// the membership.
+func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
+	fut := f.e.system.Root.RequestFuture(nodePID(owner), submitToWire(key.ID, reqs, time.Now().Add(timeout)), timeout)
+	res, err := f.await(fut, owner)
 	reply, ok := res.(*wire.SubmitReply)
 	if err != nil || !ok || len(reply.Results) != len(reqs) {
-		if errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter) {
-			f.c.PidCache.Remove(key.ID, kindKey) // the grain moved
-		}
-		f.e.log.Warn().Err(err).Str("key", key.ID).Str("owner", pid.Address).Msg("forwarding a submit to the key's owner failed")
+		f.e.log.Warn().Err(err).Str("key", key.ID).Str("owner", owner).Msg("forwarding a submit to the key's owner failed")
 		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The node that owns this key did not answer; try again."))
 	}
 	return resultsFromWire(reply)
+}
+
+var errMemberLeft = errors.New("the node left the cluster")
+
+// await waits for a request to another node, giving up when that node
+// leaves the membership.
+func (f *fleet) await(fut *actor.Future, address string) (any, error) {
+	type result struct {
+		res any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := fut.Result()
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-f.gone(address):
+		return nil, errMemberLeft
+	}
+}
+
+// gone returns a channel closed once address is not among the members.
+func (f *fleet) gone(address string) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch, ok := f.leave[address]
+	if !ok {
+		ch = make(chan struct{})
+		present := false
+		for _, m := range f.members {
+			if m.Address() == address {
+				present = true
+				break
+			}
+		}
+		if !present {
+			close(ch)
+			return ch
+		}
+		f.leave[address] = ch
+	}
+	return ch
 }
 
 // submitForwarded runs a submit another node forwarded, on this node.
@@ -304,4 +375,73 @@ func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire
 		results = e.submitLocal(ctx, key, reqs)
 	}
 	return resultsToWire(results)
+}
+
+// FleetStatus is an operator's read-only view of the cluster from one node.
+type FleetStatus struct {
+	Self    string        `json:"self"`    // this node's member id
+	Address string        `json:"address"` // where the others reach its actors
+	Members []FleetMember `json:"members"`
+	Binds   []FleetBind   `json:"binds"`
+	// Keys are the keys whose actors run on this node.
+	Keys []string `json:"keys"`
+}
+
+// FleetMember is a member as this node sees it.
+type FleetMember struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+// FleetBind is a carrier's bind and the node that runs it.
+type FleetBind struct {
+	Carrier string `json:"carrier"`
+	Index   int    `json:"index"`
+	Node    string `json:"node"` // the address of the node that runs it
+	Bound   bool   `json:"bound"`
+}
+
+// Fleet returns this node's view of the cluster; false on a single node.
+func (e *Engine) Fleet() (FleetStatus, bool) {
+	f := e.fleet
+	if f == nil {
+		return FleetStatus{}, false
+	}
+	st := FleetStatus{Self: f.holder, Address: f.address}
+	f.mu.Lock()
+	for _, m := range f.members {
+		st.Members = append(st.Members, FleetMember{ID: m.Id, Address: m.Address()})
+	}
+	f.mu.Unlock()
+	for _, b := range f.bindStates() {
+		st.Binds = append(st.Binds, FleetBind{Carrier: b.Carrier, Index: int(b.Index), Node: b.Address, Bound: b.Bound})
+	}
+	e.registry.eachKey(func(id string, _ *actor.PID) { st.Keys = append(st.Keys, id) })
+	sort.Strings(st.Keys)
+	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].Address < st.Members[j].Address })
+	sort.Slice(st.Binds, func(i, j int) bool {
+		a, b := st.Binds[i], st.Binds[j]
+		return a.Carrier < b.Carrier || a.Carrier == b.Carrier && a.Index < b.Index
+	})
+	return st, true
+}
+
+// reconcileInbound adopts the stored parts of long inbound messages whose
+// numbers belong to keys this node owns (left by a node that went away,
+// or stored before a restart).
+func (f *fleet) reconcileInbound(ctx context.Context) {
+	in := f.e.inbound
+	mine := func(p switchboard.InboundPart) bool {
+		k, ok := f.e.cfg.Keys.ByNumber(p.To)
+		return ok && f.owner(kindKey, k.ID) == f.address
+	}
+	// Stored off the watch loop: store retries while the store fails, and
+	// the loop must go on renewing leases.
+	store := func(a concat.Assembled) error {
+		f.e.background(func(context.Context) { in.store(a) })
+		return nil
+	}
+	if err := in.adopt(ctx, mine, store); err != nil {
+		f.e.log.Error().Err(err).Msg("listing stored inbound parts failed; will retry")
+	}
 }

@@ -37,9 +37,9 @@ type bindLease struct {
 func (f *fleet) reconcileBinds(ctx context.Context) {
 	for ci, cc := range f.e.cfg.Carriers {
 		for i := range cc.Binds {
-			name := fmt.Sprintf("bind/%s/%d", cc.Name, i)
+			name := fmt.Sprintf("%s/%s/%d", kindBind, cc.Name, i)
 			held, running := f.binds[name]
-			want := f.owner(kindBind, name) == f.address
+			want := f.owner(kindBind, name[len(kindBind)+1:]) == f.address
 			switch {
 			case want && running:
 				l, err := f.leases.Renew(ctx, held.lease, f.cfg.LeaseTTL)
@@ -78,11 +78,11 @@ func (f *fleet) stopBind(ctx context.Context, name string, b bindLease, release 
 	}
 }
 
-// publishBinds gossips the state of this node's binds.
-func (f *fleet) publishBinds() {
+// localBinds are the binds this node runs, as it gossips them.
+func (f *fleet) localBinds() *wire.Binds {
 	msg := &wire.Binds{}
 	for _, cc := range f.e.cfg.Carriers {
-		c := f.e.router.carriers[cc.Name]
+		c := f.e.router.carrier(cc.Name)
 		for i := range c.binds {
 			if pid := c.binds[i].Load(); pid != nil {
 				msg.Binds = append(msg.Binds, &wire.Bind{Carrier: c.name, Index: int32(i), Bound: c.bound[i].Load(),
@@ -90,34 +90,56 @@ func (f *fleet) publishBinds() {
 			}
 		}
 	}
-	f.c.Gossip.SetState(bindsState, msg)
+	return msg
 }
 
-// refreshBinds reads the binds the other nodes gossip and gives each
-// carrier the list of its bound binds elsewhere. A carrier that gains a
-// bound bind wakes the keys waiting for one.
-func (f *fleet) refreshBinds() {
+// publishBinds gossips the state of this node's binds.
+func (f *fleet) publishBinds() { f.c.Gossip.SetState(bindsState, f.localBinds()) }
+
+// remoteBinds are the binds the other members gossip.
+func (f *fleet) remoteBinds() []*wire.Bind {
 	states, err := f.c.Gossip.GetState(bindsState)
 	if err != nil {
-		return
+		return nil
 	}
-	remote := map[string][]*actor.PID{}
+	live := map[string]bool{}
+	f.mu.Lock()
+	for _, m := range f.members {
+		live[m.Id] = true
+	}
+	f.mu.Unlock()
+	var out []*wire.Bind
 	for member, kv := range states {
-		if member == f.holder || kv.GetValue() == nil {
+		// A member that left may still have state in the gossip.
+		if member == f.holder || !live[member] || kv.GetValue() == nil {
 			continue
 		}
 		var b wire.Binds
 		if kv.GetValue().UnmarshalTo(&b) != nil {
 			continue
 		}
-		for _, x := range b.Binds {
-			if x.Bound {
-				remote[x.Carrier] = append(remote[x.Carrier], actor.NewPID(x.Address, x.Id))
-			}
+		out = append(out, b.Binds...)
+	}
+	return out
+}
+
+// bindStates are every bind of the fleet this node knows of.
+func (f *fleet) bindStates() []*wire.Bind {
+	return append(f.localBinds().Binds, f.remoteBinds()...)
+}
+
+// refreshBinds reads the binds the other nodes gossip and gives each
+// carrier the list of its bound binds elsewhere. A carrier that gains a
+// bound bind wakes the keys waiting for one.
+func (f *fleet) refreshBinds() {
+	remote := map[string][]*actor.PID{}
+	for _, x := range f.remoteBinds() {
+		if x.Bound {
+			remote[x.Carrier] = append(remote[x.Carrier], actor.NewPID(x.Address, x.Id))
 		}
 	}
 	woke := false
-	for name, c := range f.e.router.carriers {
+	for name, c := range f.e.router.load().carriers {
 		pids := remote[name]
 		old := c.remote.Swap(&pids)
 		if len(pids) > 0 && (old == nil || len(*old) == 0) {
@@ -137,7 +159,7 @@ func (f *fleet) remoteSubmit(pid *actor.PID, carrierName string, job *submitJob,
 		ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted}
 	fut := f.e.system.Root.RequestFuture(pid, req, timeout)
 	f.e.background(func(context.Context) {
-		res, err := fut.Result()
+		res, err := f.await(fut, pid.Address)
 		reply, ok := res.(*wire.CarrierSubmitReply)
 		if err != nil || !ok {
 			// The other node or its bind is gone: like a connection lost

@@ -26,16 +26,25 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *wire.CallbackHint:
 		a.e.webhooks.hintLocal(m.Endpoint)
+	case *wire.SubmitBatch:
+		sender, e := ctx.Sender(), a.e
+		e.background(func(stop context.Context) { e.system.Root.Send(sender, e.submitForwarded(stop, m)) })
+	case *wire.Receipt:
+		sender, root := ctx.Sender(), a.e.system.Root
+		r, id, part := receiptFromWire(m)
+		a.e.recordReceipt(r, receiptUpdate(r, id, part), func(err error) { root.Send(sender, ackToWire(err)) })
 	case *wire.InboundPart:
 		sender, root := ctx.Sender(), a.e.system.Root
-		a.e.inboundLocal(inboundFromWire(m), func(err error) {
-			if err != nil {
-				root.Send(sender, &wire.Error{Code: switchboard.ErrorCode(err), Message: switchboard.ErrorMessage(err)})
-				return
-			}
-			root.Send(sender, &wire.Ack{})
-		})
+		a.e.inboundLocal(inboundFromWire(m), func(err error) { root.Send(sender, ackToWire(err)) })
 	}
+}
+
+// ackToWire answers a request that needs no more than done or not.
+func ackToWire(err error) any {
+	if err != nil {
+		return errorToWire(err)
+	}
+	return &wire.Ack{}
 }
 
 // nodePID is the node actor of the node at address.
@@ -116,7 +125,7 @@ func (f *fleet) reconcileEndpoints(ctx context.Context) {
 func (f *fleet) inboundToOwner(owner string, p switchboard.InboundPart, ack func(error)) {
 	fut := f.e.system.Root.RequestFuture(nodePID(owner), inboundToWire(p), f.e.cfg.RequestTimeout)
 	f.e.background(func(context.Context) {
-		res, err := fut.Result()
+		res, err := f.await(fut, owner)
 		switch r := res.(type) {
 		case *wire.Ack:
 			ack(nil)

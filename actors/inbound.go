@@ -33,24 +33,16 @@ func newInbound(e *Engine) *inbound {
 }
 
 // start reassembles the parts stored before a restart, then expires
-// incomplete messages as their timeout passes.
+// incomplete messages as their timeout passes. In a cluster the store's
+// parts are the fleet's: each node adopts the parts of the numbers whose
+// keys it owns once it knows the membership (adopt), instead.
 func (in *inbound) start(ctx context.Context) error {
-	parts, err := in.e.store.InboundParts(ctx)
-	if err != nil {
-		return err
-	}
-	// A message completed by stored parts is stored once here: if the
-	// store cannot take it, Start fails rather than retrying forever.
-	for _, p := range parts {
-		added, err := in.parts.Add(p)
-		if err != nil {
-			in.e.log.Warn().Err(err).Str("carrier", p.Carrier).Msg("stored inbound part does not fit its message; left stored")
-			continue
-		}
-		for _, a := range append(added.Evicted, complete(added)...) {
-			if err := in.storeOnce(a); err != nil {
-				return err
-			}
+	if in.e.fleet == nil {
+		// A message completed by stored parts is stored once here: if
+		// the store cannot take it, Start fails rather than retrying
+		// forever.
+		if err := in.adopt(ctx, func(switchboard.InboundPart) bool { return true }, in.storeOnce); err != nil {
+			return err
 		}
 	}
 	tick := in.e.cfg.InboundTimeout / 10
@@ -71,6 +63,31 @@ func (in *inbound) start(ctx context.Context) error {
 			}
 		}
 	}()
+	return nil
+}
+
+// adopt feeds the stored parts that mine selects and the reassembler does
+// not hold yet to it, and stores (with store) the messages they complete.
+func (in *inbound) adopt(ctx context.Context, mine func(switchboard.InboundPart) bool, store func(concat.Assembled) error) error {
+	parts, err := in.e.store.InboundParts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if !mine(p) || in.parts.Seen(p) {
+			continue
+		}
+		added, err := in.parts.Add(p)
+		if err != nil {
+			in.e.log.Warn().Err(err).Str("carrier", p.Carrier).Msg("stored inbound part does not fit its message; left stored")
+			continue
+		}
+		for _, a := range append(added.Evicted, complete(added)...) {
+			if err := store(a); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	cryptorand "crypto/rand"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -119,6 +120,9 @@ type destQueue struct {
 	// noCarrier: the head waits because no carrier could take it; a
 	// carrier coming up (carrierUp) sends it at once.
 	noCarrier bool
+	// lag counts the queue's entries in the engine's queue lag, under the
+	// carrier its route named when the queue was made (metrics.go).
+	lag *atomic.Int64
 }
 
 func (q *destQueue) head() *entry {
@@ -129,6 +133,7 @@ func (q *destQueue) head() *entry {
 }
 
 func (q *destQueue) pop() {
+	q.lag.Add(-1)
 	q.entries[0] = nil
 	q.entries = q.entries[1:]
 	q.attempts = 0
@@ -197,6 +202,9 @@ type keyActor struct {
 	draining bool
 	// handingOver: the key moved to another node (handOver).
 	handingOver bool
+	// canceled holds messages canceled while they waited only in the
+	// store, so a page read meanwhile does not bring them in (admin.go).
+	canceled map[string]bool
 }
 
 func newKeyActor(e *Engine, key *switchboard.Key, ent *regEntry) *keyActor {
@@ -253,6 +261,10 @@ func (k *keyActor) Receive(ctx actor.Context) {
 		}
 	case *carrierUp:
 		k.carrierUp(ctx)
+	case *keyChanged:
+		k.keyChanged()
+	case *cancelReq:
+		k.cancel(ctx, m)
 	case *budgetFree:
 		if m.b == k.e.sending {
 			k.unblock()
@@ -348,6 +360,7 @@ func (k *keyActor) answerStash(err error) {
 // Its submits and commits end by themselves (work), and its entries die
 // with it.
 func (k *keyActor) release() {
+	k.lagDropped()
 	k.e.held.release(k.inMemory)
 	k.inMemory = 0
 	if k.paging {

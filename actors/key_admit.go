@@ -235,9 +235,10 @@ func (k *keyActor) hold(ctx actor.Context, m *switchboard.Message) *entry {
 func (k *keyActor) enqueue(e *entry) {
 	q := k.dests[e.msg.To]
 	if q == nil {
-		q = &destQueue{to: e.msg.To}
+		q = &destQueue{to: e.msg.To, lag: k.e.gauges.lagOf(k.e.router.primary(e.msg.To))}
 		k.dests[e.msg.To] = q
 	}
+	q.lag.Add(1)
 	q.entries = append(q.entries, e)
 	e.held = true
 	k.inMemory++

@@ -67,7 +67,9 @@ func (k *keyActor) pageRead(ctx actor.Context, r *pageRead) {
 		return
 	}
 	for _, m := range r.msgs {
-		k.enqueue(newEntry(m))
+		if !k.skipCanceled(m) {
+			k.enqueue(newEntry(m))
+		}
 	}
 	k.e.held.release(limit - len(r.msgs))
 	if len(r.msgs) > 0 {

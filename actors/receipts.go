@@ -170,25 +170,36 @@ func (r *recorder) record(updates []switchboard.Update) ([]*switchboard.Message,
 // recorded, or dropped after the carrier's receipt timeout.
 func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 	if r.Status == "" {
+		e.metrics.Receipt(r.Carrier, ReceiptIntermediate)
 		ack(nil) // intermediate (ENROUTE, ACCEPTD): nothing to record
 		return
 	}
 	u := switchboard.Update{Transition: switchboard.Transition{Event: r.Event(), Part: -1}}
 	if ref, ok := e.corr.get(r.Carrier, r.CarrierMessageID); ok {
 		u.MessageID, u.Transition.Part, u.Transition.CarrierIDs = ref.messageID, ref.part, ref.ids
+	} else if e.fleet != nil {
+		e.background(func(ctx context.Context) { e.fleet.receiptToOwner(ctx, r, ack) })
+		return
 	} else {
 		u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
 		u.ParkUntil = e.now().Add(e.receiptTimeout(r.Carrier))
 	}
+	e.recordReceipt(r, u, ack)
+}
+
+// recordReceipt records a receipt's update and answers the SMSC.
+func (e *Engine) recordReceipt(r switchboard.Receipt, u switchboard.Update, ack func(error)) {
 	e.recorder.add(u, func(m *switchboard.Message, err error) {
 		switch {
 		case err != nil:
 		case m == nil:
 			e.stats.receiptsParked.Add(1)
+			e.metrics.Receipt(r.Carrier, ReceiptUnmatched)
 			e.log.Debug().Str("carrier", r.Carrier).Str("carrier_message_id", r.CarrierMessageID).
 				Msg("receipt for a carrier message id not recorded yet; kept until its submit is")
 		default:
 			e.stats.receipts.Add(1)
+			e.metrics.Receipt(r.Carrier, string(r.Status))
 		}
 		ack(err)
 	})
@@ -196,7 +207,7 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 
 // receiptTimeout is the named carrier's.
 func (e *Engine) receiptTimeout(name string) time.Duration {
-	if c := e.router.carriers[name]; c != nil {
+	if c := e.router.carrier(name); c != nil {
 		return c.receiptTimeout
 	}
 	return DefaultReceiptTimeout
@@ -219,6 +230,9 @@ func (e *Engine) sweepOverdue(ctx context.Context) {
 		var wg sync.WaitGroup
 		now := e.now()
 		for _, id := range ids {
+			if e.fleet != nil && !e.fleet.ownsMessage(ctx, id) {
+				continue // its key's owner ends it: every update of a message is made there
+			}
 			wg.Add(1)
 			ev := switchboard.Event{Status: switchboard.StatusUnknown, At: now, Error: &switchboard.EventError{
 				Code: "receipt_timeout", Description: "No delivery receipt came within the carrier's receipt timeout."}}

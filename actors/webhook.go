@@ -23,10 +23,13 @@ type Poster interface {
 // WebhookRequest is one attempt to deliver one callback, or a batch of
 // them (a JSON array) for a key that batches.
 type WebhookRequest struct {
-	URL     string
-	Body    []byte
-	Secret  string // the key's webhook secret, which signs the body
-	EventID string // the one callback's event_id; empty for a batch
+	URL    string
+	Body   []byte
+	Secret string // the key's webhook secret, which signs the body
+	// OldSecret, during a webhook secret rotation's overlap, signs the
+	// body too: the request carries both signatures.
+	OldSecret string
+	EventID   string // the one callback's event_id; empty for a batch
 }
 
 // PostOutcome is what a delivery attempt means for the callback.
@@ -103,13 +106,12 @@ func (c *WebhookConfig) setDefaults() {
 // and stopped when it has none left. Finished callbacks are removed from
 // the store in batches.
 type dispatcher struct {
-	e       *Engine
-	cfg     WebhookConfig
-	ids     *eventIDs
-	secrets map[string]string // key ID → webhook secret; read-only after start
+	e   *Engine
+	cfg WebhookConfig
+	ids *eventIDs
 	// keyEndpoints holds the endpoint of each key's callback_url, parsed
-	// once rather than on every status change; read-only.
-	keyEndpoints map[string]string
+	// once rather than on every status change; replaced when keys change.
+	keyEndpoints atomic.Pointer[map[string]string]
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointRef
@@ -122,7 +124,7 @@ type dispatcher struct {
 	stop     context.Context
 	cancel   context.CancelFunc
 
-	delivered, gaveUp, attempts atomic.Int64
+	delivered, gaveUp, attempts, retried atomic.Int64
 }
 
 type endpointRef struct {
@@ -135,25 +137,33 @@ type finishJob struct {
 	actor *actor.PID
 }
 
-// WebhookStats are the dispatcher's counters since start.
+// WebhookStats are the dispatcher's counters since start: requests made,
+// and callbacks delivered, given up on, and failed an attempt (to be
+// retried).
 type WebhookStats struct {
-	Attempts, Delivered, GaveUp int64
-	Endpoints                   int
+	Attempts, Delivered, GaveUp, Retried int64
+	Endpoints                            int
 }
 
 func newDispatcher(e *Engine, cfg WebhookConfig, ids *eventIDs) *dispatcher {
 	cfg.setDefaults()
-	d := &dispatcher{e: e, cfg: cfg, ids: ids, secrets: make(map[string]string),
+	d := &dispatcher{e: e, cfg: cfg, ids: ids,
 		endpoints: make(map[string]*endpointRef), gone: make(map[string]time.Time), jobs: make(chan func())}
 	d.stop, d.cancel = context.WithCancel(context.Background())
 	d.finisher = newBatcher(2, 1024, 64*1024, d.finish)
-	d.keyEndpoints = make(map[string]string)
-	for _, k := range e.cfg.Keys.All() {
+	d.keysChanged()
+	return d
+}
+
+// keysChanged parses the keys' callback URLs again.
+func (d *dispatcher) keysChanged() {
+	eps := make(map[string]string)
+	for _, k := range d.e.cfg.Keys.All() {
 		if ep, err := switchboard.CallbackEndpoint(k.CallbackURL); err == nil {
-			d.keyEndpoints[k.ID] = ep
+			eps[k.ID] = ep
 		}
 	}
-	return d
+	d.keyEndpoints.Store(&eps)
 }
 
 // start resumes every endpoint with callbacks in the store.
@@ -198,7 +208,7 @@ func (d *dispatcher) recorded(m *switchboard.Message) {
 // key's (parsed at start); false if it has none.
 func (d *dispatcher) endpointOf(m *switchboard.Message) (string, bool) {
 	if m.CallbackURL == "" {
-		ep, ok := d.keyEndpoints[m.Key]
+		ep, ok := (*d.keyEndpoints.Load())[m.Key]
 		return ep, ok
 	}
 	ep, err := switchboard.CallbackEndpoint(m.CallbackURL)
@@ -376,7 +386,14 @@ func (d *dispatcher) worker(f func()) {
 func (d *dispatcher) post(self *actor.PID, done *postDone) {
 	d.attempts.Add(1)
 	first := &done.group[0].cb
-	req := WebhookRequest{URL: first.URL, Secret: d.secrets[first.Key]}
+	req := WebhookRequest{URL: first.URL}
+	if k, ok := d.e.cfg.Keys.Key(first.Key); ok {
+		secrets := k.WebhookSecrets(d.e.now())
+		req.Secret = secrets[0]
+		if len(secrets) > 1 {
+			req.OldSecret = secrets[1]
+		}
+	}
 	if done.batch {
 		req.Body = batchBody(done.group)
 	} else {
@@ -451,25 +468,46 @@ func (d *dispatcher) stats() WebhookStats {
 	d.mu.Lock()
 	n := len(d.endpoints)
 	d.mu.Unlock()
-	return WebhookStats{Attempts: d.attempts.Load(), Delivered: d.delivered.Load(), GaveUp: d.gaveUp.Load(), Endpoints: n}
+	return WebhookStats{Attempts: d.attempts.Load(), Delivered: d.delivered.Load(), GaveUp: d.gaveUp.Load(),
+		Retried: d.retried.Load(), Endpoints: n}
 }
 
-// loadSecrets fills the webhook secret of every key: the configured one,
-// or one generated once and kept in the store, so signatures stay
-// verifiable across restarts.
+// loadSecrets gives every key of the ring without a webhook secret the
+// one generated for it once and kept in the store (FillWebhookSecrets).
 func (d *dispatcher) loadSecrets(ctx context.Context) error {
-	for _, k := range d.e.cfg.Keys.All() {
+	ring := d.e.cfg.Keys
+	var missing []*switchboard.Key
+	for _, k := range ring.All() {
+		if k.WebhookSecret == "" {
+			c := *k
+			missing = append(missing, &c)
+		}
+	}
+	if err := d.e.FillWebhookSecrets(ctx, missing); err != nil {
+		return err
+	}
+	for _, k := range missing {
+		ring.Put(k)
+	}
+	return nil
+}
+
+// FillWebhookSecrets sets the webhook secret of each key that has none:
+// the one generated for its id once and kept in the store, so signatures
+// stay verifiable across restarts and nodes. Keys are changed in place:
+// fill them before they go into the key ring.
+func (e *Engine) FillWebhookSecrets(ctx context.Context, keys []*switchboard.Key) error {
+	for _, k := range keys {
 		if k.WebhookSecret != "" {
-			d.secrets[k.ID] = k.WebhookSecret
 			continue
 		}
 		var raw [24]byte
 		_, _ = cryptorand.Read(raw[:])
-		secret, err := d.e.store.InitSetting(ctx, "webhook_secret/"+k.ID, "whsec_"+base64.RawURLEncoding.EncodeToString(raw[:]))
+		secret, err := e.store.InitSetting(ctx, "webhook_secret/"+k.ID, "whsec_"+base64.RawURLEncoding.EncodeToString(raw[:]))
 		if err != nil {
 			return fmt.Errorf("key %s: %w", k.ID, err)
 		}
-		d.secrets[k.ID] = secret
+		k.WebhookSecret = secret
 	}
 	return nil
 }

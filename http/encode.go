@@ -2,9 +2,11 @@ package http
 
 import (
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchboard-sms/switchboard"
@@ -28,8 +30,20 @@ type jsonWriter struct {
 	first bool
 }
 
+// responder writes JSON responses and errors the same way for every
+// server of this package: the public API and the admin API.
+type responder struct {
+	log  zerolog.Logger
+	bufs sync.Pool
+	// quiet is an error Error writes without logging it (the drain's
+	// 503, which every request gets while draining); quietPath a path
+	// whose errors are not logged (/readyz, which says why itself).
+	quiet     error
+	quietPath string
+}
+
 // writer takes a jsonWriter from the pool; send returns it.
-func (s *Server) writer() *jsonWriter {
+func (s *responder) writer() *jsonWriter {
 	w, _ := s.bufs.Get().(*jsonWriter)
 	if w == nil {
 		w = &jsonWriter{b: make([]byte, 0, 1024)}
@@ -40,7 +54,7 @@ func (s *Server) writer() *jsonWriter {
 
 // send writes the document as the response body (fasthttp copies it) and
 // returns the writer to the pool.
-func (s *Server) send(ctx *fasthttp.RequestCtx, status int, w *jsonWriter) {
+func (s *responder) send(ctx *fasthttp.RequestCtx, status int, w *jsonWriter) {
 	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentType(contentTypeJSON)
 	ctx.SetBody(w.b)

@@ -36,7 +36,7 @@ func statusOf(code string) (int, bool) {
 		return fasthttp.StatusMethodNotAllowed, true
 	case ETIMEOUT:
 		return fasthttp.StatusRequestTimeout, true
-	case switchboard.ECONFLICT, switchboard.EIDEMPOTENCY:
+	case switchboard.ECONFLICT, switchboard.EIDEMPOTENCY, switchboard.EMANAGED:
 		return fasthttp.StatusConflict, true
 	case switchboard.ETOOLARGE:
 		return fasthttp.StatusRequestEntityTooLarge, true
@@ -66,7 +66,7 @@ type publicError struct {
 // internal and "Internal error." for anything that is not a
 // *switchboard.Error with a known code. Errors at or above 500 are logged
 // here, with the request id and the cause, at error level.
-func (s *Server) toPublic(ctx *fasthttp.RequestCtx, err error) publicError {
+func (s *responder) toPublic(ctx *fasthttp.RequestCtx, err error) publicError {
 	code := switchboard.ErrorCode(err)
 	status, known := statusOf(code)
 	p := publicError{status: status, code: code, message: switchboard.ErrorMessage(err)}
@@ -79,7 +79,7 @@ func (s *Server) toPublic(ctx *fasthttp.RequestCtx, err error) publicError {
 	} else {
 		p.retryAfter = retryAfterSeconds(p.code, 0)
 	}
-	if status >= 500 && err != error(s.errDraining) && string(ctx.Path()) != pathReadyz {
+	if status >= 500 && (s.quiet == nil || err != s.quiet) && string(ctx.Path()) != s.quietPath {
 		s.log.Error().Err(err).Str("code", code).Int("status", status).
 			Bytes("request_id", ctx.Response.Header.Peek(headerRequestID)).
 			Str("path", string(ctx.Path())).Msg("request failed")
@@ -104,7 +104,7 @@ func retryAfterSeconds(code string, d time.Duration) int64 {
 // Error writes err as the response {"error":{"code","message"}} with the
 // status its code maps to (statusOf), Retry-After where it applies, and
 // WWW-Authenticate on 401. Internal causes are logged, never shown.
-func (s *Server) Error(ctx *fasthttp.RequestCtx, err error) {
+func (s *responder) Error(ctx *fasthttp.RequestCtx, err error) {
 	p := s.toPublic(ctx, err)
 	if p.retryAfter > 0 {
 		setRetryAfter(ctx, p.retryAfter)

@@ -51,8 +51,8 @@ func (s *Server) routes() []route {
 	}
 }
 
-// router matches requests to routes by scanning: there are five, and a scan
-// of byte comparisons allocates nothing. Static patterns win over ones with
+// router matches requests to routes by scanning: there are a few, and a
+// scan of byte comparisons allocates nothing. Static patterns win over ones with
 // a parameter ("/v1/messages/batch" is never a message id).
 type router struct {
 	routes []route
@@ -103,18 +103,20 @@ func (rt *router) match(method, path []byte) (r *route, param []byte, allow stri
 	return nil, nil, rt.allow[pattern]
 }
 
-// matchPattern matches a path against a pattern whose last segment may be a
-// {name}, which matches one non-empty segment.
+// matchPattern matches a path against a pattern with at most one {name}
+// segment, which matches one non-empty segment ("/v1/messages/{id}",
+// "/admin/v1/keys/{id}/revoke").
 func matchPattern(pattern string, path []byte) (param []byte, ok bool) {
 	i := strings.IndexByte(pattern, '{')
 	if i < 0 {
 		return nil, string(path) == pattern
 	}
-	prefix := pattern[:i]
-	if len(path) <= len(prefix) || string(path[:len(prefix)]) != prefix {
+	prefix, suffix := pattern[:i], pattern[i+strings.IndexByte(pattern[i:], '}')+1:]
+	if len(path) <= len(prefix)+len(suffix) || string(path[:len(prefix)]) != prefix ||
+		string(path[len(path)-len(suffix):]) != suffix {
 		return nil, false
 	}
-	rest := path[len(prefix):]
+	rest := path[len(prefix) : len(path)-len(suffix)]
 	if strings.IndexByte(string(rest), '/') >= 0 {
 		return nil, false
 	}

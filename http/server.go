@@ -86,6 +86,9 @@ type Config struct {
 	// evicts the one whose last failure is oldest. Default 10,000.
 	AuthFailuresTable int
 
+	// Metrics, if set, records every request's duration.
+	Metrics *Metrics
+
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -133,8 +136,8 @@ func setDefault[T comparable](v *T, def T) {
 // Server serves the public API. Create it with New, run it with Open or
 // Serve, stop it with Drain and then Shutdown.
 type Server struct {
+	responder
 	cfg    Config
-	log    zerolog.Logger
 	engine Engine
 	keys   *switchboard.KeyRing
 	srv    *fasthttp.Server
@@ -159,10 +162,6 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// bufs holds response buffers, so writing a response allocates nothing
-	// in the steady state.
-	bufs sync.Pool
-
 	mu     sync.Mutex
 	ln     net.Listener
 	closed bool
@@ -185,8 +184,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("http: MaxValidity must be at least a second")
 	}
 	s := &Server{
+		responder:   responder{log: cfg.Log.With().Str("component", "http").Logger(), quietPath: pathReadyz},
 		cfg:         cfg,
-		log:         cfg.Log.With().Str("component", "http").Logger(),
 		engine:      cfg.Engine,
 		keys:        cfg.Keys,
 		rules:       decodeRules{allowPrivate: cfg.AllowPrivateCallbacks, maxValidity: int64(cfg.MaxValidity / time.Second)},
@@ -196,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 		s.authLimit = newAuthLimiter(cfg.AuthFailuresPerMinute, time.Minute, cfg.AuthFailuresTable)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	s.quiet = s.errDraining
 	s.router = newRouter(s.routes())
 	s.srv = &fasthttp.Server{
 		Handler:        s.handler,
@@ -321,6 +320,9 @@ func (s *Server) handler(ctx *fasthttp.RequestCtx) {
 	setRequestID(ctx)
 	rt, key := s.dispatch(ctx, start)
 	s.logRequest(ctx, rt, key, start)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.observeRequest(rt.name(), ctx.Response.StatusCode(), s.cfg.Now().Sub(start))
+	}
 }
 
 // dispatch finds the route and runs it. A panic becomes a 500, because

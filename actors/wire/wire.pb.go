@@ -91,7 +91,7 @@ func (x SubmitFailure_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SubmitFailure_Kind.Descriptor instead.
 func (SubmitFailure_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{10, 0}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{9, 0}
 }
 
 // SubmitBatch asks the node that owns a key to accept messages for it: a
@@ -518,52 +518,6 @@ func (x *Error) GetRetryAfterMs() int64 {
 	return 0
 }
 
-// Activate asks a key's owner to start the key's actor, so pending
-// messages left by a node that went away are sent.
-type Activate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Activate) Reset() {
-	*x = Activate{}
-	mi := &file_actors_wire_wire_proto_msgTypes[6]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Activate) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Activate) ProtoMessage() {}
-
-func (x *Activate) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[6]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Activate.ProtoReflect.Descriptor instead.
-func (*Activate) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *Activate) GetKeyId() string {
-	if x != nil {
-		return x.KeyId
-	}
-	return ""
-}
-
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -572,7 +526,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_actors_wire_wire_proto_msgTypes[7]
+	mi := &file_actors_wire_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +538,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[7]
+	mi := &file_actors_wire_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +551,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{7}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{6}
 }
 
 // CarrierSubmit asks a node that holds a carrier's bind to send one
@@ -619,7 +573,7 @@ type CarrierSubmit struct {
 
 func (x *CarrierSubmit) Reset() {
 	*x = CarrierSubmit{}
-	mi := &file_actors_wire_wire_proto_msgTypes[8]
+	mi := &file_actors_wire_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +585,7 @@ func (x *CarrierSubmit) String() string {
 func (*CarrierSubmit) ProtoMessage() {}
 
 func (x *CarrierSubmit) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[8]
+	mi := &file_actors_wire_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +598,7 @@ func (x *CarrierSubmit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CarrierSubmit.ProtoReflect.Descriptor instead.
 func (*CarrierSubmit) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{8}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CarrierSubmit) GetCarrier() string {
@@ -722,7 +676,7 @@ type CarrierSubmitReply struct {
 
 func (x *CarrierSubmitReply) Reset() {
 	*x = CarrierSubmitReply{}
-	mi := &file_actors_wire_wire_proto_msgTypes[9]
+	mi := &file_actors_wire_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +688,7 @@ func (x *CarrierSubmitReply) String() string {
 func (*CarrierSubmitReply) ProtoMessage() {}
 
 func (x *CarrierSubmitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[9]
+	mi := &file_actors_wire_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +701,7 @@ func (x *CarrierSubmitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CarrierSubmitReply.ProtoReflect.Descriptor instead.
 func (*CarrierSubmitReply) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{9}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CarrierSubmitReply) GetCarrierIds() []string {
@@ -777,7 +731,7 @@ type SubmitFailure struct {
 
 func (x *SubmitFailure) Reset() {
 	*x = SubmitFailure{}
-	mi := &file_actors_wire_wire_proto_msgTypes[10]
+	mi := &file_actors_wire_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +743,7 @@ func (x *SubmitFailure) String() string {
 func (*SubmitFailure) ProtoMessage() {}
 
 func (x *SubmitFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[10]
+	mi := &file_actors_wire_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +756,7 @@ func (x *SubmitFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitFailure.ProtoReflect.Descriptor instead.
 func (*SubmitFailure) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{10}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitFailure) GetKind() SubmitFailure_Kind {
@@ -851,7 +805,7 @@ type Binds struct {
 
 func (x *Binds) Reset() {
 	*x = Binds{}
-	mi := &file_actors_wire_wire_proto_msgTypes[11]
+	mi := &file_actors_wire_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +817,7 @@ func (x *Binds) String() string {
 func (*Binds) ProtoMessage() {}
 
 func (x *Binds) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[11]
+	mi := &file_actors_wire_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +830,7 @@ func (x *Binds) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Binds.ProtoReflect.Descriptor instead.
 func (*Binds) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{11}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Binds) GetBinds() []*Bind {
@@ -899,7 +853,7 @@ type Bind struct {
 
 func (x *Bind) Reset() {
 	*x = Bind{}
-	mi := &file_actors_wire_wire_proto_msgTypes[12]
+	mi := &file_actors_wire_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +865,7 @@ func (x *Bind) String() string {
 func (*Bind) ProtoMessage() {}
 
 func (x *Bind) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[12]
+	mi := &file_actors_wire_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +878,7 @@ func (x *Bind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bind.ProtoReflect.Descriptor instead.
 func (*Bind) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{12}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Bind) GetCarrier() string {
@@ -972,7 +926,7 @@ type CallbackHint struct {
 
 func (x *CallbackHint) Reset() {
 	*x = CallbackHint{}
-	mi := &file_actors_wire_wire_proto_msgTypes[13]
+	mi := &file_actors_wire_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +938,7 @@ func (x *CallbackHint) String() string {
 func (*CallbackHint) ProtoMessage() {}
 
 func (x *CallbackHint) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[13]
+	mi := &file_actors_wire_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +951,7 @@ func (x *CallbackHint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallbackHint.ProtoReflect.Descriptor instead.
 func (*CallbackHint) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{13}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CallbackHint) GetEndpoint() string {
@@ -1027,7 +981,7 @@ type InboundPart struct {
 
 func (x *InboundPart) Reset() {
 	*x = InboundPart{}
-	mi := &file_actors_wire_wire_proto_msgTypes[14]
+	mi := &file_actors_wire_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +993,7 @@ func (x *InboundPart) String() string {
 func (*InboundPart) ProtoMessage() {}
 
 func (x *InboundPart) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_wire_wire_proto_msgTypes[14]
+	mi := &file_actors_wire_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1006,7 @@ func (x *InboundPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboundPart.ProtoReflect.Descriptor instead.
 func (*InboundPart) Descriptor() ([]byte, []int) {
-	return file_actors_wire_wire_proto_rawDescGZIP(), []int{14}
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *InboundPart) GetCarrier() string {
@@ -1125,6 +1079,109 @@ func (x *InboundPart) GetReceivedAt() int64 {
 	return 0
 }
 
+// Receipt carries a delivery receipt, already matched to its message, to
+// the node that owns the message's key, which records it: every update of
+// a message is made by one node, so read-modify-writes of it never race.
+type Receipt struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MessageId        string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Part             int32                  `protobuf:"varint,2,opt,name=part,proto3" json:"part,omitempty"`
+	Carrier          string                 `protobuf:"bytes,3,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	CarrierMessageId string                 `protobuf:"bytes,4,opt,name=carrier_message_id,json=carrierMessageId,proto3" json:"carrier_message_id,omitempty"`
+	Status           string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	State            string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	ErrorCode        string                 `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ReceivedAt       int64                  `protobuf:"varint,8,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"` // Unix nanoseconds
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_actors_wire_wire_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_wire_wire_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_actors_wire_wire_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Receipt) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Receipt) GetPart() int32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *Receipt) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *Receipt) GetCarrierMessageId() string {
+	if x != nil {
+		return x.CarrierMessageId
+	}
+	return ""
+}
+
+func (x *Receipt) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Receipt) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Receipt) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *Receipt) GetReceivedAt() int64 {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return 0
+}
+
 var File_actors_wire_wire_proto protoreflect.FileDescriptor
 
 const file_actors_wire_wire_proto_rawDesc = "" +
@@ -1162,9 +1219,7 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
-	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\"!\n" +
-	"\bActivate\x12\x15\n" +
-	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"\x05\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\"\x05\n" +
 	"\x03Ack\"\xe3\x01\n" +
 	"\rCarrierSubmit\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12\x12\n" +
@@ -1225,6 +1280,18 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"concat_seq\x18\t \x01(\rR\tconcatSeq\x12\x1f\n" +
 	"\vreceived_at\x18\n" +
 	" \x01(\x03R\n" +
+	"receivedAt\"\xf2\x01\n" +
+	"\aReceipt\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x12\n" +
+	"\x04part\x18\x02 \x01(\x05R\x04part\x12\x18\n" +
+	"\acarrier\x18\x03 \x01(\tR\acarrier\x12,\n" +
+	"\x12carrier_message_id\x18\x04 \x01(\tR\x10carrierMessageId\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\a \x01(\tR\terrorCode\x12\x1f\n" +
+	"\vreceived_at\x18\b \x01(\x03R\n" +
 	"receivedAtB4Z2github.com/switchboard-sms/switchboard/actors/wireb\x06proto3"
 
 var (
@@ -1249,24 +1316,24 @@ var file_actors_wire_wire_proto_goTypes = []any{
 	(*SubmitResult)(nil),       // 4: switchboard.wire.SubmitResult
 	(*Accepted)(nil),           // 5: switchboard.wire.Accepted
 	(*Error)(nil),              // 6: switchboard.wire.Error
-	(*Activate)(nil),           // 7: switchboard.wire.Activate
-	(*Ack)(nil),                // 8: switchboard.wire.Ack
-	(*CarrierSubmit)(nil),      // 9: switchboard.wire.CarrierSubmit
-	(*CarrierSubmitReply)(nil), // 10: switchboard.wire.CarrierSubmitReply
-	(*SubmitFailure)(nil),      // 11: switchboard.wire.SubmitFailure
-	(*Binds)(nil),              // 12: switchboard.wire.Binds
-	(*Bind)(nil),               // 13: switchboard.wire.Bind
-	(*CallbackHint)(nil),       // 14: switchboard.wire.CallbackHint
-	(*InboundPart)(nil),        // 15: switchboard.wire.InboundPart
+	(*Ack)(nil),                // 7: switchboard.wire.Ack
+	(*CarrierSubmit)(nil),      // 8: switchboard.wire.CarrierSubmit
+	(*CarrierSubmitReply)(nil), // 9: switchboard.wire.CarrierSubmitReply
+	(*SubmitFailure)(nil),      // 10: switchboard.wire.SubmitFailure
+	(*Binds)(nil),              // 11: switchboard.wire.Binds
+	(*Bind)(nil),               // 12: switchboard.wire.Bind
+	(*CallbackHint)(nil),       // 13: switchboard.wire.CallbackHint
+	(*InboundPart)(nil),        // 14: switchboard.wire.InboundPart
+	(*Receipt)(nil),            // 15: switchboard.wire.Receipt
 }
 var file_actors_wire_wire_proto_depIdxs = []int32{
 	2,  // 0: switchboard.wire.SubmitBatch.requests:type_name -> switchboard.wire.SubmitRequest
 	4,  // 1: switchboard.wire.SubmitReply.results:type_name -> switchboard.wire.SubmitResult
 	5,  // 2: switchboard.wire.SubmitResult.accepted:type_name -> switchboard.wire.Accepted
 	6,  // 3: switchboard.wire.SubmitResult.error:type_name -> switchboard.wire.Error
-	11, // 4: switchboard.wire.CarrierSubmitReply.failure:type_name -> switchboard.wire.SubmitFailure
+	10, // 4: switchboard.wire.CarrierSubmitReply.failure:type_name -> switchboard.wire.SubmitFailure
 	0,  // 5: switchboard.wire.SubmitFailure.kind:type_name -> switchboard.wire.SubmitFailure.Kind
-	13, // 6: switchboard.wire.Binds.binds:type_name -> switchboard.wire.Bind
+	12, // 6: switchboard.wire.Binds.binds:type_name -> switchboard.wire.Bind
 	7,  // [7:7] is the sub-list for method output_type
 	7,  // [7:7] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name

@@ -67,6 +67,10 @@ func (c *Client) Run(ctx context.Context) {
 // Bound reports whether the bind can submit now.
 func (c *Client) Bound() bool { return c.tx.Load() != nil }
 
+// InFlight returns how many submit_sm parts hold a window slot now:
+// written, or about to be, and not yet answered.
+func (c *Client) InFlight() int { return len(c.window) }
+
 // maintain keeps one connection of the given role bound until ctx ends.
 func (c *Client) maintain(ctx context.Context, r role) {
 	backoff := switchboard.Backoff{Min: c.cfg.ReconnectMin, Max: c.cfg.ReconnectMax}
@@ -83,6 +87,9 @@ func (c *Client) maintain(ctx context.Context, r role) {
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if c.cfg.OnDown != nil {
+			c.cfg.OnDown(err)
 		}
 		wait := backoff.Next()
 		c.stats.reconnects.Add(1)
@@ -267,6 +274,9 @@ func (c *Client) pace(ctx context.Context) error {
 // partAnswered settles one part from its submit_sm_resp or generic_nack.
 func (c *Client) partAnswered(req *request, resp pdu.PDU) {
 	<-c.window
+	if c.cfg.OnResponse != nil {
+		c.cfg.OnResponse(time.Since(req.sent))
+	}
 	var status data.CommandStatusType
 	id := ""
 	switch p := resp.(type) {

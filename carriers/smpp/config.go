@@ -77,6 +77,12 @@ type Config struct {
 	// OnState is told when the bind becomes able (true) or unable (false)
 	// to submit, so a router can mark the carrier healthy or not.
 	OnState func(bound bool)
+	// OnDown is told why a connection failed to bind or was lost, before
+	// the wait to reconnect (the same error "smpp bind down" logs).
+	OnDown func(err error)
+	// OnResponse is told how long each submit_sm part waited for its
+	// response (or generic_nack), from the moment it was written.
+	OnResponse func(d time.Duration)
 
 	// Dial opens the TCP connection; default net.Dialer.DialContext.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)

@@ -17,6 +17,7 @@ type role = pdu.BindingType
 // request is one PDU we sent that awaits its response.
 type request struct {
 	deadline time.Time
+	sent     time.Time
 	// A submit_sm part: sub and part are set.
 	sub  *submission
 	part int
@@ -92,7 +93,8 @@ func (s *session) closeDrainedLocked() {
 // sendSubmit sends one part. On error the part was not sent and is not
 // tracked; the caller accounts for it.
 func (s *session) sendSubmit(p *pdu.SubmitSM, sub *submission, part int) error {
-	req := &request{deadline: time.Now().Add(s.c.cfg.ResponseTimeout), sub: sub, part: part}
+	now := time.Now()
+	req := &request{deadline: now.Add(s.c.cfg.ResponseTimeout), sent: now, sub: sub, part: part}
 	seq, err := s.track(req)
 	if err != nil {
 		return err

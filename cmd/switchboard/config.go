@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -62,7 +63,10 @@ type Config struct {
 type NodeConfig struct {
 	Name            string   `yaml:"name" default:"node-1" help:"name of this node in logs and metrics"`
 	HTTP            string   `yaml:"http" default:"127.0.0.1:8080" help:"public API listen address, host:port"`
-	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"address reserved for the admin API and /metrics (not served yet; health is on node.http)"`
+	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"admin listen address, host:port: /metrics, /healthz, /readyz and the status page, and the admin API under /admin/v1/ (with node.admin_token)"`
+	AdminToken      string   `yaml:"admin_token" help:"bearer token of the admin API, at least 16 characters (empty: the admin API is off; the rest of node.admin is served); re-read on SIGHUP"`
+	TLSCert         string   `yaml:"tls_cert" help:"PEM certificate (chain) file; with tls_key, node.http and node.admin serve HTTPS; both files are re-read on SIGHUP"`
+	TLSKey          string   `yaml:"tls_key" help:"PEM private key file of tls_cert"`
 	DataDir         string   `yaml:"data_dir" default:"./data" help:"directory of the embedded store"`
 	DrainPeriod     Duration `yaml:"drain_period" default:"5s" help:"how long a stopping node keeps its API answering, new requests with 503 and Retry-After and /readyz with 503, while requests in progress finish (a second SIGINT or SIGTERM ends it at once)"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" default:"15s" help:"after the drain, how long the node waits for requests still in progress, submits in flight, unbinds and status writes"`
@@ -140,10 +144,12 @@ type CacheConfig struct {
 // ClusterConfig is gossip clustering, which this build does not have yet:
 // enabled must be false.
 type ClusterConfig struct {
-	Enabled bool     `yaml:"enabled" help:"join a cluster (not available yet: must be false)"`
-	Name    string   `yaml:"name" default:"switchboard" help:"cluster name; nodes join only a cluster of the same name"`
-	Bind    string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip listen address, host:port"`
-	Seeds   []string `yaml:"seeds" help:"host:port of nodes to join through"`
+	Enabled  bool     `yaml:"enabled" help:"join a cluster of nodes sharing storage.backend scylla and cache.backend redis"`
+	Name     string   `yaml:"name" default:"switchboard" help:"cluster name; nodes join only a cluster of the same name"`
+	Bind     string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip (membership) listen address, host:port, TCP and UDP"`
+	Remote   string   `yaml:"remote" default:"127.0.0.1:7947" help:"host:port at which the other nodes reach this node's actors (gRPC)"`
+	Seeds    []string `yaml:"seeds" help:"host:port of nodes' gossip addresses to join through"`
+	LeaseTTL Duration `yaml:"lease_ttl" default:"2s" help:"how long a key's or a bind's lease lasts unrenewed: how long the keys and binds of a node that died wait before others take them"`
 }
 
 // Bind types of a carrier.
@@ -778,6 +784,17 @@ func (c *Config) validateNode(p *problems) {
 	if strings.TrimSpace(n.DataDir) == "" {
 		p.add("node.data_dir", "is empty")
 	}
+	if t := n.AdminToken; t != "" && utf8.RuneCountInString(t) < 16 {
+		p.add("node.admin_token", "%d characters, at least 16 needed", utf8.RuneCountInString(t))
+	}
+	switch {
+	case (n.TLSCert == "") != (n.TLSKey == ""):
+		p.add("node.tls_cert", "and node.tls_key go together: set both or neither")
+	case n.TLSCert != "":
+		if _, err := tls.LoadX509KeyPair(n.TLSCert, n.TLSKey); err != nil {
+			p.add("node.tls_cert", "%v", err)
+		}
+	}
 	if n.ShutdownTimeout <= 0 {
 		p.add("node.shutdown_timeout", "%v is not above 0", n.ShutdownTimeout)
 	}
@@ -944,17 +961,28 @@ func (c *Config) validateCluster(p *problems) {
 	if !cl.Enabled {
 		return
 	}
-	p.add("cluster.enabled", "clustering is not available in this build yet")
+	if c.Storage.Backend != StorageScylla {
+		p.add("cluster.enabled", "a cluster shares its storage: it needs storage.backend: scylla, not %q", c.Storage.Backend)
+	}
+	if c.Cache.Backend != CacheRedis {
+		p.add("cluster.enabled", "a cluster's leases live in Redis: it needs cache.backend: redis, not %q", c.Cache.Backend)
+	}
 	if strings.TrimSpace(cl.Name) == "" {
 		p.add("cluster.name", "is empty")
 	}
 	if err := checkListen(cl.Bind); err != nil {
 		p.add("cluster.bind", "%v", err)
 	}
+	if err := checkListen(cl.Remote); err != nil {
+		p.add("cluster.remote", "%v", err)
+	}
 	for i, s := range cl.Seeds {
 		if err := checkDial(s); err != nil {
 			p.add(fmt.Sprintf("cluster.seeds[%d]", i), "%v", err)
 		}
+	}
+	if cl.LeaseTTL < Duration(300*time.Millisecond) || cl.LeaseTTL > Duration(time.Minute) {
+		p.add("cluster.lease_ttl", "%v is not between 300ms and 1m", cl.LeaseTTL)
 	}
 }
 

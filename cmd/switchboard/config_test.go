@@ -135,7 +135,7 @@ func TestDefaults(t *testing.T) {
 	if s.Backend != want.Storage.Backend || s.Keyspace != want.Storage.Keyspace || s.ReplicationFactor != 3 || s.Consistency != "quorum" || s.TTL != want.Storage.TTL {
 		t.Errorf("storage = %+v", s)
 	}
-	if cl := cfg.Cluster; cl.Enabled || cl.Name != "switchboard" || cl.Bind != "127.0.0.1:7946" {
+	if cl := cfg.Cluster; cl.Enabled || cl.Name != "switchboard" || cl.Bind != "127.0.0.1:7946" || cl.Remote != "127.0.0.1:7947" || cl.LeaseTTL.Std() != 2*time.Second {
 		t.Errorf("cluster = %+v", cl)
 	}
 	c := cfg.Carriers[1]
@@ -242,6 +242,9 @@ func TestValidate(t *testing.T) {
 		{"node.admin", func(c *Config) { c.Node.Admin = "x:99999" }, `node.admin: "x:99999" is not host:port`},
 		{"node.admin same", func(c *Config) { c.Node.Admin = c.Node.HTTP }, "node.admin: "},
 		{"node.data_dir", func(c *Config) { c.Node.DataDir = "" }, "node.data_dir: is empty"},
+		{"node.admin_token", func(c *Config) { c.Node.AdminToken = "short" }, "node.admin_token: 5 characters, at least 16 needed"},
+		{"node.tls_key alone", func(c *Config) { c.Node.TLSKey = "key.pem" }, "node.tls_cert: and node.tls_key go together"},
+		{"node.tls files", func(c *Config) { c.Node.TLSCert, c.Node.TLSKey = "/nonexistent/cert.pem", "/nonexistent/key.pem" }, "node.tls_cert: open /nonexistent/cert.pem"},
 		{"node.shutdown_timeout", func(c *Config) { c.Node.ShutdownTimeout = -1 }, "node.shutdown_timeout: "},
 		{"node.drain_period", func(c *Config) { c.Node.DrainPeriod = -1 }, "node.drain_period: -1ns is not above 0"},
 		{"log.level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose"`},
@@ -256,7 +259,10 @@ func TestValidate(t *testing.T) {
 		{"redis db", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.DB = -1 }, "cache.db: -1 is negative"},
 		{"redis carrier_ttl", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.CarrierTTL = 0 }, "cache.carrier_ttl: 0s is not above 0"},
 		{"redis addr", func(c *Config) { c.Cache.Backend = "redis"; c.Cache.Addr = "redis" }, `cache.addr: "redis" is not host:port`},
-		{"cluster", func(c *Config) { c.Cluster.Enabled = true }, "cluster.enabled: clustering is not available in this build yet"},
+		{"cluster embedded", func(c *Config) { c.Cluster.Enabled = true }, `cluster.enabled: a cluster shares its storage: it needs storage.backend: scylla, not "embedded"`},
+		{"cluster memory", func(c *Config) { c.Cluster.Enabled = true }, `cluster.enabled: a cluster's leases live in Redis: it needs cache.backend: redis, not "memory"`},
+		{"cluster remote", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Remote = "n1" }, `cluster.remote: "n1" is not host:port`},
+		{"cluster lease_ttl", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.LeaseTTL = Duration(time.Millisecond) }, "cluster.lease_ttl: 1ms is not between 300ms and 1m"},
 		{"cluster seeds", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Seeds = []string{"n2"} }, `cluster.seeds[0]: "n2" is not host:port`},
 		{"carrier name empty", func(c *Config) { c.Carriers[1].Name = "" }, "carriers[1].name: is empty"},
 		{"carrier name chars", func(c *Config) { c.Carriers[1].Name = "b,c" }, `carriers[1].name: "b,c"`},

@@ -45,7 +45,8 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 		}
 		return usageError{err}
 	}
-	cfg, err := loadConfig(configPath(*configFlag, os.Environ()), os.Environ(), sets)
+	load := configLoader(configPath(*configFlag, os.Environ()), sets)
+	cfg, err := load()
 	if err != nil {
 		return usageError{err}
 	}
@@ -59,8 +60,11 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	printReady(stdout, cfg, g.Addr())
+	printReady(stdout, cfg, g.ops.scheme(), g.Addr(), g.ops.adminLn.Addr().String())
+	reloads := make(chan struct{})
+	go func() { defer close(reloads); g.watchReloads(sig.stop, sig.reload, load) }()
 	<-sig.stop.Done()
+	<-reloads
 	return g.drainAndStop(sig.hurry, cfg.Node.DrainPeriod.Std(), cfg.Node.ShutdownTimeout.Std())
 }
 
@@ -74,6 +78,7 @@ func (g *gateway) drainAndStop(hurry context.Context, drainPeriod, shutdownTimeo
 		Msg("stopping: draining, new requests get 503; SIGINT or SIGTERM again stops at once")
 	drain, cancelDrain := context.WithTimeout(hurry, drainPeriod)
 	defer cancelDrain()
+	g.ops.draining.Store(true)
 	g.node.Drain(drain)
 	g.log.Info().Dur("shutdown_timeout", shutdownTimeout).Msg("stopping: drain over, stopping the engine")
 	stop, cancelStop := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -96,8 +101,9 @@ const demoSecret = "demo-secret-change-me"
 // collector. The placeholder is not a SWITCHBOARD_* name: the node refuses
 // unknown variables of its own prefix, and a user who exports it in the
 // shell that starts the node would stop the node from starting.
-func printReady(w io.Writer, cfg *Config, addr string) {
-	fmt.Fprintf(w, "switchboard %s listening on http://%s\n", buildVersion(), addr)
+func printReady(w io.Writer, cfg *Config, scheme, addr, adminAddr string) {
+	fmt.Fprintf(w, "switchboard %s listening on %s://%s\n", buildVersion(), scheme, addr)
+	fmt.Fprintf(w, "status page, /metrics and the admin API at %s://%s/\n", scheme, adminAddr)
 	if len(cfg.Keys) == 0 {
 		return
 	}
@@ -108,7 +114,7 @@ func printReady(w io.Writer, cfg *Config, addr string) {
 			break
 		}
 	}
-	fmt.Fprintf(w, "try it%s:\n  curl -s -X POST http://%s/v1/messages -H %s -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", note, addr, auth)
+	fmt.Fprintf(w, "try it%s:\n  curl -s -X POST %s://%s/v1/messages -H %s -H 'Content-Type: application/json' -d '{\"to\":\"+447700900123\",\"from\":\"Switchboard\",\"body\":\"Hello\"}'\n", note, scheme, addr, auth)
 }
 
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
@@ -135,6 +141,7 @@ type gateway struct {
 	log  zerolog.Logger
 	sims []*smsc.Server
 	node *node.Node
+	ops  *operations
 }
 
 // startGateway wires and starts every part of a node. Tests use it too, so
@@ -143,9 +150,20 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (*gatewa
 	g := &gateway{log: log}
 	err := g.startSimulators(cfg)
 	if err == nil {
-		g.node, err = openNode(ctx, cfg, log)
+		g.ops, err = newOperations(cfg, log)
+	}
+	if err == nil {
+		g.node, err = openNode(ctx, cfg, log, g.ops)
+	}
+	if err == nil {
+		if err = g.ops.start(cfg, g.node); err != nil {
+			g.node.Stop(ctx)
+		}
 	}
 	if err != nil {
+		if g.ops != nil {
+			g.ops.close(ctx)
+		}
 		g.closeSimulators()
 		return nil, err
 	}
@@ -153,18 +171,20 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (*gatewa
 }
 
 // openNode opens the node cfg describes, its API listening on node.http
-// (taken first, so a busy port fails before the store opens).
-func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node, error) {
+// and ops on node.admin (taken first, so a busy port fails before the
+// store opens), with the keys, carriers and routes of the file and of the
+// admin API.
+func openNode(ctx context.Context, cfg *Config, log zerolog.Logger, ops *operations) (*node.Node, error) {
 	ln, err := net.Listen("tcp", cfg.Node.HTTP)
 	if err != nil {
 		return nil, fmt.Errorf("node.http: %w", err)
 	}
-	keys := make([]*switchboard.Key, len(cfg.Keys))
-	for i, k := range cfg.Keys {
-		key := k.Key()
-		keys[i] = &key
+	if err := ops.listen(cfg.Node.Admin); err != nil {
+		ln.Close()
+		return nil, err
 	}
-	ring := switchboard.NewKeyRing(keys)
+	ecfg := engineConfig(cfg, ops.catalog.ring, log)
+	ecfg.Metrics = ops.metrics
 	return node.Open(ctx, node.Config{
 		DataDir:      cfg.Node.DataDir,
 		Store:        cfg.Storage.pebbleOptions(log),
@@ -176,16 +196,27 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger) (*node.Node,
 			Timeout:             cfg.Webhooks.Timeout.Std(),
 			MaxConnsPerEndpoint: cfg.Webhooks.Concurrency,
 		},
-		Engine: engineConfig(cfg, ring, log),
+		Engine:  ecfg,
+		Prepare: ops.catalog.prepare,
 		HTTP: sbhttp.Config{
-			Log: log, MaxBatch: cfg.Limits.MaxBatch,
+			Log: log, MaxBatch: cfg.Limits.MaxBatch, Metrics: ops.metrics,
 			AllowPrivateCallbacks: cfg.Webhooks.AllowPrivateNetworks,
 			ReleaseIdleBuffers:    cfg.Node.HTTPReleaseIdleBuffers,
 			AuthFailuresPerMinute: cfg.Node.authFailuresPerMinute(),
 			MaxValidity:           cfg.Limits.MaxValidity.Std(),
 		},
-		Listener: ln,
+		Listener: ops.serveTLS(ln),
+		Fleet:    cfg.Cluster.fleet(),
 	})
+}
+
+// fleet returns the cluster settings a clustered node runs with; nil for
+// a single node.
+func (c ClusterConfig) fleet() *node.FleetOptions {
+	if !c.Enabled {
+		return nil
+	}
+	return &node.FleetOptions{Name: c.Name, Gossip: c.Bind, Remote: c.Remote, Seeds: c.Seeds, LeaseTTL: c.LeaseTTL.Std()}
 }
 
 // client returns the Redis the cache settings name, nil for the
@@ -243,21 +274,31 @@ func (g *gateway) Addr() string { return g.node.Addr() }
 // Stop drains and stops the node (see node.Node.Stop), then the
 // simulators.
 func (g *gateway) Stop(ctx context.Context) error {
-	return errors.Join(g.node.Stop(ctx), g.closeSimulators())
+	return errors.Join(g.ops.close(ctx), g.node.Stop(ctx), g.closeSimulators())
 }
 
-func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) actors.Config {
+// engineRoutes are the configuration's routes as the engine takes them.
+func engineRoutes(cfg *Config) []switchboard.Route {
 	routes := make([]switchboard.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		routes[i] = switchboard.Route{Prefix: r.Prefix, Carriers: r.Carriers}
 	}
+	return routes
+}
+
+// engineCarriers are the configuration's carriers as the engine takes them.
+func engineCarriers(cfg *Config) []actors.CarrierConfig {
 	carriers := make([]actors.CarrierConfig, len(cfg.Carriers))
 	for i, c := range cfg.Carriers {
 		carriers[i] = actors.CarrierConfig{Name: c.Name, Binds: c.Binds, TPS: c.TPS, SMPP: smppConfig(c),
 			ReceiptTimeout: c.ReceiptTimeout.Std(), MaxAttempts: c.MaxAttempts}
 	}
+	return carriers
+}
+
+func engineConfig(cfg *Config, ring *switchboard.KeyRing, log zerolog.Logger) actors.Config {
 	return actors.Config{
-		Keys: ring, Routes: routes, Carriers: carriers,
+		Keys: ring, Routes: engineRoutes(cfg), Carriers: engineCarriers(cfg),
 		MaxParts: cfg.Limits.MaxParts, DefaultValidity: cfg.Limits.DefaultValidity.Std(),
 		MaxValidity: cfg.Limits.MaxValidity.Std(), Log: log,
 		Webhooks: actors.WebhookConfig{

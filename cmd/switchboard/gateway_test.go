@@ -500,7 +500,7 @@ func TestPrintReadyHidesSecrets(t *testing.T) {
 	} {
 		cfg := loadOK(t, "keys:\n"+c.keys)
 		var out bytes.Buffer
-		printReady(&out, cfg, "127.0.0.1:8080")
+		printReady(&out, cfg, "http", "127.0.0.1:8080", "127.0.0.1:8081")
 		for _, want := range append(c.want, "listening on http://127.0.0.1:8080", "curl -s -X POST http://127.0.0.1:8080/v1/messages") {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: hint lacks %s:\n%s", c.name, want, out.String())
@@ -520,7 +520,7 @@ func TestPrintReadyMatchesReadme(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	printReady(&out, cfg, cfg.Node.HTTP)
+	printReady(&out, cfg, "http", cfg.Node.HTTP, cfg.Node.Admin)
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

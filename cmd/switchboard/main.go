@@ -36,15 +36,20 @@ func main() {
 
 // stopSignals are the process's requests to stop: stop ends at the first
 // SIGINT or SIGTERM (a graceful stop), hurry at the second (cut the drain
-// short).
+// short). reload receives on SIGHUP (re-read the configuration); several
+// before it is taken count as one.
 type stopSignals struct {
 	stop, hurry context.Context
+	reload      <-chan struct{}
 	close       func() // stops listening, and the goroutine that listens
 }
 
 func listenStopSignals() stopSignals {
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
 	stop, stopNow := context.WithCancel(context.Background())
 	hurry, hurryNow := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -52,6 +57,13 @@ func listenStopSignals() stopSignals {
 		for n := 0; ; n++ {
 			select {
 			case <-ch:
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+				n--
+				continue
 			case <-done:
 				return
 			}
@@ -62,8 +74,9 @@ func listenStopSignals() stopSignals {
 			}
 		}
 	}()
-	return stopSignals{stop: stop, hurry: hurry, close: func() {
+	return stopSignals{stop: stop, hurry: hurry, reload: reload, close: func() {
 		signal.Stop(ch)
+		signal.Stop(hup)
 		close(done)
 		stopNow()
 		hurryNow()

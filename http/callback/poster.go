@@ -9,7 +9,8 @@ import (
 
 // Poster is the engine's actors.Poster on a Client: it signs each attempt
 // with the key's secret at the moment it is sent, so a retry carries a
-// fresh timestamp that passes the receiver's replay window.
+// fresh timestamp that passes the receiver's replay window; during a
+// webhook secret rotation, with the old secret too (two v1 signatures).
 type Poster struct{ Client *Client }
 
 // EventIDHeader repeats the body's event_id, so a receiver can drop a
@@ -18,8 +19,12 @@ const EventIDHeader = "Switchboard-Event-Id"
 
 // Post sends one attempt and says what it means for the callback.
 func (p Poster) Post(ctx context.Context, req actors.WebhookRequest) actors.PostResult {
+	var old []string
+	if req.OldSecret != "" {
+		old = []string{req.OldSecret}
+	}
 	headers := [][2]string{
-		{SignatureHeader, Sign(req.Secret, time.Now(), req.Body)},
+		{SignatureHeader, Sign(req.Secret, time.Now(), req.Body, old...)},
 		{EventIDHeader, req.EventID},
 	}
 	if req.EventID == "" { // a batch: the body lists the event_ids

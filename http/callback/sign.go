@@ -35,16 +35,21 @@ const (
 	ErrSignatureStale     SignatureError = "callback: signature timestamp outside the tolerance"
 )
 
-// Sign returns the SignatureHeader value for body sent at t.
-func Sign(secret string, t time.Time, body []byte) string {
+// Sign returns the SignatureHeader value for body sent at t. With more
+// than one secret (a secret being rotated: the new one, then the old) the
+// header carries one v1 per secret, in that order, so a receiver that
+// knows either accepts the request.
+func Sign(secret string, t time.Time, body []byte, more ...string) string {
 	ts := t.Unix()
-	mac := mac(secret, ts, body)
-	// "t=" + up to 20 digits + ",v1=" + 64 hex digits.
-	b := make([]byte, 0, 2+20+4+2*sha256.Size)
+	// "t=" + up to 20 digits + (",v1=" + 64 hex digits) per secret.
+	b := make([]byte, 0, 2+20+(1+len(more))*(4+2*sha256.Size))
 	b = append(b, "t="...)
 	b = strconv.AppendInt(b, ts, 10)
-	b = append(b, ",v1="...)
-	b = hex.AppendEncode(b, mac[:])
+	for _, s := range append([]string{secret}, more...) {
+		mac := mac(s, ts, body)
+		b = append(b, ",v1="...)
+		b = hex.AppendEncode(b, mac[:])
+	}
 	return string(b)
 }
 

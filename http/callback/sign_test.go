@@ -188,3 +188,24 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// During a rotation the header carries the new signature, then the old:
+// a receiver holding either secret accepts it, one holding neither does
+// not, and the signature of each is the one Sign gives for it alone.
+func TestSignWithOldSecret(t *testing.T) {
+	at := time.Unix(1700000000, 0)
+	got := Sign("new-secret", at, testBody, "old-secret")
+	newOnly := strings.TrimPrefix(Sign("new-secret", at, testBody), "t=1700000000,")
+	oldOnly := strings.TrimPrefix(Sign("old-secret", at, testBody), "t=1700000000,")
+	if want := "t=1700000000," + newOnly + "," + oldOnly; got != want {
+		t.Fatalf("Sign with an old secret = %q, want %q", got, want)
+	}
+	for _, secret := range []string{"new-secret", "old-secret"} {
+		if err := Verify(got, secret, testBody, time.Minute, at); err != nil {
+			t.Errorf("Verify with %s: %v", secret, err)
+		}
+	}
+	if err := Verify(got, "third-secret", testBody, time.Minute, at); err != ErrSignatureMismatch {
+		t.Errorf("Verify with neither secret: %v", err)
+	}
+}

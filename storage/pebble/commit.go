@@ -149,7 +149,7 @@ type committer struct {
 type overlay struct {
 	msgs     map[string]*sb.Message // by ID
 	idem     map[string]struct{}    // idempotency index keys
-	settings map[string]string      // by name
+	settings map[string]*string     // by name; nil: deleted
 	refs     map[string]refEntry    // carrier index entries, by key
 	parked   map[string]parkedEntry // parked updates, by key
 	deleted  map[string]struct{}    // message IDs retention deleted
@@ -176,7 +176,7 @@ func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *co
 		recent:   make(map[string]struct{}),
 		fences:   make(map[string]int64),
 		syncedCh: make(chan struct{}),
-		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}, settings: map[string]string{},
+		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}, settings: map[string]*string{},
 			refs: map[string]refEntry{}, parked: map[string]parkedEntry{}, deleted: map[string]struct{}{}},
 		counts:  map[string]int64{},
 		deltas:  map[string]int64{},

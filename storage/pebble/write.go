@@ -544,27 +544,31 @@ func (c *committer) deleteParts(parts []sb.InboundPart, b *pebbledb.Batch) error
 // initSetting writes one InitSetting request: the value stored already
 // (in the database or earlier in the round) wins; else value is written.
 func (c *committer) initSetting(name, value string, b *pebbledb.Batch) (string, error) {
-	if v, ok := c.overlay.settings[name]; ok {
-		return v, nil
-	}
 	c.key = settingKey(c.key[:0], name)
-	v, closer, err := c.db.Get(c.key)
-	if err == nil {
-		defer closer.Close()
-		stored, err := decodeSetting(v)
-		if err != nil {
+	if v, ok := c.overlay.settings[name]; ok {
+		if v != nil {
+			return *v, nil
+		}
+		// Deleted earlier in the round: write it anew.
+	} else {
+		v, closer, err := c.db.Get(c.key)
+		if err == nil {
+			defer closer.Close()
+			stored, err := decodeSetting(v)
+			if err != nil {
+				return "", fmt.Errorf("setting %q: %w", name, err)
+			}
+			return stored, nil
+		}
+		if !errors.Is(err, pebbledb.ErrNotFound) {
 			return "", fmt.Errorf("setting %q: %w", name, err)
 		}
-		return stored, nil
-	}
-	if !errors.Is(err, pebbledb.ErrNotFound) {
-		return "", fmt.Errorf("setting %q: %w", name, err)
 	}
 	c.val = appendSetting(c.val[:0], value)
 	if err := b.Set(c.key, c.val, nil); err != nil {
 		return "", c.writeFailed(err)
 	}
-	c.overlay.settings[name] = value
+	c.overlay.settings[name] = &value
 	return value, nil
 }
 

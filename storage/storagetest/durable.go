@@ -170,6 +170,15 @@ func testReopenOutboxInboxSettings(t *testing.T, open func(t *testing.T, dir str
 	if _, err := f.s.InitSetting(f.ctx, "secret", "kept"); err != nil {
 		t.Fatalf("InitSetting: %v", err)
 	}
+	if err := f.s.PutSetting(f.ctx, "admin/key/k1", "put"); err != nil {
+		t.Fatalf("PutSetting: %v", err)
+	}
+	if err := f.s.PutSetting(f.ctx, "admin/key/gone", "deleted"); err != nil {
+		t.Fatalf("PutSetting: %v", err)
+	}
+	if err := f.s.DeleteSetting(f.ctx, "admin/key/gone"); err != nil {
+		t.Fatalf("DeleteSetting: %v", err)
+	}
 	if err := f.s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -192,6 +201,9 @@ func testReopenOutboxInboxSettings(t *testing.T, open func(t *testing.T, dir str
 	f.wantParts(t, p)
 	if v, err := f.s.InitSetting(f.ctx, "secret", "new"); err != nil || v != "kept" {
 		t.Fatalf("InitSetting after reopen = %q, %v; want kept", v, err)
+	}
+	if got, err := f.s.ListSettings(f.ctx, "admin/"); err != nil || len(got) != 1 || got[0] != (sb.Setting{Name: "admin/key/k1", Value: "put"}) {
+		t.Fatalf("ListSettings after reopen = %q, %v; want admin/key/k1=put alone", got, err)
 	}
 	// The reopened store goes on queueing and finishing.
 	if err := f.s.FinishCallbacks(f.ctx, []sb.FinishedCallback{{Callback: cbs[0]}, {Callback: in}}); err != nil {

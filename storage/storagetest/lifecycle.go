@@ -168,6 +168,12 @@ func testClose(t *testing.T, f *fixture) {
 			_, err := f.s.InitSetting(ctx, "secret", "x")
 			return err
 		},
+		"PutSetting":    func() error { return f.s.PutSetting(ctx, "secret", "x") },
+		"DeleteSetting": func() error { return f.s.DeleteSetting(ctx, "secret") },
+		"ListSettings": func() error {
+			_, err := f.s.ListSettings(ctx, "")
+			return err
+		},
 		"Close": f.s.Close,
 	}
 	for name, call := range calls {

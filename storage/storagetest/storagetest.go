@@ -149,6 +149,8 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 
 		{"InitSetting", testInitSetting},
 		{"InitSettingRace", testInitSettingRace},
+		{"PutListDeleteSettings", testPutListDeleteSettings},
+		{"SettingsConcurrent", testSettingsConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

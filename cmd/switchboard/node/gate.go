@@ -14,12 +14,24 @@ import (
 type gate struct {
 	store  switchboard.Store
 	engine atomic.Pointer[actors.Engine]
+	// closed is why the gate closed after the engine had run ("": it has
+	// not run yet).
+	closed atomic.Pointer[string]
 }
 
 func (g *gate) open(e *actors.Engine) { g.engine.Store(e) }
 
-// starting is the error of a call made before the engine started.
+// close answers every call with 503 and why until the next open.
+func (g *gate) close(why string) {
+	g.closed.Store(&why)
+	g.engine.Store(nil)
+}
+
+// starting is the error of a call made while no engine runs.
 func (g *gate) starting() error {
+	if why := g.closed.Load(); why != nil {
+		return switchboard.Errorf(switchboard.EUNAVAILABLE, "%s", *why)
+	}
 	if err := g.store.Writable(); err != nil {
 		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is starting: %s", switchboard.ErrorMessage(err))
 	}

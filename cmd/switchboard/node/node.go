@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -51,9 +52,17 @@ type Config struct {
 	// HTTP configures the public API; Open fills in its Engine and Keys
 	// (Engine.Keys).
 	HTTP sbhttp.Config
+	// Fleet, if set, makes the node one member of a cluster; it needs the
+	// Redis cache (its leases live there).
+	Fleet *FleetOptions
 	// Listener is where the API is served. The node owns it from Open on,
 	// also when Open fails.
 	Listener net.Listener
+	// Prepare, if set, is called before every engine the node starts (at
+	// open, and when a clustered node rejoins), with the store open, to
+	// complete the engine's configuration from what the store keeps (the
+	// keys, carriers and routes the admin API created).
+	Prepare func(ctx context.Context, store switchboard.Store, engine *actors.Config) error
 }
 
 // Node is a running node. Its parts are exposed for the bench's and the
@@ -72,6 +81,13 @@ type Node struct {
 	ln     net.Listener
 	served chan error // Serve's result; nil until the API is served
 	gate   *gate
+
+	// A clustered node replaces its engine when it rejoins (rejoin): mu
+	// guards Engine, and stopRejoin ends the goroutine, which closes
+	// rejoined.
+	mu         sync.Mutex
+	stopRejoin chan struct{}
+	rejoined   chan struct{}
 }
 
 // Timings of Open's steps: the bench reports them after a restart.
@@ -117,19 +133,64 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 		n.openCache(ctx, cfg)
 	}
 	n.Hooks = callback.New(cfg.Webhooks)
+	n.Timings.EngineStarted = time.Now()
+	e, err := n.startEngine(cfg)
+	if err != nil {
+		return err
+	}
+	n.setEngine(e)
+	n.Timings.EngineStart = time.Since(n.Timings.EngineStarted)
+	n.gate.open(e)
+	if cfg.Fleet != nil {
+		n.stopRejoin, n.rejoined = make(chan struct{}), make(chan struct{})
+		go n.rejoin(cfg)
+	}
+	return nil
+}
+
+// startEngine makes and starts an engine on the node's store and webhook
+// client. On error the engine is stopped again.
+func (n *Node) startEngine(cfg Config) (*actors.Engine, error) {
 	ecfg := cfg.Engine
 	ecfg.Store = n.Store
 	ecfg.Webhooks.Poster = callback.Poster{Client: n.Hooks}
-	if n.Engine, err = actors.New(ecfg); err != nil {
-		return err
+	fleet, err := n.fleetConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
-	n.Timings.EngineStarted = time.Now()
-	if err = n.Engine.Start(ctx); err != nil {
-		return err
+	ecfg.Fleet = fleet
+	if cfg.Prepare != nil {
+		if err := cfg.Prepare(context.Background(), n.Store, &ecfg); err != nil {
+			return nil, err
+		}
 	}
-	n.Timings.EngineStart = time.Since(n.Timings.EngineStarted)
-	n.gate.open(n.Engine)
-	return nil
+	e, err := actors.New(ecfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Start(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e.Stop(ctx)
+		cancel()
+		return nil, err
+	}
+	return e, nil
+}
+
+// CurrentEngine returns the engine running now: a clustered node starts a
+// new one when it rejoins.
+func (n *Node) CurrentEngine() *actors.Engine { return n.engine() }
+
+func (n *Node) engine() *actors.Engine {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.Engine
+}
+
+func (n *Node) setEngine(e *actors.Engine) {
+	n.mu.Lock()
+	n.Engine = e
+	n.mu.Unlock()
 }
 
 // openStore opens the store cfg names and returns a function that waits
@@ -185,7 +246,11 @@ func (n *Node) Drain(ctx context.Context) {
 // store closes.
 func (n *Node) Stop(ctx context.Context) error {
 	n.HTTP.Drain()
-	errs := []error{n.HTTP.Shutdown(ctx), n.Engine.Stop(ctx)}
+	if n.stopRejoin != nil {
+		close(n.stopRejoin)
+		<-n.rejoined
+	}
+	errs := []error{n.HTTP.Shutdown(ctx), n.engine().Stop(ctx)}
 	if err := <-n.served; err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
