@@ -661,8 +661,16 @@ func (c *recordCall) cleanUp() {
 			s.due.deleted(shard, len(keys))
 		}
 	}
-	if !s.background(clean) {
-		clean(context.Background()) // closing: no background work starts
+	// A few clean-ups out at once: beyond that the record waits, so a
+	// burst of records cannot queue up clean-ups faster than they land
+	// (and reads of pending work, which wait for them, wait longer).
+	s.cleanups <- struct{}{}
+	run := func(ctx context.Context) {
+		defer func() { <-s.cleanups }()
+		clean(ctx)
+	}
+	if !s.background(run) {
+		run(context.Background()) // closing: no background work starts
 	}
 }
 

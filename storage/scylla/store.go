@@ -54,6 +54,10 @@ type Store struct {
 
 	settingMu sync.Mutex // one InitSetting at a time in this process
 
+	// cleanups bounds the clean-ups after records written in the
+	// background (record.go).
+	cleanups chan struct{}
+
 	// lostAnswer, set by tests, makes the writer report statements it
 	// matches as failed after they ran: a write that landed unheard of.
 	lostAnswer atomic.Pointer[func(cql string) bool]
@@ -79,6 +83,7 @@ func New(opts Options) (*Store, error) {
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.clock.now = opts.Now
 	s.topo.s, s.ids.s = s, s
+	s.cleanups = make(chan struct{}, maxCleanups)
 	s.writer = newWriter(s)
 	s.health.init(s)
 	s.pending = newQueue(s, pendingQueue)

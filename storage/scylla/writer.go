@@ -33,6 +33,7 @@ const (
 	maxBatchRows  = 256      // statements in one batch
 	maxBatchBytes = 32 << 10 // bound values in one batch, under Cassandra's 50 KiB refusal threshold
 	approxRowCost = 64       // bytes counted per statement besides its values
+	maxCleanups   = 8        // clean-ups after records out at once (record.go)
 )
 
 // stmt is one statement writing one row.
