@@ -82,6 +82,13 @@ func gatewayYAML(cfg nodeConfig, smscAddr string) (string, []string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {http: \"127.0.0.1:0\", admin: \"127.0.0.1:0\", data_dir: %q, shutdown_timeout: 30s}\n", cfg.dataDir)
 	b.WriteString("log: {level: warn, format: json}\n")
+	if db, cache := cfg.scylla(); db != nil {
+		fmt.Fprintf(&b, "storage: {backend: scylla, hosts: [%q], keyspace: %s, replication_factor: %d}\n",
+			db.Hosts[0], db.Keyspace, db.ReplicationFactor)
+		if cache != nil {
+			fmt.Fprintf(&b, "cache: {backend: redis, addr: %q}\n", cache.Addr)
+		}
+	}
 	fmt.Fprintf(&b, "carriers:\n  - {name: %s, host: %q, system_id: %s, password: %s, binds: %d, tps: %v, window: %d, reconnect_min: %s, reconnect_max: %s}\n",
 		carrierName, smscAddr, systemID, password, cfg.binds, cfg.carrierTPS, cfg.window, cfg.reconnectMin, cfg.reconnectMax)
 	fmt.Fprintf(&b, "routes:\n  - {prefix: \"\", carriers: [%s]}\n", carrierName)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,8 @@ type loadOpts struct {
 	node    *node    // in-process node: engine receipts; nil otherwise
 	gw      proc     // the gateway process measured for RSS/CPU; "" none
 	gwWho   string   // what gw's figures include
+	gwPID   int      // the gateway's process, whose sockets to the database are counted
+	db      *backend // the storage; its database's counters and CPU when it has them
 	actions []action // things done at offsets into the measured window (carrier outage)
 
 	cpuProfile string
@@ -93,13 +96,17 @@ type loadResult struct {
 	submits    int64
 	rssEnd     float64
 	hwm        float64
+	// dbBefore and dbAfter are the database's counters just before the
+	// load and after the drain.
+	dbBefore, dbAfter dbSnapshot
 }
 
 // edge is taken at the start and at the end of the measured window.
 type edge struct {
-	usage    usage
-	finals   int64
-	receipts int64
+	usage     usage
+	finals    int64
+	receipts  int64
+	db, redis time.Duration // CPU time of the database's and Redis's processes
 }
 
 func newClient(addr string, conns int, timeout time.Duration) *fasthttp.HostClient {
@@ -121,6 +128,9 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 	lat := newLatencies(histMax)
 	res := &loadResult{opts: o, c: c, accept: newHist(), e2e: newE2EHist()}
 	per := max(o.batch, 1)
+	if o.db != nil && o.db.stats != nil {
+		res.dbBefore = o.db.stats.snapshot(o.gwPID)
+	}
 
 	start := time.Now().Add(20 * time.Millisecond)
 	mStart := start.Add(o.warmup)
@@ -324,6 +334,9 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 	if o.node != nil {
 		res.receipts, res.submits = o.node.receipts(), o.node.submits.Load()
 	}
+	if o.db != nil && o.db.stats != nil {
+		res.dbAfter = o.db.stats.snapshot(o.gwPID)
+	}
 	close(samplerStop)
 	<-samplerDone
 	res.timeline = smp.timeline
@@ -401,6 +414,14 @@ func (s *sampler) edge() edge {
 	}
 	if s.o.tracker != nil {
 		e.finals = s.o.tracker.finals.Load()
+	}
+	if b := s.o.db; b != nil {
+		if b.dbPID > 0 {
+			e.db = proc(strconv.Itoa(b.dbPID)).cpuTime()
+		}
+		if b.redisPID > 0 {
+			e.redis = proc(strconv.Itoa(b.redisPID)).cpuTime()
+		}
 	}
 	return e
 }

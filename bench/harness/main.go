@@ -96,6 +96,8 @@ type settings struct {
 	kannelURL, kannelUser, kannelPass string
 	pid                               int
 	gatewayBin                        string
+	storage, cql, redis, deployDir    string
+	cassandraHeap                     string
 	smscAddr                          string
 	simAddr                           string
 
@@ -159,6 +161,11 @@ func flags(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.kannelPass, "kannel-pass", "bench", "--target kannel: sendsms password")
 	fs.IntVar(&s.pid, "pid", 0, "read RSS and CPU of this `PID` (e.g. Kannel's bearerbox, a gateway run elsewhere on this machine)")
 	fs.StringVar(&s.gatewayBin, "gateway-bin", "", "run the gateway from this binary (\"build\": go build it first) with a generated cluster.yaml, instead of in this process")
+	fs.StringVar(&s.storage, "storage", "embedded", "the gateway's storage: embedded (Pebble in a temporary directory) or scylla (--cql, --redis); a comma-separated list (embedded,scylla) runs the same load on each in turn and compares them")
+	fs.StringVar(&s.cql, "cql", "", "--storage scylla: the CQL server (host:port), or \"start\" to start one with deploy/local/cassandra/start.sh on free ports (stopped at the end)")
+	fs.StringVar(&s.redis, "redis", "", "--storage scylla: Redis for the cache (host:port), \"start\" to start one with deploy/local/redis.sh, or empty for none (cache.backend memory)")
+	fs.StringVar(&s.cassandraHeap, "cassandra-heap", "", "--cql start: the node's heap (CASS_HEAP; default the script's, 512M)")
+	fs.StringVar(&s.deployDir, "deploy-dir", "", "where deploy/local's scripts are (default: deploy/local of the git checkout the bench runs in)")
 	fs.StringVar(&s.smscAddr, "smsc", "", "the gateway binds to this SMSC (host:port) instead of the in-process simulator (no outage scenario then)")
 	fs.StringVar(&s.simAddr, "sim-addr", "127.0.0.1:0", "the in-process simulator's listen address (e.g. a fixed port for Kannel's config)")
 
@@ -292,6 +299,13 @@ func (s *settings) check(set map[string]bool) error {
 		return errors.New("--target kannel sends one message a request (no --batch)")
 	case s.target == "kannel" && s.rate == 0:
 		return errors.New("--target kannel needs an open-loop --rate")
+	case s.storage != "embedded" && (s.target != "" || scenarios):
+		return errors.New("--storage other than embedded is for load mode with the rig started here (no --target, --queue, --restart-pending or --webhooks)")
+	case s.storage != "embedded" && s.dataDir != "":
+		return errors.New("--data-dir is the embedded store's; a scylla run uses a fresh keyspace")
+	}
+	if _, err := s.storages(); err != nil {
+		return err
 	}
 	if s.batch == 0 {
 		s.batch = 1
@@ -433,7 +447,81 @@ func (r *rig) run() (int, error) {
 		}
 		return 0, nil
 	}
-	return r.runLocal(cfg)
+	storages, _ := s.storages()
+	if len(storages) == 1 {
+		b, err := r.backend(storages[0], dir)
+		if err != nil {
+			return 1, err
+		}
+		code, _, err := r.runLocal(cfg, b)
+		return code, err
+	}
+	return r.runBackends(cfg, dir, storages)
+}
+
+// backend prepares one storage for a load on it.
+func (r *rig) backend(name, dir string) (*backend, error) {
+	if name == "embedded" {
+		return &backend{name: name}, nil
+	}
+	return r.scyllaBackend(dir)
+}
+
+// runBackends runs the same load on each storage in turn, each on a rig of
+// its own (the previous one stopped first, so they do not share the cores),
+// and compares them.
+func (r *rig) runBackends(cfg nodeConfig, dir string, storages []string) (int, error) {
+	code := 0
+	parent := r.cl
+	defer func() { r.cl = parent }()
+	var sums []summary
+	for i, name := range storages {
+		fmt.Fprintf(r.out, "\n==== storage %s (%d of %d) ====\n", name, i+1, len(storages))
+		own := &cleanups{}
+		parent.add(own.run)
+		r.cl = own
+		runDir := filepath.Join(dir, fmt.Sprintf("%d-%s", i, name))
+		if err := os.MkdirAll(runDir, 0o755); err != nil {
+			return 1, err
+		}
+		b, err := r.backend(name, runDir)
+		if err != nil {
+			own.run()
+			return 1, err
+		}
+		c := cfg
+		c.dataDir = filepath.Join(runDir, "data")
+		rc, sum, err := r.runLocal(c, b)
+		own.run()
+		if err != nil {
+			return 1, err
+		}
+		code = max(code, rc)
+		if sum != nil {
+			sums = append(sums, *sum)
+		}
+	}
+	printComparison(r.out, sums)
+	return code, nil
+}
+
+// printComparison prints the runs of --storage A,B side by side.
+func printComparison(w io.Writer, sums []summary) {
+	fmt.Fprintf(w, "\n== storages compared (same flags, one after the other) ==\n")
+	fmt.Fprintf(w, "%-9s %11s %12s %9s %9s %6s %8s %8s %10s %10s %10s\n", "storage", "accepted/s", "delivered/s",
+		"p50", "p99", "lost", "gw cpu", "db cpu", "db req/msg", "stmts/msg", "bytes/msg")
+	for _, s := range sums {
+		db := "-"
+		dbReq, dbStmt, dbBytes := "-", "-", "-"
+		if s.DB != nil {
+			db = fmt.Sprintf("%.2f", s.DB.DatabaseCPU)
+			dbReq, dbStmt = fmt.Sprintf("%.2f", s.DB.RequestsPerMsg), fmt.Sprintf("%.2f", s.DB.StatementsPerMsg)
+			dbBytes = fmt.Sprintf("%.0f", s.DB.BytesSentPerMsg)
+		}
+		fmt.Fprintf(w, "%-9s %11.0f %12.0f %9s %9s %6d %8.2f %8s %10s %10s %10s\n", s.Storage, s.AcceptedPS, s.DeliveredPS,
+			fmtUS(int64(s.Accept.P50*1000)), fmtUS(int64(s.Accept.P99*1000)), s.Lost, s.GatewayCPU, db, dbReq, dbStmt, dbBytes)
+	}
+	fmt.Fprintln(w, "(cpu in cores during the window; the database's requests, statements and bytes sent per accepted message, load to drain)")
 }
 
 // newSink starts the sink with the tracker behind it.
@@ -455,26 +543,34 @@ func (r *rig) newSink(k *tracker) (*sink.Sink, error) {
 }
 
 // runLocal is load mode with the rig started here: the sink, the
-// simulator and the gateway (in this process, or --gateway-bin).
-func (r *rig) runLocal(cfg nodeConfig) (int, error) {
+// simulator and the gateway (in this process, or --gateway-bin) on
+// storage b. It returns the summary of a single load (nil for a ramp).
+func (r *rig) runLocal(cfg nodeConfig, b *backend) (int, *summary, error) {
 	s := r.s
+	cfg.backend = b
 	var k *tracker
 	var hooks *sink.Sink
 	if s.callbacks {
 		k = newTracker()
 		var err error
 		if hooks, err = r.newSink(k); err != nil {
-			return 1, err
+			return 1, nil, err
 		}
 		cfg.callbackURL = hooks.URL() + "/hook"
 	}
 	base := r.baseOpts(k)
+	base.db = b
 	var sim *smsc.Server
+	if b.name != "embedded" {
+		fmt.Fprintf(r.out, "storage: %s at %s (pid %d), keyspace %s; cache: %s (pid %d)\n", b.name, b.cql, b.dbPID, b.keyspace,
+			orNone(b.redis), b.redisPID)
+	}
 	if s.gatewayBin != "" {
 		gw, err := r.startGatewayBin(cfg)
 		if err != nil {
-			return 1, err
+			return 1, nil, err
 		}
+		base.gwPID = gw.cmd.Process.Pid
 		sim = gw.sim
 		base.addr, base.gw, base.gwWho = gw.addr, proc(fmt.Sprint(gw.cmd.Process.Pid)), "the gateway process alone"
 		base.driver = newSwitchboardDriver(gw.addr, base.gen)
@@ -483,8 +579,9 @@ func (r *rig) runLocal(cfg nodeConfig) (int, error) {
 	} else {
 		n, err := startNode(cfg, false)
 		if err != nil {
-			return 1, err
+			return 1, nil, err
 		}
+		base.gwPID = os.Getpid()
 		r.cl.add(func() {
 			if err := n.close(30 * time.Second); err != nil {
 				fmt.Fprintln(r.errOut, "stop:", err)
@@ -493,7 +590,7 @@ func (r *rig) runLocal(cfg nodeConfig) (int, error) {
 		fmt.Fprintf(r.out, "node: %d binds x window %d, %d keys, %d destinations, store %s\n", s.binds, s.window, s.keys, s.dests, cfg.dataDir)
 		fmt.Fprintf(r.out, "gateway on %s, simulator on %s, sink on %s\n", n.addr, n.smscAddr(), sinkURL(hooks))
 		if err := waitBound(n, 10*time.Second); err != nil {
-			return 1, err
+			return 1, nil, err
 		}
 		sim = n.sim
 		base.addr, base.node, base.gw, base.gwWho = n.addr, n, self, "gateway + load generator + simulator + sink"
@@ -505,11 +602,18 @@ func (r *rig) runLocal(cfg nodeConfig) (int, error) {
 	}
 	if s.outageFor > 0 {
 		if sim == nil {
-			return 2, errors.New("the carrier outage needs the in-process simulator")
+			return 2, nil, errors.New("the carrier outage needs the in-process simulator")
 		}
 		base.actions = outage(sim, s.outageAt, s.outageFor)
 	}
-	return r.load(base, hooks, s.gatewayBin)
+	return r.loadOn(base, hooks, s.gatewayBin, b.name)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func sinkURL(s *sink.Sink) string {
@@ -640,6 +744,13 @@ func (r *rig) runKannel() (int, error) {
 
 // load runs one load, or the ramp, and writes the report.
 func (r *rig) load(o loadOpts, hooks *sink.Sink, target string) (int, error) {
+	code, _, err := r.loadOn(o, hooks, target, "")
+	return code, err
+}
+
+// loadOn is load on a named storage ("" for a target run elsewhere); it
+// returns the summary of a single load (nil for a ramp).
+func (r *rig) loadOn(o loadOpts, hooks *sink.Sink, target, storage string) (int, *summary, error) {
 	r.rep.Target = target
 	if target == "" {
 		r.rep.Target = "switchboard, in process"
@@ -652,6 +763,7 @@ func (r *rig) load(o loadOpts, hooks *sink.Sink, target string) (int, error) {
 		return sinkCounts{duplicates: st.Duplicates, outOfOrder: st.OutOfOrder}
 	}
 	ok := true
+	var one *summary
 	if r.s.rampStep > 0 {
 		rr := runRamp(context.Background(), o, r.s, sc)
 		rr.print(r.out)
@@ -664,9 +776,13 @@ func (r *rig) load(o loadOpts, hooks *sink.Sink, target string) (int, error) {
 	} else {
 		res := runLoad(context.Background(), o)
 		sum := res.summarize(sc())
+		sum.Storage = storage
 		sum.print(r.out, o)
 		r.rep.Timeline, r.rep.Summary = res.timeline, &sum
-		ok = sum.OK
+		if storage != "" {
+			r.rep.Runs = append(r.rep.Runs, storageRun{Storage: storage, Summary: sum, Timeline: res.timeline})
+		}
+		ok, one = sum.OK, &sum
 	}
 	if hooks != nil {
 		st := hooks.Stats()
@@ -674,12 +790,12 @@ func (r *rig) load(o loadOpts, hooks *sink.Sink, target string) (int, error) {
 			st.Requests, st.Batches, st.Largest, st.Events)
 	}
 	if err := r.write(); err != nil {
-		return 1, err
+		return 1, one, err
 	}
 	if !ok {
-		return 1, nil
+		return 1, one, nil
 	}
-	return 0, nil
+	return 0, one, nil
 }
 
 // write writes --out and --plot.

@@ -18,6 +18,8 @@ import (
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
+	"github.com/switchboard-sms/switchboard/storage/redis"
+	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
 // The in-process node is the switchboard command's (cmd/switchboard/node)
@@ -53,10 +55,26 @@ type nodeConfig struct {
 	// callbackStatuses are the statuses the keys hear about (0: the
 	// gateway's default).
 	callbackStatuses   switchboard.StatusSet
-	callbackBatch      int    // events per webhook request (keys[].callback_batch)
-	webhookConcurrency int    // requests in flight and connections per callback endpoint (0: the defaults, 64)
-	simAddr            string // the in-process simulator's listen address (default 127.0.0.1:0)
-	smscAddr           string // an external simulator/SMSC: no in-process one
+	callbackBatch      int      // events per webhook request (keys[].callback_batch)
+	webhookConcurrency int      // requests in flight and connections per callback endpoint (0: the defaults, 64)
+	simAddr            string   // the in-process simulator's listen address (default 127.0.0.1:0)
+	smscAddr           string   // an external simulator/SMSC: no in-process one
+	backend            *backend // the storage: nil or embedded, Pebble in dataDir
+}
+
+// scylla is the ScyllaDB store's options and the cache's Redis, when the
+// storage is scylla; nil, nil for the embedded store.
+func (cfg *nodeConfig) scylla() (*scylla.Options, *redis.ClientOptions) {
+	b := cfg.backend
+	if b == nil || b.name != "scylla" {
+		return nil, nil
+	}
+	opts := &scylla.Options{Hosts: []string{b.cql}, Keyspace: b.keyspace, ReplicationFactor: 1, Logger: cfg.log}
+	var cache *redis.ClientOptions
+	if b.redis != "" {
+		cache = &redis.ClientOptions{Addr: b.redis}
+	}
+	return opts, cache
 }
 
 type node struct {
@@ -173,9 +191,12 @@ func (n *node) openGateway() (gwnode.Timings, error) {
 	if err != nil {
 		return gwnode.Timings{}, err
 	}
+	db, cache := n.cfg.scylla()
 	gw, err := gwnode.Open(context.Background(), gwnode.Config{
 		DataDir:  n.cfg.dataDir,
 		Store:    pebble.Options{Logger: n.cfg.log},
+		Scylla:   db,
+		Cache:    cache,
 		Webhooks: callback.Options{AllowPrivate: true, MaxConnsPerEndpoint: n.cfg.webhookConcurrency},
 		Engine: actors.Config{
 			Keys:   n.ring,

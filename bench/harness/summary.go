@@ -42,7 +42,8 @@ type sample struct {
 // "summary".
 type summary struct {
 	Label       string           `json:"label,omitempty"`
-	Mode        string           `json:"mode"` // open | closed
+	Storage     string           `json:"storage,omitempty"` // the gateway's storage (--storage)
+	Mode        string           `json:"mode"`              // open | closed
 	Rate        float64          `json:"rate,omitempty"`
 	WindowS     float64          `json:"window_s"`
 	Offered     int64            `json:"offered"`
@@ -81,6 +82,9 @@ type summary struct {
 	CPUWho     string  `json:"cpu_includes,omitempty"`
 	RSSMB      float64 `json:"rss_mb_end"`
 	PeakRSSMB  float64 `json:"rss_mb_peak"`
+
+	// DB is what the database did (--storage scylla).
+	DB *dbFigures `json:"database,omitempty"`
 
 	OK bool `json:"ok"`
 }
@@ -123,6 +127,16 @@ func (r *loadResult) summarize(sc sinkCounts) summary {
 	}
 	if s.Measured && s.Lost > 0 {
 		s.OK = false
+	}
+	if o.db != nil && o.db.stats != nil {
+		s.DB = &dbFigures{Keyspace: o.db.keyspace}
+		s.DB.fill(r.dbBefore, r.dbAfter, c.accepted.Load())
+		el := r.end.usage.at.Sub(r.begin.usage.at)
+		if el > 0 {
+			s.DB.DatabaseCPU = (r.end.db - r.begin.db).Seconds() / el.Seconds()
+			s.DB.RedisCPU = (r.end.redis - r.begin.redis).Seconds() / el.Seconds()
+		}
+		s.DB.perMsgRate = s.AcceptedPS
 	}
 	return s
 }
@@ -188,12 +202,16 @@ func (s summary) print(w io.Writer, o loadOpts) {
 	}
 	if o.gw != "" {
 		rows = append(rows,
-			[2]string{"cpu in window", fmt.Sprintf("%.2f cores (%s), machine %.2f of %d busy", s.GatewayCPU, s.CPUWho, s.MachineCPU, numCPU())},
+			[2]string{"cpu in window", fmt.Sprintf("%.2f cores (%s; %s), machine %.2f of %d busy", s.GatewayCPU, s.CPUWho,
+				perMessage(s.GatewayCPU, s.AcceptedPS), s.MachineCPU, numCPU())},
 			[2]string{"memory", fmt.Sprintf("RSS %.0f MB at end, peak (VmHWM) %.0f MB", s.RSSMB, s.PeakRSSMB)})
 	}
 	rows = append(rows, [2]string{"whole run", fmt.Sprintf("%d requests, %d msgs accepted", s.WholeSent, s.WholeAccepted)})
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-15s %s\n", r[0], r[1])
+	}
+	if s.DB != nil {
+		s.DB.print(w)
 	}
 	if s.Transport > 0 && s.Callbacks {
 		fmt.Fprintf(w, "note: %d requests failed in transport; the gateway may have accepted some, which would read as unmatched finals\n", s.Transport)
@@ -201,6 +219,14 @@ func (s summary) print(w io.Writer, o loadOpts) {
 	if !s.OK {
 		fmt.Fprintf(w, "FAIL: %d accepted messages got no final callback (or receipt) within --drain %v\n", s.Lost, o.drain)
 	}
+}
+
+// perMessage is CPU cores spent per message of rate, in µs.
+func perMessage(cores, rate float64) string {
+	if rate <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f µs per message accepted", 1e6*cores/rate)
 }
 
 func behind(s summary) string {
@@ -252,6 +278,15 @@ type report struct {
 	Timeline []sample          `json:"timeline"`
 	Summary  *summary          `json:"summary,omitempty"`
 	Ramp     *rampResult       `json:"ramp,omitempty"`
+	// Runs are the loads of --storage A,B, one per storage.
+	Runs []storageRun `json:"runs,omitempty"`
+}
+
+// storageRun is one storage's load in a --storage A,B run.
+type storageRun struct {
+	Storage  string   `json:"storage"`
+	Summary  summary  `json:"summary"`
+	Timeline []sample `json:"timeline"`
 }
 
 type machine struct {

@@ -45,7 +45,7 @@ func (s *Store) accept(ctx context.Context, msgs []sb.NewMessage) error {
 	for i, nm := range msgs {
 		ids[i] = nm.Message.ID
 	}
-	if err := s.checkNew(ctx, session, ids); err != nil {
+	if err := s.checkNew(ctx, ids); err != nil {
 		return err
 	}
 	tokens := fenced{}
@@ -114,6 +114,7 @@ func (s *Store) accept(ctx context.Context, msgs []sb.NewMessage) error {
 	}
 	for _, nm := range msgs {
 		s.places.put(nm.Message.ID, place{nm.Message.Key, nm.Message.Day()})
+		s.recent.put(nm.Message, ts, nm.Message.Fence)
 	}
 	return nil
 }
@@ -121,8 +122,8 @@ func (s *Store) accept(ctx context.Context, msgs []sb.NewMessage) error {
 func idemName(key, idemKey string) string { return "idem\x00" + key + "\x00" + idemKey }
 
 // checkNew fails with ECONFLICT if a message has one of ids.
-func (s *Store) checkNew(ctx context.Context, session *gocql.Session, ids []string) error {
-	found, err := s.existing(ctx, session, ids)
+func (s *Store) checkNew(ctx context.Context, ids []string) error {
+	found, err := s.ids.existing(ctx, ids)
 	if err != nil {
 		return s.dbError(err)
 	}
@@ -257,6 +258,7 @@ func (s *Store) undoAccept(msgs, claimed []sb.NewMessage) {
 	u := &undo{}
 	for _, nm := range msgs {
 		m := nm.Message
+		s.recent.drop(m.ID)
 		u.ids = append(u.ids, m.ID)
 		u.stmts = append(u.stmts, s.unplaceRows(m, ts)...)
 		if m.Pending() {
@@ -319,7 +321,7 @@ func (s *Store) acceptInbound(ctx context.Context, m *sb.Message, cb *sb.Callbac
 		return err
 	}
 	defer s.claims.release([]string{m.ID})
-	if err := s.checkNew(ctx, session, []string{m.ID}); err != nil {
+	if err := s.checkNew(ctx, []string{m.ID}); err != nil {
 		return err
 	}
 	ts := s.clock.next()

@@ -33,11 +33,27 @@
 // # Writes
 //
 // A write returns when every row is written at Options.Consistency. The
-// rows of concurrent calls are grouped by partition into unlogged batches
-// (writer.go). A call's rows go in steps, the rows that point at a state
-// before the state itself, so a failure part way leaves no message without
-// its indexes (Accept: indexes, then the message; Record: carrier ids,
-// callbacks and deadlines, then the messages, then the clean-up).
+// rows of concurrent calls are grouped by partition into unlogged batches,
+// and where every node replicates every partition (one node; three with
+// replication factor 3) packed into as few batches as the size limits
+// allow, with a few batches in flight per node, so the busier the store
+// the fewer requests per message (writer.go, topology.go). A call's rows
+// go in steps, the rows that point at a state before the state itself, so
+// a failure part way leaves no message without its indexes (Accept:
+// indexes, then the message; Record: carrier ids, callbacks and
+// deadlines, then the messages). The clean-up after a Record (queue
+// entries and deadlines no longer needed, carrier ids shortened to their
+// grace) is written after Record returns; reads of the queue skip what it
+// has not deleted yet, and counts and reads of pending work wait for the
+// clean-ups begun before them.
+//
+// Reads are spared where that is safe: the checks that new IDs are
+// unused of concurrent Accepts share queries (idcheck.go); a Record of a
+// message this process accepted, before it has carrier ids or a
+// callback, uses the copy this process wrote instead of reading it
+// (recent.go, which says why no other node can have written it); the
+// carrier ids and parked receipts a Record looks up go in one query per
+// carrier.
 //
 // Every statement carries its own write time and is idempotent, so the
 // driver retries it on a timeout (retryPolicy). A write that still fails

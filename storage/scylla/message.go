@@ -224,31 +224,6 @@ func (d *dayBuckets) forget(k string) {
 	delete(d.seen, k)
 }
 
-// existing returns which of ids have a message_ids row.
-func (s *Store) existing(ctx context.Context, session *gocql.Session, ids []string) ([]string, error) {
-	bySlice := map[string][]string{}
-	for _, id := range ids {
-		bySlice[sliceOf(id)] = append(bySlice[sliceOf(id)], id)
-	}
-	var mu sync.Mutex
-	var found []string
-	err := parallel(mapKeys(bySlice), func(slice string) error {
-		iter := session.Query(s.cql(`SELECT id FROM %s.message_ids WHERE slice = ? AND id IN ?`), slice, bySlice[slice]).
-			WithContext(ctx).Consistency(s.opts.readConsistency()).Iter()
-		var id string
-		for iter.Scan(&id) {
-			mu.Lock()
-			found = append(found, id)
-			mu.Unlock()
-		}
-		return iter.Close()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("check message IDs: %w", err)
-	}
-	return found, nil
-}
-
 // parallel runs f for each item, up to 16 at once, and returns their
 // errors.
 func parallel[T any](items []T, f func(T) error) error {

@@ -83,6 +83,7 @@ func (s *Store) finish(ctx context.Context, done []sb.FinishedCallback) error {
 		}
 		var rows []stmt
 		for id := range changed {
+			s.recent.drop(id)
 			row, err := s.messageRow(got[id].m, s.clock.after(got[id].ts))
 			if err != nil {
 				return err

@@ -31,8 +31,8 @@ import (
 // the tombstones of the deleted prefix, however long that prefix is.
 //
 // The mark moves forward when a read from the head has found where the
-// live entries start (reads, and a probe after every advanceEvery deletes
-// of an owner in this process). It never passes:
+// live entries start (reads, and a probe at most every probeEvery while
+// this process deletes an owner's entries). It never passes:
 //   - the first live entry the read found, unless that entry is older
 //     than straggleAge, when it becomes a straggler (at most
 //     maxStragglers): one message stuck behind a dead route does not pin
@@ -48,13 +48,19 @@ import (
 //
 // What a read from the head may still walk: the tombstones between the
 // mark and the first live entry (at most MarkLag of deletes, plus those
-// since the last advance), and those between live entries further on.
+// since the last advance: at 1,000 deletes a second, some 15,000), and
+// those between live entries further on. Readers that page (the webhook
+// dispatcher, a key actor) read from their cursor past the mark, and meet
+// none of them.
 
 const (
 	maxStragglers = 64
 	straggleAge   = time.Minute
-	advanceEvery  = 2000 // deletes of one owner between mark probes
-	advanceQuiet  = 5 * time.Second
+	// probeEvery spaces the probes that move an owner's mark after its
+	// deletes: a probe reads from the mark, through the tombstones of
+	// the last MarkLag that the mark may not pass yet, so probing more
+	// often would read them more often, not move the mark further.
+	probeEvery = 5 * time.Second
 )
 
 // queueKind describes one queue table.
@@ -138,6 +144,32 @@ type owner struct {
 	deletes    int // since the last advance
 	lastProbe  time.Time
 	probing    bool
+	cleanSeq   uint64              // the last clean-up begun (queue.cleaning)
+	cleaning   map[uint64]struct{} // clean-ups on their way
+	cleaned    sync.Cond           // on o.mu: a clean-up ended
+}
+
+// waitCleaned waits, with o.mu held, until the clean-ups begun before it
+// was called have ended; later ones it does not wait for, so a steady
+// stream of them cannot hold a reader back.
+func (o *owner) waitCleaned() { o.waitCleanedUpTo(o.cleanSeq) }
+
+// waitCleanedUpTo waits, with o.mu held, until no clean-up numbered upTo
+// or lower is on its way.
+func (o *owner) waitCleanedUpTo(upTo uint64) {
+	for {
+		waiting := false
+		for seq := range o.cleaning {
+			if seq <= upTo {
+				waiting = true
+				break
+			}
+		}
+		if !waiting {
+			return
+		}
+		o.cleaned.Wait()
+	}
 }
 
 func newQueue(s *Store, k queueKind) *queue {
@@ -150,7 +182,8 @@ func (q *queue) owner(name string) *owner {
 	o := q.known[name]
 	if o == nil {
 		o = &owner{buckets: make(map[string]struct{}), inflight: make(map[string]int),
-			readers: make(map[*headRead]struct{})}
+			readers: make(map[*headRead]struct{}), cleaning: make(map[uint64]struct{})}
+		o.cleaned.L = &o.mu
 		q.known[name] = o
 	}
 	return o
@@ -285,14 +318,32 @@ func (q *queue) deletes(name string, ids []string, ts int64) []stmt {
 	return stmts
 }
 
+// cleaning marks deletes of owner name on their way, written after the
+// call that made them returned; reads and counts wait for them, so one
+// made after that call returned does not see what it deleted. The caller calls
+// the function returned once they landed (or failed).
+func (q *queue) cleaning(name string) func() {
+	o := q.owner(name)
+	o.mu.Lock()
+	o.cleanSeq++
+	seq := o.cleanSeq
+	o.cleaning[seq] = struct{}{}
+	o.mu.Unlock()
+	return func() {
+		o.mu.Lock()
+		delete(o.cleaning, seq)
+		o.mu.Unlock()
+		o.cleaned.Broadcast()
+	}
+}
+
 // deleted tells the queue that n entries of owner name were deleted: now
 // and then, a probe moves the mark past them.
 func (q *queue) deleted(name string, n int) {
 	o := q.owner(name)
 	o.mu.Lock()
 	o.deletes += n
-	probe := !o.probing && o.loaded && (o.deletes >= advanceEvery ||
-		(o.deletes > 0 && q.s.now().Sub(o.lastProbe) > advanceQuiet))
+	probe := !o.probing && o.loaded && o.deletes > 0 && q.s.now().Sub(o.lastProbe) > probeEvery
 	if probe {
 		o.probing, o.deletes, o.lastProbe = true, 0, q.s.now()
 	}
@@ -326,6 +377,7 @@ func (q *queue) read(ctx context.Context, session *gocql.Session, name, after, b
 		return nil, err
 	}
 	o.mu.Lock()
+	o.waitCleaned()
 	mark, stragglers := o.mark, slices.Clone(o.stragglers)
 	fromHead := after < mark || after == ""
 	var head *headRead
@@ -542,6 +594,7 @@ func (q *queue) count(ctx context.Context, session *gocql.Session, name string) 
 		return 0, err
 	}
 	o.mu.Lock()
+	o.waitCleaned()
 	mark, stragglers := o.mark, slices.Clone(o.stragglers)
 	o.mu.Unlock()
 	n := 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -50,6 +51,9 @@ type working struct {
 	wasPending bool
 	wasDue     time.Time // the deadline it was listed under, if any
 	changed    bool
+	recent     bool  // taken from recentMessages, not read
+	fence      int64 // with recent: the token it was written with
+	written    int64 // the write time of the row this call writes
 }
 
 // recordCall is one Record call's state.
@@ -65,6 +69,7 @@ type recordCall struct {
 	newRefs   []carrierRef
 	callbacks []sb.Callback
 	applied   [][2]string // carrier ids whose parked receipts were applied
+	graced    [][2]string // carrier ids indexed with their grace already (final in this call)
 }
 
 type parkedRow struct {
@@ -113,6 +118,7 @@ func (s *Store) record(ctx context.Context, updates []sb.Update) ([]*sb.Message,
 			return nil, err
 		}
 	}
+	c.keepRecent()
 	return results, nil
 }
 
@@ -180,33 +186,63 @@ func (c *recordCall) lockNames() []string {
 	return names
 }
 
+// indexesInCall reports whether an update of this call indexes ref: a
+// submit (or a receipt recording the submit it overtook) carrying the id.
+func (c *recordCall) indexesInCall(ref *sb.CarrierRef) bool {
+	for i := range c.updates {
+		tr := &c.updates[i].Transition
+		if (tr.Event.Status != sb.StatusSubmitted && tr.Part < 0) || tr.Event.Carrier != ref.Carrier {
+			continue
+		}
+		if slices.Contains(tr.CarrierIDs, ref.ID) {
+			return true
+		}
+	}
+	return false
+}
+
 func carrierLock(carrier, cid string) string { return "carrier\x00" + carrier + "\x00" + cid }
 
-// resolve looks up the carrier ids of ByCarrier updates not resolved yet.
+// resolve looks up the carrier ids of ByCarrier updates not resolved yet,
+// one query per carrier. An id an update of this call indexes is not
+// looked up: that update names its message (a receipt before it in the
+// call is applied when it indexes the id, see apply).
 func (c *recordCall) resolve(ctx context.Context) error {
-	var todo []int
+	byCarrier := map[string][]string{}
 	for i := range c.updates {
-		if u := &c.updates[i]; u.MessageID == "" {
+		if u := &c.updates[i]; u.MessageID == "" && !c.indexesInCall(u.ByCarrier) {
 			if _, ok := c.resolved[i]; !ok {
-				todo = append(todo, i)
+				byCarrier[u.ByCarrier.Carrier] = append(byCarrier[u.ByCarrier.Carrier], u.ByCarrier.ID)
 			}
 		}
 	}
 	var mu sync.Mutex
-	err := parallel(todo, func(i int) error {
-		ref := c.updates[i].ByCarrier
-		r, ok, err := c.s.carrierRef(ctx, c.session, ref.Carrier, ref.ID)
+	found := map[[2]string]carrierRef{}
+	err := parallel(mapKeys(byCarrier), func(carrier string) error {
+		refs, err := c.s.carrierRefs(ctx, c.session, carrier, sortedUnique(byCarrier[carrier]))
 		mu.Lock()
 		defer mu.Unlock()
-		if ok {
-			c.resolved[i] = r
-			delete(c.park, i)
-		} else if err == nil {
-			c.park[i] = true
+		for cid, r := range refs {
+			found[[2]string{carrier, cid}] = r
 		}
 		return err
 	})
-	return c.s.dbError(err)
+	if err != nil {
+		return c.s.dbError(err)
+	}
+	for i := range c.updates {
+		u := &c.updates[i]
+		if _, ok := c.resolved[i]; u.MessageID != "" || ok {
+			continue
+		}
+		if r, ok := found[[2]string{u.ByCarrier.Carrier, u.ByCarrier.ID}]; ok && !c.indexesInCall(u.ByCarrier) {
+			c.resolved[i] = r
+			delete(c.park, i)
+		} else {
+			c.park[i] = true
+		}
+	}
+	return nil
 }
 
 // read loads the call's messages (ENOTFOUND if one is missing) and the
@@ -223,6 +259,7 @@ func (c *recordCall) read(ctx context.Context) error {
 		}
 	}
 	ids = sortedUnique(ids)
+	ids = c.takeRecent(ids)
 	var cids [][2]string
 	for i := range c.updates {
 		tr := &c.updates[i].Transition
@@ -257,33 +294,100 @@ func (c *recordCall) read(ctx context.Context) error {
 	return nil
 }
 
+// takeRecent takes from recentMessages the messages of ids it may serve
+// (every update of the call naming the message by ID carries the token
+// the entry was written with; none names it by carrier id) and returns
+// the IDs left to read. Every entry of ids goes: the call writes.
+func (c *recordCall) takeRecent(ids []string) []string {
+	fences := map[string]int64{}
+	usable := map[string]bool{}
+	for i := range c.updates {
+		u := &c.updates[i]
+		id := u.MessageID
+		if id == "" {
+			usable[c.resolved[i].messageID] = false
+			continue
+		}
+		if f, ok := fences[id]; ok && f != u.Fence {
+			usable[id] = false
+			continue
+		}
+		fences[id] = u.Fence
+		if _, ok := usable[id]; !ok {
+			usable[id] = true
+		}
+	}
+	var left []string
+	for _, id := range ids {
+		e, ok := c.s.recent.take(id, fences[id])
+		if !ok || !usable[id] || c.s.doomed.has(id) {
+			left = append(left, id)
+			continue
+		}
+		w := &working{m: e.m, ts: e.ts, before: e.m.Status, wasPending: e.m.Pending(), recent: true, fence: e.fence}
+		if listedDue(e.m) {
+			w.wasDue = e.m.ReceiptDue
+		}
+		c.work[id] = w
+	}
+	return left
+}
+
+// keepRecent puts back the messages taken from recentMessages that may
+// stay there after this call's write landed: no callback queued about
+// them, still without carrier ids and not final.
+func (c *recordCall) keepRecent() {
+	notified := map[string]bool{}
+	for i := range c.callbacks {
+		notified[c.callbacks[i].MessageID] = true
+	}
+	for id, w := range c.work {
+		if !w.recent || notified[id] {
+			continue
+		}
+		ts := w.ts
+		if w.changed {
+			ts = w.written
+		}
+		c.s.recent.put(w.m, ts, w.fence)
+	}
+}
+
 // listedDue reports whether m has an entry in receipt_due: Overdue lists
 // submitted messages with a deadline.
 func listedDue(m *sb.Message) bool { return m.Status == sb.StatusSubmitted && !m.ReceiptDue.IsZero() }
 
-// readParked reads the receipts parked for carrier ids.
+// readParked reads the receipts parked for carrier ids, one query per
+// carrier.
 func (c *recordCall) readParked(ctx context.Context, cids [][2]string) error {
+	byCarrier := map[string][]string{}
+	for _, k := range cids {
+		byCarrier[k[0]] = append(byCarrier[k[0]], k[1])
+	}
 	var mu sync.Mutex
-	return parallel(cids, func(k [2]string) error {
-		iter := c.session.Query(c.s.cql(`SELECT data FROM %s.parked_receipts WHERE carrier = ? AND carrier_id = ?`),
-			k[0], k[1]).WithContext(ctx).Consistency(c.s.opts.readConsistency()).Iter()
-		var data []byte
-		var rows []parkedRow
-		for iter.Scan(&data) {
-			u, err := decodeParked(data)
-			if err != nil {
-				iter.Close()
+	return parallel(mapKeys(byCarrier), func(carrier string) error {
+		ids := sortedUnique(byCarrier[carrier])
+		for len(ids) > 0 {
+			n := min(len(ids), maxIn)
+			iter := c.session.Query(c.s.cql(`SELECT carrier_id, data FROM %s.parked_receipts WHERE carrier = ? AND carrier_id IN ?`),
+				carrier, ids[:n]).WithContext(ctx).Consistency(c.s.opts.readConsistency()).Iter()
+			var cid string
+			var data []byte
+			for iter.Scan(&cid, &data) {
+				u, err := decodeParked(data)
+				if err != nil {
+					iter.Close()
+					return err
+				}
+				k := [2]string{carrier, cid}
+				mu.Lock()
+				c.parked[k] = append(c.parked[k], parkedRow{update: u, call: -1})
+				mu.Unlock()
+			}
+			if err := iter.Close(); err != nil {
 				return err
 			}
-			rows = append(rows, parkedRow{update: u, call: -1})
-		}
-		if err := iter.Close(); err != nil {
-			return err
-		}
-		if len(rows) > 0 {
-			mu.Lock()
-			c.parked[k] = rows
-			mu.Unlock()
+			ids = ids[n:]
 		}
 		return nil
 	})
@@ -403,7 +507,8 @@ func (c *recordCall) write(ctx context.Context) error {
 		if !w.changed {
 			continue
 		}
-		row, err := s.messageRow(w.m, s.clock.after(w.ts))
+		w.written = s.clock.after(w.ts)
+		row, err := s.messageRow(w.m, w.written)
 		if err != nil {
 			return err
 		}
@@ -419,7 +524,7 @@ func (c *recordCall) write(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.cleanUp(ctx)
+	c.cleanUp()
 	return nil
 }
 
@@ -428,12 +533,24 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 	s := c.s
 	var stmts []stmt
 	var dones []func(bool)
+	now := s.now()
 	for _, r := range c.newRefs {
 		w := c.work[r.messageID]
+		ttl := s.messageTTL(w.m)
+		if c.endsHere(w) && r.carrier == w.m.Carrier {
+			// Final in this very call (its receipt came with its submit):
+			// written once, with what the clean-up would shorten it to.
+			c.graced = append(c.graced, [2]string{r.carrier, r.cid})
+			until := c.graceUntil(w)
+			if !until.After(now) {
+				continue
+			}
+			ttl = until.Sub(now)
+		}
 		stmts = append(stmts, stmt{
 			part: "carrier_ids\x00" + r.carrier + "\x00" + r.cid,
 			cql:  s.cql(`INSERT INTO %s.carrier_ids (carrier, carrier_id, message_id, part, key, day) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
-			args: []any{r.carrier, r.cid, r.messageID, r.part, r.place.key, r.place.day, ttlSeconds(s.messageTTL(w.m)), ts},
+			args: []any{r.carrier, r.cid, r.messageID, r.part, r.place.key, r.place.day, ttlSeconds(ttl), ts},
 		})
 	}
 	byEndpoint := map[string][]entry{}
@@ -463,7 +580,6 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 		}
 		stmts, dones = append(stmts, st...), append(dones, done)
 	}
-	now := s.now()
 	for i := range c.updates {
 		u := &c.updates[i]
 		if !c.park[i] || !u.ParkUntil.After(now) {
@@ -485,7 +601,7 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 
 // cleanUp deletes the entries that no longer apply; a failure is retried
 // in the background (the reads skip stale entries meanwhile).
-func (c *recordCall) cleanUp(ctx context.Context) {
+func (c *recordCall) cleanUp() {
 	s := c.s
 	ts := s.clock.next()
 	var stmts []stmt
@@ -517,16 +633,44 @@ func (c *recordCall) cleanUp(ctx context.Context) {
 			args: []any{ts, k[0], k[1]},
 		})
 	}
-	if err := s.writer.write(ctx, stmts); err != nil {
-		s.log.Warn().Err(err).Msg("scylla: clean-up after a record failed; retrying in the background")
-		s.doomed.add(&undo{stmts: stmts})
+	if len(stmts) == 0 {
 		return
 	}
-	for key, ids := range pending {
-		s.pending.deleted(key, len(ids))
+	// The caller need not wait: until the deletes land, the reads skip
+	// the entries (each is checked against its message), and counts of
+	// pending messages wait for them.
+	var cleaned []func()
+	for key := range pending {
+		cleaned = append(cleaned, s.pending.cleaning(key))
 	}
-	for shard, keys := range due {
-		s.due.deleted(shard, len(keys))
+	clean := func(context.Context) {
+		defer func() {
+			for _, f := range cleaned {
+				f()
+			}
+		}()
+		if err := s.writer.write(context.Background(), stmts); err != nil {
+			s.log.Warn().Err(err).Msg("scylla: clean-up after a record failed; retrying in the background")
+			s.doomed.add(&undo{stmts: stmts})
+			return
+		}
+		for key, ids := range pending {
+			s.pending.deleted(key, len(ids))
+		}
+		for shard, keys := range due {
+			s.due.deleted(shard, len(keys))
+		}
+	}
+	// A few clean-ups out at once: beyond that the record waits, so a
+	// burst of records cannot queue up clean-ups faster than they land
+	// (and reads of pending work, which wait for them, wait longer).
+	s.cleanups <- struct{}{}
+	run := func(ctx context.Context) {
+		defer func() { <-s.cleanups }()
+		clean(ctx)
+	}
+	if !s.background(run) {
+		run(context.Background()) // closing: no background work starts
 	}
 }
 
@@ -538,18 +682,15 @@ func (c *recordCall) carrierIDsGrace(ts int64) []stmt {
 	now := s.now()
 	var stmts []stmt
 	for _, w := range c.work {
-		if !w.changed || !w.m.Status.Final() || w.before.Final() {
+		if !c.endsHere(w) {
 			continue
 		}
-		until := w.m.UpdatedAt.Add(s.opts.CarrierIDGrace)
-		if exp := s.messageExpiry(w.m); exp.Before(until) {
-			until = exp
-		}
+		until := c.graceUntil(w)
 		// A message's parts may have gone to different carriers (a later
 		// try failed over); the message names the first part's, and only
 		// those ids are shortened.
 		for part, cid := range w.m.CarrierIDs {
-			if cid == "" {
+			if cid == "" || slices.Contains(c.graced, [2]string{w.m.Carrier, cid}) {
 				continue
 			}
 			st := stmt{part: "carrier_ids\x00" + w.m.Carrier + "\x00" + cid}
@@ -566,6 +707,21 @@ func (c *recordCall) carrierIDsGrace(ts int64) []stmt {
 	return stmts
 }
 
+// endsHere reports whether this call made w's message final.
+func (c *recordCall) endsHere(w *working) bool {
+	return w.changed && w.m.Status.Final() && !w.before.Final()
+}
+
+// graceUntil is when the carrier ids of a message made final by this call
+// stop finding it: CarrierIDGrace after, or with the message if sooner.
+func (c *recordCall) graceUntil(w *working) time.Time {
+	until := w.m.UpdatedAt.Add(c.s.opts.CarrierIDGrace)
+	if exp := c.s.messageExpiry(w.m); exp.Before(until) {
+		until = exp
+	}
+	return until
+}
+
 // dueShards spreads the receipt deadlines over this many queue owners.
 const dueShards = 4
 
@@ -577,18 +733,33 @@ func dueShard(id string) string {
 
 // carrierRef reads the carrier_ids row of a carrier's message id.
 func (s *Store) carrierRef(ctx context.Context, session *gocql.Session, carrier, cid string) (carrierRef, bool, error) {
-	r := carrierRef{carrier: carrier, cid: cid}
-	err := session.Query(s.cql(`SELECT message_id, part, key, day FROM %s.carrier_ids WHERE carrier = ? AND carrier_id = ?`),
-		carrier, cid).WithContext(ctx).Consistency(s.opts.readConsistency()).
-		Scan(&r.messageID, &r.part, &r.place.key, &r.place.day)
-	if errors.Is(err, gocql.ErrNotFound) {
-		return carrierRef{}, false, nil
-	}
+	refs, err := s.carrierRefs(ctx, session, carrier, []string{cid})
 	if err != nil {
-		return carrierRef{}, false, fmt.Errorf("read carrier %s message %s: %w", carrier, cid, err)
+		return carrierRef{}, false, err
 	}
-	s.places.put(r.messageID, r.place)
-	return r, true, nil
+	r, ok := refs[cid]
+	return r, ok, nil
+}
+
+// carrierRefs reads the carrier_ids rows of a carrier's message ids, a
+// hundred at most a query; ids without one are absent.
+func (s *Store) carrierRefs(ctx context.Context, session *gocql.Session, carrier string, cids []string) (map[string]carrierRef, error) {
+	out := make(map[string]carrierRef, len(cids))
+	for len(cids) > 0 {
+		n := min(len(cids), maxIn)
+		iter := session.Query(s.cql(`SELECT carrier_id, message_id, part, key, day FROM %s.carrier_ids WHERE carrier = ? AND carrier_id IN ?`),
+			carrier, cids[:n]).WithContext(ctx).Consistency(s.opts.readConsistency()).Iter()
+		r := carrierRef{carrier: carrier}
+		for iter.Scan(&r.cid, &r.messageID, &r.part, &r.place.key, &r.place.day) {
+			out[r.cid] = r
+			s.places.put(r.messageID, r.place)
+		}
+		if err := iter.Close(); err != nil {
+			return nil, fmt.Errorf("read carrier %s message ids: %w", carrier, err)
+		}
+		cids = cids[n:]
+	}
+	return out, nil
 }
 
 // CarrierMessage finds the message and part a carrier's message id

@@ -30,10 +30,13 @@ type Store struct {
 	fatal   error         // set before ready closes if connecting can never succeed
 
 	writer  *writer
+	topo    topology
 	health  health
 	clock   clock
 	locks   stripedLocks
 	places  placeCache
+	recent  recentMessages
+	ids     idChecks
 	days    dayBuckets
 	claims  claims
 	doomed  doomed
@@ -50,6 +53,10 @@ type Store struct {
 	stmts     sync.Map       // CQL with the keyspace filled in, by template
 
 	settingMu sync.Mutex // one InitSetting at a time in this process
+
+	// cleanups bounds the clean-ups after records written in the
+	// background (record.go).
+	cleanups chan struct{}
 
 	// lostAnswer, set by tests, makes the writer report statements it
 	// matches as failed after they ran: a write that landed unheard of.
@@ -75,6 +82,8 @@ func New(opts Options) (*Store, error) {
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.clock.now = opts.Now
+	s.topo.s, s.ids.s = s, s
+	s.cleanups = make(chan struct{}, maxCleanups)
 	s.writer = newWriter(s)
 	s.health.init(s)
 	s.pending = newQueue(s, pendingQueue)
@@ -117,19 +126,20 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	}
 }
 
-// background runs f in a goroutine Close waits for; once Close has begun
-// it does nothing.
-func (s *Store) background(f func(ctx context.Context)) {
+// background runs f in a goroutine Close waits for, and reports whether
+// it did: once Close has begun it does nothing.
+func (s *Store) background(f func(ctx context.Context)) bool {
 	s.bgMu.Lock()
 	defer s.bgMu.Unlock()
 	if s.stopCtx.Err() != nil {
-		return
+		return false
 	}
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
 		f(s.stopCtx)
 	}()
+	return true
 }
 
 // cql fills the keyspace into a statement template (its one %s).
@@ -163,9 +173,11 @@ func (s *Store) connect(ctx context.Context) {
 			}
 		}
 		if err == nil {
+			s.topo.refresh(session)
 			s.session.Store(session)
 			s.health.up()
 			s.background(s.health.run)
+			s.background(s.topo.run)
 			s.log.Info().Strs("hosts", s.opts.Hosts).Str("keyspace", s.opts.Keyspace).
 				Str("consistency", s.opts.Consistency).Msg("scylla: connected")
 			return
@@ -340,11 +352,13 @@ func (s *Store) Close() error {
 		return fmt.Errorf("scylla: close: %w", errClosed())
 	}
 	s.closed.Store(true)
-	s.writer.stop()
+	// The background work first (clean-ups after records write through
+	// the writer), then what is queued in the writer.
 	s.bgMu.Lock()
 	s.stop()
 	s.bgMu.Unlock()
 	s.bg.Wait()
+	s.writer.stop()
 	if session := s.session.Load(); session != nil {
 		session.Close()
 	}

@@ -13,12 +13,15 @@ import (
 // statements, one row each, and hands them to the writer in one set; the
 // call returns when all of them have landed at the store's consistency,
 // or with the first error. The writer's goroutine takes every set queued
-// since it last looked and groups their statements by partition: one
-// partition's statements go as one unlogged batch (atomic and isolated
-// within the partition, one round trip to a replica, which token-aware
-// routing picks), a lone statement as itself. Statements run
-// concurrently, up to maxInFlight; while that many are out, sets queue
-// up, so the busier the store, the bigger its batches.
+// since it last looked and groups their statements by partition. Where
+// every node holds every partition (topology.go) the groups are packed
+// into as few unlogged batches as the size limits allow, whatever their
+// partitions; elsewhere one partition's statements go as one batch (atomic
+// and isolated within the partition, one round trip to a replica, which
+// token-aware routing picks), a lone statement as itself. A few batches
+// run at once per node (batchesPerHost); while that many are out, sets
+// queue up, so the busier the store, the bigger its batches and the fewer
+// its requests.
 //
 // Nothing here orders two statements of different sets: a caller that
 // needs one write to land before another (a message before its index is
@@ -26,10 +29,11 @@ import (
 // one message are serialized above the writer (locks.go).
 
 const (
-	maxInFlight   = 64       // statements and batches out at once
-	maxBatchRows  = 64       // statements in one batch
-	maxBatchBytes = 24 << 10 // bound values in one batch, under Cassandra's 50 KiB refusal threshold
+	maxInFlight   = 64       // batches out at once, at most, however many nodes
+	maxBatchRows  = 256      // statements in one batch
+	maxBatchBytes = 32 << 10 // bound values in one batch, under Cassandra's 50 KiB refusal threshold
 	approxRowCost = 64       // bytes counted per statement besides its values
+	maxCleanups   = 8        // clean-ups after records out at once (record.go)
 )
 
 // stmt is one statement writing one row.
@@ -70,16 +74,36 @@ type writer struct {
 	queue   []*writeSet
 	stopped bool
 	wake    chan struct{}
-	slots   chan struct{}
 	exited  chan struct{}
-	running sync.WaitGroup // statements out
+	running sync.WaitGroup // batches out
+
+	slotMu   sync.Mutex
+	slotFree sync.Cond // a batch came back
+	inFlight int
 }
 
 func newWriter(s *Store) *writer {
-	w := &writer{s: s, wake: make(chan struct{}, 1), slots: make(chan struct{}, maxInFlight),
-		exited: make(chan struct{})}
+	w := &writer{s: s, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	w.slotFree.L = &w.slotMu
 	go w.run()
 	return w
+}
+
+// acquire waits until fewer than limit batches are out and takes a slot.
+func (w *writer) acquire(limit int) {
+	w.slotMu.Lock()
+	for w.inFlight >= limit {
+		w.slotFree.Wait()
+	}
+	w.inFlight++
+	w.slotMu.Unlock()
+}
+
+func (w *writer) release() {
+	w.slotMu.Lock()
+	w.inFlight--
+	w.slotMu.Unlock()
+	w.slotFree.Signal()
 }
 
 // write runs stmts and waits for them. It does not stop waiting when ctx
@@ -128,17 +152,28 @@ func (w *writer) run() {
 	for {
 		<-w.wake
 		for {
+			packed, hosts := w.s.topo.get()
+			limit := min(batchesPerHost*hosts, maxInFlight)
+			// A slot first: what is queued while the batches out finish
+			// joins the next ones.
+			w.acquire(limit)
 			w.mu.Lock()
 			sets, stopped := w.queue, w.stopped
 			w.queue = nil
 			w.mu.Unlock()
 			if len(sets) == 0 {
+				w.release()
 				if stopped {
 					return
 				}
 				break
 			}
-			w.dispatch(sets)
+			for i, b := range plan(sets, packed) {
+				if i > 0 {
+					w.acquire(limit)
+				}
+				w.send(b)
+			}
 		}
 	}
 }
@@ -149,8 +184,10 @@ type queued struct {
 	set *writeSet
 }
 
-// dispatch groups the sets' statements by partition and sends each group.
-func (w *writer) dispatch(sets []*writeSet) {
+// plan groups the sets' statements by partition, keeping each
+// partition's together, and cuts them into batches: one partition's each,
+// or, packed, any partitions' up to the size limits.
+func plan(sets []*writeSet, packed bool) [][]queued {
 	groups := make(map[string][]queued)
 	var order []string
 	for _, set := range sets {
@@ -162,26 +199,37 @@ func (w *writer) dispatch(sets []*writeSet) {
 			groups[st.part] = append(groups[st.part], queued{st, set})
 		}
 	}
-	for _, part := range order {
-		g := groups[part]
-		for len(g) > 0 {
-			n, size := 0, 0
-			for n < len(g) && n < maxBatchRows && (n == 0 || size+rowSize(g[n].st) <= maxBatchBytes) {
-				size += rowSize(g[n].st)
-				n++
-			}
-			w.send(g[:n])
-			g = g[n:]
+	var batches [][]queued
+	var cur []queued
+	size := 0
+	flush := func() {
+		if len(cur) > 0 {
+			batches = append(batches, cur)
+			cur, size = nil, 0
 		}
 	}
+	for _, part := range order {
+		if !packed {
+			flush()
+		}
+		for _, q := range groups[part] {
+			n := rowSize(q.st)
+			if len(cur) > 0 && (len(cur) >= maxBatchRows || size+n > maxBatchBytes) {
+				flush()
+			}
+			cur = append(cur, q)
+			size += n
+		}
+	}
+	flush()
+	return batches
 }
 
-// send runs one group of statements of one partition, waiting for a slot.
+// send runs one batch on a slot taken for it.
 func (w *writer) send(g []queued) {
-	w.slots <- struct{}{}
 	w.running.Add(1)
 	go func() {
-		defer func() { <-w.slots; w.running.Done() }()
+		defer func() { w.release(); w.running.Done() }()
 		err := w.exec(g)
 		for _, e := range g {
 			e.set.finish(err)
@@ -191,8 +239,12 @@ func (w *writer) send(g []queued) {
 
 func (w *writer) exec(g []queued) error {
 	err := w.execGroup(g)
-	if lost := w.s.lostAnswer.Load(); err == nil && lost != nil && (*lost)(g[0].st.cql) {
-		return errors.New("the answer was lost (a test's fault)")
+	if lost := w.s.lostAnswer.Load(); err == nil && lost != nil {
+		for _, e := range g {
+			if (*lost)(e.st.cql) {
+				return errors.New("the answer was lost (a test's fault)")
+			}
+		}
 	}
 	return err
 }
