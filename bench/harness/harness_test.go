@@ -300,3 +300,48 @@ func TestScanAccepted(t *testing.T) {
 		t.Errorf("ids %v parts %d", ids, parts)
 	}
 }
+
+// CPU per message is the measured process's CPU in the window over what was
+// delivered in it; nothing delivered, or no process measured, is no figure.
+func TestCPUPerMsg(t *testing.T) {
+	begin := time.Now()
+	r := &loadResult{opts: loadOpts{gw: self, tracker: newTracker()}, c: &loadCounters{},
+		begin: edge{usage: usage{at: begin, cpu: time.Second}, finals: 100},
+		end:   edge{usage: usage{at: begin.Add(10 * time.Second), cpu: 3 * time.Second}, finals: 20100}}
+	if us, what := r.cpuPerMsg(); us != 100 || !strings.HasPrefix(what, "delivered") {
+		t.Errorf("cpuPerMsg = %v %q, want 100 µs per delivered message (2 s over 20,000)", us, what)
+	}
+	r.end.finals = r.begin.finals
+	if us, what := r.cpuPerMsg(); us != 0 || what != "" {
+		t.Errorf("nothing delivered: cpuPerMsg = %v %q, want no figure", us, what)
+	}
+	r.opts.tracker = nil
+	r.c.dAccepted.Store(4000)
+	if us, what := r.cpuPerMsg(); us != 500 || what != "accepted" {
+		t.Errorf("no sink: cpuPerMsg = %v %q, want 500 µs per accepted message", us, what)
+	}
+	r.opts.gw = ""
+	if us, _ := r.cpuPerMsg(); us != 0 {
+		t.Errorf("no process measured: cpuPerMsg = %v, want 0", us)
+	}
+}
+
+// --pid takes one PID or several, whose CPU and memory are summed.
+func TestPIDs(t *testing.T) {
+	for s, want := range map[string]bool{"": true, "12": true, "12,34": true, "x": false, "12,": false, "0": false, "-3": false} {
+		if got := validPIDs(s); got != want {
+			t.Errorf("validPIDs(%q) = %v, want %v", s, got, want)
+		}
+	}
+	me := strconv.Itoa(os.Getpid())
+	one, two := proc(me), proc(me+","+me)
+	if rss1, rss2 := one.statusKB("VmRSS"), two.statusKB("VmRSS"); rss1 <= 0 || rss2 < 2*rss1*9/10 || rss2 > 2*rss1*11/10 {
+		t.Errorf("VmRSS of %s twice = %d kB, want about twice %d kB", me, rss2, rss1)
+	}
+	if c := two.cpuTime(); c < one.cpuTime() {
+		t.Errorf("CPU of %s twice = %v, below once", me, c)
+	}
+	if proc("999999999").statusKB("VmRSS") != -1 {
+		t.Error("a process that does not exist has figures")
+	}
+}
