@@ -51,7 +51,17 @@ func (r *rig) startGatewayBin(cfg nodeConfig) (*gatewayProc, error) {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		return nil, err
 	}
-	gw.cmd = exec.Command(bin, "--config", path)
+	args := []string{"--config", path}
+	for _, f := range [][2]string{{"--cpuprofile", r.s.cpuProfile}, {"--memprofile", r.s.memProfile}} {
+		if f[1] != "" {
+			abs, err := filepath.Abs(f[1])
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, f[0], abs)
+		}
+	}
+	gw.cmd = exec.Command(bin, args...)
 	gw.cmd.Stderr = r.errOut
 	stdout, err := gw.cmd.StdoutPipe()
 	if err != nil {
@@ -74,6 +84,12 @@ func (r *rig) startGatewayBin(cfg nodeConfig) (*gatewayProc, error) {
 	}
 	return nil, fmt.Errorf("--gateway-bin: %s exited before printing its address", bin)
 }
+
+// begin and end make the gateway profile the measured window (its
+// --cpuprofile and --memprofile); it writes the files by the time it
+// exits, which the bench waits for.
+func (gw *gatewayProc) begin() error { return gw.cmd.Process.Signal(syscall.SIGUSR1) }
+func (gw *gatewayProc) end() error   { return gw.cmd.Process.Signal(syscall.SIGUSR2) }
 
 // gatewayYAML is the cluster.yaml of the bench's node: one carrier (the
 // simulator), every key with the sink as callback URL. It returns the keys'

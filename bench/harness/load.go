@@ -14,6 +14,8 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/valyala/fasthttp"
+
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
 )
 
 // The load phase: requests at a constant (or profiled) arrival rate, open
@@ -38,16 +40,22 @@ type loadOpts struct {
 
 	tracker *tracker // nil: no end-to-end figures (no sink)
 	node    *node    // in-process node: engine receipts; nil otherwise
-	gw      proc     // the gateway process measured for RSS/CPU; "" none
-	gwWho   string   // what gw's figures include
-	gwPID   int      // the gateway's process, whose sockets to the database are counted
-	db      *backend // the storage; its database's counters and CPU when it has them
-	actions []action // things done at offsets into the measured window (carrier outage)
+	// sim is the simulator when it runs in this process (its submit_sm
+	// count against the accepted parts tells duplicates at the carrier).
+	sim *smsc.Server
+	// noDuplicates fails the run on duplicates too (--no-duplicates).
+	noDuplicates bool
+	gw           proc     // the gateway process measured for RSS/CPU; "" none
+	gwWho        string   // what gw's figures include
+	gwPID        int      // the gateway's process, whose sockets to the database are counted
+	db           *backend // the storage; its database's counters and CPU when it has them
+	actions      []action // things done at offsets into the measured window (carrier outage)
 
-	cpuProfile string
-	memProfile string // allocations from start to the window's end
-	out        io.Writer
-	quiet      bool // no progress lines (unit tests)
+	// prof profiles the measured window: this process's (in-process
+	// node) or the gateway binary's (--gateway-bin); nil: no profile.
+	prof  windowProfiler
+	out   io.Writer
+	quiet bool // no progress lines (unit tests)
 }
 
 // action is something done during the load at an offset from the start of
@@ -130,6 +138,10 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 	per := max(o.batch, 1)
 	if o.db != nil && o.db.stats != nil {
 		res.dbBefore = o.db.stats.snapshot(o.gwPID)
+	}
+	var submitsBefore int64 // a ramp's earlier steps'
+	if o.sim != nil {
+		submitsBefore = o.sim.Stats().Submits
 	}
 
 	start := time.Now().Add(20 * time.Millisecond)
@@ -250,9 +262,9 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 			return
 		}
 		res.begin = smp.edge()
-		if o.cpuProfile != "" {
-			if err := startProfile(o.cpuProfile); err != nil {
-				fmt.Fprintln(o.out, "cpuprofile:", err)
+		if o.prof != nil {
+			if err := o.prof.begin(); err != nil {
+				fmt.Fprintln(o.out, "profile:", err)
 			}
 		}
 		for _, a := range o.actions {
@@ -264,12 +276,9 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 		}
 		sleepUntil(loadCtx, mEnd)
 		res.end = smp.edge()
-		if o.cpuProfile != "" {
-			pprof.StopCPUProfile()
-		}
-		if o.memProfile != "" {
-			if err := writeAllocs(o.memProfile); err != nil {
-				fmt.Fprintln(o.out, "memprofile:", err)
+		if o.prof != nil {
+			if err := o.prof.end(); err != nil {
+				fmt.Fprintln(o.out, "profile:", err)
 			}
 		}
 	}()
@@ -332,7 +341,10 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 		res.drained = res.lost == 0
 	}
 	if o.node != nil {
-		res.receipts, res.submits = o.node.receipts(), o.node.submits.Load()
+		res.receipts = o.node.receipts()
+	}
+	if o.sim != nil {
+		res.submits = o.sim.Stats().Submits - submitsBefore
 	}
 	if o.db != nil && o.db.stats != nil {
 		res.dbAfter = o.db.stats.snapshot(o.gwPID)
@@ -360,6 +372,34 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-timer.C:
 		return true
 	}
+}
+
+// windowProfiler profiles the measured window: begin at its start, end
+// at its end.
+type windowProfiler interface {
+	begin() error
+	end() error
+}
+
+// selfProfiler profiles this process: CPU (cpu) over the window, and the
+// allocations from start to the window's end (mem); either may be "".
+type selfProfiler struct{ cpu, mem string }
+
+func (p selfProfiler) begin() error {
+	if p.cpu == "" {
+		return nil
+	}
+	return startProfile(p.cpu)
+}
+
+func (p selfProfiler) end() error {
+	if p.cpu != "" {
+		pprof.StopCPUProfile()
+	}
+	if p.mem != "" {
+		return writeAllocs(p.mem)
+	}
+	return nil
 }
 
 // writeAllocs writes the allocations sampled since the process started

@@ -94,7 +94,7 @@ type settings struct {
 	out, plot string
 
 	kannelURL, kannelUser, kannelPass string
-	pid                               int
+	pid                               string
 	gatewayBin                        string
 	storage, cql, redis, deployDir    string
 	cassandraHeap                     string
@@ -115,6 +115,7 @@ type settings struct {
 	badEvents                    int
 	cpuProfile, profilePhase     string
 	memProfile                   string
+	noDuplicates                 bool
 }
 
 func flags(s *settings) *flag.FlagSet {
@@ -159,7 +160,7 @@ func flags(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.kannelURL, "kannel-url", "http://127.0.0.1:13013", "--target kannel: Kannel's sendsms base URL")
 	fs.StringVar(&s.kannelUser, "kannel-user", "bench", "--target kannel: sendsms username")
 	fs.StringVar(&s.kannelPass, "kannel-pass", "bench", "--target kannel: sendsms password")
-	fs.IntVar(&s.pid, "pid", 0, "read RSS and CPU of this `PID` (e.g. Kannel's bearerbox, a gateway run elsewhere on this machine)")
+	fs.StringVar(&s.pid, "pid", "", "read RSS and CPU of this `PID` (e.g. a gateway run elsewhere on this machine), or the sum of several, comma-separated (Kannel's bearerbox and smsbox)")
 	fs.StringVar(&s.gatewayBin, "gateway-bin", "", "run the gateway from this binary (\"build\": go build it first) with a generated cluster.yaml, instead of in this process")
 	fs.StringVar(&s.storage, "storage", "embedded", "the gateway's storage: embedded (Pebble in a temporary directory) or scylla (--cql, --redis); a comma-separated list (embedded,scylla) runs the same load on each in turn and compares them")
 	fs.StringVar(&s.cql, "cql", "", "--storage scylla: the CQL server (host:port), or \"start\" to start one with deploy/local/cassandra/start.sh on free ports (stopped at the end)")
@@ -188,8 +189,9 @@ func flags(s *settings) *flag.FlagSet {
 	fs.IntVar(&s.webhooksN, "webhooks", 0, "scenario: queue `N` callbacks for a sink answering 503, turn it healthy and measure the delivery rate")
 	fs.IntVar(&s.deadEvents, "dead-events", 0, "with --webhooks: first queue `M` callbacks for a dead endpoint (memory, isolation)")
 	fs.IntVar(&s.badEvents, "bad-events", 0, "with --webhooks: first queue `K` callbacks each for an endpoint that hangs and one that answers 500 (isolation)")
-	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (scenarios: see --profile-phase) to `FILE`")
-	fs.StringVar(&s.memProfile, "memprofile", "", "load mode: write the allocations from start to the end of the measured window (pprof allocs; -sample_index=alloc_space) to `FILE`")
+	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (scenarios: see --profile-phase) to `FILE`; with --gateway-bin, the gateway's")
+	fs.StringVar(&s.memProfile, "memprofile", "", "load mode: write the allocations from start to the end of the measured window (pprof allocs; -sample_index=alloc_space) to `FILE`; with --gateway-bin, the gateway's")
+	fs.BoolVar(&s.noDuplicates, "no-duplicates", false, "load mode: exit 1 also when a callback arrived twice or the simulator took more submit_sm than the accepted parts (a check for CI; a carrier outage may duplicate legitimately)")
 	fs.StringVar(&s.profilePhase, "profile-phase", "drain", "--queue/--restart-pending: which phase --cpuprofile covers: accept or drain")
 	return fs
 }
@@ -289,6 +291,8 @@ func (s *settings) check(set map[string]bool) error {
 		return errors.New("--callback-statuses is final or default")
 	case s.rampStep < 0 || (s.rampStep > 0 && (s.rampStart <= 0 || s.rampMax < s.rampStart || s.rampStepFor <= 0)):
 		return errors.New("--ramp-step needs --ramp-start above 0, --ramp-max >= --ramp-start and --ramp-step-for above 0")
+	case !validPIDs(s.pid):
+		return errors.New("--pid is a process id, or several separated by commas")
 	case s.outageFor > 0 && (s.smscAddr != "" || s.target != ""):
 		return errors.New("the carrier outage needs the in-process simulator (no --smsc, no --target)")
 	case s.outageFor < 0 || s.outageAt < 0:
@@ -575,6 +579,9 @@ func (r *rig) runLocal(cfg nodeConfig, b *backend) (int, *summary, error) {
 		base.addr, base.gw, base.gwWho = gw.addr, proc(fmt.Sprint(gw.cmd.Process.Pid)), "the gateway process alone"
 		base.driver = newSwitchboardDriver(gw.addr, base.gen)
 		base.gen.auths = authsFor(gw.secrets)
+		if base.prof != nil {
+			base.prof = gw // the gateway's profiles, not the driver's
+		}
 		fmt.Fprintf(r.out, "gateway %s (pid %d) on %s, simulator on %s, sink on %s\n", s.gatewayBin, gw.cmd.Process.Pid, gw.addr, gw.smscAddr, sinkURL(hooks))
 	} else {
 		n, err := startNode(cfg, false)
@@ -597,8 +604,8 @@ func (r *rig) runLocal(cfg nodeConfig, b *backend) (int, *summary, error) {
 		base.gen.auths = authsFor(n.secrets)
 		base.driver = newSwitchboardDriver(n.addr, base.gen)
 	}
-	if s.pid > 0 {
-		base.gw, base.gwWho = proc(fmt.Sprint(s.pid)), fmt.Sprintf("pid %d", s.pid)
+	if s.pid != "" {
+		base.gw, base.gwWho = proc(s.pid), pidsWho(s.pid)
 	}
 	if s.outageFor > 0 {
 		if sim == nil {
@@ -606,6 +613,7 @@ func (r *rig) runLocal(cfg nodeConfig, b *backend) (int, *summary, error) {
 		}
 		base.actions = outage(sim, s.outageAt, s.outageFor)
 	}
+	base.sim = sim
 	return r.loadOn(base, hooks, s.gatewayBin, b.name)
 }
 
@@ -650,8 +658,11 @@ func (r *rig) baseOpts(k *tracker) loadOpts {
 	g := newGen(r.variants, s.dests, nil)
 	g.hot = s.hotKey
 	o := loadOpts{profile: rateProfile{base: s.rate}, warmup: s.warmup, duration: s.duration, timeout: s.timeout,
-		conns: s.conns, inflight: s.inflight, batch: s.batch, drain: s.drain, gen: g, tracker: k,
-		cpuProfile: s.cpuProfile, memProfile: s.memProfile, out: r.out}
+		conns: s.conns, inflight: s.inflight, batch: s.batch, drain: s.drain, gen: g, tracker: k, noDuplicates: s.noDuplicates,
+		out: r.out}
+	if s.cpuProfile != "" || s.memProfile != "" {
+		o.prof = selfProfiler{cpu: s.cpuProfile, mem: s.memProfile}
+	}
 	if s.burstFactor > 0 && s.burstFor > 0 {
 		at := s.burstAt
 		if at < 0 {
@@ -685,8 +696,8 @@ func (r *rig) runTarget() (int, error) {
 	o := r.baseOpts(k)
 	o.gen.auths = authsFor(secrets)
 	o.addr, o.driver = addr, newSwitchboardDriver(addr, o.gen)
-	if s.pid > 0 {
-		o.gw, o.gwWho = proc(fmt.Sprint(s.pid)), fmt.Sprintf("pid %d", s.pid)
+	if s.pid != "" {
+		o.gw, o.gwWho = proc(s.pid), pidsWho(s.pid)
 	}
 	fmt.Fprintf(r.out, "target %s, %d key(s); sink %s\n", addr, len(secrets), sinkURL(hooks))
 	return r.load(o, hooks, "switchboard at "+s.target)
@@ -725,8 +736,8 @@ func (r *rig) runKannel() (int, error) {
 	o := r.baseOpts(k)
 	o.addr = addr
 	o.driver = newKannelDriver(strings.TrimSuffix(s.kannelURL, "/"), s.kannelUser, s.kannelPass, hooks.URL(), o.gen)
-	if s.pid > 0 {
-		o.gw, o.gwWho = proc(fmt.Sprint(s.pid)), fmt.Sprintf("pid %d", s.pid)
+	if s.pid != "" {
+		o.gw, o.gwWho = proc(s.pid), pidsWho(s.pid)
 	}
 	if s.outageFor > 0 && sim != nil {
 		o.actions = outage(sim, s.outageAt, s.outageFor)

@@ -18,20 +18,63 @@ import (
 // Linux build Go supports.
 const clockTicks = 100
 
-// proc names a process whose figures are read from /proc/<proc>: "self"
+// proc names the process whose figures are read from /proc/<proc>: "self"
 // (this process: the in-process node) or a PID (a gateway started as a
-// subprocess, or any process given with --pid).
+// subprocess, or any process given with --pid); or several PIDs,
+// comma-separated, whose figures are summed (Kannel's two processes).
 type proc string
 
 const self proc = "self"
 
+// each calls f with each process p names.
+func (p proc) each(f func(one string)) {
+	for one := range strings.SplitSeq(string(p), ",") {
+		f(one)
+	}
+}
+
+// validPIDs reports whether s is empty or PIDs separated by commas.
+func validPIDs(s string) bool {
+	if s == "" {
+		return true
+	}
+	for one := range strings.SplitSeq(s, ",") {
+		if n, err := strconv.Atoi(one); err != nil || n <= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// pidsWho says what --pid's figures are.
+func pidsWho(s string) string {
+	if strings.Contains(s, ",") {
+		return "pids " + s + " together"
+	}
+	return "pid " + s
+}
+
 // statusKB reads one "Name:   123 kB" line of /proc/self/status, in KiB.
 func statusKB(name string) int64 { return self.statusKB(name) }
 
-// statusKB reads one "Name:   123 kB" line of /proc/<p>/status, in KiB;
-// -1 if it cannot.
+// statusKB reads one "Name:   123 kB" line of /proc/<p>/status, in KiB
+// (summed over p's processes); -1 if it cannot.
 func (p proc) statusKB(name string) int64 {
-	b, err := os.ReadFile("/proc/" + string(p) + "/status")
+	var sum int64
+	ok := true
+	p.each(func(one string) {
+		v := statusKBOf(one, name)
+		ok = ok && v >= 0
+		sum += v
+	})
+	if !ok {
+		return -1
+	}
+	return sum
+}
+
+func statusKBOf(pid, name string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return -1
 	}
@@ -76,9 +119,15 @@ func (p proc) hwmMB() float64 { return float64(p.statusKB("VmHWM")) / 1024 }
 func cpuTime() time.Duration { return self.cpuTime() }
 
 // cpuTime is p's user+system CPU time (/proc/<p>/stat utime + stime), all
-// threads.
+// threads, summed over p's processes.
 func (p proc) cpuTime() time.Duration {
-	b, err := os.ReadFile("/proc/" + string(p) + "/stat")
+	var sum time.Duration
+	p.each(func(one string) { sum += cpuTimeOf(one) })
+	return sum
+}
+
+func cpuTimeOf(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
 		return 0
 	}

@@ -93,15 +93,15 @@ func okOr(st rampStep) string {
 func (rr *rampResult) print(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "== ramp ==")
-	fmt.Fprintf(w, "%-10s %-10s %-10s %-10s %-10s %-12s %-6s %s\n", "rate", "accepted/s", "p50", "p99", "max", "delivered/s", "lost", "")
+	fmt.Fprintf(w, "%-10s %-10s %-10s %-10s %-10s %-12s %-6s %-12s %s\n", "rate", "accepted/s", "p50", "p99", "max", "delivered/s", "lost", "cpu µs/msg", "")
 	for _, st := range rr.Steps {
 		s := st.Summary
 		verdict := "ok"
 		if !st.OK {
 			verdict = st.Reason
 		}
-		fmt.Fprintf(w, "%-10.0f %-10.0f %-10s %-10s %-10s %-12.0f %-6d %s\n", st.Rate, s.AcceptedPS,
-			fmtUS(int64(s.Accept.P50*1000)), fmtUS(int64(s.Accept.P99*1000)), fmtUS(int64(s.Accept.Max*1000)), s.DeliveredPS, s.Lost, verdict)
+		fmt.Fprintf(w, "%-10.0f %-10.0f %-10s %-10s %-10s %-12.0f %-6d %-12.1f %s\n", st.Rate, s.AcceptedPS,
+			fmtUS(int64(s.Accept.P50*1000)), fmtUS(int64(s.Accept.P99*1000)), fmtUS(int64(s.Accept.Max*1000)), s.DeliveredPS, s.Lost, s.CPUPerMsg, verdict)
 	}
 	if rr.Highest > 0 {
 		fmt.Fprintf(w, "highest sustainable rate: %.0f msg/s (accepted %.0f/s; p99 accept <= %s, nothing lost); stopped: %s\n",

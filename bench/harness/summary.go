@@ -76,12 +76,21 @@ type summary struct {
 	Receipts      int64 `json:"engine_receipts,omitempty"`
 	Parts         int64 `json:"accepted_parts,omitempty"`
 	Submits       int64 `json:"simulator_submits,omitempty"`
+	// CarrierDuplicates is how many more submit_sm the simulator took
+	// than accepted parts, when the simulator runs in this process.
+	CarrierDuplicates int64 `json:"carrier_duplicates"`
 
 	GatewayCPU float64 `json:"gateway_cpu_cores"`
 	MachineCPU float64 `json:"machine_cpu_cores"`
 	CPUWho     string  `json:"cpu_includes,omitempty"`
-	RSSMB      float64 `json:"rss_mb_end"`
-	PeakRSSMB  float64 `json:"rss_mb_peak"`
+	// CPUPerMsg is the measured process's CPU time in the window divided
+	// by the messages delivered in it (final callbacks; engine receipts
+	// without a sink; accepted when neither is measured), in µs; PerWhat
+	// names the divisor.
+	CPUPerMsg float64 `json:"cpu_us_per_msg"`
+	PerWhat   string  `json:"cpu_per"`
+	RSSMB     float64 `json:"rss_mb_end"`
+	PeakRSSMB float64 `json:"rss_mb_peak"`
 
 	// DB is what the database did (--storage scylla).
 	DB *dbFigures `json:"database,omitempty"`
@@ -138,7 +147,40 @@ func (r *loadResult) summarize(sc sinkCounts) summary {
 		}
 		s.DB.perMsgRate = s.AcceptedPS
 	}
+	if r.submits > 0 {
+		s.CarrierDuplicates = max(r.submits-s.Parts, 0)
+	}
+	if o.noDuplicates && (s.Duplicates > 0 || s.CarrierDuplicates > 0) {
+		s.OK = false
+	}
+	s.CPUPerMsg, s.PerWhat = r.cpuPerMsg()
 	return s
+}
+
+// cpuPerMsg is the measured process's CPU time in the window per message
+// delivered in it, in µs, and what was counted: final callbacks, engine
+// receipts (in process, no sink), else messages accepted by answers in
+// the window. 0 when nothing was counted or no process is measured.
+func (r *loadResult) cpuPerMsg() (float64, string) {
+	o := r.opts
+	if o.gw == "" || !r.end.usage.at.After(r.begin.usage.at) {
+		return 0, ""
+	}
+	var n int64
+	var what string
+	switch {
+	case o.tracker != nil:
+		n, what = r.end.finals-r.begin.finals, "delivered (final callback)"
+	case o.node != nil:
+		n, what = r.end.receipts-r.begin.receipts, "delivered (engine receipt)"
+	default:
+		n, what = r.c.dAccepted.Load(), "accepted"
+	}
+	if n <= 0 {
+		return 0, ""
+	}
+	cpu := r.end.usage.cpu - r.begin.usage.cpu
+	return float64(cpu.Microseconds()) / float64(n), what
 }
 
 func (s summary) print(w io.Writer, o loadOpts) {
@@ -199,11 +241,14 @@ func (s summary) print(w io.Writer, o loadOpts) {
 	if o.node != nil {
 		rows = append(rows, [2]string{"engine", fmt.Sprintf("%d receipts for %d accepted parts; simulator accepted %d submit_sm",
 			s.Receipts, s.Parts, s.Submits)})
+	} else if o.sim != nil {
+		rows = append(rows, [2]string{"carrier", fmt.Sprintf("simulator accepted %d submit_sm for %d accepted parts (%d duplicates)",
+			s.Submits, s.Parts, s.CarrierDuplicates)})
 	}
 	if o.gw != "" {
 		rows = append(rows,
-			[2]string{"cpu in window", fmt.Sprintf("%.2f cores (%s; %s), machine %.2f of %d busy", s.GatewayCPU, s.CPUWho,
-				perMessage(s.GatewayCPU, s.AcceptedPS), s.MachineCPU, numCPU())},
+			[2]string{"cpu in window", fmt.Sprintf("%.2f cores (%s), machine %.2f of %d busy", s.GatewayCPU, s.CPUWho, s.MachineCPU, numCPU())},
+			[2]string{"cpu per msg", cpuPerMsgString(s)},
 			[2]string{"memory", fmt.Sprintf("RSS %.0f MB at end, peak (VmHWM) %.0f MB", s.RSSMB, s.PeakRSSMB)})
 	}
 	rows = append(rows, [2]string{"whole run", fmt.Sprintf("%d requests, %d msgs accepted", s.WholeSent, s.WholeAccepted)})
@@ -216,17 +261,22 @@ func (s summary) print(w io.Writer, o loadOpts) {
 	if s.Transport > 0 && s.Callbacks {
 		fmt.Fprintf(w, "note: %d requests failed in transport; the gateway may have accepted some, which would read as unmatched finals\n", s.Transport)
 	}
-	if !s.OK {
+	switch {
+	case s.OK:
+	case s.Lost > 0:
 		fmt.Fprintf(w, "FAIL: %d accepted messages got no final callback (or receipt) within --drain %v\n", s.Lost, o.drain)
+	default:
+		fmt.Fprintf(w, "FAIL: duplicates (--no-duplicates): %d callbacks arrived twice, the carrier got %d submit_sm too many\n",
+			s.Duplicates, s.CarrierDuplicates)
 	}
 }
 
-// perMessage is CPU cores spent per message of rate, in µs.
-func perMessage(cores, rate float64) string {
-	if rate <= 0 {
-		return "-"
+// cpuPerMsgString is the summary's "cpu per msg" row.
+func cpuPerMsgString(s summary) string {
+	if s.PerWhat == "" {
+		return "not measured (nothing delivered in the window)"
 	}
-	return fmt.Sprintf("%.0f µs per message accepted", 1e6*cores/rate)
+	return fmt.Sprintf("%.1f µs of CPU per message %s in the window (%s)", s.CPUPerMsg, s.PerWhat, s.CPUWho)
 }
 
 func behind(s summary) string {

@@ -7,8 +7,10 @@
 #   bench/kannel/compare.sh bench/scenarios/steady.yaml --rate 3000 --duration 20s
 #
 # Switchboard runs as its real binary (--gateway-bin), so its CPU and RSS
-# are its own; Kannel's are bearerbox's and smsbox's, read from /proc at
-# the end of each run. Results (JSON and SVG per target) go to $OUT
+# are its own; Kannel's are bearerbox's and smsbox's together (--pid with
+# both), over the same measured window. Each row has the CPU per delivered
+# message: the process(es)' CPU time in the window over the final
+# callbacks (Kannel: DLRs) received in it. Results (JSON and SVG per target) go to $OUT
 # (default a new directory under /tmp). Everything listens on 127.0.0.1 and
 # everything started here is stopped on exit.
 set -euo pipefail
@@ -39,41 +41,55 @@ echo "== Switchboard ($scenario) → $OUT/switchboard.json"
 	--out "$OUT/switchboard.json" --plot "$OUT/switchboard.svg" "$@" | tee "$OUT/switchboard.txt" | grep -v '^\['
 
 echo "== Kannel ($scenario) → $OUT/kannel.json"
-# The driver measures bearerbox (--pid); smsbox's CPU is read at the end.
+# The driver measures bearerbox and smsbox together (--pid with both).
 bench/kannel/run-kannel.sh --smsc "$SIM_ADDR" -- bash -c '
 	"$0" --scenario "$1" --target kannel --smsc "$2" --kannel-url "${KANNEL_SENDSMS_URL%/cgi-bin/sendsms}" \
-		--kannel-user "$KANNEL_SENDSMS_USER" --kannel-pass "$KANNEL_SENDSMS_PASSWORD" --pid "$KANNEL_BEARERBOX_PID" \
+		--kannel-user "$KANNEL_SENDSMS_USER" --kannel-pass "$KANNEL_SENDSMS_PASSWORD" \
+		--pid "$KANNEL_BEARERBOX_PID,$KANNEL_SMSBOX_PID" \
 		--out "$3/kannel.json" --plot "$3/kannel.svg" "${@:4}" | tee "$3/kannel.txt" | grep -v "^\["
-	awk "{print (\$14+\$15)/100}" /proc/$KANNEL_SMSBOX_PID/stat > "$3/smsbox_cpu_s"
-	awk "/VmRSS/ {print \$2/1024}" /proc/$KANNEL_SMSBOX_PID/status > "$3/smsbox_rss_mb"
 ' "$benchbin" "$scenario" "$SIM_ADDR" "$OUT" "$@"
 
 python3 - "$OUT" <<'PY'
 import json, sys, os
 out = sys.argv[1]
-rows = []
-for name in ("switchboard", "kannel"):
-    r = json.load(open(os.path.join(out, name + ".json")))
-    s = r.get("summary") or {}
-    e2e = s.get("e2e_latency") or {}
-    rows.append((name, s.get("accepted_per_s", 0), s["accept_latency"]["p50_ms"], s["accept_latency"]["p99_ms"],
-                 s.get("delivered_per_s", 0), e2e.get("p50_ms", 0), e2e.get("p99_ms", 0), s.get("lost", 0),
-                 s.get("gateway_cpu_cores", 0), s.get("rss_mb_peak", 0)))
-m = rows[0][-1]
-print()
-print("| target | accepted/s | accept p50 ms | accept p99 ms | delivered/s | e2e p50 ms | e2e p99 ms | lost | CPU cores | peak RSS MB |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for r in rows:
-    print("| %s | %.0f | %.2f | %.2f | %.0f | %.1f | %.1f | %d | %.2f | %.0f |" % r)
-sb, k = rows
+reports = {name: json.load(open(os.path.join(out, name + ".json"))) for name in ("switchboard", "kannel")}
 def ratio(a, b):
     return "%.2f" % (a / b) if b else "—"
-print("| Switchboard ÷ Kannel | %s | %s | %s | %s | %s | %s | | | |" % (
-    ratio(sb[1], k[1]), ratio(sb[2], k[2]), ratio(sb[3], k[3]), ratio(sb[4], k[4]), ratio(sb[5], k[5]), ratio(sb[6], k[6])))
-try:
-    print("\nKannel CPU/RSS above are bearerbox's; smsbox used %s CPU-seconds in all and %s MB RSS at the end." % (
-        open(os.path.join(out, "smsbox_cpu_s")).read().strip(), open(os.path.join(out, "smsbox_rss_mb")).read().strip()))
-except OSError:
-    pass
+def row(name, s):
+    e2e = s.get("e2e_latency") or {}
+    return (name, s.get("accepted_per_s", 0), s["accept_latency"]["p50_ms"], s["accept_latency"]["p99_ms"],
+            s.get("delivered_per_s", 0), e2e.get("p50_ms", 0), e2e.get("p99_ms", 0), s.get("lost", 0),
+            s.get("gateway_cpu_cores", 0), s.get("cpu_us_per_msg", 0), s.get("rss_mb_peak", 0))
+head = "| target | accepted/s | accept p50 ms | accept p99 ms | delivered/s | e2e p50 ms | e2e p99 ms | lost | CPU cores | CPU µs per delivered msg | peak RSS MB |"
+fmt = "| %s | %.0f | %.2f | %.2f | %.0f | %.1f | %.1f | %d | %.2f | %.0f | %.0f |"
+print()
+if all(r.get("ramp") for r in reports.values()):
+    # The ramp: every step of both, then the highest sustainable rates.
+    for name, r in reports.items():
+        print("%s ramp:" % name)
+        print(head.replace("| target |", "| step |"))
+        print("| --- " * 11 + "|")
+        for st in r["ramp"]["steps"]:
+            verdict = "ok" if st["ok"] else st.get("reason", "")
+            print(fmt % row("%.0f/s (%s)" % (st["rate"], verdict), st["summary"]))
+        print()
+    sb, k = (reports[n]["ramp"]["highest_sustainable_rate"] for n in ("switchboard", "kannel"))
+    print("| highest sustainable rate (p99 accept <= %.0f ms, nothing lost) | Switchboard | Kannel | Switchboard ÷ Kannel |" %
+          reports["switchboard"]["ramp"]["p99_limit_ms"])
+    print("| --- | ---: | ---: | ---: |")
+    print("| msg/s | %.0f | %.0f | %s |" % (sb, k, ratio(sb, k)))
+    for name, r in reports.items():
+        print("%s stopped: %s" % (name, r["ramp"].get("stopped", "")))
+else:
+    rows = [row(n, reports[n].get("summary") or {}) for n in ("switchboard", "kannel")]
+    print(head)
+    print("| --- " + "| ---: " * 10 + "|")
+    for r in rows:
+        print(fmt % r)
+    sb, k = rows
+    print("| Switchboard ÷ Kannel | %s | %s | %s | %s | %s | %s | | %s | %s | %s |" % (
+        ratio(sb[1], k[1]), ratio(sb[2], k[2]), ratio(sb[3], k[3]), ratio(sb[4], k[4]), ratio(sb[5], k[5]),
+        ratio(sb[6], k[6]), ratio(sb[8], k[8]), ratio(sb[9], k[9]), ratio(sb[10], k[10])))
+print("\nKannel's CPU and RSS are bearerbox's and smsbox's together; Switchboard's the gateway process's alone.")
 print("results:", out)
 PY

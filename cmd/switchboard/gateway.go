@@ -34,6 +34,9 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 	configFlag := fs.String("config", "", "configuration `file` (default $SWITCHBOARD_CONFIG, else ./cluster.yaml)")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override one setting, `path=value` (node.http=127.0.0.1:9090, carriers[0].host=smsc:2775); repeatable")
+	prof := &profiler{}
+	fs.StringVar(&prof.cpuPath, "cpuprofile", "", "write a CPU profile to `file` from SIGUSR1 to SIGUSR2 (the load driver's measured window)")
+	fs.StringVar(&prof.memPath, "memprofile", "", "write the allocations since start to `file` at SIGUSR2")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: switchboard [--config FILE] [--set path=value ...]\n\nRuns one gateway node. Flags:\n")
 		fs.PrintDefaults()
@@ -60,6 +63,8 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	prof.log = log
+	defer prof.start(sig.stop)()
 	printReady(stdout, cfg, g.ops.scheme(), g.Addr(), g.ops.adminLn.Addr().String())
 	reloads := make(chan struct{})
 	go func() { defer close(reloads); g.watchReloads(sig.stop, sig.reload, load) }()

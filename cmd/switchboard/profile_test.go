@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// SIGUSR1 starts the CPU profile and SIGUSR2 ends it and writes the
+// allocations: both files are then complete profiles (gzipped protobuf).
+func TestProfilerWindow(t *testing.T) {
+	dir := t.TempDir()
+	p := &profiler{cpuPath: filepath.Join(dir, "cpu.out"), memPath: filepath.Join(dir, "mem.out"), log: zerolog.Nop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := p.start(ctx)
+	defer func() { cancel(); wait() }()
+
+	self, _ := os.FindProcess(os.Getpid())
+	if err := self.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, err := os.Stat(p.cpuPath); return err == nil })
+	if err := self.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, err := os.Stat(p.memPath); return err == nil })
+	cancel()
+	wait()
+	for _, path := range []string{p.cpuPath, p.memPath} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) || len(b) < 64 {
+			t.Errorf("%s: %d bytes, not a profile", filepath.Base(path), len(b))
+		}
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
