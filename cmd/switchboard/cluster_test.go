@@ -97,6 +97,21 @@ func newFleetRig(t *testing.T, n int) *fleetRig {
 	})
 }
 
+// keptOnFailure is a temporary directory for the nodes' files that
+// outlives a failed test, so the logs a failure names can be read.
+func keptOnFailure(t *testing.T) string {
+	dir, err := os.MkdirTemp("", strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		}
+	})
+	return dir
+}
+
 // newFleetRigWith runs n nodes with the addresses addrs gives each.
 func newFleetRigWith(t *testing.T, n int, addrs func(r *fleetRig, i int) nodeAddrs) *fleetRig {
 	t.Helper()
@@ -105,7 +120,7 @@ func newFleetRigWith(t *testing.T, n int, addrs func(r *fleetRig, i int) nodeAdd
 		t.Skip("runs a cluster of processes")
 	}
 	tag := randomTag()
-	r := &fleetRig{t: t, tag: tag, dir: t.TempDir(), carrier: "sim" + tag, submits: map[string]int{}, order: map[string][]string{}}
+	r := &fleetRig{t: t, tag: tag, dir: keptOnFailure(t), carrier: "sim" + tag, submits: map[string]int{}, order: map[string][]string{}}
 	r.bin = buildBinary(t, r.dir)
 	r.sim = testSim(t, smsc.Config{
 		ReceiptDelay: smsc.Delay{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond},
@@ -131,7 +146,7 @@ func newFleetRigWith(t *testing.T, n int, addrs func(r *fleetRig, i int) nodeAdd
 		nd := &fleetNode{i: i, gossip: a.gossip, wrap: a.wrap, cfgPath: filepath.Join(r.dir, fmt.Sprintf("n%d.yaml", i))}
 		cfg := fmt.Sprintf(`
 node: {name: n%d, http: %q, admin: "127.0.0.1:0", data_dir: %q, drain_period: 100ms, shutdown_timeout: 5s}
-log: {level: warn, format: json}
+log: {level: info, format: json}
 storage: {backend: scylla, hosts: [%q], keyspace: %q, replication_factor: 1, consistency: one}
 cache: {backend: redis, addr: %q}
 cluster: {enabled: true, name: %q, bind: %q, remote: %q, seeds: [%q, %q], lease_ttl: 1500ms}
@@ -156,7 +171,9 @@ keys:
 		for _, nd := range r.nodes {
 			r.kill(nd)
 		}
-		dropKeyspace(t, all[0].cql, r.keyspace())
+		if !t.Failed() { // else kept beside the logs, for the post-mortem
+			dropKeyspace(t, all[0].cql, r.keyspace())
+		}
 	})
 	r.waitFleet(n)
 	return r
@@ -424,8 +441,12 @@ func (r *fleetRig) waitFinal(accepted []sent, within time.Duration) map[string]i
 		pending = still
 		if len(pending) > 0 {
 			if time.Now().After(deadline) {
-				r.t.Fatalf("%d of %d accepted messages have no final status after %v (e.g. %s: %q); logs in %s",
-					len(pending), len(accepted), within, pending[0].id, r.status(client, pending[0]), r.dir)
+				var b strings.Builder
+				for _, s := range pending[:min(len(pending), 5)] {
+					fmt.Fprintf(&b, "\n  %s: %q (key %s, accepted through n%d at %s)", s.id, r.status(client, s), s.key, s.node, s.at.Format("15:04:05.000"))
+				}
+				r.t.Fatalf("%d of %d accepted messages have no final status after %v; logs and keyspace %s kept in %s:%s",
+					len(pending), len(accepted), within, r.keyspace(), r.dir, b.String())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}

@@ -45,7 +45,10 @@
 // entries and deadlines no longer needed, carrier ids shortened to their
 // grace) is written after Record returns; reads of the queue skip what it
 // has not deleted yet, and counts and reads of pending work wait for the
-// clean-ups begun before them.
+// clean-ups begun before them. A read deletes an entry its message does
+// not match only when the message's row was written after the entry
+// (read.go staleEntry): a row older than its entry, or none, may be a
+// write still on its way, on this node or another.
 //
 // Reads are spared where that is safe: the checks that new IDs are
 // unused of concurrent Accepts share queries (idcheck.go); a Record of a

@@ -86,6 +86,9 @@ type qRow struct {
 	messageID string
 	createdAt time.Time
 	data      []byte
+	// written is the entry's write time (µs, WRITETIME of its first
+	// column): whether its message's row was written after it (stale).
+	written int64
 }
 
 var (
@@ -423,12 +426,15 @@ func (q *queue) read(ctx context.Context, session *gocql.Session, name, after, b
 	return out, nil
 }
 
+// writtenCol selects an entry's write time, after its columns.
+func (q *queue) writtenCol() string { return ", WRITETIME(" + q.k.cols[0] + ")" }
+
 // get reads one entry by ID.
 func (q *queue) get(ctx context.Context, session *gocql.Session, name, id string) (qRow, bool, error) {
 	r := qRow{id: id}
-	cols := strings.Join(q.k.cols, ", ")
+	cols := strings.Join(q.k.cols, ", ") + q.writtenCol()
 	err := session.Query(q.s.cql(fmt.Sprintf(`SELECT %s FROM %%s.%s WHERE owner = ? AND bucket = ? AND id = ?`, cols, q.k.table)),
-		name, q.k.bucket(id), id).WithContext(ctx).Consistency(q.s.opts.readConsistency()).Scan(q.k.dests(&r)...)
+		name, q.k.bucket(id), id).WithContext(ctx).Consistency(q.s.opts.readConsistency()).Scan(append(q.k.dests(&r), &r.written)...)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return qRow{}, false, nil
 	}
@@ -453,7 +459,7 @@ func (q *queue) scan(ctx context.Context, session *gocql.Session, name, start st
 	if inclusive {
 		op = ">="
 	}
-	cols := strings.Join(append([]string{"id"}, q.k.cols...), ", ")
+	cols := strings.Join(append([]string{"id"}, q.k.cols...), ", ") + q.writtenCol()
 	cql := fmt.Sprintf(`SELECT %s FROM %%s.%s WHERE owner = ? AND bucket = ? AND id %s ?`, cols, q.k.table, op)
 	if before != "" {
 		cql += ` AND id < ?`
@@ -469,7 +475,7 @@ func (q *queue) scan(ctx context.Context, session *gocql.Session, name, start st
 		iter := session.Query(cql, args...).WithContext(ctx).Consistency(q.s.opts.readConsistency()).Iter()
 		for {
 			var r qRow
-			if !iter.Scan(append([]any{&r.id}, q.k.dests(&r)...)...) {
+			if !iter.Scan(append(append([]any{&r.id}, q.k.dests(&r)...), &r.written)...) {
 				break
 			}
 			out = append(out, r)

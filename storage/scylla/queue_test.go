@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,5 +195,66 @@ func TestMarkLag(t *testing.T) {
 	mark, _ := storedMark(t, s, "pending", "k")
 	if floor := idFloor("msg_", time.Now().Add(-s.opts.MarkLag+time.Second)); mark > floor {
 		t.Fatalf("mark %s is past the lag floor %s", mark, floor)
+	}
+}
+
+// A reader that meets a pending entry whose message row is still on its
+// way (an Accept writes the entry first, the row after it; the Accept may
+// run on another node) must leave the entry: deleting it as stale would
+// lose the message once its row lands, for nothing would ever read it as
+// pending again. An entry whose message never came is dropped once it is
+// older than any write can be.
+func TestEntryBeforeItsMessageIsNotStale(t *testing.T) {
+	ks := freshKeyspace(t)
+	writer := openTest(t, ks, nil)
+	var mu sync.Mutex
+	var ahead time.Duration // the reader's clock, moved on to orphanAge below
+	reader := openTest(t, ks, func(o *Options) {
+		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(ahead) }
+	})
+	ctx := context.Background()
+	session, err := writer.beginWrite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newTraffic("k", time.Now(), time.Millisecond)
+	landing, orphan := g.next(), g.next()
+	ts := writer.clock.next()
+	for _, m := range []*sb.Message{landing, orphan} {
+		stmts, done, err := writer.pending.inserts(ctx, session, m.Key, []entry{{id: m.ID, vals: []any{m.Day()}, ttl: time.Hour}}, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = writer.writer.write(ctx, stmts)
+		done(err == nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := pendingIDs(t, reader, "k", "", 10); len(got) != 0 {
+		t.Fatalf("pending %v before the rows landed, want none", got)
+	}
+	reader.dropping.Wait() // what the read dropped, dropped by now
+	row, err := writer.messageRow(landing, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.writer.write(ctx, []stmt{row}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingIDs(t, reader, "k", "", 10); !slices.Equal(got, []string{landing.ID}) {
+		t.Fatalf("pending %v once its row landed, want %s: the entry was dropped while the row was on its way", got, landing.ID)
+	}
+	// orphanAge on: the entry without a message goes.
+	mu.Lock()
+	ahead = orphanAge + time.Minute
+	mu.Unlock()
+	pendingIDs(t, reader, "k", "", 10)
+	reader.dropping.Wait()
+	if _, ok, err := reader.pending.get(ctx, session, "k", orphan.ID); err != nil || ok {
+		t.Fatalf("the orphan entry is still there (%v, %v)", ok, err)
+	}
+	if _, ok, err := reader.pending.get(ctx, session, "k", landing.ID); err != nil || !ok {
+		t.Fatalf("the live entry is gone (%v, %v)", ok, err)
 	}
 }

@@ -50,9 +50,10 @@ func (s *Store) pendingMessages(ctx context.Context, session *gocql.Session, key
 		}
 		var stale []string
 		for _, r := range rows {
-			if st, ok := got[r.id]; ok && st.m.Pending() {
+			st, ok := got[r.id]
+			if ok && st.m.Pending() {
 				out = append(out, st.m)
-			} else if !s.doomed.has(r.id) {
+			} else if s.staleEntry(r.id, r.written, st, ok) {
 				stale = append(stale, r.id)
 			}
 		}
@@ -65,6 +66,30 @@ func (s *Store) pendingMessages(ctx context.Context, session *gocql.Session, key
 	return out, nil
 }
 
+// staleEntry reports whether a queue entry (written at written) that its
+// message does not match (st, found: the message's row as read) may be
+// deleted. Only a row
+// written after the entry says so: a write that inserts an entry (an
+// accept, a record) writes the message's row after it, so a row older
+// than the entry, or none at all, may be that write still on its way, and
+// deleting the entry then would lose the message for good (it would never
+// be read as pending). An entry whose message has no row orphanAge after
+// the entry was written belongs to a write that never finished (undone,
+// or cut short by a crash).
+func (s *Store) staleEntry(messageID string, written int64, st stored, found bool) bool {
+	if s.doomed.has(messageID) {
+		return false
+	}
+	if found {
+		return st.ts >= written
+	}
+	return s.clock.next()-written > orphanAge.Microseconds()
+}
+
+// orphanAge is how long after its entry a message row that does not exist
+// is taken never to come: far beyond a write's timeouts and retries.
+const orphanAge = 5 * time.Minute
+
 // dropStale deletes queue entries whose message no longer needs them, in
 // the background.
 func (s *Store) dropStale(q *queue, owner string, ids []string) {
@@ -72,11 +97,15 @@ func (s *Store) dropStale(q *queue, owner string, ids []string) {
 		return
 	}
 	stmts := q.deletes(owner, ids, s.clock.next())
-	s.background(func(ctx context.Context) {
+	s.dropping.Add(1)
+	if !s.background(func(ctx context.Context) {
+		defer s.dropping.Done()
 		if err := s.writer.write(ctx, stmts); err == nil {
 			q.deleted(owner, len(ids))
 		}
-	})
+	}) {
+		s.dropping.Done()
+	}
 }
 
 // PendingCount counts the pending entries of key from its mark on (see
@@ -195,9 +224,10 @@ func (s *Store) overdue(ctx context.Context, session *gocql.Session, before time
 	stale := map[string][]string{}
 	for _, r := range rows {
 		id := dueMessage(r.id)
-		if st, ok := got[id]; ok && listedDue(st.m) && dueKey(st.m.ReceiptDue, id) == r.id {
+		st, ok := got[id]
+		if ok && listedDue(st.m) && dueKey(st.m.ReceiptDue, id) == r.id {
 			ids = append(ids, id)
-		} else if !s.doomed.has(id) {
+		} else if s.staleEntry(id, r.written, st, ok) {
 			stale[r.shard] = append(stale[r.shard], r.id)
 		}
 	}

@@ -57,6 +57,9 @@ type Store struct {
 	// cleanups bounds the clean-ups after records written in the
 	// background (record.go).
 	cleanups chan struct{}
+	// dropping counts the deletes of stale queue entries on their way
+	// (dropStale), so a test can tell that a read's deletes have landed.
+	dropping sync.WaitGroup
 
 	// lostAnswer, set by tests, makes the writer report statements it
 	// matches as failed after they ran: a write that landed unheard of.
