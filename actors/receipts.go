@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,21 +28,93 @@ type carrierRef struct{ carrier, id string }
 // commit of the "submitted" transition, when a fast carrier's receipt can
 // already be on the wire (often on another bind). Entries live only for
 // that moment, so the map is as small as the submits in flight.
+//
+// A receipt can also come a moment before its submit_sm_resp has been
+// read (the SMSC sends it on another bind, whose reader runs first): such
+// a receipt waits here for the id a short while (responseWait) before it is
+// parked in the store, which would cost it two more writes.
 type correlator struct {
-	mu sync.Mutex
-	m  map[carrierRef]partRef
+	mu      sync.Mutex
+	m       map[carrierRef]partRef
+	waiting map[carrierRef][]*receiptWaiter
+	nwait   int
 }
 
-func newCorrelator() *correlator { return &correlator{m: make(map[carrierRef]partRef)} }
+// receiptWaiter is a receipt waiting for its carrier id; fire runs once,
+// with the part when the id came, else with ok false.
+type receiptWaiter struct {
+	once sync.Once
+	fire func(p partRef, ok bool)
+}
+
+const (
+	// responseWait bounds how long a receipt waits for its submit's
+	// response before it is parked in the store.
+	responseWait = 250 * time.Millisecond
+	// maxReceiptWaiters bounds the receipts waiting at once; past it a
+	// receipt is parked at once.
+	maxReceiptWaiters = 4096
+)
+
+func newCorrelator() *correlator {
+	return &correlator{m: make(map[carrierRef]partRef), waiting: make(map[carrierRef][]*receiptWaiter)}
+}
 
 func (c *correlator) add(carrier string, ids []string, messageID string) {
+	var woken []*receiptWaiter
+	var refs []partRef
 	c.mu.Lock()
 	for i, id := range ids {
-		if id != "" { // a part not accepted yet
-			c.m[carrierRef{carrier, id}] = partRef{messageID, i, ids}
+		if id == "" { // a part not accepted yet
+			continue
 		}
+		k := carrierRef{carrier, id}
+		p := partRef{messageID, i, ids}
+		c.m[k] = p
+		for _, w := range c.waiting[k] {
+			woken, refs = append(woken, w), append(refs, p)
+		}
+		c.nwait -= len(c.waiting[k])
+		delete(c.waiting, k)
 	}
 	c.mu.Unlock()
+	for i, w := range woken {
+		w.once.Do(func() { w.fire(refs[i], true) })
+	}
+}
+
+// await calls fire with the part once carrier id id is added, or with ok
+// false after responseWait (at once when too many receipts wait already).
+func (c *correlator) await(carrier, id string, fire func(p partRef, ok bool)) {
+	k := carrierRef{carrier, id}
+	w := &receiptWaiter{fire: fire}
+	c.mu.Lock()
+	if p, ok := c.m[k]; ok {
+		c.mu.Unlock()
+		fire(p, true)
+		return
+	}
+	if c.nwait >= maxReceiptWaiters {
+		c.mu.Unlock()
+		fire(partRef{}, false)
+		return
+	}
+	c.waiting[k] = append(c.waiting[k], w)
+	c.nwait++
+	c.mu.Unlock()
+	time.AfterFunc(responseWait, func() {
+		c.mu.Lock()
+		ws := c.waiting[k]
+		if i := slices.Index(ws, w); i >= 0 {
+			c.waiting[k] = slices.Delete(ws, i, i+1)
+			if len(c.waiting[k]) == 0 {
+				delete(c.waiting, k)
+			}
+			c.nwait--
+		}
+		c.mu.Unlock()
+		w.once.Do(func() { fire(partRef{}, false) })
+	})
 }
 
 func (c *correlator) remove(carrier string, ids []string) {
@@ -177,18 +250,28 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 		ack(nil) // intermediate (ENROUTE, ACCEPTD): nothing to record
 		return
 	}
-	u := switchboard.Update{Transition: switchboard.Transition{Event: r.Event(), Part: -1}}
-	if ref, ok := e.corr.get(r.Carrier, r.CarrierMessageID); ok {
-		u.MessageID, u.Transition.Part, u.Transition.CarrierIDs = ref.messageID, ref.part, ref.ids
-	} else if e.fleet != nil {
-		e.background(func(ctx context.Context) { e.fleet.receiptToOwner(ctx, r, ack) })
-		return
-	} else {
-		u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
-		u.ParkUntil = e.now().Add(e.receiptTimeout(r.Carrier))
-	}
-	e.recordReceipt(r, u, ack)
+	e.corr.await(r.Carrier, r.CarrierMessageID, func(ref partRef, ok bool) {
+		u := switchboard.Update{Transition: switchboard.Transition{Event: r.Event(), Part: -1}}
+		switch {
+		case ok:
+			u.MessageID, u.Transition.Part, u.Transition.CarrierIDs = ref.messageID, ref.part, ref.ids
+		case e.stopping.Load():
+			ack(errStopping) // the SMSC sends it again, to this node or another
+			return
+		case e.fleet != nil:
+			e.background(func(ctx context.Context) { e.fleet.receiptToOwner(ctx, r, ack) })
+			return
+		default:
+			u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
+			u.ParkUntil = e.now().Add(e.receiptTimeout(r.Carrier))
+		}
+		e.recordReceipt(r, u, ack)
+	})
 }
+
+// errStopping refuses a receipt that waited for its submit's response
+// while the node began to stop.
+var errStopping = switchboard.Errorf(switchboard.EUNAVAILABLE, "the node is stopping")
 
 // recordReceipt records a receipt's update and answers the SMSC.
 func (e *Engine) recordReceipt(r switchboard.Receipt, u switchboard.Update, ack func(error)) {
