@@ -118,6 +118,13 @@ type committer struct {
 
 	// Owned by the committer goroutine, reused across rounds.
 	overlay overlay
+	// inflight remembers the messages in flight as last written, and the
+	// carrier ids indexed for them (cache.go).
+	inflight *inFlight
+	// parkedKeys holds the key of every stored list of parked updates
+	// (r/), read once at open: most carrier ids have none, and the set
+	// spares them a Get (park.go).
+	parkedKeys map[string]struct{}
 	// fences caches the keys' fencing tokens (fence.go).
 	fences map[string]int64
 	// counts caches the pending counter of each key seen (countKey); only
@@ -178,11 +185,13 @@ func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *co
 		syncedCh: make(chan struct{}),
 		overlay: overlay{msgs: map[string]*sb.Message{}, idem: map[string]struct{}{}, settings: map[string]*string{},
 			refs: map[string]refEntry{}, parked: map[string]parkedEntry{}, deleted: map[string]struct{}{}},
-		counts:  map[string]int64{},
-		deltas:  map[string]int64{},
-		touched: map[string]*touchedMessage{},
-		refs:    map[string]refEntry{},
-		parked:  map[string]parkedEntry{},
+		inflight:   newInFlight(maxInFlight),
+		parkedKeys: map[string]struct{}{},
+		counts:     map[string]int64{},
+		deltas:     map[string]int64{},
+		touched:    map[string]*touchedMessage{},
+		refs:       map[string]refEntry{},
+		parked:     map[string]parkedEntry{},
 	}
 }
 

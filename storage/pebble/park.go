@@ -76,6 +76,9 @@ func (c *committer) parkedAt(k string) ([]parkedUpdate, error) {
 	if e, ok := c.overlay.parked[k]; ok {
 		return e.ps, nil
 	}
+	if _, ok := c.parkedKeys[k]; !ok {
+		return nil, nil // nothing stored under k: the usual answer, without a Get
+	}
 	v, closer, err := c.db.Get([]byte(k))
 	if errors.Is(err, pebbledb.ErrNotFound) {
 		return nil, nil
@@ -96,8 +99,24 @@ func (c *committer) parkedAt(k string) ([]parkedUpdate, error) {
 func (c *committer) writeParked(k string, e parkedEntry, b *pebbledb.Batch) error {
 	c.overlay.parked[k] = e
 	if e.gone || len(e.ps) == 0 {
+		delete(c.parkedKeys, k)
 		return b.Delete([]byte(k), nil)
 	}
+	c.parkedKeys[k] = struct{}{}
 	c.val = appendParked(c.val[:0], e.ps)
 	return b.Set([]byte(k), c.val, nil)
+}
+
+// loadParkedKeys fills parkedKeys from the database; the committer must
+// not be running yet.
+func (c *committer) loadParkedKeys() error {
+	prefix := []byte(prefixParked)
+	it, err := c.db.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		c.parkedKeys[string(it.Key())] = struct{}{}
+	}
+	return errors.Join(it.Error(), it.Close())
 }

@@ -223,6 +223,7 @@ func (c *committer) deleteMessage(m *sb.Message, b *pebbledb.Batch) error {
 	delete(c.overlay.msgs, m.ID)
 	delete(c.touched, m.ID)
 	c.overlay.deleted[m.ID] = struct{}{}
+	c.inflight.forget(m)
 	return nil
 }
 
@@ -233,6 +234,7 @@ func (c *committer) deleteRef(k []byte, messageID string, b *pebbledb.Batch) err
 		return err
 	}
 	c.overlay.refs[string(k)] = refEntry{gone: true}
+	c.inflight.dropRef(string(k))
 	return b.Delete(k, nil)
 }
 

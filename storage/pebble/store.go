@@ -161,6 +161,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.committer.loadMaxID(); err != nil {
 		return nil, errors.Join(fmt.Errorf("pebble: open %s: find the highest message ID: %w", dir, err), db.Close())
 	}
+	if err := s.committer.loadParkedKeys(); err != nil {
+		return nil, errors.Join(fmt.Errorf("pebble: open %s: list parked receipts: %w", dir, err), db.Close())
+	}
 	s.committer.start()
 	s.startHousekeeping()
 	return s, nil

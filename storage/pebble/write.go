@@ -143,6 +143,7 @@ func (c *committer) writeNew(nm *sb.NewMessage, b *pebbledb.Batch) error {
 	if err := b.Set(messageKey(c.key[:0], m.ID), c.val, nil); err != nil {
 		return err
 	}
+	c.inflight.put(cloneMessage(m)) // the caller's may change after the round
 	if err := b.Set(dayKey(c.key[:0], m.Key, m.Day(), m.ID), nil, nil); err != nil {
 		return err
 	}
@@ -340,6 +341,9 @@ func (c *committer) lookupRef(k []byte) (refEntry, bool, error) {
 	if r, ok := c.overlay.refs[string(k)]; ok {
 		return r, !r.gone, nil
 	}
+	if r, ok := c.inflight.ref(string(k)); ok {
+		return r, true, nil
+	}
 	return readRef(c.db, k)
 }
 
@@ -353,6 +357,9 @@ func (c *committer) current(id string) (*touchedMessage, error) {
 	m, shared := c.overlay.msgs[id]
 	if _, gone := c.overlay.deleted[id]; gone || (shared && m == nil) {
 		return nil, fmt.Errorf("message %s: %w", id, sb.Errorf(sb.ENOTFOUND, "message not found"))
+	}
+	if !shared {
+		m, shared = c.inflight.message(id)
 	}
 	if !shared {
 		var err error
@@ -385,6 +392,7 @@ func (c *committer) writeTouched(b *pebbledb.Batch) error {
 			return err
 		}
 		c.overlay.refs[k] = r
+		c.inflight.putRef(k, r)
 	}
 	for k, p := range c.parked {
 		if err := c.writeParked(k, p, b); err != nil {
@@ -580,6 +588,11 @@ func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 	c.val = appendMessage(c.val[:0], m)
 	if err := b.Set(messageKey(c.key[:0], m.ID), c.val, nil); err != nil {
 		return err
+	}
+	if m.Status.Final() {
+		c.inflight.forget(m)
+	} else {
+		c.inflight.put(cloneMessage(m)) // m is a result, the caller's to change
 	}
 	switch pending := indexedPending(m); {
 	case pending && !t.wasPending:
