@@ -186,7 +186,9 @@ type Update struct {
 	// id yet (the receipt overtook its submit_sm_resp or the record of
 	// its submit), the store parks the update until ParkUntil and Record
 	// returns nil for it; the Record that indexes the id applies it, in
-	// the same write, after the submitted transition.
+	// the same write, after the submitted transition. With a zero (or
+	// past) ParkUntil nothing is parked: Record returns nil, which says
+	// the id is not known yet.
 	ByCarrier *CarrierRef
 	ParkUntil time.Time
 	// Fence is the writer's fencing token for the message's key (see

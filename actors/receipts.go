@@ -239,34 +239,66 @@ func (r *recorder) record(updates []switchboard.Update) ([]*switchboard.Message,
 
 // onReceipt records a receipt; ack answers the SMSC once the new status is
 // stored (or refuses, so the SMSC sends it again). The carrier id is found
-// in the correlator (a submit whose record is still being written), else by
-// the store, which parks a receipt whose id no message has yet: its submit's
-// response is late (or lost with its connection, and the message was sent
-// again under another id). The parked receipt is applied when the id is
-// recorded, or dropped after the carrier's receipt timeout.
+// in the correlator (a submit whose record is still being written), else
+// by the store, which indexes every recorded submit. A receipt whose id
+// neither knows has overtaken its submit_sm_resp, mostly by a moment (it
+// came in on another bind, whose reader ran first): it waits for the id in
+// the correlator (await), and only if the id does not come then is it
+// parked in the store, to be applied when the id is recorded or dropped
+// after the carrier's receipt timeout.
 func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 	if r.Status == "" {
 		e.metrics.Receipt(r.Carrier, ReceiptIntermediate)
 		ack(nil) // intermediate (ENROUTE, ACCEPTD): nothing to record
 		return
 	}
-	e.corr.await(r.Carrier, r.CarrierMessageID, func(ref partRef, ok bool) {
-		u := switchboard.Update{Transition: switchboard.Transition{Event: r.Event(), Part: -1}}
-		switch {
-		case ok:
-			u.MessageID, u.Transition.Part, u.Transition.CarrierIDs = ref.messageID, ref.part, ref.ids
-		case e.stopping.Load():
-			ack(errStopping) // the SMSC sends it again, to this node or another
+	if ref, ok := e.corr.get(r.Carrier, r.CarrierMessageID); ok {
+		e.recordReceipt(r, receiptUpdate(r, ref), ack)
+		return
+	}
+	if e.fleet != nil {
+		e.background(func(ctx context.Context) { e.fleet.receiptToOwner(ctx, r, ack) })
+		return
+	}
+	// By carrier id, parking nothing (no ParkUntil): a nil message says
+	// the store does not know the id yet.
+	u := receiptUpdate(r, partRef{part: -1})
+	u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
+	e.recorder.add(u, func(m *switchboard.Message, err error) {
+		if err != nil || m != nil {
+			e.receiptRecorded(r, m, err, ack)
 			return
-		case e.fleet != nil:
-			e.background(func(ctx context.Context) { e.fleet.receiptToOwner(ctx, r, ack) })
-			return
-		default:
-			u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
-			u.ParkUntil = e.now().Add(e.receiptTimeout(r.Carrier))
 		}
-		e.recordReceipt(r, u, ack)
+		// Not recorded from here: this runs on the recorder's goroutine,
+		// and the id may be added on a bind's reader; either would wait
+		// on itself if the recorder's queue were full.
+		e.corr.await(r.Carrier, r.CarrierMessageID, func(ref partRef, ok bool) {
+			e.background(func(context.Context) { e.receiptAwaited(r, ref, ok, ack) })
+		})
 	})
+}
+
+// receiptAwaited records a receipt that waited for its id: by the part the
+// correlator found, or parked in the store.
+func (e *Engine) receiptAwaited(r switchboard.Receipt, ref partRef, ok bool, ack func(error)) {
+	switch {
+	case ok:
+		e.recordReceipt(r, receiptUpdate(r, ref), ack)
+	case e.stopping.Load():
+		ack(errStopping) // the SMSC sends it again
+	default:
+		u := receiptUpdate(r, partRef{part: -1})
+		u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
+		u.ParkUntil = e.now().Add(e.receiptTimeout(r.Carrier))
+		e.recordReceipt(r, u, ack)
+	}
+}
+
+// receiptUpdate is a receipt's transition of one part (ref from the
+// correlator; without a message ID, the store finds it by carrier id).
+func receiptUpdate(r switchboard.Receipt, ref partRef) switchboard.Update {
+	return switchboard.Update{MessageID: ref.messageID, Transition: switchboard.Transition{
+		Event: r.Event(), Part: ref.part, CarrierIDs: ref.ids}}
 }
 
 // errStopping refuses a receipt that waited for its submit's response
@@ -275,20 +307,23 @@ var errStopping = switchboard.Errorf(switchboard.EUNAVAILABLE, "the node is stop
 
 // recordReceipt records a receipt's update and answers the SMSC.
 func (e *Engine) recordReceipt(r switchboard.Receipt, u switchboard.Update, ack func(error)) {
-	e.recorder.add(u, func(m *switchboard.Message, err error) {
-		switch {
-		case err != nil:
-		case m == nil:
-			e.stats.receiptsParked.Add(1)
-			e.metrics.Receipt(r.Carrier, ReceiptUnmatched)
-			e.log.Debug().Str("carrier", r.Carrier).Str("carrier_message_id", r.CarrierMessageID).
-				Msg("receipt for a carrier message id not recorded yet; kept until its submit is")
-		default:
-			e.stats.receipts.Add(1)
-			e.metrics.Receipt(r.Carrier, string(r.Status))
-		}
-		ack(err)
-	})
+	e.recorder.add(u, func(m *switchboard.Message, err error) { e.receiptRecorded(r, m, err, ack) })
+}
+
+// receiptRecorded counts a receipt's record and answers the SMSC.
+func (e *Engine) receiptRecorded(r switchboard.Receipt, m *switchboard.Message, err error, ack func(error)) {
+	switch {
+	case err != nil:
+	case m == nil:
+		e.stats.receiptsParked.Add(1)
+		e.metrics.Receipt(r.Carrier, ReceiptUnmatched)
+		e.log.Debug().Str("carrier", r.Carrier).Str("carrier_message_id", r.CarrierMessageID).
+			Msg("receipt for a carrier message id not recorded yet; kept until its submit is")
+	default:
+		e.stats.receipts.Add(1)
+		e.metrics.Receipt(r.Carrier, string(r.Status))
+	}
+	ack(err)
 }
 
 // receiptTimeout is the named carrier's.

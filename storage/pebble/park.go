@@ -31,6 +31,9 @@ type parkedEntry struct {
 
 // park parks an update by carrier id that found no message.
 func (c *committer) park(u *sb.Update) error {
+	if !u.ParkUntil.After(c.now()) {
+		return nil // nothing to keep: the caller only asked whether the id is known
+	}
 	k := string(parkedKey(c.key[:0], u.ByCarrier.Carrier, u.ByCarrier.ID))
 	ps, err := c.parkedAt(k)
 	if err != nil {

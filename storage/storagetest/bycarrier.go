@@ -109,6 +109,26 @@ func testRecordByCarrierParked(t *testing.T, f *fixture) {
 	}
 }
 
+// An update by carrier id without a ParkUntil asks only whether the id is
+// known: for an unknown id Record returns nil and keeps nothing, so the
+// Record that indexes the id later applies nothing.
+func testRecordByCarrierNotParked(t *testing.T, f *fixture) {
+	m := f.message("k1", now())
+	f.accept(t, m)
+	ask := byCarrier("sandbox", "ask-1", receipt(now(), 0, sb.StatusDelivered))
+	ask.ParkUntil = time.Time{}
+	if got := f.record(t, ask); got[0] != nil {
+		t.Fatalf("Record of an unknown carrier id returned %+v, want nil", got[0])
+	}
+	got := f.record(t, sb.Update{MessageID: m.ID, Transition: submitted(now(), "sandbox", "ask-1")})[0]
+	if got.Status != sb.StatusSubmitted {
+		t.Fatalf("status %s after the submit, want submitted: an update without ParkUntil was kept", got.Status)
+	}
+	if got := f.record(t, ask); got[0] == nil || got[0].Status != sb.StatusDelivered {
+		t.Fatalf("the same update once the id is indexed: %+v, want the message delivered", got[0])
+	}
+}
+
 // Receipts parked for several parts, one of them in the same Record call
 // as the submit (before it), all apply when the parts are indexed, also
 // when the parts are indexed one try at a time.

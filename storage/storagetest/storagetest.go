@@ -112,6 +112,7 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 		{"RecordSameMessageTwice", testRecordSameMessageTwice},
 		{"RecordByCarrier", testRecordByCarrier},
 		{"RecordByCarrierParked", testRecordByCarrierParked},
+		{"RecordByCarrierNotParked", testRecordByCarrierNotParked},
 		{"RecordByCarrierParkedParts", testRecordByCarrierParkedParts},
 		{"RecordByCarrierSameCall", testRecordByCarrierSameCall},
 		{"RecordByCarrierConcurrent", testRecordByCarrierConcurrent},
