@@ -245,21 +245,33 @@ func sameCarrier(a, b CarrierConfig) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// lockCarrier finds a running carrier by name with the live set locked;
+// the caller unlocks. A fleet's carriers are not changed this way.
+func (e *Engine) lockCarrier(name string) (*liveCarrier, func(), error) {
+	if e.fleet != nil {
+		return nil, nil, errFleetCarriers
+	}
+	l := &e.live
+	l.mu.Lock()
+	lc := l.carriers[name]
+	if lc == nil {
+		l.mu.Unlock()
+		return nil, nil, switchboard.Errorf(switchboard.ENOTFOUND, "No carrier %q.", name)
+	}
+	return lc, l.mu.Unlock, nil
+}
+
 // SuspendCarrier stops a carrier's binds (they drain their windows and
 // unbind) until ResumeCarrier, as Kannel's stop-smsc: messages go to the
 // next carrier of their route or wait. ctx bounds the wait for the binds
 // to stop.
 func (e *Engine) SuspendCarrier(ctx context.Context, name string) error {
-	if e.fleet != nil {
-		return errFleetCarriers
+	lc, unlock, err := e.lockCarrier(name)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	l := &e.live
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lc := l.carriers[name]
-	if lc == nil {
-		return switchboard.Errorf(switchboard.ENOTFOUND, "No carrier %q.", name)
-	}
 	if lc.suspended {
 		return nil
 	}
@@ -276,16 +288,11 @@ func (e *Engine) SuspendCarrier(ctx context.Context, name string) error {
 
 // ResumeCarrier starts a suspended carrier's binds again.
 func (e *Engine) ResumeCarrier(name string) error {
-	if e.fleet != nil {
-		return errFleetCarriers
+	lc, unlock, err := e.lockCarrier(name)
+	if err != nil {
+		return err
 	}
-	l := &e.live
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lc := l.carriers[name]
-	if lc == nil {
-		return switchboard.Errorf(switchboard.ENOTFOUND, "No carrier %q.", name)
-	}
+	defer unlock()
 	if !lc.suspended {
 		return nil
 	}

@@ -28,9 +28,7 @@ func (f *fleet) receiptToOwner(ctx context.Context, r switchboard.Receipt, ack f
 		// Park it; if the id was recorded meanwhile (the owner's record
 		// may have read the parked receipts before this one was parked),
 		// send it to the owner after all: applying it twice is harmless.
-		u := switchboard.Update{Transition: switchboard.Transition{Event: r.Event(), Part: -1},
-			ByCarrier: &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID},
-			ParkUntil: e.now().Add(e.receiptTimeout(r.Carrier))}
+		u := byCarrierID(r, e.now().Add(e.receiptTimeout(r.Carrier)))
 		e.recordReceipt(r, u, func(err error) {
 			if err != nil {
 				ack(err)

@@ -260,11 +260,9 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 		e.background(func(ctx context.Context) { e.fleet.receiptToOwner(ctx, r, ack) })
 		return
 	}
-	// By carrier id, parking nothing (no ParkUntil): a nil message says
-	// the store does not know the id yet.
-	u := receiptUpdate(r, partRef{part: -1})
-	u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
-	e.recorder.add(u, func(m *switchboard.Message, err error) {
+	// Parking nothing (no ParkUntil): a nil message says the store does
+	// not know the id yet.
+	e.recorder.add(byCarrierID(r, time.Time{}), func(m *switchboard.Message, err error) {
 		if err != nil || m != nil {
 			e.receiptRecorded(r, m, err, ack)
 			return
@@ -287,11 +285,17 @@ func (e *Engine) receiptAwaited(r switchboard.Receipt, ref partRef, ok bool, ack
 	case e.stopping.Load():
 		ack(errStopping) // the SMSC sends it again
 	default:
-		u := receiptUpdate(r, partRef{part: -1})
-		u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
-		u.ParkUntil = e.now().Add(e.receiptTimeout(r.Carrier))
-		e.recordReceipt(r, u, ack)
+		e.recordReceipt(r, byCarrierID(r, e.now().Add(e.receiptTimeout(r.Carrier))), ack)
 	}
+}
+
+// byCarrierID is a receipt's update for the store to find by carrier id,
+// parked until parkUntil if the id is not indexed yet.
+func byCarrierID(r switchboard.Receipt, parkUntil time.Time) switchboard.Update {
+	u := receiptUpdate(r, partRef{part: -1})
+	u.ByCarrier = &switchboard.CarrierRef{Carrier: r.Carrier, ID: r.CarrierMessageID}
+	u.ParkUntil = parkUntil
+	return u
 }
 
 // receiptUpdate is a receipt's transition of one part (ref from the

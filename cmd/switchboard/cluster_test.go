@@ -420,6 +420,21 @@ func (r *fleetRig) status(client *http.Client, s sent) string {
 	return ""
 }
 
+// startLoad runs the tests' load (8 clients through every node) until the
+// function it returns is called, which returns what the load sent.
+func (r *fleetRig) startLoad() func() ([]sent, map[int]int) {
+	ctx, stop := context.WithCancel(context.Background())
+	var accepted []sent
+	var codes map[int]int
+	done := make(chan struct{})
+	go func() { accepted, codes = r.load(ctx, 8, 0); close(done) }()
+	return func() ([]sent, map[int]int) {
+		stop()
+		<-done
+		return accepted, codes
+	}
+}
+
 // waitFinal waits until every accepted message has a final status.
 func (r *fleetRig) waitFinal(accepted []sent, within time.Duration) map[string]int {
 	r.t.Helper()
@@ -504,11 +519,7 @@ func TestFleetAcceptsEverywhereInOrder(t *testing.T) {
 // docs/benchmarks.md, not a timed assertion).
 func TestFleetSurvivesKill9(t *testing.T) {
 	r := newFleetRig(t, 3)
-	ctx, stop := context.WithCancel(context.Background())
-	var accepted []sent
-	var codes map[int]int
-	done := make(chan struct{})
-	go func() { accepted, codes = r.load(ctx, 8, 0); close(done) }()
+	stopLoad := r.startLoad()
 	time.Sleep(2 * time.Second)
 	victim := r.nodes[1]
 	r.kill(victim)
@@ -517,8 +528,7 @@ func TestFleetSurvivesKill9(t *testing.T) {
 	back := r.untilEveryKeyAccepts(r.nodes[0], 30*time.Second)
 	t.Logf("after kill -9 of a node, every key accepted again through a survivor within %v", back.Sub(killed).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
-	stop()
-	<-done
+	accepted, codes := stopLoad()
 	statuses := r.waitFinal(accepted, 120*time.Second)
 	t.Logf("accepted %d (answers %v), final %v, %d duplicates at the carrier", len(accepted), codes, statuses, r.duplicates())
 	if len(accepted) < 100 {
@@ -561,11 +571,7 @@ func (r *fleetRig) untilEveryKeyAccepts(nd *fleetNode, within time.Duration) tim
 // tokens the messages were written with never go down.
 func TestFleetSurvivesPause(t *testing.T) {
 	r := newFleetRig(t, 3)
-	ctx, stop := context.WithCancel(context.Background())
-	var accepted []sent
-	var codes map[int]int
-	done := make(chan struct{})
-	go func() { accepted, codes = r.load(ctx, 8, 0); close(done) }()
+	stopLoad := r.startLoad()
 	time.Sleep(2 * time.Second)
 	victim := r.nodes[2]
 	r.pause(victim)
@@ -573,8 +579,7 @@ func TestFleetSurvivesPause(t *testing.T) {
 	r.resume(victim)
 	r.waitLog(victim, "rejoined the cluster as a new member", 60*time.Second)
 	time.Sleep(time.Second)
-	stop()
-	<-done
+	accepted, codes := stopLoad()
 	for _, nd := range r.nodes {
 		r.untilEveryKeyAccepts(nd, 60*time.Second)
 	}
@@ -632,11 +637,7 @@ func (r *fleetRig) checkFences(accepted []sent) {
 // logged (a figure for docs/benchmarks.md).
 func TestFleetRollingRestart(t *testing.T) {
 	r := newFleetRig(t, 3)
-	ctx, stop := context.WithCancel(context.Background())
-	var accepted []sent
-	var codes map[int]int
-	done := make(chan struct{})
-	go func() { accepted, codes = r.load(ctx, 8, 0); close(done) }()
+	stopLoad := r.startLoad()
 	time.Sleep(time.Second)
 	for _, nd := range r.nodes {
 		if err := nd.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -647,8 +648,7 @@ func TestFleetRollingRestart(t *testing.T) {
 		r.waitReady(nd, 60*time.Second)
 		time.Sleep(time.Second)
 	}
-	stop()
-	<-done
+	accepted, codes := stopLoad()
 	statuses := r.waitFinal(accepted, 120*time.Second)
 	lat := make([]time.Duration, len(accepted))
 	for i, s := range accepted {

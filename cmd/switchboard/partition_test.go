@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -211,19 +210,14 @@ func (n *netns) relayInside(t *testing.T, dir string, pairs ...string) {
 func TestFleetSurvivesPartition(t *testing.T) {
 	ns := newNetns(t)
 	r := newPartitionedRig(t, ns)
-	ctx, stop := context.WithCancel(context.Background())
-	var accepted []sent
-	var codes map[int]int
-	done := make(chan struct{})
-	go func() { accepted, codes = r.load(ctx, 8, 0); close(done) }()
+	stopLoad := r.startLoad()
 	time.Sleep(2 * time.Second)
 	ns.cut(t)
 	time.Sleep(8 * time.Second)
 	ns.heal(t)
 	r.waitLog(r.nodes[2], "rejoined the cluster as a new member", 60*time.Second)
 	time.Sleep(time.Second)
-	stop()
-	<-done
+	accepted, codes := stopLoad()
 	for _, nd := range r.nodes {
 		r.untilEveryKeyAccepts(nd, 60*time.Second)
 	}
