@@ -41,6 +41,14 @@ import (
 // every earlier one: an ECONFLICT may rest on a write that was visible but
 // not yet durable.
 //
+// Lazy requests: removing delivered callbacks from the outbox
+// (FinishCallbacks) starts no round of its own. It waits in the queue for
+// the next round another write starts, or for lazyDelay when none comes.
+// On a node taking a message every millisecond a removal of its own costs
+// a round, a WAL write and an fsync; riding along it costs a batch entry.
+// Its caller waits a little longer, and a crash in between only means the
+// callback is sent again, which at-least-once delivery allows anyway.
+//
 // Cancellation: a caller whose ctx ends while its request is still queued
 // withdraws it and gets ctx's error. Once the committer has taken the
 // request it is committed regardless, and the caller waits for the result.
@@ -60,6 +68,9 @@ const (
 	maxBatchBytes = 4 << 20
 	// syncQueue bounds the rounds applied but not yet synced.
 	syncQueue = 16
+	// defaultLazyDelay bounds how long a lazy request waits for a round
+	// another write starts (see Lazy requests above).
+	defaultLazyDelay = 20 * time.Millisecond
 )
 
 // Request states: a queued request is taken by the committer or abandoned
@@ -77,6 +88,7 @@ const (
 // reads only after done, and only if err is nil.
 type request struct {
 	write func(c *committer, b *pebbledb.Batch) error
+	lazy  bool // rides with the next round (see Lazy requests above)
 
 	state atomic.Uint32
 	done  chan struct{} // closed by the syncer once err is set
@@ -101,6 +113,11 @@ type committer struct {
 	mu      sync.Mutex
 	queue   []*request
 	stopped bool
+	// lazyTimer wakes the committer for lazy requests no other write took
+	// along, lazyDelay after the first; armed while the queue holds one.
+	lazyTimer *time.Timer
+	lazyArmed bool
+	lazyDelay time.Duration
 
 	wake   chan struct{} // capacity 1: "the queue is not empty"
 	quit   chan struct{}
@@ -172,7 +189,7 @@ func (o *overlay) clear() {
 }
 
 func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *committer {
-	return &committer{
+	c := &committer{
 		db:       db,
 		now:      now,
 		log:      log,
@@ -193,6 +210,18 @@ func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *co
 		refs:       map[string]refEntry{},
 		parked:     map[string]parkedEntry{},
 	}
+	c.lazyDelay = defaultLazyDelay
+	c.lazyTimer = time.AfterFunc(time.Hour, c.signal)
+	c.lazyTimer.Stop()
+	return c
+}
+
+// signal wakes the committer goroutine.
+func (c *committer) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // start starts the committer and syncer goroutines, which stop ends.
@@ -206,6 +235,7 @@ func (c *committer) start() {
 func (c *committer) stop() {
 	c.mu.Lock()
 	c.stopped = true
+	c.lazyTimer.Stop()
 	c.mu.Unlock()
 	close(c.quit)
 	<-c.done
@@ -227,10 +257,14 @@ func (c *committer) do(ctx context.Context, req *request) error {
 		return errClosed()
 	}
 	c.queue = append(c.queue, req)
+	wake := !req.lazy
+	if req.lazy && !c.lazyArmed {
+		c.lazyArmed = true
+		c.lazyTimer.Reset(c.lazyDelay)
+	}
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if wake {
+		c.signal()
 	}
 	select {
 	case <-req.done:
@@ -274,6 +308,10 @@ func (c *committer) take() (reqs []*request, stopped bool) {
 	c.queue = c.queue[n:]
 	if len(c.queue) == 0 {
 		c.queue = nil
+		if c.lazyArmed { // a spurious wake-up if it fires anyway: harmless
+			c.lazyTimer.Stop()
+			c.lazyArmed = false
+		}
 	}
 	return reqs, c.stopped
 }

@@ -210,3 +210,60 @@ func TestClaimIDAcrossFloor(t *testing.T) {
 		t.Errorf("msg_a again: %v, want ECONFLICT", err)
 	}
 }
+
+// A lazy request starts no round: it commits in the next round another
+// write starts. With no other write, it commits after the lazy delay; and
+// a stop commits what is still queued.
+func TestLazyRequestRidesWithTheNextRound(t *testing.T) {
+	db, err := pebbledb.Open(t.TempDir(), &pebbledb.Options{Logger: pebbleLogger{zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := newCommitter(db, time.Now, zerolog.Nop())
+	c.lazyDelay = time.Hour // only another write, or the stop, takes it
+	c.start()
+	stop := sync.OnceFunc(c.stop)
+	defer stop()
+	lazy := func() <-chan error {
+		errc := make(chan error, 1)
+		go func() {
+			errc <- c.do(t.Context(), &request{write: func(*committer, *pebbledb.Batch) error { return nil }, lazy: true})
+		}()
+		for c.queued() == 0 && len(errc) == 0 { // queued, or (wrongly) committed already
+			time.Sleep(time.Millisecond)
+		}
+		return errc
+	}
+
+	first := lazy()
+	if n := c.applied.Load(); n != 0 {
+		t.Fatalf("%d rounds after a lazy request alone, want 0", n)
+	}
+	if err := c.do(t.Context(), acceptRequest(&sb.Message{ID: "msg_1", Key: "k", Status: sb.StatusAccepted})); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("lazy request: %v", err)
+	}
+	if n := c.applied.Load(); n != 1 {
+		t.Fatalf("%d rounds, want 1: the lazy request rides with the Accept", n)
+	}
+
+	queuedAtStop := lazy()
+	stop()
+	if err := <-queuedAtStop; err != nil {
+		t.Fatalf("lazy request queued at stop: %v", err)
+	}
+
+	alone := newCommitter(db, time.Now, zerolog.Nop())
+	alone.lazyDelay = time.Millisecond
+	alone.start()
+	defer alone.stop()
+	if err := alone.do(t.Context(), &request{write: func(*committer, *pebbledb.Batch) error { return nil }, lazy: true}); err != nil {
+		t.Fatalf("lazy request with no other write: %v", err)
+	}
+	if n := alone.applied.Load(); n != 1 {
+		t.Fatalf("%d rounds, want 1", n)
+	}
+}

@@ -71,10 +71,11 @@ func (s *Store) CallbackEndpoints(ctx context.Context) ([]string, error) {
 // FinishCallbacks deletes callbacks from the outbox (one not there is not
 // an error) and appends the failure of each given up on to its message's
 // WebhookFailures, skipping a message that does not exist; all in one
-// batch, returning once it is synced.
+// batch, returning once it is synced. The batch rides with the next round
+// another write starts, within defaultLazyDelay (see Lazy requests in commit.go).
 func (s *Store) FinishCallbacks(ctx context.Context, done []sb.FinishedCallback) error {
 	write := func(c *committer, b *pebbledb.Batch) error { return c.finish(done, b) }
-	if err := s.committer.do(ctx, &request{write: write}); err != nil {
+	if err := s.committer.do(ctx, &request{write: write, lazy: true}); err != nil {
 		return fmt.Errorf("pebble: finish callbacks: %w", err)
 	}
 	return nil
