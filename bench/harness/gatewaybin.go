@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,10 +25,11 @@ type gatewayProc struct {
 	secrets  []string
 }
 
-// startGatewayBin starts the simulator (unless --smsc names one) and the
-// gateway binary ("build": go build it first) with a config of the same
-// shape the in-process node has; the cleanups stop it with SIGTERM.
-func (r *rig) startGatewayBin(cfg nodeConfig) (*gatewayProc, error) {
+// startGatewayBin starts the simulator (unless --smsc names one; refusing
+// binds if carrierDown, with onSubmit as its OnSubmit hook if not nil) and
+// the gateway binary ("build": go build it first) with a config of the
+// same shape the in-process node has; the cleanups stop it with SIGTERM.
+func (r *rig) startGatewayBin(cfg nodeConfig, carrierDown bool, onSubmit func(smsc.Submit)) (*gatewayProc, error) {
 	dir := filepath.Dir(cfg.dataDir)
 	bin := r.s.gatewayBin
 	if bin == "build" {
@@ -38,7 +40,7 @@ func (r *rig) startGatewayBin(cfg nodeConfig) (*gatewayProc, error) {
 	}
 	gw := &gatewayProc{smscAddr: cfg.smscAddr}
 	if gw.smscAddr == "" {
-		sim, err := startSim(cfg, false, nil)
+		sim, err := startSim(cfg, carrierDown, onSubmit)
 		if err != nil {
 			return nil, err
 		}
@@ -84,6 +86,9 @@ func (r *rig) startGatewayBin(cfg nodeConfig) (*gatewayProc, error) {
 	}
 	return nil, fmt.Errorf("--gateway-bin: %s exited before printing its address", bin)
 }
+
+// measured is the gateway's process, whose RSS and CPU are its alone.
+func (gw *gatewayProc) measured() proc { return proc(strconv.Itoa(gw.cmd.Process.Pid)) }
 
 // begin and end make the gateway profile the measured window (its
 // --cpuprofile and --memprofile); it writes the files by the time it

@@ -564,33 +564,39 @@ func (n *node) receiptsOrZero() int64 {
 
 // progress prints the one-line-a-second status of the queue and webhook
 // scenarios: elapsed time, phase, the mode's own figures, receipts/s,
-// RSS and CPU.
+// and the RSS and CPU of the gateway's process (this one for the
+// in-process node, the child for --gateway-bin).
 type progress struct {
 	out          io.Writer
-	n            *node
+	src          progressSource
+	gw           proc
 	start        time.Time
 	lastReceipts int64
 	last         usage
 }
 
-func newProgress(out io.Writer, n *node) *progress {
-	return &progress{out: out, n: n, start: time.Now(), lastReceipts: n.receiptsOrZero(), last: sampleUsage()}
+// progressSource is what the progress line reads of the gateway.
+type progressSource interface {
+	receipts() int64 // parts receipted so far
+	measured() proc  // the process whose RSS and CPU are the gateway's
+}
+
+func newProgress(out io.Writer, src progressSource) *progress {
+	gw := src.measured()
+	return &progress{out: out, src: src, gw: gw, start: time.Now(), lastReceipts: src.receipts(), last: gw.sample()}
 }
 
 func (p *progress) print(phase, line string) {
-	u := sampleUsage()
+	u := p.gw.sample()
 	proc, machine := p.last.since(u)
 	el := u.at.Sub(p.last.at).Seconds()
 	p.last = u
-	deliv := ""
-	if p.n != nil {
-		r := p.n.receipts()
-		if r < p.lastReceipts { // a new engine after a restart
-			p.lastReceipts = 0
-		}
-		deliv = fmt.Sprintf("  delivered/s %6.0f", float64(r-p.lastReceipts)/el)
-		p.lastReceipts = r
+	r := p.src.receipts()
+	if r < p.lastReceipts { // a new engine after a restart
+		p.lastReceipts = 0
 	}
+	deliv := fmt.Sprintf("  delivered/s %6.0f", float64(r-p.lastReceipts)/el)
+	p.lastReceipts = r
 	fmt.Fprintf(p.out, "[%5.1fs] %-8s %s%s  rss %5.0fMB  cpu %.2f (machine %.2f)\n",
-		time.Since(p.start).Seconds(), phase, line, deliv, rssMB(), proc, machine)
+		time.Since(p.start).Seconds(), phase, line, deliv, p.gw.rssMB(), proc, machine)
 }

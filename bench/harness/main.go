@@ -182,7 +182,7 @@ func flags(s *settings) *flag.FlagSet {
 	fs.BoolVar(&s.keepData, "keep-data", false, "keep the temporary store directory")
 	fs.StringVar(&s.logLevel, "log-level", "warn", "gateway log level (debug, info, warn, error), to stderr")
 
-	fs.IntVar(&s.queueN, "queue", 0, "scenario: accept `N` messages with the carrier down, report memory, bring the carrier back and measure the drain")
+	fs.IntVar(&s.queueN, "queue", 0, "scenario: accept `N` messages with the carrier down, report memory (with --gateway-bin: the gateway process's alone), bring the carrier back and measure the drain")
 	fs.IntVar(&s.restartN, "restart-pending", 0, "scenario: accept `N` with the carrier down, stop the gateway cleanly, reopen it and measure time to first submit and the drain")
 	fs.IntVar(&s.batchConns, "batch-conns", 4, "--queue/--restart-pending/--webhooks: concurrent batch requests")
 	fs.DurationVar(&s.acceptFor, "accept-for", 10*time.Minute, "--queue/--restart-pending/--webhooks: bound on the accept phase")
@@ -275,8 +275,10 @@ func (s *settings) check(set map[string]bool) error {
 		return errors.New("--queue and --restart-pending are separate runs")
 	case s.target != "" && scenarios:
 		return errors.New("--queue, --restart-pending and --webhooks need the in-process node (no --target)")
-	case s.gatewayBin != "" && scenarios:
-		return errors.New("--queue, --restart-pending and --webhooks need the in-process node (no --gateway-bin)")
+	case s.gatewayBin != "" && (s.restartN > 0 || s.webhooksN > 0):
+		return errors.New("--restart-pending and --webhooks need the in-process node (no --gateway-bin)")
+	case s.smscAddr != "" && (s.queueN > 0 || s.restartN > 0):
+		return errors.New("--queue and --restart-pending need the in-process simulator, to refuse binds (no --smsc)")
 	case s.profilePhase != "accept" && s.profilePhase != "drain":
 		return errors.New("--profile-phase is accept or drain")
 	case s.batch < 0 || s.batchConns < 1:
@@ -442,7 +444,11 @@ func (r *rig) run() (int, error) {
 		cfg.maxQueued = max(cfg.maxQueued, n)
 		_, secrets := benchKeys(s.keys, 0)
 		q.n, q.gen, q.cpuProfile, q.profile, q.restart = n, newGen(r.variants, s.dests, secrets), s.cpuProfile, s.profilePhase, s.restartN > 0
-		ok, err := runQueue(cfg, q)
+		g, err := r.startQueueGateway(cfg, q)
+		if err != nil {
+			return 1, err
+		}
+		ok, err := runQueue(g, q, r.out)
 		if err != nil {
 			return 1, err
 		}
@@ -570,13 +576,13 @@ func (r *rig) runLocal(cfg nodeConfig, b *backend) (int, *summary, error) {
 			orNone(b.redis), b.redisPID)
 	}
 	if s.gatewayBin != "" {
-		gw, err := r.startGatewayBin(cfg)
+		gw, err := r.startGatewayBin(cfg, false, nil)
 		if err != nil {
 			return 1, nil, err
 		}
 		base.gwPID = gw.cmd.Process.Pid
 		sim = gw.sim
-		base.addr, base.gw, base.gwWho = gw.addr, proc(fmt.Sprint(gw.cmd.Process.Pid)), "the gateway process alone"
+		base.addr, base.gw, base.gwWho = gw.addr, gw.measured(), "the gateway process alone"
 		base.driver = newSwitchboardDriver(gw.addr, base.gen)
 		base.gen.auths = authsFor(gw.secrets)
 		if base.prof != nil {

@@ -86,10 +86,7 @@ type node struct {
 	gw   *gwnode.Node // nil while stopped (--restart-pending)
 	addr string       // the API's address while gw runs
 
-	// Fed by the simulator's OnSubmit hook (one per submit_sm part it
-	// accepted): the count, and the first one's time since armFirstSubmit.
-	submits     atomic.Int64
-	firstSubmit atomic.Int64 // unix nanos; 0 until one arrives
+	submitWatch // fed by the simulator's OnSubmit hook
 }
 
 // benchKeys makes n API keys with limits far above any load here.
@@ -165,24 +162,42 @@ func (n *node) smscAddr() string {
 	return n.sim.Addr()
 }
 
-func (n *node) onSubmit(smsc.Submit) {
-	n.submits.Add(1)
-	if n.firstSubmit.Load() == 0 {
-		n.firstSubmit.CompareAndSwap(0, time.Now().UnixNano())
+// submitWatch is fed by the simulator's OnSubmit hook, one call per
+// submit_sm part it accepted: the count, and the first one's time since
+// armFirstSubmit, which times the carrier coming back. The hook is the
+// only view of the carrier side that does not depend on where the gateway
+// runs.
+type submitWatch struct {
+	submits     atomic.Int64
+	firstSubmit atomic.Int64 // unix nanos; 0 until one arrives
+}
+
+// onSubmit is the simulator's OnSubmit hook; it must not block.
+func (w *submitWatch) onSubmit(smsc.Submit) {
+	w.submits.Add(1)
+	if w.firstSubmit.Load() == 0 {
+		w.firstSubmit.CompareAndSwap(0, time.Now().UnixNano())
 	}
 }
 
 // armFirstSubmit forgets the first submit seen so far, so the next one is
 // timed.
-func (n *node) armFirstSubmit() { n.firstSubmit.Store(0) }
+func (w *submitWatch) armFirstSubmit() { w.firstSubmit.Store(0) }
 
 // firstSubmitAt is the first submit since armFirstSubmit, zero if none.
-func (n *node) firstSubmitAt() time.Time {
-	if ns := n.firstSubmit.Load(); ns != 0 {
+func (w *submitWatch) firstSubmitAt() time.Time {
+	if ns := w.firstSubmit.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
 	return time.Time{}
 }
+
+// submitCount is how many submit_sm parts the simulator has accepted.
+func (w *submitWatch) submitCount() int64 { return w.submits.Load() }
+
+// measured is the process whose RSS and CPU are the in-process node's:
+// this one, with the load generator and the simulator in it.
+func (n *node) measured() proc { return self }
 
 // openGateway opens the store, starts the engine and serves HTTP, as the
 // switchboard command does (package node), with the bench's one carrier.

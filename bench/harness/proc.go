@@ -98,20 +98,26 @@ func statusKBOf(pid, name string) int64 {
 func rssMB() float64 { return float64(statusKB("VmRSS")) / 1024 }
 
 // hwmMB is the peak resident set (VmHWM), in MiB, since start or the last
-// resetPeakRSS.
+// self.resetPeak().
 func hwmMB() float64 { return float64(statusKB("VmHWM")) / 1024 }
 
-// resetPeakRSS makes VmHWM start again from the current RSS (Linux 4.0+),
-// so a phase's peak can be told from an earlier one's. It reports whether
-// the kernel took it.
-func resetPeakRSS() bool {
-	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+// resetPeak makes p's VmHWM start again from its current RSS (Linux 4.0+),
+// so a phase's peak can be told from an earlier one's. Writing another
+// process's clear_refs needs the rights over it that its parent, of the
+// same user, has. It reports whether the kernel took it for every process.
+func (p proc) resetPeak() bool {
+	ok := true
+	p.each(func(one string) {
+		ok = os.WriteFile("/proc/"+one+"/clear_refs", []byte("5"), 0) == nil && ok
+	})
+	return ok
 }
 
 // rssMB is p's resident set now (VmRSS), in MiB.
 func (p proc) rssMB() float64 { return float64(p.statusKB("VmRSS")) / 1024 }
 
-// hwmMB is p's peak resident set (VmHWM), in MiB.
+// hwmMB is p's peak resident set (VmHWM), in MiB, since start or the last
+// p.resetPeak().
 func (p proc) hwmMB() float64 { return float64(p.statusKB("VmHWM")) / 1024 }
 
 // cpuTime is the process's user+system CPU time (/proc/self/stat utime +

@@ -101,7 +101,7 @@ func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
 	}
 	_ = receipted
 
-	resetPeakRSS()
+	self.resetPeak()
 	u0 := sampleUsage()
 	healthy.Store(true)
 	flipped := time.Now()
@@ -137,7 +137,7 @@ func acceptAndReceipt(n *node, k, msgs int, before int64, o webhookOpts) (int64,
 	q.n = msgs
 	q.gen = newGen(q.gen.variants, 1000, []string{n.secrets[k]})
 	t0 := time.Now()
-	c := acceptBatches(n, q)
+	c := acceptBatches(n.addr, q, newProgress(out, n))
 	if got := c.accepted.Load(); got != int64(msgs) {
 		return 0, fmt.Errorf("accepted %d of %d messages", got, msgs)
 	}
