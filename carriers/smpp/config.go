@@ -21,6 +21,11 @@ const (
 	TransmitterReceiver BindMode = "transmitter_receiver"
 )
 
+// DefaultReceiveWindow is Config.ReceiveWindow's default: far more than
+// an SMSC with a window of its own keeps in flight, and about a megabyte
+// of receipts held per connection.
+const DefaultReceiveWindow = 1000
+
 // Config describes one logical bind. Zero durations take the defaults listed
 // on each field.
 type Config struct {
@@ -38,6 +43,12 @@ type Config struct {
 	// Window is the most submit_sm in flight at once (default 10). A full
 	// window makes Submit wait, it never drops.
 	Window int
+	// ReceiveWindow is the most deliver_sm and data_sm read from one
+	// connection and not yet acknowledged (default 1,000). At the limit
+	// the connection's reader waits for an ack before it reads on, so an
+	// SMSC that sends receipts faster than they are stored, without a
+	// window of its own, is slowed by TCP instead of filling memory.
+	ReceiveWindow int
 	// TPS paces submits on this bind (0: unlimited). To share a carrier's
 	// TPS across binds, pass the same Limiter (from NewLimiter) to each
 	// instead.
@@ -103,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxParts <= 0 {
 		c.MaxParts = 10
+	}
+	if c.ReceiveWindow <= 0 {
+		c.ReceiveWindow = DefaultReceiveWindow
 	}
 	def(&c.ResponseTimeout, 10*time.Second)
 	def(&c.EnquireLinkInterval, 30*time.Second)

@@ -88,7 +88,19 @@ func isReceipt(esm byte) bool {
 
 // acker returns the ack for one deliver_sm/data_sm: OK, or ESME_RX_T_APPN
 // ("temporary application error") so the SMSC keeps it and tries again.
+// It takes a place in the receive window first, waiting on the reading
+// goroutine while the window is full (or until the connection ends); the
+// ack gives the place back.
 func (c *Client) acker(s *session, req pdu.PDU) func(error) {
+	select {
+	case s.unacked <- struct{}{}:
+	default:
+		c.stats.receiveWindowFull.Add(1)
+		select {
+		case s.unacked <- struct{}{}:
+		case <-s.conn.Done():
+		}
+	}
 	return func(err error) {
 		status := data.ESME_ROK
 		if err != nil {
@@ -96,6 +108,10 @@ func (c *Client) acker(s *session, req pdu.PDU) func(error) {
 			c.log.Warn().Err(err).Msg("smpp delivery not stored; asked the SMSC to retry")
 		}
 		_ = s.conn.Send(Response(req, status))
+		select { // never blocks: a second call of one ack frees nothing it did not take
+		case <-s.unacked:
+		default:
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/linxGnu/gosmpp/data"
 	"github.com/linxGnu/gosmpp/pdu"
 	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
 )
 
 // scriptedPeer is a hand-driven SMPP server for tests that need a peer to
@@ -375,5 +376,59 @@ func TestParseStatus(t *testing.T) {
 		if _, err := ParseStatus(bad); err == nil {
 			t.Errorf("ParseStatus(%q) took it", bad)
 		}
+	}
+}
+
+// A peer that sends receipts without a window of its own gets at most
+// ReceiveWindow of them read before the first is acknowledged: the reader
+// waits, and each ack lets one more in.
+func TestReceiveWindowBoundsUnacknowledgedDeliveries(t *testing.T) {
+	const window, sent = 5, 20
+	answered := make(chan int, 1)
+	peer := newScriptedPeer(t, func(c *Conn) {
+		for i := range sent {
+			d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+			_ = d.Message.SetMessageDataWithEncoding([]byte(fmt.Sprintf("id:%d sub:001 dlvrd:001 submit date:2601011200 done date:2601011201 stat:DELIVRD err:000 text:hi", i)), DataCoding(0))
+			d.EsmClass = 0x04
+			d.SetSequenceNumber(int32(i + 1))
+			if c.Send(d) != nil {
+				return
+			}
+		}
+		n := 0
+		for n < sent {
+			f, err := c.ReadPDU()
+			if err != nil {
+				break
+			}
+			if _, ok := f.PDU.(*pdu.DeliverSMResp); ok {
+				n++
+			} else if f.PDU.CanResponse() {
+				_ = c.Send(Response(f.PDU, data.ESME_ROK))
+			}
+		}
+		answered <- n
+	})
+	acks := make(chan func(error), sent)
+	cfg := testConfig(peer.addr())
+	cfg.ReceiveWindow = window
+	cfg.OnReceipt = func(_ switchboard.Receipt, ack func(error)) { acks <- ack }
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+
+	eventually(t, "the reader to wait at a full window", func() bool { return cl.Stats().ReceiveWindowFull > 0 })
+	if n := len(acks); n != window {
+		t.Fatalf("%d receipts read with none acknowledged, want the window, %d", n, window)
+	}
+	(<-acks)(nil)
+	eventually(t, "one more receipt after one ack", func() bool { return cl.Stats().Receipts == window+1 })
+	for i := 1; i < sent; i++ {
+		(<-acks)(nil)
+	}
+	if n := <-answered; n != sent {
+		t.Fatalf("peer got %d deliver_sm_resp, want %d", n, sent)
 	}
 }

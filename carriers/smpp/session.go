@@ -33,6 +33,10 @@ type session struct {
 	conn *Conn
 	role role
 
+	// unacked holds a token for each deliver_sm and data_sm read and not
+	// yet acknowledged, up to the receive window.
+	unacked chan struct{}
+
 	mu       sync.Mutex
 	inflight map[int32]*request
 	closed   bool
@@ -46,6 +50,7 @@ func newSession(c *Client, conn *Conn, r role) *session {
 		conn:     conn,
 		role:     r,
 		inflight: make(map[int32]*request, c.cfg.Window),
+		unacked:  make(chan struct{}, c.cfg.ReceiveWindow),
 		drained:  make(chan struct{}),
 	}
 }

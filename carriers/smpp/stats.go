@@ -15,11 +15,15 @@ type Stats struct {
 	Receipts   int64 // receipts decoded and handed to OnReceipt
 	Inbound    int64 // mobile-originated parts handed to OnInbound
 	BadDeliver int64 // deliver_sm / data_sm that could not be understood (logged)
+	// ReceiveWindowFull counts the times the reader waited for an ack
+	// because Config.ReceiveWindow deliveries were unacknowledged.
+	ReceiveWindowFull int64
 }
 
 type counters struct {
 	binds, reconnects, submits, accepted, refused, throttled atomic.Int64
 	timeouts, lost, receipts, inbound, badDeliver            atomic.Int64
+	receiveWindowFull                                        atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -29,6 +33,6 @@ func (c *Client) Stats() Stats {
 		Binds: s.binds.Load(), Reconnects: s.reconnects.Load(), Submits: s.submits.Load(),
 		Accepted: s.accepted.Load(), Refused: s.refused.Load(), Throttled: s.throttled.Load(),
 		Timeouts: s.timeouts.Load(), Lost: s.lost.Load(), Receipts: s.receipts.Load(),
-		Inbound: s.inbound.Load(), BadDeliver: s.badDeliver.Load(),
+		Inbound: s.inbound.Load(), BadDeliver: s.badDeliver.Load(), ReceiveWindowFull: s.receiveWindowFull.Load(),
 	}
 }
