@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,11 +165,6 @@ keys:
 		}
 		r.nodes = append(r.nodes, nd)
 	}
-	var wg sync.WaitGroup
-	for _, nd := range r.nodes {
-		wg.Go(func() { r.start(nd) })
-	}
-	wg.Wait()
 	t.Cleanup(func() {
 		for _, nd := range r.nodes {
 			r.kill(nd)
@@ -175,6 +173,17 @@ keys:
 			dropKeyspace(t, all[0].cql, r.keyspace())
 		}
 	})
+	// Started together, each on its own goroutine: a node that fails to
+	// start is reported here, on the test's goroutine, so the test stops.
+	errs := make([]error, len(r.nodes))
+	var wg sync.WaitGroup
+	for i, nd := range r.nodes {
+		wg.Go(func() { errs[i] = r.launch(nd) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	r.waitFleet(n)
 	return r
 }
@@ -204,15 +213,22 @@ func randomTag() string {
 }
 
 // freeLoopback returns a 127.0.0.1 port free for both TCP and UDP (gossip
-// listens on both).
+// listens on both). It picks one below the kernel's ephemeral range: a
+// port the kernel handed out for "127.0.0.1:0" and that was closed again
+// can be handed to the next listener on port 0 before the node binds it
+// (another node's HTTP server once took a node's gossip port that way).
 func freeLoopback(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	const lowest = 10000 // above the well-known ports our servers use
+	span := ephemeralLow() - lowest
+	for range 100 {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		addr := fmt.Sprintf("127.0.0.1:%d", lowest+int(binary.BigEndian.Uint16(b[:]))%span)
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		addr := ln.Addr().String()
 		ln.Close()
 		if pc, err := net.ListenPacket("udp", addr); err == nil {
 			pc.Close()
@@ -223,24 +239,43 @@ func freeLoopback(t *testing.T) string {
 	return ""
 }
 
+// ephemeralLow is the first port of the kernel's ephemeral range, the
+// ports it hands out for port 0 (32768, Linux's default, if unreadable).
+func ephemeralLow() int {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(raw)); err == nil && len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+			return n
+		}
+	}
+	return 32768
+}
+
 // start runs a node and waits until its API is up (503 while it joins and
 // its store connects is fine: the address is printed once it listens).
 func (r *fleetRig) start(nd *fleetNode) {
-	t := r.t
+	if err := r.launch(nd); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// launch starts nd's process and returns once it listens, or with an
+// error if it exits first.
+func (r *fleetRig) launch(nd *fleetNode) error {
 	args := append(append([]string{}, nd.wrap...), r.bin, "--config", nd.cfgPath)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	logf, err := os.OpenFile(filepath.Join(r.dir, fmt.Sprintf("n%d.log", nd.i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	nd.cmd, nd.stopped, nd.exited, nd.logLines = cmd, false, make(chan struct{}), logf
 	lines := bufio.NewScanner(stdout)
@@ -255,11 +290,13 @@ func (r *fleetRig) start(nd *fleetNode) {
 				logf.Close()
 				close(nd.exited)
 			}()
-			return
+			return nil
 		}
 	}
 	_ = cmd.Wait()
-	t.Fatalf("node %d exited before it listened; log in %s", nd.i, logf.Name())
+	logf.Close()
+	close(nd.exited)
+	return fmt.Errorf("node %d exited before it listened; log in %s", nd.i, logf.Name())
 }
 
 // kill ends a node with SIGKILL (after SIGCONT, if it was stopped).
