@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 )
 
@@ -102,7 +103,7 @@ func (gw *gatewayProc) end() error   { return gw.cmd.Process.Signal(syscall.SIGU
 func gatewayYAML(cfg nodeConfig, smscAddr string) (string, []string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {http: \"127.0.0.1:0\", admin: \"127.0.0.1:0\", data_dir: %q, shutdown_timeout: 30s}\n", cfg.dataDir)
-	b.WriteString("log: {level: warn, format: json}\n")
+	fmt.Fprintf(&b, "log: {level: %s, format: json}\n", gatewayLogLevel(cfg.log))
 	if db, cache := cfg.scylla(); db != nil {
 		fmt.Fprintf(&b, "storage: {backend: scylla, hosts: [%q], keyspace: %s, replication_factor: %d}\n",
 			db.Hosts[0], db.Keyspace, db.ReplicationFactor)
@@ -139,6 +140,16 @@ func gatewayYAML(cfg nodeConfig, smscAddr string) (string, []string) {
 		b.WriteString("}\n")
 	}
 	return b.String(), secrets
+}
+
+// gatewayLogLevel is --log-level as the gateway's log.level names it
+// (warn, its default, for a logger that is off).
+func gatewayLogLevel(log zerolog.Logger) string {
+	switch l := log.GetLevel(); l {
+	case zerolog.DebugLevel, zerolog.InfoLevel, zerolog.WarnLevel, zerolog.ErrorLevel:
+		return l.String()
+	}
+	return "warn"
 }
 
 // stopProcess asks a process to stop (SIGTERM) and kills it if it has not

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -355,5 +356,27 @@ func TestPIDs(t *testing.T) {
 	}
 	if proc("999999999").statusKB("VmRSS") != -1 {
 		t.Error("a process that does not exist has figures")
+	}
+}
+
+// The gateway binary gets --log-level through its cluster.yaml, and a
+// flag it has no setting for is refused rather than silently ignored.
+func TestGatewayBinTakesOnlyWhatItCanHonour(t *testing.T) {
+	for _, tc := range []struct {
+		log  zerolog.Logger
+		want string
+	}{
+		{zerolog.New(io.Discard).Level(zerolog.InfoLevel), "log: {level: info, format: json}"},
+		{zerolog.New(io.Discard).Level(zerolog.DebugLevel), "log: {level: debug, format: json}"},
+		{zerolog.Nop(), "log: {level: warn, format: json}"},
+	} {
+		yaml, _ := gatewayYAML(nodeConfig{keys: 1, binds: 1, window: 1, log: tc.log}, "127.0.0.1:1")
+		if !strings.Contains(yaml, tc.want) {
+			t.Errorf("level %v: cluster.yaml lacks %q:\n%s", tc.log.GetLevel(), tc.want, yaml)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"--gateway-bin", "build", "--key-window", "5"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--key-window") {
+		t.Fatalf("--key-window with --gateway-bin: exit %d, stderr %q; want 2 naming the flag", code, errOut.String())
 	}
 }

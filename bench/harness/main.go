@@ -279,6 +279,8 @@ func (s *settings) check(set map[string]bool) error {
 		return errors.New("--restart-pending and --webhooks need the in-process node (no --gateway-bin)")
 	case s.smscAddr != "" && (s.queueN > 0 || s.restartN > 0):
 		return errors.New("--queue and --restart-pending need the in-process simulator, to refuse binds (no --smsc)")
+	case s.gatewayBin != "" && set["key-window"]:
+		return errors.New("--key-window needs the in-process node: the gateway binary has no such setting (no --gateway-bin)")
 	case s.profilePhase != "accept" && s.profilePhase != "drain":
 		return errors.New("--profile-phase is accept or drain")
 	case s.batch < 0 || s.batchConns < 1:
