@@ -78,15 +78,15 @@ func run() error {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go profileWindow(ctx, *cpuProfile)
-
+	// Deferred, so run in reverse: stop ends the binds and the profile
+	// window, both are waited for, then the callbacks queued are posted.
 	p := newPassthrough(cfg)
 	defer p.close()
-	var binds sync.WaitGroup
-	defer binds.Wait()
+	var owned sync.WaitGroup
+	defer owned.Wait()
 	defer stop()
-	if err := p.bind(ctx, cfg, &binds); err != nil {
+	owned.Go(func() { profileWindow(ctx, *cpuProfile) })
+	if err := p.bind(ctx, cfg, &owned); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -108,7 +108,7 @@ func (c *Client) acker(s *session, req pdu.PDU) func(error) {
 			c.log.Warn().Err(err).Msg("smpp delivery not stored; asked the SMSC to retry")
 		}
 		_ = s.conn.Send(Response(req, status))
-		select { // never blocks: a second call of one ack frees nothing it did not take
+		select { // never blocks, so an ack called twice (against the contract) cannot hang its caller
 		case <-s.unacked:
 		default:
 		}

@@ -257,13 +257,12 @@ func (c *committer) do(ctx context.Context, req *request) error {
 		return errClosed()
 	}
 	c.queue = append(c.queue, req)
-	wake := !req.lazy
 	if req.lazy && !c.lazyArmed {
 		c.lazyArmed = true
 		c.lazyTimer.Reset(c.lazyDelay)
 	}
 	c.mu.Unlock()
-	if wake {
+	if !req.lazy {
 		c.signal()
 	}
 	select {
