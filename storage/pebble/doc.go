@@ -83,6 +83,31 @@
 // holds for each id. A parked update's r/ key is found with a Get (a
 // bloom filter answers the usual miss), so a submit costs no seek for it.
 //
+// # Single deletes
+//
+// Most entries live for seconds: a message's p/ from its accept to its
+// submit, its u/ from the submit to its receipt, a callback's o/ from the
+// status change to the webhook's answer. A Delete would leave a tombstone
+// for each, which a flush writes to disk even when the entry it hides
+// never got there, and compactions carry it on until it reaches the
+// bottom level; an outbox listing after a restart steps over every one.
+// These three kinds are removed with Pebble's SingleDelete instead, which
+// cancels against the one version under it and leaves nothing once they
+// meet, in the memtable being flushed or in a compaction.
+//
+// A single delete is only correct for a key set once before it: over two
+// versions it removes the newer and the older comes back. Each of these
+// keys is: p/ is set when a message is accepted and removed once it is
+// submitted or final, and a submitted message never becomes pending again
+// (Message.Apply); u/ names its due time and is set once, when the
+// message is submitted, and removed when it turns final; an o/ key holds
+// the callback's own ID, written once. The committer decides both from
+// the stored message (touchedMessage.wasPending and wasDue), as it does
+// the pending counters. Retention removes entries of messages it deletes
+// with plain deletes, which are always correct. If Pebble finds a single
+// delete that met two versions in a compaction, the store logs it at
+// error level (log.go).
+//
 // # Versions
 //
 // The kinds added with the outbox (o/, n/, s/) left the layout version at

@@ -30,7 +30,8 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 // eventListener reports the few Pebble events an operator acts on: errors in
-// background work, a slow disk, and write stalls (which stall Accept).
+// background work, a slow disk, write stalls (which stall Accept), and a
+// single delete that met more than one version of its key.
 func eventListener(log zerolog.Logger) *pebbledb.EventListener {
 	return &pebbledb.EventListener{
 		BackgroundError: func(err error) {
@@ -41,6 +42,16 @@ func eventListener(log zerolog.Logger) *pebbledb.EventListener {
 		},
 		WriteStallBegin: func(info pebbledb.WriteStallBeginInfo) {
 			log.Warn().Str("component", "pebble").Str("reason", info.Reason).Msg("write stall")
+		},
+		PossibleAPIMisuse: func(info pebbledb.PossibleAPIMisuseInfo) {
+			// A single delete that met two versions of a key means a key
+			// this package removes with single deletes was set twice: the
+			// older version may come back. That is a bug here, not on disk.
+			ev := log.Debug()
+			if info.Kind == pebbledb.NondeterministicSingleDelete {
+				ev = log.Error()
+			}
+			ev.Str("component", "pebble").Msg(info.String())
 		},
 		WriteStallEnd: func() {
 			log.Info().Str("component", "pebble").Msg("write stall ended")

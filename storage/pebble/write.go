@@ -461,9 +461,12 @@ func (c *committer) finish(done []sb.FinishedCallback, b *pebbledb.Batch) error 
 		t.m.WebhookFailures = append(t.m.WebhookFailures, *f.Failure)
 		t.changed = true
 	}
+	// A callback's entry is set once, under its unique ID, so a single
+	// delete removes it (see doc.go, Single deletes). Finishing one twice
+	// is harmless: the second finds nothing to cancel.
 	for i := range done {
 		cb := &done[i].Callback
-		if err := b.Delete(outboxKey(c.key[:0], cb.Endpoint, cb.ID), nil); err != nil {
+		if err := b.SingleDelete(outboxKey(c.key[:0], cb.Endpoint, cb.ID), nil); err != nil {
 			return c.writeFailed(err)
 		}
 	}
@@ -583,6 +586,11 @@ func (c *committer) initSetting(name, value string, b *pebbledb.Batch) (string, 
 // writeMessage writes a changed message and what follows from its
 // change: its pending index entry and counter, its receipt-due index
 // entry, and, once it is final, the expiry of its carrier index entries.
+//
+// The pending and receipt-due entries are removed with single deletes
+// (see doc.go, Single deletes): each is set once, when the message
+// becomes pending (accepted) or due (submitted), and removed once, when it
+// stops being so, as wasPending and wasDue tell from the stored message.
 func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 	m := t.m
 	c.val = appendMessage(c.val[:0], m)
@@ -602,13 +610,13 @@ func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 		}
 	case !pending && t.wasPending:
 		c.deltas[m.Key]--
-		if err := b.Delete(pendingKey(c.key[:0], m.Key, m.ID), nil); err != nil {
+		if err := b.SingleDelete(pendingKey(c.key[:0], m.Key, m.ID), nil); err != nil {
 			return err
 		}
 	}
 	if due := dueOf(m); !due.Equal(t.wasDue) {
 		if !t.wasDue.IsZero() {
-			if err := b.Delete(dueKey(c.key[:0], t.wasDue, m.ID), nil); err != nil {
+			if err := b.SingleDelete(dueKey(c.key[:0], t.wasDue, m.ID), nil); err != nil {
 				return err
 			}
 		}
