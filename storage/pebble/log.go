@@ -51,6 +51,9 @@ func eventListener(log zerolog.Logger) *pebbledb.EventListener {
 			if info.Kind == pebbledb.NondeterministicSingleDelete {
 				ev = log.Error()
 			}
+			if ev == nil {
+				return // not logged at this level: spare formatting the key
+			}
 			ev.Str("component", "pebble").Msg(info.String())
 		},
 		WriteStallEnd: func() {
