@@ -83,6 +83,31 @@ type EventError struct {
 // (key, day) partition that message listings use.
 func (m *Message) Day() string { return m.AcceptedAt.UTC().Format("2006-01-02") }
 
+// Clone returns a deep copy of m, so that changing one never changes the
+// other; nil slices stay nil. Stores hand out copies of what they hold.
+func (m *Message) Clone() *Message {
+	c := *m
+	if m.CarrierIDs != nil {
+		c.CarrierIDs = append(make([]string, 0, len(m.CarrierIDs)), m.CarrierIDs...)
+	}
+	if m.PartStatus != nil {
+		c.PartStatus = append(make([]Status, 0, len(m.PartStatus)), m.PartStatus...)
+	}
+	if m.Events != nil {
+		c.Events = append(make([]Event, 0, len(m.Events)), m.Events...)
+		for i, e := range c.Events {
+			if e.Error != nil {
+				errCopy := *e.Error
+				c.Events[i].Error = &errCopy
+			}
+		}
+	}
+	if m.WebhookFailures != nil {
+		c.WebhookFailures = append(make([]WebhookFailure, 0, len(m.WebhookFailures)), m.WebhookFailures...)
+	}
+	return &c
+}
+
 // PartState is one part of a message as the API shows it.
 type PartState struct {
 	Index            int    `json:"index"` // 1-based, as in the concatenation header

@@ -143,7 +143,7 @@ func (c *committer) writeNew(nm *sb.NewMessage, b *pebbledb.Batch) error {
 	if err := b.Set(messageKey(c.key[:0], m.ID), c.val, nil); err != nil {
 		return err
 	}
-	c.inflight.put(cloneMessage(m)) // the caller's may change after the round
+	c.inflight.put(m.Clone()) // the caller's may change after the round
 	if err := b.Set(dayKey(c.key[:0], m.Key, m.Day(), m.ID), nil, nil); err != nil {
 		return err
 	}
@@ -289,7 +289,7 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 		return nil, err
 	}
 	if t.shared {
-		t.m = cloneMessage(t.m)
+		t.m = t.m.Clone()
 	}
 	t.shared = true // it is about to be a result
 	before := t.m.Status
@@ -456,7 +456,7 @@ func (c *committer) finish(done []sb.FinishedCallback, b *pebbledb.Batch) error 
 			continue
 		}
 		if t.shared {
-			t.m, t.shared = cloneMessage(t.m), false
+			t.m, t.shared = t.m.Clone(), false
 		}
 		t.m.WebhookFailures = append(t.m.WebhookFailures, *f.Failure)
 		t.changed = true
@@ -600,7 +600,7 @@ func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 	if m.Status.Final() {
 		c.inflight.forget(m)
 	} else {
-		c.inflight.put(cloneMessage(m)) // m is a result, the caller's to change
+		c.inflight.put(m.Clone()) // m is a result, the caller's to change
 	}
 	switch pending := indexedPending(m); {
 	case pending && !t.wasPending:
@@ -676,28 +676,4 @@ func carrierRefs(m *sb.Message) []carrierRef {
 		refs = append(refs, carrierRef{carrier: carrier, carrierID: id, part: i})
 	}
 	return refs
-}
-
-// cloneMessage returns a deep copy of m that keeps nil slices nil.
-func cloneMessage(m *sb.Message) *sb.Message {
-	c := *m
-	if m.CarrierIDs != nil {
-		c.CarrierIDs = append(make([]string, 0, len(m.CarrierIDs)), m.CarrierIDs...)
-	}
-	if m.PartStatus != nil {
-		c.PartStatus = append(make([]sb.Status, 0, len(m.PartStatus)), m.PartStatus...)
-	}
-	if m.Events != nil {
-		c.Events = append(make([]sb.Event, 0, len(m.Events)), m.Events...)
-		for i, e := range c.Events {
-			if e.Error != nil {
-				errCopy := *e.Error
-				c.Events[i].Error = &errCopy
-			}
-		}
-	}
-	if m.WebhookFailures != nil {
-		c.WebhookFailures = append(make([]sb.WebhookFailure, 0, len(m.WebhookFailures)), m.WebhookFailures...)
-	}
-	return &c
 }

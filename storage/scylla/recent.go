@@ -66,7 +66,7 @@ func (c *recentMessages) put(m *sb.Message, ts, fence int64) {
 		c.drop(m.ID)
 		return
 	}
-	e := recent{m: cloneMessage(m), ts: ts, fence: fence}
+	e := recent{m: m.Clone(), ts: ts, fence: fence}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.old, m.ID)

@@ -419,7 +419,7 @@ func (c *recordCall) apply() ([]*sb.Message, error) {
 		if err := c.applyOne(w, tr, u.Notify); err != nil {
 			return nil, err
 		}
-		results[i] = cloneMessage(w.m)
+		results[i] = w.m.Clone()
 	}
 	return results, nil
 }
@@ -778,28 +778,4 @@ func (s *Store) CarrierMessage(ctx context.Context, carrier, carrierID string) (
 			sb.Errorf(sb.ENOTFOUND, "carrier %s message %s not found", carrier, carrierID))
 	}
 	return r.messageID, r.part, nil
-}
-
-// cloneMessage returns a deep copy of m that keeps nil slices nil.
-func cloneMessage(m *sb.Message) *sb.Message {
-	c := *m
-	if m.CarrierIDs != nil {
-		c.CarrierIDs = append(make([]string, 0, len(m.CarrierIDs)), m.CarrierIDs...)
-	}
-	if m.PartStatus != nil {
-		c.PartStatus = append(make([]sb.Status, 0, len(m.PartStatus)), m.PartStatus...)
-	}
-	if m.Events != nil {
-		c.Events = append(make([]sb.Event, 0, len(m.Events)), m.Events...)
-		for i, e := range c.Events {
-			if e.Error != nil {
-				errCopy := *e.Error
-				c.Events[i].Error = &errCopy
-			}
-		}
-	}
-	if m.WebhookFailures != nil {
-		c.WebhookFailures = append(make([]sb.WebhookFailure, 0, len(m.WebhookFailures)), m.WebhookFailures...)
-	}
-	return &c
 }
