@@ -53,6 +53,17 @@ type Message struct {
 	WebhookFailures []WebhookFailure
 }
 
+// HasWebhookFailure reports whether m records the giving up of the
+// callback with this event ID, so recording it again can be skipped.
+func (m *Message) HasWebhookFailure(eventID string) bool {
+	for i := range m.WebhookFailures {
+		if m.WebhookFailures[i].EventID == eventID {
+			return true
+		}
+	}
+	return false
+}
+
 // Directions of a message: DirectionInbound marks a mobile-originated
 // message; an outbound one has "" (shown as DirectionOutbound).
 const (

@@ -46,3 +46,11 @@ func TestCloneKeepsNilSlicesNil(t *testing.T) {
 		t.Errorf("nil slices became empty ones: %+v", c)
 	}
 }
+
+func TestHasWebhookFailure(t *testing.T) {
+	m := &sb.Message{WebhookFailures: []sb.WebhookFailure{{EventID: "evt_1"}, {EventID: "evt_2"}}}
+	if !m.HasWebhookFailure("evt_2") || m.HasWebhookFailure("evt_3") || (&sb.Message{}).HasWebhookFailure("evt_1") {
+		t.Errorf("HasWebhookFailure: evt_2 %v, evt_3 %v, none %v", m.HasWebhookFailure("evt_2"),
+			m.HasWebhookFailure("evt_3"), (&sb.Message{}).HasWebhookFailure("evt_1"))
+	}
+}

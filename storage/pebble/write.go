@@ -452,7 +452,7 @@ func (c *committer) finish(done []sb.FinishedCallback, b *pebbledb.Batch) error 
 		if err != nil {
 			return err
 		}
-		if hasFailure(t.m, f.Failure.EventID) {
+		if t.m.HasWebhookFailure(f.Failure.EventID) {
 			continue
 		}
 		if t.shared {
@@ -474,15 +474,6 @@ func (c *committer) finish(done []sb.FinishedCallback, b *pebbledb.Batch) error 
 		return c.writeFailed(err)
 	}
 	return nil
-}
-
-func hasFailure(m *sb.Message, eventID string) bool {
-	for i := range m.WebhookFailures {
-		if m.WebhookFailures[i].EventID == eventID {
-			return true
-		}
-	}
-	return false
 }
 
 // addPart writes one AddInboundPart request. A part's identity includes its

@@ -75,7 +75,7 @@ func (s *Store) finish(ctx context.Context, done []sb.FinishedCallback) error {
 		for i := range done {
 			f := &done[i]
 			st, ok := got[f.Callback.MessageID]
-			if f.Failure == nil || !ok || hasFailure(st.m, f.Failure.EventID) {
+			if f.Failure == nil || !ok || st.m.HasWebhookFailure(f.Failure.EventID) {
 				continue
 			}
 			st.m.WebhookFailures = append(st.m.WebhookFailures, *f.Failure)
@@ -111,13 +111,4 @@ func (s *Store) finish(ctx context.Context, done []sb.FinishedCallback) error {
 		s.outbox.deleted(endpoint, len(cbIDs))
 	}
 	return nil
-}
-
-func hasFailure(m *sb.Message, eventID string) bool {
-	for i := range m.WebhookFailures {
-		if m.WebhookFailures[i].EventID == eventID {
-			return true
-		}
-	}
-	return false
 }
