@@ -2,7 +2,6 @@ package storagetest
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -194,25 +193,11 @@ func testRecordByCarrierConcurrent(t *testing.T, f *fixture) {
 	for i := range cids {
 		cids[i] = fmt.Sprintf("cc-%d", i)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, parts+1)
+	var updates []sb.Update
 	for _, cid := range cids {
-		wg.Go(func() {
-			_, err := f.s.Record(f.ctx, []sb.Update{byCarrier("sandbox", cid, receipt(now(), 0, sb.StatusDelivered))})
-			errs <- err
-		})
+		updates = append(updates, byCarrier("sandbox", cid, receipt(now(), 0, sb.StatusDelivered)))
 	}
-	wg.Go(func() {
-		_, err := f.s.Record(f.ctx, []sb.Update{{MessageID: m.ID, Transition: submitted(now(), "sandbox", cids...)}})
-		errs <- err
-	})
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("Record: %v", err)
-		}
-	}
+	f.recordConcurrently(t, append(updates, sb.Update{MessageID: m.ID, Transition: submitted(now(), "sandbox", cids...)})...)
 	got := f.get(t, m.ID)
 	if got.Status != sb.StatusDelivered || len(got.Events) != 2+parts {
 		t.Fatalf("status %s with %d events, want delivered with %d", got.Status, len(got.Events), 2+parts)

@@ -69,21 +69,11 @@ func (f *fixture) submittedParts(t *testing.T, n int) *sb.Message {
 func testConcurrentReceipts(t *testing.T, f *fixture) {
 	const parts = 8
 	m := f.submittedParts(t, parts)
-	var wg sync.WaitGroup
-	errs := make(chan error, parts)
+	updates := make([]sb.Update, parts)
 	for part := range parts {
-		wg.Go(func() {
-			_, err := f.s.Record(f.ctx, []sb.Update{{MessageID: m.ID, Transition: receipt(now(), part, sb.StatusDelivered)}})
-			errs <- err
-		})
+		updates[part] = sb.Update{MessageID: m.ID, Transition: receipt(now(), part, sb.StatusDelivered)}
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("Record: %v", err)
-		}
-	}
+	f.recordConcurrently(t, updates...)
 	got := f.get(t, m.ID)
 	if got.Status != sb.StatusDelivered || len(got.Events) != 2+parts {
 		t.Fatalf("status %s with %d events, want delivered with %d", got.Status, len(got.Events), 2+parts)

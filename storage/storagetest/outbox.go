@@ -233,26 +233,12 @@ func testNotifyWithoutEventID(t *testing.T, f *fixture) {
 func testNotifyConcurrentReceipts(t *testing.T, f *fixture) {
 	const parts = 8
 	m := f.submittedParts(t, parts)
-	notifies := make([]*sb.Notify, parts)
-	for i := range notifies {
-		notifies[i] = f.notify(sb.StatusSubmitted, sb.StatusDelivered)
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, parts)
+	updates := make([]sb.Update, parts)
 	for part := range parts {
-		wg.Go(func() {
-			_, err := f.s.Record(f.ctx, []sb.Update{{MessageID: m.ID,
-				Transition: receipt(now(), part, sb.StatusDelivered), Notify: notifies[part]}})
-			errs <- err
-		})
+		updates[part] = sb.Update{MessageID: m.ID, Transition: receipt(now(), part, sb.StatusDelivered),
+			Notify: f.notify(sb.StatusSubmitted, sb.StatusDelivered)}
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("Record: %v", err)
-		}
-	}
+	f.recordConcurrently(t, updates...)
 	cbs := f.callbacks(t, messageEndpoint, "", 100)
 	if len(cbs) != 1 {
 		t.Fatalf("%d callbacks queued, want 1: %+v", len(cbs), cbs)

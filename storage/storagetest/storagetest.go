@@ -71,9 +71,11 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -237,6 +239,22 @@ func (f *fixture) record(t *testing.T, updates ...sb.Update) []*sb.Message {
 		t.Fatalf("Record returned %d messages for %d updates", len(got), len(updates))
 	}
 	return got
+}
+
+// recordConcurrently records each update in a Record call of its own, all
+// at once, as receipts arriving on different binds do, and fails the test
+// if any of them fails.
+func (f *fixture) recordConcurrently(t *testing.T, updates ...sb.Update) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(updates))
+	for i := range updates {
+		wg.Go(func() { _, errs[i] = f.s.Record(f.ctx, updates[i:i+1]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
 }
 
 func (f *fixture) get(t *testing.T, id string) *sb.Message {
