@@ -10,16 +10,15 @@ import (
 // A clone equals its original and shares nothing with it: changing the
 // clone's slices, events and their errors leaves the original as it was.
 func TestCloneSharesNothing(t *testing.T) {
-	m := newMsg(2)
-	m.Apply(submitted("a", "b"))
-	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusUndeliverable, At: at(3),
-		Error: &sb.EventError{Code: "x", Description: "first"}}, Part: 0})
-	m.WebhookFailures = []sb.WebhookFailure{{EventID: "evt_1", Attempts: 3}}
-	want := newMsg(2)
-	want.Apply(submitted("a", "b"))
-	want.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusUndeliverable, At: at(3),
-		Error: &sb.EventError{Code: "x", Description: "first"}}, Part: 0})
-	want.WebhookFailures = []sb.WebhookFailure{{EventID: "evt_1", Attempts: 3}}
+	full := func() *sb.Message { // every slice set, and an event with an error
+		m := newMsg(2)
+		m.Apply(submitted("a", "b"))
+		m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusUndeliverable, At: at(3),
+			Error: &sb.EventError{Code: "x", Description: "first"}}, Part: 0})
+		m.WebhookFailures = []sb.WebhookFailure{{EventID: "evt_1", Attempts: 3}}
+		return m
+	}
+	m, want := full(), full()
 
 	c := m.Clone()
 	if !reflect.DeepEqual(c, m) {

@@ -54,9 +54,6 @@ func pidsWho(s string) string {
 	return "pid " + s
 }
 
-// statusKB reads one "Name:   123 kB" line of /proc/self/status, in KiB.
-func statusKB(name string) int64 { return self.statusKB(name) }
-
 // statusKB reads one "Name:   123 kB" line of /proc/<p>/status, in KiB
 // (summed over p's processes); -1 if it cannot.
 func (p proc) statusKB(name string) int64 {
@@ -94,13 +91,6 @@ func statusKBOf(pid, name string) int64 {
 	return -1
 }
 
-// rssMB is the resident set now (VmRSS), in MiB.
-func rssMB() float64 { return float64(statusKB("VmRSS")) / 1024 }
-
-// hwmMB is the peak resident set (VmHWM), in MiB, since start or the last
-// self.resetPeak().
-func hwmMB() float64 { return float64(statusKB("VmHWM")) / 1024 }
-
 // resetPeak makes p's VmHWM start again from its current RSS (Linux 4.0+),
 // so a phase's peak can be told from an earlier one's. Writing another
 // process's clear_refs needs the rights over it that its parent, of the
@@ -119,10 +109,6 @@ func (p proc) rssMB() float64 { return float64(p.statusKB("VmRSS")) / 1024 }
 // hwmMB is p's peak resident set (VmHWM), in MiB, since start or the last
 // p.resetPeak().
 func (p proc) hwmMB() float64 { return float64(p.statusKB("VmHWM")) / 1024 }
-
-// cpuTime is the process's user+system CPU time (/proc/self/stat utime +
-// stime), all threads.
-func cpuTime() time.Duration { return self.cpuTime() }
 
 // cpuTime is p's user+system CPU time (/proc/<p>/stat utime + stime), all
 // threads, summed over p's processes.
@@ -231,8 +217,6 @@ type usage struct {
 	cpu     time.Duration
 	machine machineCPU
 }
-
-func sampleUsage() usage { return self.sample() }
 
 // sample reads p's CPU time and the machine's now.
 func (p proc) sample() usage {

@@ -223,7 +223,7 @@ func settledMemory() memStats {
 	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return memStats{rss: rssMB(), hwm: hwmMB(), heapInuse: m.HeapInuse, heapSys: m.HeapSys, sys: m.Sys,
+	return memStats{rss: self.rssMB(), hwm: self.hwmMB(), heapInuse: m.HeapInuse, heapSys: m.HeapSys, sys: m.Sys,
 		stackInuse: m.StackInuse, goroutines: uint64(runtime.NumGoroutine()), numGC: m.NumGC}
 }
 

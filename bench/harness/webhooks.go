@@ -102,7 +102,7 @@ func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
 	_ = receipted
 
 	self.resetPeak()
-	u0 := sampleUsage()
+	u0 := self.sample()
 	healthy.Store(true)
 	flipped := time.Now()
 	if !s.Wait(5*time.Minute, func(evs []sink.Event) bool { return len(evs) > 0 }) {
@@ -111,14 +111,14 @@ func runWebhooks(cfg nodeConfig, o webhookOpts) (ok bool, err error) {
 	first := time.Now()
 	got := s.Wait(o.drain, func(evs []sink.Event) bool { return len(evs) >= o.events })
 	elapsed := time.Since(first)
-	proc, machine := u0.since(sampleUsage())
+	proc, machine := u0.since(self.sample())
 	st := s.Stats()
 	fmt.Fprintf(out, "\n== delivery ==\n")
 	fmt.Fprintf(out, "first event %v after the sink turned healthy (its circuit was open)\n", first.Sub(flipped).Round(time.Millisecond))
 	fmt.Fprintf(out, "delivered %d distinct events in %v: %.0f events/s; duplicates %d, out of order %d\n",
 		st.Events, elapsed.Round(time.Millisecond), float64(st.Events)/elapsed.Seconds(), st.Duplicates, st.OutOfOrder)
 	fmt.Fprintf(out, "cpu %.2f cores (machine %.2f); peak RSS during delivery %.0f MB; engine %+v\n",
-		proc, machine, hwmMB(), n.gw.Engine.Stats().Webhooks)
+		proc, machine, self.hwmMB(), n.gw.Engine.Stats().Webhooks)
 	if o.bad > 0 {
 		fmt.Fprintf(out, "meanwhile: the hanging endpoint got %d requests, the failing one %d\n", hanging.Stats().Requests, failing.Stats().Requests)
 	}
