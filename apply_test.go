@@ -155,6 +155,42 @@ func TestStatusCallbacksPassingSubmitted(t *testing.T) {
 	}
 }
 
+// The key's endpoint, when the writer has it, is taken as given; without
+// it the URL is parsed; a message's own URL is always parsed.
+func TestStatusCallbacksKeyEndpoint(t *testing.T) {
+	delivered := func(ownURL string) *sb.Message {
+		m := newMsg(1)
+		m.Key, m.CallbackURL = "k", ownURL
+		m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: at(3), Carrier: "c"}, Part: 0, CarrierIDs: []string{"a"}})
+		return m
+	}
+	only, _ := sb.NewStatusSet(sb.StatusDelivered)
+	const keyURL, keyEndpoint = "https://Hooks.Example.com/sms", "https://hooks.example.com:443"
+	for _, tc := range []struct {
+		name              string
+		ownURL, endpoint  string
+		wantURL, wantEP   string
+		fromPolicy, given bool
+	}{
+		{name: "parsed", wantURL: keyURL, wantEP: keyEndpoint},
+		{name: "given", endpoint: "https://parsed-once:443", wantURL: keyURL, wantEP: "https://parsed-once:443"},
+		{name: "given by the policy", endpoint: "https://parsed-once:443", wantURL: keyURL, wantEP: "https://parsed-once:443", fromPolicy: true},
+		{name: "own URL", ownURL: "http://own.example.com:8080/x", endpoint: "https://parsed-once:443",
+			wantURL: "http://own.example.com:8080/x", wantEP: "http://own.example.com:8080"},
+	} {
+		n := &sb.Notify{EventID: "evt_01", DefaultURL: keyURL, DefaultEndpoint: tc.endpoint, Statuses: only, At: at(3)}
+		if tc.fromPolicy {
+			n = &sb.Notify{EventID: "evt_01", At: at(3), Policy: func(key string) sb.KeyCallbacks {
+				return sb.KeyCallbacks{URL: keyURL, Endpoint: tc.endpoint, Statuses: only}
+			}}
+		}
+		cbs := n.StatusCallbacks(sb.StatusAccepted, delivered(tc.ownURL))
+		if len(cbs) != 1 || cbs[0].URL != tc.wantURL || cbs[0].Endpoint != tc.wantEP {
+			t.Errorf("%s: %+v, want one callback to %s at %s", tc.name, cbs, tc.wantURL, tc.wantEP)
+		}
+	}
+}
+
 func TestStatusSetStatuses(t *testing.T) {
 	set, ok := sb.NewStatusSet(sb.StatusFailed, sb.StatusSubmitted)
 	if got := set.Statuses(); !ok || len(got) != 2 || got[0] != sb.StatusSubmitted || got[1] != sb.StatusFailed {

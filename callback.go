@@ -115,11 +115,15 @@ type Notify struct {
 	// DefaultURL is the key's callback URL, used when the message has
 	// none of its own. With neither, nothing is queued.
 	DefaultURL string
-	Statuses   StatusSet
-	// Policy, if set, replaces DefaultURL and Statuses with the message's
-	// key's: for writers that do not know which key a message belongs to
-	// (a receipt names only the carrier's id).
-	Policy func(key string) (defaultURL string, statuses StatusSet)
+	// DefaultEndpoint, if set, is CallbackEndpoint(DefaultURL), which the
+	// writer parsed once: StatusCallbacks then need not parse the URL
+	// inside the store's commit. Empty: it is parsed when needed.
+	DefaultEndpoint string
+	Statuses        StatusSet
+	// Policy, if set, replaces DefaultURL, DefaultEndpoint and Statuses
+	// with the message's key's: for writers that do not know which key a
+	// message belongs to (a receipt names only the carrier's id).
+	Policy func(key string) KeyCallbacks
 	At     time.Time // the callback's CreatedAt
 
 	// Before and Queued are results: StatusCallbacks sets them as the
@@ -129,6 +133,15 @@ type Notify struct {
 	// parked.
 	Before Status
 	Queued int
+}
+
+// KeyCallbacks is what an API key asks of status callbacks: its default
+// URL, that URL's endpoint (CallbackEndpoint; empty if not parsed yet) and
+// the statuses it wants to hear of.
+type KeyCallbacks struct {
+	URL      string
+	Endpoint string
+	Statuses StatusSet
 }
 
 // StatusCallbacks returns the callbacks n asks for after an update moved
@@ -146,10 +159,11 @@ func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
 	if m.Status == before {
 		return nil
 	}
-	defaultURL, statuses := n.DefaultURL, n.Statuses
+	key := KeyCallbacks{URL: n.DefaultURL, Endpoint: n.DefaultEndpoint, Statuses: n.Statuses}
 	if n.Policy != nil {
-		defaultURL, statuses = n.Policy(m.Key)
+		key = n.Policy(m.Key)
 	}
+	statuses := key.Statuses
 	// The statuses the update reached that the key wants, decided before
 	// any URL is parsed: most transitions (queued, a key without a URL)
 	// want none, and this runs inside the store's commit.
@@ -160,16 +174,18 @@ func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
 	if statuses.Has(m.Status) {
 		wanted = append(wanted, m.Status)
 	}
-	u := m.CallbackURL
+	u, endpoint := m.CallbackURL, ""
 	if u == "" {
-		u = defaultURL
+		u, endpoint = key.URL, key.Endpoint
 	}
 	if len(wanted) == 0 || u == "" {
 		return nil
 	}
-	endpoint, err := CallbackEndpoint(u)
-	if err != nil {
-		return nil
+	if endpoint == "" {
+		var err error
+		if endpoint, err = CallbackEndpoint(u); err != nil {
+			return nil
+		}
 	}
 	cbs := make([]Callback, len(wanted))
 	for i, s := range wanted {

@@ -153,7 +153,7 @@ type recordJob struct {
 type recorder struct {
 	store    switchboard.MessageStore
 	ids      *eventIDs
-	policy   func(key string) (string, switchboard.StatusSet)
+	policy   func(key string) switchboard.KeyCallbacks
 	recorded func(*switchboard.Message)
 	now      func() time.Time
 	batch    *batcher[recordJob]
@@ -164,7 +164,7 @@ const (
 	recordMaxBatch = 1024
 )
 
-func newRecorder(store switchboard.MessageStore, ids *eventIDs, policy func(string) (string, switchboard.StatusSet),
+func newRecorder(store switchboard.MessageStore, ids *eventIDs, policy func(string) switchboard.KeyCallbacks,
 	recorded func(*switchboard.Message), now func() time.Time) *recorder {
 	r := &recorder{store: store, ids: ids, policy: policy, recorded: recorded, now: now}
 	r.batch = newBatcher(recordWorkers, recordMaxBatch, 64*1024, r.write)

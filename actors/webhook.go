@@ -111,7 +111,7 @@ type dispatcher struct {
 	ids *eventIDs
 	// keyEndpoints holds the endpoint of each key's callback_url, parsed
 	// once rather than on every status change; replaced when keys change.
-	keyEndpoints atomic.Pointer[map[string]string]
+	keyEndpoints atomic.Pointer[map[string]parsedURL]
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointRef
@@ -155,15 +155,27 @@ func newDispatcher(e *Engine, cfg WebhookConfig, ids *eventIDs) *dispatcher {
 	return d
 }
 
+// parsedURL is a callback URL and its endpoint.
+type parsedURL struct{ url, endpoint string }
+
 // keysChanged parses the keys' callback URLs again.
 func (d *dispatcher) keysChanged() {
-	eps := make(map[string]string)
+	eps := make(map[string]parsedURL)
 	for _, k := range d.e.cfg.Keys.All() {
 		if ep, err := switchboard.CallbackEndpoint(k.CallbackURL); err == nil {
-			eps[k.ID] = ep
+			eps[k.ID] = parsedURL{url: k.CallbackURL, endpoint: ep}
 		}
 	}
 	d.keyEndpoints.Store(&eps)
+}
+
+// keyEndpoint is the endpoint of a key's callback URL u, or "" if u was
+// not parsed: the key may have changed in the ring since keysChanged.
+func (d *dispatcher) keyEndpoint(keyID, u string) string {
+	if p, ok := (*d.keyEndpoints.Load())[keyID]; ok && p.url == u {
+		return p.endpoint
+	}
+	return ""
 }
 
 // start resumes every endpoint with callbacks in the store.
@@ -179,23 +191,24 @@ func (d *dispatcher) start(ctx context.Context, store switchboard.Outbox) error 
 	return nil
 }
 
-// policy is Notify.Policy: the key's default URL and statuses.
-func (d *dispatcher) policy(keyID string) (string, switchboard.StatusSet) {
+// policy is Notify.Policy: the key's default URL, its endpoint and the
+// statuses.
+func (d *dispatcher) policy(keyID string) switchboard.KeyCallbacks {
 	k, ok := d.e.cfg.Keys.Key(keyID)
 	if !ok {
-		return "", 0
+		return switchboard.KeyCallbacks{}
 	}
 	statuses := k.CallbackStatuses
 	if statuses == 0 {
 		statuses = switchboard.DefaultCallbackStatuses
 	}
-	return k.CallbackURL, statuses
+	return switchboard.KeyCallbacks{URL: k.CallbackURL, Endpoint: d.keyEndpoint(keyID, k.CallbackURL), Statuses: statuses}
 }
 
 // recorded follows every stored transition: if it may have queued a
 // callback, the endpoint is told to look.
 func (d *dispatcher) recorded(m *switchboard.Message) {
-	_, statuses := d.policy(m.Key)
+	statuses := d.policy(m.Key).Statuses
 	if !statuses.Has(m.Status) && !statuses.Has(switchboard.StatusSubmitted) {
 		return
 	}
@@ -208,8 +221,8 @@ func (d *dispatcher) recorded(m *switchboard.Message) {
 // key's (parsed at start); false if it has none.
 func (d *dispatcher) endpointOf(m *switchboard.Message) (string, bool) {
 	if m.CallbackURL == "" {
-		ep, ok := (*d.keyEndpoints.Load())[m.Key]
-		return ep, ok
+		p, ok := (*d.keyEndpoints.Load())[m.Key]
+		return p.endpoint, ok
 	}
 	ep, err := switchboard.CallbackEndpoint(m.CallbackURL)
 	return ep, err == nil

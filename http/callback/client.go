@@ -148,6 +148,7 @@ type Result struct {
 // Client POSTs callbacks. It is safe for concurrent use; Close it when done.
 type Client struct {
 	opts Options
+	urls *checkedURLs
 
 	// dial connects to an address that has passed the policy. Tests
 	// replace it to see where the client connects.
@@ -199,6 +200,7 @@ func newClient(opts Options, sweepEvery, idleEndpoint time.Duration, maxEndpoint
 	}
 	c := &Client{
 		opts:         opts,
+		urls:         newCheckedURLs(opts.AllowPrivate),
 		dial:         (&net.Dialer{}).DialContext,
 		idleEndpoint: idleEndpoint,
 		maxEndpoints: maxEndpoints,
@@ -444,7 +446,7 @@ func (c *Client) Post(ctx context.Context, url string, body []byte, headers [][2
 }
 
 func (c *Client) post(ctx context.Context, start time.Time, url string, body []byte, headers [][2]string) (Result, *endpoint) {
-	t, err := checkURL(url, c.opts.AllowPrivate)
+	t, err := c.urls.check(url)
 	if err != nil {
 		return Result{Outcome: RefusedURL, Err: err}, nil
 	}

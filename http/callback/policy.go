@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/switchboard-sms/switchboard"
 )
@@ -47,6 +48,50 @@ func (t *target) defaultPort() string {
 		return "443"
 	}
 	return "80"
+}
+
+// maxCheckedURLs bounds checkedURLs. A key posts every callback to the same
+// URL, so a few distinct URLs carry nearly all the traffic; past the bound
+// the memory is emptied and fills again with the URLs in use.
+const maxCheckedURLs = 4096
+
+// checkedURLs remembers the URLs that passed checkURL, so a URL is parsed
+// once rather than for every callback posted to it. checkURL depends on
+// nothing but the URL and allowPrivate, which is fixed per client. Refused
+// URLs are not kept: they are rare, and a refusal is final for its
+// callback.
+type checkedURLs struct {
+	allowPrivate bool
+
+	mu   sync.RWMutex
+	seen map[string]target
+}
+
+func newCheckedURLs(allowPrivate bool) *checkedURLs {
+	return &checkedURLs{allowPrivate: allowPrivate, seen: make(map[string]target)}
+}
+
+// check is checkURL(raw, c.allowPrivate), from memory when raw was checked
+// before.
+func (c *checkedURLs) check(raw string) (target, error) {
+	c.mu.RLock()
+	t, ok := c.seen[raw]
+	c.mu.RUnlock()
+	if ok {
+		return t, nil
+	}
+	t, err := checkURL(raw, c.allowPrivate)
+	if err != nil {
+		return target{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seen) >= maxCheckedURLs {
+		clear(c.seen)
+	}
+	// A copy: raw may be a slice of a larger buffer the caller lets go.
+	c.seen[strings.Clone(raw)] = t
+	return t, nil
 }
 
 func checkURL(raw string, allowPrivate bool) (target, error) {

@@ -2,6 +2,7 @@ package callback
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -307,4 +308,48 @@ func FuzzParseHostIP(f *testing.F) {
 			t.Fatalf("parseHostIP(%q) = %v, %v, want %v", host, ip, isIP, a)
 		}
 	})
+}
+
+// checkedURLs answers as checkURL does, the first time and from memory,
+// and keeps only what passed.
+func TestCheckedURLsAgreeWithCheckURL(t *testing.T) {
+	urls := []string{
+		"https://hooks.example.com/sms?x=1",
+		"HTTPS://Hooks.Example.COM./x",
+		"http://127.0.0.1:8080/hook",
+		"http://localhost/hook",
+		"https://user@hooks.example.com/",
+		"ftp://hooks.example.com/",
+	}
+	for _, allowPrivate := range []bool{false, true} {
+		c := newCheckedURLs(allowPrivate)
+		for round := 0; round < 2; round++ {
+			for _, u := range urls {
+				want, wantErr := checkURL(u, allowPrivate)
+				got, err := c.check(u)
+				if got != want || switchboard.ErrorMessage(err) != switchboard.ErrorMessage(wantErr) {
+					t.Errorf("allowPrivate %v, round %d, %q: %+v, %v; checkURL: %+v, %v", allowPrivate, round, u, got, err, want, wantErr)
+				}
+				if _, kept := c.seen[u]; kept != (wantErr == nil) {
+					t.Errorf("allowPrivate %v, %q: kept %v, but checkURL's error is %v", allowPrivate, u, kept, wantErr)
+				}
+			}
+		}
+	}
+}
+
+func TestCheckedURLsStayBounded(t *testing.T) {
+	c := newCheckedURLs(false)
+	for i := range maxCheckedURLs + 10 {
+		u := fmt.Sprintf("https://hooks.example.com/%d", i)
+		if _, err := c.check(u); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.seen) > maxCheckedURLs {
+			t.Fatalf("after %d URLs, %d kept; the bound is %d", i+1, len(c.seen), maxCheckedURLs)
+		}
+		if _, ok := c.seen[u]; !ok {
+			t.Fatalf("%q not kept right after its check", u)
+		}
+	}
 }
