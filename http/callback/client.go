@@ -149,6 +149,7 @@ type Result struct {
 type Client struct {
 	opts Options
 	urls *checkedURLs
+	macs *macs
 
 	// dial connects to an address that has passed the policy. Tests
 	// replace it to see where the client connects.
@@ -201,6 +202,7 @@ func newClient(opts Options, sweepEvery, idleEndpoint time.Duration, maxEndpoint
 	c := &Client{
 		opts:         opts,
 		urls:         newCheckedURLs(opts.AllowPrivate),
+		macs:         newMACs(),
 		dial:         (&net.Dialer{}).DialContext,
 		idleEndpoint: idleEndpoint,
 		maxEndpoints: maxEndpoints,

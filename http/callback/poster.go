@@ -24,7 +24,7 @@ func (p Poster) Post(ctx context.Context, req actors.WebhookRequest) actors.Post
 		old = []string{req.OldSecret}
 	}
 	headers := [][2]string{
-		{SignatureHeader, Sign(req.Secret, time.Now(), req.Body, old...)},
+		{SignatureHeader, p.Client.macs.sign(req.Secret, time.Now(), req.Body, old)},
 		{EventIDHeader, req.EventID},
 	}
 	if req.EventID == "" { // a batch: the body lists the event_ids

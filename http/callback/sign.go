@@ -4,8 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,13 +42,22 @@ const (
 // header carries one v1 per secret, in that order, so a receiver that
 // knows either accepts the request.
 func Sign(secret string, t time.Time, body []byte, more ...string) string {
+	return (*macs)(nil).sign(secret, t, body, more)
+}
+
+// sign is Sign, with the keyed HMACs from m.
+func (m *macs) sign(secret string, t time.Time, body []byte, more []string) string {
 	ts := t.Unix()
 	// "t=" + up to 20 digits + (",v1=" + 64 hex digits) per secret.
 	b := make([]byte, 0, 2+20+(1+len(more))*(4+2*sha256.Size))
 	b = append(b, "t="...)
 	b = strconv.AppendInt(b, ts, 10)
-	for _, s := range append([]string{secret}, more...) {
-		mac := mac(s, ts, body)
+	for i := -1; i < len(more); i++ {
+		s := secret
+		if i >= 0 {
+			s = more[i]
+		}
+		mac := m.mac(s, ts, body)
 		b = append(b, ",v1="...)
 		b = hex.AppendEncode(b, mac[:])
 	}
@@ -55,14 +66,72 @@ func Sign(secret string, t time.Time, body []byte, more ...string) string {
 
 // mac is HMAC-SHA256(secret, "<ts>.<body>").
 func mac(secret string, ts int64, body []byte) [sha256.Size]byte {
-	h := hmac.New(sha256.New, []byte(secret))
+	return (*macs)(nil).mac(secret, ts, body)
+}
+
+// maxSecrets bounds the secrets macs keeps states for; past it they are
+// all let go and kept again as they are used.
+const maxSecrets = 1024
+
+// macs keeps keyed HMAC-SHA256 states per secret for reuse. Keying a state
+// allocates it and hashes the secret's pads; resetting one keyed before
+// restores its keyed start instead, and a key signs every one of its
+// callbacks with the same secret. A nil *macs keys a new state each time.
+type macs struct {
+	mu    sync.RWMutex
+	pools map[string]*sync.Pool
+}
+
+func newMACs() *macs { return &macs{pools: make(map[string]*sync.Pool)} }
+
+func (m *macs) mac(secret string, ts int64, body []byte) [sha256.Size]byte {
+	h := m.get(secret)
 	var num [20]byte
 	h.Write(strconv.AppendInt(num[:0], ts, 10))
 	h.Write([]byte{'.'})
 	h.Write(body)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
+	m.put(secret, h)
 	return sum
+}
+
+// get returns a state keyed with secret, ready to write to.
+func (m *macs) get(secret string) hash.Hash {
+	if m != nil {
+		if h, ok := m.pool(secret).Get().(hash.Hash); ok {
+			return h
+		}
+	}
+	return hmac.New(sha256.New, []byte(secret))
+}
+
+// put resets h, keyed with secret, and keeps it for the next get.
+func (m *macs) put(secret string, h hash.Hash) {
+	if m == nil {
+		return
+	}
+	h.Reset()
+	m.pool(secret).Put(h)
+}
+
+func (m *macs) pool(secret string) *sync.Pool {
+	m.mu.RLock()
+	p := m.pools[secret]
+	m.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p = m.pools[secret]; p == nil {
+		if len(m.pools) >= maxSecrets {
+			clear(m.pools)
+		}
+		p = new(sync.Pool)
+		m.pools[strings.Clone(secret)] = p
+	}
+	return p
 }
 
 // Verify checks a SignatureHeader value against body and secret. The header

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -207,5 +208,46 @@ func TestSignWithOldSecret(t *testing.T) {
 	}
 	if err := Verify(got, "third-secret", testBody, time.Minute, at); err != ErrSignatureMismatch {
 		t.Errorf("Verify with neither secret: %v", err)
+	}
+}
+
+// A client's kept HMAC states sign exactly as Sign does, used again and
+// again, across secrets, a rotation's second secret and goroutines; the
+// secrets kept stay bounded.
+func TestKeptMACsSignAsSign(t *testing.T) {
+	m := newMACs()
+	at := time.Unix(1718029831, 0)
+	bodies := [][]byte{[]byte(`{"event_id":"evt_1"}`), nil, bytes.Repeat([]byte("x"), 200)}
+	secrets := []string{"whsec_a", "whsec_b", ""}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 50 {
+				for i, s := range secrets {
+					body := bodies[(i+round+g)%len(bodies)]
+					var more []string
+					if round%2 == 1 {
+						more = []string{secrets[(i+1)%len(secrets)]}
+					}
+					want := Sign(s, at, body, more...)
+					if got := m.sign(s, at, body, more); got != want {
+						t.Errorf("goroutine %d round %d secret %q: %s, Sign: %s", g, round, s, got, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range maxSecrets + 10 {
+		s := "whsec_" + strconv.Itoa(i)
+		if got, want := m.sign(s, at, bodies[0], nil), Sign(s, at, bodies[0]); got != want {
+			t.Fatalf("secret %q: %s, Sign: %s", s, got, want)
+		}
+		if len(m.pools) > maxSecrets {
+			t.Fatalf("after %d secrets %d kept; the bound is %d", i+1, len(m.pools), maxSecrets)
+		}
 	}
 }
