@@ -157,6 +157,12 @@ type recorder struct {
 	recorded func(*switchboard.Message)
 	now      func() time.Time
 	batch    *batcher[recordJob]
+
+	// updates and notes are write's, kept from batch to batch (the one
+	// worker is their only user): the store reads them only while
+	// Record runs.
+	updates []switchboard.Update
+	notes   []switchboard.Notify
 }
 
 const (
@@ -190,8 +196,8 @@ var errStopped = errors.New("engine stopped")
 // spoils an all-or-none write), each update is retried alone so one
 // message's problem is only that message's.
 func (r *recorder) write(batch []recordJob) {
-	updates := make([]switchboard.Update, len(batch))
-	notes := make([]switchboard.Notify, len(batch))
+	updates, notes := r.buffers(len(batch))
+	defer clear(updates) // let go of the messages' data until the next batch
 	now := r.now()
 	ids, token := r.ids.begin(len(batch), now)
 	for i, j := range batch {
@@ -209,6 +215,14 @@ func (r *recorder) write(batch []recordJob) {
 		}
 		j.done(msgs[i], errs[i])
 	}
+}
+
+// buffers returns write's updates and notes, n of each.
+func (r *recorder) buffers(n int) ([]switchboard.Update, []switchboard.Notify) {
+	if cap(r.updates) < n {
+		r.updates, r.notes = make([]switchboard.Update, n), make([]switchboard.Notify, n)
+	}
+	return r.updates[:n], r.notes[:n]
 }
 
 // record stores updates in one write; if that fails as a whole (one bad
