@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -45,14 +46,19 @@ func TestDeployFiles(t *testing.T) {
 	sim := testSim(t, smsc.Config{})
 	g, _ := startTestGateway(t, adminYAML(sim.Addr()))
 	waitStatus(t, g, send(t, g, "+447700900123", "metrics").body["id"].(string), "delivered")
-	families, err := g.ops.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The message reads as delivered once its receipt's record commits;
+	// the receipt is counted just after, on the recorder's goroutine.
 	exposed := map[string]bool{}
-	for _, f := range families {
-		exposed[f.GetName()] = true
-	}
+	waitFor(5*time.Second, func() bool {
+		families, err := g.ops.registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			exposed[f.GetName()] = true
+		}
+		return exposed["switchboard_receipts_total"]
+	})
 	metricRE := regexp.MustCompile(`\b((?:switchboard|go|process)_[a-z_]+)`)
 	envRE := regexp.MustCompile(`\bSWITCHBOARD_[A-Z0-9_]+`)
 	seen := map[string]bool{}
