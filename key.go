@@ -65,7 +65,11 @@ func (k *Key) Matches(secret string) bool {
 // key's secret, or its previous one before PreviousSecretUntil, and the
 // key not revoked. Both comparisons are constant-time and always made.
 func (k *Key) MatchesAt(secret string, now time.Time) bool {
-	h := HashSecret(secret)
+	return k.matchesHashAt(HashSecret(secret), now)
+}
+
+// matchesHashAt is MatchesAt for a secret already hashed (HashSecret).
+func (k *Key) matchesHashAt(h [32]byte, now time.Time) bool {
 	current := subtle.ConstantTimeCompare(h[:], k.SecretHash[:]) == 1
 	previous := subtle.ConstantTimeCompare(h[:], k.PreviousSecretHash[:]) == 1 &&
 		k.PreviousSecretHash != [32]byte{} && now.Before(k.PreviousSecretUntil)

@@ -118,8 +118,9 @@ func NumberDigits(number string) string {
 // nothing about any secret; the final comparison is constant-time all the
 // same.
 func (r *KeyRing) Authenticate(secret string) (*Key, bool) {
-	k, ok := r.idx.Load().byHash[HashSecret(secret)]
-	if !ok || !k.MatchesAt(secret, r.now()) {
+	h := HashSecret(secret) // once: it finds the key and is compared with it
+	k, ok := r.idx.Load().byHash[h]
+	if !ok || !k.matchesHashAt(h, r.now()) {
 		return nil, false
 	}
 	return k, true
