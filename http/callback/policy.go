@@ -80,6 +80,10 @@ func (c *checkedURLs) check(raw string) (target, error) {
 	if ok {
 		return t, nil
 	}
+	// Checked and kept as a copy: raw may be a slice of a larger buffer
+	// (a stored callback), and the target's strings are slices of what
+	// was checked.
+	raw = strings.Clone(raw)
 	t, err := checkURL(raw, c.allowPrivate)
 	if err != nil {
 		return target{}, err
@@ -89,8 +93,7 @@ func (c *checkedURLs) check(raw string) (target, error) {
 	if len(c.seen) >= maxCheckedURLs {
 		clear(c.seen)
 	}
-	// A copy: raw may be a slice of a larger buffer the caller lets go.
-	c.seen[strings.Clone(raw)] = t
+	c.seen[raw] = t
 	return t, nil
 }
 
