@@ -142,7 +142,7 @@ type Engine struct {
 
 	// background work (durable writes) runs in goroutines tracked here and
 	// is waited for on Stop.
-	bg     sync.WaitGroup
+	bg     *tasks
 	bgStop context.Context
 	bgEnd  context.CancelFunc
 
@@ -209,7 +209,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, log: cfg.Log,
 		router: newRouter(cfg.Routes, carriers),
-		corr:   newCorrelator(), ids: newEventIDs(),
+		corr:   newCorrelator(), ids: newEventIDs(), bg: newTasks(),
 	}
 	e.instrument(cfg.Store, cfg.Metrics)
 	if cfg.Fleet != nil {
@@ -494,7 +494,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.stopCarriers(ctx)
 	e.inbound.stop()
 	e.bgEnd()
-	e.bg.Wait()
+	e.bg.wait()
 	e.recorder.stop()
 	e.webhooks.stopAll(ctx)
 	if e.fleet != nil {
@@ -534,9 +534,9 @@ func deadline(ctx context.Context) time.Time {
 // background runs f in a goroutine the engine waits for on Stop. f gets a
 // context that ends when Stop gives up waiting.
 func (e *Engine) background(f func(stop context.Context)) {
-	e.bg.Add(1)
+	e.bg.start()
 	go func() {
-		defer e.bg.Done()
+		defer e.bg.done()
 		f(e.bgStop)
 	}()
 }
