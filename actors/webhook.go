@@ -198,17 +198,25 @@ func (d *dispatcher) policy(keyID string) switchboard.KeyCallbacks {
 	if !ok {
 		return switchboard.KeyCallbacks{}
 	}
-	statuses := k.CallbackStatuses
-	if statuses == 0 {
-		statuses = switchboard.DefaultCallbackStatuses
+	return switchboard.KeyCallbacks{URL: k.CallbackURL, Endpoint: d.keyEndpoint(keyID, k.CallbackURL), Statuses: keyStatuses(k)}
+}
+
+// keyStatuses is the statuses a key's callbacks carry.
+func keyStatuses(k *switchboard.Key) switchboard.StatusSet {
+	if k.CallbackStatuses == 0 {
+		return switchboard.DefaultCallbackStatuses
 	}
-	return switchboard.KeyCallbacks{URL: k.CallbackURL, Endpoint: d.keyEndpoint(keyID, k.CallbackURL), Statuses: statuses}
+	return k.CallbackStatuses
 }
 
 // recorded follows every stored transition: if it may have queued a
 // callback, the endpoint is told to look.
 func (d *dispatcher) recorded(m *switchboard.Message) {
-	statuses := d.policy(m.Key).Statuses
+	k, ok := d.e.cfg.Keys.Key(m.Key)
+	if !ok {
+		return // no key, no policy: nothing was queued
+	}
+	statuses := keyStatuses(k)
 	if !statuses.Has(m.Status) && !statuses.Has(switchboard.StatusSubmitted) {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/switchboard-sms/switchboard"
 )
@@ -51,8 +50,7 @@ func (t *target) defaultPort() string {
 }
 
 // maxCheckedURLs bounds checkedURLs. A key posts every callback to the same
-// URL, so a few distinct URLs carry nearly all the traffic; past the bound
-// the memory is emptied and fills again with the URLs in use.
+// URL, so a few distinct URLs carry nearly all the traffic.
 const maxCheckedURLs = 4096
 
 // checkedURLs remembers the URLs that passed checkURL, so a URL is parsed
@@ -62,22 +60,17 @@ const maxCheckedURLs = 4096
 // callback.
 type checkedURLs struct {
 	allowPrivate bool
-
-	mu   sync.RWMutex
-	seen map[string]target
+	seen         *boundedMap[target]
 }
 
 func newCheckedURLs(allowPrivate bool) *checkedURLs {
-	return &checkedURLs{allowPrivate: allowPrivate, seen: make(map[string]target)}
+	return &checkedURLs{allowPrivate: allowPrivate, seen: newBoundedMap[target](maxCheckedURLs)}
 }
 
 // check is checkURL(raw, c.allowPrivate), from memory when raw was checked
 // before.
 func (c *checkedURLs) check(raw string) (target, error) {
-	c.mu.RLock()
-	t, ok := c.seen[raw]
-	c.mu.RUnlock()
-	if ok {
+	if t, ok := c.seen.get(raw); ok {
 		return t, nil
 	}
 	// Checked and kept as a copy: raw may be a slice of a larger buffer
@@ -88,13 +81,7 @@ func (c *checkedURLs) check(raw string) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.seen) >= maxCheckedURLs {
-		clear(c.seen)
-	}
-	c.seen[raw] = t
-	return t, nil
+	return c.seen.add(raw, t), nil
 }
 
 func checkURL(raw string, allowPrivate bool) (target, error) {

@@ -330,7 +330,7 @@ func TestCheckedURLsAgreeWithCheckURL(t *testing.T) {
 				if got != want || switchboard.ErrorMessage(err) != switchboard.ErrorMessage(wantErr) {
 					t.Errorf("allowPrivate %v, round %d, %q: %+v, %v; checkURL: %+v, %v", allowPrivate, round, u, got, err, want, wantErr)
 				}
-				if _, kept := c.seen[u]; kept != (wantErr == nil) {
+				if _, kept := c.seen.m[u]; kept != (wantErr == nil) {
 					t.Errorf("allowPrivate %v, %q: kept %v, but checkURL's error is %v", allowPrivate, u, kept, wantErr)
 				}
 			}
@@ -345,10 +345,10 @@ func TestCheckedURLsStayBounded(t *testing.T) {
 		if _, err := c.check(u); err != nil {
 			t.Fatal(err)
 		}
-		if len(c.seen) > maxCheckedURLs {
-			t.Fatalf("after %d URLs, %d kept; the bound is %d", i+1, len(c.seen), maxCheckedURLs)
+		if len(c.seen.m) > maxCheckedURLs {
+			t.Fatalf("after %d URLs, %d kept; the bound is %d", i+1, len(c.seen.m), maxCheckedURLs)
 		}
-		if _, ok := c.seen[u]; !ok {
+		if _, ok := c.seen.m[u]; !ok {
 			t.Fatalf("%q not kept right after its check", u)
 		}
 	}

@@ -69,20 +69,16 @@ func mac(secret string, ts int64, body []byte) [sha256.Size]byte {
 	return (*macs)(nil).mac(secret, ts, body)
 }
 
-// maxSecrets bounds the secrets macs keeps states for; past it they are
-// all let go and kept again as they are used.
+// maxSecrets bounds the secrets macs keeps states for.
 const maxSecrets = 1024
 
 // macs keeps keyed HMAC-SHA256 states per secret for reuse. Keying a state
 // allocates it and hashes the secret's pads; resetting one keyed before
 // restores its keyed start instead, and a key signs every one of its
 // callbacks with the same secret. A nil *macs keys a new state each time.
-type macs struct {
-	mu    sync.RWMutex
-	pools map[string]*sync.Pool
-}
+type macs struct{ pools *boundedMap[*sync.Pool] }
 
-func newMACs() *macs { return &macs{pools: make(map[string]*sync.Pool)} }
+func newMACs() *macs { return &macs{pools: newBoundedMap[*sync.Pool](maxSecrets)} }
 
 func (m *macs) mac(secret string, ts int64, body []byte) [sha256.Size]byte {
 	h := m.get(secret)
@@ -116,22 +112,10 @@ func (m *macs) put(secret string, h hash.Hash) {
 }
 
 func (m *macs) pool(secret string) *sync.Pool {
-	m.mu.RLock()
-	p := m.pools[secret]
-	m.mu.RUnlock()
-	if p != nil {
+	if p, ok := m.pools.get(secret); ok {
 		return p
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if p = m.pools[secret]; p == nil {
-		if len(m.pools) >= maxSecrets {
-			clear(m.pools)
-		}
-		p = new(sync.Pool)
-		m.pools[strings.Clone(secret)] = p
-	}
-	return p
+	return m.pools.add(strings.Clone(secret), new(sync.Pool))
 }
 
 // Verify checks a SignatureHeader value against body and secret. The header

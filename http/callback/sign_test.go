@@ -246,8 +246,8 @@ func TestKeptMACsSignAsSign(t *testing.T) {
 		if got, want := m.sign(s, at, bodies[0], nil), Sign(s, at, bodies[0]); got != want {
 			t.Fatalf("secret %q: %s, Sign: %s", s, got, want)
 		}
-		if len(m.pools) > maxSecrets {
-			t.Fatalf("after %d secrets %d kept; the bound is %d", i+1, len(m.pools), maxSecrets)
+		if len(m.pools.m) > maxSecrets {
+			t.Fatalf("after %d secrets %d kept; the bound is %d", i+1, len(m.pools.m), maxSecrets)
 		}
 	}
 }
