@@ -190,6 +190,10 @@ type keyActor struct {
 	paging             bool
 	pageLimit          int
 	admissions, landed uint64
+	// pageCut is the lowest ID admitted while the page is read ("" if
+	// none): the read may have seen a later commit of those land and not
+	// an earlier one, so it keeps only what lies below (pageRead).
+	pageCut string
 	// lastIDMs is the timestamp of the highest ID issued or loaded.
 	lastIDMs uint64
 	// pendingCommits holds the Accepts in flight.
@@ -341,11 +345,14 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 		} else {
 			k.loadErr = k.unavailable(m.err)
 		}
+		k.e.log.Debug().Err(m.err).Str("key", k.key.ID).Uint64("inst", k.inst).Msg("key actor not ready; will try again")
 		k.answerStash(k.loadErr)
 		k.setWake(ctx, k.e.now().Add(time.Second))
 		return
 	}
 	k.ready, k.loadErr = true, nil
+	k.e.log.Debug().Str("key", k.key.ID).Uint64("inst", k.inst).Int64("fence", m.lease.tokenOrZero()).Int("pending", m.n).
+		Msg("key actor ready")
 	k.queued = m.n
 	k.paged = m.n > 0
 	k.lease = m.lease

@@ -112,6 +112,9 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 	if len(c.news) > 0 {
 		k.pendingCommits[c] = struct{}{}
 		k.admissions++
+		if k.paging && k.pageCut == "" {
+			k.pageCut = c.entries[0].msg.ID // entries are in ID order
+		}
 		k.work.start() // ended by the requester once the Accept returns
 	}
 	b.reply <- c
@@ -264,6 +267,17 @@ func (k *keyActor) committed(ctx actor.Context, m *committed) {
 	}
 	delete(k.pendingCommits, m.c)
 	k.landed++
+	if ev := k.e.log.Debug(); ev.Enabled() {
+		held := 0
+		for _, e := range m.c.entries {
+			if e.held {
+				held++
+			}
+		}
+		ev.Err(m.err).Str("key", k.key.ID).Uint64("inst", k.inst).Str("first", m.c.entries[0].msg.ID).
+			Str("last", m.c.entries[len(m.c.entries)-1].msg.ID).Int("n", len(m.c.entries)).Int("held", held).
+			Bool("paged", k.paged).Msg("commit landed")
+	}
 	k.pageDry = false // the frontier moved, and this commit's messages may be readable
 	for _, key := range m.c.idem {
 		delete(k.idem, key)

@@ -25,7 +25,9 @@ type (
 	// taking messages, lets what it has in flight finish, gives the lease
 	// up and stops, so the new owner can take the key.
 	handOver struct{}
-	// leaseRenewed says a renewal of the actor's lease failed.
+	// leaseRenewed says a renewal of the actor's lease failed (err), or
+	// that one succeeded after the lease had run out by this node's
+	// clock (nil): the actor, which sent nothing meanwhile, goes on.
 	leaseRenewed struct {
 		inst uint64
 		err  error
@@ -44,6 +46,14 @@ type keyLease struct {
 	ended   sync.Once
 }
 
+// tokenOrZero is the lease's token, 0 for none (a single node).
+func (l *keyLease) tokenOrZero() int64 {
+	if l == nil {
+		return 0
+	}
+	return l.token
+}
+
 // valid reports whether the lease still holds at now.
 func (l *keyLease) valid(now time.Time) bool { return now.UnixNano() < l.expires.Load() }
 
@@ -54,9 +64,10 @@ func (l *keyLease) set(x switchboard.Lease) {
 
 // takeKey takes the lease on a key, raises its fence to the lease's token
 // and starts renewing it until gone is closed (the instance stopped: the
-// lease is then given up) or a renewal fails (lost hears of it); on a
-// single node it does nothing and returns nil.
-func (e *Engine) takeKey(ctx context.Context, id string, gone <-chan struct{}, lost func(error)) (*keyLease, error) {
+// lease is then given up) or a renewal fails (renewed hears of it, and of
+// a renewal that made a lapsed lease valid again); on a single node it
+// does nothing and returns nil.
+func (e *Engine) takeKey(ctx context.Context, id string, gone <-chan struct{}, renewed func(error)) (*keyLease, error) {
 	if e.fleet == nil {
 		return nil, nil
 	}
@@ -75,13 +86,13 @@ func (e *Engine) takeKey(ctx context.Context, id string, gone <-chan struct{}, l
 		e.endLease(kl)
 		return nil, err
 	}
-	e.background(func(stop context.Context) { e.keepLease(stop, kl, gone, lost) })
+	e.background(func(stop context.Context) { e.keepLease(stop, kl, gone, renewed) })
 	return kl, nil
 }
 
 // keepLease renews a lease every third of its period until it is ended or
 // a renewal fails.
-func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struct{}, lost func(error)) {
+func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struct{}, renewed func(error)) {
 	ttl := e.fleet.cfg.LeaseTTL
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
@@ -98,10 +109,14 @@ func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struc
 		}
 		l, err := e.fleet.leases.Renew(stop, *kl.current.Load(), ttl)
 		if err != nil {
-			lost(err)
+			renewed(err)
 			return
 		}
+		lapsed := !kl.valid(e.now())
 		kl.set(l)
+		if lapsed && kl.valid(e.now()) {
+			renewed(nil)
+		}
 	}
 }
 
@@ -121,8 +136,12 @@ func (e *Engine) endLease(kl *keyLease) {
 }
 
 func (k *keyActor) leaseRenewed(ctx actor.Context, m *leaseRenewed) {
-	if m.inst == k.inst && k.lease != nil {
+	switch {
+	case m.inst != k.inst || k.lease == nil:
+	case m.err != nil:
 		k.leaseLost(ctx, m.err)
+	default:
+		k.dispatch(ctx) // it sent and paged nothing while the lease had lapsed
 	}
 }
 
@@ -163,6 +182,8 @@ func (k *keyActor) handOver(ctx actor.Context) {
 	if k.handingOver {
 		return
 	}
+	k.e.log.Debug().Str("key", k.key.ID).Uint64("inst", k.inst).Int("inflight", k.inflight).
+		Int("commits", len(k.pendingCommits)).Msg("handing the key over")
 	k.handingOver, k.draining = true, true
 	k.ready, k.loadErr = false, keyMoved(k.key.ID)
 	k.answerStash(k.loadErr)

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"sort"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -14,6 +15,7 @@ type pageRead struct {
 	msgs     []*switchboard.Message
 	err      error
 	frontier string // the read's upper bound: the commit frontier
+	after    string // the read's lower bound
 	// admissions and landed are the actor's counts of commits begun and
 	// landed when the read was asked for.
 	admissions, landed uint64
@@ -21,9 +23,10 @@ type pageRead struct {
 
 // page asks for pending messages from the store when the window has room;
 // they are read off the actor's goroutine and arrive as a pageRead. Commits
-// may land out of order, so it reads only messages below the lowest ID
-// still being committed: an earlier message must not be skipped because
-// its commit had not landed when a later one was read. dispatch calls it
+// may land out of order, so a page holds only messages below the lowest ID
+// still being committed, when the read is asked for (its upper bound) or
+// begun while it is read (pageCut): an earlier message must not be skipped
+// because its commit had not landed when a later one was read. dispatch calls it
 // after every event, so it reads only when a read can find something:
 // after a commit landed (committed clears pageDry), or when the last read
 // stopped at the window rather than at the frontier.
@@ -43,39 +46,52 @@ func (k *keyActor) page(ctx actor.Context) {
 	if limit == 0 {
 		return
 	}
-	k.paging, k.pageLimit = true, limit
+	k.paging, k.pageLimit, k.pageCut = true, limit, ""
 	self, root, id, after := ctx.Self(), k.e.system.Root, k.key.ID, k.lastLoaded
-	r := &pageRead{inst: k.inst, frontier: frontier, admissions: k.admissions, landed: k.landed}
+	r := &pageRead{inst: k.inst, frontier: frontier, after: after, admissions: k.admissions, landed: k.landed}
 	k.e.background(func(stop context.Context) {
 		r.msgs, r.err = k.e.store.Pending(stop, id, after, frontier, limit)
 		root.Send(self, r)
 	})
 }
 
-// pageRead takes a page into memory. A predecessor's page is dropped (its
-// budget went back when it was replaced).
+// pageRead takes a page into memory, up to the first message admitted
+// while it was read (pageCut). A predecessor's page is dropped (its budget
+// went back when it was replaced).
 func (k *keyActor) pageRead(ctx actor.Context, r *pageRead) {
 	if r.inst != k.inst || !k.paging {
 		return
 	}
 	k.paging = false
 	limit := k.pageLimit
+	if ev := k.e.log.Debug(); ev.Enabled() {
+		ev.Str("key", k.key.ID).Uint64("inst", k.inst).Str("after", r.after).Str("before", r.frontier).
+			Int("limit", limit).Int("read", len(r.msgs)).Err(r.err).Msg("page read")
+	}
 	if r.err != nil {
 		k.e.held.release(limit)
 		k.e.log.Error().Err(r.err).Str("key", k.key.ID).Msg("paging pending messages failed; will retry")
 		k.setWake(ctx, k.e.now().Add(retryPaging))
 		return
 	}
-	for _, m := range r.msgs {
+	msgs := r.msgs
+	if k.pageCut != "" {
+		// Commits begun during the read may have landed in any order: it
+		// may hold a later one's messages and not an earlier one's. Only
+		// what lies below the first of them is complete; the rest is read
+		// again once they have landed (paging reads only above lastLoaded).
+		msgs = msgs[:sort.Search(len(msgs), func(i int) bool { return msgs[i].ID >= k.pageCut })]
+	}
+	for _, m := range msgs {
 		if !k.skipCanceled(m) {
 			k.enqueue(newEntry(m))
 		}
 	}
-	k.e.held.release(limit - len(r.msgs))
-	if len(r.msgs) > 0 {
+	k.e.held.release(limit - len(msgs))
+	if len(msgs) > 0 {
 		k.loaded(k.lastLoaded)
 	}
-	if len(r.msgs) < limit {
+	if len(r.msgs) < limit || len(msgs) < len(r.msgs) {
 		// The read found all there was below its bound. Reading again
 		// finds more only once a commit lands: unless one landed during
 		// the read (its messages may be above what the read saw).

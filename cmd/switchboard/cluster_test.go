@@ -149,7 +149,7 @@ func newFleetRigWith(t *testing.T, n int, addrs func(r *fleetRig, i int) nodeAdd
 		nd := &fleetNode{i: i, gossip: a.gossip, wrap: a.wrap, cfgPath: filepath.Join(r.dir, fmt.Sprintf("n%d.yaml", i))}
 		cfg := fmt.Sprintf(`
 node: {name: n%d, http: %q, admin: "127.0.0.1:0", data_dir: %q, drain_period: 100ms, shutdown_timeout: 5s}
-log: {level: info, format: json}
+log: {level: %s, format: json}
 storage: {backend: scylla, hosts: [%q], keyspace: %q, replication_factor: 1, consistency: one}
 cache: {backend: redis, addr: %q}
 cluster: {enabled: true, name: %q, bind: %q, remote: %q, seeds: [%q, %q], lease_ttl: 1500ms}
@@ -158,7 +158,7 @@ carriers:
 routes:
   - {prefix: "", carriers: [%q]}
 keys:
-%s`, i, a.http, filepath.Join(r.dir, fmt.Sprintf("d%d", i)), a.cql, r.keyspace(), a.redis, r.keyspace(), a.gossip, a.remote,
+%s`, i, a.http, filepath.Join(r.dir, fmt.Sprintf("d%d", i)), fleetLogLevel(), a.cql, r.keyspace(), a.redis, r.keyspace(), a.gossip, a.remote,
 			all[0].gossip, all[1%n].gossip, r.carrier, a.smsc, r.carrier, keys.String())
 		if err := os.WriteFile(nd.cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -186,6 +186,15 @@ keys:
 	}
 	r.waitFleet(n)
 	return r
+}
+
+// fleetLogLevel is the nodes' log level: info, or FLEET_LOG_LEVEL (debug,
+// to follow a message through the nodes' logs).
+func fleetLogLevel() string {
+	if l := os.Getenv("FLEET_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
 }
 
 // dropKeyspace removes a test's keyspace: the tests share one Cassandra,

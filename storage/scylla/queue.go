@@ -379,6 +379,9 @@ func (q *queue) read(ctx context.Context, session *gocql.Session, name, after, b
 	if err := q.load(ctx, session, name, o); err != nil {
 		return nil, err
 	}
+	// The time the mark's floor is measured from: before the scan, so an
+	// entry another process inserts while a slow scan runs stays above it.
+	began := q.s.now()
 	o.mu.Lock()
 	o.waitCleaned()
 	mark, stragglers := o.mark, slices.Clone(o.stragglers)
@@ -421,7 +424,7 @@ func (q *queue) read(ctx context.Context, session *gocql.Session, name, after, b
 	}
 	out = append(out, scanned...)
 	if fromHead {
-		q.advance(ctx, session, name, o, head, mark, liveStragglers, scanned, complete, before)
+		q.advance(ctx, session, name, o, head, began, mark, liveStragglers, scanned, complete, before)
 	}
 	return out, nil
 }
@@ -511,12 +514,11 @@ func (q *queue) buckets(ctx context.Context, session *gocql.Session, name, first
 	return out, nil
 }
 
-// advance moves the mark of owner name after a read from the head found
-// the live stragglers and the scanned entries from mark on (complete:
-// all of them up to before, or the end).
-func (q *queue) advance(ctx context.Context, session *gocql.Session, name string, o *owner, head *headRead, mark string,
-	liveStragglers []string, scanned []qRow, complete bool, before string) {
-	now := q.s.now()
+// advance moves the mark of owner name after a read from the head, begun
+// at now, found the live stragglers and the scanned entries from mark on
+// (complete: all of them up to before, or the end).
+func (q *queue) advance(ctx context.Context, session *gocql.Session, name string, o *owner, head *headRead, now time.Time,
+	mark string, liveStragglers []string, scanned []qRow, complete bool, before string) {
 	stragglers := liveStragglers
 	candidate := ""
 	for i, r := range scanned {
