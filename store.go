@@ -224,8 +224,8 @@ type Store interface {
 //     error, so a delivery repeated after a crash is harmless.
 type Outbox interface {
 	// Callbacks lists up to limit queued callbacks of endpoint with
-	// ID > afterID, in ID order.
-	Callbacks(ctx context.Context, endpoint, afterID string, limit int) ([]Callback, error)
+	// afterID < ID < beforeID ("": no upper bound), in ID order.
+	Callbacks(ctx context.Context, endpoint, afterID, beforeID string, limit int) ([]Callback, error)
 
 	// CallbackEndpoints lists the endpoints that have queued callbacks, for
 	// recovery.

@@ -17,7 +17,9 @@ type (
 		cbs      []switchboard.Callback
 		frontier string
 		limit    int
-		err      error
+		// lagged: the read stopped at the cluster's write lag (lagged).
+		lagged bool
+		err    error
 	}
 	// postDone reports one request: the callbacks it carried (one, or a
 	// batch) and whether it was the circuit's probe.
@@ -67,6 +69,10 @@ type endpointActor struct {
 	// blocked: the last read stopped at the event-ID frontier; the next
 	// waits for a hint or a short timer instead of reading again at once.
 	blocked bool
+	// In a cluster: when the last hint came (callbacks it announced may
+	// still be younger than the write lag), and when the outbox was last
+	// read from its head (lagged).
+	hintedAt, sweptAt time.Time
 
 	inflight  int
 	failures  int                  // consecutive failed attempts
@@ -94,7 +100,7 @@ func (a *endpointActor) Receive(ctx actor.Context) {
 		a.self = ctx.Self()
 	case *outboxHint:
 		a.ref.hinted.Store(false)
-		a.dirty, a.blocked = true, false
+		a.dirty, a.blocked, a.hintedAt = true, false, a.now()
 		if a.loading {
 			a.hintedWhileLoading = true
 		}
@@ -123,18 +129,27 @@ func (a *endpointActor) Receive(ctx actor.Context) {
 
 // load reads the next callbacks from the store when the window has room.
 // It reads only below the event-ID frontier, so a callback whose write is
-// still landing is not skipped.
+// still landing is not skipped; in a cluster also only what is old enough
+// that no other node is still writing it (lagged).
 func (a *endpointActor) load(ctx actor.Context) {
 	room := a.d.cfg.Window - len(a.known)
 	if !a.dirty || a.loading || a.blocked || room < a.d.cfg.Window/4 {
 		return
 	}
 	a.loading, a.hintedWhileLoading = true, false
-	frontier := a.d.ids.frontier()
+	frontier := a.d.ids.frontier(a.now())
 	self, cursor, store := ctx.Self(), a.cursor, a.d.e.store
+	before := ""
+	if a.d.e.fleet != nil {
+		before, cursor = a.lagged(cursor)
+	}
+	if ev := a.d.e.log.Debug(); ev.Enabled() {
+		ev.Str("endpoint", a.endpoint).Str("after", cursor).Str("before", before).Str("frontier", frontier).
+			Int("room", room).Msg("reading queued callbacks")
+	}
 	started := a.d.goWork(func() {
-		cbs, err := store.Callbacks(context.Background(), a.endpoint, cursor, room)
-		a.d.e.system.Root.Send(self, &loaded{cbs: cbs, frontier: frontier, limit: room, err: err})
+		cbs, err := store.Callbacks(context.Background(), a.endpoint, cursor, before, room)
+		a.d.e.system.Root.Send(self, &loaded{cbs: cbs, frontier: frontier, limit: room, lagged: before != "", err: err})
 	})
 	if !started {
 		a.loading = false // stopping: the store is about to close
@@ -149,6 +164,10 @@ func (a *endpointActor) loaded(m *loaded) {
 		return
 	}
 	complete := len(m.cbs) < m.limit
+	if ev := a.d.e.log.Debug(); ev.Enabled() && len(m.cbs) > 0 {
+		ev.Str("endpoint", a.endpoint).Int("read", len(m.cbs)).Str("first", m.cbs[0].ID).
+			Str("last", m.cbs[len(m.cbs)-1].ID).Msg("read queued callbacks")
+	}
 	for i := range m.cbs {
 		cb := m.cbs[i]
 		if cb.ID >= m.frontier {
@@ -164,9 +183,41 @@ func (a *endpointActor) loaded(m *loaded) {
 		}
 		a.add(&delivery{cb: cb})
 	}
+	if complete && m.lagged && a.now().Sub(a.hintedAt) < remoteWriteLag+lagPoll {
+		// What the last hints announced may still be above the lag's
+		// bound: read again once it has aged past it.
+		complete, a.blocked = false, true
+		a.setWake(a.now().Add(lagPoll))
+	}
 	if complete && !a.hintedWhileLoading {
 		a.dirty = false
 	}
+}
+
+// In a cluster every node writes the callbacks of the keys it owns, and
+// one node delivers each endpoint's. The event-ID frontier covers only
+// this node's writes in flight: another node's callback can land after
+// this one has read past a later ID, and the cursor would leave it
+// behind. So a read in a cluster takes only callbacks older than
+// remoteWriteLag (by their event IDs), which every node's write has
+// landed by but for an outlier; and every sweepEvery one read starts at
+// the outbox's head, which finds such an outlier (what is in memory is
+// skipped, and a delivered callback is in memory until its removal has
+// landed, so none is sent twice).
+const (
+	remoteWriteLag = time.Second
+	lagPoll        = 50 * time.Millisecond
+	sweepEvery     = 30 * time.Second
+)
+
+// lagged returns a cluster read's upper bound and where it starts: at the
+// cursor, or at the head when a sweep is due.
+func (a *endpointActor) lagged(cursor string) (before, from string) {
+	now := a.now()
+	if now.Sub(a.sweptAt) >= sweepEvery {
+		a.sweptAt, cursor = now, ""
+	}
+	return eventIDFloor(now.Add(-remoteWriteLag)), cursor
 }
 
 // add takes a callback into memory, behind its message's earlier ones.

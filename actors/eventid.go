@@ -75,12 +75,15 @@ func (g *eventIDs) end(token uint64) {
 	g.mu.Unlock()
 }
 
-// frontier returns a bound below which every ID that was used is in the
-// store: the lowest ID still being written or, with none in flight, just
-// above the highest handed out (so a write that begins after this call,
-// and may land before another that began earlier, is not read past).
-// "evt_X-2" (a second callback of one write) sorts below X's bound too.
-func (g *eventIDs) frontier() string {
+// frontier returns a bound below which every ID this process used is in
+// the store: the lowest ID still being written or, with none in flight,
+// the later of just above the highest handed out and the first ID of now.
+// A write that begins after this call gets IDs at or above it (begin
+// moves its time up to now), so one that lands before another that began
+// earlier is not read past; and IDs other nodes made before now are not
+// held back by a node that has written nothing since. "evt_X-2" (a second
+// callback of one write) sorts below X's bound too.
+func (g *eventIDs) frontier(now time.Time) string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	low := ""
@@ -90,7 +93,18 @@ func (g *eventIDs) frontier() string {
 		}
 	}
 	if low == "" {
-		low = g.issued + "\x7f"
+		if now.After(g.last) {
+			g.last = now
+		}
+		low = max(g.issued+"\x7f", eventIDFloor(now))
 	}
 	return low
+}
+
+// eventIDFloor returns the least event ID made at t: every ID made
+// earlier sorts below it.
+func eventIDFloor(t time.Time) string {
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(t))
+	return "evt_" + id.String()
 }

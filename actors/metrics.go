@@ -167,7 +167,7 @@ func (e *Engine) countPending(ctx context.Context) error {
 	}
 	for _, ep := range endpoints {
 		for after := ""; ; {
-			cbs, err := e.store.Callbacks(ctx, ep, after, 10000)
+			cbs, err := e.store.Callbacks(ctx, ep, after, "", 10000)
 			if err != nil {
 				return err
 			}

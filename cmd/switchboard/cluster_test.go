@@ -26,6 +26,7 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
+	"github.com/switchboard-sms/switchboard/http/sink"
 	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
@@ -54,7 +55,8 @@ type fleetRig struct {
 	tag      string
 	bin, dir string
 	sim      *smsc.Server
-	keys     []string // key ids, each with secret "secret-"+id
+	hooks    *sink.Sink // every key's callback URL: a final callback per message
+	keys     []string   // key ids, each with secret "secret-"+id
 	carrier  string
 	nodes    []*fleetNode
 
@@ -134,6 +136,12 @@ func newFleetRigWith(t *testing.T, n int, addrs func(r *fleetRig, i int) nodeAdd
 			r.mu.Unlock()
 		},
 	})
+	hooks, err := sink.Start(sink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hooks.Close() })
+	r.hooks = hooks
 	for k := range 6 {
 		r.keys = append(r.keys, fmt.Sprintf("f%s-%d", tag, k))
 	}
@@ -143,7 +151,8 @@ func newFleetRigWith(t *testing.T, n int, addrs func(r *fleetRig, i int) nodeAdd
 	}
 	var keys strings.Builder
 	for _, k := range r.keys {
-		fmt.Fprintf(&keys, "  - {id: %q, secret: %q, rate: 100000, burst: 100000}\n", k, "secret-"+k)
+		fmt.Fprintf(&keys, "  - {id: %q, secret: %q, rate: 100000, burst: 100000, callback_url: %q, callback_statuses: [delivered, undeliverable, expired, rejected, failed, unknown]}\n",
+			k, "secret-"+k, hooks.URL()+"/hooks/"+k)
 	}
 	for i, a := range all {
 		nd := &fleetNode{i: i, gossip: a.gossip, wrap: a.wrap, cfgPath: filepath.Join(r.dir, fmt.Sprintf("n%d.yaml", i))}
@@ -157,6 +166,7 @@ carriers:
   - {name: %q, host: %q, system_id: gw, password: pw, binds: 3, window: 64, reconnect_min: 50ms, reconnect_max: 500ms}
 routes:
   - {prefix: "", carriers: [%q]}
+webhooks: {allow_private_networks: true}
 keys:
 %s`, i, a.http, filepath.Join(r.dir, fmt.Sprintf("d%d", i)), fleetLogLevel(), a.cql, r.keyspace(), a.redis, r.keyspace(), a.gossip, a.remote,
 			all[0].gossip, all[1%n].gossip, r.carrier, a.smsc, r.carrier, keys.String())
@@ -607,6 +617,46 @@ func (r *fleetRig) untilEveryKeyAccepts(nd *fleetNode, within time.Duration) tim
 		last = time.Now()
 	}
 	return last
+}
+
+// Under load through every node, every accepted message's final callback
+// reaches its endpoint soon after the message is final, though the
+// callbacks of one endpoint are written by every node (each records the
+// outcomes of the keys it owns) and one node delivers them: a callback
+// written by one node and landing after the delivering node read past a
+// later one must not wait for that node's endpoint actor to go idle.
+func TestFleetDeliversEveryCallback(t *testing.T) {
+	r := newFleetRig(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	accepted, codes := r.load(ctx, 32, 0)
+	r.waitFinal(accepted, 60*time.Second)
+	want := map[string]bool{}
+	for _, s := range accepted {
+		want[s.id] = true
+	}
+	final := func(evs []sink.Event) map[string]bool {
+		got := map[string]bool{}
+		for _, ev := range evs {
+			if want[ev.MessageID] {
+				got[ev.MessageID] = true
+			}
+		}
+		return got
+	}
+	if !r.hooks.Wait(15*time.Second, func(evs []sink.Event) bool { return len(final(evs)) == len(want) }) {
+		got := final(r.hooks.Events())
+		var missing []string
+		for id := range want {
+			if !got[id] {
+				missing = append(missing, id)
+			}
+		}
+		t.Fatalf("%d of %d final messages have no callback 15 s after they were final (answers %v), e.g. %v",
+			len(missing), len(want), codes, missing[:min(len(missing), 5)])
+	}
+	st := r.hooks.Stats()
+	t.Logf("accepted %d (answers %v); callbacks: %+v", len(accepted), codes, st)
 }
 
 // A node paused with SIGSTOP for 10 s under load, then resumed: the others

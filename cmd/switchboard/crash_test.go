@@ -168,8 +168,14 @@ func sendUntilKilled(t *testing.T, addr string, proc *exec.Cmd, after int) []str
 			}
 		}()
 	}
-	go func() { _ = proc.Wait(); stop() }()
+	exited := make(chan struct{})
+	go func() { _ = proc.Wait(); stop(); close(exited) }()
 	wg.Wait()
+	// Every worker has stopped, so the process is gone or nothing can
+	// reach it: kill it either way, and wait for Wait to have recorded its
+	// state before the cleanup reads it.
+	killOnce.Do(func() { _ = proc.Process.Kill() })
+	<-exited
 	mu.Lock()
 	defer mu.Unlock()
 	return ids

@@ -117,7 +117,7 @@ func TestCallbacksSurviveReceiverDowntime(t *testing.T) {
 	if !s2.Wait(30*time.Second, func(evs []sink.Event) bool { return len(evs) >= 2*n }) {
 		eps, _ := g.node.Store.CallbackEndpoints(context.Background())
 		for _, ep := range eps {
-			cbs, _ := g.node.Store.Callbacks(context.Background(), ep, "", 100)
+			cbs, _ := g.node.Store.Callbacks(context.Background(), ep, "", "", 100)
 			for _, c := range cbs {
 				t.Logf("still queued: %s %s %s", ep, c.ID, c.MessageID)
 			}

@@ -391,7 +391,7 @@ func BenchmarkOutboxDrain(b *testing.B) {
 			b.ResetTimer()
 			cpu := cpuTime()
 			for range b.N {
-				cbs, err := s.Callbacks(b.Context(), endpoint, after, page)
+				cbs, err := s.Callbacks(b.Context(), endpoint, after, "", page)
 				if err != nil || len(cbs) != page {
 					b.Fatalf("Callbacks: %d, %v", len(cbs), err)
 				}

@@ -97,7 +97,7 @@ func allCallbacks(t *testing.T, s *pebble.Store, endpoint string) map[string]boo
 	t.Helper()
 	ids := map[string]bool{}
 	for after := ""; ; {
-		page, err := s.Callbacks(t.Context(), endpoint, after, 1000)
+		page, err := s.Callbacks(t.Context(), endpoint, after, "", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -206,7 +206,7 @@ func TestSyncFailureStopsStore(t *testing.T) {
 	wantUnavailable("PendingCount", err)
 	_, _, err = s.ListMessages(ctx, sb.MessageQuery{Key: "k", Day: first.Day(), Limit: 10})
 	wantUnavailable("ListMessages", err)
-	_, err = s.Callbacks(ctx, "https://x:443", "", 10)
+	_, err = s.Callbacks(ctx, "https://x:443", "", "", 10)
 	wantUnavailable("Callbacks", err)
 	_, err = s.Idempotency(ctx, "k", "x")
 	wantUnavailable("Idempotency", err)
@@ -374,7 +374,7 @@ func TestDiskNearlyFull(t *testing.T) {
 	if err != nil || got[0].Status != sb.StatusFailed {
 		t.Fatalf("Record below min_free: %v", err)
 	}
-	cbs, err := s.Callbacks(ctx, "https://hooks.example.com:443", "", 10)
+	cbs, err := s.Callbacks(ctx, "https://hooks.example.com:443", "", "", 10)
 	if err != nil || len(cbs) != 1 {
 		t.Fatalf("Callbacks below min_free: %v, %v", cbs, err)
 	}

@@ -12,22 +12,23 @@ import (
 // AcceptInbound, in the same batch as the change they report, under
 // o/⟨endpoint⟩<callback id>, until FinishCallbacks deletes them.
 
-// Callbacks lists up to limit queued callbacks of endpoint with ID >
-// afterID, in ID order: a range scan of the endpoint's outbox prefix.
-func (s *Store) Callbacks(ctx context.Context, endpoint, afterID string, limit int) ([]sb.Callback, error) {
-	cbs, err := s.callbacks(ctx, endpoint, afterID, limit)
+// Callbacks lists up to limit queued callbacks of endpoint with afterID <
+// ID < beforeID ("": no upper bound), in ID order: a range scan of the
+// endpoint's outbox prefix.
+func (s *Store) Callbacks(ctx context.Context, endpoint, afterID, beforeID string, limit int) ([]sb.Callback, error) {
+	cbs, err := s.callbacks(ctx, endpoint, afterID, beforeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: callbacks of %s: %w", endpoint, err)
 	}
 	return cbs, nil
 }
 
-func (s *Store) callbacks(ctx context.Context, endpoint, afterID string, limit int) ([]sb.Callback, error) {
+func (s *Store) callbacks(ctx context.Context, endpoint, afterID, beforeID string, limit int) ([]sb.Callback, error) {
 	if err := s.beginRead(ctx); err != nil {
 		return nil, err
 	}
 	defer s.rw.RUnlock()
-	if limit <= 0 {
+	if limit <= 0 || (beforeID != "" && afterID >= beforeID) {
 		return nil, nil
 	}
 	prefix := outboxPrefix(nil, endpoint)
@@ -35,7 +36,11 @@ func (s *Store) callbacks(ctx context.Context, endpoint, afterID string, limit i
 	if afterID != "" {
 		lower = after(lower)
 	}
-	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: successor(prefix)})
+	upper := successor(prefix)
+	if beforeID != "" {
+		upper = append(prefix[:len(prefix):len(prefix)], beforeID...)
+	}
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}

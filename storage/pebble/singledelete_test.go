@@ -97,7 +97,7 @@ func (r *lifecycleRig) finishCallbacks() int {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	cbs, err := r.s.Callbacks(r.t.Context(), endpoint, "", 100_000)
+	cbs, err := r.s.Callbacks(r.t.Context(), endpoint, "", "", 100_000)
 	if err != nil {
 		r.t.Fatal(err)
 	}

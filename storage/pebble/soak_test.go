@@ -181,7 +181,7 @@ func randomBody() string {
 func soakFinishCallbacks(ctx context.Context, t *testing.T, s *pebble.Store) {
 	const endpoint = "https://hooks.example.com:443"
 	for ctx.Err() == nil {
-		cbs, err := s.Callbacks(ctx, endpoint, "", 1000)
+		cbs, err := s.Callbacks(ctx, endpoint, "", "", 1000)
 		if err == nil && len(cbs) > 0 {
 			done := make([]sb.FinishedCallback, len(cbs))
 			for i, cb := range cbs {

@@ -10,14 +10,14 @@ import (
 // The outbox is a queue (queue.go) per endpoint: Record and AcceptInbound
 // insert callbacks with all their fields, FinishCallbacks deletes them.
 
-// Callbacks lists up to limit queued callbacks of endpoint with ID >
-// afterID, in ID order.
-func (s *Store) Callbacks(ctx context.Context, endpoint, afterID string, limit int) ([]sb.Callback, error) {
+// Callbacks lists up to limit queued callbacks of endpoint with afterID <
+// ID < beforeID ("": no upper bound), in ID order.
+func (s *Store) Callbacks(ctx context.Context, endpoint, afterID, beforeID string, limit int) ([]sb.Callback, error) {
 	session, err := s.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("scylla: callbacks of %s: %w", endpoint, err)
 	}
-	rows, err := s.outbox.read(ctx, session, endpoint, afterID, "", limit)
+	rows, err := s.outbox.read(ctx, session, endpoint, afterID, beforeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("scylla: callbacks of %s: %w", endpoint, s.dbError(err))
 	}

@@ -138,7 +138,7 @@ func testClose(t *testing.T, f *fixture) {
 			return err
 		},
 		"Callbacks": func() error {
-			_, err := f.s.Callbacks(ctx, messageEndpoint, "", 10)
+			_, err := f.s.Callbacks(ctx, messageEndpoint, "", "", 10)
 			return err
 		},
 		"CallbackEndpoints": func() error {

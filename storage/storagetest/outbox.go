@@ -31,7 +31,7 @@ func (f *fixture) notify(statuses ...sb.Status) *sb.Notify {
 
 func (f *fixture) callbacks(t *testing.T, endpoint, afterID string, limit int) []sb.Callback {
 	t.Helper()
-	cbs, err := f.s.Callbacks(f.ctx, endpoint, afterID, limit)
+	cbs, err := f.s.Callbacks(f.ctx, endpoint, afterID, "", limit)
 	if err != nil {
 		t.Fatalf("Callbacks(%q, %q, %d): %v", endpoint, afterID, limit, err)
 	}
@@ -310,6 +310,20 @@ func testCallbacksOrderAndPaging(t *testing.T, f *fixture) {
 		t.Fatalf("paged IDs\n got: %v\nwant: %v", paged, ids)
 	}
 	wantCallbackIDs(t, f.callbacks(t, a, ids[4], 2), ids[5:7]...)
+	before := func(after, before string, limit int) []sb.Callback {
+		t.Helper()
+		cbs, err := f.s.Callbacks(f.ctx, a, after, before, limit)
+		if err != nil {
+			t.Fatalf("Callbacks(%q, %q, %q, %d): %v", a, after, before, limit, err)
+		}
+		return cbs
+	}
+	wantCallbackIDs(t, before("", ids[3], 100), ids[:3]...)
+	wantCallbackIDs(t, before(ids[1], ids[6], 100), ids[2:6]...)
+	wantCallbackIDs(t, before(ids[1], ids[6], 2), ids[2:4]...)
+	wantCallbackIDs(t, before(ids[1], ids[3]+"~", 100), ids[2:4]...)
+	wantCallbackIDs(t, before(ids[5], ids[5], 100))
+	wantCallbackIDs(t, before(ids[6], ids[5], 100))
 	wantCallbackIDs(t, f.callbacks(t, a, ids[4]+"~", 1), ids[5])
 	wantCallbackIDs(t, f.callbacks(t, a, "", 0))
 	wantCallbackIDs(t, f.callbacks(t, "https://c.example:443", "", 10))
