@@ -75,6 +75,10 @@ type NodeConfig struct {
 	AuthFailuresPerMinute *int  `yaml:"auth_failures_per_minute" default:"10" help:"failed authentications one client address (IPv6: its /64) may have in a minute; then its API requests get 429 until the minute is over (0: no limit)"`
 	// Off by default: it costs about 10 % of the maximum request rate.
 	HTTPReleaseIdleBuffers bool `yaml:"http_release_idle_buffers" help:"idle keep-alive connections give their read buffers back (about 10 KiB each) at some CPU per request; for many mostly idle clients"`
+	// The garbage collector (gc.go). A pointer, so that 0 can be refused
+	// rather than taken for unset.
+	GCPercent   *int   `yaml:"gc_percent" default:"400" help:"Go's GOGC: the heap may grow by this percentage of the live heap before a collection (fewer collections, shorter latency tails, more memory); GOGC or GOMEMLIMIT in the environment replace both gc settings"`
+	MemoryLimit string `yaml:"memory_limit" default:"300MiB" help:"soft limit of the Go runtime's memory (Go's GOMEMLIMIT), which collects sooner as it nears it; raised to 2.5 times the live heap when that is more; 0: no limit. The store's cache and memtables (about 130 MB) come on top"`
 }
 
 // readyRequiresCarrier is node.ready_requires_carrier, true when unset.
@@ -804,6 +808,26 @@ func (c *Config) validateNode(p *problems) {
 	if n.DrainPeriod <= 0 {
 		p.add("node.drain_period", "%v is not above 0 (for a quick stop, use a short one like 100ms, or send the signal twice)", n.DrainPeriod)
 	}
+	if g := n.GCPercent; g != nil && *g <= 0 {
+		p.add("node.gc_percent", "%d is not above 0 (GOGC=off in the environment turns the percentage off)", *g)
+	}
+	if _, err := parseMemoryLimit(n.MemoryLimit); err != nil {
+		p.add("node.memory_limit", "%v", err)
+	}
+}
+
+// parseMemoryLimit reads node.memory_limit: a size (300MiB, 1GiB), or 0
+// or empty for none (0 bytes).
+func parseMemoryLimit(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "0" {
+		return 0, nil
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size like 300MiB or 1GiB, or 0", v)
+	}
+	return n, nil
 }
 
 func (c *Config) validateLog(p *problems) {

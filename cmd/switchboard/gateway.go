@@ -54,6 +54,7 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 		return usageError{err}
 	}
 	log := newLogger(cfg.Log, stderr)
+	defer startGC(cfg.Node, os.Environ(), log)()
 	if cfg.Cache.Backend == CacheRedis {
 		// The driver's logger is one per process, and this is the process.
 		goredis.SetLogger(redis.DriverLogger{Log: log})

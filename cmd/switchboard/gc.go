@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"runtime/debug"
+	"runtime/metrics"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// The node's garbage collector settings (node.gc_percent,
+// node.memory_limit). Go's default (GOGC 100, no limit) collects whenever
+// the heap has doubled: at 10,000 messages a second that is several times
+// a second, and each collection takes CPU from requests in flight, which
+// shows in the accept latency's tail. A higher percentage collects less
+// often; the memory limit keeps the heap that lets grow in check when the
+// live heap rises (a drain of a large backlog).
+//
+// A limit below what the live heap needs would make the collector run
+// back to back. So the limit in force follows the live heap: never below
+// gcLiveMultiple times it, which collects no more often than Go's default.
+const (
+	gcLiveMultiple = 2.5
+	gcFollowEvery  = time.Second
+)
+
+// gcSettings are the collector settings a node applies.
+type gcSettings struct {
+	percent int
+	limit   int64 // bytes; 0: none
+}
+
+// gcSettingsOf returns the settings of n, and false when GOGC or
+// GOMEMLIMIT is in the environment: Go applied those at start, and an
+// operator who set them means them.
+func gcSettingsOf(n NodeConfig, environ []string) (gcSettings, bool) {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			return gcSettings{}, false
+		}
+	}
+	s := gcSettings{percent: 100}
+	if n.GCPercent != nil {
+		s.percent = *n.GCPercent
+	}
+	s.limit, _ = parseMemoryLimit(n.MemoryLimit) // Validate checked it
+	return s, true
+}
+
+// limitFor returns the limit to set for a live heap of live bytes.
+func (s gcSettings) limitFor(live uint64) int64 {
+	return max(s.limit, int64(float64(live)*gcLiveMultiple))
+}
+
+// startGC applies the node's collector settings and, with a limit, keeps
+// the limit above the live heap until stop is called (which waits).
+func startGC(n NodeConfig, environ []string, log zerolog.Logger) (stop func()) {
+	s, ok := gcSettingsOf(n, environ)
+	if !ok {
+		log.Info().Msg("GOGC or GOMEMLIMIT is set: the garbage collector runs by them, not by node.gc_percent and node.memory_limit")
+		return func() {}
+	}
+	debug.SetGCPercent(s.percent)
+	if s.limit == 0 {
+		return func() {}
+	}
+	debug.SetMemoryLimit(s.limit)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.follow(ctx, gcFollowEvery, liveHeap, debug.SetMemoryLimit)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// follow sets the limit for the live heap at every tick until ctx ends.
+func (s gcSettings) follow(ctx context.Context, every time.Duration, live func() uint64, set func(int64) int64) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	last := s.limit
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if l := s.limitFor(live()); l != last {
+				set(l)
+				last = l
+			}
+		}
+	}
+}
+
+// liveHeap returns the heap the last collection found live.
+func liveHeap() uint64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return sample[0].Value.Uint64()
+}
