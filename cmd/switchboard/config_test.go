@@ -108,7 +108,7 @@ func TestShippedConfig(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := loadOK(t, baseYAML)
 	want := Config{
-		Node:    NodeConfig{Name: "node-1", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:8081", DataDir: "./data", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second)},
+		Node:    NodeConfig{Name: "node-1", HTTP: "127.0.0.1:8080", Admin: "127.0.0.1:8081", DataDir: "./data", DrainPeriod: Duration(5 * time.Second), ShutdownTimeout: Duration(15 * time.Second), MemoryLimit: "300MiB"},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Storage: StorageConfig{Backend: "embedded", Keyspace: "switchboard", ReplicationFactor: 3, Consistency: "quorum", TTL: Duration(720 * time.Hour)},
 		Cache:   CacheConfig{Backend: "memory", Addr: "127.0.0.1:6379", CarrierTTL: Duration(72 * time.Hour)},
@@ -126,7 +126,10 @@ func TestDefaults(t *testing.T) {
 	if a := cfg.Node.AuthFailuresPerMinute; a == nil || *a != 10 {
 		t.Errorf("node.auth_failures_per_minute = %v, want 10", a)
 	}
-	cfg.Node.ReadyRequiresCarrier, cfg.Node.AuthFailuresPerMinute = nil, nil
+	if g := cfg.Node.GCPercent; g == nil || *g != 400 {
+		t.Errorf("node.gc_percent = %v, want 400", g)
+	}
+	cfg.Node.ReadyRequiresCarrier, cfg.Node.AuthFailuresPerMinute, cfg.Node.GCPercent = nil, nil, nil
 	if cfg.Node != want.Node || cfg.Log != want.Log || cfg.Cache != want.Cache || cfg.Webhooks != want.Webhooks || cfg.Limits != want.Limits {
 		t.Errorf("got  %+v %+v %+v %+v %+v\nwant %+v %+v %+v %+v %+v",
 			cfg.Node, cfg.Log, cfg.Cache, cfg.Webhooks, cfg.Limits, want.Node, want.Log, want.Cache, want.Webhooks, want.Limits)
