@@ -68,6 +68,7 @@ type fleet struct {
 	c       *cluster.Cluster
 	leases  switchboard.Leases
 	holder  string // this node's incarnation, in leases: its actor system's ID
+	book    leaseBook
 	address string // where the other nodes reach this node's actors
 
 	mu      sync.Mutex

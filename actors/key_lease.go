@@ -39,6 +39,7 @@ type (
 // first count of the key's messages nor a busy mailbox lets it lapse; the
 // actor reads its expiry, and hears of a renewal that failed.
 type keyLease struct {
+	claim   uint64       // its taker's number in the node's leaseBook
 	token   int64        // the fencing token, fixed for the lease's life
 	expires atomic.Int64 // when it runs out by this node's clock (Unix ns)
 	current atomic.Pointer[switchboard.Lease]
@@ -72,11 +73,22 @@ func (e *Engine) takeKey(ctx context.Context, id string, gone <-chan struct{}, r
 		return nil, nil
 	}
 	f := e.fleet
-	l, err := f.leases.Acquire(ctx, "key/"+id, f.holder, f.cfg.LeaseTTL)
+	name := "key/" + id
+	claim, releasing := f.book.claim(name)
+	if releasing != nil {
+		select {
+		case <-releasing:
+		case <-ctx.Done():
+			f.book.forget(name, claim)
+			return nil, ctx.Err()
+		}
+	}
+	l, err := f.leases.Acquire(ctx, name, f.holder, f.cfg.LeaseTTL)
 	if err != nil {
+		f.book.forget(name, claim)
 		return nil, err
 	}
-	kl := &keyLease{token: l.Token, stop: make(chan struct{})}
+	kl := &keyLease{claim: claim, token: l.Token, stop: make(chan struct{})}
 	kl.set(l)
 	fence, err := e.store.RaiseFence(ctx, id, l.Token)
 	if err == nil && fence > l.Token {
@@ -121,18 +133,91 @@ func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struc
 }
 
 // endLease stops renewing a lease and gives it up, so the key's next
-// owner need not wait for it to run out.
+// owner need not wait for it to run out; unless a later instance on this
+// node has claimed the key meanwhile: the lease is that one's now.
 func (e *Engine) endLease(kl *keyLease) {
 	kl.ended.Do(func() {
 		close(kl.stop)
 		l := *kl.current.Load()
+		landed, ok := e.fleet.book.release(l.Name, kl.claim)
+		if !ok {
+			return
+		}
 		leases, log := e.fleet.leases, e.log
 		e.background(func(stop context.Context) {
+			defer landed()
 			if err := leases.Release(stop, l); err != nil {
 				log.Warn().Err(err).Str("lease", l.Name).Msg("giving a lease up failed; it runs out by itself")
 			}
 		})
 	})
+}
+
+// leaseBook orders a node's own takes and releases of its key leases. A
+// node is one holder, and Acquire by the holder that holds a name keeps
+// the lease and its token: a key actor instance that starts while its
+// predecessor on this node gives the lease up would take the very lease
+// that the Release then ends, and lose it at its first renewal. So a
+// taker claims the name first, which makes a predecessor that has not
+// begun its Release skip it, and waits for a Release already on its way.
+type leaseBook struct {
+	mu    sync.Mutex
+	names map[string]*bookEntry
+}
+
+type bookEntry struct {
+	claim     uint64        // the latest taker's number
+	releasing chan struct{} // closed when the Release in flight has landed
+}
+
+// claim registers a taker of name: its number, and what to wait for
+// before it may Acquire (nil: nothing).
+func (b *leaseBook) claim(name string) (uint64, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.names == nil {
+		b.names = make(map[string]*bookEntry)
+	}
+	en := b.names[name]
+	if en == nil {
+		en = &bookEntry{}
+		b.names[name] = en
+	}
+	en.claim++
+	return en.claim, en.releasing
+}
+
+// release reports whether the taker numbered claim may give name up (no
+// later taker has claimed it) and, if it may, marks its Release as on its
+// way until landed is called.
+func (b *leaseBook) release(name string, claim uint64) (landed func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	en := b.names[name]
+	if en == nil || en.claim != claim {
+		return nil, false
+	}
+	done := make(chan struct{})
+	en.releasing = done
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		close(done)
+		if en.claim == claim && b.names[name] == en {
+			delete(b.names, name)
+		} else if en.releasing == done {
+			en.releasing = nil
+		}
+	}, true
+}
+
+// forget drops the claim of a taker that did not get the lease.
+func (b *leaseBook) forget(name string, claim uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if en := b.names[name]; en != nil && en.claim == claim && en.releasing == nil {
+		delete(b.names, name)
+	}
 }
 
 func (k *keyActor) leaseRenewed(ctx actor.Context, m *leaseRenewed) {
