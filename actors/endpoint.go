@@ -17,8 +17,9 @@ type (
 		cbs      []switchboard.Callback
 		frontier string
 		limit    int
-		// lagged: the read stopped at the cluster's write lag (lagged).
-		lagged bool
+		// before: the read's upper bound, at the cluster's write lag
+		// (lagged); "" for none.
+		before string
 		err    error
 	}
 	// postDone reports one request: the callbacks it carried (one, or a
@@ -73,6 +74,9 @@ type endpointActor struct {
 	// still be younger than the write lag), and when the outbox was last
 	// read from its head (lagged).
 	hintedAt, sweptAt time.Time
+	// removedWhileLoading: callbacks whose removal landed while a read
+	// was on its way (a read from the head may still hold them).
+	removedWhileLoading map[string]struct{}
 
 	inflight  int
 	failures  int                  // consecutive failed attempts
@@ -88,7 +92,7 @@ type endpointActor struct {
 
 func newEndpointActor(d *dispatcher, endpoint string, ref *endpointRef) *endpointActor {
 	return &endpointActor{d: d, endpoint: endpoint, ref: ref,
-		known: make(map[string]*delivery), chains: make(map[string][]*delivery), waiting: newDueQueue[*delivery](),
+		known: make(map[string]*delivery), removedWhileLoading: make(map[string]struct{}), chains: make(map[string][]*delivery), waiting: newDueQueue[*delivery](),
 		readyByKey: make(map[string]int)}
 }
 
@@ -109,9 +113,7 @@ func (a *endpointActor) Receive(ctx actor.Context) {
 	case *postDone:
 		a.postDone(m)
 	case *finished:
-		for _, id := range m.ids {
-			delete(a.known, id)
-		}
+		a.finished(m.ids)
 	case *endpointWake:
 		if m.gen != a.wakeGen {
 			return
@@ -149,7 +151,7 @@ func (a *endpointActor) load(ctx actor.Context) {
 	}
 	started := a.d.goWork(func() {
 		cbs, err := store.Callbacks(context.Background(), a.endpoint, cursor, before, room)
-		a.d.e.system.Root.Send(self, &loaded{cbs: cbs, frontier: frontier, limit: room, lagged: before != "", err: err})
+		a.d.e.system.Root.Send(self, &loaded{cbs: cbs, frontier: frontier, limit: room, before: before, err: err})
 	})
 	if !started {
 		a.loading = false // stopping: the store is about to close
@@ -181,16 +183,32 @@ func (a *endpointActor) loaded(m *loaded) {
 		if _, ok := a.known[cb.ID]; ok {
 			continue
 		}
+		if _, ok := a.removedWhileLoading[cb.ID]; ok {
+			continue
+		}
 		a.add(&delivery{cb: cb})
 	}
-	if complete && m.lagged && a.now().Sub(a.hintedAt) < remoteWriteLag+lagPoll {
-		// What the last hints announced may still be above the lag's
-		// bound: read again once it has aged past it.
+	clear(a.removedWhileLoading)
+	if complete && m.before != "" && !a.hintedAt.IsZero() && m.before <= eventIDFloor(a.hintedAt) {
+		// What the last hint announced may lie above this read's bound:
+		// read once more when it has aged past the lag.
 		complete, a.blocked = false, true
-		a.setWake(a.now().Add(lagPoll))
+		a.setWake(a.hintedAt.Add(remoteWriteLag + lagMargin))
 	}
 	if complete && !a.hintedWhileLoading {
 		a.dirty = false
+	}
+}
+
+// finished forgets callbacks whose removal from the store has landed.
+func (a *endpointActor) finished(ids []string) {
+	for _, id := range ids {
+		delete(a.known, id)
+		if a.loading {
+			// The read on its way may have been taken before the removal
+			// landed: it must not bring the callback back.
+			a.removedWhileLoading[id] = struct{}{}
+		}
 	}
 }
 
@@ -200,13 +218,15 @@ func (a *endpointActor) loaded(m *loaded) {
 // this one has read past a later ID, and the cursor would leave it
 // behind. So a read in a cluster takes only callbacks older than
 // remoteWriteLag (by their event IDs), which every node's write has
-// landed by but for an outlier; and every sweepEvery one read starts at
-// the outbox's head, which finds such an outlier (what is in memory is
-// skipped, and a delivered callback is in memory until its removal has
-// landed, so none is sent twice).
+// landed by but for an outlier (a read that ends below a hint's time is
+// followed by one more when the hint is remoteWriteLag old); and every
+// sweepEvery one read starts at the outbox's head, which finds such an
+// outlier. None is sent twice: what is in memory is skipped, a delivered
+// callback stays in memory until its removal has landed, and one removed
+// while the read was on its way is skipped too.
 const (
 	remoteWriteLag = time.Second
-	lagPoll        = 50 * time.Millisecond
+	lagMargin      = 10 * time.Millisecond
 	sweepEvery     = 30 * time.Second
 )
 
