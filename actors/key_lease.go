@@ -79,15 +79,16 @@ func (e *Engine) takeKey(ctx context.Context, id string, gone <-chan struct{}, r
 		select {
 		case <-releasing:
 		case <-ctx.Done():
-			f.book.forget(name, claim)
+			e.forgetClaim(name, claim)
 			return nil, ctx.Err()
 		}
 	}
 	l, err := f.leases.Acquire(ctx, name, f.holder, f.cfg.LeaseTTL)
 	if err != nil {
-		f.book.forget(name, claim)
+		e.forgetClaim(name, claim)
 		return nil, err
 	}
+	f.book.taken(name, claim)
 	kl := &keyLease{claim: claim, token: l.Token, stop: make(chan struct{})}
 	kl.set(l)
 	fence, err := e.store.RaiseFence(ctx, id, l.Token)
@@ -139,17 +140,27 @@ func (e *Engine) endLease(kl *keyLease) {
 	kl.ended.Do(func() {
 		close(kl.stop)
 		l := *kl.current.Load()
-		landed, ok := e.fleet.book.release(l.Name, kl.claim)
-		if !ok {
-			return
+		if landed, ok := e.fleet.book.release(l, kl.claim); ok {
+			e.releaseLease(l, landed)
 		}
-		leases, log := e.fleet.leases, e.log
-		e.background(func(stop context.Context) {
-			defer landed()
-			if err := leases.Release(stop, l); err != nil {
-				log.Warn().Err(err).Str("lease", l.Name).Msg("giving a lease up failed; it runs out by itself")
-			}
-		})
+	})
+}
+
+// forgetClaim drops the claim of a taker that did not get the lease, and
+// gives up a lease its predecessor left to it.
+func (e *Engine) forgetClaim(name string, claim uint64) {
+	if l, landed, ok := e.fleet.book.forget(name, claim); ok {
+		e.releaseLease(l, landed)
+	}
+}
+
+func (e *Engine) releaseLease(l switchboard.Lease, landed func()) {
+	leases, log := e.fleet.leases, e.log
+	e.background(func(stop context.Context) {
+		defer landed()
+		if err := leases.Release(stop, l); err != nil {
+			log.Warn().Err(err).Str("lease", l.Name).Msg("giving a lease up failed; it runs out by itself")
+		}
 	})
 }
 
@@ -160,14 +171,20 @@ func (e *Engine) endLease(kl *keyLease) {
 // that the Release then ends, and lose it at its first renewal. So a
 // taker claims the name first, which makes a predecessor that has not
 // begun its Release skip it, and waits for a Release already on its way.
+// A predecessor that skips leaves its lease to the taker, which gives it
+// up if its own Acquire fails.
 type leaseBook struct {
 	mu    sync.Mutex
+	last  uint64 // the last claim's number: numbers are never reused
 	names map[string]*bookEntry
 }
 
 type bookEntry struct {
 	claim     uint64        // the latest taker's number
 	releasing chan struct{} // closed when the Release in flight has landed
+	// left: a lease a predecessor skipped releasing, until the taker
+	// has it.
+	left *switchboard.Lease
 }
 
 // claim registers a taker of name: its number, and what to wait for
@@ -183,21 +200,43 @@ func (b *leaseBook) claim(name string) (uint64, <-chan struct{}) {
 		en = &bookEntry{}
 		b.names[name] = en
 	}
-	en.claim++
+	b.last++
+	en.claim = b.last
 	return en.claim, en.releasing
+}
+
+// taken says the taker numbered claim holds name's lease: whatever a
+// predecessor left is that lease now.
+func (b *leaseBook) taken(name string, claim uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if en := b.names[name]; en != nil && en.claim == claim {
+		en.left = nil
+	}
 }
 
 // release reports whether the taker numbered claim may give name up (no
 // later taker has claimed it) and, if it may, marks its Release as on its
 // way until landed is called.
-func (b *leaseBook) release(name string, claim uint64) (landed func(), ok bool) {
+func (b *leaseBook) release(l switchboard.Lease, claim uint64) (landed func(), ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	en := b.names[name]
-	if en == nil || en.claim != claim {
+	en := b.names[l.Name]
+	if en != nil && en.claim != claim {
+		en.left = &l
 		return nil, false
 	}
-	done := make(chan struct{})
+	if en == nil { // dropped after a failed renewal; nobody claimed it since
+		en = &bookEntry{claim: claim}
+		b.names[l.Name] = en
+	}
+	return b.releasing(l.Name, en), true
+}
+
+// releasing marks a Release of name as on its way until the returned
+// func is called; b.mu is held.
+func (b *leaseBook) releasing(name string, en *bookEntry) (landed func()) {
+	done, claim := make(chan struct{}), en.claim
 	en.releasing = done
 	return func() {
 		b.mu.Lock()
@@ -208,16 +247,25 @@ func (b *leaseBook) release(name string, claim uint64) (landed func(), ok bool) 
 		} else if en.releasing == done {
 			en.releasing = nil
 		}
-	}, true
+	}
 }
 
-// forget drops the claim of a taker that did not get the lease.
-func (b *leaseBook) forget(name string, claim uint64) {
+// forget drops the claim of a taker that did not get the lease; if a
+// predecessor left it a lease, that is to be released (ok).
+func (b *leaseBook) forget(name string, claim uint64) (l switchboard.Lease, landed func(), ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if en := b.names[name]; en != nil && en.claim == claim && en.releasing == nil {
+	en := b.names[name]
+	switch {
+	case en == nil || en.claim != claim:
+		return l, nil, false
+	case en.left != nil:
+		l, en.left = *en.left, nil
+		return l, b.releasing(name, en), true
+	case en.releasing == nil:
 		delete(b.names, name)
 	}
+	return l, nil, false
 }
 
 func (k *keyActor) leaseRenewed(ctx actor.Context, m *leaseRenewed) {

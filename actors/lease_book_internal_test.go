@@ -15,19 +15,22 @@ import (
 // its way waits for it.
 func TestLeaseBookOrdersTakesAndReleases(t *testing.T) {
 	var b leaseBook
-	first, wait := b.claim("key/k")
+	l := switchboard.Lease{Name: "key/k", Holder: "node-a", Token: 7}
+	first, wait := b.claim(l.Name)
 	if wait != nil {
 		t.Fatal("the first claim has something to wait for")
 	}
-	second, _ := b.claim("key/k")
-	if _, ok := b.release("key/k", first); ok {
+	b.taken(l.Name, first)
+	second, _ := b.claim(l.Name)
+	if _, ok := b.release(l, first); ok {
 		t.Fatal("a predecessor may release the lease its successor claimed")
 	}
-	landed, ok := b.release("key/k", second)
+	b.taken(l.Name, second)
+	landed, ok := b.release(l, second)
 	if !ok {
 		t.Fatal("the latest taker may not release its lease")
 	}
-	third, wait := b.claim("key/k")
+	third, wait := b.claim(l.Name)
 	if wait == nil {
 		t.Fatal("a claim while a Release is on its way has nothing to wait for")
 	}
@@ -38,13 +41,41 @@ func TestLeaseBookOrdersTakesAndReleases(t *testing.T) {
 	}
 	landed()
 	<-wait
-	if landed, ok := b.release("key/k", third); !ok {
+	b.taken(l.Name, third)
+	if landed, ok := b.release(l, third); !ok {
 		t.Fatal("the taker after a landed Release may not release")
 	} else {
 		landed()
 	}
 	if len(b.names) != 0 {
 		t.Fatalf("%d names kept after the last release landed, want none", len(b.names))
+	}
+}
+
+// A taker whose Acquire fails gives up the lease its predecessor skipped
+// releasing for it, and its number is never handed out again, so a
+// predecessor still on its way cannot release a later taker's lease.
+func TestLeaseBookAFailedTakerReleasesWhatItWasLeft(t *testing.T) {
+	var b leaseBook
+	l := switchboard.Lease{Name: "key/k", Holder: "node-a", Token: 7}
+	first, _ := b.claim(l.Name)
+	b.taken(l.Name, first)
+	second, _ := b.claim(l.Name)
+	if _, ok := b.release(l, first); ok {
+		t.Fatal("a predecessor may release the lease its successor claimed")
+	}
+	left, landed, ok := b.forget(l.Name, second)
+	if !ok || left != l {
+		t.Fatalf("a failed taker was left %+v (%v), want %+v to release", left, ok, l)
+	}
+	landed()
+
+	again, _ := b.claim(l.Name)
+	if again == first || again == second {
+		t.Fatalf("claim number %d handed out again", again)
+	}
+	if _, ok := b.release(l, first); ok {
+		t.Fatal("an old claim may release a later taker's lease")
 	}
 }
 
