@@ -78,7 +78,7 @@ type NodeConfig struct {
 	// The garbage collector (gc.go). A pointer, so that 0 can be refused
 	// rather than taken for unset.
 	GCPercent   *int   `yaml:"gc_percent" default:"400" help:"Go's GOGC: the heap may grow by this percentage of the live heap before a collection (fewer collections, shorter latency tails, more memory); GOGC or GOMEMLIMIT in the environment replace both gc settings"`
-	MemoryLimit string `yaml:"memory_limit" default:"300MiB" help:"soft limit of the Go runtime's memory (Go's GOMEMLIMIT), which collects sooner as it nears it; raised to 2.5 times the live heap when that is more; 0: no limit. The store's cache and memtables (about 130 MB) come on top"`
+	MemoryLimit string `yaml:"memory_limit" default:"300MiB" help:"soft limit of the Go runtime's memory (Go's GOMEMLIMIT), which collects sooner as it nears it; raised to 2.5 times the live heap (plus the runtime's stacks and metadata) when that is more; 0: no limit. Built with cgo, the embedded store's cache and memtables (about 130 MB) come on top; built without (the container image) they are in the Go heap"`
 }
 
 // readyRequiresCarrier is node.ready_requires_carrier, true when unset.

@@ -20,7 +20,9 @@ import (
 //
 // A limit below what the live heap needs would make the collector run
 // back to back. So the limit in force follows the live heap: never below
-// gcLiveMultiple times it, which collects no more often than Go's default.
+// gcLiveMultiple times it plus the runtime's memory besides the heap
+// (goroutine stacks, metadata), which the limit counts too; that collects
+// no more often than Go's default.
 const (
 	gcLiveMultiple = 2.5
 	gcFollowEvery  = time.Second
@@ -49,9 +51,10 @@ func gcSettingsOf(n NodeConfig, environ []string) (gcSettings, bool) {
 	return s, true
 }
 
-// limitFor returns the limit to set for a live heap of live bytes.
-func (s gcSettings) limitFor(live uint64) int64 {
-	return max(s.limit, int64(float64(live)*gcLiveMultiple))
+// limitFor returns the limit to set for a live heap of live bytes and
+// other bytes of the runtime's memory besides the heap.
+func (s gcSettings) limitFor(m runtimeMemory) int64 {
+	return max(s.limit, int64(float64(m.live)*gcLiveMultiple)+int64(m.other))
 }
 
 // startGC applies the node's collector settings and, with a limit, keeps
@@ -71,13 +74,13 @@ func startGC(n NodeConfig, environ []string, log zerolog.Logger) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.follow(ctx, gcFollowEvery, liveHeap, debug.SetMemoryLimit)
+		s.follow(ctx, gcFollowEvery, readRuntimeMemory, debug.SetMemoryLimit)
 	}()
 	return func() { cancel(); <-done }
 }
 
 // follow sets the limit for the live heap at every tick until ctx ends.
-func (s gcSettings) follow(ctx context.Context, every time.Duration, live func() uint64, set func(int64) int64) {
+func (s gcSettings) follow(ctx context.Context, every time.Duration, read func() runtimeMemory, set func(int64) int64) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	last := s.limit
@@ -86,7 +89,7 @@ func (s gcSettings) follow(ctx context.Context, every time.Duration, live func()
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if l := s.limitFor(live()); l != last {
+			if l := s.limitFor(read()); l != last {
 				set(l)
 				last = l
 			}
@@ -94,12 +97,31 @@ func (s gcSettings) follow(ctx context.Context, every time.Duration, live func()
 	}
 }
 
-// liveHeap returns the heap the last collection found live.
-func liveHeap() uint64 {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(sample)
-	if sample[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+// runtimeMemory is what the limit is set by: the heap the last collection
+// found live, and the runtime's memory that is not heap (what the memory
+// limit counts besides the heap's spans).
+type runtimeMemory struct{ live, other uint64 }
+
+func readRuntimeMemory() runtimeMemory {
+	names := []string{
+		"/gc/heap/live:bytes",
+		"/memory/classes/total:bytes",
+		"/memory/classes/heap/released:bytes",
+		"/memory/classes/heap/objects:bytes",
+		"/memory/classes/heap/free:bytes",
+		"/memory/classes/heap/unused:bytes",
 	}
-	return sample[0].Value.Uint64()
+	samples := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		samples[i].Name = n
+	}
+	metrics.Read(samples)
+	v := make([]uint64, len(samples))
+	for i, sm := range samples {
+		if sm.Value.Kind() == metrics.KindUint64 {
+			v[i] = sm.Value.Uint64()
+		}
+	}
+	heap := v[2] + v[3] + v[4] + v[5]
+	return runtimeMemory{live: v[0], other: v[1] - min(heap, v[1])}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -53,11 +54,15 @@ func TestGCSettingsValidation(t *testing.T) {
 // returns to the configured one when the heap shrinks.
 func TestGCLimitFollowsTheLiveHeap(t *testing.T) {
 	s := gcSettings{percent: 400, limit: 300 << 20}
-	if got := s.limitFor(40 << 20); got != 300<<20 {
+	if got := s.limitFor(runtimeMemory{live: 40 << 20, other: 10 << 20}); got != 300<<20 {
 		t.Errorf("live 40 MiB: limit %d, want the configured 300 MiB", got)
 	}
-	if got := s.limitFor(200 << 20); got != 500<<20 {
-		t.Errorf("live 200 MiB: limit %d, want 500 MiB", got)
+	if got := s.limitFor(runtimeMemory{live: 200 << 20, other: 30 << 20}); got != 530<<20 {
+		t.Errorf("live 200 MiB and 30 MiB besides: limit %d, want 530 MiB", got)
+	}
+	runtime.GC() // the live heap is measured by a collection
+	if m := readRuntimeMemory(); m.live == 0 || m.other == 0 {
+		t.Errorf("the runtime's memory read as %+v, want both above 0", m)
 	}
 
 	lives := make(chan uint64, 1)
@@ -67,12 +72,12 @@ func TestGCLimitFollowsTheLiveHeap(t *testing.T) {
 	go func() {
 		defer close(done)
 		current := uint64(0)
-		live := func() uint64 {
+		live := func() runtimeMemory {
 			select {
 			case current = <-lives:
 			default:
 			}
-			return current
+			return runtimeMemory{live: current}
 		}
 		s.follow(ctx, time.Millisecond, live, func(l int64) int64 { sets <- l; return 0 })
 	}()
