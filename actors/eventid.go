@@ -30,10 +30,8 @@ func newEventIDs() *eventIDs {
 	// this process hands out is above this one (same millisecond or
 	// later, entropy above zero).
 	now := time.Now()
-	var start ulid.ULID
-	_ = start.SetTime(ulid.Timestamp(now))
 	return &eventIDs{entropy: ulid.Monotonic(rand.NewChaCha8(seed), 0), inflight: make(map[uint64]string),
-		last: now, issued: "evt_" + start.String()}
+		last: now, issued: eventIDFloor(now)}
 }
 
 // begin returns n new IDs for one write and a token for end. IDs increase

@@ -15,8 +15,8 @@ import (
 // the heap has doubled: at 10,000 messages a second that is several times
 // a second, and each collection takes CPU from requests in flight, which
 // shows in the accept latency's tail. A higher percentage collects less
-// often; the memory limit keeps the heap that lets grow in check when the
-// live heap rises (a drain of a large backlog).
+// often; the memory limit keeps that larger heap in check when the live
+// heap rises (a drain of a large backlog).
 //
 // A limit below what the live heap needs would make the collector run
 // back to back. So the limit in force follows the live heap: never below

@@ -31,9 +31,14 @@ func (f *fixture) notify(statuses ...sb.Status) *sb.Notify {
 
 func (f *fixture) callbacks(t *testing.T, endpoint, afterID string, limit int) []sb.Callback {
 	t.Helper()
-	cbs, err := f.s.Callbacks(f.ctx, endpoint, afterID, "", limit)
+	return f.callbacksBetween(t, endpoint, afterID, "", limit)
+}
+
+func (f *fixture) callbacksBetween(t *testing.T, endpoint, afterID, beforeID string, limit int) []sb.Callback {
+	t.Helper()
+	cbs, err := f.s.Callbacks(f.ctx, endpoint, afterID, beforeID, limit)
 	if err != nil {
-		t.Fatalf("Callbacks(%q, %q, %d): %v", endpoint, afterID, limit, err)
+		t.Fatalf("Callbacks(%q, %q, %q, %d): %v", endpoint, afterID, beforeID, limit, err)
 	}
 	return cbs
 }
@@ -312,11 +317,7 @@ func testCallbacksOrderAndPaging(t *testing.T, f *fixture) {
 	wantCallbackIDs(t, f.callbacks(t, a, ids[4], 2), ids[5:7]...)
 	before := func(after, before string, limit int) []sb.Callback {
 		t.Helper()
-		cbs, err := f.s.Callbacks(f.ctx, a, after, before, limit)
-		if err != nil {
-			t.Fatalf("Callbacks(%q, %q, %q, %d): %v", a, after, before, limit, err)
-		}
-		return cbs
+		return f.callbacksBetween(t, a, after, before, limit)
 	}
 	wantCallbackIDs(t, before("", ids[3], 100), ids[:3]...)
 	wantCallbackIDs(t, before(ids[1], ids[6], 100), ids[2:6]...)
