@@ -380,3 +380,24 @@ func TestGatewayBinTakesOnlyWhatItCanHonour(t *testing.T) {
 		t.Fatalf("--key-window with --gateway-bin: exit %d, stderr %q; want 2 naming the flag", code, errOut.String())
 	}
 }
+
+// --data-dir may name a directory that does not exist yet: the store
+// needs it created, and the gateway binary's cluster.yaml is written
+// beside it. One that holds files is refused rather than mixed into.
+func TestStoreDirCreatesAnAbsentDirectory(t *testing.T) {
+	absent := filepath.Join(t.TempDir(), "store")
+	r := &rig{s: settings{dataDir: absent}, out: io.Discard, cl: &cleanups{}}
+	dir, err := r.storeDir()
+	if err != nil {
+		t.Fatalf("storeDir: %v", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("%s after storeDir: %v", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.storeDir(); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("storeDir on a directory with a file: %v, want a not-empty error", err)
+	}
+}

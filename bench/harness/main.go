@@ -395,6 +395,8 @@ func (r *rig) storeDir() (string, error) {
 		}
 	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return "", fmt.Errorf("--data-dir %s is not empty", dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("--data-dir: %w", err)
 	}
 	return dir, nil
 }
