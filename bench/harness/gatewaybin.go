@@ -55,7 +55,7 @@ func (r *rig) startGatewayBin(cfg nodeConfig, carrierDown bool, onSubmit func(sm
 		return nil, err
 	}
 	args := []string{"--config", path}
-	for _, f := range [][2]string{{"--cpuprofile", r.s.cpuProfile}, {"--memprofile", r.s.memProfile}} {
+	for _, f := range [][2]string{{"--cpuprofile", r.s.cpuProfile}, {"--memprofile", r.s.memProfile}, {"--trace", r.s.traceFile}} {
 		if f[1] != "" {
 			abs, err := filepath.Abs(f[1])
 			if err != nil {

@@ -2,11 +2,13 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -381,25 +383,50 @@ type windowProfiler interface {
 	end() error
 }
 
-// selfProfiler profiles this process: CPU (cpu) over the window, and the
-// allocations from start to the window's end (mem); either may be "".
-type selfProfiler struct{ cpu, mem string }
-
-func (p selfProfiler) begin() error {
-	if p.cpu == "" {
-		return nil
-	}
-	return startProfile(p.cpu)
+// selfProfiler profiles this process: CPU (cpu) and an execution trace
+// (trace) over the window, and the allocations from start to the window's
+// end (mem); any may be "".
+type selfProfiler struct {
+	cpu, mem, trace string
+	files           []*os.File // open during the window
 }
 
-func (p selfProfiler) end() error {
+func (p *selfProfiler) begin() error {
+	for _, w := range [...]struct {
+		path  string
+		start func(io.Writer) error
+	}{{p.cpu, pprof.StartCPUProfile}, {p.trace, trace.Start}} {
+		if w.path == "" {
+			continue
+		}
+		f, err := os.Create(w.path)
+		if err != nil {
+			return err
+		}
+		if err := w.start(f); err != nil {
+			return errors.Join(err, f.Close())
+		}
+		p.files = append(p.files, f)
+	}
+	return nil
+}
+
+func (p *selfProfiler) end() error {
 	if p.cpu != "" {
 		pprof.StopCPUProfile()
 	}
-	if p.mem != "" {
-		return writeAllocs(p.mem)
+	if p.trace != "" {
+		trace.Stop()
 	}
-	return nil
+	var err error
+	for _, f := range p.files {
+		err = errors.Join(err, f.Close())
+	}
+	p.files = nil
+	if p.mem != "" {
+		err = errors.Join(err, writeAllocs(p.mem))
+	}
+	return err
 }
 
 // writeAllocs writes the allocations sampled since the process started
@@ -414,14 +441,6 @@ func writeAllocs(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func startProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	return pprof.StartCPUProfile(f)
 }
 
 // sampler builds the timeline: each second it takes the second's accept

@@ -115,6 +115,7 @@ type settings struct {
 	badEvents                    int
 	cpuProfile, profilePhase     string
 	memProfile                   string
+	traceFile                    string
 	noDuplicates                 bool
 }
 
@@ -191,6 +192,7 @@ func flags(s *settings) *flag.FlagSet {
 	fs.IntVar(&s.badEvents, "bad-events", 0, "with --webhooks: first queue `K` callbacks each for an endpoint that hangs and one that answers 500 (isolation)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (scenarios: see --profile-phase) to `FILE`; with --gateway-bin, the gateway's")
 	fs.StringVar(&s.memProfile, "memprofile", "", "load mode: write the allocations from start to the end of the measured window (pprof allocs; -sample_index=alloc_space) to `FILE`; with --gateway-bin, the gateway's")
+	fs.StringVar(&s.traceFile, "trace", "", "load mode: write a Go execution trace of the measured window to `FILE` (go tool trace; -pprof=sched shows where goroutines waited for a CPU); with --gateway-bin, the gateway's")
 	fs.BoolVar(&s.noDuplicates, "no-duplicates", false, "load mode: exit 1 also when a callback arrived twice or the simulator took more submit_sm than the accepted parts (a check for CI; a carrier outage may duplicate legitimately)")
 	fs.StringVar(&s.profilePhase, "profile-phase", "drain", "--queue/--restart-pending: which phase --cpuprofile covers: accept or drain")
 	return fs
@@ -670,8 +672,8 @@ func (r *rig) baseOpts(k *tracker) loadOpts {
 	o := loadOpts{profile: rateProfile{base: s.rate}, warmup: s.warmup, duration: s.duration, timeout: s.timeout,
 		conns: s.conns, inflight: s.inflight, batch: s.batch, drain: s.drain, gen: g, tracker: k, noDuplicates: s.noDuplicates,
 		out: r.out}
-	if s.cpuProfile != "" || s.memProfile != "" {
-		o.prof = selfProfiler{cpu: s.cpuProfile, mem: s.memProfile}
+	if s.cpuProfile != "" || s.memProfile != "" || s.traceFile != "" {
+		o.prof = &selfProfiler{cpu: s.cpuProfile, mem: s.memProfile, trace: s.traceFile}
 	}
 	if s.burstFactor > 0 && s.burstFor > 0 {
 		at := s.burstAt

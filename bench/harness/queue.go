@@ -314,7 +314,7 @@ func (r *rig) startQueueGateway(cfg nodeConfig, o queueOpts) (queueGateway, erro
 	})
 	g := queueGateway{queueSource: n, addr: n.addr, sim: n.sim, memory: settledMemory, name: "in process", node: n}
 	if o.cpuProfile != "" {
-		g.prof = selfProfiler{cpu: o.cpuProfile}
+		g.prof = &selfProfiler{cpu: o.cpuProfile}
 	}
 	return g, nil
 }

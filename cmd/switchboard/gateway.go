@@ -37,6 +37,7 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 	prof := &profiler{}
 	fs.StringVar(&prof.cpuPath, "cpuprofile", "", "write a CPU profile to `file` from SIGUSR1 to SIGUSR2 (the load driver's measured window)")
 	fs.StringVar(&prof.memPath, "memprofile", "", "write the allocations since start to `file` at SIGUSR2")
+	fs.StringVar(&prof.tracePath, "trace", "", "write an execution trace to `file` from SIGUSR1 to SIGUSR2 (go tool trace)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: switchboard [--config FILE] [--set path=value ...]\n\nRuns one gateway node. Flags:\n")
 		fs.PrintDefaults()

@@ -88,7 +88,7 @@ func listenStopSignals() stopSignals {
 func run(sig stopSignals, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd := first(args); cmd {
-	case "", "-config", "--config", "-set", "--set", "-cpuprofile", "--cpuprofile", "-memprofile", "--memprofile":
+	case "", "-config", "--config", "-set", "--set", "-cpuprofile", "--cpuprofile", "-memprofile", "--memprofile", "-trace", "--trace":
 		err = runGateway(sig, args, stdout, stderr)
 	case "smsc":
 		err = runSMSC(sig.stop, args[1:], stdout)

@@ -4,25 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/rs/zerolog"
 )
 
-// profiler writes the node's CPU and allocation profiles for a window
-// that another process chooses: SIGUSR1 starts it, SIGUSR2 ends it and
-// writes the files (--cpuprofile, --memprofile). The load driver
+// profiler writes the node's CPU and allocation profiles and its
+// execution trace for a window that another process chooses: SIGUSR1
+// starts it, SIGUSR2 ends it and writes the files (--cpuprofile,
+// --memprofile, --trace). The load driver
 // (bench --gateway-bin --cpuprofile) signals the edges of its measured
 // window, so the profile covers what the figures cover; a window still
 // open when the node stops is written then.
 type profiler struct {
-	cpuPath, memPath string
-	log              zerolog.Logger
-	cpu              *os.File // the open CPU profile, nil outside a window
-	written          bool     // a window has ended and been written
+	cpuPath, memPath, tracePath string
+	log                         zerolog.Logger
+	cpu                         *os.File // the open CPU profile, nil outside a window
+	trace                       *os.File // the open execution trace, nil outside a window
+	written                     bool     // a window has ended and been written
 }
 
 // start listens for the signals (before it returns, so a signal sent
@@ -30,7 +34,7 @@ type profiler struct {
 // ctx ends, when an open window is closed. wait returns once that
 // goroutine is done. Without a profile asked for, it does nothing.
 func (p *profiler) start(ctx context.Context) (wait func()) {
-	if p.cpuPath == "" && p.memPath == "" {
+	if p.cpuPath == "" && p.memPath == "" && p.tracePath == "" {
 		return func() {}
 	}
 	ch := make(chan os.Signal, 2)
@@ -42,7 +46,7 @@ func (p *profiler) start(ctx context.Context) (wait func()) {
 		for {
 			select {
 			case <-ctx.Done():
-				if p.cpu != nil || !p.written {
+				if p.cpu != nil || p.trace != nil || !p.written {
 					p.end()
 				}
 				return
@@ -59,21 +63,31 @@ func (p *profiler) start(ctx context.Context) (wait func()) {
 }
 
 func (p *profiler) begin() {
-	if p.cpu != nil || p.cpuPath == "" {
+	if p.cpu != nil || p.trace != nil {
 		return
 	}
-	f, err := os.Create(p.cpuPath)
+	p.cpu = p.open(p.cpuPath, "cpu profile", pprof.StartCPUProfile)
+	p.trace = p.open(p.tracePath, "execution trace", trace.Start)
+}
+
+// open creates path and starts writing to it with start; nil if path is
+// empty or either step failed (logged).
+func (p *profiler) open(path, what string, start func(io.Writer) error) *os.File {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
 	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
+		if err = start(f); err != nil {
 			f.Close()
 		}
 	}
 	if err != nil {
-		p.log.Error().Err(err).Str("file", p.cpuPath).Msg("cpu profile not started")
-		return
+		p.log.Error().Err(err).Str("file", path).Msg(what + " not started")
+		return nil
 	}
-	p.cpu = f
-	p.log.Info().Str("file", p.cpuPath).Msg("cpu profile started")
+	p.log.Info().Str("file", path).Msg(what + " started")
+	return f
 }
 
 func (p *profiler) end() {
@@ -83,6 +97,11 @@ func (p *profiler) end() {
 		err = p.cpu.Close()
 		p.cpu = nil
 	}
+	if p.trace != nil {
+		trace.Stop()
+		err = errors.Join(err, p.trace.Close())
+		p.trace = nil
+	}
 	if p.memPath != "" {
 		err = errors.Join(err, writeHeapProfile(p.memPath))
 	}
@@ -91,7 +110,7 @@ func (p *profiler) end() {
 		p.log.Error().Err(err).Msg("writing profiles failed")
 		return
 	}
-	p.log.Info().Str("cpu", p.cpuPath).Str("mem", p.memPath).Msg("profiles written")
+	p.log.Info().Str("cpu", p.cpuPath).Str("mem", p.memPath).Str("trace", p.tracePath).Msg("profiles written")
 }
 
 // writeHeapProfile writes the allocations sampled since the process
