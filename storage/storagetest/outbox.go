@@ -315,16 +315,16 @@ func testCallbacksOrderAndPaging(t *testing.T, f *fixture) {
 		t.Fatalf("paged IDs\n got: %v\nwant: %v", paged, ids)
 	}
 	wantCallbackIDs(t, f.callbacks(t, a, ids[4], 2), ids[5:7]...)
-	before := func(after, before string, limit int) []sb.Callback {
+	between := func(afterID, beforeID string, limit int) []sb.Callback {
 		t.Helper()
-		return f.callbacksBetween(t, a, after, before, limit)
+		return f.callbacksBetween(t, a, afterID, beforeID, limit)
 	}
-	wantCallbackIDs(t, before("", ids[3], 100), ids[:3]...)
-	wantCallbackIDs(t, before(ids[1], ids[6], 100), ids[2:6]...)
-	wantCallbackIDs(t, before(ids[1], ids[6], 2), ids[2:4]...)
-	wantCallbackIDs(t, before(ids[1], ids[3]+"~", 100), ids[2:4]...)
-	wantCallbackIDs(t, before(ids[5], ids[5], 100))
-	wantCallbackIDs(t, before(ids[6], ids[5], 100))
+	wantCallbackIDs(t, between("", ids[3], 100), ids[:3]...)
+	wantCallbackIDs(t, between(ids[1], ids[6], 100), ids[2:6]...)
+	wantCallbackIDs(t, between(ids[1], ids[6], 2), ids[2:4]...)
+	wantCallbackIDs(t, between(ids[1], ids[3]+"~", 100), ids[2:4]...)
+	wantCallbackIDs(t, between(ids[5], ids[5], 100))
+	wantCallbackIDs(t, between(ids[6], ids[5], 100))
 	wantCallbackIDs(t, f.callbacks(t, a, ids[4]+"~", 1), ids[5])
 	wantCallbackIDs(t, f.callbacks(t, a, "", 0))
 	wantCallbackIDs(t, f.callbacks(t, "https://c.example:443", "", 10))
