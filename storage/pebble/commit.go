@@ -149,6 +149,9 @@ type committer struct {
 	// the changes the batch being built makes, written by flush.
 	counts map[string]int64
 	deltas map[string]int64
+	// finalRefs gathers the batch's carrier index entries to queue for
+	// expiry, written with it like the counters (finalrefs.go).
+	finalRefs finalRefs
 	// maxID is at least the highest message ID claimed. floor and recent
 	// spare most new IDs the lookup that proves them free: every stored ID
 	// above floor was claimed since floor was set, so it is in recent. IDs
@@ -209,6 +212,7 @@ func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *co
 		touched:    map[string]*touchedMessage{},
 		refs:       map[string]refEntry{},
 		parked:     map[string]parkedEntry{},
+		finalRefs:  newFinalRefs(now()),
 	}
 	c.lazyDelay = defaultLazyDelay
 	c.lazyTimer = time.AfterFunc(time.Hour, c.signal)
@@ -365,6 +369,9 @@ func (c *committer) flush(r *round) {
 		clear(c.recent)
 	}
 	c.overlay.clear()
+	if err := c.finalRefs.write(r.batch); err != nil {
+		c.writeFailed(err)
+	}
 	if err := c.writeCounts(r.batch); err != nil {
 		c.writeFailed(err)
 	}

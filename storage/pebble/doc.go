@@ -51,10 +51,17 @@
 //	                            request hash, CreatedAt
 //	x/<kind><time><record key>  expiry queue (retention.go): kind c (a
 //	                            carrier index entry, at its message's
-//	                            final time), i (an idempotency record, at
-//	                            its CreatedAt) or r (parked updates, at
-//	                            ParkUntil); the value is the message ID the
-//	                            record must still name to be deleted
+//	                            final time; no longer written), i (an
+//	                            idempotency record, at its CreatedAt) or r
+//	                            (parked updates, at ParkUntil); the value
+//	                            is the message ID the record must still
+//	                            name to be deleted
+//	x/g<time><sequence>         expiry queue, kind g: the carrier index
+//	                            entries whose messages turned final in one
+//	                            batch within one second, at the end of it
+//	                            (finalrefs.go); the value is the version,
+//	                            their number, then each one's key and
+//	                            message ID
 //	o/⟨endpoint⟩<callback id>   outbox: a queued callback (appendCallback;
 //	                            its ID and Endpoint are the key's)
 //	n/⟨carrier⟩⟨from⟩⟨to⟩<ref><total><seq>
@@ -114,8 +121,12 @@
 // 1: a database from before has none of them and reads as empty outbox,
 // inbox and settings. Layout 2 added k/, u/, r/, x/ and f/; Open migrates
 // a layout 1 database once (migrate.go), counting k/ from p/ and queueing
-// its idempotency records in x/ (the others start empty). Message values
-// took versions 2 and 3 (see codec.go).
+// its idempotency records in x/ (the others start empty). The grouped
+// expiry entries (x/g) came within layout 2: retention reads the single
+// ones (x/c) a database from before holds as well, and a binary from
+// before that opens a newer database leaves the groups alone, so their
+// carrier ids last until their messages' TTL instead of the grace.
+// Message values took versions 2 and 3 (see codec.go).
 //
 // # Retention
 //

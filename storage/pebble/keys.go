@@ -138,7 +138,12 @@ func parkedKey(dst []byte, carrier, carrierID string) []byte {
 // Kinds of expiry queue entries. Each kind is its own queue, in time
 // order, with its own delay before an entry is due (retention.go).
 const (
-	expiryCarrierRef  byte = 'c' // at the time its message turned final
+	// A carrier index entry, at the time its message turned final. No
+	// longer written (see the next), but a database may still hold some.
+	expiryCarrierRef byte = 'c'
+	// The carrier index entries whose messages turned final in one batch
+	// within one second, at the end of that second (finalrefs.go).
+	expiryCarrierRefs byte = 'g'
 	expiryIdempotency byte = 'i' // at the record's CreatedAt
 	expiryParked      byte = 'r' // at the parked update's ParkUntil
 )

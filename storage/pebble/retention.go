@@ -102,6 +102,7 @@ func (s *Store) housekeep(ctx context.Context) error {
 		count  *int
 	}{
 		{expiryCarrierRef, now.Add(-s.opts.CarrierIDGrace), &st.carrierIDs},
+		{expiryCarrierRefs, now.Add(-s.opts.CarrierIDGrace), &st.carrierIDs},
 		{expiryIdempotency, now.Add(-sb.IdempotencyWindow), &st.idempotency},
 		{expiryParked, now, &st.parked},
 	}
@@ -109,7 +110,9 @@ func (s *Store) housekeep(ctx context.Context) error {
 		if err != nil {
 			break
 		}
-		*q.count, err = s.expireQueue(ctx, q.kind, q.cutoff, now)
+		var n int
+		n, err = s.expireQueue(ctx, q.kind, q.cutoff, now)
+		*q.count += n
 	}
 	log := s.opts.Logger.Debug()
 	if st.messages > 0 {
@@ -238,20 +241,25 @@ func (c *committer) deleteRef(k []byte, messageID string, b *pebbledb.Batch) err
 	return b.Delete(k, nil)
 }
 
-// queued is an expiry queue entry.
+// queued is an expiry queue entry: of kind expiryCarrierRefs, refs lists
+// the records it names; of any other kind, guard is its value.
 type queued struct {
 	key   []byte
 	guard string
+	refs  []queuedRef
 }
 
+// records is how many records e names.
+func (e *queued) records() int { return max(1, len(e.refs)) }
+
 // expireQueue handles the entries of one kind of the expiry queue whose
-// time is before cutoff, and returns how many.
+// time is before cutoff, and returns how many records they named.
 func (s *Store) expireQueue(ctx context.Context, kind byte, cutoff, now time.Time) (int, error) {
 	prefix := expiryPrefix(nil, kind)
 	upper := appendTimeKey(expiryPrefix(nil, kind), cutoff)
 	from, total := prefix, 0
 	for {
-		entries, err := s.dueEntries(ctx, from, upper)
+		entries, records, err := s.dueEntries(ctx, kind, from, upper)
 		if err != nil || len(entries) == 0 {
 			return total, err
 		}
@@ -259,36 +267,44 @@ func (s *Store) expireQueue(ctx context.Context, kind byte, cutoff, now time.Tim
 		if err := s.committer.do(ctx, &request{write: write}); err != nil {
 			return total, err
 		}
-		total += len(entries)
+		total += records
 		from = after(entries[len(entries)-1].key)
 	}
 }
 
-// dueEntries lists up to retentionBatch expiry queue entries in [from,
-// upper).
-func (s *Store) dueEntries(ctx context.Context, from, upper []byte) ([]queued, error) {
+// dueEntries lists the expiry queue entries of kind in [from, upper) that
+// name up to about retentionBatch records (at least one entry), and how
+// many records they name.
+func (s *Store) dueEntries(ctx context.Context, kind byte, from, upper []byte) ([]queued, int, error) {
 	if err := s.beginRead(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer s.rw.RUnlock()
 	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: from, UpperBound: upper})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer it.Close()
 	var entries []queued
-	for ok := it.First(); ok && len(entries) < retentionBatch; ok = it.Next() {
+	records := 0
+	for ok := it.First(); ok && records < retentionBatch; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		guard, err := decodeGuard(v)
+		e := queued{key: append([]byte(nil), it.Key()...)}
+		if kind == expiryCarrierRefs {
+			e.refs, err = decodeRefGroup(v)
+		} else {
+			e.guard, err = decodeGuard(v)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("expiry entry %q: %w", it.Key(), err)
+			return nil, 0, fmt.Errorf("expiry entry %q: %w", it.Key(), err)
 		}
-		entries = append(entries, queued{key: append([]byte(nil), it.Key()...), guard: guard})
+		entries = append(entries, e)
+		records += e.records()
 	}
-	return entries, it.Error()
+	return entries, records, it.Error()
 }
 
 // expire writes one retention request of expiry queue entries: each entry
@@ -298,7 +314,12 @@ func (c *committer) expire(kind byte, entries []queued, now time.Time, b *pebble
 		if err := b.Delete(e.key, nil); err != nil {
 			return c.writeFailed(err)
 		}
-		if len(e.key) < len(prefixExpiry)+1+timeKeyLen {
+		for _, r := range e.refs {
+			if err := c.deleteRef([]byte(r.target), r.guard, b); err != nil {
+				return c.writeFailed(err)
+			}
+		}
+		if kind == expiryCarrierRefs || len(e.key) < len(prefixExpiry)+1+timeKeyLen {
 			continue // no record named
 		}
 		target := e.key[len(prefixExpiry)+1+timeKeyLen:]

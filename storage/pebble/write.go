@@ -618,12 +618,9 @@ func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 		}
 	}
 	if m.Status.Final() && (!t.wasFinal || t.indexed) {
+		at := finalAt(m)
 		for _, r := range carrierRefs(m) {
-			k := carrierKey(c.key[:0], r.carrier, r.carrierID)
-			e := expiry{kind: expiryCarrierRef, at: finalAt(m), target: string(k), guard: m.ID}
-			if err := c.writeExpiry(e, b); err != nil {
-				return err
-			}
+			c.finalRefs.add(at, queuedRef{target: string(carrierKey(c.key[:0], r.carrier, r.carrierID)), guard: m.ID})
 		}
 	}
 	return nil
