@@ -66,8 +66,12 @@ const (
 	// maxBatchBytes starts a new batch within a round once a batch grows
 	// past it, below Pebble's large-batch threshold (half a memtable).
 	maxBatchBytes = 4 << 20
-	// syncQueue bounds the rounds applied but not yet synced.
-	syncQueue = 16
+	// syncQueue bounds the rounds applied but not yet synced. Pebble
+	// folds the rounds queued behind one fsync into the next, so more in
+	// flight would not sync sooner: while the queue is full, requests
+	// gather into the next round instead, and fewer, larger rounds cost
+	// less per request (a batch, a WAL record and counter updates each).
+	syncQueue = 4
 	// defaultLazyDelay bounds how long a lazy request waits for a round
 	// another write starts (see Lazy requests above).
 	defaultLazyDelay = 20 * time.Millisecond
