@@ -241,8 +241,9 @@ func (c *committer) deleteRef(k []byte, messageID string, b *pebbledb.Batch) err
 	return b.Delete(k, nil)
 }
 
-// queued is an expiry queue entry: of kind expiryCarrierRefs, refs lists
-// the records it names; of any other kind, guard is its value.
+// queued is an expiry queue entry. One of carrier index entries lists
+// them in refs, whichever of the two kinds it is; of any other kind, guard
+// is its value.
 type queued struct {
 	key   []byte
 	guard string
@@ -293,9 +294,15 @@ func (s *Store) dueEntries(ctx context.Context, kind byte, from, upper []byte) (
 			return nil, 0, err
 		}
 		e := queued{key: append([]byte(nil), it.Key()...)}
-		if kind == expiryCarrierRefs {
+		switch kind {
+		case expiryCarrierRefs:
 			e.refs, err = decodeRefGroup(v)
-		} else {
+		case expiryCarrierRef: // a group of one, written before groups
+			e.guard, err = decodeGuard(v)
+			if target := expiryTarget(e.key); target != nil {
+				e.refs = []queuedRef{{target: string(target), guard: e.guard}}
+			}
+		default:
 			e.guard, err = decodeGuard(v)
 		}
 		if err != nil {
@@ -319,14 +326,12 @@ func (c *committer) expire(kind byte, entries []queued, now time.Time, b *pebble
 				return c.writeFailed(err)
 			}
 		}
-		if kind == expiryCarrierRefs || len(e.key) < len(prefixExpiry)+1+timeKeyLen {
-			continue // no record named
+		target := expiryTarget(e.key)
+		if len(e.refs) > 0 || target == nil {
+			continue // carrier index entries, done; or no record named
 		}
-		target := e.key[len(prefixExpiry)+1+timeKeyLen:]
 		var err error
 		switch kind {
-		case expiryCarrierRef:
-			err = c.deleteRef(target, e.guard, b)
 		case expiryIdempotency:
 			err = c.deleteIdempotency(target, e.guard, b)
 		case expiryParked:
@@ -337,6 +342,15 @@ func (c *committer) expire(kind byte, entries []queued, now time.Time, b *pebble
 		}
 	}
 	return nil
+}
+
+// expiryTarget returns the key of the record an expiry queue entry names
+// after its kind and time (expiryKey), or nil if it names none.
+func expiryTarget(k []byte) []byte {
+	if len(k) < len(prefixExpiry)+1+timeKeyLen {
+		return nil
+	}
+	return k[len(prefixExpiry)+1+timeKeyLen:]
 }
 
 // deleteIdempotency deletes an idempotency record if it names messageID
