@@ -105,7 +105,9 @@ func (m *Message) Clone() *Message {
 		c.PartStatus = append(make([]Status, 0, len(m.PartStatus)), m.PartStatus...)
 	}
 	if m.Events != nil {
-		c.Events = append(make([]Event, 0, len(m.Events)), m.Events...)
+		// Room for one more: a copy is mostly taken to apply a transition
+		// to, which adds an event.
+		c.Events = append(make([]Event, 0, len(m.Events)+1), m.Events...)
 		for i, e := range c.Events {
 			if e.Error != nil {
 				errCopy := *e.Error

@@ -78,6 +78,11 @@
 // are "evt_" and a ULID, so an endpoint's outbox lists in creation order.
 // CallbackEndpoints, like PendingKeys, seeks from one endpoint's prefix to
 // the next, so an endpoint with a million queued callbacks costs one seek.
+// Every table records, per block and for the whole table, the times (the
+// ULID milliseconds) of the o/ entries it holds, a block property named
+// switchboard.outbox-times; a listing after a callback skips the tables
+// and blocks with nothing at or after that callback's time unopened
+// (outboxtimes.go). A table without the property is always read.
 //
 // An inbound message (AcceptInbound) has m/ and d/ entries like an
 // accepted one, but never p/: it is not pending. Its parts' n/ entries are

@@ -40,7 +40,7 @@ func (s *Store) callbacks(ctx context.Context, endpoint, afterID, beforeID strin
 	if beforeID != "" {
 		upper = append(prefix[:len(prefix):len(prefix)], beforeID...)
 	}
-	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: upper, PointKeyFilters: outboxFilter(afterID)})
 	if err != nil {
 		return nil, err
 	}

@@ -195,6 +195,9 @@ func pebbleOptions(o *Options) *pebbledb.Options {
 		Logger:             pebbleLogger{o.Logger},
 		EventListener:      eventListener(o.Logger),
 		FS:                 o.FS,
+		// Lets a read of the outbox skip the tables it has read past
+		// (outboxtimes.go).
+		BlockPropertyCollectors: []func() pebbledb.BlockPropertyCollector{outboxTimesCollector},
 	}
 	if o.SyncInterval > 0 {
 		interval := o.SyncInterval
