@@ -66,6 +66,7 @@ type fleet struct {
 	e       *Engine
 	cfg     FleetConfig
 	c       *cluster.Cluster
+	joined  bool // c started as a member (start got through StartMember)
 	leases  switchboard.Leases
 	holder  string // this node's incarnation, in leases: its actor system's ID
 	book    leaseBook
@@ -128,6 +129,7 @@ func (f *fleet) start() (err error) {
 		}
 	})
 	f.c.StartMember()
+	f.joined = true
 	f.holder = f.e.system.ID
 	f.address = f.e.system.Address()
 	node := &nodeActor{e: f.e}
@@ -137,11 +139,24 @@ func (f *fleet) start() (err error) {
 	return nil
 }
 
-// stop leaves the cluster.
+// stop leaves the cluster and shuts the actor system down. After a start
+// that failed part way it closes only what started: protoactor's own
+// Shutdown assumes a member that started, and panics on one that did not.
 func (f *fleet) stop() {
-	if f.c != nil {
+	if f.joined {
 		f.c.Shutdown(true)
+		return
 	}
+	if f.c != nil && f.c.Remote != nil {
+		// The remote's server may not have come up (a port in use), and
+		// its Shutdown cannot tell: a panic there only means nothing to
+		// stop.
+		func() {
+			defer func() { _ = recover() }()
+			f.c.Remote.Shutdown(false)
+		}()
+	}
+	f.e.system.Shutdown()
 }
 
 // Removed is closed when this node has to leave the cluster and join again

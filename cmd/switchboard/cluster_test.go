@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -232,18 +233,23 @@ func randomTag() string {
 }
 
 // freeLoopback returns a 127.0.0.1 port free for both TCP and UDP (gossip
-// listens on both). It picks one below the kernel's ephemeral range: a
-// port the kernel handed out for "127.0.0.1:0" and that was closed again
-// can be handed to the next listener on port 0 before the node binds it
-// (another node's HTTP server once took a node's gossip port that way).
-func freeLoopback(t *testing.T) string {
+// listens on both).
+func freeLoopback(t *testing.T) string { return freeOn(t, "127.0.0.1") }
+
+// freeOn returns a port of host free for both TCP and UDP. It picks one
+// below the kernel's ephemeral range: a port the kernel handed out for
+// port 0 and that was closed again can be handed to the next listener on
+// port 0, or to an outgoing connection from host, before the node binds
+// it (another node's HTTP server once took a node's gossip port that way,
+// and a connection to the partitioned node once took a remote port).
+func freeOn(t *testing.T, host string) string {
 	t.Helper()
 	const lowest = 10000 // above the well-known ports our servers use
 	span := ephemeralLow() - lowest
 	for range 100 {
 		var b [2]byte
 		_, _ = rand.Read(b[:])
-		addr := fmt.Sprintf("127.0.0.1:%d", lowest+int(binary.BigEndian.Uint16(b[:]))%span)
+		addr := net.JoinHostPort(host, strconv.Itoa(lowest+int(binary.BigEndian.Uint16(b[:]))%span))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -254,7 +260,7 @@ func freeLoopback(t *testing.T) string {
 			return addr
 		}
 	}
-	t.Fatal("no free port for TCP and UDP")
+	t.Fatalf("no free port for TCP and UDP on %s", host)
 	return ""
 }
 
@@ -754,4 +760,56 @@ func TestFleetRollingRestart(t *testing.T) {
 	p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))].Round(100 * time.Microsecond) }
 	t.Logf("rolling restart: accepted %d (answers %v), final %v, %d duplicates; accept p50 %v, p99 %v, max %v",
 		len(accepted), codes, statuses, r.duplicates(), p(0.5), p(0.99), p(1))
+}
+
+// A node whose cluster port is taken exits with the error that says so,
+// not with a panic from stopping a cluster member that never started.
+func TestFleetNodeWithItsPortTakenExitsWithAnError(t *testing.T) {
+	cql, redis := serversForCluster(t)
+	if testing.Short() {
+		t.Skip("runs a node process")
+	}
+	dir := keptOnFailure(t)
+	bin := buildBinary(t, dir)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	sim := testSim(t, smsc.Config{})
+	keyspace := "fleet" + randomTag()
+	t.Cleanup(func() { dropKeyspace(t, cql, keyspace) })
+	gossip := freeLoopback(t)
+	cfg := fmt.Sprintf(`
+node: {name: n0, http: "127.0.0.1:0", admin: "127.0.0.1:0", data_dir: %q}
+log: {level: info, format: json}
+storage: {backend: scylla, hosts: [%q], keyspace: %q, replication_factor: 1, consistency: one}
+cache: {backend: redis, addr: %q}
+cluster: {enabled: true, name: %q, bind: %q, remote: %q, seeds: [%q]}
+carriers:
+  - {name: sim, host: %q, system_id: gw, password: pw}
+routes:
+  - {prefix: "", carriers: [sim]}
+keys:
+  - {id: k, secret: secret-for-key-k, rate: 100, burst: 100}
+`, filepath.Join(dir, "data"), cql, keyspace, redis, keyspace, gossip, taken.Addr().String(), gossip, sim.Addr())
+	path := filepath.Join(dir, "n0.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--config", path)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || ctx.Err() != nil {
+		t.Fatalf("the node did not exit with an error (%v); output:\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("panic:")) {
+		t.Fatalf("the node panicked:\n%s", out)
+	}
+	if !bytes.Contains(out, []byte("join the cluster")) || !bytes.Contains(out, []byte(taken.Addr().String())) {
+		t.Fatalf("the node's error does not say it could not join at %s:\n%s", taken.Addr(), out)
+	}
 }

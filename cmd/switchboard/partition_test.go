@@ -243,22 +243,3 @@ func newPartitionedRig(t *testing.T, ns *netns) *fleetRig {
 			wrap: []string{"ip", "netns", "exec", ns.name}}
 	})
 }
-
-// freeOn returns a free TCP and UDP port on host.
-func freeOn(t *testing.T, host string) string {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if pc, err := net.ListenPacket("udp", addr); err == nil {
-			pc.Close()
-			return addr
-		}
-	}
-	t.Fatalf("no free port on %s", host)
-	return ""
-}
