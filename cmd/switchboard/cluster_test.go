@@ -156,24 +156,8 @@ func newFleetRigWith(t *testing.T, n int, addrs func(r *fleetRig, i int) nodeAdd
 			k, "secret-"+k, hooks.URL()+"/hooks/"+k)
 	}
 	for i, a := range all {
-		nd := &fleetNode{i: i, gossip: a.gossip, wrap: a.wrap, cfgPath: filepath.Join(r.dir, fmt.Sprintf("n%d.yaml", i))}
-		cfg := fmt.Sprintf(`
-node: {name: n%d, http: %q, admin: "127.0.0.1:0", data_dir: %q, drain_period: 100ms, shutdown_timeout: 5s}
-log: {level: %s, format: json}
-storage: {backend: scylla, hosts: [%q], keyspace: %q, replication_factor: 1, consistency: one}
-cache: {backend: redis, addr: %q}
-cluster: {enabled: true, name: %q, bind: %q, remote: %q, seeds: [%q, %q], lease_ttl: 1500ms}
-carriers:
-  - {name: %q, host: %q, system_id: gw, password: pw, binds: 3, window: 64, reconnect_min: 50ms, reconnect_max: 500ms}
-routes:
-  - {prefix: "", carriers: [%q]}
-webhooks: {allow_private_networks: true}
-keys:
-%s`, i, a.http, filepath.Join(r.dir, fmt.Sprintf("d%d", i)), fleetLogLevel(), a.cql, r.keyspace(), a.redis, r.keyspace(), a.gossip, a.remote,
-			all[0].gossip, all[1%n].gossip, r.carrier, a.smsc, r.carrier, keys.String())
-		if err := os.WriteFile(nd.cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		nd := &fleetNode{i: i, gossip: a.gossip, wrap: a.wrap}
+		nd.cfgPath = writeNodeConfig(t, r.dir, i, a, r.keyspace(), r.carrier, []string{all[0].gossip, all[1%n].gossip}, keys.String())
 		r.nodes = append(r.nodes, nd)
 	}
 	t.Cleanup(func() {
@@ -197,6 +181,41 @@ keys:
 	}
 	r.waitFleet(n)
 	return r
+}
+
+// writeNodeConfig writes node i's cluster.yaml into dir and returns its
+// path: a clustered node at addrs, on keyspace (also the cluster's name),
+// with one carrier, seeds for gossip, and keys (YAML list items).
+func writeNodeConfig(t *testing.T, dir string, i int, a nodeAddrs, keyspace, carrier string, seeds []string, keys string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+node: {name: n%d, http: %q, admin: "127.0.0.1:0", data_dir: %q, drain_period: 100ms, shutdown_timeout: 5s}
+log: {level: %s, format: json}
+storage: {backend: scylla, hosts: [%q], keyspace: %q, replication_factor: 1, consistency: one}
+cache: {backend: redis, addr: %q}
+cluster: {enabled: true, name: %q, bind: %q, remote: %q, seeds: [%s], lease_ttl: 1500ms}
+carriers:
+  - {name: %q, host: %q, system_id: gw, password: pw, binds: 3, window: 64, reconnect_min: 50ms, reconnect_max: 500ms}
+routes:
+  - {prefix: "", carriers: [%q]}
+webhooks: {allow_private_networks: true}
+keys:
+%s`, i, a.http, filepath.Join(dir, fmt.Sprintf("d%d", i)), fleetLogLevel(), a.cql, keyspace, a.redis, keyspace, a.gossip, a.remote,
+		quoted(seeds), carrier, a.smsc, carrier, keys)
+	path := filepath.Join(dir, fmt.Sprintf("n%d.yaml", i))
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// quoted lists ss as YAML flow items.
+func quoted(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
 }
 
 // fleetLogLevel is the nodes' log level: info, or FLEET_LOG_LEVEL (debug,
@@ -779,24 +798,8 @@ func TestFleetNodeWithItsPortTakenExitsWithAnError(t *testing.T) {
 	sim := testSim(t, smsc.Config{})
 	keyspace := "fleet" + randomTag()
 	t.Cleanup(func() { dropKeyspace(t, cql, keyspace) })
-	gossip := freeLoopback(t)
-	cfg := fmt.Sprintf(`
-node: {name: n0, http: "127.0.0.1:0", admin: "127.0.0.1:0", data_dir: %q}
-log: {level: info, format: json}
-storage: {backend: scylla, hosts: [%q], keyspace: %q, replication_factor: 1, consistency: one}
-cache: {backend: redis, addr: %q}
-cluster: {enabled: true, name: %q, bind: %q, remote: %q, seeds: [%q]}
-carriers:
-  - {name: sim, host: %q, system_id: gw, password: pw}
-routes:
-  - {prefix: "", carriers: [sim]}
-keys:
-  - {id: k, secret: secret-for-key-k, rate: 100, burst: 100}
-`, filepath.Join(dir, "data"), cql, keyspace, redis, keyspace, gossip, taken.Addr().String(), gossip, sim.Addr())
-	path := filepath.Join(dir, "n0.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	a := nodeAddrs{gossip: freeLoopback(t), remote: taken.Addr().String(), http: "127.0.0.1:0", cql: cql, redis: redis, smsc: sim.Addr()}
+	path := writeNodeConfig(t, dir, 0, a, keyspace, "sim", []string{a.gossip}, "  - {id: k, secret: secret-for-key-k, rate: 100, burst: 100}\n")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--config", path)

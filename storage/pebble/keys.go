@@ -199,12 +199,21 @@ func components(k []byte, n int) (parts []string, rest []byte, ok bool) {
 	}
 	rest = k[2:]
 	for range n {
-		l, w := binary.Uvarint(rest)
-		if w <= 0 || uint64(len(rest)-w) < l {
+		var c []byte
+		if c, rest, ok = cutComponent(rest); !ok {
 			return nil, nil, false
 		}
-		parts = append(parts, string(rest[w:w+int(l)]))
-		rest = rest[w+int(l):]
+		parts = append(parts, string(c))
 	}
 	return parts, rest, true
+}
+
+// cutComponent splits the length-prefixed component at the start of k
+// from the rest of k, without copying.
+func cutComponent(k []byte) (c, rest []byte, ok bool) {
+	l, w := binary.Uvarint(k)
+	if w <= 0 || uint64(len(k)-w) < l {
+		return nil, nil, false
+	}
+	return k[w : w+int(l)], k[w+int(l):], true
 }

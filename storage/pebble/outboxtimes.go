@@ -2,11 +2,12 @@ package pebble
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math"
+	"unicode"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/oklog/ulid/v2"
 )
 
 // Outbox times: a block property that lets a read of the outbox skip the
@@ -72,40 +73,32 @@ func outboxFilter(afterID string) []pebbledb.BlockPropertyFilter {
 // outboxEntryID returns the callback ID of an outbox key (o/, the endpoint
 // as a component, the ID), without allocating.
 func outboxEntryID(k []byte) ([]byte, bool) {
-	if !bytes.HasPrefix(k, []byte(prefixOutbox)) {
+	rest, ok := bytes.CutPrefix(k, []byte(prefixOutbox))
+	if !ok {
 		return nil, false
 	}
-	rest := k[len(prefixOutbox):]
-	l, w := binary.Uvarint(rest)
-	if w <= 0 || uint64(len(rest)-w) < l {
-		return nil, false
-	}
-	return rest[w+int(l):], true
+	_, id, ok := cutComponent(rest)
+	return id, ok
 }
 
 // callbackIDPrefix starts every callback ID; the ULID follows.
 const callbackIDPrefix = "evt_"
 
-// callbackTime decodes the millisecond of the ULID in a callback ID: its
-// first ten characters, Crockford base32 in upper case (whose order is
-// the characters' order, so the time orders IDs as their text does).
+// callbackTime returns the millisecond of the ULID in a callback ID. Only
+// an upper-case ULID counts: ULID parsing takes either case, but only in
+// one case does the text sort like the time.
 func callbackTime(id []byte) (uint64, bool) {
-	if !bytes.HasPrefix(id, []byte(callbackIDPrefix)) || len(id) < len(callbackIDPrefix)+10 {
+	text, ok := bytes.CutPrefix(id, []byte(callbackIDPrefix))
+	if !ok || len(text) < ulid.EncodedSize {
 		return 0, false
 	}
-	var ms uint64
-	for _, c := range id[len(callbackIDPrefix) : len(callbackIDPrefix)+10] {
-		d := crockford(c)
-		if d < 0 {
-			return 0, false
-		}
-		ms = ms<<5 | uint64(d)
+	text = text[:ulid.EncodedSize]
+	if bytes.ContainsFunc(text, unicode.IsLower) {
+		return 0, false
 	}
-	return ms, true
-}
-
-// crockford is the value of one upper-case Crockford base32 digit, or -1.
-func crockford(c byte) int {
-	const digits = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	return bytes.IndexByte([]byte(digits), c)
+	u, err := ulid.ParseStrict(string(text))
+	if err != nil {
+		return 0, false
+	}
+	return u.Time(), true
 }
