@@ -16,7 +16,12 @@ func TestReceiptWaitsForItsSubmitResponse(t *testing.T) {
 		}
 		got <- p
 	})
+	w := c.waiting[carrierRef{"sim", "c-1"}][0]
 	c.add("sim", []string{"c-0", "c-1"}, "msg_1")
+	// Its give-up timer went with it: Stop finds it stopped already.
+	if w.timer.Stop() {
+		t.Error("the answered receipt's give-up timer was still running")
+	}
 	select {
 	case p := <-got:
 		if p.messageID != "msg_1" || p.part != 1 {

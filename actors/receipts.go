@@ -45,6 +45,9 @@ type correlator struct {
 type receiptWaiter struct {
 	once sync.Once
 	fire func(p partRef, ok bool)
+	// timer gives up on the id after responseWait; add stops it when the
+	// id comes first, so an answered receipt leaves nothing to fire.
+	timer *time.Timer
 }
 
 const (
@@ -72,6 +75,7 @@ func (c *correlator) add(carrier string, ids []string, messageID string) {
 		p := partRef{messageID, i, ids}
 		c.m[k] = p
 		for _, w := range c.waiting[k] {
+			w.timer.Stop()
 			woken, refs = append(woken, w), append(refs, p)
 		}
 		c.nwait -= len(c.waiting[k])
@@ -101,8 +105,8 @@ func (c *correlator) await(carrier, id string, fire func(p partRef, ok bool)) {
 	}
 	c.waiting[k] = append(c.waiting[k], w)
 	c.nwait++
-	c.mu.Unlock()
-	time.AfterFunc(responseWait, func() {
+	// Set under the lock, which add holds to stop it.
+	w.timer = time.AfterFunc(responseWait, func() {
 		c.mu.Lock()
 		ws := c.waiting[k]
 		if i := slices.Index(ws, w); i >= 0 {
@@ -115,6 +119,7 @@ func (c *correlator) await(carrier, id string, fire func(p partRef, ok bool)) {
 		c.mu.Unlock()
 		w.once.Do(func() { fire(partRef{}, false) })
 	})
+	c.mu.Unlock()
 }
 
 func (c *correlator) remove(carrier string, ids []string) {
