@@ -48,6 +48,9 @@ import (
 // a round, a WAL write and an fsync; riding along it costs a batch entry.
 // Its caller waits a little longer, and a crash in between only means the
 // callback is sent again, which at-least-once delivery allows anyway.
+// Status records are never lazy: until a message's "submitted" lands, a
+// crash sends the message to the handset again, and the little CPU riding
+// along saves on a quiet node does not pay for a wider window.
 //
 // Cancellation: a caller whose ctx ends while its request is still queued
 // withdraws it and gets ctx's error. Once the committer has taken the
