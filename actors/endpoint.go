@@ -74,6 +74,9 @@ type endpointActor struct {
 	// still be younger than the write lag), and when the outbox was last
 	// read from its head (lagged).
 	hintedAt, sweptAt time.Time
+	// readAfter: no read of the outbox starts before it (readGap after
+	// the last one started, readRetry after one failed).
+	readAfter time.Time
 	// removedWhileLoading: callbacks whose removal landed while a read
 	// was on its way (a read from the head may still hold them).
 	removedWhileLoading map[string]struct{}
@@ -138,8 +141,13 @@ func (a *endpointActor) load(ctx actor.Context) {
 	if !a.dirty || a.loading || a.blocked || room < a.d.cfg.Window/4 {
 		return
 	}
+	now := a.now()
+	if !a.mayRead(now) {
+		return
+	}
+	a.readAfter = now.Add(readGap)
 	a.loading, a.hintedWhileLoading = true, false
-	frontier := a.d.ids.frontier(a.now())
+	frontier := a.d.ids.frontier(now)
 	self, cursor, store := ctx.Self(), a.cursor, a.d.e.store
 	before := ""
 	if a.d.e.fleet != nil {
@@ -162,7 +170,7 @@ func (a *endpointActor) loaded(m *loaded) {
 	a.loading = false
 	if m.err != nil {
 		a.d.e.log.Error().Err(m.err).Str("endpoint", a.endpoint).Msg("reading queued callbacks failed; will retry")
-		a.setWake(a.now().Add(time.Second)) // dirty stays set: the wake loads again
+		a.readAfter = a.now().Add(readRetry) // dirty stays set: load waits, then reads again
 		return
 	}
 	complete := len(m.cbs) < m.limit
@@ -521,6 +529,30 @@ func (a *endpointActor) schedule(ctx actor.Context) {
 	}
 	a.setWake(next)
 }
+
+// mayRead reports whether a read of the outbox may start now; if not yet,
+// it makes sure the actor wakes when one may.
+func (a *endpointActor) mayRead(now time.Time) bool {
+	if !now.Before(a.readAfter) {
+		return true
+	}
+	if a.wakeAt.IsZero() || a.wakeAt.After(a.readAfter) {
+		a.setWake(a.readAfter)
+	}
+	return false
+}
+
+const (
+	// readGap is the least time between the starts of two reads of one
+	// endpoint's outbox. A read after a quiet spell starts at once; under
+	// a steady flow of callbacks each read takes what a few milliseconds
+	// brought instead of one or two, which costs a callback at most this
+	// much more time and saves the node a read, a worker hand-off and an
+	// actor message for most of them.
+	readGap = 5 * time.Millisecond
+	// readRetry is how long a failed read waits before the next one.
+	readRetry = time.Second
+)
 
 // frontierRetry is how soon a read that stopped at the frontier is tried
 // again without a hint.

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -77,5 +78,89 @@ func TestALaggedReadBelowAHintReadsOnceMore(t *testing.T) {
 	b.loaded(&loaded{frontier: "evt_\x7f", limit: 10, before: eventIDFloor(now.Add(-remoteWriteLag))})
 	if b.dirty || b.blocked {
 		t.Fatalf("no hint: dirty %v blocked %v, want neither", b.dirty, b.blocked)
+	}
+}
+
+// selfOnly is an actor.Context for calling load directly: it knows its
+// Self and nothing else.
+type selfOnly struct {
+	actor.Context
+	self *actor.PID
+}
+
+func (c selfOnly) Self() *actor.PID { return c.self }
+
+// newReadingTestActor is newTestEndpointActor with a dispatcher whose
+// reads are queued in the returned channel instead of run, so a test
+// counts the reads that started.
+func newReadingTestActor(t *testing.T, now *time.Time) (*endpointActor, chan func()) {
+	a := newTestEndpointActor(t, now)
+	reads := make(chan func(), 16)
+	a.d.jobs, a.d.ids, a.d.cfg.Window = reads, newEventIDs(), 8
+	return a, reads
+}
+
+// Under a steady flow of hints, reads of the outbox start at most once
+// every readGap; the first after a quiet spell starts at once, and one
+// held back is started by a wake, not lost.
+func TestReadsOfABusyOutboxAreSpaced(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a, reads := newReadingTestActor(t, &now)
+	ctx := selfOnly{self: a.self}
+	start := now
+
+	a.dirty = true
+	a.load(ctx)
+	if len(reads) != 1 {
+		t.Fatalf("%d reads after a hint on a quiet outbox, want 1 at once", len(reads))
+	}
+	a.loaded(&loaded{frontier: "evt_\x7f", limit: 8})
+
+	now = start.Add(readGap / 2)
+	a.dirty = true
+	a.load(ctx)
+	if len(reads) != 1 {
+		t.Fatalf("%d reads, want the second held back within readGap of the first", len(reads))
+	}
+	if want := start.Add(readGap); !a.wakeAt.Equal(want) {
+		t.Fatalf("wakes at %v, want %v (when the next read may start)", a.wakeAt, want)
+	}
+
+	now = start.Add(readGap)
+	a.load(ctx)
+	if len(reads) != 2 {
+		t.Fatalf("%d reads at readGap after the first, want 2", len(reads))
+	}
+}
+
+// A read that failed is tried again after readRetry, not at once: a
+// store that cannot be read must not be read in a tight loop.
+func TestAFailedReadIsRetriedAfterAPause(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a, reads := newReadingTestActor(t, &now)
+	ctx := selfOnly{self: a.self}
+
+	a.dirty = true
+	a.load(ctx)
+	<-reads
+	failed := now.Add(time.Millisecond)
+	now = failed
+	a.loaded(&loaded{err: errors.New("store unavailable"), limit: 8})
+	a.load(ctx) // as Receive does after every message
+	now = failed.Add(readRetry - time.Millisecond)
+	a.load(ctx)
+	if len(reads) != 0 {
+		t.Fatalf("%d reads within readRetry of a failed one, want none", len(reads))
+	}
+	if want := failed.Add(readRetry); !a.wakeAt.Equal(want) {
+		t.Fatalf("wakes at %v, want %v", a.wakeAt, want)
+	}
+	if !a.dirty {
+		t.Fatal("a failed read left the outbox marked read")
+	}
+	now = failed.Add(readRetry)
+	a.load(ctx)
+	if len(reads) != 1 {
+		t.Fatalf("%d reads readRetry after the failure, want 1", len(reads))
 	}
 }
