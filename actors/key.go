@@ -190,6 +190,8 @@ type keyActor struct {
 	paging             bool
 	pageLimit          int
 	admissions, landed uint64
+	// pageAfter: after a failed read, none starts before it.
+	pageAfter time.Time
 	// pageCut is the lowest ID admitted while the page is read ("" if
 	// none): the read may have seen a later commit of those land and not
 	// an earlier one, so it keeps only what lies below (pageRead).

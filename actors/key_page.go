@@ -29,10 +29,15 @@ type pageRead struct {
 // because its commit had not landed when a later one was read. dispatch calls it
 // after every event, so it reads only when a read can find something:
 // after a commit landed (committed clears pageDry), or when the last read
-// stopped at the window rather than at the frontier.
+// stopped at the window rather than at the frontier; and not within
+// retryPaging of a read that failed, however many events come meanwhile.
 func (k *keyActor) page(ctx actor.Context) {
 	window := k.e.cfg.KeyWindow
 	if !k.paged || k.paging || k.pageDry || k.inMemory > window/2 {
+		return
+	}
+	if now := k.e.now(); now.Before(k.pageAfter) {
+		k.setWake(ctx, k.pageAfter) // the wake set on the failure may have given way to an earlier one
 		return
 	}
 	frontier := k.commitFrontier()
@@ -71,7 +76,8 @@ func (k *keyActor) pageRead(ctx actor.Context, r *pageRead) {
 	if r.err != nil {
 		k.e.held.release(limit)
 		k.e.log.Error().Err(r.err).Str("key", k.key.ID).Msg("paging pending messages failed; will retry")
-		k.setWake(ctx, k.e.now().Add(retryPaging))
+		k.pageAfter = k.e.now().Add(retryPaging)
+		k.setWake(ctx, k.pageAfter)
 		return
 	}
 	msgs := r.msgs
