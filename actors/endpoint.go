@@ -536,7 +536,9 @@ func (a *endpointActor) mayRead(now time.Time) bool {
 	if !now.Before(a.readAfter) {
 		return true
 	}
-	if a.wakeAt.IsZero() || a.wakeAt.After(a.readAfter) {
+	// A wake already due has its message on the way, and schedule may
+	// replace it (voiding it) before it lands: arm one of our own then.
+	if a.wakeAt.IsZero() || !a.wakeAt.After(now) || a.wakeAt.After(a.readAfter) {
 		a.setWake(a.readAfter)
 	}
 	return false

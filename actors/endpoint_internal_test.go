@@ -118,6 +118,7 @@ func TestReadsOfABusyOutboxAreSpaced(t *testing.T) {
 
 	now = start.Add(readGap / 2)
 	a.dirty = true
+	a.wakeAt = start // a wake that fired, its message not handled yet
 	a.load(ctx)
 	if len(reads) != 1 {
 		t.Fatalf("%d reads, want the second held back within readGap of the first", len(reads))
