@@ -142,8 +142,8 @@ func (a *endpointActor) load(ctx actor.Context) {
 		return
 	}
 	now := a.now()
-	if !a.mayRead(now) {
-		return
+	if now.Before(a.readAfter) {
+		return // schedule wakes the actor then
 	}
 	a.readAfter = now.Add(readGap)
 	a.loading, a.hintedWhileLoading = true, false
@@ -496,7 +496,8 @@ func (a *endpointActor) promoteDue() {
 }
 
 // schedule sets the one timer the actor needs: the earliest retry, the
-// end of an open circuit, a reload after an error, or the idle check.
+// end of an open circuit, a read held back or retried after an error, or
+// the idle check.
 func (a *endpointActor) schedule(ctx actor.Context) {
 	now := a.now()
 	var next time.Time
@@ -506,6 +507,9 @@ func (a *endpointActor) schedule(ctx actor.Context) {
 		}
 	}
 	consider(a.waiting.earliest())
+	if a.dirty && !a.loading && a.readAfter.After(now) {
+		consider(a.readAfter) // a read held back (readGap) or a retry (readRetry)
+	}
 	if len(a.ready) > 0 && a.failures >= a.d.cfg.BreakerFailures && !a.probing {
 		consider(a.openUntil)
 	}
@@ -528,20 +532,6 @@ func (a *endpointActor) schedule(ctx actor.Context) {
 		return
 	}
 	a.setWake(next)
-}
-
-// mayRead reports whether a read of the outbox may start now; if not yet,
-// it makes sure the actor wakes when one may.
-func (a *endpointActor) mayRead(now time.Time) bool {
-	if !now.Before(a.readAfter) {
-		return true
-	}
-	// A wake already due has its message on the way, and schedule may
-	// replace it (voiding it) before it lands: arm one of our own then.
-	if a.wakeAt.IsZero() || !a.wakeAt.After(now) || a.wakeAt.After(a.readAfter) {
-		a.setWake(a.readAfter)
-	}
-	return false
 }
 
 const (

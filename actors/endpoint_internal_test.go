@@ -90,6 +90,13 @@ type selfOnly struct {
 
 func (c selfOnly) Self() *actor.PID { return c.self }
 
+// readAndSchedule is what Receive does after every message, as far as
+// reading the outbox goes.
+func readAndSchedule(a *endpointActor, ctx actor.Context) {
+	a.load(ctx)
+	a.schedule(ctx)
+}
+
 // newReadingTestActor is newTestEndpointActor with a dispatcher whose
 // reads are queued in the returned channel instead of run, so a test
 // counts the reads that started.
@@ -110,7 +117,7 @@ func TestReadsOfABusyOutboxAreSpaced(t *testing.T) {
 	start := now
 
 	a.dirty = true
-	a.load(ctx)
+	readAndSchedule(a, ctx)
 	if len(reads) != 1 {
 		t.Fatalf("%d reads after a hint on a quiet outbox, want 1 at once", len(reads))
 	}
@@ -119,7 +126,7 @@ func TestReadsOfABusyOutboxAreSpaced(t *testing.T) {
 	now = start.Add(readGap / 2)
 	a.dirty = true
 	a.wakeAt = start // a wake that fired, its message not handled yet
-	a.load(ctx)
+	readAndSchedule(a, ctx)
 	if len(reads) != 1 {
 		t.Fatalf("%d reads, want the second held back within readGap of the first", len(reads))
 	}
@@ -128,7 +135,7 @@ func TestReadsOfABusyOutboxAreSpaced(t *testing.T) {
 	}
 
 	now = start.Add(readGap)
-	a.load(ctx)
+	readAndSchedule(a, ctx)
 	if len(reads) != 2 {
 		t.Fatalf("%d reads at readGap after the first, want 2", len(reads))
 	}
@@ -142,14 +149,14 @@ func TestAFailedReadIsRetriedAfterAPause(t *testing.T) {
 	ctx := selfOnly{self: a.self}
 
 	a.dirty = true
-	a.load(ctx)
+	readAndSchedule(a, ctx)
 	<-reads
 	failed := now.Add(time.Millisecond)
 	now = failed
 	a.loaded(&loaded{err: errors.New("store unavailable"), limit: 8})
-	a.load(ctx) // as Receive does after every message
+	readAndSchedule(a, ctx)
 	now = failed.Add(readRetry - time.Millisecond)
-	a.load(ctx)
+	readAndSchedule(a, ctx)
 	if len(reads) != 0 {
 		t.Fatalf("%d reads within readRetry of a failed one, want none", len(reads))
 	}
@@ -160,7 +167,7 @@ func TestAFailedReadIsRetriedAfterAPause(t *testing.T) {
 		t.Fatal("a failed read left the outbox marked read")
 	}
 	now = failed.Add(readRetry)
-	a.load(ctx)
+	readAndSchedule(a, ctx)
 	if len(reads) != 1 {
 		t.Fatalf("%d reads readRetry after the failure, want 1", len(reads))
 	}

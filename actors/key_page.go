@@ -31,12 +31,12 @@ type pageRead struct {
 // after a commit landed (committed clears pageDry), or when the last read
 // stopped at the window rather than at the frontier; and not within
 // retryPaging of a read that failed, however many events come meanwhile.
-func (k *keyActor) page(ctx actor.Context) {
+func (k *keyActor) page(ctx actor.Context, now time.Time) {
 	window := k.e.cfg.KeyWindow
 	if !k.paged || k.paging || k.pageDry || k.inMemory > window/2 {
 		return
 	}
-	if now := k.e.now(); now.Before(k.pageAfter) {
+	if now.Before(k.pageAfter) {
 		k.setWake(ctx, k.pageAfter) // the wake set on the failure may have given way to an earlier one
 		return
 	}

@@ -43,12 +43,12 @@ func TestAFailedPageReadIsRetriedAfterAPause(t *testing.T) {
 	k := &keyActor{e: e, key: &switchboard.Key{ID: "k"}, paged: true}
 	ctx := selfOnly{self: self}
 
-	k.page(ctx)
+	k.page(ctx, now)
 	k.pageRead(ctx, <-reads)
 	failed := now
 	for _, at := range []time.Duration{0, time.Millisecond, retryPaging - time.Millisecond} {
 		now = failed.Add(at)
-		k.page(ctx) // as dispatch does after every event
+		k.page(ctx, now) // as dispatch does after every event
 		if k.paging {
 			t.Fatalf("a page read started %v after a failed one, want none within %v", at, retryPaging)
 		}
@@ -57,7 +57,7 @@ func TestAFailedPageReadIsRetriedAfterAPause(t *testing.T) {
 		t.Fatalf("wakes at %v, want %v", k.wakeAt, want)
 	}
 	now = failed.Add(retryPaging)
-	k.page(ctx)
+	k.page(ctx, now)
 	if !k.paging {
 		t.Fatalf("no page read retryPaging after the failure")
 	}

@@ -36,7 +36,7 @@ func (k *keyActor) dispatch(ctx actor.Context) {
 			q.listed = false
 			k.tryDest(ctx, q, now)
 		}
-		k.page(ctx)
+		k.page(ctx, now)
 	}
 	k.maybeDrained(ctx)
 }
