@@ -120,6 +120,7 @@ type StorageConfig struct {
 	// SyncInterval is a pointer so that 0s (sync at once) is told apart
 	// from unset (the default).
 	SyncInterval      *Duration `yaml:"sync_interval" default:"500us" help:"embedded: least time between two fsyncs of the write-ahead log; writes meanwhile share the next one (0s: each sync at once; at most 100ms)"`
+	CompactionRate    string    `yaml:"compaction_rate" default:"8MiB" help:"embedded: what compactions write per second while they keep up, so that a merge's CPU is spread over seconds rather than taken in one burst: a size per second (8MiB); 0: unpaced"`
 	MinFree           string    `yaml:"min_free" help:"embedded: free disk space below which new messages are refused (503) while those accepted go on: a size (1GiB, 500MiB) or a percentage of the disk (5%); 0: no limit (default: the smaller of 1GiB and 5%)"`
 	Hosts             []string  `yaml:"hosts" help:"scylla: contact points, host or host:port"`
 	Keyspace          string    `yaml:"keyspace" default:"switchboard" help:"scylla: keyspace"`
@@ -811,14 +812,14 @@ func (c *Config) validateNode(p *problems) {
 	if g := n.GCPercent; g != nil && *g <= 0 {
 		p.add("node.gc_percent", "%d is not above 0 (GOGC=off in the environment turns the percentage off)", *g)
 	}
-	if _, err := parseMemoryLimit(n.MemoryLimit); err != nil {
+	if _, err := parseSizeOrNone(n.MemoryLimit); err != nil {
 		p.add("node.memory_limit", "%v", err)
 	}
 }
 
-// parseMemoryLimit reads node.memory_limit: a size (300MiB, 1GiB), or 0
-// or empty for none (0 bytes).
-func parseMemoryLimit(v string) (int64, error) {
+// parseSizeOrNone reads a setting that is a size (300MiB, 1GiB), or 0 or
+// empty for none (0 bytes): node.memory_limit, storage.compaction_rate.
+func parseSizeOrNone(v string) (int64, error) {
 	v = strings.TrimSpace(v)
 	if v == "" || v == "0" {
 		return 0, nil
@@ -839,6 +840,9 @@ func (c *Config) validateLog(p *problems) {
 	}
 }
 
+// minCompactionRate bounds storage.compaction_rate from below.
+const minCompactionRate = 1 << 20
+
 // maxSyncInterval bounds storage.sync_interval: every accepted message
 // may wait this long for its fsync.
 const maxSyncInterval = 100 * time.Millisecond
@@ -852,6 +856,11 @@ func (c *Config) validateStorage(p *problems) {
 		}
 		if _, _, err := parseMinFree(s.MinFree); err != nil {
 			p.add("storage.min_free", "%v", err)
+		}
+		if rate, err := parseSizeOrNone(s.CompactionRate); err != nil {
+			p.add("storage.compaction_rate", "%v", err)
+		} else if rate != 0 && rate < minCompactionRate {
+			p.add("storage.compaction_rate", "%q is below %s a second: compactions would fall behind at any real rate (0 for unpaced)", s.CompactionRate, "1MiB")
 		}
 	case StorageScylla:
 		if len(s.Hosts) == 0 {
@@ -902,6 +911,10 @@ func (s StorageConfig) pebbleOptions(log zerolog.Logger) pebble.Options {
 		o.SyncInterval = -1
 	}
 	o.MinFree, o.MinFreePercent, _ = parseMinFree(s.MinFree)
+	// In the store, 0 means its default and a negative rate unpaced.
+	if o.CompactionRate, _ = parseSizeOrNone(s.CompactionRate); o.CompactionRate == 0 {
+		o.CompactionRate = -1
+	}
 	return o
 }
 

@@ -327,6 +327,8 @@ func TestValidate(t *testing.T) {
 		{"min_free unit", func(c *Config) { c.Storage.MinFree = "1 GiBs" }, `storage.min_free: "1 GiBs" is not a size like 1GiB or 500MiB, a percentage like 5%, or 0`},
 		{"min_free bare number", func(c *Config) { c.Storage.MinFree = "500" }, `storage.min_free: "500" is not a size`},
 		{"min_free percent", func(c *Config) { c.Storage.MinFree = "100%" }, `storage.min_free: "100%" is not a percentage above 0% and below 100%`},
+		{"compaction_rate unit", func(c *Config) { c.Storage.CompactionRate = "8MiB/s" }, `storage.compaction_rate: "8MiB/s" is not a size like 300MiB or 1GiB, or 0`},
+		{"compaction_rate low", func(c *Config) { c.Storage.CompactionRate = "512KiB" }, `storage.compaction_rate: "512KiB" is below 1MiB a second`},
 		{"ttl short", func(c *Config) {
 			c.Limits.DefaultValidity, c.Limits.MaxValidity, c.Storage.TTL = Duration(time.Hour), Duration(time.Hour), Duration(12*time.Hour)
 		}, "storage.ttl: 12h0m0s is below 24h0m0s"},
@@ -735,6 +737,21 @@ func TestStorageOptions(t *testing.T) {
 	o := cfg.Storage.pebbleOptions(zerolog.Nop())
 	if o.TTL != 240*time.Hour || o.CarrierIDGrace != 24*time.Hour || o.MinFree != 0 || o.MinFreePercent != 5 {
 		t.Errorf("store options %+v", o)
+	}
+	// storage.compaction_rate: 0 is unpaced (negative in the store, where
+	// 0 would be its default).
+	for _, tt := range []struct {
+		yaml string
+		want int64
+	}{
+		{"", 8 << 20},
+		{"storage: {compaction_rate: 32MiB}", 32 << 20},
+		{"storage: {compaction_rate: 0}", -1},
+	} {
+		cfg := loadOK(t, baseYAML+tt.yaml+"\n")
+		if got := cfg.Storage.pebbleOptions(zerolog.Nop()).CompactionRate; got != tt.want {
+			t.Errorf("%q: the store's CompactionRate = %d, want %d", tt.yaml, got, tt.want)
+		}
 	}
 }
 

@@ -47,7 +47,7 @@ func gcSettingsOf(n NodeConfig, environ []string) (gcSettings, bool) {
 	if n.GCPercent != nil {
 		s.percent = *n.GCPercent
 	}
-	s.limit, _ = parseMemoryLimit(n.MemoryLimit) // Validate checked it
+	s.limit, _ = parseSizeOrNone(n.MemoryLimit) // Validate checked it
 	return s, true
 }
 

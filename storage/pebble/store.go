@@ -55,6 +55,12 @@ type Options struct {
 	// one. Default vfs.Default, the operating system's.
 	FS vfs.FS
 
+	// CompactionRate is how many bytes per second compactions write while
+	// level 0 keeps up, so that a merge's CPU is spread over seconds
+	// rather than taken in one burst (pacing.go). Default 8 MiB/s;
+	// negative: unpaced.
+	CompactionRate int64
+
 	// MinFree is the free disk space, in bytes, below which the store
 	// refuses new messages (Accept, AcceptInbound, AddInboundPart fail
 	// with EUNAVAILABLE) while every other write goes on, so messages
@@ -118,6 +124,9 @@ func (o *Options) setDefaults() {
 	if o.FS == nil {
 		o.FS = vfs.Default
 	}
+	if o.CompactionRate == 0 {
+		o.CompactionRate = defaultCompactionRate
+	}
 	if o.TTL <= 0 {
 		o.TTL = defaultTTL
 	}
@@ -146,6 +155,7 @@ type Store struct {
 	committer *committer
 	disk      *diskGuard
 	keeper    *housekeeper
+	pacer     *compactionPacer // nil: compactions are not paced
 }
 
 var _ sb.Store = (*Store)(nil)
@@ -154,7 +164,13 @@ var _ sb.Store = (*Store)(nil)
 // committer and its housekeeping, which Close stops.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.setDefaults()
-	db, err := pebbledb.Open(dir, pebbleOptions(&opts))
+	po := pebbleOptions(&opts)
+	var pacer *compactionPacer
+	if opts.CompactionRate > 0 {
+		pacer = newCompactionPacer(opts.CompactionRate)
+		po.FS = pacedFS{FS: po.FS, pacer: pacer}
+	}
+	db, err := pebbledb.Open(dir, po)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		// Pebble's lock on the directory: say so rather than "resource
 		// temporarily unavailable".
@@ -163,16 +179,27 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
-	if err := checkLayout(db, opts.Logger); err != nil {
-		return nil, errors.Join(fmt.Errorf("pebble: open %s: %w", dir, err), db.Close())
+	// A compaction may be running: it need not keep its pace while the
+	// database closes.
+	closeDB := func() error {
+		if pacer != nil {
+			pacer.stop()
+		}
+		return db.Close()
 	}
-	s := &Store{db: db, now: opts.Now, opts: opts, disk: newDiskGuard(opts.FS, dir, &opts)}
+	if err := checkLayout(db, opts.Logger); err != nil {
+		return nil, errors.Join(fmt.Errorf("pebble: open %s: %w", dir, err), closeDB())
+	}
+	s := &Store{db: db, now: opts.Now, opts: opts, disk: newDiskGuard(opts.FS, dir, &opts), pacer: pacer}
+	if pacer != nil {
+		pacer.watch(func() int { return int(db.Metrics().Levels[0].Sublevels) })
+	}
 	s.committer = newCommitter(db, opts.Now, opts.Logger)
 	if err := s.committer.loadMaxID(); err != nil {
-		return nil, errors.Join(fmt.Errorf("pebble: open %s: find the highest message ID: %w", dir, err), db.Close())
+		return nil, errors.Join(fmt.Errorf("pebble: open %s: find the highest message ID: %w", dir, err), closeDB())
 	}
 	if err := s.committer.loadParkedKeys(); err != nil {
-		return nil, errors.Join(fmt.Errorf("pebble: open %s: list parked receipts: %w", dir, err), db.Close())
+		return nil, errors.Join(fmt.Errorf("pebble: open %s: list parked receipts: %w", dir, err), closeDB())
 	}
 	s.committer.start()
 	s.startHousekeeping()
@@ -227,6 +254,9 @@ func (s *Store) Close() error {
 	}
 	s.keeper.stop()
 	s.committer.stop()
+	if s.pacer != nil {
+		s.pacer.stop()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebble: close: %w", err)
 	}
