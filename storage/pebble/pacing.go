@@ -52,8 +52,9 @@ const (
 
 // compactionPacer spreads compactions' writes over time at a set rate.
 // The files of one compaction are written one after another, and Pebble
-// runs one compaction at a time (its default concurrency), but more than
-// one may run when it falls behind: they share the rate.
+// runs one compaction at a time (the store keeps its default concurrency);
+// should two run at once (a manual compaction beside Pebble's own), they
+// share the rate.
 type compactionPacer struct {
 	rate  float64 // bytes per second
 	now   func() time.Time

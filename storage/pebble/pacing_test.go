@@ -56,14 +56,17 @@ func TestPacerKeepsTheRate(t *testing.T) {
 	}
 }
 
-func TestPacerOwesNothingForTimeSpentWriting(t *testing.T) {
+func TestPacerBanksNoCreditWhileIdle(t *testing.T) {
 	f := newFakePace(1 << 20)
 	f.wrote(64 << 10)                  // 62.5 ms due: sleeps it
-	f.clock = f.clock.Add(time.Second) // a pause: reading, merging, or nothing to do
+	f.clock = f.clock.Add(time.Second) // a pause: reading, merging, or no compaction at all
 	f.sleeps = nil
-	f.wrote(4 << 10) // 3.9 ms due after a second's pause: under a quantum
-	if len(f.sleeps) != 0 {
-		t.Errorf("slept %v after a pause longer than the write is due, want no sleep", f.sleeps)
+	// The pause is not credit for a burst: the next 64 KiB take their
+	// 62.5 ms from now, as the first did.
+	f.wrote(64 << 10)
+	want := time.Second * 64 / 1024
+	if len(f.sleeps) != 1 || f.sleeps[0] != want {
+		t.Errorf("slept %v for 64 KiB at 1 MiB/s after a pause, want one sleep of %v", f.sleeps, want)
 	}
 }
 
