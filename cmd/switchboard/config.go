@@ -840,7 +840,7 @@ func (c *Config) validateLog(p *problems) {
 	}
 }
 
-// minCompactionRate bounds storage.compaction_rate from below.
+// minCompactionRate bounds storage.compaction_rate from below (1MiB).
 const minCompactionRate = 1 << 20
 
 // maxSyncInterval bounds storage.sync_interval: every accepted message
@@ -860,7 +860,7 @@ func (c *Config) validateStorage(p *problems) {
 		if rate, err := parseSizeOrNone(s.CompactionRate); err != nil {
 			p.add("storage.compaction_rate", "%v", err)
 		} else if rate != 0 && rate < minCompactionRate {
-			p.add("storage.compaction_rate", "%q is below %s a second: compactions would fall behind at any real rate (0 for unpaced)", s.CompactionRate, "1MiB")
+			p.add("storage.compaction_rate", "%q is below 1MiB a second: compactions would fall behind at any real rate (0 for unpaced)", s.CompactionRate)
 		}
 	case StorageScylla:
 		if len(s.Hosts) == 0 {

@@ -67,8 +67,7 @@ type compactionPacer struct {
 
 	// l0 reads level 0's sublevels; nil until the database is open.
 	l0       atomic.Pointer[func() int]
-	stopped  atomic.Bool
-	stopping chan struct{} // closed by stop: a sleep ends early
+	stopping chan struct{} // closed by stop: pacing ends, a sleep ends early
 	stopOnce sync.Once
 	paced    atomic.Int64 // bytes written at pace, for tests
 }
@@ -85,10 +84,7 @@ func (p *compactionPacer) watch(l0Sublevels func() int) { p.l0.Store(&l0Sublevel
 // stop ends pacing: from now on compactions write at full speed, and a
 // compaction asleep wakes.
 func (p *compactionPacer) stop() {
-	p.stopOnce.Do(func() {
-		p.stopped.Store(true)
-		close(p.stopping)
-	})
+	p.stopOnce.Do(func() { close(p.stopping) })
 }
 
 func (p *compactionPacer) sleepUnlessStopped(d time.Duration) {
@@ -103,8 +99,10 @@ func (p *compactionPacer) sleepUnlessStopped(d time.Duration) {
 // wrote accounts for n bytes a compaction just wrote, and sleeps if it is
 // more than paceQuantum ahead of the rate.
 func (p *compactionPacer) wrote(n int) {
-	if p.stopped.Load() {
+	select {
+	case <-p.stopping:
 		return
+	default:
 	}
 	p.mu.Lock()
 	now := p.now()

@@ -179,27 +179,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
-	// A compaction may be running: it need not keep its pace while the
-	// database closes.
-	closeDB := func() error {
-		if pacer != nil {
-			pacer.stop()
-		}
-		return db.Close()
-	}
-	if err := checkLayout(db, opts.Logger); err != nil {
-		return nil, errors.Join(fmt.Errorf("pebble: open %s: %w", dir, err), closeDB())
-	}
 	s := &Store{db: db, now: opts.Now, opts: opts, disk: newDiskGuard(opts.FS, dir, &opts), pacer: pacer}
+	if err := checkLayout(db, opts.Logger); err != nil {
+		return nil, errors.Join(fmt.Errorf("pebble: open %s: %w", dir, err), s.closeDB())
+	}
 	if pacer != nil {
 		pacer.watch(func() int { return int(db.Metrics().Levels[0].Sublevels) })
 	}
 	s.committer = newCommitter(db, opts.Now, opts.Logger)
 	if err := s.committer.loadMaxID(); err != nil {
-		return nil, errors.Join(fmt.Errorf("pebble: open %s: find the highest message ID: %w", dir, err), closeDB())
+		return nil, errors.Join(fmt.Errorf("pebble: open %s: find the highest message ID: %w", dir, err), s.closeDB())
 	}
 	if err := s.committer.loadParkedKeys(); err != nil {
-		return nil, errors.Join(fmt.Errorf("pebble: open %s: list parked receipts: %w", dir, err), closeDB())
+		return nil, errors.Join(fmt.Errorf("pebble: open %s: list parked receipts: %w", dir, err), s.closeDB())
 	}
 	s.committer.start()
 	s.startHousekeeping()
@@ -254,13 +246,19 @@ func (s *Store) Close() error {
 	}
 	s.keeper.stop()
 	s.committer.stop()
-	if s.pacer != nil {
-		s.pacer.stop()
-	}
-	if err := s.db.Close(); err != nil {
+	if err := s.closeDB(); err != nil {
 		return fmt.Errorf("pebble: close: %w", err)
 	}
 	return nil
+}
+
+// closeDB closes the database. A compaction may be running: it need not
+// keep its pace while the database waits for it.
+func (s *Store) closeDB() error {
+	if s.pacer != nil {
+		s.pacer.stop()
+	}
+	return s.db.Close()
 }
 
 // Accept stores new messages with their indexes and idempotency records,
