@@ -1,10 +1,15 @@
 package redis
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 	sb "github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/storage/redis/redistest"
 )
 
 // Carrier ids: a submit's Record fills Redis, CarrierMessage is answered
@@ -217,5 +222,48 @@ func TestEntryTTLs(t *testing.T) {
 	}
 	if d := redisTTL(t, r.srv.Addr, r.s.keys.idempotency("k1", "ttl-3")); d != -2*time.Nanosecond {
 		t.Errorf("a record past its window is in Redis (TTL %v)", d)
+	}
+}
+
+// markingClient is a real client whose deletes first run during, as a
+// write another call makes while Redis comes back.
+type markingClient struct {
+	goredis.UniversalClient
+	during func()
+}
+
+func (c *markingClient) Del(ctx context.Context, keys ...string) *goredis.IntCmd {
+	if f := c.during; f != nil {
+		c.during = nil
+		f()
+	}
+	return c.UniversalClient.Del(ctx, keys...)
+}
+
+// An entry marked stale while the link deletes the stale entries (a call
+// that saw Redis down a moment before) is deleted too before the link is
+// used again.
+func TestEntryMarkedStaleWhileRecovering(t *testing.T) {
+	client := testClient(t, redistest.Shared(t))
+	prefix := redistest.Prefix(t)
+	a, b := prefix+"a", prefix+"b"
+	ctx := context.Background()
+	for _, k := range []string{a, b} {
+		if err := client.Set(ctx, k, "old", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mc := &markingClient{UniversalClient: client}
+	l := newLink(mc, zerolog.Nop(), "test", time.Second, 0)
+	l.fail(errors.New("unreachable"))
+	l.staleKey(a)
+	mc.during = func() { l.staleKey(b) }
+	_, cancel, ok := l.begin(ctx)
+	if !ok {
+		t.Fatal("the link did not come back")
+	}
+	cancel()
+	if n, err := client.Exists(ctx, a, b).Result(); err != nil || n != 0 {
+		t.Fatalf("%d of the two stale entries left in Redis (%v), want none", n, err)
 	}
 }

@@ -80,34 +80,67 @@ func (l *link) end(err error) {
 
 // recover tries Redis after it was down: the stale entries are deleted
 // first, so nothing this node meant to replace or remove is read back.
+// Calls go on without Redis meanwhile and may mark more entries stale;
+// those are deleted in further rounds. Under steady writes every round
+// leaves a few more, so after a few rounds the last few are deleted just
+// after the cache is trusted again, the one moment a read could meet them.
 func (l *link) recover() bool {
+	var keys []string
+	deleted := 0
+	for round := 0; ; round++ {
+		l.mu.Lock()
+		keys = keys[:0]
+		for k := range l.stale {
+			keys = append(keys, k)
+		}
+		l.mu.Unlock()
+		if round > 0 && (len(keys) == 0 || round == maxRecoverRounds) {
+			break // the rest go once the cache is trusted, below
+		}
+		if err := deleteAll(l.client, keys, l.timeout); err != nil {
+			l.fail(err)
+			return false
+		}
+		deleted += len(keys)
+		l.forget(keys)
+	}
 	l.mu.Lock()
-	keys := make([]string, 0, len(l.stale))
+	overflow := l.overflow
+	keys = keys[:0]
 	for k := range l.stale {
 		keys = append(keys, k)
 	}
-	overflow := l.overflow
-	l.mu.Unlock()
-	err := deleteAll(l.client, keys, l.timeout)
-	if err != nil {
-		l.fail(err)
-		return false
-	}
-	l.mu.Lock()
-	for _, k := range keys {
-		delete(l.stale, k)
-	}
+	clear(l.stale)
 	l.down, l.probing, l.overflow = false, false, false
 	l.mu.Unlock()
+	if len(keys) > 0 {
+		if err := deleteAll(l.client, keys, l.timeout); err != nil {
+			l.endWrite(err, keys...)
+			return false
+		}
+		deleted += len(keys)
+	}
 	if overflow {
-		l.log.Warn().Str("cache", l.what).Int("stale_entries_deleted", len(keys)).
+		l.log.Warn().Str("cache", l.what).Int("stale_entries_deleted", deleted).
 			Msg("redis reachable again; using the cache (more entries went stale than were remembered: some may stay stale until their TTL)")
 	} else {
-		l.log.Info().Str("cache", l.what).Int("stale_entries_deleted", len(keys)).
+		l.log.Info().Str("cache", l.what).Int("stale_entries_deleted", deleted).
 			Msg("redis reachable again; using the cache")
 	}
 	return true
 }
+
+// forget drops keys deleted from Redis from the stale entries.
+func (l *link) forget(keys []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		delete(l.stale, k)
+	}
+}
+
+// maxRecoverRounds bounds the rounds of deletes recover runs.
+const maxRecoverRounds = 4
 
 func (l *link) fail(err error) {
 	l.mu.Lock()

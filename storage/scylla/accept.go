@@ -113,7 +113,7 @@ func (s *Store) accept(ctx context.Context, msgs []sb.NewMessage) error {
 		return err
 	}
 	for _, nm := range msgs {
-		s.places.put(nm.Message.ID, place{nm.Message.Key, nm.Message.Day()})
+		s.placed(nm.Message)
 		s.recent.put(nm.Message, ts, nm.Message.Fence)
 	}
 	return nil
@@ -269,7 +269,7 @@ func (s *Store) undoAccept(msgs, claimed []sb.NewMessage) {
 	if len(u.stmts) == 0 && len(u.cas) == 0 {
 		return
 	}
-	s.doomed.add(u)
+	s.undoLater(u)
 	s.health.failed(errors.New("a write failed part way; undoing it"))
 }
 
@@ -348,16 +348,16 @@ func (s *Store) acceptInbound(ctx context.Context, m *sb.Message, cb *sb.Callbac
 		if cb != nil {
 			u.stmts = append(u.stmts, s.outbox.deletes(cb.Endpoint, []string{cb.ID}, s.clock.next())...)
 		}
-		s.doomed.add(u)
+		s.undoLater(u)
 		return err
 	}
-	s.places.put(m.ID, place{m.Key, m.Day()})
+	s.placed(m)
 	// The message is stored; parts left behind would be assembled again
 	// after a restart, so a failed delete is retried in the background.
 	if dels := s.partDeletes(parts, s.clock.next()); len(dels) > 0 {
 		if err := s.writer.write(ctx, dels); err != nil {
 			s.log.Warn().Err(err).Str("message", m.ID).Msg("scylla: inbound parts of a stored message not removed yet; retrying")
-			s.doomed.add(&undo{stmts: dels})
+			s.undoLater(&undo{stmts: dels})
 		}
 	}
 	return nil

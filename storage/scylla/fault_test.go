@@ -305,3 +305,23 @@ func TestLandedButUnheardIsUndone(t *testing.T) {
 		}
 	}
 }
+
+// An undo queued while the store is healthy (a clean-up that failed, or
+// one queued while a probe was landing) runs without waiting for another
+// failure.
+func TestUndoQueuedWhileHealthyRuns(t *testing.T) {
+	ks := freshKeyspace(t)
+	s := openTest(t, ks, nil)
+	ctx := context.Background()
+	m := newTraffic("k", time.Now().Add(-time.Minute), time.Millisecond).accept(t, s, 1)[0]
+
+	s.undoLater(&undo{ids: []string{m.ID}, stmts: s.unplaceRows(m, s.clock.next())})
+	waitFor(t, "the undo ran", 30*time.Second, func() bool { return !s.doomed.waiting() })
+	if err := s.Writable(); err != nil {
+		t.Fatalf("Writable after the undo: %v", err)
+	}
+	observer := openTest(t, ks, nil)
+	if _, err := observer.Message(ctx, m.ID); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Fatalf("Message after its undo: %v, want %s", err, sb.ENOTFOUND)
+	}
+}

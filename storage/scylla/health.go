@@ -62,13 +62,22 @@ func (h *health) failed(err error) {
 	if first {
 		h.s.log.Error().Err(err).Msg("scylla: a query failed; refusing writes until a write probe lands")
 	}
+	h.kick()
+}
+
+// kick wakes the prober, for undos that wait (doomed) as much as for a
+// failure.
+func (h *health) kick() {
 	select {
 	case h.wake <- struct{}{}:
 	default:
 	}
 }
 
-// run is the prober: while unhealthy, it writes probes with backoff.
+// run is the prober: while unhealthy, or while undos wait, it writes
+// probes with backoff. Undos are checked after every probe: one queued
+// while a probe ran (after repair took its list) would otherwise wait for
+// the next failure.
 func (h *health) run(ctx context.Context) {
 	backoff := sb.Backoff{Min: 50 * time.Millisecond, Max: h.s.opts.ReconnectMax}
 	for {
@@ -77,16 +86,18 @@ func (h *health) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		for h.why() != nil {
+		for h.why() != nil || h.s.doomed.waiting() {
 			err := h.probe(ctx)
 			if ctx.Err() != nil {
 				return
 			}
 			if err == nil {
-				h.s.log.Info().Msg("scylla: write probe landed; taking writes again")
+				if h.why() != nil {
+					h.s.log.Info().Msg("scylla: write probe landed; taking writes again")
+				}
 				h.up()
 				backoff.Reset()
-				break
+				continue
 			}
 			wait := backoff.Next()
 			h.s.log.Warn().Err(err).Dur("retry_in", wait).Msg("scylla: write probe failed")

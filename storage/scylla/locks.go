@@ -117,6 +117,12 @@ type doomed struct {
 	sets []*undo
 }
 
+// undoLater queues u and wakes the prober, which runs it.
+func (s *Store) undoLater(u *undo) {
+	s.doomed.add(u)
+	s.health.kick()
+}
+
 // undo is the deletion of one failed write.
 type undo struct {
 	ids   []string // messages the write stored

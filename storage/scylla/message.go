@@ -165,25 +165,39 @@ func (s *Store) messageRow(m *sb.Message, ts int64) (stmt, error) {
 }
 
 // placeRows are the statements that make a new message findable: its
-// message_ids row and its bucket in message_days (once per process).
+// message_ids row and its bucket in message_days (until a write of that
+// row has landed: see placed).
 func (s *Store) placeRows(m *sb.Message, ts int64) []stmt {
 	day, b, slice := m.Day(), bucketOf(m.ID), sliceOf(m.ID)
+	// Every message of a day expires at the same moment (messageExpiry),
+	// so the day's bucket row, written with the same TTL, expires with
+	// them: never before a message a listing should still show.
 	ttl := ttlSeconds(s.messageTTL(m))
 	stmts := []stmt{{
 		part: "message_ids\x00" + slice,
 		cql:  s.cql(`INSERT INTO %s.message_ids (slice, id, key, day) VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
 		args: []any{slice, m.ID, m.Key, day, ttl, ts},
 	}}
-	if s.days.add(m.Key + "\x00" + day + "\x00" + b) {
+	if !s.days.has(dayBucket(m)) {
 		stmts = append(stmts, stmt{
 			part: "message_days\x00" + m.Key + "\x00" + day,
 			cql:  s.cql(`INSERT INTO %s.message_days (key, day, bucket) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
-			// The day's bucket row outlives any message in it.
-			args: []any{m.Key, day, b, ttlSeconds(s.opts.TTL), ts},
+			args: []any{m.Key, day, b, ttl, ts},
 		})
 	}
 	return stmts
 }
+
+// placed records that m's placeRows landed, so later messages of its
+// bucket skip the bucket's row. Only a write that landed counts: were a
+// failed one remembered, the rest of the bucket would never be listed.
+func (s *Store) placed(m *sb.Message) {
+	s.days.add(dayBucket(m))
+	s.places.put(m.ID, place{m.Key, m.Day()})
+}
+
+// dayBucket names m's row in message_days.
+func dayBucket(m *sb.Message) string { return m.Key + "\x00" + m.Day() + "\x00" + bucketOf(m.ID) }
 
 // unplaceRows undo placeRows and messageRow (not the day's bucket row,
 // which other messages may need).
@@ -203,25 +217,22 @@ type dayBuckets struct {
 	seen map[string]struct{}
 }
 
-// add reports whether k is new, and remembers it.
-func (d *dayBuckets) add(k string) bool {
+// has reports whether k was written.
+func (d *dayBuckets) has(k string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.seen[k]; ok {
-		return false
-	}
+	_, ok := d.seen[k]
+	return ok
+}
+
+// add remembers that k was written.
+func (d *dayBuckets) add(k string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.seen == nil || len(d.seen) > 1<<16 {
 		d.seen = make(map[string]struct{})
 	}
 	d.seen[k] = struct{}{}
-	return true
-}
-
-// forget drops k after its write failed.
-func (d *dayBuckets) forget(k string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.seen, k)
 }
 
 // parallel runs f for each item, up to 16 at once, and returns their

@@ -83,8 +83,10 @@ const (
 	defaultReconnectMax      = 15 * time.Second
 	defaultMarkLag           = 10 * time.Second
 
-	// maxTTL is Cassandra's largest TTL (20 years).
-	maxTTL = 20 * 365 * 24 * time.Hour
+	// maxTTL is Cassandra's largest TTL (20 years), less what rows add to
+	// the store's TTL: a message is kept until its day's end plus the
+	// TTL, a queue's bucket row an hour past its entries.
+	maxTTL = 20*365*24*time.Hour - 48*time.Hour
 )
 
 var keyspaceRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`)

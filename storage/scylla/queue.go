@@ -24,7 +24,7 @@ import (
 //
 // Each owner's entries live in partitions (owner, bucket), a bucket being
 // about half a minute of IDs (ids.go), listed in queue_buckets (rows
-// written once, never deleted, expiring with the TTL). The owner's row in
+// never deleted, expiring after every entry of their bucket: bucketRows). The owner's row in
 // queue_marks holds a low-water mark: no entry below it is live but for a
 // few stragglers, which the row lists. A read from the head reads the
 // stragglers by key and starts its scan at the mark, so it never meets
@@ -140,9 +140,9 @@ type owner struct {
 	loaded     bool
 	mark       string
 	stragglers []string
-	buckets    map[string]struct{} // registered in queue_buckets by this process
-	seen       time.Time           // when this process last wrote the owner's row
-	inflight   map[string]int      // IDs being inserted
+	buckets    map[string]time.Time // registered in queue_buckets by this process, with when the row expires
+	seen       time.Time            // when this process last wrote the owner's row
+	inflight   map[string]int       // IDs being inserted
 	readers    map[*headRead]struct{}
 	deletes    int // since the last advance
 	lastProbe  time.Time
@@ -184,7 +184,7 @@ func (q *queue) owner(name string) *owner {
 	defer q.mu.Unlock()
 	o := q.known[name]
 	if o == nil {
-		o = &owner{buckets: make(map[string]struct{}), inflight: make(map[string]int),
+		o = &owner{buckets: make(map[string]time.Time), inflight: make(map[string]int),
 			readers: make(map[*headRead]struct{}), cleaning: make(map[uint64]struct{})}
 		o.cleaned.L = &o.mu
 		q.known[name] = o
@@ -264,8 +264,8 @@ func (q *queue) inserts(ctx context.Context, session *gocql.Session, name string
 		o.mark, o.stragglers = lowest, stragglers
 	}
 	ttl := q.s.opts.TTL
+	now := q.s.now()
 	var stmts []stmt
-	newBuckets := map[string]struct{}{}
 	cols := strings.Join(append([]string{"owner", "bucket", "id"}, q.k.cols...), ", ")
 	marks := strings.Repeat(", ?", len(q.k.cols))
 	insert := q.s.cql(fmt.Sprintf(`INSERT INTO %%s.%s (%s) VALUES (?, ?, ?%s) USING TTL ? AND TIMESTAMP ?`, q.k.table, cols, marks))
@@ -274,16 +274,13 @@ func (q *queue) inserts(ctx context.Context, session *gocql.Session, name string
 		args := append([]any{name, b, e.id}, e.vals...)
 		args = append(args, ttlSeconds(e.ttl), ts)
 		stmts = append(stmts, stmt{part: q.k.table + "\x00" + name + "\x00" + b, cql: insert, args: args})
-		if _, ok := o.buckets[b]; !ok {
-			if _, ok := newBuckets[b]; !ok {
-				newBuckets[b] = struct{}{}
-				stmts = append(stmts, stmt{part: "queue_buckets\x00" + q.k.name + "\x00" + name,
-					cql:  q.s.cql(`INSERT INTO %s.queue_buckets (kind, owner, bucket) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
-					args: []any{q.k.name, name, b, ttlSeconds(ttl), ts}})
-			}
-		}
 	}
-	now := q.s.now()
+	newBuckets := bucketRows(q.k.bucket, entries, o.buckets, now)
+	for b, expires := range newBuckets {
+		stmts = append(stmts, stmt{part: "queue_buckets\x00" + q.k.name + "\x00" + name,
+			cql:  q.s.cql(`INSERT INTO %s.queue_buckets (kind, owner, bucket) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
+			args: []any{q.k.name, name, b, ttlSeconds(expires.Sub(now)), ts}})
+	}
 	refresh := now.Sub(o.seen) > ttl/4
 	if refresh {
 		stmts = append(stmts, stmt{part: "queue_marks\x00" + q.k.name,
@@ -300,14 +297,36 @@ func (q *queue) inserts(ctx context.Context, session *gocql.Session, name string
 		if len(o.buckets) > 4096 {
 			clear(o.buckets)
 		}
-		for b := range newBuckets {
-			o.buckets[b] = struct{}{}
+		for b, expires := range newBuckets {
+			o.buckets[b] = expires
 		}
 		if refresh {
 			o.seen = now
 		}
 	}
 	return stmts, done, nil
+}
+
+// bucketRowSlack is how much longer than the entry that writes it a
+// queue_buckets row lives, so that the entries written after it into the
+// same bucket (a bucket is half a minute of IDs) seldom outlive it and
+// write it again.
+const bucketRowSlack = time.Hour
+
+// bucketRows returns the queue_buckets rows entries need, by bucket, with
+// when each should expire: a bucket's row must outlive every entry in it,
+// or a read from the head, which finds buckets only through their rows,
+// would skip live entries. A row written before (written, with its
+// expiry) is written again only when an entry would outlive it.
+func bucketRows(bucket func(id string) string, entries []entry, written map[string]time.Time, now time.Time) map[string]time.Time {
+	rows := map[string]time.Time{}
+	for _, e := range entries {
+		b, until := bucket(e.id), now.Add(e.ttl)
+		if until.After(written[b]) && until.After(rows[b]) {
+			rows[b] = until.Add(bucketRowSlack)
+		}
+	}
+	return rows
 }
 
 // deletes returns the statements that delete entries ids of owner name.

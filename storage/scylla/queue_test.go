@@ -258,3 +258,29 @@ func TestEntryBeforeItsMessageIsNotStale(t *testing.T) {
 		t.Fatalf("the live entry is gone (%v, %v)", ok, err)
 	}
 }
+
+// A queue's bucket row outlives every entry in it: written with the
+// longest-lived entry's expiry and some slack, and again when a later
+// entry would outlive the row written before.
+func TestBucketRowsOutliveTheirEntries(t *testing.T) {
+	now := time.Date(2026, 12, 5, 0, 5, 0, 0, time.UTC)
+	bucket := func(id string) string { return id[:1] }
+	entries := []entry{{id: "a1", ttl: time.Hour}, {id: "a2", ttl: 48 * time.Hour}, {id: "b1", ttl: time.Minute}}
+	rows := bucketRows(bucket, entries, nil, now)
+	if want := now.Add(48*time.Hour + bucketRowSlack); !rows["a"].Equal(want) {
+		t.Errorf("bucket a expires %v, want %v (its longest-lived entry's expiry plus the slack)", rows["a"], want)
+	}
+	if want := now.Add(time.Minute + bucketRowSlack); !rows["b"].Equal(want) {
+		t.Errorf("bucket b expires %v, want %v", rows["b"], want)
+	}
+
+	written := rows
+	later := now.Add(30 * time.Minute)
+	if again := bucketRows(bucket, []entry{{id: "a3", ttl: 48 * time.Hour}}, written, later); len(again) != 0 {
+		t.Errorf("an entry the written row outlives wrote rows %v", again)
+	}
+	again := bucketRows(bucket, []entry{{id: "b2", ttl: 48 * time.Hour}}, written, later)
+	if want := later.Add(48*time.Hour + bucketRowSlack); !again["b"].Equal(want) {
+		t.Errorf("an entry outliving bucket b's row: rows %v, want b until %v", again, want)
+	}
+}

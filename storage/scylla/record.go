@@ -651,7 +651,7 @@ func (c *recordCall) cleanUp() {
 		}()
 		if err := s.writer.write(context.Background(), stmts); err != nil {
 			s.log.Warn().Err(err).Msg("scylla: clean-up after a record failed; retrying in the background")
-			s.doomed.add(&undo{stmts: stmts})
+			s.undoLater(&undo{stmts: stmts})
 			return
 		}
 		for key, ids := range pending {
