@@ -436,6 +436,9 @@ func (e *Engine) cancel(ctx context.Context, m *switchboard.Message) error {
 	if e.stopping.Load() {
 		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down.")
 	}
+	if _, ok := e.cfg.Keys.Key(m.Key); !ok && e.registry.running(m.Key) == nil {
+		return e.cancelStranded(ctx, m)
+	}
 	pid := e.registry.lookup(m.Key)
 	defer e.registry.done(m.Key)
 	req := &cancelReq{id: m.ID, to: m.To, reply: make(chan error, 1)}
@@ -445,6 +448,30 @@ func (e *Engine) cancel(ctx context.Context, m *switchboard.Message) error {
 	select {
 	case err := <-req.reply:
 		return err
+	case <-t.C:
+		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again.")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// cancelStranded cancels a message of a key gone from the key ring. No
+// actor runs such a key (Start leaves its messages stored, unsent), so the
+// record alone ends the message. In a cluster another node, whose key
+// ring may still hold the key, could be sending it: refused there.
+func (e *Engine) cancelStranded(ctx context.Context, m *switchboard.Message) error {
+	if e.fleet != nil {
+		return switchboard.Errorf(switchboard.ECONFLICT, "The message's key %s is not configured on this node.", m.Key)
+	}
+	recorded := make(chan struct{})
+	ev := switchboard.Event{Status: switchboard.StatusCanceled, At: e.now()}
+	u := switchboard.Update{MessageID: m.ID, Transition: switchboard.Transition{Event: ev, Part: -1}}
+	e.recordInOrder(m.ID, []switchboard.Update{u}, &work{}, func() { close(recorded) })
+	t := time.NewTimer(e.cfg.RequestTimeout)
+	defer t.Stop()
+	select {
+	case <-recorded:
+		return nil
 	case <-t.C:
 		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again.")
 	case <-ctx.Done():
@@ -474,6 +501,11 @@ func (k *keyActor) cancel(ctx actor.Context, r *cancelReq) {
 	case e == nil && r.id <= k.lastLoaded:
 		// It was in memory and left it: sent, or being sent.
 		r.reply <- switchboard.Errorf(switchboard.ECONFLICT, "The message is being submitted; it can no longer be canceled.")
+		return
+	case e == nil && k.canceled[r.id]:
+		// Canceled already, its record on its way: once it lands, the
+		// caller reads the message canceled and hears so.
+		r.reply <- errCancelBusy
 		return
 	case e == nil:
 		// Only in the store: a page read now must not bring it in.

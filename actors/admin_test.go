@@ -181,18 +181,7 @@ func TestSuspendAndResumeCarrier(t *testing.T) {
 func TestCancelQueuedMessage(t *testing.T) {
 	r := newRig(t, rigOptions{keyWindow: 3})
 	ctx := context.Background()
-	if err := r.engine.SuspendCarrier(ctx, "sim"); err != nil {
-		t.Fatal(err)
-	}
-	key := r.keys[0]
-	var ids []string
-	for i := range 10 {
-		res := r.submit(key, "+447700900001", fmt.Sprintf("k0|+447700900001|%d", i))
-		if res.Err != nil {
-			t.Fatal(res.Err)
-		}
-		ids = append(ids, res.Message.ID)
-	}
+	ids := r.queueSuspended(10)
 	// ids[1] is in memory (the window holds 3), ids[8] only in the store.
 	for _, id := range []string{ids[1], ids[8]} {
 		m, err := r.engine.CancelMessage(ctx, id)
@@ -350,4 +339,61 @@ func TestEngineMetrics(t *testing.T) {
 	if len(g.Binds) != 1 || g.MaxHeld == 0 || g.MaxSending == 0 {
 		t.Fatalf("gauges %+v", g)
 	}
+}
+
+// Two cancels of one message waiting only in the store, the second before
+// the first's record lands, take it off the key's queue once: the key's
+// max_queued still holds.
+func TestCancelTwiceCountsOnce(t *testing.T) {
+	r, fs := faultyRig(t, rigOptions{keyWindow: 3, maxQueued: 10})
+	ctx := context.Background()
+	ids := r.queueSuspended(10)
+	key := r.keys[0]
+	fs.set("Record", fault{delay: 300 * time.Millisecond})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := r.engine.CancelMessage(ctx, ids[8]) // only in the store
+			errs <- err
+		}()
+	}
+	var ok, conflict int
+	for range 2 {
+		switch err := <-errs; switchboard.ErrorCode(err) {
+		case "":
+			ok++
+		case switchboard.ECONFLICT:
+			conflict++
+		default:
+			t.Fatalf("cancel: %v", err)
+		}
+	}
+	if ok != 1 || conflict != 1 {
+		t.Fatalf("%d cancels succeeded and %d conflicted, want one each", ok, conflict)
+	}
+	fs.set("Record", fault{})
+	if res := r.submit(key, "+447700900001", "k0|+447700900001|10"); res.Err != nil {
+		t.Fatalf("the tenth queued message: %v", res.Err)
+	}
+	if res := r.submit(key, "+447700900001", "k0|+447700900001|11"); switchboard.ErrorCode(res.Err) != switchboard.EQUEUEFULL {
+		t.Fatalf("the eleventh queued message: %v, want %s", res.Err, switchboard.EQUEUEFULL)
+	}
+}
+
+// queueSuspended suspends the carrier and queues n messages of the first
+// key to one destination, bodies "k0|+447700900001|i"; it returns their IDs.
+func (r *rig) queueSuspended(n int) []string {
+	r.t.Helper()
+	if err := r.engine.SuspendCarrier(context.Background(), "sim"); err != nil {
+		r.t.Fatal(err)
+	}
+	var ids []string
+	for i := range n {
+		res := r.submit(r.keys[0], "+447700900001", fmt.Sprintf("k0|+447700900001|%d", i))
+		if res.Err != nil {
+			r.t.Fatal(res.Err)
+		}
+		ids = append(ids, res.Message.ID)
+	}
+	return ids
 }

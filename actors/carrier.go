@@ -151,6 +151,18 @@ type carrierSupervisor struct {
 	limiter    *switchboard.TokenBucket
 	newLimiter func() *switchboard.TokenBucket
 	fleet      bool
+	// stopping holds the binds told to stop that have not yet: a bind
+	// drains its window and unbinds first, which can take a response
+	// timeout. Its name is taken until then, so a start that comes
+	// meanwhile waits for it.
+	stopping map[int]*stoppingBind
+}
+
+// stoppingBind is a bind instance on its way out.
+type stoppingBind struct {
+	pid     *actor.PID
+	waiters []chan struct{} // closed once it has stopped
+	restart bool            // a start came meanwhile: spawn a new one then
 }
 
 // Messages the fleet sends a carrier's supervisor.
@@ -174,21 +186,62 @@ func (s *carrierSupervisor) Receive(ctx actor.Context) {
 			s.spawn(ctx, i)
 		}
 	case *startBind:
-		if s.state.binds[m.index].Load() == nil {
-			s.spawn(ctx, m.index)
-		}
+		s.startBind(ctx, m.index)
 	case *stopBind:
-		pid := s.state.binds[m.index].Swap(nil)
-		if pid == nil {
-			if m.stopped != nil {
-				close(m.stopped)
-			}
-			return
+		s.stopBind(ctx, m)
+	case *actor.Terminated:
+		s.bindStopped(ctx, m.Who)
+	}
+}
+
+func (s *carrierSupervisor) startBind(ctx actor.Context, i int) {
+	if st := s.stopping[i]; st != nil {
+		st.restart = true
+		return
+	}
+	if s.state.binds[i].Load() == nil {
+		s.spawn(ctx, i)
+	}
+}
+
+func (s *carrierSupervisor) stopBind(ctx actor.Context, m *stopBind) {
+	st := s.stopping[m.index]
+	if pid := s.state.binds[m.index].Swap(nil); pid != nil {
+		ctx.Stop(pid)
+		st = &stoppingBind{pid: pid}
+		if s.stopping == nil {
+			s.stopping = make(map[int]*stoppingBind)
 		}
-		f := ctx.StopFuture(pid)
+		s.stopping[m.index] = st
+	}
+	if st == nil {
 		if m.stopped != nil {
-			go func() { _ = f.Wait(); close(m.stopped) }()
+			close(m.stopped)
 		}
+		return
+	}
+	st.restart = false // this stop came after any start
+	if m.stopped != nil {
+		st.waiters = append(st.waiters, m.stopped)
+	}
+}
+
+// bindStopped runs when a child has stopped (protoactor tells its parent
+// after freeing its name): those waiting for it hear so, and a start that
+// came meanwhile spawns its successor.
+func (s *carrierSupervisor) bindStopped(ctx actor.Context, who *actor.PID) {
+	for i, st := range s.stopping {
+		if !st.pid.Equal(who) {
+			continue
+		}
+		delete(s.stopping, i)
+		for _, w := range st.waiters {
+			close(w)
+		}
+		if st.restart {
+			s.startBind(ctx, i)
+		}
+		return
 	}
 }
 

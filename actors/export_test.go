@@ -39,3 +39,14 @@ func (e *Engine) keyPID(keyID string) *actor.PID {
 // KeyOwner says which node owns a key in a cluster: its address, and
 // whether it is another node than e's.
 func (e *Engine) KeyOwner(keyID string) (string, bool) { return e.fleet.keyOwner(keyID) }
+
+// StopStartBind sends bind i of the carrier (by its place in the config)
+// what the fleet sends when it moves a bind away and straight back: a stop,
+// then at once a start. The channel closes once the old instance stopped.
+func (e *Engine) StopStartBind(carrier, i int) <-chan struct{} {
+	stopped := make(chan struct{})
+	sup := e.carriers[carrier]
+	e.system.Root.Send(sup, &stopBind{index: i, stopped: stopped})
+	e.system.Root.Send(sup, &startBind{index: i})
+	return stopped
+}

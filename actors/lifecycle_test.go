@@ -300,3 +300,42 @@ func TestIdempotencyLookupAcrossARestart(t *testing.T) {
 		t.Fatalf("the retry made message %s, the first request %s", again.Message.ID, first.Message.ID)
 	}
 }
+
+// A bind moved away and straight back (a lease renewal that failed, a
+// membership flap) starts again once its old instance has drained and
+// unbound; the start does not race the stop for the bind's name, which
+// would fail the carrier's supervisor and restart its other binds.
+func TestBindStoppedAndStartedAtOnce(t *testing.T) {
+	r := newRig(t, rigOptions{binds: 2, responseTimeout: 5 * time.Second,
+		simConfig: smsc.Config{Faults: smsc.Faults{Latency: smsc.Delay{Min: 500 * time.Millisecond}}}})
+	sim := r.sims["sim"]
+	eventually(t, "both binds bound", 10*time.Second, func() bool { return sim.Stats().Binds == 2 })
+	var ids []string
+	for i := range 20 {
+		res := r.submit(r.keys[0], fmt.Sprintf("+4917012345%02d", i), "hello")
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		ids = append(ids, res.Message.ID)
+	}
+	// Both binds have submits waiting for their responses, so the old
+	// instance of bind 0 takes about the latency to stop.
+	eventually(t, "submits in flight", 5*time.Second, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.seen) > 0
+	})
+	stopped := r.engine.StopStartBind(0, 0)
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old bind did not stop")
+	}
+	eventually(t, "bind 0 bound again", 10*time.Second, func() bool { return sim.Stats().Binds == 2 })
+	for _, id := range ids {
+		eventually(t, "delivered "+id, 20*time.Second, func() bool { return r.status(id) == switchboard.StatusDelivered })
+	}
+	if got := sim.Stats().BindsTotal; got != 3 {
+		t.Fatalf("%d binds in all, want 3 (two, then bind 0 once more): the other bind was restarted too", got)
+	}
+}
