@@ -29,6 +29,12 @@ type Concat struct {
 	Wide  bool // the 16-bit reference element (IEI 0x08) carried Ref
 }
 
+// Valid reports whether c can name a part of a message: a total of at least
+// 1 and a sequence number from 1 to the total. TS 23.040 §9.2.3.24.1 has a
+// receiver ignore an element that fails this; SMPP's SAR TLVs carry the
+// same three values and are judged by the same rule.
+func (c Concat) Valid() bool { return c.Seq >= 1 && c.Seq <= c.Total }
+
 // ParseUDH reads the UDH at the start of ud, whose first octet is the UDH
 // length, as sent when TP-UDHI (SMPP esm_class 0x40) is set. n is the number
 // of octets the header takes, so the text starts at ud[n:]. It is an error
@@ -73,5 +79,5 @@ func concatIE(iei byte, data []byte) (Concat, bool) {
 	default:
 		return Concat{}, false
 	}
-	return c, c.Total != 0 && c.Seq != 0 && c.Seq <= c.Total
+	return c, c.Valid()
 }

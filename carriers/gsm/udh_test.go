@@ -61,6 +61,17 @@ func TestParseUDH(t *testing.T) {
 	}
 }
 
+func TestConcatValid(t *testing.T) {
+	for _, tt := range []struct {
+		total, seq byte
+		want       bool
+	}{{1, 1, true}, {3, 1, true}, {3, 3, true}, {0, 0, false}, {0, 1, false}, {2, 0, false}, {2, 3, false}} {
+		if got := (gsm.Concat{Ref: 1, Total: tt.total, Seq: tt.seq}).Valid(); got != tt.want {
+			t.Errorf("part %d of %d: Valid() = %v, want %v", tt.seq, tt.total, got, tt.want)
+		}
+	}
+}
+
 func TestParseUDHMalformed(t *testing.T) {
 	tests := []struct {
 		name string

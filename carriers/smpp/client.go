@@ -49,8 +49,9 @@ func NewClient(cfg Config) (*Client, error) {
 }
 
 // Run connects, binds and keeps the bind up, reconnecting with capped
-// exponential backoff and full jitter, until ctx ends. Then it drains the
-// submits in flight, unbinds and returns. Run must be called once.
+// exponential backoff and full jitter (see the package doc), until ctx
+// ends. Then it drains the submits in flight, unbinds and returns. Run must
+// be called once.
 func (c *Client) Run(ctx context.Context) {
 	defer close(c.stopped)
 	if c.cfg.Mode == Transceiver {
@@ -78,12 +79,15 @@ func (c *Client) maintain(ctx context.Context, r role) {
 	for ctx.Err() == nil {
 		s, err := c.connect(ctx, r)
 		if err == nil {
-			backoff.Reset()
-			c.stats.binds.Add(1)
-			log.Info().Str("addr", c.cfg.Addr).Msg("smpp bound")
-			c.setSession(s, true)
-			err = s.run(ctx)
-			c.setSession(s, false)
+			var up time.Duration
+			up, err = c.serve(ctx, s, log)
+			// Only a session that outlasted the longest wait starts the waits
+			// again from ReconnectMin. Resetting on the bind alone would have
+			// an SMSC that accepts binds and drops them at once bound again
+			// every 0–ReconnectMin, forever.
+			if up >= c.cfg.ReconnectMax {
+				backoff.Reset()
+			}
 		}
 		if ctx.Err() != nil {
 			return
@@ -98,6 +102,17 @@ func (c *Client) maintain(ctx context.Context, r role) {
 			return
 		}
 	}
+}
+
+// serve runs a bound session until it ends and reports how long it was up.
+func (c *Client) serve(ctx context.Context, s *session, log zerolog.Logger) (time.Duration, error) {
+	bound := time.Now()
+	c.stats.binds.Add(1)
+	log.Info().Str("addr", c.cfg.Addr).Msg("smpp bound")
+	c.setSession(s, true)
+	err := s.run(ctx)
+	c.setSession(s, false)
+	return time.Since(bound), err
 }
 
 func (c *Client) setSession(s *session, up bool) {

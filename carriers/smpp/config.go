@@ -61,7 +61,7 @@ type Config struct {
 	BindTimeout         time.Duration // dial + bind, default 10s
 	WriteTimeout        time.Duration // one socket write, default 10s
 	ReconnectMin        time.Duration // default 1s
-	ReconnectMax        time.Duration // default 60s
+	ReconnectMax        time.Duration // default 60s; a session up this long resets the backoff
 	// ThrottlePause is the first pause after ESME_RTHROTTLED, doubled on each
 	// throttle in a row up to ThrottleMax (defaults 100ms and 5s).
 	ThrottlePause time.Duration

@@ -23,49 +23,61 @@ const (
 // delivered handles a deliver_sm: a receipt or an inbound message.
 func (c *Client) delivered(s *session, p *pdu.DeliverSM, raw []byte) {
 	ack := c.acker(s, p)
-	ud, _ := p.Message.GetMessageData()
-	if len(ud) == 0 {
-		ud = tlvBytes(p.OptionalParameters, pdu.TagMessagePayload)
-	}
-	if isReceipt(p.EsmClass) {
-		c.receipt(string(ud), p.OptionalParameters, ack)
-		return
-	}
-	coding, ok := ShortMessageCoding(raw)
+	coding, ud, ok := ShortMessage(raw)
 	if !ok {
 		c.stats.badDeliver.Add(1)
-		c.log.Warn().Msg("smpp deliver_sm too short to hold data_coding; acknowledged and dropped")
+		c.log.Warn().Msg("smpp deliver_sm too short to hold its short_message; acknowledged and dropped")
 		ack(nil)
 		return
 	}
-	part := switchboard.InboundPart{
-		Carrier: c.cfg.Name, From: address(p.SourceAddr), To: address(p.DestAddr),
-		DataCoding: coding, Payload: ud, ReceivedAt: time.Now(),
+	if len(ud) == 0 {
+		ud = tlvBytes(p.OptionalParameters, pdu.TagMessagePayload)
 	}
-	c.inbound(part, p.EsmClass, p.Message.UDH(), p.OptionalParameters, ack)
+	c.deliver(delivery{
+		esm: p.EsmClass, from: p.SourceAddr, to: p.DestAddr,
+		coding: coding, ud: ud, tlv: p.OptionalParameters,
+	}, ack)
 }
 
 // dataDelivered handles a data_sm, whose payload and receipt fields are
 // all in TLVs.
 func (c *Client) dataDelivered(s *session, p *pdu.DataSM) {
 	ack := c.acker(s, p)
-	ud := tlvBytes(p.OptionalParameters, pdu.TagMessagePayload)
-	if isReceipt(p.EsmClass) {
-		c.receipt(string(ud), p.OptionalParameters, ack)
+	c.deliver(delivery{
+		esm: p.EsmClass, from: p.SourceAddr, to: p.DestAddr, coding: p.DataCoding,
+		ud: tlvBytes(p.OptionalParameters, pdu.TagMessagePayload), tlv: p.OptionalParameters,
+	}, ack)
+}
+
+// delivery is what deliver_sm and data_sm have in common, so that one
+// function reads both.
+type delivery struct {
+	esm      byte
+	from, to pdu.Address
+	coding   byte
+	ud       []byte // the user data as sent, a UDH included
+	tlv      map[pdu.Tag]pdu.Field
+}
+
+// deliver hands on a delivery: a receipt, or a mobile-originated part with
+// its concatenation info.
+func (c *Client) deliver(d delivery, ack func(error)) {
+	ud, concat := userData(d.esm, d.ud, d.tlv)
+	if isReceipt(d.esm) {
+		c.receipt(string(ud), d.tlv, ack)
 		return
 	}
 	part := switchboard.InboundPart{
-		Carrier: c.cfg.Name, From: address(p.SourceAddr), To: address(p.DestAddr),
-		DataCoding: p.DataCoding, ReceivedAt: time.Now(),
+		Carrier: c.cfg.Name, From: address(d.from), To: address(d.to),
+		DataCoding: d.coding, Payload: ud, Concat: concat, ReceivedAt: time.Now(),
 	}
-	if p.EsmClass&data.SM_UDH_GSM != 0 {
-		if _, _, n, err := gsm.ParseUDH(ud); err == nil {
-			part.Concat = concatFromUDH(ud)
-			ud = ud[n:]
-		}
+	c.stats.inbound.Add(1)
+	if c.cfg.OnInbound == nil {
+		c.log.Debug().Str("from", part.From).Msg("smpp inbound message with no handler; acknowledged")
+		ack(nil)
+		return
 	}
-	part.Payload = ud
-	c.inbound(part, p.EsmClass, nil, p.OptionalParameters, ack)
+	c.cfg.OnInbound(part, ack)
 }
 
 // address writes an SMPP address as the API writes numbers: an
@@ -183,44 +195,53 @@ func statusOf(s receipt.State) switchboard.Status {
 	return switchboard.StatusUndeliverable // UNDELIV, DELETED, UNKNOWN and words we do not know
 }
 
-// inbound completes a mobile-originated part with its concatenation info
-// and hands it on.
-func (c *Client) inbound(part switchboard.InboundPart, esm byte, udh pdu.UDH, tlv map[pdu.Tag]pdu.Field, ack func(error)) {
-	if part.Concat == nil && esm&data.SM_UDH_GSM != 0 && len(udh) > 0 {
-		if b, err := udh.MarshalBinary(); err == nil {
-			part.Concat = concatFromUDH(b)
+// userData is SplitUserData with the concatenation info as the gateway
+// hands it on.
+func userData(esm byte, ud []byte, tlv map[pdu.Tag]pdu.Field) ([]byte, *switchboard.Concat) {
+	ud, cc, found := SplitUserData(esm, ud, tlv)
+	if !found {
+		return ud, nil
+	}
+	return ud, concatOf(cc)
+}
+
+// SplitUserData cuts the UDH off user data sent with UDHI set in esm, and
+// reads the concatenation info from the UDH's concatenation element or,
+// failing that, from the SAR TLVs (found says whether either named a
+// part). User data whose UDH cannot be read is kept whole, and values no
+// part can have are ignored, as TS 23.040 has a receiver do: the part is
+// then delivered as a whole message, where refusing it could only be a
+// temporary refusal, which the SMSC would meet by sending it forever. The
+// simulator reads submits with it, so both ends of the wire agree.
+func SplitUserData(esm byte, ud []byte, tlv map[pdu.Tag]pdu.Field) ([]byte, gsm.Concat, bool) {
+	if esm&data.SM_UDH_GSM != 0 {
+		if cc, found, n, err := gsm.ParseUDH(ud); err == nil {
+			ud = ud[n:]
+			if found {
+				return ud, cc, true
+			}
 		}
 	}
-	if part.Concat == nil {
-		part.Concat = concatFromSAR(tlv)
-	}
-	c.stats.inbound.Add(1)
-	if c.cfg.OnInbound == nil {
-		c.log.Debug().Str("from", part.From).Msg("smpp inbound message with no handler; acknowledged")
-		ack(nil)
-		return
-	}
-	c.cfg.OnInbound(part, ack)
+	cc, ok := SARConcat(tlv)
+	return ud, cc, ok
 }
 
-func concatFromUDH(b []byte) *switchboard.Concat {
-	cc, found, _, err := gsm.ParseUDH(b)
-	if err != nil || !found {
-		return nil
-	}
-	return &switchboard.Concat{Ref: cc.Ref, Total: cc.Total, Seq: cc.Seq}
-}
-
-// concatFromSAR reads sar_msg_ref_num, sar_total_segments and
-// sar_segment_seqnum, the TLV alternative to a concatenation UDH.
-func concatFromSAR(tlv map[pdu.Tag]pdu.Field) *switchboard.Concat {
+// SARConcat reads sar_msg_ref_num, sar_total_segments and
+// sar_segment_seqnum, the TLV alternative to a concatenation UDH: ok if all
+// three are there, of their sizes, and name a part (gsm.Concat.Valid).
+func SARConcat(tlv map[pdu.Tag]pdu.Field) (cc gsm.Concat, ok bool) {
 	ref, okRef := tlv[pdu.TagSarMsgRefNum]
 	total, okTotal := tlv[pdu.TagSarTotalSegments]
 	seq, okSeq := tlv[pdu.TagSarSegmentSeqnum]
 	if !okRef || !okTotal || !okSeq || len(ref.Data) != 2 || len(total.Data) != 1 || len(seq.Data) != 1 {
-		return nil
+		return gsm.Concat{}, false
 	}
-	return &switchboard.Concat{Ref: binary.BigEndian.Uint16(ref.Data), Total: total.Data[0], Seq: seq.Data[0]}
+	cc = gsm.Concat{Ref: binary.BigEndian.Uint16(ref.Data), Total: total.Data[0], Seq: seq.Data[0]}
+	return cc, cc.Valid()
+}
+
+func concatOf(cc gsm.Concat) *switchboard.Concat {
+	return &switchboard.Concat{Ref: cc.Ref, Total: cc.Total, Seq: cc.Seq}
 }
 
 func tlvBytes(tlv map[pdu.Tag]pdu.Field, tag pdu.Tag) []byte {
@@ -235,6 +256,32 @@ func tlvBytes(tlv map[pdu.Tag]pdu.Field, tag pdu.Tag) []byte {
 // Encoding, which is nil for values it does not know (such as 0xF0, flash
 // class 0), and both sides of the wire must report the byte as it was.
 func ShortMessageCoding(raw []byte) (byte, bool) {
+	i, ok := dataCodingOffset(raw)
+	if !ok {
+		return 0, false
+	}
+	return raw[i], true
+}
+
+// ShortMessage reads data_coding and short_message from a raw submit_sm or
+// deliver_sm. The short_message is as sent, a UDH included: gosmpp cuts a
+// UDH off short_message but never off message_payload, and reading the
+// bytes here lets userData split both alike.
+func ShortMessage(raw []byte) (coding byte, sm []byte, ok bool) {
+	i, ok := dataCodingOffset(raw)
+	// data_coding, sm_default_msg_id, sm_length, short_message
+	if !ok || i+3 > len(raw) {
+		return 0, nil, false
+	}
+	end := i + 3 + int(raw[i+2])
+	if end > len(raw) {
+		return 0, nil, false
+	}
+	return raw[i], raw[i+3 : end : end], true
+}
+
+// dataCodingOffset finds data_coding in a raw submit_sm or deliver_sm.
+func dataCodingOffset(raw []byte) (int, bool) {
 	i := headerLength
 	skipCString := func() bool {
 		for i < len(raw) {
@@ -265,5 +312,5 @@ func ShortMessageCoding(raw []byte) (byte, bool) {
 	if i >= len(raw) {
 		return 0, false
 	}
-	return raw[i], true
+	return i, true
 }

@@ -178,3 +178,98 @@ func TestAddressWritesInternationalAsE164(t *testing.T) {
 		}
 	}
 }
+
+// Concatenation info of deliver_sm, read through the client's own reader:
+// from a UDH in short_message or in message_payload (gosmpp splits only
+// the first), or from the SAR TLVs. SAR values no part can have are
+// ignored, as ParseUDH ignores such an element, so the part arrives as a
+// whole message instead of being refused, and redelivered, forever.
+func TestDeliverSMConcatInfo(t *testing.T) {
+	hello := []byte{0x05, 0x00, 0x03, 0x2A, 0x02, 0x01, 'H', 'e', 'l', 'l', 'o'}
+	first := &switchboard.Concat{Ref: 0x2A, Total: 2, Seq: 1}
+	payload := []pdu.Field{{Tag: pdu.TagMessagePayload, Data: hello}}
+	tests := []struct {
+		name   string
+		esm    byte
+		sm     []byte
+		tlv    []pdu.Field
+		body   string
+		concat *switchboard.Concat
+	}{
+		{"SAR sequence above total", 0, []byte("hi"), sar(1, 2, 3), "hi", nil},
+		{"SAR total 0", 0, []byte("hi"), sar(1, 0, 1), "hi", nil},
+		{"SAR sequence 0", 0, []byte("hi"), sar(1, 2, 0), "hi", nil},
+		{"SAR valid", 0, []byte("hi"), sar(0x1234, 2, 2), "hi", &switchboard.Concat{Ref: 0x1234, Total: 2, Seq: 2}},
+		{"UDH in short_message", 0x40, hello, nil, "Hello", first},
+		{"UDH in message_payload", 0x40, nil, payload, "Hello", first},
+		{"payload without UDHI kept whole", 0, nil, payload, string(hello), nil},
+	}
+	var pdus []pdu.PDU
+	for i, tc := range tests {
+		d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+		d.EsmClass = tc.esm
+		if err := d.Message.SetMessageDataWithEncoding(tc.sm, DataCoding(0)); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range tc.tlv {
+			d.RegisterOptionalParam(f)
+		}
+		d.SetSequenceNumber(int32(i + 1))
+		pdus = append(pdus, d)
+	}
+	parts := receiveInbound(t, pdus)
+	for i, tc := range tests {
+		p := parts[i]
+		if string(p.Payload) != tc.body || p.DataCoding != 0 {
+			t.Errorf("%s: payload %q coding %d, want %q coding 0", tc.name, p.Payload, p.DataCoding, tc.body)
+		}
+		if (p.Concat == nil) != (tc.concat == nil) || p.Concat != nil && *p.Concat != *tc.concat {
+			t.Errorf("%s: concat %+v, want %+v", tc.name, p.Concat, tc.concat)
+		}
+	}
+}
+
+func sar(ref uint16, total, seq byte) []pdu.Field {
+	return []pdu.Field{
+		{Tag: pdu.TagSarMsgRefNum, Data: []byte{byte(ref >> 8), byte(ref)}},
+		{Tag: pdu.TagSarTotalSegments, Data: []byte{total}},
+		{Tag: pdu.TagSarSegmentSeqnum, Data: []byte{seq}},
+	}
+}
+
+// receiveInbound has a peer send pdus to a client, in order on one
+// connection, and returns the parts the client hands to OnInbound.
+func receiveInbound(t *testing.T, pdus []pdu.PDU) []switchboard.InboundPart {
+	t.Helper()
+	peer := newScriptedPeer(t, func(c *Conn) {
+		for _, p := range pdus {
+			_ = c.Send(p)
+		}
+		answerUntilClosed(c)
+	})
+	got := make(chan switchboard.InboundPart, len(pdus))
+	cfg := testConfig(peer.addr())
+	cfg.OnInbound = func(p switchboard.InboundPart, ack func(error)) {
+		select {
+		case got <- p:
+		default: // sent again after a reconnect: the test reads the first copies
+		}
+		ack(nil)
+	}
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	deadline := time.After(10 * time.Second)
+	parts := make([]switchboard.InboundPart, 0, len(pdus))
+	for len(parts) < len(pdus) {
+		select {
+		case p := <-got:
+			parts = append(parts, p)
+		case <-deadline:
+			t.Fatalf("%d of %d deliver_sm handed on", len(parts), len(pdus))
+		}
+	}
+	return parts
+}

@@ -3,6 +3,13 @@
 // receiver connection), with its own window, TPS pacing, enquire_link
 // keep-alive and reconnect schedule.
 //
+// Reconnects wait with capped exponential backoff and full jitter, from
+// ReconnectMin doubling up to ReconnectMax. A bind that succeeds does not
+// by itself start the waits again: only a session that stayed up for at
+// least ReconnectMax does, so an SMSC that accepts binds and drops them at
+// once is tried after waits that grow to ReconnectMax, not every
+// 0–ReconnectMin forever.
+//
 // It uses gosmpp only for its pdu package (the PDU structs and their wire
 // encoding). gosmpp's session layer is not used: its window drops messages
 // when full and loses requests that were in flight when a connection drops.

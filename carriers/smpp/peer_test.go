@@ -145,6 +145,69 @@ func TestClientAnswersUnknownAndMalformedThenSurvivesBadLength(t *testing.T) {
 	eventually(t, "a second bind after the bad length", func() bool { return cl.Stats().Binds >= 2 })
 }
 
+// answerUntilClosed answers every request the client sends with ESME_ROK
+// (enquire_link, unbind) until the connection ends.
+func answerUntilClosed(c *Conn) {
+	for {
+		f, err := c.ReadPDU()
+		if err != nil {
+			return
+		}
+		if f.PDU != nil && f.PDU.CanResponse() {
+			_ = c.Send(Response(f.PDU, data.ESME_ROK))
+		}
+	}
+}
+
+// An SMSC that accepts every bind and closes the connection at once is
+// bound again after waits that grow, as after failed binds: only a session
+// that stayed up for ReconnectMax starts the waits again from ReconnectMin.
+// The waits are drawn with full jitter, so no single pair of gaps is
+// ordered for sure; the assertions hold with any draw but a vanishingly
+// unlikely one (below 1e-6).
+func TestBindDroppedAtOnceBacksOff(t *testing.T) {
+	const attempts = 11
+	bound := make(chan time.Time, attempts)
+	peer := newScriptedPeer(t, func(*Conn) {
+		select {
+		case bound <- time.Now():
+		default:
+		}
+	})
+	cfg := testConfig(peer.addr())
+	cfg.ReconnectMin, cfg.ReconnectMax = 2*time.Millisecond, 128*time.Millisecond
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	deadline := time.After(10 * time.Second)
+	var at []time.Time
+	for len(at) < attempts {
+		select {
+		case ts := <-bound:
+			at = append(at, ts)
+		case <-deadline:
+			t.Fatalf("%d binds in 10 s, want %d", len(at), attempts)
+		}
+	}
+	// Each attempt after the first follows a session that was bound.
+	if n := cl.Stats().Binds; n < attempts-1 {
+		t.Fatalf("%d binds succeeded of %d attempts", n, attempts)
+	}
+	gaps := make([]time.Duration, attempts-1)
+	for i := range gaps {
+		gaps[i] = at[i+1].Sub(at[i])
+	}
+	// Reset by each bind, every wait would be at most ReconnectMin.
+	if longest := slices.Max(gaps); longest < 4*cfg.ReconnectMin {
+		t.Fatalf("gaps between binds %v: none reached %v, the waits did not grow", gaps, 4*cfg.ReconnectMin)
+	}
+	if later := slices.Max(gaps[len(gaps)/2:]); later <= gaps[0] {
+		t.Fatalf("gaps between binds %v: none of the later ones longer than the first", gaps)
+	}
+}
+
 // rawSend writes bytes as they are, bypassing PDU encoding.
 func rawSend(c *Conn, b []byte) error {
 	c.mu.Lock()

@@ -764,8 +764,8 @@ func readMO(t *testing.T, c *testClient) moPart {
 		}
 		p.concat = &c
 	}
-	if sc := sarConcat(d.OptionalParameters); sc != nil {
-		p.concat = sc
+	if sc, ok := smpp.SARConcat(d.OptionalParameters); ok {
+		p.concat = &sc
 	}
 	return p
 }

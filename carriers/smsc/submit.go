@@ -66,7 +66,7 @@ func (f *faultState) refuses(p *pdu.SubmitSM, raw []byte) bool {
 	if f.RefuseText == "" {
 		return false
 	}
-	ud, _ := userData(p)
+	ud, _ := userData(p, raw)
 	text, err := gsm.Decode(gsm.Coding(dataCoding(p, raw)), ud)
 	if err != nil || !strings.Contains(text, f.RefuseText) {
 		return false
@@ -87,7 +87,7 @@ func (ss *session) accept(p *pdu.SubmitSM, raw []byte, f *faultState, now time.T
 	resp.MessageID = s.respID(id)
 	s.st.submits.Add(1)
 
-	ud, concat := userData(p)
+	ud, concat := userData(p, raw)
 	coding := dataCoding(p, raw)
 	if s.cfg.OnSubmit != nil {
 		s.cfg.OnSubmit(Submit{
@@ -145,58 +145,19 @@ func (f *faultState) throttle(now time.Time, n uint64) bool {
 	return false
 }
 
-// userData returns the user data without UDH and the concatenation info,
-// from short_message or, when that is empty, from message_payload.
-func userData(p *pdu.SubmitSM) ([]byte, *gsm.Concat) {
-	ud, _ := p.Message.GetMessageData()
-	var concat *gsm.Concat
-	if udh := p.Message.UDH(); len(udh) > 0 {
-		// gosmpp has cut the UDH off already; its own concat helper knows
-		// only 8-bit references, so the header is re-read with gsm's.
-		if b, err := udh.MarshalBinary(); err == nil {
-			concat = parseConcat(b)
-		}
-	}
+// userData is the submit's user data, its UDH cut off, and its
+// concatenation info, read as the gateway reads a deliver_sm:
+// short_message as sent, or message_payload when it is empty.
+func userData(p *pdu.SubmitSM, raw []byte) ([]byte, *gsm.Concat) {
+	_, ud, _ := smpp.ShortMessage(raw)
 	if len(ud) == 0 {
-		if f, ok := p.OptionalParameters[pdu.TagMessagePayload]; ok {
-			ud = f.Data
-			if p.EsmClass&data.SM_UDH_GSM != 0 {
-				if c, found, n, err := gsm.ParseUDH(ud); err == nil {
-					ud = ud[n:]
-					if found {
-						concat = &c
-					}
-				}
-			}
-		}
+		ud = p.OptionalParameters[pdu.TagMessagePayload].Data
 	}
-	if concat == nil {
-		concat = sarConcat(p.OptionalParameters)
+	ud, cc, found := smpp.SplitUserData(p.EsmClass, ud, p.OptionalParameters)
+	if !found {
+		return ud, nil
 	}
-	return ud, concat
-}
-
-func parseConcat(udh []byte) *gsm.Concat {
-	c, found, _, err := gsm.ParseUDH(udh)
-	if err != nil || !found {
-		return nil
-	}
-	return &c
-}
-
-// sarConcat reads the SAR TLVs, if all three are there and valid.
-func sarConcat(tlv map[pdu.Tag]pdu.Field) *gsm.Concat {
-	ref, ok1 := tlv[pdu.TagSarMsgRefNum]
-	total, ok2 := tlv[pdu.TagSarTotalSegments]
-	seq, ok3 := tlv[pdu.TagSarSegmentSeqnum]
-	if !ok1 || !ok2 || !ok3 || len(ref.Data) != 2 || len(total.Data) != 1 || len(seq.Data) != 1 {
-		return nil
-	}
-	c := gsm.Concat{Ref: uint16(ref.Data[0])<<8 | uint16(ref.Data[1]), Total: total.Data[0], Seq: seq.Data[0]}
-	if c.Total == 0 || c.Seq == 0 || c.Seq > c.Total {
-		return nil
-	}
-	return &c
+	return ud, &cc
 }
 
 // dataCoding returns the submit's data_coding as it was on the wire.
