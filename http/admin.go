@@ -147,7 +147,7 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 	a.srv = &fasthttp.Server{
 		Handler: a.handler,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			a.Error(ctx, apiError(switchboard.EINVALID, "Malformed HTTP request."))
+			a.Error(ctx, readError(ctx, err, DefaultMaxBodySize))
 		},
 		Logger:                       fasthttpLogger{a.log},
 		ReadTimeout:                  DefaultReadTimeout,
@@ -194,6 +194,8 @@ func (a *AdminServer) sampleEvery(d time.Duration) {
 
 // Serve serves on ln until Shutdown, then returns nil.
 func (a *AdminServer) Serve(ln net.Listener) error {
+	// So that a client still sending a refused body reads the 413 (conn.go).
+	ln = lingerListener{Listener: ln, linger: DefaultReadTimeout}
 	a.mu.Lock()
 	a.ln = ln
 	a.mu.Unlock()

@@ -391,3 +391,40 @@ func TestQuantile(t *testing.T) {
 		t.Errorf("quantile of nothing = %v, want NaN", got)
 	}
 }
+
+// TestAdminUnreadableRequest: a request fasthttp refuses before the
+// handler runs is answered as on the public API, with the code that says
+// why: a body over the admin limit is payload_too_large (413), read by the
+// client even while it is still sending the body, and over-long headers
+// are request_headers_too_large (431). Nothing reaches the catalog.
+func TestAdminUnreadableRequest(t *testing.T) {
+	a := newTestAdmin(t, adminToken)
+	for _, size := range []int{DefaultMaxBodySize + 1, 200 << 10} {
+		body := `{"id":"` + strings.Repeat("x", size) + `"}`
+		r := a.do(t, "POST", "/admin/v1/keys", adminToken, body)
+		if r.status != 413 || errorCode(t, r.body) != switchboard.ETOOLARGE || r.header.Get("X-Request-Id") == "" {
+			t.Errorf("%d-byte body: %d %s, want 413 payload_too_large with a request id", len(body), r.status, r.body)
+		}
+	}
+	req, err := nethttp.NewRequest("GET", a.url+"/admin/v1/keys", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("X-Padding", strings.Repeat("x", 16<<10))
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 431 || errorCode(t, string(b)) != EHEADERSTOOLARGE {
+		t.Errorf("16 KiB header: %d %s, want 431 request_headers_too_large", res.StatusCode, b)
+	}
+	if len(a.catalog.calls) != 0 {
+		t.Fatalf("refused requests reached the catalog: %v", a.catalog.calls)
+	}
+	if r := a.do(t, "GET", "/admin/v1/keys", adminToken, ""); r.status != 200 {
+		t.Fatalf("admin listener stopped serving: %d %s", r.status, r.body)
+	}
+}

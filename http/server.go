@@ -403,6 +403,14 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 // the connection after it). Its default would answer an oversized body
 // with 400 and in plain text.
 func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
+	s.Error(ctx, readError(ctx, err, s.cfg.MaxBatchBodySize))
+}
+
+// readError is the API error for a request fasthttp could not read, on
+// the public and the admin listener alike, and sets the request id the
+// handler did not get to set. maxBody is the listener's largest body:
+// up to four times it of a refused body is drained (lingerOnClose).
+func readError(ctx *fasthttp.RequestCtx, err error, maxBody int) error {
 	setRequestID(ctx)
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
@@ -410,16 +418,14 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		// The client may still be sending the body; closing now would
 		// reset the connection before it reads the 413.
-		lingerOnClose(ctx.Conn(), ctx.Request.Header.ContentLength(), 4*s.cfg.MaxBatchBodySize)
-		err = apiError(switchboard.ETOOLARGE, "Request body is too large.")
+		lingerOnClose(ctx.Conn(), ctx.Request.Header.ContentLength(), 4*maxBody)
+		return apiError(switchboard.ETOOLARGE, "Request body is too large.")
 	case errors.As(err, &small):
-		err = apiError(EHEADERSTOOLARGE, "Request headers are too large.")
+		return apiError(EHEADERSTOOLARGE, "Request headers are too large.")
 	case errors.As(err, &netErr) && netErr.Timeout():
-		err = apiError(ETIMEOUT, "Request not received in time.")
-	default:
-		err = apiError(switchboard.EINVALID, "Malformed HTTP request.")
+		return apiError(ETIMEOUT, "Request not received in time.")
 	}
-	s.Error(ctx, err)
+	return apiError(switchboard.EINVALID, "Malformed HTTP request.")
 }
 
 // fasthttpLogger sends fasthttp's own messages to zerolog. Per-connection

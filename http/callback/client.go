@@ -321,12 +321,17 @@ func (c *Client) release(ep *endpoint, now time.Time) {
 
 func (c *Client) hostClient(t *target) *fasthttp.HostClient {
 	t2 := *t // the dialer keeps its own copy
+	tlsConf := c.tlsConfig(t)
 	return &fasthttp.HostClient{
-		Addr:        net.JoinHostPort(t.host, t.port),
-		IsTLS:       t.tls,
-		TLSConfig:   c.opts.TLSConfig,
-		DialTimeout: func(_ string, timeout time.Duration) (net.Conn, error) { return c.connect(&t2, timeout) },
-		Name:        c.opts.UserAgent,
+		Addr: net.JoinHostPort(t.host, t.port),
+		// IsTLS only tells fasthttp the scheme: connect returns a
+		// *tls.Conn already through its handshake, which fasthttp does
+		// not wrap again, so fasthttp's TLSConfig is not used.
+		IsTLS: t.tls,
+		DialTimeout: func(_ string, timeout time.Duration) (net.Conn, error) {
+			return c.connect(&t2, tlsConf, timeout)
+		},
+		Name: c.opts.UserAgent,
 
 		MaxConns:            c.opts.MaxConnsPerEndpoint,
 		MaxConnWaitTimeout:  c.opts.Timeout,
@@ -350,6 +355,23 @@ func (c *Client) hostClient(t *target) *fasthttp.HostClient {
 	}
 }
 
+// tlsConfig returns the TLS configuration for t's connections, nil for
+// http: a copy of Options.TLSConfig with the URL's host as the server name
+// (sent as SNI, and what the certificate must name) unless it sets one.
+func (c *Client) tlsConfig(t *target) *tls.Config {
+	if !t.tls {
+		return nil
+	}
+	cfg := &tls.Config{}
+	if c.opts.TLSConfig != nil {
+		cfg = c.opts.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = t.host
+	}
+	return cfg
+}
+
 // connClosed reports whether err means the connection was closed before an
 // answer arrived.
 func connClosed(err error) bool {
@@ -361,13 +383,38 @@ func connClosed(err error) bool {
 // address with AllowedIP, and connects to an allowed one: the address it
 // checked, never resolving again. If none is allowed it returns an
 // EINVALID *switchboard.Error, which Post reports as RefusedAddress.
-func (c *Client) connect(t *target, timeout time.Duration) (net.Conn, error) {
+// With tlsConf (https) it also completes the TLS handshake, all within
+// timeout.
+func (c *Client) connect(t *target, tlsConf *tls.Config, timeout time.Duration) (net.Conn, error) {
 	if timeout <= 0 || timeout > c.opts.Timeout {
 		timeout = c.opts.Timeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
+	conn, err := c.dialAllowed(ctx, t)
+	if err != nil || tlsConf == nil {
+		return conn, err
+	}
+	return handshake(ctx, conn, tlsConf)
+}
+
+// handshake runs the TLS client handshake on conn within ctx. Left to
+// fasthttp (with no HostClient.WriteTimeout) it would happen inside the
+// first write of the request, where nothing bounds the wait for the
+// server's hello: a receiver that accepts and never answers would hold the
+// Post, its endpoint's slot and Close forever.
+func handshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (net.Conn, error) {
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %w", conn.RemoteAddr(), err)
+	}
+	return tc, nil
+}
+
+// dialAllowed is connect without TLS.
+func (c *Client) dialAllowed(ctx context.Context, t *target) (net.Conn, error) {
 	var addrs []netip.Addr
 	if t.ip.IsValid() {
 		addrs = []netip.Addr{t.ip}
@@ -497,7 +544,9 @@ func (c *Client) post(ctx context.Context, start time.Time, url string, body []b
 		if errors.As(err, &refused) {
 			return Result{Outcome: RefusedAddress, Err: refused}, ep
 		}
-		if errors.Is(err, fasthttp.ErrTimeout) {
+		// A timeout while connecting (handshake included) is connect's
+		// context expiring; its deadline is the Post's.
+		if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			return Result{Outcome: Retry, Err: fmt.Errorf("POST %s: timed out after %v", t.endpoint, timeout)}, ep
 		}
 		return Result{Outcome: Retry, Err: fmt.Errorf("POST %s: %w", t.endpoint, err)}, ep

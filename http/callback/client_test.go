@@ -3,6 +3,8 @@ package callback
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +38,18 @@ type receiver struct {
 
 func newReceiver(t *testing.T, h http.HandlerFunc) *receiver {
 	t.Helper()
+	return startReceiver(t, h, (*httptest.Server).Start)
+}
+
+// newTLSReceiver is newReceiver serving HTTPS, with httptest's certificate
+// (for 127.0.0.1 and example.com); url is https://127.0.0.1:port.
+func newTLSReceiver(t *testing.T, h http.HandlerFunc) *receiver {
+	t.Helper()
+	return startReceiver(t, h, (*httptest.Server).StartTLS)
+}
+
+func startReceiver(t *testing.T, h http.HandlerFunc, start func(*httptest.Server)) *receiver {
+	t.Helper()
 	r := &receiver{}
 	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -52,10 +66,10 @@ func newReceiver(t *testing.T, h http.HandlerFunc) *receiver {
 			r.conns.Add(1)
 		}
 	}
-	r.srv.Start() // httptest listens on 127.0.0.1:0
+	start(r.srv) // httptest listens on 127.0.0.1:0
 	t.Cleanup(r.srv.Close)
 	r.url = r.srv.URL
-	_, r.port, _ = net.SplitHostPort(strings.TrimPrefix(r.url, "http://"))
+	_, r.port, _ = net.SplitHostPort(r.srv.Listener.Addr().String())
 	return r
 }
 
@@ -866,5 +880,97 @@ func TestPostURLSpellings(t *testing.T) {
 	defer res.mu.Unlock()
 	if len(res.lookups) != 1 || res.lookups["hooks.example.com"] == 0 {
 		t.Fatalf("lookups %v: only the name may be resolved", res.lookups)
+	}
+}
+
+// rootsOf returns a TLS config that trusts only srv's certificate.
+func rootsOf(srv *httptest.Server) *tls.Config {
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	return &tls.Config{RootCAs: roots}
+}
+
+// TestPostHTTPS: a receiver over TLS gets the request on a verified
+// connection that is kept alive, whether the URL names it by address or by
+// a host name (which must then be in its certificate).
+func TestPostHTTPS(t *testing.T) {
+	r := newTLSReceiver(t, nil)
+	res := newResolver(map[string][][]netip.Addr{"example.com": {addrs("127.0.0.1")}})
+	c := newTestClient(t, Options{AllowPrivate: true, Resolver: res.resolve, TLSConfig: rootsOf(r.srv)})
+	for _, u := range []string{r.url + "/hook", r.url + "/hook", "https://example.com:" + r.port + "/hook"} {
+		if out := c.Post(context.Background(), u, testBody, nil); out.Outcome != Delivered || out.Status != http.StatusOK {
+			t.Fatalf("%s: %+v, want Delivered", u, out)
+		}
+		if req, body := r.request(); req.TLS == nil || string(body) != string(testBody) {
+			t.Fatalf("%s: the receiver got TLS %v, body %q", u, req.TLS != nil, body)
+		}
+	}
+	if req, _ := r.request(); req.TLS.ServerName != "example.com" {
+		t.Errorf("server name %q, want the URL's host", req.TLS.ServerName)
+	}
+	if n := r.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (one per endpoint, kept alive)", n)
+	}
+}
+
+// TestPostHTTPSUnverified: a certificate the client does not trust is
+// refused in the handshake, and nothing is sent.
+func TestPostHTTPSUnverified(t *testing.T) {
+	r := newTLSReceiver(t, nil)
+	c := newTestClient(t, Options{AllowPrivate: true}) // system roots
+	out := c.Post(context.Background(), r.url+"/hook", testBody, nil)
+	if out.Outcome != Retry || out.Status != 0 || out.Err == nil || !strings.Contains(out.Err.Error(), "certificate") {
+		t.Fatalf("%+v, want Retry with a certificate error", out)
+	}
+	if n := r.hits.Load(); n != 0 {
+		t.Fatalf("%d requests reached an unverified receiver", n)
+	}
+}
+
+// TestPostTLSHandshakeTimeout: a receiver that accepts the connection but
+// never answers the TLS handshake holds a Post no longer than its Timeout,
+// or its context's deadline.
+func TestPostTLSHandshakeTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration // Options.Timeout
+		ctx     time.Duration // the context's deadline, if any
+	}{
+		{"Timeout", 300 * time.Millisecond, 0},
+		{"context deadline", 0, 300 * time.Millisecond}, // Timeout 10s
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hangUp := make(chan struct{})
+			addr, accepted := rawServer(t, func(net.Conn) { <-hangUp })
+			c := newTestClient(t, Options{AllowPrivate: true, Timeout: tc.timeout})
+			// Runs before c.Close, so that a Post stuck in the handshake
+			// ends and the test fails rather than hangs.
+			t.Cleanup(func() { close(hangUp) })
+
+			begun := time.Now() // the context's 300ms starts before Post's own clock
+			ctx := context.Background()
+			if tc.ctx > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.ctx)
+				defer cancel()
+			}
+			posted := make(chan Result, 1)
+			go func() { posted <- c.Post(ctx, "https://"+addr+"/hook", testBody, nil) }()
+			var out Result
+			select {
+			case out = <-posted:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Post still waiting for the TLS handshake after 5s; it should end after 300ms")
+			}
+			if out.Outcome != Retry || out.Status != 0 || !strings.Contains(fmt.Sprint(out.Err), "timed out after") {
+				t.Fatalf("%+v, want Retry with a timeout", out)
+			}
+			if took := time.Since(begun); took < 300*time.Millisecond || out.Duration > 3*time.Second {
+				t.Fatalf("took %v (Duration %v), want about 300ms", took, out.Duration)
+			}
+			if n := accepted.Load(); n != 1 {
+				t.Fatalf("%d connections accepted, want 1", n)
+			}
+		})
 	}
 }
