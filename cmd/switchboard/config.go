@@ -61,7 +61,7 @@ type Config struct {
 
 // NodeConfig describes this process.
 type NodeConfig struct {
-	Name            string   `yaml:"name" default:"node-1" help:"name of this node in logs and metrics"`
+	Name            string   `yaml:"name" default:"node-1" help:"name of this node: the node field of every log line, and in the admin status"`
 	HTTP            string   `yaml:"http" default:"127.0.0.1:8080" help:"public API listen address, host:port"`
 	Admin           string   `yaml:"admin" default:"127.0.0.1:8081" help:"admin listen address, host:port: /metrics, /healthz, /readyz and the status page, and the admin API under /admin/v1/ (with node.admin_token)"`
 	AdminToken      string   `yaml:"admin_token" help:"bearer token of the admin API, at least 16 characters (empty: the admin API is off; the rest of node.admin is served); re-read on SIGHUP"`
@@ -146,13 +146,14 @@ type CacheConfig struct {
 	CarrierTTL Duration `yaml:"carrier_ttl" default:"72h" help:"redis: how long a carrier message id is kept for receipts to find their message (at most storage.ttl)"`
 }
 
-// ClusterConfig is gossip clustering, which this build does not have yet:
-// enabled must be false.
+// ClusterConfig is gossip clustering: nodes that share a Scylla store and
+// a Redis cache, and spread keys and binds among themselves
+// (docs/operations.md).
 type ClusterConfig struct {
 	Enabled  bool     `yaml:"enabled" help:"join a cluster of nodes sharing storage.backend scylla and cache.backend redis"`
 	Name     string   `yaml:"name" default:"switchboard" help:"cluster name; nodes join only a cluster of the same name"`
-	Bind     string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip (membership) listen address, host:port, TCP and UDP"`
-	Remote   string   `yaml:"remote" default:"127.0.0.1:7947" help:"host:port at which the other nodes reach this node's actors (gRPC)"`
+	Bind     string   `yaml:"bind" default:"127.0.0.1:7946" help:"gossip (membership) listen address, IP:port, TCP and UDP"`
+	Remote   string   `yaml:"remote" default:"127.0.0.1:7947" help:"host:port at which the other nodes reach this node's actors (gRPC), listened on and told to the others: this node's own address, not 0.0.0.0 (loopback only when cluster.bind is too)"`
 	Seeds    []string `yaml:"seeds" help:"host:port of nodes' gossip addresses to join through"`
 	LeaseTTL Duration `yaml:"lease_ttl" default:"2s" help:"how long a key's or a bind's lease lasts unrenewed: how long the keys and binds of a node that died wait before others take them"`
 }
@@ -1007,10 +1008,11 @@ func (c *Config) validateCluster(p *problems) {
 	if strings.TrimSpace(cl.Name) == "" {
 		p.add("cluster.name", "is empty")
 	}
-	if err := checkListen(cl.Bind); err != nil {
+	bindHost, err := checkGossipBind(cl.Bind)
+	if err != nil {
 		p.add("cluster.bind", "%v", err)
 	}
-	if err := checkListen(cl.Remote); err != nil {
+	if err := checkRemote(cl.Remote, bindHost); err != nil {
 		p.add("cluster.remote", "%v", err)
 	}
 	for i, s := range cl.Seeds {
@@ -1306,6 +1308,41 @@ func checkListen(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil || !validPort(port, 0) {
 		return fmt.Errorf("%q is not host:port", addr)
+	}
+	return nil
+}
+
+// checkGossipBind accepts the gossip address: an IP address and a port
+// (the membership library takes no host name), and returns its IP.
+func checkGossipBind(addr string) (net.IP, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || !validPort(port, 0) {
+		return nil, fmt.Errorf("%q is not host:port", addr)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return nil, fmt.Errorf("%q: the host must be an IP address", addr)
+	}
+	return ip, nil
+}
+
+// checkRemote accepts the actors' address, which the node both listens on
+// and tells the other nodes: each node finds what it owns by comparing it
+// with the members' addresses, so a host every node could share (empty,
+// 0.0.0.0, ::) would make every node own everything, or nothing. A
+// loopback host only suits a cluster on one machine, one gossiping on
+// loopback too.
+func checkRemote(addr string, gossip net.IP) error {
+	if err := checkDial(addr); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	switch {
+	case ip != nil && ip.IsUnspecified():
+		return fmt.Errorf("%q: the other nodes reach this node here, so the host must be this node's own address, not %s", addr, host)
+	case (ip != nil && ip.IsLoopback() || host == "localhost") && gossip != nil && !gossip.IsLoopback():
+		return fmt.Errorf("%q is a loopback address, but cluster.bind gossips on %s: the other nodes could not reach this one", addr, gossip)
 	}
 	return nil
 }

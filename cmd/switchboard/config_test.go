@@ -265,6 +265,14 @@ func TestValidate(t *testing.T) {
 		{"cluster embedded", func(c *Config) { c.Cluster.Enabled = true }, `cluster.enabled: a cluster shares its storage: it needs storage.backend: scylla, not "embedded"`},
 		{"cluster memory", func(c *Config) { c.Cluster.Enabled = true }, `cluster.enabled: a cluster's leases live in Redis: it needs cache.backend: redis, not "memory"`},
 		{"cluster remote", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Remote = "n1" }, `cluster.remote: "n1" is not host:port`},
+		{"cluster remote no host", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Remote = ":7947" }, `cluster.remote: ":7947" is not host:port`},
+		{"cluster remote unspecified", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Remote = "0.0.0.0:7947" },
+			`cluster.remote: "0.0.0.0:7947": the other nodes reach this node here, so the host must be this node's own address, not 0.0.0.0`},
+		{"cluster remote loopback", func(c *Config) {
+			c.Cluster.Enabled, c.Cluster.Bind, c.Cluster.Remote = true, "10.0.0.5:7946", "127.0.0.1:7947"
+		}, `cluster.remote: "127.0.0.1:7947" is a loopback address, but cluster.bind gossips on 10.0.0.5`},
+		{"cluster bind name", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Bind = "gossip.internal:7946" },
+			`cluster.bind: "gossip.internal:7946": the host must be an IP address`},
 		{"cluster lease_ttl", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.LeaseTTL = Duration(time.Millisecond) }, "cluster.lease_ttl: 1ms is not between 300ms and 1m"},
 		{"cluster seeds", func(c *Config) { c.Cluster.Enabled = true; c.Cluster.Seeds = []string{"n2"} }, `cluster.seeds[0]: "n2" is not host:port`},
 		{"carrier name empty", func(c *Config) { c.Carriers[1].Name = "" }, "carriers[1].name: is empty"},

@@ -54,7 +54,8 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageError{err}
 	}
-	log := newLogger(cfg.Log, stderr)
+	// Every line names its node, so a fleet's logs can be read together.
+	log := newLogger(cfg.Log, stderr).With().Str("node", cfg.Node.Name).Logger()
 	defer startGC(cfg.Node, os.Environ(), log)()
 	if cfg.Cache.Backend == CacheRedis {
 		// The driver's logger is one per process, and this is the process.
