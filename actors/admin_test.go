@@ -256,6 +256,28 @@ func TestKeysChangedAppliesNewLimits(t *testing.T) {
 	}
 }
 
+// A key actor that replaces one that panicked takes the key's settings
+// as the key ring has them then, not as they were when the key's first
+// actor was spawned.
+func TestRestartedKeyActorTakesCurrentSettings(t *testing.T) {
+	r := newRig(t, rigOptions{rate: 1, burst: 1})
+	key := r.keys[0]
+	if res := r.submit(key, "+447700900001", "one"); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	faster := *key
+	faster.Rate, faster.Burst = 1000, 1000
+	r.ring.Put(&faster)
+	if !r.engine.RestartKeyActor(key.ID) {
+		t.Fatal("no key actor to restart")
+	}
+	for i := range 20 {
+		if res := r.submit(&faster, "+447700900001", fmt.Sprint(i)); res.Err != nil {
+			t.Fatalf("submit %d after the restart: %v, want the ring's new rate", i, res.Err)
+		}
+	}
+}
+
 // recordingMetrics counts what the engine reports.
 type recordingMetrics struct {
 	mu       sync.Mutex

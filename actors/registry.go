@@ -75,7 +75,15 @@ func (r *registry) lookup(keyID string) *actor.PID {
 	}
 	if ent.pid == nil {
 		key, _ := r.e.cfg.Keys.Key(keyID)
-		props := actor.PropsFromProducer(func() actor.Actor { return newKeyActor(r.e, key, ent) })
+		// protoactor calls the producer again for the instance that
+		// replaces one that panicked: it takes the key's settings as they
+		// are then, not as they were at the spawn.
+		props := actor.PropsFromProducer(func() actor.Actor {
+			if now, ok := r.e.cfg.Keys.Key(keyID); ok {
+				key = now
+			}
+			return newKeyActor(r.e, key, ent)
+		})
 		ent.pid = r.e.system.Root.Spawn(props)
 	}
 	ent.users++
