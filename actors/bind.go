@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -25,7 +26,14 @@ type bindDeps struct {
 type submitJob struct {
 	msg  smpp.Message
 	done func(smpp.Result, error)
+	// sendBy, if set, is when the job goes stale: a submit from another
+	// node whose sender stops waiting soon after. Not sent later.
+	sendBy time.Time
 }
+
+// errStale answers a job that was not sent by its sendBy: our side's
+// failure, retried by its sender without charging the carrier.
+var errStale = fmt.Errorf("%w: not sent before its sender stopped waiting", smpp.ErrClosed)
 
 // bindQueue is how many jobs a bind holds beyond its window.
 const bindQueue = 16384
@@ -117,9 +125,31 @@ func (b *bindActor) pump(ctx context.Context, c *smpp.Client) {
 			b.failQueued(smpp.ErrClosed)
 			return
 		case job := <-b.in.queue:
-			c.SubmitAsync(ctx, &job.msg, job.done)
+			if job.sendBy.IsZero() {
+				c.SubmitAsync(ctx, &job.msg, job.done)
+			} else {
+				submitBy(ctx, c, job)
+			}
 		}
 	}
+}
+
+// submitBy submits a job with a sendBy: not at all once it is stale, and
+// waiting for a window slot and the pace only until then. Once a part is
+// written its response is awaited as any other's.
+func submitBy(ctx context.Context, c *smpp.Client, job *submitJob) {
+	if !time.Now().Before(job.sendBy) {
+		job.done(smpp.Result{}, errStale)
+		return
+	}
+	ctx, cancel := context.WithDeadline(ctx, job.sendBy)
+	c.SubmitAsync(ctx, &job.msg, func(res smpp.Result, err error) {
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = errStale
+		}
+		job.done(res, err)
+	})
 }
 
 // failQueued hands back jobs that were never sent, as retriable.

@@ -121,14 +121,23 @@ func (c *carrier) anyBound() bool {
 
 func (c *carrier) succeeded() { c.failures.Store(0) }
 
-// remoteTimeout bounds a submit sent to a bind on another node: the bind's
-// own wait for a window slot and the response, and the trip there and back.
+// remoteSendWithin bounds how long a submit sent to a bind on another
+// node may wait there (in the bind's queue, for a window slot, for the
+// pace) before it is written; remoteTimeout, how long the sender waits for
+// its answer: that, the response and the trip there and back. Past
+// remoteTimeout the sender sends the message again, so the other node must
+// never send it later (CarrierSubmit.send_within_ms).
+func (c *carrier) remoteSendWithin() time.Duration { return c.remoteResponseTimeout() + 3*time.Second }
+
 func (c *carrier) remoteTimeout() time.Duration {
-	rt := c.responseTimeout
-	if rt <= 0 {
-		rt = 10 * time.Second
+	return c.remoteSendWithin() + c.remoteResponseTimeout() + 2*time.Second
+}
+
+func (c *carrier) remoteResponseTimeout() time.Duration {
+	if c.responseTimeout <= 0 {
+		return 10 * time.Second
 	}
-	return 2*rt + 5*time.Second
+	return c.responseTimeout
 }
 
 func (c *carrier) failed(now time.Time) {

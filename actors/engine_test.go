@@ -40,6 +40,7 @@ type rigOptions struct {
 	rate      float64
 	burst     int
 	maxQueued int
+	maxParts  int
 	carriers  []string // in failover order; each gets its own simulator
 	binds     int
 	window    int
@@ -109,7 +110,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Store: engineStore, Keys: r.ring,
 		Routes:   []switchboard.Route{{Prefix: "", Carriers: o.carriers}},
 		Carriers: carriers, RestartMin: 10 * time.Millisecond, RestartMax: 100 * time.Millisecond,
-		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: testLog(),
+		KeyWindow: o.keyWindow, MaxHeld: o.maxHeld, MaxParts: o.maxParts, MaxSending: o.maxSend, IdleTimeout: o.idle, Log: testLog(),
 		Now: o.now, ReceiptSweep: o.receiptSweep, Webhooks: o.webhooks, Metrics: o.metrics,
 	})
 	if err != nil {

@@ -173,7 +173,8 @@ func (f *fleet) refreshBinds() {
 func (f *fleet) remoteSubmit(b bindRef, c *carrier, job *submitJob, messageID string) {
 	m := job.msg
 	req := &wire.CarrierSubmit{Carrier: c.name, Bind: int32(b.index), MessageId: messageID, From: m.From, To: m.To,
-		Text: m.Text, ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted}
+		Text: m.Text, ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted,
+		SendWithinMs: c.remoteSendWithin().Milliseconds()}
 	fut := f.e.system.Root.RequestFuture(nodePID(b.remote), req, c.remoteTimeout())
 	f.e.background(func(context.Context) {
 		res, err := f.await(fut, b.remote)
@@ -196,6 +197,9 @@ func (e *Engine) carrierSubmit(m *wire.CarrierSubmit, sender *actor.PID) {
 		done: func(res smpp.Result, err error) {
 			root.Send(sender, &wire.CarrierSubmitReply{CarrierIds: res.CarrierIDs, Failure: failureToWire(err)})
 		},
+	}
+	if m.SendWithinMs > 0 {
+		job.sendBy = time.Now().Add(time.Duration(m.SendWithinMs) * time.Millisecond)
 	}
 	c := e.router.carrier(m.Carrier)
 	if c == nil || int(m.Bind) < 0 || int(m.Bind) >= len(c.intakes) {

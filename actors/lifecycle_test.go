@@ -339,3 +339,20 @@ func TestBindStoppedAndStartedAtOnce(t *testing.T) {
 		t.Fatalf("%d binds in all, want 3 (two, then bind 0 once more): the other bind was restarted too", got)
 	}
 }
+
+// A message of more parts than the binds' own default of 10, accepted
+// under a higher max_parts, is sent and delivered, every part of it.
+func TestLongMessageUnderAHigherPartLimit(t *testing.T) {
+	r := newRig(t, rigOptions{maxParts: 20})
+	res := r.submit(r.keys[0], "+447700900001", strings.Repeat("a", 14*153))
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if res.Message.Segments != 14 {
+		t.Fatalf("%d segments, want 14", res.Message.Segments)
+	}
+	r.waitFinal([]string{res.Message.ID}, switchboard.StatusDelivered, 15*time.Second)
+	if n := len(r.message(res.Message.ID).CarrierIDs); n != 14 {
+		t.Fatalf("%d carrier ids, want one for each of the 14 parts", n)
+	}
+}

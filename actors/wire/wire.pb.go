@@ -558,16 +558,20 @@ func (*Ack) Descriptor() ([]byte, []int) {
 // CarrierSubmit asks a node that holds a carrier's bind to send one
 // message on it: the key's owner may hold none of the carrier's binds.
 type CarrierSubmit struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Carrier       string                 `protobuf:"bytes,1,opt,name=carrier,proto3" json:"carrier,omitempty"`
-	Bind          int32                  `protobuf:"varint,2,opt,name=bind,proto3" json:"bind,omitempty"`
-	MessageId     string                 `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	From          string                 `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
-	To            string                 `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`
-	Text          string                 `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
-	ValidityMs    int64                  `protobuf:"varint,7,opt,name=validity_ms,json=validityMs,proto3" json:"validity_ms,omitempty"`
-	Ref           uint32                 `protobuf:"varint,8,opt,name=ref,proto3" json:"ref,omitempty"`
-	Accepted      []string               `protobuf:"bytes,9,rep,name=accepted,proto3" json:"accepted,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Carrier    string                 `protobuf:"bytes,1,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	Bind       int32                  `protobuf:"varint,2,opt,name=bind,proto3" json:"bind,omitempty"`
+	MessageId  string                 `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	From       string                 `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	To         string                 `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`
+	Text       string                 `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
+	ValidityMs int64                  `protobuf:"varint,7,opt,name=validity_ms,json=validityMs,proto3" json:"validity_ms,omitempty"`
+	Ref        uint32                 `protobuf:"varint,8,opt,name=ref,proto3" json:"ref,omitempty"`
+	Accepted   []string               `protobuf:"bytes,9,rep,name=accepted,proto3" json:"accepted,omitempty"`
+	// send_within_ms is how long after it arrives the bind may still send
+	// it: the sender stops waiting for the answer later, and sends again,
+	// so a submit still queued then must not go out too. 0: no bound.
+	SendWithinMs  int64 `protobuf:"varint,10,opt,name=send_within_ms,json=sendWithinMs,proto3" json:"send_within_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -663,6 +667,13 @@ func (x *CarrierSubmit) GetAccepted() []string {
 		return x.Accepted
 	}
 	return nil
+}
+
+func (x *CarrierSubmit) GetSendWithinMs() int64 {
+	if x != nil {
+		return x.SendWithinMs
+	}
+	return 0
 }
 
 // CarrierSubmitReply is the bind's answer: the carrier ids of the parts
@@ -1229,7 +1240,7 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
 	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\"\x05\n" +
-	"\x03Ack\"\xe3\x01\n" +
+	"\x03Ack\"\x89\x02\n" +
 	"\rCarrierSubmit\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12\x12\n" +
 	"\x04bind\x18\x02 \x01(\x05R\x04bind\x12\x1d\n" +
@@ -1241,7 +1252,9 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\vvalidity_ms\x18\a \x01(\x03R\n" +
 	"validityMs\x12\x10\n" +
 	"\x03ref\x18\b \x01(\rR\x03ref\x12\x1a\n" +
-	"\baccepted\x18\t \x03(\tR\baccepted\"p\n" +
+	"\baccepted\x18\t \x03(\tR\baccepted\x12$\n" +
+	"\x0esend_within_ms\x18\n" +
+	" \x01(\x03R\fsendWithinMs\"p\n" +
 	"\x12CarrierSubmitReply\x12\x1f\n" +
 	"\vcarrier_ids\x18\x01 \x03(\tR\n" +
 	"carrierIds\x129\n" +

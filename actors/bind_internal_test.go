@@ -1,0 +1,71 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
+)
+
+// A submit from another node that cannot be written before its sendBy
+// (here: the only window slot is taken) is answered stale, as our side's
+// failure, and never reaches the carrier: its sender, which stops waiting
+// soon after, sends it again.
+func TestStaleRemoteSubmitIsNotSent(t *testing.T) {
+	sim, err := smsc.Listen(smsc.Config{Addr: "127.0.0.1:0", Log: zerolog.Nop(),
+		Faults: smsc.Faults{Latency: smsc.Delay{Min: 500 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	c, err := smpp.NewClient(smpp.Config{Addr: sim.Addr(), SystemID: "gw", Window: 1, Log: zerolog.Nop(),
+		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	waitTrue(t, "bound", c.Bound)
+
+	outcome := func(sendBy time.Time) chan error {
+		ch := make(chan error, 1)
+		job := &submitJob{msg: smpp.Message{From: "Acme", To: "447700900001", Text: "hi"},
+			done: func(_ smpp.Result, err error) { ch <- err }, sendBy: sendBy}
+		go submitBy(ctx, c, job)
+		return ch
+	}
+	first := outcome(time.Now().Add(time.Minute)) // takes the window for 500 ms
+	waitTrue(t, "the first submit sent", func() bool { return c.Stats().Submits == 1 })
+	stale := outcome(time.Now().Add(100 * time.Millisecond))
+	if err := <-stale; !errors.Is(err, errStale) || !errors.Is(err, smpp.ErrClosed) {
+		t.Fatalf("a submit past its sendBy: %v, want errStale (ErrClosed)", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first submit: %v", err)
+	}
+	if err := <-outcome(time.Now().Add(-time.Second)); !errors.Is(err, errStale) {
+		t.Fatalf("a submit stale on arrival: %v, want errStale", err)
+	}
+	if n := sim.Stats().Submits; n != 1 {
+		t.Fatalf("the carrier got %d submits, want only the first", n)
+	}
+}
+
+// waitTrue polls cond for up to 5 s.
+func waitTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
