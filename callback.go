@@ -233,6 +233,11 @@ func statusData(m *Message, s Status) []byte {
 			break
 		}
 	}
+	if why := m.errorOf(s); why != nil {
+		// As GET /v1/messages/{id} says it: an expired or canceled
+		// message, or a receipt without an error code, still says why.
+		ev.Error = why
+	}
 	if ev.CarrierMessageID == "" && len(m.CarrierIDs) > 0 {
 		ev.CarrierMessageID = m.CarrierIDs[0]
 	}

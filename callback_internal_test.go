@@ -60,3 +60,35 @@ func TestStatusDataPlainAndFallback(t *testing.T) {
 		}
 	}
 }
+
+// A status event says why the message ended unsuccessfully as the message
+// itself does (Message.Error): with the event's own error, or, where the
+// event named none (expired before it was sent, canceled), the status as
+// the code. Intermediate and delivered events carry none of their own.
+func TestStatusDataSaysWhy(t *testing.T) {
+	at := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		status Status
+		err    *EventError
+		want   string // the error's JSON; "" none
+	}{
+		{StatusExpired, nil, `{"code":"expired"}`},
+		{StatusCanceled, nil, `{"code":"canceled"}`},
+		{StatusUndeliverable, &EventError{Description: "UNDELIV"}, `{"code":"undeliverable","description":"UNDELIV"}`},
+		{StatusFailed, &EventError{Code: "body_too_long", Description: "too long"}, `{"code":"body_too_long","description":"too long"}`},
+		{StatusDelivered, nil, ""},
+		{StatusSubmitted, nil, ""},
+	} {
+		m := &Message{ID: "msg_1", To: "+447700900123", From: "Acme", Status: tc.status, UpdatedAt: at,
+			Events: []Event{{Status: StatusAccepted, At: at}, {Status: tc.status, At: at, Error: tc.err}}}
+		var got struct {
+			Error json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(statusData(m, tc.status), &got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Error) != tc.want {
+			t.Errorf("%s: error %s, want %s", tc.status, got.Error, tc.want)
+		}
+	}
+}

@@ -151,23 +151,27 @@ func (m *Message) Parts() []PartState {
 // that made it final, or, where that event named none (a receipt without
 // an error code), a code for the status itself. Nil while the message is
 // not final, and for delivered or received messages.
-func (m *Message) Error() *EventError {
-	if !m.Status.Final() || m.Status == StatusDelivered || m.Status == StatusReceived {
+func (m *Message) Error() *EventError { return m.errorOf(m.Status) }
+
+// errorOf is Error for the status s (a callback's, which may be older
+// than the message's status).
+func (m *Message) errorOf(s Status) *EventError {
+	if !s.Final() || s == StatusDelivered || s == StatusReceived {
 		return nil
 	}
 	for i := len(m.Events) - 1; i >= 0; i-- {
 		e := m.Events[i]
-		if e.Status != m.Status {
+		if e.Status != s {
 			continue
 		}
 		if e.Error != nil && e.Error.Code != "" {
 			return e.Error
 		}
-		why := &EventError{Code: string(m.Status)}
+		why := &EventError{Code: string(s)}
 		if e.Error != nil {
 			why.Description = e.Error.Description
 		}
 		return why
 	}
-	return &EventError{Code: string(m.Status)}
+	return &EventError{Code: string(s)}
 }
