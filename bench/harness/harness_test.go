@@ -401,3 +401,43 @@ func TestStoreDirCreatesAnAbsentDirectory(t *testing.T) {
 		t.Fatalf("storeDir on a directory with a file: %v, want a not-empty error", err)
 	}
 }
+
+// seqDriver is the Switchboard driver, remembering the sequence numbers
+// it was given.
+type seqDriver struct {
+	driver
+	mu   sync.Mutex
+	seqs map[int64]int
+}
+
+func (d *seqDriver) build(req *fasthttp.Request, buf []byte, r *rand.Rand, seq int64, n int) []byte {
+	d.mu.Lock()
+	d.seqs[seq]++
+	d.mu.Unlock()
+	return d.driver.build(req, buf, r, seq, n)
+}
+
+// A ramp's steps number their messages on from one another: drivers whose
+// message ids come from the numbers (Kannel's) would otherwise give a
+// later step's messages ids whose receipts the sink saw in an earlier
+// step, and count them lost.
+func TestRampNumbersMessagesAcrossSteps(t *testing.T) {
+	addr := stubGateway(t, time.Time{}, time.Time{})
+	g := newGen(nil, 10, []string{"s"})
+	d := &seqDriver{driver: newSwitchboardDriver(addr, g), seqs: map[int64]int{}}
+	o := loadOpts{addr: addr, driver: d, timeout: 5 * time.Second, conns: 4, inflight: 4, batch: 1, gen: g,
+		out: io.Discard, quiet: true}
+	s := settings{rampStart: 200, rampStep: 200, rampMax: 400, rampStepFor: 300 * time.Millisecond, rampP99: time.Second}
+	rr := runRamp(context.Background(), o, s, func() sinkCounts { return sinkCounts{} })
+	if len(rr.Steps) != 2 {
+		t.Fatalf("%d steps, want 2 (%s)", len(rr.Steps), rr.Stopped)
+	}
+	for seq, n := range d.seqs {
+		if n > 1 {
+			t.Fatalf("sequence number %d given to %d messages", seq, n)
+		}
+	}
+	if len(d.seqs) < 150 {
+		t.Fatalf("%d messages numbered, want the two steps' (about 180)", len(d.seqs))
+	}
+}

@@ -47,11 +47,16 @@ type loadOpts struct {
 	sim *smsc.Server
 	// noDuplicates fails the run on duplicates too (--no-duplicates).
 	noDuplicates bool
-	gw           proc     // the gateway process measured for RSS/CPU; "" none
-	gwWho        string   // what gw's figures include
-	gwPID        int      // the gateway's process, whose sockets to the database are counted
-	db           *backend // the storage; its database's counters and CPU when it has them
-	actions      []action // things done at offsets into the measured window (carrier outage)
+	// seq numbers the messages; shared by a ramp's steps, since drivers
+	// whose ids come from it (Kannel's) would otherwise give a later
+	// step's messages the ids of an earlier step's, whose receipts the
+	// sink has seen already. nil: numbered from 0.
+	seq     *atomic.Int64
+	gw      proc     // the gateway process measured for RSS/CPU; "" none
+	gwWho   string   // what gw's figures include
+	gwPID   int      // the gateway's process, whose sockets to the database are counted
+	db      *backend // the storage; its database's counters and CPU when it has them
+	actions []action // things done at offsets into the measured window (carrier outage)
 
 	// prof profiles the measured window: this process's (in-process
 	// node) or the gateway binary's (--gateway-bin); nil: no profile.
@@ -150,7 +155,10 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 	mStart := start.Add(o.warmup)
 	mEnd := mStart.Add(o.duration)
 	res.started = start
-	var seq atomic.Int64
+	seq := o.seq
+	if seq == nil {
+		seq = new(atomic.Int64)
+	}
 
 	// do sends one request whose send time is intended (open loop) or now
 	// (closed loop) and accounts for it.

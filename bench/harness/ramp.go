@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,7 @@ func runRamp(ctx context.Context, o loadOpts, s settings, sc func() sinkCounts) 
 	rr := &rampResult{P99Limit: float64(s.rampP99.Microseconds()) / 1000}
 	var offset float64
 	dups := sc().duplicates
+	o.seq = new(atomic.Int64) // one numbering for every step
 	for rate, i := s.rampStart, 1; rate <= s.rampMax; rate, i = rate+s.rampStep, i+1 {
 		so := o
 		so.label = fmt.Sprintf("ramp step %d, %.0f msg/s", i, rate)
