@@ -82,10 +82,12 @@ type fleet struct {
 	removed                   chan struct{} // closed when this node must rejoin
 	lostOnce                  sync.Once
 
-	// binds are the binds this node runs, by lease name; only the watch
-	// goroutine touches it.
-	binds map[string]bindLease
-	hints *hinter
+	// binds are the binds this node runs, by lease name, and draining the
+	// ones it stopped that may not have unbound yet; only the watch
+	// goroutine touches them.
+	binds    map[string]bindLease
+	draining map[string]drainingBind
+	hints    *hinter
 }
 
 func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
@@ -97,7 +99,7 @@ func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
 	}
 	f := &fleet{e: e, cfg: cfg, leases: cfg.Leases, ring: cluster.NewRendezvous(), leave: map[string]chan struct{}{},
 		bindsChanged: make(chan struct{}, 1), workChanged: make(chan struct{}, 1), removed: make(chan struct{}),
-		binds: map[string]bindLease{}}
+		binds: map[string]bindLease{}, draining: map[string]drainingBind{}}
 	f.hints = newHinter(f)
 	return f, nil
 }
@@ -240,6 +242,7 @@ func (f *fleet) watch(stop context.Context) {
 		case <-t.C:
 		}
 		f.reconcileBinds(stop)
+		f.publishBinds()
 		f.refreshBinds()
 	}
 }
@@ -275,6 +278,10 @@ func (f *fleet) releaseBinds() {
 	for name, b := range f.binds {
 		_ = f.leases.Release(ctx, b.lease)
 		delete(f.binds, name)
+	}
+	for name, d := range f.draining {
+		_ = f.leases.Release(ctx, d.lease)
+		delete(f.draining, name)
 	}
 }
 

@@ -32,6 +32,15 @@ type bindLease struct {
 	lease switchboard.Lease
 }
 
+// drainingBind is a bind this node stopped that may still be draining its
+// window and unbinding (stopped is closed once it has). Its lease is kept,
+// and renewed, until then, so the bind's next node never binds while this
+// node's connection is still open; it is given up after.
+type drainingBind struct {
+	bindLease
+	stopped <-chan struct{}
+}
+
 // reconcileBinds starts the binds this node owns (once it holds their
 // lease) and stops the ones it no longer owns or whose lease it lost.
 func (f *fleet) reconcileBinds(ctx context.Context) {
@@ -40,15 +49,16 @@ func (f *fleet) reconcileBinds(ctx context.Context) {
 			name := fmt.Sprintf("%s/%s/%d", kindBind, cc.Name, i)
 			held, running := f.binds[name]
 			want := f.mine(kindBind, name[len(kindBind)+1:])
+			if d, ok := f.draining[name]; ok {
+				f.tendDraining(ctx, name, d, want)
+				continue
+			}
 			switch {
 			case want && running:
-				l, err := f.leases.Renew(ctx, held.lease, f.cfg.LeaseTTL)
-				if err == nil && time.Now().After(l.Expires) {
-					err = errors.New("the renewal came after the lease ran out")
-				}
+				l, err := f.renewBind(ctx, held.lease)
 				if err != nil {
 					f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind; stopping it")
-					f.stopBind(ctx, name, held, false)
+					f.stopBind(name, held, false)
 					continue
 				}
 				held.lease = l
@@ -62,34 +72,67 @@ func (f *fleet) reconcileBinds(ctx context.Context) {
 				f.binds[name] = bindLease{sup: sup, index: i, lease: l}
 				f.e.system.Root.Send(sup, &startBind{index: i})
 			case running:
-				f.stopBind(ctx, name, held, true)
+				f.stopBind(name, held, true)
 			}
 		}
 	}
-	f.publishBinds()
 }
 
-// stopBind stops a bind this node runs and, if it still holds it, gives
-// its lease up once the bind has drained and unbound, so its next node
-// never binds while this one's connection is still open.
-func (f *fleet) stopBind(ctx context.Context, name string, b bindLease, release bool) {
+// stopBind stops a bind this node runs. If it still holds the bind's
+// lease (release), the lease is kept while the bind drains and unbinds
+// (tendDraining) and given up after.
+func (f *fleet) stopBind(name string, b bindLease, release bool) {
 	delete(f.binds, name)
 	stopped := make(chan struct{})
 	f.e.system.Root.Send(b.sup, &stopBind{index: b.index, stopped: stopped})
-	if !release {
+	if release {
+		f.draining[name] = drainingBind{bindLease: b, stopped: stopped}
+	}
+}
+
+// tendDraining looks after a bind that is stopping: once it has stopped,
+// its lease is given up, unless this node owns the bind again (a
+// membership flap), when it keeps the lease and starts the bind again;
+// meanwhile the lease is renewed. The supervisor starts a bind asked for
+// while its old instance stops once that has stopped.
+func (f *fleet) tendDraining(ctx context.Context, name string, d drainingBind, want bool) {
+	stopped := false
+	select {
+	case <-d.stopped:
+		stopped = true
+	default:
+	}
+	if stopped && !want {
+		delete(f.draining, name)
+		if err := f.leases.Release(ctx, d.lease); err != nil {
+			f.e.log.Warn().Err(err).Str("bind", name).Msg("giving a bind's lease up failed; it runs out by itself")
+		}
 		return
 	}
-	leases, log := f.leases, f.e.log
-	f.e.background(func(stop context.Context) {
-		select {
-		case <-stopped:
-		case <-stop.Done():
-			return
-		}
-		if err := leases.Release(stop, b.lease); err != nil {
-			log.Warn().Err(err).Str("bind", name).Msg("giving a bind's lease up failed; it runs out by itself")
-		}
-	})
+	l, err := f.renewBind(ctx, d.lease)
+	if err != nil {
+		delete(f.draining, name) // nothing left to give up
+		f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind while it stopped")
+		return
+	}
+	d.lease = l
+	if !want {
+		f.draining[name] = d
+		return
+	}
+	delete(f.draining, name)
+	f.binds[name] = d.bindLease
+	f.e.system.Root.Send(d.sup, &startBind{index: d.index})
+}
+
+// renewBind renews a bind's lease; a renewal that came after the lease
+// ran out by this node's clock counts as lost.
+func (f *fleet) renewBind(ctx context.Context, held switchboard.Lease) (switchboard.Lease, error) {
+	l, err := f.leases.Renew(ctx, held, f.cfg.LeaseTTL)
+	if err == nil && time.Now().After(l.Expires) {
+		err = errors.New("the renewal came after the lease ran out")
+	}
+	return l, err
 }
 
 // localBinds are the binds this node runs, as it gossips them.

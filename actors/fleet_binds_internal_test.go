@@ -1,0 +1,121 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard/storage/memory"
+)
+
+// supervisorStandIn takes what the fleet sends a carrier's supervisor
+// and hands it to the test, which decides when a bind has stopped.
+type supervisorStandIn struct{ got chan any }
+
+func (s *supervisorStandIn) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *startBind, *stopBind:
+		s.got <- m
+	}
+}
+
+// bindRig is a fleet of one carrier with one bind, whose placement the
+// test moves between this node (a) and another (b).
+type bindRig struct {
+	t      *testing.T
+	f      *fleet
+	leases *memory.Leases
+	got    chan any
+}
+
+func newBindRig(t *testing.T, ttl time.Duration) *bindRig {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+	t.Cleanup(system.Shutdown)
+	got := make(chan any, 16)
+	sup := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &supervisorStandIn{got: got} }))
+	e := &Engine{cfg: Config{Carriers: []CarrierConfig{{Name: "sim", Binds: 1}}}, system: system,
+		carriers: []*actor.PID{sup}, log: zerolog.Nop()}
+	leases := memory.NewLeases()
+	f := &fleet{e: e, cfg: FleetConfig{LeaseTTL: ttl}, leases: leases, holder: "A", address: "a:1",
+		ring: cluster.NewRendezvous(), binds: map[string]bindLease{}, draining: map[string]drainingBind{}}
+	return &bindRig{t: t, f: f, leases: leases, got: got}
+}
+
+// placeOn makes node a or b the bind's owner, and reconciles.
+func (r *bindRig) placeOn(node string) {
+	port := map[string]int{"a": 1, "b": 2}[node]
+	r.f.topology([]*cluster.Member{{Host: node, Port: int32(port), Id: node, Kinds: []string{kindKey}}})
+	r.f.reconcileBinds(context.Background())
+}
+
+// next is what the supervisor was sent next.
+func (r *bindRig) next() any {
+	r.t.Helper()
+	select {
+	case m := <-r.got:
+		return m
+	case <-time.After(5 * time.Second):
+		r.t.Fatal("the supervisor was sent nothing")
+		return nil
+	}
+}
+
+// othersCanTake reports whether another node could take the bind's lease.
+func (r *bindRig) othersCanTake() bool {
+	l, err := r.leases.Acquire(context.Background(), "bind/sim/0", "B", time.Second)
+	if err == nil {
+		_ = r.leases.Release(context.Background(), l)
+	}
+	return err == nil
+}
+
+// A bind that moves away keeps its lease, renewed, until it has drained
+// and unbound, however long that takes, and gives it up then; one that
+// comes back while it drains keeps the lease it holds.
+func TestBindLeaseKeptWhileItDrains(t *testing.T) {
+	const ttl = 150 * time.Millisecond
+	r := newBindRig(t, ttl)
+	r.placeOn("a")
+	if _, ok := r.next().(*startBind); !ok {
+		t.Fatal("the owned bind was not started")
+	}
+	r.placeOn("b")
+	stop, ok := r.next().(*stopBind)
+	if !ok || stop.stopped == nil {
+		t.Fatal("the moved bind was not stopped with a channel to say when it has")
+	}
+	for range 4 { // draining for longer than the lease lasts
+		time.Sleep(ttl / 2)
+		r.f.reconcileBinds(context.Background())
+		if r.othersCanTake() {
+			t.Fatal("another node could take the lease of a bind still draining here")
+		}
+	}
+
+	r.placeOn("a") // back while it drains
+	if _, ok := r.next().(*startBind); !ok {
+		t.Fatal("the bind that came back was not started again")
+	}
+	close(stop.stopped)
+	for range 3 {
+		time.Sleep(ttl / 2)
+		r.f.reconcileBinds(context.Background())
+		if r.othersCanTake() {
+			t.Fatal("the lease of the bind running here again was given up")
+		}
+	}
+
+	r.placeOn("b")
+	stop, _ = r.next().(*stopBind)
+	close(stop.stopped)
+	r.f.reconcileBinds(context.Background())
+	if !r.othersCanTake() {
+		t.Fatal("the lease of a bind that stopped was not given up")
+	}
+}
