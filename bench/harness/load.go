@@ -146,9 +146,12 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 	if o.db != nil && o.db.stats != nil {
 		res.dbBefore = o.db.stats.snapshot(o.gwPID)
 	}
-	var submitsBefore int64 // a ramp's earlier steps'
+	var submitsBefore, receiptsBefore int64 // a ramp's earlier steps'
 	if o.sim != nil {
 		submitsBefore = o.sim.Stats().Submits
+	}
+	if o.node != nil {
+		receiptsBefore = o.node.receipts()
 	}
 
 	start := time.Now().Add(20 * time.Millisecond)
@@ -342,7 +345,7 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 		// Late duplicates (at-least-once) would show up just after.
 		sleepUntil(ctx, time.Now().Add(200*time.Millisecond))
 	case o.node != nil:
-		want := c.acceptedParts.Load()
+		want := receiptsBefore + c.acceptedParts.Load()
 		for o.node.receipts() < want && time.Now().Before(deadline) && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
