@@ -619,6 +619,7 @@ func (a *AdminServer) handleStatus(ctx *fasthttp.RequestCtx, _ []byte) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	out.Carriers = make([]carrierStatusRow, 0, len(names))
 	for _, n := range names {
 		out.Carriers = append(out.Carriers, carrierStatusRow{Name: n, Binds: Binds(byCarrier[n])})
 	}
@@ -636,8 +637,14 @@ func (a *AdminServer) handleStatus(ctx *fasthttp.RequestCtx, _ []byte) error {
 		v = math.Round(v*1e4) / 1e4
 		return &v
 	}
+	h := a.numbers.history()
+	// Empty, not null, before the first sample: the status page maps them.
+	out.Series = seriesJSON{T: make([]int64, 0, len(h)), QueueLag: make([]int64, 0, len(h)),
+		APIP99: make([]*float64, 0, len(h)), CarrierP99: make([]*float64, 0, len(h)),
+		WebhookSuccess: make([]*float64, 0, len(h)), Requests: make([]*float64, 0, len(h)),
+		Submits: make([]*float64, 0, len(h))}
 	s := &out.Series
-	for _, p := range a.numbers.history() {
+	for _, p := range h {
 		s.T = append(s.T, p.At.Unix())
 		s.QueueLag = append(s.QueueLag, p.QueueLag)
 		s.APIP99 = append(s.APIP99, ms(p.APIP99))

@@ -355,6 +355,11 @@ func TestAdminMetricsAndStatus(t *testing.T) {
 		t.Error("admin requests are not measured")
 	}
 
+	// Before the first sample the series are empty arrays, which the
+	// status page maps, not null.
+	if r := a.do(t, "GET", "/admin/v1/status", adminToken, ""); !strings.Contains(r.body, `"series":{"t":[],"queue_lag":[],"api_p99_ms":[],`) {
+		t.Fatalf("status before the first sample: %s", r.body)
+	}
 	for range 2 {
 		a.numbers.sample(time.Now())
 		a.metrics.observeRequest("/v1/messages", 202, 7*time.Millisecond)
