@@ -86,13 +86,14 @@ func (l *liveState) notePaused() {
 // engine is starting.
 func (e *Engine) startCarrier(cc CarrierConfig, state *carrier) error {
 	l := &e.live
-	if cc.SMPP.MaxParts == 0 {
+	run := cc // lc.cfg keeps cc as given, to compare with the next one
+	if run.SMPP.MaxParts == 0 {
 		// The binds split what admission let through (Config.MaxParts):
 		// with their own default of 10 a longer message accepted under a
 		// higher limit would fail at the carrier.
-		cc.SMPP.MaxParts = e.cfg.MaxParts
+		run.SMPP.MaxParts = e.cfg.MaxParts
 	}
-	sup := &carrierSupervisor{cfg: cc, state: state, deps: l.deps, limiter: smpp.NewLimiter(cc.TPS), fleet: e.fleet != nil}
+	sup := &carrierSupervisor{cfg: run, state: state, deps: l.deps, limiter: smpp.NewLimiter(cc.TPS), fleet: e.fleet != nil}
 	if sup.fleet && cc.TPS > 0 {
 		share := cc.TPS / float64(cc.Binds)
 		sup.newLimiter = func() *switchboard.TokenBucket { return smpp.NewLimiter(share) }

@@ -419,3 +419,18 @@ func (r *rig) queueSuspended(n int) []string {
 	}
 	return ids
 }
+
+// Reconfiguring with the carriers as they are (every key or route change
+// of the catalog does) leaves them running: nothing is stopped, no bind
+// reconnects.
+func TestReconfigureUnchangedKeepsCarriers(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	before := r.engine.CarrierSupervisor("sim")
+	if before == nil {
+		t.Fatal("no supervisor for the carrier")
+	}
+	r.reconfigure(r.carriers, route("sim"))
+	if after := r.engine.CarrierSupervisor("sim"); !after.Equal(before) {
+		t.Fatalf("supervisor %v replaced by %v: the unchanged carrier was restarted", before, after)
+	}
+}

@@ -165,6 +165,9 @@ type carrierSupervisor struct {
 	// timeout. Its name is taken until then, so a start that comes
 	// meanwhile waits for it.
 	stopping map[int]*stoppingBind
+	// closing: the supervisor itself is stopping (or restarting), and
+	// starts no bind: a child spawned now would never be told to stop.
+	closing bool
 }
 
 // stoppingBind is a bind instance on its way out.
@@ -187,7 +190,10 @@ type (
 
 func (s *carrierSupervisor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Stopping, *actor.Restarting:
+		s.closing = true
 	case *actor.Started:
+		s.closing = false
 		if s.fleet {
 			return
 		}
@@ -204,6 +210,9 @@ func (s *carrierSupervisor) Receive(ctx actor.Context) {
 }
 
 func (s *carrierSupervisor) startBind(ctx actor.Context, i int) {
+	if s.closing {
+		return
+	}
 	if st := s.stopping[i]; st != nil {
 		st.restart = true
 		return

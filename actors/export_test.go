@@ -50,3 +50,13 @@ func (e *Engine) StopStartBind(carrier, i int) <-chan struct{} {
 	e.system.Root.Send(sup, &startBind{index: i})
 	return stopped
 }
+
+// CarrierSupervisor returns the PID of the carrier's running supervisor.
+func (e *Engine) CarrierSupervisor(name string) *actor.PID {
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	if lc := e.live.carriers[name]; lc != nil {
+		return lc.pid
+	}
+	return nil
+}

@@ -111,7 +111,10 @@ func (f *fleet) tendDraining(ctx context.Context, name string, d drainingBind, w
 	}
 	l, err := f.renewBind(ctx, d.lease)
 	if err != nil {
-		delete(f.draining, name) // nothing left to give up
+		if time.Now().Before(d.lease.Expires) {
+			return // a failed renewal may be passing (Redis slow): try again next time
+		}
+		delete(f.draining, name) // run out: nothing left to give up
 		f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind while it stopped")
 		return
 	}

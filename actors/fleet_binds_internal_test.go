@@ -2,13 +2,16 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/storage/memory"
 )
 
@@ -79,7 +82,7 @@ func (r *bindRig) othersCanTake() bool {
 // and unbound, however long that takes, and gives it up then; one that
 // comes back while it drains keeps the lease it holds.
 func TestBindLeaseKeptWhileItDrains(t *testing.T) {
-	const ttl = 150 * time.Millisecond
+	const ttl = 600 * time.Millisecond
 	r := newBindRig(t, ttl)
 	r.placeOn("a")
 	if _, ok := r.next().(*startBind); !ok {
@@ -91,7 +94,7 @@ func TestBindLeaseKeptWhileItDrains(t *testing.T) {
 		t.Fatal("the moved bind was not stopped with a channel to say when it has")
 	}
 	for range 4 { // draining for longer than the lease lasts
-		time.Sleep(ttl / 2)
+		time.Sleep(ttl / 3)
 		r.f.reconcileBinds(context.Background())
 		if r.othersCanTake() {
 			t.Fatal("another node could take the lease of a bind still draining here")
@@ -104,7 +107,7 @@ func TestBindLeaseKeptWhileItDrains(t *testing.T) {
 	}
 	close(stop.stopped)
 	for range 3 {
-		time.Sleep(ttl / 2)
+		time.Sleep(ttl / 3)
 		r.f.reconcileBinds(context.Background())
 		if r.othersCanTake() {
 			t.Fatal("the lease of the bind running here again was given up")
@@ -117,5 +120,47 @@ func TestBindLeaseKeptWhileItDrains(t *testing.T) {
 	r.f.reconcileBinds(context.Background())
 	if !r.othersCanTake() {
 		t.Fatal("the lease of a bind that stopped was not given up")
+	}
+}
+
+// failingLeases fails the renewals while fail is set, as a slow or
+// briefly unreachable Redis would.
+type failingLeases struct {
+	*memory.Leases
+	fail atomic.Bool
+}
+
+func (l *failingLeases) Renew(ctx context.Context, held switchboard.Lease, ttl time.Duration) (switchboard.Lease, error) {
+	if l.fail.Load() {
+		return switchboard.Lease{}, errors.New("redis: i/o timeout")
+	}
+	return l.Leases.Renew(ctx, held, ttl)
+}
+
+// A renewal that fails while a bind drains, with the lease not yet run
+// out, is tried again: the lease stays this node's until the bind stopped.
+func TestDrainingBindSurvivesAFailedRenewal(t *testing.T) {
+	const ttl = 600 * time.Millisecond
+	r := newBindRig(t, ttl)
+	leases := &failingLeases{Leases: r.leases}
+	r.f.leases = leases
+	r.placeOn("a")
+	r.next() // started
+	r.placeOn("b")
+	stop, _ := r.next().(*stopBind)
+	leases.fail.Store(true)
+	r.f.reconcileBinds(context.Background())
+	leases.fail.Store(false)
+	for range 3 {
+		time.Sleep(ttl / 3)
+		r.f.reconcileBinds(context.Background())
+		if r.othersCanTake() {
+			t.Fatal("after one failed renewal another node could take the lease of a bind still draining here")
+		}
+	}
+	close(stop.stopped)
+	r.f.reconcileBinds(context.Background())
+	if !r.othersCanTake() {
+		t.Fatal("the lease was not given up once the bind stopped")
 	}
 }

@@ -356,3 +356,31 @@ func TestLongMessageUnderAHigherPartLimit(t *testing.T) {
 		t.Fatalf("%d carrier ids, want one for each of the 14 parts", n)
 	}
 }
+
+// An engine stopped while a bind that is stopping waits to start again
+// (moved away and back) stops within its budget, and starts no bind: one
+// spawned under a supervisor that is itself stopping would never be told
+// to stop, and would keep its connection.
+func TestStopWhileABindWaitsToRestart(t *testing.T) {
+	r := newRig(t, rigOptions{responseTimeout: 5 * time.Second,
+		simConfig: smsc.Config{Faults: smsc.Faults{Latency: smsc.Delay{Min: 500 * time.Millisecond}}}})
+	sim := r.sims["sim"]
+	eventually(t, "bound", 10*time.Second, func() bool { return sim.Stats().Binds == 1 })
+	if res := r.submit(r.keys[0], "+447700900001", "hello"); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	eventually(t, "a submit in flight", 5*time.Second, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.seen) > 0
+	})
+	r.engine.StopStartBind(0, 0) // the old instance drains its submit for ~500 ms
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	began := time.Now()
+	r.engine.Stop(ctx)
+	if took := time.Since(began); took > 6*time.Second {
+		t.Fatalf("Stop took %v: a bind started under the stopping supervisor held it", took)
+	}
+	eventually(t, "no bind left bound (none started during the stop)", 5*time.Second, func() bool { return sim.Stats().Binds == 0 })
+}

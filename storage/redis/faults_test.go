@@ -267,3 +267,20 @@ func TestEntryMarkedStaleWhileRecovering(t *testing.T) {
 		t.Fatalf("%d of the two stale entries left in Redis (%v), want none", n, err)
 	}
 }
+
+// A caller that found the link down marks its keys stale after; if the
+// link came back in between (its recovery has run), they are deleted at
+// once, not left for the next outage's recovery.
+func TestEntryMarkedStaleAfterRecovery(t *testing.T) {
+	client := testClient(t, redistest.Shared(t))
+	k := redistest.Prefix(t) + "k"
+	ctx := context.Background()
+	if err := client.Set(ctx, k, "old", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	l := newLink(client, zerolog.Nop(), "test", time.Second, 0)
+	l.staleKey(k) // the link is up
+	if n, err := client.Exists(ctx, k).Result(); err != nil || n != 0 {
+		t.Fatalf("the stale entry is still in Redis (%d, %v)", n, err)
+	}
+}

@@ -163,9 +163,22 @@ func (l *link) endWrite(err error, keys ...string) {
 	}
 }
 
-// staleKey remembers cache entries that may be stale.
+// staleKey remembers keys whose entries may be stale, to delete before
+// the cache is used again. A caller that found the link down calls it
+// after: if the link came back meanwhile, the recovery has run already,
+// so they are deleted now.
 func (l *link) staleKey(keys ...string) {
+	if len(keys) == 0 {
+		return
+	}
 	l.mu.Lock()
+	if !l.down {
+		l.mu.Unlock()
+		if err := deleteAll(l.client, keys, l.timeout); err != nil {
+			l.endWrite(err, keys...)
+		}
+		return
+	}
 	defer l.mu.Unlock()
 	for _, k := range keys {
 		if len(l.stale) >= maxStale {
