@@ -55,6 +55,7 @@ type rigOptions struct {
 	now       func() time.Time // the engine's clock; nil: time.Now
 	// Carrier settings (0: the rig's or the engine's defaults).
 	responseTimeout time.Duration
+	enquireLink     time.Duration // interval and timeout; 0: 200 ms
 	receiptTimeout  time.Duration
 	maxAttempts     int
 	receiptSweep    time.Duration
@@ -84,9 +85,10 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		carriers = append(carriers, actors.CarrierConfig{Name: name, Binds: max(o.binds, 1), TPS: o.tps,
 			ReceiptTimeout: o.receiptTimeout, MaxAttempts: o.maxAttempts, SMPP: smpp.Config{
 				Addr: sim.Addr(), SystemID: "gw", Password: "pw", Window: max(o.window, 16),
-				EnquireLinkInterval: 200 * time.Millisecond, EnquireLinkTimeout: 200 * time.Millisecond,
-				ResponseTimeout: time.Duration(or(float64(o.responseTimeout), float64(time.Second))),
-				ReconnectMin:    10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+				EnquireLinkInterval: time.Duration(or(float64(o.enquireLink), float64(200*time.Millisecond))),
+				EnquireLinkTimeout:  time.Duration(or(float64(o.enquireLink), float64(200*time.Millisecond))),
+				ResponseTimeout:     time.Duration(or(float64(o.responseTimeout), float64(time.Second))),
+				ReconnectMin:        10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
 			}})
 	}
 	for i := 0; i < max(o.keys, 1); i++ {

@@ -306,7 +306,9 @@ func TestIdempotencyLookupAcrossARestart(t *testing.T) {
 // unbound; the start does not race the stop for the bind's name, which
 // would fail the carrier's supervisor and restart its other binds.
 func TestBindStoppedAndStartedAtOnce(t *testing.T) {
-	r := newRig(t, rigOptions{binds: 2, responseTimeout: 5 * time.Second,
+	// Keep-alives far apart: a reconnect of a slow machine's making would
+	// count as a bind the supervisor restarted.
+	r := newRig(t, rigOptions{binds: 2, responseTimeout: 5 * time.Second, enquireLink: 10 * time.Second,
 		simConfig: smsc.Config{Faults: smsc.Faults{Latency: smsc.Delay{Min: 500 * time.Millisecond}}}})
 	sim := r.sims["sim"]
 	eventually(t, "both binds bound", 10*time.Second, func() bool { return sim.Stats().Binds == 2 })
