@@ -196,7 +196,7 @@ func (e *Engine) Reconfigure(ctx context.Context, carriers []CarrierConfig, rout
 		}
 	}
 	if e.fleet != nil && (len(stop) > 0 || len(starting) > 0) {
-		return errFleetCarriers
+		return ErrFleetCarriers
 	}
 	for _, cc := range starting {
 		states[cc.Name] = newCarrier(cc)
@@ -239,10 +239,10 @@ func (e *Engine) Reconfigure(ctx context.Context, carriers []CarrierConfig, rout
 	return nil
 }
 
-// errFleetCarriers: the fleet places a carrier's binds over the nodes by
+// ErrFleetCarriers says carriers change by restart in a cluster: the fleet places a carrier's binds over the nodes by
 // the configuration every node started with, and leases them, so in a
 // cluster carriers change by restart.
-var errFleetCarriers = switchboard.Errorf(switchboard.EUNAVAILABLE,
+var ErrFleetCarriers = switchboard.Errorf(switchboard.EUNAVAILABLE,
 	"In a cluster carriers change by restart: change every node's cluster.yaml and restart the nodes one by one; routes and keys change live.")
 
 // sameCarrier reports whether two carrier configurations run the same
@@ -256,7 +256,7 @@ func sameCarrier(a, b CarrierConfig) bool {
 // the caller unlocks. A fleet's carriers are not changed this way.
 func (e *Engine) lockCarrier(name string) (*liveCarrier, func(), error) {
 	if e.fleet != nil {
-		return nil, nil, errFleetCarriers
+		return nil, nil, ErrFleetCarriers
 	}
 	l := &e.live
 	l.mu.Lock()

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 	"github.com/switchboard-sms/switchboard/http/callback"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
 // These tests run the admin listener of a whole node: its API changes
@@ -552,3 +555,52 @@ keys:
 }
 
 var sighup = syscall.SIGHUP
+
+// A change made on this node just after another node revoked the key
+// (within the poll's second) does not write the key back unrevoked: a
+// change starts from the store's items, the revocation included.
+func TestAdminChangeAfterAnotherNodesRevocation(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	g, _ := startTestGateway(t, adminYAML(sim.Addr()))
+	r := adminCall(t, g, "POST", "/admin/v1/keys", `{"id": "shared", "rate": 100}`)
+	secret := r.body["secret"].(string)
+	ctx := context.Background()
+	settings, err := g.node.Store.ListSettings(ctx, settingKey+"shared")
+	if err != nil || len(settings) != 1 {
+		t.Fatalf("stored key: %v %v", settings, err)
+	}
+	revoked := settings[0].Value + fmt.Sprintf("revoked_at: %s\n", time.Now().UTC().Format(time.RFC3339Nano))
+	if err := g.node.Store.PutSetting(ctx, settings[0].Name, revoked); err != nil {
+		t.Fatal(err)
+	}
+	if r := adminCall(t, g, "PATCH", "/admin/v1/keys/shared", `{"rate": 200}`); r.status != 409 {
+		t.Fatalf("PATCH of a key another node revoked: %d %v, want 409", r.status, r.body)
+	}
+	if r := sendWith(t, g, secret, "+447700900123"); r.status != 401 {
+		t.Fatalf("the revoked key's secret: %d, want 401", r.status)
+	}
+}
+
+// In a cluster a carrier change through the API is refused before
+// anything is stored: carriers change by restart, and a stored carrier no
+// engine runs would make every later change fail.
+func TestAdminCarrierChangeRefusedInACluster(t *testing.T) {
+	cfg := &Config{Cluster: ClusterConfig{Enabled: true}}
+	store, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	c := newCatalog(cfg, zerolog.Nop())
+	c.store = store
+	ctx := context.Background()
+	if _, err := c.AddCarrier(ctx, []byte(`{"name": "acme", "host": "127.0.0.1:2775", "system_id": "acme"}`)); switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
+		t.Fatalf("AddCarrier in a cluster: %v, want %s", err, switchboard.EUNAVAILABLE)
+	}
+	if err := c.RemoveCarrier(ctx, "acme"); switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
+		t.Fatalf("RemoveCarrier in a cluster: %v, want %s", err, switchboard.EUNAVAILABLE)
+	}
+	if stored, err := store.ListSettings(ctx, settingCarrier); err != nil || len(stored) != 0 {
+		t.Fatalf("stored carriers %v (%v), want none", stored, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors"
 	sbhttp "github.com/switchboard-sms/switchboard/http"
 )
 
@@ -225,7 +226,9 @@ func (c *catalog) CreateKey(ctx context.Context, body []byte) (any, error) {
 	if err := decodeItem(body, &kc, "key", "secret", "secret_sha256", "webhook_secret"); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	if kc.ID == "" {
 		return nil, switchboard.Errorf(switchboard.EINVALID, "id: is empty")
@@ -278,7 +281,9 @@ func (c *catalog) changeKey(ctx context.Context, id string, change func(s *store
 }
 
 func (c *catalog) UpdateKey(ctx context.Context, id string, body []byte) (any, error) {
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	s, err := c.changeKey(ctx, id, func(s *storedKey) error {
 		return decodeItem(body, &s.Key, "key", "id", "secret", "secret_sha256", "webhook_secret")
@@ -292,7 +297,9 @@ func (c *catalog) UpdateKey(ctx context.Context, id string, body []byte) (any, e
 // RevokeKey stops the key authenticating, on every node within a second.
 // Its accepted messages are still sent.
 func (c *catalog) RevokeKey(ctx context.Context, id string) (any, error) {
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	if _, s, _, ok := c.findKey(id); ok && s != nil && s.revoked() {
 		return c.keyView(s.Key, s), nil // revoking twice changes nothing
@@ -339,7 +346,9 @@ func (c *catalog) RotateSecret(ctx context.Context, id string, body []byte) (any
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	secret := newSecret("sk_")
 	s, err := c.changeKey(ctx, id, func(s *storedKey) error {
@@ -360,7 +369,9 @@ func (c *catalog) RotateWebhookSecret(ctx context.Context, id string, body []byt
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	secret := newSecret("whsec_")
 	s, err := c.changeKey(ctx, id, func(s *storedKey) error {
@@ -460,8 +471,15 @@ func (c *catalog) AddCarrier(ctx context.Context, body []byte) (any, error) {
 	if err := decodeItem(body, &cc, "carrier", "simulator"); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
+	if c.file.Cluster.Enabled {
+		// Refused before anything is stored: the engine would refuse it
+		// after, leaving a stored carrier no node runs.
+		return nil, actors.ErrFleetCarriers
+	}
 	if cc.Name == "" {
 		return nil, switchboard.Errorf(switchboard.EINVALID, "name: is empty")
 	}
@@ -514,8 +532,15 @@ func (c *catalog) fill(items *storedItems) error {
 // UpdateCarrier changes an API carrier's settings; its binds restart with
 // them.
 func (c *catalog) UpdateCarrier(ctx context.Context, name string, body []byte) (any, error) {
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
+	if c.file.Cluster.Enabled {
+		// Refused before anything is stored: the engine would refuse it
+		// after, leaving a stored carrier no node runs.
+		return nil, actors.ErrFleetCarriers
+	}
 	cc, file, i, ok := c.findCarrier(name)
 	switch {
 	case !ok:
@@ -540,8 +565,15 @@ func (c *catalog) UpdateCarrier(ctx context.Context, name string, body []byte) (
 // RemoveCarrier stops an API carrier's binds; messages they held fail
 // over or wait. A carrier a route names cannot be removed.
 func (c *catalog) RemoveCarrier(ctx context.Context, name string) error {
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return err
+	}
 	defer c.mu.Unlock()
+	if c.file.Cluster.Enabled {
+		// Refused before anything is stored: the engine would refuse it
+		// after, leaving a stored carrier no node runs.
+		return actors.ErrFleetCarriers
+	}
 	_, file, i, ok := c.findCarrier(name)
 	switch {
 	case !ok:
@@ -626,7 +658,9 @@ func (c *catalog) AddRoute(ctx context.Context, body []byte) (any, error) {
 	if err := decodeItem(body, &r, "route"); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	if _, _, _, ok := c.findRoute(r.Prefix); ok {
 		return nil, switchboard.Errorf(switchboard.ECONFLICT, "A route for prefix %q exists already.", r.Prefix)
@@ -640,7 +674,9 @@ func (c *catalog) AddRoute(ctx context.Context, body []byte) (any, error) {
 }
 
 func (c *catalog) UpdateRoute(ctx context.Context, id string, body []byte) (any, error) {
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	r, file, i, ok := c.findRoute(id)
 	switch {
@@ -663,7 +699,9 @@ func (c *catalog) UpdateRoute(ctx context.Context, id string, body []byte) (any,
 }
 
 func (c *catalog) RemoveRoute(ctx context.Context, id string) error {
-	c.mu.Lock()
+	if err := c.lockFresh(ctx); err != nil {
+		return err
+	}
 	defer c.mu.Unlock()
 	r, file, i, ok := c.findRoute(id)
 	switch {

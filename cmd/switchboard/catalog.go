@@ -112,21 +112,43 @@ func (c *catalog) prepare(ctx context.Context, store switchboard.Store, ecfg *ac
 	if err != nil {
 		return fmt.Errorf("admin items: %w", err)
 	}
-	m, err := c.merge(items)
-	for err != nil {
-		// Drop the last stored item the problems name until the rest is
-		// valid: the file wins.
-		dropped := items.dropNamed(err, len(c.file.Keys), len(c.file.Carriers), len(c.file.Routes))
-		if dropped == "" {
-			return fmt.Errorf("admin items: %w", err)
-		}
-		c.log.Error().Err(err).Str("item", dropped).Msg("an item the admin API created conflicts with the configuration; left out until it is fixed")
-		m, err = c.merge(items)
+	m, err := c.mergeLeavingOut(&items)
+	if err != nil {
+		return fmt.Errorf("admin items: %w", err)
 	}
 	c.items, c.seen = items, seen
 	c.ring.Replace(c.domainKeys(m))
 	ecfg.Keys = c.ring
 	ecfg.Carriers, ecfg.Routes = engineCarriers(m), engineRoutes(m)
+	return nil
+}
+
+// mergeLeavingOut merges the stored items with the file, leaving out,
+// with an error logged, the last stored item the problems name until the
+// rest is valid: the file wins.
+func (c *catalog) mergeLeavingOut(items *storedItems) (*Config, error) {
+	m, err := c.merge(*items)
+	for err != nil {
+		dropped := items.dropNamed(err, len(c.file.Keys), len(c.file.Carriers), len(c.file.Routes))
+		if dropped == "" {
+			return nil, err
+		}
+		c.log.Error().Err(err).Str("item", dropped).Msg("an item the admin API created conflicts with the configuration; left out until it is fixed")
+		m, err = c.merge(*items)
+	}
+	return m, nil
+}
+
+// lockFresh takes c.mu for a change, after applying what other nodes
+// wrote to the store since the last poll: a change computed from an older
+// view would write back what another node just changed (a revocation,
+// say).
+func (c *catalog) lockFresh(ctx context.Context) error {
+	c.mu.Lock()
+	if err := c.syncLocked(ctx); err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %w", switchboard.Errorf(switchboard.EUNAVAILABLE, "The stored keys, carriers and routes cannot be read; try again."), err)
+	}
 	return nil
 }
 
@@ -284,10 +306,14 @@ func (c *catalog) commit(ctx context.Context, items storedItems, puts map[string
 		}
 	}
 	c.items = items
-	if _, seen, err := c.read(ctx); err == nil {
-		c.seen = seen
+	if err := c.apply(ctx, m); err != nil {
+		return err // not marked seen: the next poll applies the store's items
 	}
-	return c.apply(ctx, m)
+	// What other nodes wrote since lockFresh, and the store marked seen.
+	if err := c.syncLocked(ctx); err != nil {
+		c.log.Warn().Err(err).Msg("reading the admin API's items after a change failed; the next poll reads them")
+	}
+	return nil
 }
 
 // apply makes the key ring, the engine's carriers and its routes those of
@@ -351,28 +377,39 @@ func (c *catalog) poll(ctx context.Context, interval time.Duration) {
 func (c *catalog) sync(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.syncLocked(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn().Err(err).Msg("reading the admin API's items failed; will retry")
+	}
+}
+
+// syncLocked applies the stored items if they changed since they were
+// last applied; items that conflict with the file are left out, as at
+// start. A failed apply is not marked seen, so the next poll tries again.
+// c.mu is held.
+func (c *catalog) syncLocked(ctx context.Context) error {
 	items, seen, err := c.read(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Warn().Err(err).Msg("reading the admin API's items failed; will retry")
-		}
-		return
+		return err
 	}
 	if seen == c.seen {
-		return
+		return nil
 	}
-	m, err := c.merge(items)
+	m, err := c.mergeLeavingOut(&items)
 	if err != nil {
 		c.log.Error().Err(err).Msg("the admin API's items in the store do not fit the configuration; nothing changed")
 		c.seen = seen
-		return
+		return nil
 	}
-	c.items, c.seen = items, seen
+	old := c.items
+	c.items = items // apply reads the stored keys' state (revoked, previous secrets) from c.items
 	if err := c.apply(ctx, m); err != nil {
-		c.log.Error().Err(err).Msg("applying the admin API's items from the store failed")
-		return
+		c.items = old
+		c.log.Error().Err(err).Msg("applying the admin API's items from the store failed; will retry")
+		return nil
 	}
+	c.seen = seen
 	c.log.Info().Msg("keys, carriers and routes changed in the store; applied")
+	return nil
 }
 
 // reload makes file the configuration's file part (SIGHUP), if it fits
@@ -388,6 +425,12 @@ func (c *catalog) reload(ctx context.Context, file *Config) error {
 		return err
 	}
 	if err := c.apply(ctx, m); err != nil {
+		// Back to the file before, as it ran: apply may have replaced the
+		// key ring before the engine refused the rest.
+		c.file = old
+		if m, merr := c.merge(c.items); merr == nil {
+			_ = c.apply(ctx, m)
+		}
 		return err
 	}
 	return nil
