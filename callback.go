@@ -126,13 +126,15 @@ type Notify struct {
 	Policy func(key string) KeyCallbacks
 	At     time.Time // the callback's CreatedAt
 
-	// Before and Queued are results: StatusCallbacks sets them as the
-	// store computes the update's callbacks, and the writer reads them
-	// once Record has returned (for its metrics): the status before the
-	// update, and how many callbacks it queued. Zero if the update was
-	// parked.
-	Before Status
-	Queued int
+	// Before, Queued and Endpoint are results: StatusCallbacks sets them
+	// as the store computes the update's callbacks, and the writer reads
+	// them once Record has returned (for its metrics, and to tell the
+	// endpoint to look): the status before the update, how many callbacks
+	// it queued, and the endpoint they were queued to. Zero if the update
+	// was parked.
+	Before   Status
+	Queued   int
+	Endpoint string
 }
 
 // KeyCallbacks is what an API key asks of status callbacks: its default
@@ -155,7 +157,7 @@ func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
 	if n == nil {
 		return nil
 	}
-	n.Before, n.Queued = before, 0
+	n.Before, n.Queued, n.Endpoint = before, 0, ""
 	if m.Status == before {
 		return nil
 	}
@@ -198,7 +200,7 @@ func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
 			MessageID: m.ID, CreatedAt: n.At, Data: statusData(m, s),
 		}
 	}
-	n.Queued = len(cbs)
+	n.Queued, n.Endpoint = len(cbs), endpoint
 	return cbs
 }
 

@@ -220,7 +220,7 @@ func New(cfg Config) (*Engine, error) {
 		e.fleet = f
 	}
 	e.webhooks = newDispatcher(e, cfg.Webhooks, e.ids)
-	e.recorder = newRecorder(e.store, e.ids, e.webhooks.policy, e.webhooks.recorded, e.now)
+	e.recorder = newRecorder(e.store, e.ids, e.webhooks.policy, e.webhooks.hint, e.now)
 	e.inbound = newInbound(e)
 	e.bgStop, e.bgEnd = context.WithCancel(context.Background())
 	return e, nil

@@ -23,6 +23,9 @@ type faultyStore struct {
 	mu    sync.Mutex
 	rules map[string]*fault
 	calls map[string]int
+	// afterRecord, if set, sees what each Record stored before its caller
+	// does; it returns whether to stay set.
+	afterRecord func([]*switchboard.Message) bool
 }
 
 // fault says what happens to calls of one method: the first after calls
@@ -75,7 +78,16 @@ func (s *faultyStore) Record(ctx context.Context, updates []switchboard.Update) 
 	if err := s.check("Record"); err != nil {
 		return nil, err
 	}
-	return s.Store.Record(ctx, updates)
+	msgs, err := s.Store.Record(ctx, updates)
+	s.mu.Lock()
+	after := s.afterRecord
+	s.mu.Unlock()
+	if err == nil && after != nil && !after(msgs) {
+		s.mu.Lock()
+		s.afterRecord = nil
+		s.mu.Unlock()
+	}
+	return msgs, err
 }
 
 func (s *faultyStore) FinishCallbacks(ctx context.Context, done []switchboard.FinishedCallback) error {
@@ -228,4 +240,53 @@ func TestFinishCallbacksFailureRedeliversThenRemoves(t *testing.T) {
 		eps, err := r.store.CallbackEndpoints(context.Background())
 		return err == nil && len(eps) == 0
 	})
+}
+
+// A key's callback URL that changes while a record that queued a callback
+// to the old one is being written: the callback still goes to the old
+// URL (docs/webhooks.md), and its endpoint is told to look, so it does not
+// wait in the outbox until a restart.
+func TestCallbackQueuedJustBeforeAURLChangeIsSent(t *testing.T) {
+	sinks := make([]*sink.Sink, 2)
+	for i := range sinks {
+		snk, err := sink.Start(sink.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { snk.Close() })
+		sinks[i] = snk
+	}
+	client := callback.New(callback.Options{AllowPrivate: true})
+	t.Cleanup(client.Close)
+	r, fs := faultyRig(t, rigOptions{callbackURL: sinks[0].URL() + "/hook",
+		webhooks: actors.WebhookConfig{Poster: callback.Poster{Client: client}, RetryMin: 50 * time.Millisecond}})
+	key := r.keys[0]
+	fs.mu.Lock()
+	fs.afterRecord = func(msgs []*switchboard.Message) bool {
+		for _, m := range msgs {
+			if m != nil && m.Status == switchboard.StatusDelivered {
+				moved := *key
+				moved.CallbackURL = sinks[1].URL() + "/hook"
+				r.ring.Put(&moved)
+				r.engine.KeysChanged(key.ID)
+				return false
+			}
+		}
+		return true
+	}
+	fs.mu.Unlock()
+	res := r.submit(key, "+447700900001", "k0|+447700900001|0")
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if !sinks[0].Wait(10*time.Second, func(evs []sink.Event) bool {
+		for _, ev := range evs {
+			if ev.MessageID == res.Message.ID && ev.Status == string(switchboard.StatusDelivered) {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the callback queued to the old URL did not arrive there: %+v", sinks[0].Stats())
+	}
 }

@@ -156,12 +156,13 @@ type recordJob struct {
 // them in that order. With several workers a later batch could take its
 // IDs first and commit second.
 type recorder struct {
-	store    switchboard.MessageStore
-	ids      *eventIDs
-	policy   func(key string) switchboard.KeyCallbacks
-	recorded func(*switchboard.Message)
-	now      func() time.Time
-	batch    *batcher[recordJob]
+	store  switchboard.MessageStore
+	ids    *eventIDs
+	policy func(key string) switchboard.KeyCallbacks
+	// hint tells an endpoint that callbacks were queued to it.
+	hint  func(endpoint string)
+	now   func() time.Time
+	batch *batcher[recordJob]
 
 	// updates and notes are write's, kept from batch to batch (the one
 	// worker is their only user): the store reads them only while
@@ -176,8 +177,8 @@ const (
 )
 
 func newRecorder(store switchboard.MessageStore, ids *eventIDs, policy func(string) switchboard.KeyCallbacks,
-	recorded func(*switchboard.Message), now func() time.Time) *recorder {
-	r := &recorder{store: store, ids: ids, policy: policy, recorded: recorded, now: now}
+	hint func(endpoint string), now func() time.Time) *recorder {
+	r := &recorder{store: store, ids: ids, policy: policy, hint: hint, now: now}
 	r.batch = newBatcher(recordWorkers, recordMaxBatch, 64*1024, r.write)
 	return r
 }
@@ -212,11 +213,15 @@ func (r *recorder) write(batch []recordJob) {
 	}
 	msgs, errs := r.record(updates)
 	// The IDs are written (or never will be): readers may pass them now,
-	// and only now may the endpoints be told to look.
+	// and only now may the endpoints be told to look: each endpoint the
+	// store queued a callback to, as the store decided it (a key's URL
+	// may have changed since).
 	r.ids.end(token)
+	last := ""
 	for i, j := range batch {
-		if errs[i] == nil && msgs[i] != nil { // nil: a receipt parked
-			r.recorded(msgs[i])
+		if n := &notes[i]; errs[i] == nil && n.Queued > 0 && n.Endpoint != last {
+			r.hint(n.Endpoint)
+			last = n.Endpoint
 		}
 		j.done(msgs[i], errs[i])
 	}

@@ -209,33 +209,6 @@ func keyStatuses(k *switchboard.Key) switchboard.StatusSet {
 	return k.CallbackStatuses
 }
 
-// recorded follows every stored transition: if it may have queued a
-// callback, the endpoint is told to look.
-func (d *dispatcher) recorded(m *switchboard.Message) {
-	k, ok := d.e.cfg.Keys.Key(m.Key)
-	if !ok {
-		return // no key, no policy: nothing was queued
-	}
-	statuses := keyStatuses(k)
-	if !statuses.Has(m.Status) && !statuses.Has(switchboard.StatusSubmitted) {
-		return
-	}
-	if ep, ok := d.endpointOf(m); ok {
-		d.hint(ep)
-	} // else no callback could have been queued
-}
-
-// endpointOf returns the endpoint of m's callback URL: its own, else its
-// key's (parsed at start); false if it has none.
-func (d *dispatcher) endpointOf(m *switchboard.Message) (string, bool) {
-	if m.CallbackURL == "" {
-		p, ok := (*d.keyEndpoints.Load())[m.Key]
-		return p.endpoint, ok
-	}
-	ep, err := switchboard.CallbackEndpoint(m.CallbackURL)
-	return ep, err == nil
-}
-
 // hint tells an endpoint's actor that the store may have new callbacks
 // for it, starting the actor if needed. Hints coalesce: one on its way
 // covers every write before the actor reads the store.
