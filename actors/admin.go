@@ -239,9 +239,9 @@ func (e *Engine) Reconfigure(ctx context.Context, carriers []CarrierConfig, rout
 	return nil
 }
 
-// ErrFleetCarriers says carriers change by restart in a cluster: the fleet places a carrier's binds over the nodes by
-// the configuration every node started with, and leases them, so in a
-// cluster carriers change by restart.
+// ErrFleetCarriers refuses a change of carriers in a cluster: the fleet
+// places a carrier's binds over the nodes by the configuration every node
+// started with, and leases them, so there carriers change by restart.
 var ErrFleetCarriers = switchboard.Errorf(switchboard.EUNAVAILABLE,
 	"In a cluster carriers change by restart: change every node's cluster.yaml and restart the nodes one by one; routes and keys change live.")
 
@@ -450,10 +450,15 @@ func (e *Engine) cancel(ctx context.Context, m *switchboard.Message) error {
 	defer e.registry.done(m.Key)
 	req := &cancelReq{id: m.ID, to: m.To, reply: make(chan error, 1)}
 	e.system.Root.Send(pid, req)
+	return e.awaitCancel(ctx, req.reply)
+}
+
+// awaitCancel waits for a cancel's answer, at most RequestTimeout.
+func (e *Engine) awaitCancel(ctx context.Context, reply <-chan error) error {
 	t := time.NewTimer(e.cfg.RequestTimeout)
 	defer t.Stop()
 	select {
-	case err := <-req.reply:
+	case err := <-reply:
 		return err
 	case <-t.C:
 		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again.")
@@ -470,20 +475,11 @@ func (e *Engine) cancelStranded(ctx context.Context, m *switchboard.Message) err
 	if e.fleet != nil {
 		return switchboard.Errorf(switchboard.ECONFLICT, "The message's key %s is not configured on this node.", m.Key)
 	}
-	recorded := make(chan struct{})
+	recorded := make(chan error, 1)
 	ev := switchboard.Event{Status: switchboard.StatusCanceled, At: e.now()}
 	u := switchboard.Update{MessageID: m.ID, Transition: switchboard.Transition{Event: ev, Part: -1}}
-	e.recordInOrder(m.ID, []switchboard.Update{u}, &work{}, func() { close(recorded) })
-	t := time.NewTimer(e.cfg.RequestTimeout)
-	defer t.Stop()
-	select {
-	case <-recorded:
-		return nil
-	case <-t.C:
-		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is busy; try again.")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	e.recordInOrder(m.ID, []switchboard.Update{u}, &work{}, func() { recorded <- nil })
+	return e.awaitCancel(ctx, recorded)
 }
 
 // cancel removes a queued message from the key, in memory or only in the

@@ -125,19 +125,19 @@ func (b *bindActor) pump(ctx context.Context, c *smpp.Client) {
 			b.failQueued(smpp.ErrClosed)
 			return
 		case job := <-b.in.queue:
-			if job.sendBy.IsZero() {
-				c.SubmitAsync(ctx, &job.msg, job.done)
-			} else {
-				submitBy(ctx, c, job)
-			}
+			submit(ctx, c, job)
 		}
 	}
 }
 
-// submitBy submits a job with a sendBy: not at all once it is stale, and
-// waiting for a window slot and the pace only until then. Once a part is
-// written its response is awaited as any other's.
-func submitBy(ctx context.Context, c *smpp.Client, job *submitJob) {
+// submit hands a job to the client. One with a sendBy is not sent at all
+// once it is stale, and waits for a window slot and the pace only until
+// then; once a part is written its response is awaited as any other's.
+func submit(ctx context.Context, c *smpp.Client, job *submitJob) {
+	if job.sendBy.IsZero() {
+		c.SubmitAsync(ctx, &job.msg, job.done)
+		return
+	}
 	if !time.Now().Before(job.sendBy) {
 		job.done(smpp.Result{}, errStale)
 		return

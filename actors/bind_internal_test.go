@@ -38,7 +38,7 @@ func TestStaleRemoteSubmitIsNotSent(t *testing.T) {
 		ch := make(chan error, 1)
 		job := &submitJob{msg: smpp.Message{From: "Acme", To: "447700900001", Text: "hi"},
 			done: func(_ smpp.Result, err error) { ch <- err }, sendBy: sendBy}
-		go submitBy(ctx, c, job)
+		go submit(ctx, c, job)
 		return ch
 	}
 	first := outcome(time.Now().Add(time.Minute)) // takes the window for 500 ms

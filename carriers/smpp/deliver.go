@@ -23,15 +23,12 @@ const (
 // delivered handles a deliver_sm: a receipt or an inbound message.
 func (c *Client) delivered(s *session, p *pdu.DeliverSM, raw []byte) {
 	ack := c.acker(s, p)
-	coding, ud, ok := ShortMessage(raw)
+	coding, ud, ok := RawUserData(raw, p.OptionalParameters)
 	if !ok {
 		c.stats.badDeliver.Add(1)
 		c.log.Warn().Msg("smpp deliver_sm too short to hold its short_message; acknowledged and dropped")
 		ack(nil)
 		return
-	}
-	if len(ud) == 0 {
-		ud = tlvBytes(p.OptionalParameters, pdu.TagMessagePayload)
 	}
 	c.deliver(delivery{
 		esm: p.EsmClass, from: p.SourceAddr, to: p.DestAddr,
@@ -263,11 +260,13 @@ func ShortMessageCoding(raw []byte) (byte, bool) {
 	return raw[i], true
 }
 
-// ShortMessage reads data_coding and short_message from a raw submit_sm or
-// deliver_sm. The short_message is as sent, a UDH included: gosmpp cuts a
-// UDH off short_message but never off message_payload, and reading the
-// bytes here lets userData split both alike.
-func ShortMessage(raw []byte) (coding byte, sm []byte, ok bool) {
+// RawUserData reads data_coding and the user data of a raw submit_sm or
+// deliver_sm: short_message, or message_payload (of tlv) when that is
+// empty, as sent, a UDH included. gosmpp cuts a UDH off short_message but
+// never off message_payload; reading the bytes here lets SplitUserData
+// split both alike. ok is false if raw is too short to hold a
+// short_message.
+func RawUserData(raw []byte, tlv map[pdu.Tag]pdu.Field) (coding byte, ud []byte, ok bool) {
 	i, ok := dataCodingOffset(raw)
 	// data_coding, sm_default_msg_id, sm_length, short_message
 	if !ok || i+3 > len(raw) {
@@ -277,7 +276,10 @@ func ShortMessage(raw []byte) (coding byte, sm []byte, ok bool) {
 	if end > len(raw) {
 		return 0, nil, false
 	}
-	return raw[i], raw[i+3 : end : end], true
+	if ud = raw[i+3 : end : end]; len(ud) == 0 {
+		ud = tlvBytes(tlv, pdu.TagMessagePayload)
+	}
+	return raw[i], ud, true
 }
 
 // dataCodingOffset finds data_coding in a raw submit_sm or deliver_sm.

@@ -149,10 +149,7 @@ func (f *faultState) throttle(now time.Time, n uint64) bool {
 // concatenation info, read as the gateway reads a deliver_sm:
 // short_message as sent, or message_payload when it is empty.
 func userData(p *pdu.SubmitSM, raw []byte) ([]byte, *gsm.Concat) {
-	_, ud, _ := smpp.ShortMessage(raw)
-	if len(ud) == 0 {
-		ud = p.OptionalParameters[pdu.TagMessagePayload].Data
-	}
+	_, ud, _ := smpp.RawUserData(raw, p.OptionalParameters)
 	ud, cc, found := smpp.SplitUserData(p.EsmClass, ud, p.OptionalParameters)
 	if !found {
 		return ud, nil

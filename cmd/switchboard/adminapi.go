@@ -464,6 +464,20 @@ func source(file bool) string {
 	return "api"
 }
 
+// lockCarrierChange is lockFresh for a change of carriers, which in a
+// cluster is refused before anything is stored: the engine would refuse
+// it after, leaving a stored carrier no node runs.
+func (c *catalog) lockCarrierChange(ctx context.Context) error {
+	if err := c.lockFresh(ctx); err != nil {
+		return err
+	}
+	if c.file.Cluster.Enabled {
+		c.mu.Unlock()
+		return actors.ErrFleetCarriers
+	}
+	return nil
+}
+
 // AddCarrier starts a carrier's binds; a route must name it before it
 // gets traffic.
 func (c *catalog) AddCarrier(ctx context.Context, body []byte) (any, error) {
@@ -471,15 +485,10 @@ func (c *catalog) AddCarrier(ctx context.Context, body []byte) (any, error) {
 	if err := decodeItem(body, &cc, "carrier", "simulator"); err != nil {
 		return nil, err
 	}
-	if err := c.lockFresh(ctx); err != nil {
+	if err := c.lockCarrierChange(ctx); err != nil {
 		return nil, err
 	}
 	defer c.mu.Unlock()
-	if c.file.Cluster.Enabled {
-		// Refused before anything is stored: the engine would refuse it
-		// after, leaving a stored carrier no node runs.
-		return nil, actors.ErrFleetCarriers
-	}
 	if cc.Name == "" {
 		return nil, switchboard.Errorf(switchboard.EINVALID, "name: is empty")
 	}
@@ -532,15 +541,10 @@ func (c *catalog) fill(items *storedItems) error {
 // UpdateCarrier changes an API carrier's settings; its binds restart with
 // them.
 func (c *catalog) UpdateCarrier(ctx context.Context, name string, body []byte) (any, error) {
-	if err := c.lockFresh(ctx); err != nil {
+	if err := c.lockCarrierChange(ctx); err != nil {
 		return nil, err
 	}
 	defer c.mu.Unlock()
-	if c.file.Cluster.Enabled {
-		// Refused before anything is stored: the engine would refuse it
-		// after, leaving a stored carrier no node runs.
-		return nil, actors.ErrFleetCarriers
-	}
 	cc, file, i, ok := c.findCarrier(name)
 	switch {
 	case !ok:
@@ -565,15 +569,10 @@ func (c *catalog) UpdateCarrier(ctx context.Context, name string, body []byte) (
 // RemoveCarrier stops an API carrier's binds; messages they held fail
 // over or wait. A carrier a route names cannot be removed.
 func (c *catalog) RemoveCarrier(ctx context.Context, name string) error {
-	if err := c.lockFresh(ctx); err != nil {
+	if err := c.lockCarrierChange(ctx); err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
-	if c.file.Cluster.Enabled {
-		// Refused before anything is stored: the engine would refuse it
-		// after, leaving a stored carrier no node runs.
-		return actors.ErrFleetCarriers
-	}
 	_, file, i, ok := c.findCarrier(name)
 	switch {
 	case !ok:

@@ -85,17 +85,11 @@ func (l *link) end(err error) {
 // leaves a few more, so after a few rounds the last few are deleted just
 // after the cache is trusted again, the one moment a read could meet them.
 func (l *link) recover() bool {
-	var keys []string
 	deleted := 0
-	for round := 0; ; round++ {
-		l.mu.Lock()
-		keys = keys[:0]
-		for k := range l.stale {
-			keys = append(keys, k)
-		}
-		l.mu.Unlock()
-		if round > 0 && (len(keys) == 0 || round == maxRecoverRounds) {
-			break // the rest go once the cache is trusted, below
+	for round := range maxRecoverRounds {
+		keys := l.staleKeys()
+		if round > 0 && len(keys) == 0 {
+			break
 		}
 		if err := deleteAll(l.client, keys, l.timeout); err != nil {
 			l.fail(err)
@@ -106,10 +100,7 @@ func (l *link) recover() bool {
 	}
 	l.mu.Lock()
 	overflow := l.overflow
-	keys = keys[:0]
-	for k := range l.stale {
-		keys = append(keys, k)
-	}
+	keys := l.staleKeysLocked() // the rest go now the cache is trusted
 	clear(l.stale)
 	l.down, l.probing, l.overflow = false, false, false
 	l.mu.Unlock()
@@ -128,6 +119,21 @@ func (l *link) recover() bool {
 			Msg("redis reachable again; using the cache")
 	}
 	return true
+}
+
+// staleKeys lists the stale entries.
+func (l *link) staleKeys() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.staleKeysLocked()
+}
+
+func (l *link) staleKeysLocked() []string {
+	keys := make([]string, 0, len(l.stale))
+	for k := range l.stale {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // forget drops keys deleted from Redis from the stale entries.

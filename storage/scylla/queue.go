@@ -24,9 +24,9 @@ import (
 //
 // Each owner's entries live in partitions (owner, bucket), a bucket being
 // about half a minute of IDs (ids.go), listed in queue_buckets (rows
-// never deleted, expiring after every entry of their bucket: bucketRows). The owner's row in
-// queue_marks holds a low-water mark: no entry below it is live but for a
-// few stragglers, which the row lists. A read from the head reads the
+// never deleted, expiring after every entry of their bucket: bucketRows).
+// The owner's row in queue_marks holds a low-water mark: no entry below it
+// is live but for a few stragglers, which the row lists. A read from the head reads the
 // stragglers by key and starts its scan at the mark, so it never meets
 // the tombstones of the deleted prefix, however long that prefix is.
 //
