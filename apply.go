@@ -15,8 +15,8 @@ import (
 //     stay, so a duplicate of a retried submit changes nothing. The message
 //     is submitted once every part has an id; until then it stays pending
 //     and only its missing parts are sent again;
-//   - a receipt (Part >= 0) settles one part, once; intermediate states are
-//     ignored. One that carries CarrierIDs (its submit's record had not
+//   - a receipt (Part >= 0) settles one part, once, and with it every
+//     part the carrier gave the same id; intermediate states are ignored. One that carries CarrierIDs (its submit's record had not
 //     landed when it arrived) records the submission first. When every
 //     part is settled the message is final: delivered if all parts were,
 //     else the first part's failure in part order;
@@ -30,7 +30,8 @@ import (
 // goroutines (a receipt read on one bind, the submit's response on another)
 // can stamp a receipt a hair before the submit it answers, so a receipt
 // is never placed before its message's submitted event. An event about one
-// part of a long message names it (Event.Part).
+// part of a long message names it (Event.Part); one that settled several
+// parts at once names none.
 func (m *Message) Apply(t Transition) bool {
 	ev := t.Event
 	switch {
@@ -51,15 +52,15 @@ func (m *Message) Apply(t Transition) bool {
 			m.applySubmitted(Transition{Event: sub, Part: -1, CarrierIDs: t.CarrierIDs})
 		}
 		m.growParts(max(m.Segments, t.Part+1))
-		if m.PartStatus[t.Part].Final() {
+		settled := m.settleParts(t.Part, ev.Status)
+		if settled == 0 {
 			return false
 		}
-		m.PartStatus[t.Part] = ev.Status
 		m.settle()
 		if at, ok := m.submittedAt(); ok && ev.At.Before(at) {
 			ev.At = at
 		}
-		if len(m.PartStatus) > 1 {
+		if len(m.PartStatus) > 1 && settled == 1 {
 			ev.Part = t.Part + 1
 		}
 	default:
@@ -136,6 +137,27 @@ func (m *Message) mergeCarrierIDs(ids []string) []int {
 		}
 	}
 	return filled
+}
+
+// settleParts gives part, and every other part the carrier gave the same
+// id, status s, unless it is final already, and returns how many it
+// settled. Some SMSCs answer every part of a long message with one id and
+// send one receipt for it: the receipt is the whole message's, and the
+// carrier index finds only one of its parts.
+func (m *Message) settleParts(part int, s Status) int {
+	id := ""
+	if part < len(m.CarrierIDs) {
+		id = m.CarrierIDs[part]
+	}
+	n := 0
+	for i := range m.PartStatus {
+		same := i == part || (id != "" && i < len(m.CarrierIDs) && m.CarrierIDs[i] == id)
+		if same && !m.PartStatus[i].Final() {
+			m.PartStatus[i] = s
+			n++
+		}
+	}
+	return n
 }
 
 // allSubmitted reports whether every part has a carrier id.

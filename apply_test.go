@@ -277,3 +277,30 @@ func TestApplyUnknownEndsSubmitted(t *testing.T) {
 		t.Fatalf("a late receipt changed a final unknown to %s", m.Status)
 	}
 }
+
+// An SMSC that answers every part of a long message with one id sends one
+// receipt for them all: the receipt settles every part with that id, and
+// names none of them.
+func TestApplyReceiptSettlesPartsSharingAnID(t *testing.T) {
+	m := newMsg(3)
+	m.Apply(submitted("s", "s", "t"))
+	if !m.Apply(receiptFor(1, sb.StatusDelivered, 3)) {
+		t.Fatal("receipt for a shared id changed nothing")
+	}
+	if ps := m.PartStatus; ps[0] != sb.StatusDelivered || ps[1] != sb.StatusDelivered || ps[2] != "" {
+		t.Fatalf("part statuses %q, want the two parts with id s delivered", ps)
+	}
+	if e := m.Events[len(m.Events)-1]; e.Part != 0 {
+		t.Fatalf("receipt for two parts names part %d, want none", e.Part)
+	}
+	if m.Apply(receiptFor(0, sb.StatusUndeliverable, 4)) {
+		t.Fatal("a second receipt for the shared id changed settled parts")
+	}
+	m.Apply(receiptFor(2, sb.StatusDelivered, 5))
+	if m.Status != sb.StatusDelivered {
+		t.Fatalf("status %s, want delivered", m.Status)
+	}
+	if e := m.Events[len(m.Events)-1]; e.Part != 3 {
+		t.Fatalf("receipt for the last part names part %d, want 3", e.Part)
+	}
+}

@@ -203,3 +203,33 @@ func testRecordByCarrierConcurrent(t *testing.T, f *fixture) {
 		t.Fatalf("status %s with %d events, want delivered with %d", got.Status, len(got.Events), 2+parts)
 	}
 }
+
+// A long message whose parts the carrier gave one id is settled by the
+// one receipt for that id, whichever part the index names: delivered, not
+// left waiting for receipts that never come. A receipt that was parked
+// before the submit settles it the same way.
+func testRecordByCarrierSharedID(t *testing.T, f *fixture) {
+	m := f.message("k1", now())
+	m.Segments = 3
+	f.accept(t, m)
+	f.record(t, sb.Update{MessageID: m.ID, Transition: submitted(now(), "sandbox", "same", "same", "same")})
+	u := byCarrier("sandbox", "same", receipt(now(), 0, sb.StatusDelivered))
+	u.Notify = f.notify(sb.StatusDelivered)
+	got := f.record(t, u)
+	if got[0] == nil || got[0].Status != sb.StatusDelivered {
+		t.Fatalf("after the receipt for the shared id: %+v, want delivered", got[0])
+	}
+	wantEqual(t, f.get(t, m.ID), got[0])
+	wantCallbackIDs(t, f.callbacks(t, messageEndpoint, "", 10), u.Notify.EventID)
+
+	parked := f.message("k1", now())
+	parked.Segments = 2
+	f.accept(t, parked)
+	if got := f.record(t, byCarrier("sandbox", "early", receipt(now(), 0, sb.StatusDelivered))); got[0] != nil {
+		t.Fatalf("receipt for an unknown id returned %+v, want it parked", got[0])
+	}
+	got = f.record(t, sb.Update{MessageID: parked.ID, Transition: submitted(now(), "sandbox", "early", "early")})
+	if got[0] == nil || got[0].Status != sb.StatusDelivered {
+		t.Fatalf("after the submit that unparks it: %+v, want delivered", got[0])
+	}
+}

@@ -117,6 +117,7 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 		{"RecordByCarrierNotParked", testRecordByCarrierNotParked},
 		{"RecordByCarrierParkedParts", testRecordByCarrierParkedParts},
 		{"RecordByCarrierSameCall", testRecordByCarrierSameCall},
+		{"RecordByCarrierSharedID", testRecordByCarrierSharedID},
 		{"RecordByCarrierConcurrent", testRecordByCarrierConcurrent},
 		{"Overdue", testOverdue},
 		{"OverdueDueSetLate", testOverdueDueSetLate},
