@@ -604,3 +604,30 @@ func TestAdminCarrierChangeRefusedInACluster(t *testing.T) {
 		t.Fatalf("stored carriers %v (%v), want none", stored, err)
 	}
 }
+
+// A gateway whose file configures no carrier takes its first one through
+// the admin API: the carrier first (it binds; destinations stay no_route
+// until a route names it), then its route, and messages flow.
+func TestAdminFirstCarrierThroughTheAPI(t *testing.T) {
+	sim := testSim(t, smsc.Config{})
+	g, _ := startTestGateway(t, fmt.Sprintf("\nnode: {admin_token: %q}\n%s", testAdminToken, keyYAML(1000, 1000, 1000)))
+	if r := send(t, g, "+4915112345678", "hi"); r.status != 400 || errorCode(r) != "no_route" {
+		t.Fatalf("a message with no carrier: %d %v, want 400 no_route", r.status, r.body)
+	}
+	r := adminCall(t, g, "POST", "/admin/v1/carriers", fmt.Sprintf(
+		`{"name": "first", "host": %q, "system_id": "gw", "password": "pw", "reconnect_min": "10ms", "reconnect_max": "100ms"}`, sim.Addr()))
+	if r.status != 201 {
+		t.Fatalf("the first carrier: %d %v, want 201", r.status, r.body)
+	}
+	if r := send(t, g, "+4915112345678", "hi"); r.status != 400 || errorCode(r) != "no_route" {
+		t.Fatalf("a message with a carrier but no route: %d %v, want 400 no_route", r.status, r.body)
+	}
+	if r := adminCall(t, g, "POST", "/admin/v1/routes", `{"prefix": "", "carriers": ["first"]}`); r.status != 201 {
+		t.Fatalf("the first route: %d %v, want 201", r.status, r.body)
+	}
+	r = send(t, g, "+4915112345678", "hi")
+	if r.status != 202 {
+		t.Fatalf("a message with a carrier and a route: %d %v, want 202", r.status, r.body)
+	}
+	waitStatus(t, g, r.body["id"].(string), "delivered")
+}

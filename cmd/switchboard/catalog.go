@@ -253,7 +253,7 @@ func (c *catalog) merge(items storedItems) (*Config, error) {
 	m.Carriers = append(slices.Clone(c.file.Carriers), items.carriers...)
 	m.Routes = append(slices.Clone(c.file.Routes), items.routes...)
 	m.setDefaults()
-	if err := m.Validate(); err != nil {
+	if err := m.validate(false); err != nil {
 		return nil, err
 	}
 	return &m, nil

@@ -758,7 +758,14 @@ var (
 // returns every problem found (joined with errors.Join), each naming the
 // setting: `carriers[1].host: "x" is not host:port`. It returns nil if
 // there is none.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(true) }
+
+// validate is Validate; needRoutes refuses carriers without a route. A
+// file that configures carriers and no route is a mistake, but the admin
+// API adds a carrier before the route that names it, so the file merged
+// with the API's items is checked without it (messages to a destination
+// no route covers are refused with no_route meanwhile).
+func (c *Config) validate(needRoutes bool) error {
 	var p problems
 	c.validateNode(&p)
 	c.validateLog(&p)
@@ -766,6 +773,9 @@ func (c *Config) Validate() error {
 	c.validateCache(&p)
 	c.validateCluster(&p)
 	carriers := c.validateCarriers(&p)
+	if needRoutes && len(c.Carriers) > 0 && len(c.Routes) == 0 {
+		p.add("routes", "is empty; with carriers configured at least one route is needed (prefix \"\" matches every destination)")
+	}
 	c.validateRoutes(&p, carriers)
 	c.validateKeys(&p)
 	c.validateWebhooks(&p)
@@ -1145,9 +1155,6 @@ func (cr CarrierConfig) Statuses() smpp.Statuses {
 }
 
 func (c *Config) validateRoutes(p *problems, carriers map[string]bool) {
-	if len(c.Carriers) > 0 && len(c.Routes) == 0 {
-		p.add("routes", "is empty; with carriers configured at least one route is needed (prefix \"\" matches every destination)")
-	}
 	seen := map[string]int{} // prefix without "+" → index of its route
 	for i, r := range c.Routes {
 		at := fmt.Sprintf("routes[%d]", i)
