@@ -441,12 +441,15 @@ func cancelable(m *switchboard.Message) error {
 
 func (e *Engine) cancel(ctx context.Context, m *switchboard.Message) error {
 	if e.stopping.Load() {
-		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down.")
+		return errShuttingDown
 	}
 	if _, ok := e.cfg.Keys.Key(m.Key); !ok && e.registry.running(m.Key) == nil {
 		return e.cancelStranded(ctx, m)
 	}
 	pid := e.registry.lookup(m.Key)
+	if pid == nil {
+		return errShuttingDown
+	}
 	defer e.registry.done(m.Key)
 	req := &cancelReq{id: m.ID, to: m.To, reply: make(chan error, 1)}
 	e.system.Root.Send(pid, req)

@@ -167,7 +167,9 @@ type carrierSupervisor struct {
 	stopping map[int]*stoppingBind
 	// closing: the supervisor itself is stopping (or restarting), and
 	// starts no bind: a child spawned now would never be told to stop.
+	// revive holds the binds asked to start meanwhile, for a restart.
 	closing bool
+	revive  map[int]bool
 }
 
 // stoppingBind is a bind instance on its way out.
@@ -194,12 +196,16 @@ func (s *carrierSupervisor) Receive(ctx actor.Context) {
 		s.closing = true
 	case *actor.Started:
 		s.closing = false
-		if s.fleet {
-			return
-		}
 		for i := range s.state.binds {
-			s.spawn(ctx, i)
+			// A restart (after a failure of this supervisor) stopped the
+			// binds with it: in a cluster the fleet, which still holds their
+			// leases, sends no new start, so those it had started (a PID
+			// left here) or asked for meanwhile start again.
+			if !s.fleet || s.state.binds[i].Load() != nil || s.revive[i] {
+				s.spawn(ctx, i)
+			}
 		}
+		clear(s.revive)
 	case *startBind:
 		s.startBind(ctx, m.index)
 	case *stopBind:
@@ -211,6 +217,10 @@ func (s *carrierSupervisor) Receive(ctx actor.Context) {
 
 func (s *carrierSupervisor) startBind(ctx actor.Context, i int) {
 	if s.closing {
+		if s.revive == nil {
+			s.revive = make(map[int]bool)
+		}
+		s.revive[i] = true
 		return
 	}
 	if st := s.stopping[i]; st != nil {
@@ -223,6 +233,7 @@ func (s *carrierSupervisor) startBind(ctx actor.Context, i int) {
 }
 
 func (s *carrierSupervisor) stopBind(ctx actor.Context, m *stopBind) {
+	delete(s.revive, m.index)
 	st := s.stopping[m.index]
 	if pid := s.state.binds[m.index].Swap(nil); pid != nil {
 		ctx.Stop(pid)

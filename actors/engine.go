@@ -286,8 +286,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.log.Warn().Str("key", id).Msg("pending messages of a key no longer configured; they stay stored, unsent")
 			continue
 		}
-		e.registry.lookup(id)
-		e.registry.done(id) // no request waits on it: it may retire when idle
+		e.registry.wake(id)
 	}
 	if len(keys) > 0 {
 		e.log.Info().Int("keys", len(keys)).Msg("resuming pending messages")
@@ -301,7 +300,7 @@ func (e *Engine) Start(ctx context.Context) error {
 // reached another node is forwarded there.
 func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
 	if e.stopping.Load() {
-		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down."))
+		return failAll(len(reqs), errShuttingDown)
 	}
 	if e.fleet != nil {
 		owner, remote := e.fleet.keyOwner(key.ID)
@@ -372,6 +371,9 @@ const maxLookupRounds = 3
 // request is on its way (the registry counts it) or a commit is pending.
 func (e *Engine) admit(key *switchboard.Key, b *submitBatch, timeout time.Duration) (*actor.PID, *commit, error) {
 	pid := e.registry.lookup(key.ID)
+	if pid == nil {
+		return nil, nil, errShuttingDown
+	}
 	defer e.registry.done(key.ID)
 	b.reply = make(chan *commit, 1)
 	e.system.Root.Send(pid, b)
@@ -412,6 +414,9 @@ func (e *Engine) unavailable(keyID string, err error) error {
 	e.log.Error().Err(err).Str("key", keyID).Msg("store failed")
 	return switchboard.Errorf(switchboard.EUNAVAILABLE, "Storage is unavailable; try again.")
 }
+
+// errShuttingDown refuses what comes while the engine stops.
+var errShuttingDown = switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down.")
 
 func failAll(n int, err error) []switchboard.SubmitResult {
 	out := make([]switchboard.SubmitResult, n)
@@ -462,7 +467,7 @@ func (e *Engine) ListMessages(ctx context.Context, key *switchboard.Key, q switc
 // bound bind.
 func (e *Engine) Ready() error {
 	if e.stopping.Load() {
-		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is shutting down.")
+		return errShuttingDown
 	}
 	if err := e.store.Writable(); err != nil {
 		return err

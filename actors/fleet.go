@@ -304,8 +304,7 @@ func (f *fleet) reconcileKeys(ctx context.Context) {
 		if _, ok := e.cfg.Keys.Key(id); !ok || !f.mine(kindKey, id) {
 			continue
 		}
-		e.registry.lookup(id)
-		e.registry.done(id)
+		e.registry.wake(id)
 	}
 }
 

@@ -64,11 +64,17 @@ func (w *work) done() bool { return w.n.Load() == 0 }
 func newRegistry(e *Engine) *registry { return &registry{e: e, keys: make(map[string]*regEntry)} }
 
 // lookup returns the key's actor, spawning it if needed, and counts the
-// caller as a user until done.
+// caller as a user until done. Once the engine is stopping it spawns
+// none and returns nil (the caller is not counted): Engine.Stop drains
+// the actors running when it begins, and one spawned after would be left
+// undrained, its key's lease not given up.
 func (r *registry) lookup(keyID string) *actor.PID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ent := r.keys[keyID]
+	if (ent == nil || ent.pid == nil) && r.e.stopping.Load() {
+		return nil
+	}
 	if ent == nil {
 		ent = &regEntry{}
 		r.keys[keyID] = ent
@@ -88,6 +94,14 @@ func (r *registry) lookup(keyID string) *actor.PID {
 	}
 	ent.users++
 	return ent.pid
+}
+
+// wake makes sure the key's actor runs (to page in its pending
+// messages), without a request waiting on it: it may retire when idle.
+func (r *registry) wake(keyID string) {
+	if r.lookup(keyID) != nil {
+		r.done(keyID)
+	}
 }
 
 func (r *registry) done(keyID string) {
