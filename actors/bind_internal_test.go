@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -67,5 +68,19 @@ func waitTrue(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not within 5s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A part accepted without a message id (smpp.NoID) gets an id of our own,
+// whether or not a later part failed, so it is recorded as submitted and
+// never sent again; the ids of other parts are kept as they are.
+func TestFillMissingIDs(t *testing.T) {
+	e, c := &Engine{log: zerolog.Nop()}, &carrier{name: "c"}
+	got := fillMissingIDs(e, c, "msg_1", []string{smpp.NoID, "a", ""})
+	if want := []string{"none:msg_1/1", "a", ""}; !slices.Equal(got, want) {
+		t.Fatalf("fillMissingIDs: %q, want %q", got, want)
+	}
+	if ids := []string{"a", ""}; !slices.Equal(fillMissingIDs(e, c, "msg_1", ids), ids) {
+		t.Fatal("ids without NoID changed")
 	}
 }

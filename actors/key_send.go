@@ -142,9 +142,7 @@ func (k *keyActor) submitCallback(self *actor.PID, q *destQueue, e *entry, c *ca
 // records have landed.
 func (e *Engine) submitOutcome(c *carrier, id string, prior []string, fence int64, res smpp.Result, err error, w *work) {
 	at := time.Now()
-	if err == nil {
-		res.CarrierIDs = fillMissingIDs(e, c, id, res.CarrierIDs)
-	}
+	res.CarrierIDs = fillMissingIDs(e, c, id, res.CarrierIDs)
 	var updates []switchboard.Update
 	if newIDs(prior, res.CarrierIDs) {
 		e.corr.add(c.name, res.CarrierIDs, id)
@@ -170,17 +168,17 @@ func (e *Engine) submitOutcome(c *carrier, id string, prior []string, fence int6
 }
 
 // fillMissingIDs gives a part the carrier accepted without a message id
-// (an empty message_id in its submit_sm_resp, which SMPP does not allow
-// but carriers send) an id of our own, so the message is recorded as
-// submitted, not sent again; no receipt can match it, so it ends unknown
-// after the carrier's receipt timeout.
+// (smpp.NoID: an empty message_id in its submit_sm_resp, which SMPP does
+// not allow but carriers send) an id of our own, so it is recorded as
+// submitted, not sent again; no receipt can match it, so the message ends
+// unknown after the carrier's receipt timeout.
 func fillMissingIDs(e *Engine, c *carrier, id string, ids []string) []string {
-	if !slices.Contains(ids, "") {
+	if !slices.Contains(ids, smpp.NoID) {
 		return ids
 	}
 	ids = slices.Clone(ids)
 	for i, cid := range ids {
-		if cid == "" {
+		if cid == smpp.NoID {
 			e.log.Warn().Str("carrier", c.name).Str("id", id).Int("part", i+1).
 				Msg("the carrier accepted a part without a message id; its receipt cannot be matched")
 			ids[i] = fmt.Sprintf("none:%s/%d", id, i+1)

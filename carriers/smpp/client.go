@@ -308,7 +308,10 @@ func (c *Client) partAnswered(req *request, resp pdu.PDU) {
 	if status == data.ESME_ROK {
 		c.unthrottle()
 		c.stats.accepted.Add(1)
-		req.sub.finish(req.part, 1, c.cfg.IDFormat.NormalizeResp(id), nil)
+		if id = c.cfg.IDFormat.NormalizeResp(id); id == "" {
+			id = NoID
+		}
+		req.sub.finish(req.part, 1, id, nil)
 		return
 	}
 	err := &SubmitError{Status: status, Retriable: c.cfg.Statuses.Retriable(status)}

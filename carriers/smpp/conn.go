@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,9 +219,42 @@ func DecodePDU(raw []byte) (p pdu.PDU, err error) {
 		}
 	}()
 	if err = p.Unmarshal(pdu.NewBuffer(raw)); err != nil {
+		if q, ok := decodeWithoutUDH(id, raw); ok {
+			return q, nil
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, id, err)
 	}
 	return p, nil
+}
+
+// decodeWithoutUDH decodes a submit_sm or deliver_sm whose esm_class says
+// its short_message starts with a UDH that gosmpp cannot parse: as if it
+// said not, with esm_class then set back as sent. The user data is read
+// from the raw PDU anyway (RawUserData), and a UDH that cannot be read is
+// kept as part of the text (SplitUserData), as TS 23.040 has a receiver
+// do; refusing the PDU would make the SMSC send it for ever.
+func decodeWithoutUDH(id data.CommandIDType, raw []byte) (pdu.PDU, bool) {
+	if id != data.SUBMIT_SM && id != data.DELIVER_SM {
+		return nil, false
+	}
+	i, ok := esmClassOffset(raw)
+	if !ok || raw[i]&data.SM_UDH_GSM == 0 {
+		return nil, false
+	}
+	esm := raw[i]
+	cleared := slices.Clone(raw)
+	cleared[i] &^= data.SM_UDH_GSM
+	p, _ := pdu.CreatePDUFromCmdID(id)
+	if p.Unmarshal(pdu.NewBuffer(cleared)) != nil {
+		return nil, false
+	}
+	switch v := p.(type) {
+	case *pdu.SubmitSM:
+		v.EsmClass = esm
+	case *pdu.DeliverSM:
+		v.EsmClass = esm
+	}
+	return p, true
 }
 
 // IsResponse reports whether a command id is a response (bit 31 set).

@@ -1,6 +1,7 @@
 package smpp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strconv"
 	"strings"
@@ -98,17 +99,20 @@ func isReceipt(esm byte) bool {
 // acker returns the ack for one deliver_sm/data_sm: OK, or ESME_RX_T_APPN
 // ("temporary application error") so the SMSC keeps it and tries again.
 // It takes a place in the receive window first, waiting on the reading
-// goroutine while the window is full (or until the connection ends); the
-// ack gives the place back.
+// goroutine while the window is full (or until the connection ends; the
+// wait does not count against the deadlines of our requests, whose
+// answers it leaves unread); the ack gives the place back.
 func (c *Client) acker(s *session, req pdu.PDU) func(error) {
 	select {
 	case s.unacked <- struct{}{}:
 	default:
 		c.stats.receiveWindowFull.Add(1)
+		s.park()
 		select {
 		case s.unacked <- struct{}{}:
 		case <-s.conn.Done():
 		}
+		s.unpark()
 	}
 	return func(err error) {
 		status := data.ESME_ROK
@@ -148,7 +152,8 @@ func (c *Client) receipt(text string, tlv map[pdu.Tag]pdu.Field, ack func(error)
 func decodeReceipt(text string, tlv map[pdu.Tag]pdu.Field, idf receipt.IDFormat, loc *time.Location) (switchboard.Receipt, bool) {
 	f, _ := receipt.Parse(text, loc)
 	id := f.ID
-	if v, ok := tlv[pdu.TagReceiptedMessageID]; ok && len(v.Data) > 0 {
+	// An empty TLV (some SMSCs send a lone NUL) leaves the text's id.
+	if v, ok := tlv[pdu.TagReceiptedMessageID]; ok && v.String() != "" {
 		id = v.String()
 	}
 	state := f.Stat
@@ -282,37 +287,50 @@ func RawUserData(raw []byte, tlv map[pdu.Tag]pdu.Field) (coding byte, ud []byte,
 	return raw[i], ud, true
 }
 
-// dataCodingOffset finds data_coding in a raw submit_sm or deliver_sm.
+// dataCodingOffset finds data_coding in a raw submit_sm or deliver_sm:
+// after esm_class, protocol_id, priority_flag, schedule_delivery_time,
+// validity_period, registered_delivery and replace_if_present_flag.
 func dataCodingOffset(raw []byte) (int, bool) {
-	i := headerLength
-	skipCString := func() bool {
-		for i < len(raw) {
-			i++
-			if raw[i-1] == 0 {
-				return true
-			}
-		}
-		return false
-	}
-	// service_type, source (ton, npi, addr), dest (ton, npi, addr), esm_class,
-	// protocol_id, priority_flag, schedule_delivery_time, validity_period,
-	// registered_delivery, replace_if_present_flag, then data_coding.
-	if !skipCString() {
+	i, ok := esmClassOffset(raw)
+	if !ok {
 		return 0, false
-	}
-	for range 2 {
-		i += 2
-		if i > len(raw) || !skipCString() {
-			return 0, false
-		}
 	}
 	i += 3
-	if i > len(raw) || !skipCString() || !skipCString() {
-		return 0, false
+	for range 2 {
+		if i, ok = skipCString(raw, i); !ok {
+			return 0, false
+		}
 	}
 	i += 2
 	if i >= len(raw) {
 		return 0, false
 	}
 	return i, true
+}
+
+// esmClassOffset finds esm_class in a raw submit_sm or deliver_sm: after
+// service_type, the source (ton, npi, addr) and the destination.
+func esmClassOffset(raw []byte) (int, bool) {
+	i, ok := skipCString(raw, headerLength)
+	for range 2 {
+		if !ok || i+2 > len(raw) {
+			return 0, false
+		}
+		i, ok = skipCString(raw, i+2)
+	}
+	if !ok || i >= len(raw) {
+		return 0, false
+	}
+	return i, true
+}
+
+// skipCString returns the offset after the NUL-terminated string at i.
+func skipCString(raw []byte, i int) (int, bool) {
+	if i > len(raw) {
+		return 0, false
+	}
+	if n := bytes.IndexByte(raw[i:], 0); n >= 0 {
+		return i + n + 1, true
+	}
+	return 0, false
 }

@@ -51,6 +51,12 @@ func TestDecodeReceipt(t *testing.T) {
 			tlv:  tlv(pdu.Field{Tag: pdu.TagMessageStateOption, Data: []byte{'2'}}),
 			id:   "5", status: switchboard.StatusDelivered, code: "000",
 		},
+		{
+			name: "an empty receipted_message_id leaves the text's id",
+			text: "id:5 stat:DELIVRD err:000",
+			tlv:  tlv(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: []byte{0}}),
+			id:   "5", status: switchboard.StatusDelivered, code: "000",
+		},
 		{name: "intermediate", text: "id:9 stat:ENROUTE", id: "9", status: ""},
 		{name: "expired", text: "id:9 stat:EXPIRED", id: "9", status: switchboard.StatusExpired},
 		{name: "rejected", text: "id:9 stat:REJECTD", id: "9", status: switchboard.StatusRejected},
@@ -272,4 +278,79 @@ func receiveInbound(t *testing.T, pdus []pdu.PDU) []switchboard.InboundPart {
 		}
 	}
 	return parts
+}
+
+// rawDeliverSM is a marshalled deliver_sm with short_message sm and
+// esm_class esm, set in the bytes: gosmpp would not marshal a UDH flag
+// over user data whose UDH it cannot read.
+func rawDeliverSM(t *testing.T, seq int32, esm byte, sm []byte) []byte {
+	t.Helper()
+	d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+	if err := d.Message.SetMessageDataWithEncoding(sm, DataCoding(0)); err != nil {
+		t.Fatal(err)
+	}
+	d.SetSequenceNumber(seq)
+	b := pdu.NewBuffer(nil)
+	d.Marshal(b)
+	raw := b.Bytes()
+	i, ok := esmClassOffset(raw)
+	if !ok {
+		t.Fatal("no esm_class in the marshalled deliver_sm")
+	}
+	raw[i] = esm
+	return raw
+}
+
+// A deliver_sm whose UDH flag is set over user data gosmpp cannot parse
+// is acknowledged and handed on, not refused with a generic_nack, which
+// the SMSC would meet by sending it for ever: a UDH of length 0 is an
+// empty header, one longer than the data is kept as text, as TS 23.040
+// has a receiver do.
+func TestUnreadableUDHIsDeliveredWhole(t *testing.T) {
+	for name, tc := range map[string]struct{ sm, want []byte }{
+		"UDH length 0":             {sm: []byte{0x00, 'h', 'i'}, want: []byte("hi")},
+		"UDH longer than the data": {sm: []byte{0x09, 0x00, 0x03, 'h'}, want: []byte{0x09, 0x00, 0x03, 'h'}},
+	} {
+		sm := tc.sm
+		t.Run(name, func(t *testing.T) {
+			raw := rawDeliverSM(t, 7, 0x40, sm)
+			p, err := DecodePDU(raw)
+			if err != nil {
+				t.Fatalf("DecodePDU: %v", err)
+			}
+			if esm := p.(*pdu.DeliverSM).EsmClass; esm != 0x40 {
+				t.Fatalf("esm_class %#x after decoding, want 0x40 as sent", esm)
+			}
+			answers := make(chan Frame, 1)
+			peer := newScriptedPeer(t, func(c *Conn) {
+				_ = rawSend(c, raw)
+				for {
+					f, err := c.ReadPDU()
+					if err != nil {
+						return
+					}
+					if f.Header.SequenceNumber == 7 {
+						answers <- f
+					} else if f.PDU != nil && f.PDU.CanResponse() {
+						_ = c.Send(Response(f.PDU, data.ESME_ROK))
+					}
+				}
+			})
+			got := make(chan switchboard.InboundPart, 1)
+			cfg := testConfig(peer.addr())
+			cfg.OnInbound = func(p switchboard.InboundPart, ack func(error)) { got <- p; ack(nil) }
+			cl, err := NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runClient(t, cl)
+			part := <-got
+			if string(part.Payload) != string(tc.want) || part.Concat != nil {
+				t.Fatalf("handed on %q (concat %v), want %q", part.Payload, part.Concat, tc.want)
+			}
+			if f := <-answers; f.Header.CommandID != data.DELIVER_SM_RESP || f.Header.CommandStatus != data.ESME_ROK {
+				t.Fatalf("peer got %s %s, want deliver_sm_resp OK", f.Header.CommandID, f.Header.CommandStatus)
+			}
+		})
+	}
 }

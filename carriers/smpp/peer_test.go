@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,6 +325,7 @@ type partPeer struct {
 	mu     sync.Mutex
 	seen   []string // "ref/seq"
 	refuse map[byte]data.CommandStatusType
+	noID   map[byte]bool // parts accepted with an empty message_id
 	n      int
 }
 
@@ -344,6 +346,9 @@ func (pp *partPeer) script(c *Conn) {
 		status, refused := pp.refuse[seq]
 		pp.n++
 		id := fmt.Sprintf("p%d-%d", seq, pp.n)
+		if pp.noID[seq] {
+			id = ""
+		}
 		pp.mu.Unlock()
 		if refused {
 			_ = c.Send(Response(f.PDU, status))
@@ -391,6 +396,37 @@ func TestRetryOfALongMessageSendsOnlyMissingParts(t *testing.T) {
 	want := []string{"77/1", "77/2", "77/3", "77/3"}
 	if got := pp.parts(); !slices.Equal(got, want) {
 		t.Fatalf("parts sent %v, want %v (ref 77, part 3 twice, parts 1 and 2 once)", got, want)
+	}
+}
+
+// A part the carrier accepted with an empty message_id is accepted: it
+// comes back as NoID, and a retry of the message after a later part failed
+// does not send it again.
+func TestPartAcceptedWithoutAnIDIsNotSentAgain(t *testing.T) {
+	pp := &partPeer{refuse: map[byte]data.CommandStatusType{2: data.ESME_RMSGQFUL}, noID: map[byte]bool{1: true}}
+	peer := newScriptedPeer(t, pp.script)
+	cfg := testConfig(peer.addr())
+	cfg.Window = 1
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	eventually(t, "bound", cl.Bound)
+	m := &Message{From: "Acme", To: "+447700900123", Text: strings.Repeat("x", 153*2), Ref: 9, UseRef: true}
+	res, err := cl.Submit(context.Background(), m)
+	if !Retriable(err) || len(res.CarrierIDs) != 2 || res.CarrierIDs[0] != NoID || res.CarrierIDs[1] != "" {
+		t.Fatalf("first try: %q, %v; want a retriable error, part 1 accepted without an id (NoID)", res.CarrierIDs, err)
+	}
+	pp.mu.Lock()
+	delete(pp.refuse, 2)
+	pp.mu.Unlock()
+	m.Accepted = res.CarrierIDs
+	if res, err = cl.Submit(context.Background(), m); err != nil || res.CarrierIDs[0] != NoID || res.CarrierIDs[1] == "" {
+		t.Fatalf("second try: %q, %v", res.CarrierIDs, err)
+	}
+	if got, want := pp.parts(), []string{"9/1", "9/2", "9/2"}; !slices.Equal(got, want) {
+		t.Fatalf("parts sent %v, want %v: part 1 once", got, want)
 	}
 }
 
@@ -493,5 +529,84 @@ func TestReceiveWindowBoundsUnacknowledgedDeliveries(t *testing.T) {
 	}
 	if n := <-answered; n != sent {
 		t.Fatalf("peer got %d deliver_sm_resp, want %d", n, sent)
+	}
+}
+
+// While the reader waits at a full receive window (our store is slow to
+// take receipts), the answers behind it stay unread: the wait does not
+// count against their deadlines, so a healthy peer is not declared dead
+// and a submit it accepted is not failed (and sent again) as timed out.
+func TestReceiveWindowWaitIsNotAPeerTimeout(t *testing.T) {
+	var enquires atomic.Int32
+	submitAnswered := make(chan struct{}, 1)
+	peer := newScriptedPeer(t, func(c *Conn) {
+		for i := range 2 {
+			d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+			_ = d.Message.SetMessageDataWithEncoding([]byte(fmt.Sprintf("id:%d stat:DELIVRD", i+1)), DataCoding(0))
+			d.EsmClass = 0x04
+			d.SetSequenceNumber(int32(100 + i))
+			_ = c.Send(d)
+		}
+		for {
+			f, err := c.ReadPDU()
+			if err != nil {
+				return
+			}
+			switch p := f.PDU.(type) {
+			case *pdu.SubmitSM:
+				r := pdu.NewSubmitSMRespFromReq(p).(*pdu.SubmitSMResp)
+				r.MessageID = "42"
+				_ = c.Send(r)
+				submitAnswered <- struct{}{}
+			case *pdu.EnquireLink:
+				enquires.Add(1)
+				_ = c.Send(Response(p, data.ESME_ROK))
+			default:
+				if p.CanResponse() {
+					_ = c.Send(Response(p, data.ESME_ROK))
+				}
+			}
+		}
+	})
+	cfg := testConfig(peer.addr())
+	cfg.ReceiveWindow = 1
+	cfg.EnquireLinkInterval, cfg.EnquireLinkTimeout, cfg.ResponseTimeout = 50*time.Millisecond, 100*time.Millisecond, 200*time.Millisecond
+	acks := make(chan func(error), 4)
+	cfg.OnReceipt = func(_ switchboard.Receipt, ack func(error)) { acks <- ack }
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	eventually(t, "the reader to wait at the full window", func() bool { return cl.Stats().ReceiveWindowFull > 0 })
+	held := <-acks
+
+	submitted := make(chan error, 1)
+	go func() {
+		_, err := cl.Submit(context.Background(), &Message{From: "+1", To: "+2", Text: "hi"})
+		submitted <- err
+	}()
+	<-submitAnswered
+	// Past every deadline: the submit's, and an enquire_link's sent after it.
+	from := enquires.Load()
+	eventually(t, "enquire_links past the response timeout", func() bool { return enquires.Load() >= from+6 })
+	held(nil)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			select {
+			case ack := <-acks:
+				ack(nil)
+			case <-done:
+				return
+			}
+		}
+	}()
+	if err := <-submitted; err != nil {
+		t.Fatalf("submit to a healthy peer while the reader waited: %v", err)
+	}
+	if st := cl.Stats(); st.Reconnects != 0 {
+		t.Fatalf("%d reconnects to a healthy peer, want 0", st.Reconnects)
 	}
 }

@@ -18,6 +18,9 @@ type role = pdu.BindingType
 type request struct {
 	deadline time.Time
 	sent     time.Time
+	// paused is the session's paused time when the request was sent: the
+	// reader's waits after that push its deadline back (expire).
+	paused time.Duration
 	// A submit_sm part: sub and part are set.
 	sub  *submission
 	part int
@@ -42,6 +45,13 @@ type session struct {
 	closed   bool
 	draining bool
 	drained  chan struct{} // closed when draining and nothing is in flight
+	// parkedAt is when the reader began to wait for a place in the
+	// receive window (zero while it reads); paused adds up its waits.
+	// Time it waits does not count against a request's deadline: the
+	// response may be in the socket, unread because our side is slow to
+	// store receipts, not because the peer is dead.
+	parkedAt time.Time
+	paused   time.Duration
 }
 
 func newSession(c *Client, conn *Conn, r role) *session {
@@ -67,6 +77,10 @@ func (s *session) track(req *request) (int32, error) {
 	// submit slipping out next to the unbind would be lost and resent.
 	if s.closed || (s.draining && req.sub != nil) {
 		return 0, ErrNotBound
+	}
+	req.paused = s.paused
+	if !s.parkedAt.IsZero() {
+		req.paused += time.Since(s.parkedAt)
 	}
 	s.inflight[seq] = req
 	return seq, nil
@@ -157,8 +171,12 @@ func (s *session) complete(resp pdu.PDU) {
 func (s *session) expire(now time.Time) (deadPeer bool) {
 	var late []*request
 	s.mu.Lock()
+	if !s.parkedAt.IsZero() {
+		s.mu.Unlock()
+		return false // nothing is read now: no answer can be late
+	}
 	for seq, req := range s.inflight {
-		if now.After(req.deadline) {
+		if now.After(req.deadline.Add(s.paused - req.paused)) {
 			delete(s.inflight, seq)
 			late = append(late, req)
 		}
@@ -176,6 +194,21 @@ func (s *session) expire(now time.Time) (deadPeer bool) {
 		s.c.partFailed(req, ErrResponseTimeout)
 	}
 	return deadPeer
+}
+
+// park and unpark bracket the reader's wait for a place in the receive
+// window (see parkedAt).
+func (s *session) park() {
+	s.mu.Lock()
+	s.parkedAt = time.Now()
+	s.mu.Unlock()
+}
+
+func (s *session) unpark() {
+	s.mu.Lock()
+	s.paused += time.Since(s.parkedAt)
+	s.parkedAt = time.Time{}
+	s.mu.Unlock()
 }
 
 // close ends the session and hands back every request in flight.

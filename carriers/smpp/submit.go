@@ -34,12 +34,20 @@ type Message struct {
 }
 
 // Result is what the carrier accepted: one carrier id per part, in part
-// order, normalised with the bind's IDFormat. With an error it holds the
-// ids of the parts accepted before the failure ("" for the rest), so a
-// retry can send only the rest (Message.Accepted).
+// order, normalised with the bind's IDFormat; NoID for a part accepted
+// without one. With an error it holds the ids of the parts accepted before
+// the failure ("" for the rest), so a retry can send only the rest
+// (Message.Accepted).
 type Result struct {
 	CarrierIDs []string
 }
+
+// NoID stands for the id of a part the carrier accepted with an empty
+// message_id (which SMPP does not allow, but carriers send, and which an
+// unterminated message_id decodes to): the part is accepted all the same,
+// and a retry must not send it again. No real id can be it: SMPP ids are
+// NUL-terminated.
+const NoID = "\x00"
 
 // DataCoding is a data_coding byte usable as gosmpp's data.Encoding. We
 // encode user data ourselves (carriers/gsm); gosmpp's ShortMessage then asks
