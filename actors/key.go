@@ -359,6 +359,12 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 	k.paged = m.n > 0
 	k.lease = m.lease
 	k.ent.fence.Store(k.fence())
+	if why := m.lease.lostWhy(); why != nil {
+		// A renewal failed while the messages were counted: its notice
+		// came before the actor held the lease, and nothing renews it now.
+		k.leaseLost(ctx, why)
+		return
+	}
 	stash := k.stash
 	k.stash = nil
 	for _, b := range stash {

@@ -45,6 +45,10 @@ type keyLease struct {
 	current atomic.Pointer[switchboard.Lease]
 	stop    chan struct{}
 	ended   sync.Once
+	// lost holds why a renewal failed, once one has: the actor may hear
+	// of it before it holds the lease (while it counts its messages),
+	// when it cannot act on the message yet, so it looks here then.
+	lost atomic.Pointer[error]
 }
 
 // tokenOrZero is the lease's token, 0 for none (a single node).
@@ -53,6 +57,18 @@ func (l *keyLease) tokenOrZero() int64 {
 		return 0
 	}
 	return l.token
+}
+
+// lostWhy is why a renewal of the lease failed, nil if none has (or for
+// no lease: a single node).
+func (l *keyLease) lostWhy() error {
+	if l == nil {
+		return nil
+	}
+	if p := l.lost.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // valid reports whether the lease still holds at now.
@@ -122,6 +138,7 @@ func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struc
 		}
 		l, err := e.fleet.leases.Renew(stop, *kl.current.Load(), ttl)
 		if err != nil {
+			kl.lost.Store(&err)
 			renewed(err)
 			return
 		}
