@@ -196,8 +196,8 @@ type keyActor struct {
 	// none): the read may have seen a later commit of those land and not
 	// an earlier one, so it keeps only what lies below (pageRead).
 	pageCut string
-	// lastIDMs is the timestamp of the highest ID issued or loaded.
-	lastIDMs uint64
+	// lastID is the highest ID issued or loaded.
+	lastID ulid.ULID
 	// pendingCommits holds the Accepts in flight.
 	pendingCommits map[*commit]struct{}
 	inflight       int // submits in flight

@@ -208,24 +208,39 @@ func (k *keyActor) admit(req *switchboard.SubmitRequest, now time.Time) (*switch
 
 // newID returns a message ID above every ID the key has issued or loaded.
 // IDs are the acceptance order that paging and per-destination order rely
-// on: if the clock steps back, IDs keep the time they had reached (paging
-// reads only above lastLoaded, and would never reach a lower one).
+// on: if the clock steps back, IDs keep the time they had reached, and
+// within that millisecond they go on from the highest (paging reads only
+// above lastLoaded, and would never reach a lower one; a fresh instance's
+// entropy in a millisecond an earlier run used is as likely below as
+// above that run's IDs).
 func (k *keyActor) newID(now time.Time) (ulid.ULID, error) {
-	at := max(ulid.Timestamp(now), k.lastIDMs)
-	id, err := ulid.New(at, k.ids)
-	if err != nil { // the monotonic entropy ran out within this millisecond
-		at++
-		id, err = ulid.New(at, k.ids)
+	id, err := ulid.New(max(ulid.Timestamp(now), k.lastID.Time()), k.ids)
+	if err != nil || id.Compare(k.lastID) <= 0 {
+		id, err = successor(k.lastID)
 	}
-	k.lastIDMs = at
+	if err == nil {
+		k.lastID = id
+	}
 	return id, err
+}
+
+// successor is the ULID right after u: its 128 bits plus one, so a full
+// entropy carries into the next millisecond.
+func successor(u ulid.ULID) (ulid.ULID, error) {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]++
+		if u[i] != 0 {
+			return u, nil
+		}
+	}
+	return u, ulid.ErrBigTime // every bit was set: no ULID is above it
 }
 
 // loaded notes the IDs of messages read back from the store, perhaps
 // written by an earlier run with a clock ahead of ours.
 func (k *keyActor) loaded(lastID string) {
-	if id, err := ulid.ParseStrict(strings.TrimPrefix(lastID, "msg_")); err == nil {
-		k.lastIDMs = max(k.lastIDMs, id.Time())
+	if id, err := ulid.ParseStrict(strings.TrimPrefix(lastID, "msg_")); err == nil && id.Compare(k.lastID) > 0 {
+		k.lastID = id
 	}
 }
 
