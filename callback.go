@@ -375,5 +375,10 @@ func CallbackEndpoint(raw string) (string, error) {
 	if host == "" {
 		return "", Errorf(EINVALID, "callback URL has no host")
 	}
+	if strings.HasSuffix(u.Host, ":") {
+		// Read as the default port here, but as the host "example.com:"
+		// by the HTTP client, which would refuse it at every send.
+		return "", Errorf(EINVALID, "callback URL has an empty port")
+	}
 	return scheme + "://" + net.JoinHostPort(host, port), nil
 }

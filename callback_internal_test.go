@@ -92,3 +92,23 @@ func TestStatusDataSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// A callback URL's endpoint is scheme://host:port with the default port
+// filled in; a URL the HTTP client would read otherwise (an empty port
+// after its colon) is refused here, where the client hears at once.
+func TestCallbackEndpoint(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://Example.com/hook":     "https://example.com:443",
+		"http://example.com:8080/hook": "http://example.com:8080",
+		"http://[2001:db8::1]/x":       "http://[2001:db8::1]:80",
+	} {
+		if got, err := CallbackEndpoint(raw); err != nil || got != want {
+			t.Errorf("CallbackEndpoint(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"https://example.com:/hook", "http://[2001:db8::1]:/", "ftp://example.com/", "https:///x"} {
+		if _, err := CallbackEndpoint(raw); ErrorCode(err) != EINVALID {
+			t.Errorf("CallbackEndpoint(%q): %v, want invalid", raw, err)
+		}
+	}
+}

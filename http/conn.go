@@ -1,6 +1,7 @@
 package http
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"sync/atomic"
@@ -25,8 +26,31 @@ func (l lingerListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lingerConn{Conn: c, linger: l.linger}, nil
+	lc := &lingerConn{Conn: c, linger: l.linger}
+	if tc, ok := c.(tlsConn); ok {
+		return &lingerTLSConn{lingerConn: lc, tls: tc}, nil
+	}
+	return lc, nil
 }
+
+// tlsConn is how fasthttp tells a TLS connection. It must still tell one
+// wrapped here: a connection over the limit is refused with a response
+// written on it, except on TLS, where the write would first wait for the
+// client's handshake on the goroutine that accepts connections, so that a
+// client that sends nothing would stop the listener.
+type tlsConn interface {
+	Handshake() error
+	ConnectionState() tls.ConnectionState
+}
+
+// lingerTLSConn is a lingerConn over a TLS connection.
+type lingerTLSConn struct {
+	*lingerConn
+	tls tlsConn
+}
+
+func (c *lingerTLSConn) Handshake() error                     { return c.tls.Handshake() }
+func (c *lingerTLSConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
 
 // lingerConn drains up to drain bytes on Close when drain is set.
 type lingerConn struct {
@@ -39,6 +63,9 @@ type lingerConn struct {
 // announced length (or max when chunked or unknown), at most max.
 func lingerOnClose(c net.Conn, contentLength, max int) {
 	lc, ok := c.(*lingerConn)
+	if t, isTLS := c.(*lingerTLSConn); isTLS {
+		lc, ok = t.lingerConn, true
+	}
 	if !ok {
 		return
 	}

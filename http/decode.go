@@ -63,7 +63,41 @@ type batchItem struct {
 // batchBody is the JSON of POST /v1/messages/batch. Items stay raw so each
 // decodes on its own: a bad item fails alone.
 type batchBody struct {
-	Messages []json.RawMessage `json:"messages"`
+	Messages batchItems `json:"messages"`
+}
+
+// batchItems are a batch's items, raw. It reads its array itself, so that
+// it stops at the first item past max: decoded whole, a body of tiny items
+// ([0,0,…]) costs some 65 times its size in memory before its count can
+// be checked.
+type batchItems struct {
+	raw []json.RawMessage
+	max int
+}
+
+func (b *batchItems) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return &json.UnmarshalTypeError{Value: "non-array", Type: reflect.TypeFor[[]json.RawMessage](), Field: "messages"}
+	}
+	for dec.More() {
+		if len(b.raw) == b.max {
+			return b.countError("more")
+		}
+		var item json.RawMessage
+		if err := dec.Decode(&item); err != nil {
+			return err
+		}
+		b.raw = append(b.raw, item)
+	}
+	return nil
+}
+
+func (b *batchItems) countError(holds string) error {
+	return switchboard.Errorf(switchboard.EINVALID, `"messages" must hold 1 to %d messages; it holds %s.`, b.max, holds)
 }
 
 // decodeSubmit decodes and validates the body of POST /v1/messages with the
@@ -85,14 +119,14 @@ func decodeSubmit(body []byte, idempotencyKey string, rules decodeRules) (switch
 // decodeBatch decodes the envelope of a batch; items are decoded by
 // decodeItem.
 func decodeBatch(body []byte, maxBatch int) ([]json.RawMessage, error) {
-	var in batchBody
+	in := batchBody{Messages: batchItems{max: maxBatch}}
 	if err := decodeObject(body, &in, "Request body", decodeRules{}); err != nil {
 		return nil, err
 	}
-	if n := len(in.Messages); n < 1 || n > maxBatch {
-		return nil, switchboard.Errorf(switchboard.EINVALID, `"messages" must hold 1 to %d messages; it holds %d.`, maxBatch, n)
+	if len(in.Messages.raw) == 0 {
+		return nil, in.Messages.countError("none")
 	}
-	return in.Messages, nil
+	return in.Messages.raw, nil
 }
 
 // decodeItem decodes and validates one message of a batch.
@@ -199,6 +233,10 @@ func skipSpace(data []byte, i int) int {
 func jsonError(err error, what string, rules decodeRules) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var own *switchboard.Error
+	if errors.As(err, &own) { // a decoder of ours said what is wrong
+		return own
+	}
 	if errors.As(err, &typ) {
 		// Field is the Go path; batch items embed submitBody, so it may
 		// read "submitBody.to". JSON fields are flat: keep the last part.

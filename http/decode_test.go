@@ -2,6 +2,7 @@ package http
 
 import (
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -144,6 +145,33 @@ func TestStatusOfCodes(t *testing.T) {
 	for _, code := range allCodes {
 		if status, known := statusOf(code); !known || status >= 500 && code != switchboard.EINTERNAL && code != switchboard.EUNAVAILABLE {
 			t.Errorf("%s: %d %v", code, status, known)
+		}
+	}
+}
+
+// A batch of more items than allowed is refused once the count is past the
+// limit, without the rest decoded: a 4 MiB body of two million tiny items
+// allocates a small multiple of its size, not tens of times it.
+func TestDecodeBatchStopsPastTheLimit(t *testing.T) {
+	body := []byte(`{"messages":[0` + strings.Repeat(",0", 2_000_000) + `]}`)
+	var err error
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = decodeBatch(body, 1000)
+	runtime.ReadMemStats(&after)
+	if switchboard.ErrorCode(err) != switchboard.EINVALID || !strings.Contains(err.Error(), "must hold 1 to 1000 messages") {
+		t.Fatalf("decodeBatch of 2,000,001 items: %v, want invalid: must hold 1 to 1000", err)
+	}
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(4*len(body)); got > limit {
+		t.Fatalf("decoding allocated %d bytes for a %d-byte body, want at most %d", got, len(body), limit)
+	}
+	for body, want := range map[string]string{
+		`{"messages":[]}`:   "it holds none",
+		`{"messages":null}`: "it holds none",
+		`{"messages":5}`:    `"messages" must be an array`,
+	} {
+		if _, err := decodeBatch([]byte(body), 1000); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("decodeBatch(%s): %v, want %q", body, err, want)
 		}
 	}
 }
