@@ -171,6 +171,9 @@ type Stats struct {
 	Unknown        int64
 	Inbound        int64 // inbound messages stored
 	InboundUnknown int64 // inbound parts (deliver_sm) to a number no key owns (logged, acknowledged, not stored)
+	// InboundWaiting counts the parts of long inbound messages stored and
+	// waiting for the rest of their message.
+	InboundWaiting int64
 	Webhooks       WebhookStats
 }
 
@@ -179,7 +182,8 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Submitted: e.stats.submitted.Load(), Receipts: e.stats.receipts.Load(),
 		ReceiptsParked: e.stats.receiptsParked.Load(), Unknown: e.stats.unknown.Load(),
-		Inbound: e.stats.inbound.Load(), InboundUnknown: e.stats.inboundUnknown.Load(), Webhooks: e.webhooks.stats(),
+		Inbound: e.stats.inbound.Load(), InboundUnknown: e.stats.inboundUnknown.Load(),
+		InboundWaiting: int64(e.inbound.parts.Held()), Webhooks: e.webhooks.stats(),
 	}
 }
 

@@ -117,6 +117,14 @@ func (in *inbound) add(p switchboard.InboundPart) {
 	}
 }
 
+// readd puts back the parts of a message that could not be stored, to
+// wait for their missing parts again.
+func (in *inbound) readd(a concat.Assembled) {
+	for _, p := range a.Parts {
+		in.add(p)
+	}
+}
+
 // onInbound takes one part off the wire; ack answers the SMSC once it is
 // stored (an error makes the SMSC send it again).
 func (e *Engine) onInbound(p switchboard.InboundPart, ack func(error)) {
@@ -156,6 +164,16 @@ func (e *Engine) inboundLocal(p switchboard.InboundPart, ack func(error)) {
 		if p.Concat.Seq == 0 || p.Concat.Seq > p.Concat.Total {
 			ack(switchboard.Errorf(switchboard.EINVALID, "part %d of %d", p.Concat.Seq, p.Concat.Total))
 			return
+		}
+		if old, ok := e.inbound.parts.Displace(p); ok {
+			// The sender reused the reference of a message still waiting
+			// for a part: that one is stored as it stands first, which
+			// removes its stored parts, one of which p would replace.
+			if err := e.inbound.storeOnce(old); err != nil {
+				e.inbound.readd(old)
+				ack(err)
+				return
+			}
 		}
 		if e.inbound.parts.Seen(p) {
 			ack(nil) // a repeat: the first copy is stored or its message is

@@ -12,10 +12,14 @@
 // the identity the Inbox contract in the root package gives a stored part.
 // Two senders may use the same reference at once, and one sender several
 // references; neither mixes parts. Within a group the first part with a
-// sequence number is kept and later ones with it are reported as
-// duplicates, because an SMSC that did not see our deliver_sm_resp sends a
-// part again. A group is complete when every sequence number from 1 to the
-// total is present; it then leaves the reassembler.
+// sequence number is kept and later ones with it and the same user data
+// are reported as duplicates, because an SMSC that did not see our
+// deliver_sm_resp sends a part again. A part with a sequence number the
+// group holds with other user data is a new message whose sender reused
+// the reference while the group waited for a part: the group is given up
+// as partial (Displace, or Added.Evicted) and the part starts a new one.
+// A group is complete when every sequence number from 1 to the total is
+// present; it then leaves the reassembler.
 //
 // A group that stays incomplete leaves it as a partial message: when its
 // first part (the one with the earliest ReceivedAt) is older than the

@@ -39,10 +39,13 @@ type Added struct {
 	Complete bool
 	Message  Assembled
 	// Duplicate says that the part was ignored: its group already holds
-	// a part with its sequence number, and that first one is kept.
+	// it (its sequence number, with the same user data), and that first
+	// copy is kept.
 	Duplicate bool
-	// Evicted holds at most one message: the oldest pending group, given
-	// up as partial because the part started a new group when maxGroups
+	// Evicted holds at most one message, given up as partial: the group
+	// the part's sequence number was held in with other user data (the
+	// sender reused the reference; see Displace), or else the oldest
+	// pending group, when the part started a new group while maxGroups
 	// were pending. The caller handles it as one returned by Expire.
 	Evicted []Assembled
 }
@@ -62,6 +65,7 @@ type Reassembler struct {
 
 	mu      sync.Mutex
 	groups  map[groupKey]*group
+	held    int     // parts in groups
 	byAge   ageHeap // the same groups, the oldest first part on top
 	created uint64  // groups made so far, to order groups of equal age
 	// recent remembers the payloads of groups completed within the
@@ -110,7 +114,9 @@ type group struct {
 // message at once. Otherwise p joins the group of its carrier, from, to,
 // reference and total; when that group then holds every sequence number
 // from 1 to the total, Added.Message is the message and the group is
-// forgotten. A sequence number already held makes p a duplicate, ignored.
+// forgotten. A sequence number already held with the same user data
+// makes p a duplicate, ignored; held with other data, p starts a new
+// message and the group is given up (see Displace).
 //
 // A sequence number of 0 or above the total (or a total of 0) is an error
 // and changes nothing: the caller refuses the part. Add keeps p as given,
@@ -137,6 +143,10 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 	var evicted, done *group
 	r.mu.Lock()
 	g := r.groups[k]
+	if g != nil && g.displacedBy(p) {
+		r.remove(g)
+		evicted, g = g, r.newGroup(k, p)
+	}
 	switch {
 	case g == nil && r.completedBefore(k, p):
 		r.mu.Unlock()
@@ -145,10 +155,7 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 		if r.maxGroups > 0 && len(r.groups) >= r.maxGroups {
 			evicted = r.removeOldest()
 		}
-		g = &group{key: k, parts: make([]switchboard.InboundPart, c.Total), first: p.ReceivedAt, made: r.created}
-		r.created++
-		r.groups[k] = g
-		heap.Push(&r.byAge, g)
+		g = r.newGroup(k, p)
 	case g.parts[c.Seq-1].Concat != nil:
 		r.mu.Unlock()
 		return Added{Duplicate: true}, nil
@@ -158,9 +165,9 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 	}
 	g.parts[c.Seq-1] = p
 	g.have++
+	r.held++
 	if g.have == len(g.parts) {
-		heap.Remove(&r.byAge, g.index)
-		delete(r.groups, k)
+		r.remove(g)
 		done = g
 		r.remember(g, p.ReceivedAt)
 	}
@@ -177,9 +184,59 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 	return res, nil
 }
 
+// newGroup starts the group of key k with room for p's message; r.mu is
+// held.
+func (r *Reassembler) newGroup(k groupKey, p switchboard.InboundPart) *group {
+	g := &group{key: k, parts: make([]switchboard.InboundPart, p.Concat.Total), first: p.ReceivedAt, made: r.created}
+	r.created++
+	r.groups[k] = g
+	heap.Push(&r.byAge, g)
+	return g
+}
+
+// remove takes a pending group out; r.mu is held.
+func (r *Reassembler) remove(g *group) {
+	heap.Remove(&r.byAge, g.index)
+	delete(r.groups, g.key)
+	r.held -= g.have
+}
+
+// displacedBy reports whether p, of g's key, holds a sequence number g
+// holds with other user data: not a repeat but a new message whose sender
+// reused the reference while g waited for a part.
+func (g *group) displacedBy(p switchboard.InboundPart) bool {
+	held := g.parts[p.Concat.Seq-1]
+	return held.Concat != nil && !bytes.Equal(held.Payload, p.Payload)
+}
+
+// Displace gives up the pending group p would join, if p displaces it (a
+// sequence number the group holds with other user data: the sender reused
+// the reference for a new message while the old one waited for a part),
+// and returns it as a partial message. A caller that stores parts by their
+// identity stores that message (which removes its parts) before it stores
+// p, which shares the identity of one of them, and then adds p, which
+// starts a group of its own. If storing it fails, the caller can Add its
+// Parts again.
+func (r *Reassembler) Displace(p switchboard.InboundPart) (Assembled, bool) {
+	c := p.Concat
+	if c == nil || c.Total <= 1 || c.Seq == 0 || c.Seq > c.Total {
+		return Assembled{}, false
+	}
+	k := groupKey{carrier: p.Carrier, from: p.From, to: p.To, ref: c.Ref, total: c.Total}
+	r.mu.Lock()
+	g := r.groups[k]
+	if g == nil || !g.displacedBy(p) {
+		r.mu.Unlock()
+		return Assembled{}, false
+	}
+	r.remove(g)
+	r.mu.Unlock()
+	return g.assemble(), true
+}
+
 // Seen reports whether Add would call p a duplicate: its group holds its
-// sequence number already, or it repeats a part of a message completed
-// within the timeout. A caller that stores parts before adding them
+// sequence number already with the same user data, or it repeats a part
+// of a message completed within the timeout. A caller that stores parts before adding them
 // checks this first, so a repeated part is not stored again (it would
 // outlive its message in the store).
 func (r *Reassembler) Seen(p switchboard.InboundPart) bool {
@@ -191,7 +248,7 @@ func (r *Reassembler) Seen(p switchboard.InboundPart) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if g := r.groups[k]; g != nil {
-		return g.parts[c.Seq-1].Concat != nil
+		return g.parts[c.Seq-1].Concat != nil && !g.displacedBy(p)
 	}
 	return r.completedBefore(k, p)
 }
@@ -228,6 +285,13 @@ func (r *Reassembler) Pending() int {
 	return len(r.groups)
 }
 
+// Held returns the number of parts held in incomplete messages.
+func (r *Reassembler) Held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held
+}
+
 // completedBefore reports whether p repeats a part of a message completed
 // within the timeout; r.mu is held.
 func (r *Reassembler) completedBefore(k groupKey, p switchboard.InboundPart) bool {
@@ -251,8 +315,8 @@ func (r *Reassembler) remember(g *group, at time.Time) {
 // removeOldest takes the group with the oldest first part out; r.mu is
 // held and there is one.
 func (r *Reassembler) removeOldest() *group {
-	g := heap.Pop(&r.byAge).(*group)
-	delete(r.groups, g.key)
+	g := r.byAge[0]
+	r.remove(g)
 	return g
 }
 

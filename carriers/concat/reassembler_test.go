@@ -133,13 +133,54 @@ func TestDuplicateKeepsTheFirst(t *testing.T) {
 	mg := msg{from: "447700900123", to: "12345", text: "first part, second part", ref: 1, size: 12}
 	parts := mg.parts(t)
 	add(t, r, parts[0])
-	other := parts[0]
-	other.Payload = []byte("IMPOSTOR ...")
-	if res := add(t, r, other); !res.Duplicate || res.Complete || res.Waiting() {
+	again := parts[0]
+	again.ReceivedAt = again.ReceivedAt.Add(time.Second)
+	if !r.Seen(again) {
+		t.Fatal("Seen: a repeat of a held part is not reported")
+	}
+	if res := add(t, r, again); !res.Duplicate || res.Complete || res.Waiting() {
 		t.Fatalf("duplicate: %+v", res)
 	}
 	res := add(t, r, parts[1])
 	checkMessage(t, res.Message, mg, parts, "gsm7")
+}
+
+// A sender that reuses a reference while a message with it waits for a
+// part starts a new message: the waiting one is given up as partial with
+// the parts it had (Displace, or Add's Evicted), never mixed with the new
+// one's parts, and the new one's first part is not taken for a repeat.
+func TestReusedReferenceDisplacesTheWaitingMessage(t *testing.T) {
+	old := msg{from: "447700900123", to: "12345", text: "old first, old second", ref: 5, size: 12}
+	next := msg{from: "447700900123", to: "12345", text: "new first, new second", ref: 5, size: 12}
+	oldParts, newParts := old.parts(t), next.parts(t)
+
+	r := concat.New(timeout, 10)
+	add(t, r, oldParts[0]) // its second part is lost
+	if r.Seen(newParts[0]) {
+		t.Fatal("Seen: the new message's first part is reported as a repeat")
+	}
+	gone, ok := r.Displace(newParts[0])
+	if !ok || !gone.Partial || len(gone.Parts) != 1 || string(gone.Parts[0].Payload) != string(oldParts[0].Payload) {
+		t.Fatalf("Displace: %+v, %v; want the old message, partial, with its first part", gone, ok)
+	}
+	add(t, r, newParts[0])
+	if n := r.Held(); n != 1 {
+		t.Fatalf("%d parts held, want the new message's first", n)
+	}
+	res := add(t, r, newParts[1])
+	checkMessage(t, res.Message, next, newParts, "gsm7")
+	if n := r.Held(); n != 0 {
+		t.Fatalf("%d parts held after the new message completed, want none", n)
+	}
+
+	// Add alone gives the waiting message up as evicted.
+	r = concat.New(timeout, 10)
+	add(t, r, oldParts[0])
+	res = add(t, r, newParts[0])
+	if len(res.Evicted) != 1 || !res.Evicted[0].Partial || string(res.Evicted[0].Parts[0].Payload) != string(oldParts[0].Payload) || !res.Waiting() {
+		t.Fatalf("Add of a part reusing a waiting message's reference: %+v", res)
+	}
+	checkMessage(t, add(t, r, newParts[1]).Message, next, newParts, "gsm7")
 }
 
 func TestSplitCharacters(t *testing.T) {

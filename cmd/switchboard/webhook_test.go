@@ -486,6 +486,51 @@ func TestInboundPartialAfterTimeout(t *testing.T) {
 	}
 }
 
+// A sender that reuses the reference of a message still waiting for a
+// part sends a new message: the waiting one is delivered at once, partial,
+// with the parts it had, and the new one whole; no part of either is
+// dropped as a repeat or mixed into the other.
+func TestInboundReusedReferenceStartsANewMessage(t *testing.T) {
+	s := startSink(t, sink.Options{})
+	g, sim := webhookGateway(t, "", s.URL()+"/inbound", "")
+	waitBound(t, sim)
+	first := strings.Repeat("first ", 70)  // three GSM-7 parts
+	second := strings.Repeat("other ", 70) // three parts, the same reference
+	if err := sim.InjectMO("gw", smsc.MO{From: "+447700900555", To: "+447700900999", Text: first, Ref: 9, Order: []int{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for g.node.Engine.Stats().InboundWaiting != 2 { // its third part is lost
+		if time.Now().After(deadline) {
+			t.Fatalf("the first message's parts are not waiting: %+v", g.node.Engine.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := sim.InjectMO("gw", smsc.MO{From: "+447700900555", To: "+447700900999", Text: second, Ref: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Wait(20*time.Second, func(evs []sink.Event) bool { return len(evs) >= 2 }) {
+		t.Fatalf("inbound events %+v, want two", s.Events())
+	}
+	var partial, whole int
+	for _, ev := range s.Events() {
+		switch {
+		case ev.Partial && strings.HasPrefix(first, ev.Body) && len(ev.Body) < len(first):
+			partial++
+		case !ev.Partial && ev.Body == second:
+			whole++
+		default:
+			t.Errorf("unexpected inbound event: partial %v, body %q", ev.Partial, ev.Body)
+		}
+	}
+	if partial != 1 || whole != 1 {
+		t.Fatalf("%d partial first messages and %d whole second ones, want one of each", partial, whole)
+	}
+	if n := g.node.Engine.Stats().InboundWaiting; n != 0 {
+		t.Fatalf("%d parts still waiting, want none", n)
+	}
+}
+
 // waitBound waits until the simulator has a receiver bound.
 func waitBound(t *testing.T, sim *smsc.Server) {
 	t.Helper()
