@@ -35,20 +35,29 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, now time.Time) (*switchboar
 // Missing, malformed and unknown secrets get the same answer, so it tells
 // a caller nothing about which keys exist.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*switchboard.Key, error) {
-	const scheme = "bearer "
-	h := ctx.Request.Header.Peek("Authorization")
-	if len(h) > len(scheme) && asciiEqualFold(h[:len(scheme)], scheme) {
-		secret := h[len(scheme):]
-		for len(secret) > 0 && secret[0] == ' ' {
-			secret = secret[1:]
-		}
-		if len(secret) > 0 {
-			if key, ok := s.keys.Authenticate(string(secret)); ok {
-				return key, nil
-			}
-		}
+	if key, ok := s.keyOf(&ctx.Request.Header); ok {
+		return key, nil
 	}
-	return nil, apiError(switchboard.EUNAUTHORIZED, "Missing or invalid API key; send Authorization: Bearer <secret>.")
+	return nil, errUnauthorized
+}
+
+var errUnauthorized = apiError(switchboard.EUNAUTHORIZED, "Missing or invalid API key; send Authorization: Bearer <secret>.")
+
+// keyOf returns the API key the request's Authorization header names.
+func (s *Server) keyOf(h *fasthttp.RequestHeader) (*switchboard.Key, bool) {
+	const scheme = "bearer "
+	v := h.Peek("Authorization")
+	if len(v) <= len(scheme) || !asciiEqualFold(v[:len(scheme)], scheme) {
+		return nil, false
+	}
+	secret := v[len(scheme):]
+	for len(secret) > 0 && secret[0] == ' ' {
+		secret = secret[1:]
+	}
+	if len(secret) == 0 {
+		return nil, false
+	}
+	return s.keys.Authenticate(string(secret))
 }
 
 // asciiEqualFold compares b with a lower-case ASCII string, ignoring case.

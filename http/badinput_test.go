@@ -186,9 +186,18 @@ func TestOversizedBodyAnsweredByFasthttp(t *testing.T) {
 		t.Errorf("chunked: %q", raw)
 	}
 	// Only the headers, announcing too much: the answer comes at once.
-	raw = rawRequest(t, ts, "POST /v1/messages/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+	raw = rawRequest(t, ts, "POST /v1/messages/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testSecret+
+		"\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
 	if !strings.HasPrefix(raw, "HTTP/1.1 413") {
 		t.Errorf("announced: %q", raw)
+	}
+	// Without a key, a batch gets the single message's limit: announcing
+	// a body within the batch's limit and above that is answered at once,
+	// 401, and the body is never buffered.
+	raw = rawRequest(t, ts, "POST /v1/messages/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope"+
+		"\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 401") || !strings.Contains(raw, `"unauthorized"`) {
+		t.Errorf("announced, without a key: %q", raw)
 	}
 	if resp, _ := ts.do(t, "POST", "/v1/messages", validBody); resp.StatusCode != 202 {
 		t.Errorf("server stopped serving: %d", resp.StatusCode)

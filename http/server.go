@@ -389,21 +389,39 @@ func (s *Server) logRequest(ctx *fasthttp.RequestCtx, rt *route, key *switchboar
 // The path is the raw one: a path spelled differently gets the smaller
 // limit, which only makes it stricter.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	// Only a key gets the batch's larger body buffered: without one,
+	// every connection could make the server hold MaxBatchBodySize.
+	if isBatch(h) {
+		if _, ok := s.keyOf(h); ok {
+			return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxBatchBodySize}
+		}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxBodySize}
+}
+
+// isBatch reports whether a request is for the batch route, by its URI
+// as sent: a path spelled otherwise gets the smaller limit.
+func isBatch(h *fasthttp.RequestHeader) bool {
 	path := h.RequestURI()
 	if i := strings.IndexByte(string(path), '?'); i >= 0 {
 		path = path[:i]
 	}
-	if string(path) == pathBatch {
-		return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxBatchBodySize}
-	}
-	return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxBodySize}
+	return string(path) == pathBatch
 }
 
 // parseError answers a request fasthttp could not read (fasthttp closes
 // the connection after it). Its default would answer an oversized body
 // with 400 and in plain text.
 func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
-	s.Error(ctx, readError(ctx, err, s.cfg.MaxBatchBodySize))
+	rerr := readError(ctx, err, s.cfg.MaxBatchBodySize)
+	if switchboard.ErrorCode(rerr) == switchboard.ETOOLARGE && isBatch(&ctx.Request.Header) {
+		// A batch body refused for want of a key (headerReceived) is the
+		// key's problem: say so, and count the failure like any other.
+		if _, aerr := s.authorize(ctx, time.Now()); aerr != nil {
+			rerr = aerr
+		}
+	}
+	s.Error(ctx, rerr)
 }
 
 // readError is the API error for a request fasthttp could not read, on
