@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
+	"github.com/switchboard-sms/switchboard/carriers/smsc"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/http/sink"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
@@ -289,4 +291,39 @@ func TestCallbackQueuedJustBeforeAURLChangeIsSent(t *testing.T) {
 	}) {
 		t.Fatalf("the callback queued to the old URL did not arrive there: %+v", sinks[0].Stats())
 	}
+}
+
+// vanishingStore answers ENOTFOUND for every update of the message named
+// gone, as a store does for a message deleted under the key's actor.
+type vanishingStore struct {
+	*pebble.Store
+	gone atomic.Pointer[string]
+}
+
+func (s *vanishingStore) Record(ctx context.Context, updates []switchboard.Update) ([]*switchboard.Message, error) {
+	if g := s.gone.Load(); g != nil {
+		for _, u := range updates {
+			if u.MessageID == *g {
+				return nil, switchboard.Errorf(switchboard.ENOTFOUND, "no message %s", *g)
+			}
+		}
+	}
+	return s.Store.Record(ctx, updates)
+}
+
+// A status that cannot be recorded because its message no longer exists
+// (deleted by retention, or its Accept undone by an owner fenced out) is
+// not retried for ever: the key's work ends, and its actor can retire.
+func TestRecordOfAVanishedMessageIsNotRetriedForEver(t *testing.T) {
+	var vs *vanishingStore
+	r := newRig(t, rigOptions{idle: 200 * time.Millisecond,
+		simConfig: smsc.Config{Faults: smsc.Faults{Latency: smsc.Delay{Min: 300 * time.Millisecond}}},
+		wrapStore: func(s *pebble.Store) switchboard.Store { vs = &vanishingStore{Store: s}; return vs }})
+	res := r.submit(r.keys[0], "+447700900001", "hello")
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	vs.gone.Store(&res.Message.ID) // before the carrier answers, 300 ms on
+	eventually(t, "the submit sent", 5*time.Second, func() bool { return r.sims["sim"].Stats().Submits == 1 })
+	eventually(t, "the key's actor retired", 10*time.Second, func() bool { return r.engine.KeyActors() == 0 })
 }

@@ -229,6 +229,13 @@ func (e *Engine) recordAttempt(id string, updates []switchboard.Update, w *work,
 			e.log.Error().Err(err).Str("id", id).Str("status", string(updates[0].Transition.Event.Status)).
 				Msg("recording a status failed as the engine stopped or the key moved; a message still pending is sent again by whoever runs the key next")
 			then()
+		case switchboard.ErrorCode(err) == switchboard.ENOTFOUND:
+			// The message is gone (retention, or an Accept a fenced-out
+			// owner undid): retrying cannot record anything, and would
+			// keep the key's work from ever ending.
+			e.log.Error().Err(err).Str("id", id).Str("status", string(updates[0].Transition.Event.Status)).
+				Msg("recording a status failed: the message no longer exists; not retried")
+			then()
 		default:
 			e.log.Warn().Err(err).Str("id", id).Str("status", string(updates[0].Transition.Event.Status)).
 				Int("attempt", attempt+1).Msg("recording a status failed; retrying")
