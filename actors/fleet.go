@@ -346,6 +346,13 @@ var errMemberLeft = errors.New("the node left the cluster")
 // await waits for a request to another node, giving up when that node
 // leaves the membership.
 func (f *fleet) await(fut *actor.Future, address string) (any, error) {
+	return f.awaitHolding(context.Background(), fut, address, time.Time{})
+}
+
+// awaitHolding is await that, when the node leaves, still waits for its
+// answer until hold (or until ctx ends): a node that left the membership
+// (cut off, paused) may still be doing what it was asked until then.
+func (f *fleet) awaitHolding(ctx context.Context, fut *actor.Future, address string, hold time.Time) (any, error) {
 	type result struct {
 		res any
 		err error
@@ -359,7 +366,15 @@ func (f *fleet) await(fut *actor.Future, address string) (any, error) {
 	case r := <-done:
 		return r.res, r.err
 	case <-f.gone(address):
+		t := time.NewTimer(max(time.Until(hold), 0))
+		defer t.Stop()
 		select { // the answer may have come just as the node left
+		case r := <-done:
+			return r.res, r.err
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		select {
 		case r := <-done:
 			return r.res, r.err
 		default:

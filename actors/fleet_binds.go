@@ -215,15 +215,20 @@ func (f *fleet) refreshBinds() {
 // answer to job.done, as a local bind would. An answer that does not come
 // (the node left, or timed out) is our side's failure, not the carrier's:
 // the submit is tried again, and the carrier's health and the message's
-// attempts are not charged for it.
+// attempts are not charged for it. A node that left the membership may
+// still reach the carrier: its answer is waited for until the submit
+// would have gone stale there (SendWithinMs), so that the retry does not
+// send a copy it may still be sending.
 func (f *fleet) remoteSubmit(b bindRef, c *carrier, job *submitJob, messageID string) {
 	m := job.msg
+	within := c.remoteSendWithin()
 	req := &wire.CarrierSubmit{Carrier: c.name, Bind: int32(b.index), MessageId: messageID, From: m.From, To: m.To,
 		Text: m.Text, ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted,
-		SendWithinMs: c.remoteSendWithin().Milliseconds()}
+		SendWithinMs: within.Milliseconds()}
+	hold := time.Now().Add(within + time.Second)
 	fut := f.e.system.Root.RequestFuture(nodePID(b.remote), req, c.remoteTimeout())
-	f.e.background(func(context.Context) {
-		res, err := f.await(fut, b.remote)
+	f.e.background(func(stop context.Context) {
+		res, err := f.awaitHolding(stop, fut, b.remote, hold)
 		reply, ok := res.(*wire.CarrierSubmitReply)
 		if err != nil || !ok {
 			job.done(smpp.Result{}, fmt.Errorf("%w: bind %s/%d on %s did not answer: %v", smpp.ErrClosed, c.name, b.index, b.remote, err))

@@ -164,3 +164,35 @@ func TestDrainingBindSurvivesAFailedRenewal(t *testing.T) {
 		t.Fatal("the lease was not given up once the bind stopped")
 	}
 }
+
+// lateAnswer answers any request after delay.
+type lateAnswer struct{ delay time.Duration }
+
+func (a *lateAnswer) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(string); ok {
+		sender := ctx.Sender()
+		root := ctx.ActorSystem().Root
+		time.AfterFunc(a.delay, func() { root.Send(sender, "sent") })
+	}
+}
+
+// A remote submit whose node has left the membership (cut off, paused)
+// is still waited for until it would have gone stale there: that node may
+// still be sending it, and a retry now would send a copy. Other requests
+// give up as soon as their node leaves.
+func TestRemoteSubmitWaitsForANodeThatLeft(t *testing.T) {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+	t.Cleanup(system.Shutdown)
+	f := &fleet{leave: map[string]chan struct{}{}} // no members: every node has left
+	peer := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &lateAnswer{delay: 200 * time.Millisecond} }))
+
+	res, err := f.awaitHolding(context.Background(), system.Root.RequestFuture(peer, "submit", 5*time.Second), "gone:1", time.Now().Add(3*time.Second))
+	if err != nil || res != "sent" {
+		t.Fatalf("held for the answer of a node that left: %v, %v; want its answer", res, err)
+	}
+	if _, err := f.await(system.Root.RequestFuture(peer, "other", 5*time.Second), "gone:1"); !errors.Is(err, errMemberLeft) {
+		t.Fatalf("a request to a node that left: %v, want errMemberLeft at once", err)
+	}
+}
