@@ -477,12 +477,17 @@ func (e *Engine) Fleet() (FleetStatus, bool) {
 
 // reconcileInbound adopts the stored parts of long inbound messages whose
 // numbers belong to keys this node owns (left by a node that went away,
-// or stored before a restart).
+// or stored before a restart), and lets go of those of numbers another
+// node owns now: that node adopts them, and completes the message with
+// the parts that reach it, so this one must not give it up as partial.
 func (f *fleet) reconcileInbound(ctx context.Context) {
 	in := f.e.inbound
 	mine := func(p switchboard.InboundPart) bool {
 		k, ok := f.e.cfg.Keys.ByNumber(p.To)
 		return ok && f.mine(kindKey, k.ID)
+	}
+	if n := in.parts.Release(mine); n > 0 {
+		f.e.log.Info().Int("messages", n).Msg("long inbound messages of keys another node owns now left to it")
 	}
 	// Stored off the watch loop: store retries while the store fails, and
 	// the loop must go on renewing leases.

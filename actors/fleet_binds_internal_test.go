@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/storage/memory"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
 
 // supervisorStandIn takes what the fleet sends a carrier's supervisor
@@ -194,5 +195,50 @@ func TestRemoteSubmitWaitsForANodeThatLeft(t *testing.T) {
 	}
 	if _, err := f.await(system.Root.RequestFuture(peer, "other", 5*time.Second), "gone:1"); !errors.Is(err, errMemberLeft) {
 		t.Fatalf("a request to a node that left: %v, want errMemberLeft at once", err)
+	}
+}
+
+// A long inbound message waiting here for a part is let go once its
+// number's key belongs to another node, which adopts its stored parts and
+// completes it with the parts that reach it: given up here as partial when
+// its timeout passed, it would be delivered twice.
+func TestInboundMessagesOfKeysMovedAwayAreLetGo(t *testing.T) {
+	store, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret("s"), Rate: 1, Burst: 1, MaxQueued: 1,
+		Numbers: []string{"+447700900001"}}
+	e := &Engine{cfg: Config{Keys: switchboard.NewKeyRing([]*switchboard.Key{key}), InboundTimeout: time.Minute},
+		store: store, log: zerolog.Nop(), bg: newTasks()}
+	e.bgStop, e.bgEnd = context.WithCancel(context.Background())
+	defer e.bgEnd()
+	e.inbound = newInbound(e)
+	f := &fleet{e: e, address: "a:1", ring: cluster.NewRendezvous(), leave: map[string]chan struct{}{},
+		bindsChanged: make(chan struct{}, 1), workChanged: make(chan struct{}, 1)}
+	e.fleet = f
+	member := func(host string) []*cluster.Member {
+		return []*cluster.Member{{Host: host, Port: 1, Id: host, Kinds: []string{kindKey}}}
+	}
+
+	f.topology(member("a")) // this node owns the key
+	p := switchboard.InboundPart{Carrier: "sim", From: "+447700111222", To: "+447700900001", Payload: []byte("hello "),
+		ReceivedAt: time.Now(), Concat: &switchboard.Concat{Ref: 7, Total: 2, Seq: 1}}
+	if err := store.AddInboundPart(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	e.inbound.add(p)
+	if n := e.inbound.parts.Held(); n != 1 {
+		t.Fatalf("%d parts held, want the first part", n)
+	}
+
+	f.topology(member("b")) // the key's owner is another node now
+	f.reconcileInbound(context.Background())
+	if n := e.inbound.parts.Held(); n != 0 {
+		t.Fatalf("%d parts still held for a key another node owns", n)
+	}
+	if parts, err := store.InboundParts(context.Background()); err != nil || len(parts) != 1 {
+		t.Fatalf("stored parts %v (%v), want the part kept for the new owner", parts, err)
 	}
 }

@@ -234,6 +234,30 @@ func (r *Reassembler) Displace(p switchboard.InboundPart) (Assembled, bool) {
 	return g.assemble(), true
 }
 
+// Release forgets, without giving them up, the pending groups whose parts
+// keep does not want (it sees one part of each): in a cluster, the groups
+// of numbers whose keys another node owns now, which adopts their stored
+// parts. It returns how many it forgot.
+func (r *Reassembler) Release(keep func(switchboard.InboundPart) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var gone []*group
+	for _, g := range r.groups {
+		for _, p := range g.parts {
+			if p.Concat != nil {
+				if !keep(p) {
+					gone = append(gone, g)
+				}
+				break
+			}
+		}
+	}
+	for _, g := range gone {
+		r.remove(g)
+	}
+	return len(gone)
+}
+
 // Seen reports whether Add would call p a duplicate: its group holds its
 // sequence number already with the same user data, or it repeats a part
 // of a message completed within the timeout. A caller that stores parts before adding them

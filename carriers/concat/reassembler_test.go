@@ -493,3 +493,22 @@ func TestPartAfterCompletion(t *testing.T) {
 		t.Fatalf("after the timeout: %+v, want a new group", res)
 	}
 }
+
+// Release forgets the groups keep does not want, without giving them up,
+// and keeps the rest.
+func TestReleaseForgetsGroups(t *testing.T) {
+	r := concat.New(timeout, 10)
+	mine := msg{from: "447700900123", to: "12345", text: "first part, second part", ref: 1, size: 12}
+	theirs := msg{from: "447700900123", to: "67890", text: "first part, second part", ref: 1, size: 12}
+	add(t, r, mine.parts(t)[0])
+	add(t, r, theirs.parts(t)[0])
+	if n := r.Release(func(p switchboard.InboundPart) bool { return p.To == "12345" }); n != 1 || r.Pending() != 1 || r.Held() != 1 {
+		t.Fatalf("Release: %d forgotten, %d pending, %d held; want 1, 1, 1", n, r.Pending(), r.Held())
+	}
+	if res := add(t, r, mine.parts(t)[1]); !res.Complete {
+		t.Fatalf("the kept message did not complete: %+v", res)
+	}
+	if got := r.Expire(time.Now().Add(2 * timeout)); len(got) != 0 {
+		t.Fatalf("the forgotten message expired as %+v, want nothing", got)
+	}
+}
