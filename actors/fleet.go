@@ -230,20 +230,44 @@ func (f *fleet) watch(stop context.Context) {
 	f.e.background(f.watchWork)
 	t := time.NewTicker(f.cfg.LeaseTTL / 3)
 	defer t.Stop()
+	removed := f.cfg.Membership.Removed()
 	for {
 		select {
 		case <-stop.Done():
 			f.releaseBinds()
 			return
-		case <-f.cfg.Membership.Removed():
+		case <-removed:
 			f.lost("the other members declared this node dead")
-			return
+			removed = nil
 		case <-f.bindsChanged:
 		case <-t.C:
+		}
+		if removed == nil {
+			// The engine stops now, its binds last: until they have,
+			// their leases stay ours, or another node binds meanwhile.
+			f.holdBinds(stop)
+			continue
 		}
 		f.reconcileBinds(stop)
 		f.publishBinds()
 		f.refreshBinds()
+	}
+}
+
+// holdBinds renews the leases of the binds this node runs or drains, and
+// changes nothing else.
+func (f *fleet) holdBinds(ctx context.Context) {
+	for name, b := range f.binds {
+		if l, err := f.renewBind(ctx, b.lease); err == nil {
+			b.lease = l
+			f.binds[name] = b
+		}
+	}
+	for name, d := range f.draining {
+		if l, err := f.renewBind(ctx, d.lease); err == nil {
+			d.lease = l
+			f.draining[name] = d
+		}
 	}
 }
 

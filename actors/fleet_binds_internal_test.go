@@ -242,3 +242,32 @@ func TestInboundMessagesOfKeysMovedAwayAreLetGo(t *testing.T) {
 		t.Fatalf("stored parts %v (%v), want the part kept for the new owner", parts, err)
 	}
 }
+
+// A node the others removed stops its engine, which stops its binds last:
+// until then it renews its binds' leases (and starts or stops nothing),
+// so no other node binds while its connections are still open.
+func TestRemovedNodeHoldsItsBindLeasesUntilStopped(t *testing.T) {
+	const ttl = 600 * time.Millisecond
+	r := newBindRig(t, ttl)
+	r.placeOn("a")
+	if _, ok := r.next().(*startBind); !ok {
+		t.Fatal("the owned bind was not started")
+	}
+	r.f.topology([]*cluster.Member{{Host: "b", Port: 2, Id: "b", Kinds: []string{kindKey}}}) // the others see only b
+	for range 4 { // longer than the lease lasts
+		time.Sleep(ttl / 3)
+		r.f.holdBinds(context.Background())
+		if r.othersCanTake() {
+			t.Fatal("another node could take the lease of a bind still running on the removed node")
+		}
+	}
+	select {
+	case m := <-r.got:
+		t.Fatalf("the removed node's supervisor was sent %T", m)
+	default:
+	}
+	r.f.releaseBinds() // the engine stopped: its binds are down
+	if !r.othersCanTake() {
+		t.Fatal("the lease was not given up once the engine stopped")
+	}
+}
