@@ -253,7 +253,8 @@ func TestRemovedNodeHoldsItsBindLeasesUntilStopped(t *testing.T) {
 	if _, ok := r.next().(*startBind); !ok {
 		t.Fatal("the owned bind was not started")
 	}
-	r.f.topology([]*cluster.Member{{Host: "b", Port: 2, Id: "b", Kinds: []string{kindKey}}}) // the others see only b
+	// The others see only b now.
+	r.f.topology([]*cluster.Member{{Host: "b", Port: 2, Id: "b", Kinds: []string{kindKey}}})
 	for range 4 { // longer than the lease lasts
 		time.Sleep(ttl / 3)
 		r.f.holdBinds(context.Background())
