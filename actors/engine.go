@@ -330,9 +330,8 @@ func (e *Engine) requestTimeout(ctx context.Context) time.Duration {
 
 // submitLocal accepts messages for a key whose actor runs on this node.
 func (e *Engine) submitLocal(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
-	timeout := e.requestTimeout(ctx)
 	b := &submitBatch{reqs: reqs}
-	pid, c, err := e.admit(key, b, timeout)
+	pid, c, err := e.admit(key, b, e.requestTimeout(ctx))
 	// The actor reserved the batch's Idempotency-Keys: look them up here,
 	// off its goroutine, and ask again with the answers. A new instance of
 	// the actor (the old one was replaced meanwhile) reserves them again;
@@ -343,7 +342,7 @@ func (e *Engine) submitLocal(ctx context.Context, key *switchboard.Key, reqs []s
 			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The key is restarting; try again."))
 		}
 		b.looked, b.decided, b.inst = e.lookupIdempotency(ctx, key.ID, reqs, c.lookup), c.results, c.inst
-		pid, c, err = e.admit(key, b, timeout)
+		pid, c, err = e.admit(key, b, e.requestTimeout(ctx)) // what is left of it
 	}
 	if err != nil {
 		return failAll(len(reqs), err)

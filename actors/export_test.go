@@ -1,6 +1,12 @@
 package actors
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"context"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-sms/switchboard"
+)
 
 // RestartKeyActor makes the key's actor restart as its supervisor would
 // after a panic: protoactor replaces the instance under the same PID.
@@ -59,4 +65,10 @@ func (e *Engine) CarrierSupervisor(name string) *actor.PID {
 		return lc.pid
 	}
 	return nil
+}
+
+// ForwardSubmit sends a submit to owner as a node that does not own the
+// key does, with the request timeout given.
+func (e *Engine) ForwardSubmit(owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
+	return e.fleet.forwardSubmit(context.Background(), owner, key, reqs, timeout)
 }

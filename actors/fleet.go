@@ -355,7 +355,11 @@ func (f *fleet) keyOwner(id string) (string, bool) {
 // accepted, and is not repeated). It gives up as soon as that node leaves
 // the membership.
 func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
-	fut := f.e.system.Root.RequestFuture(nodePID(owner), submitToWire(key.ID, reqs, timeout), timeout)
+	// The owner may wait up to timeout for the key's actor, as a request
+	// of its own would; the write that follows is never cut short, so its
+	// answer is waited for as long again: given up sooner, a message
+	// accepted there would be answered 503 here.
+	fut := f.e.system.Root.RequestFuture(nodePID(owner), submitToWire(key.ID, reqs, timeout), 2*timeout)
 	res, err := f.await(fut, owner)
 	reply, ok := res.(*wire.SubmitReply)
 	if err != nil || !ok || len(reply.Results) != len(reqs) {

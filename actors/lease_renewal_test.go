@@ -114,3 +114,59 @@ func TestLeaseRenewalFailedWhileCountingStopsTheActor(t *testing.T) {
 		return err == nil && m.Status == switchboard.StatusDelivered
 	})
 }
+
+// slowAccept takes delay to accept, once delay is set.
+type slowAccept struct {
+	switchboard.Store
+	delay atomic.Int64
+}
+
+func (s *slowAccept) Accept(ctx context.Context, ms []switchboard.NewMessage) error {
+	time.Sleep(time.Duration(s.delay.Load()))
+	return s.Store.Accept(ctx, ms)
+}
+
+// A submit forwarded to its key's owner waits for the owner's write as a
+// submit on the owner does, even past the request timeout: given up at the
+// timeout, a message the owner accepted was answered 503 (and a retry
+// without an Idempotency-Key sent it twice). One node forwards to itself
+// here: two in one process would race inside protoactor's remote.
+func TestForwardedSubmitWaitsForTheOwnersWrite(t *testing.T) {
+	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	store := &slowAccept{Store: ps}
+	sim, err := smsc.Listen(smsc.Config{Addr: "127.0.0.1:0", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret("s"), Rate: 1e6, Burst: 1e6, MaxQueued: 1e6}
+	e, err := actors.New(actors.Config{Store: store, Keys: switchboard.NewKeyRing([]*switchboard.Key{key}), Log: zerolog.Nop(),
+		RequestTimeout: time.Second,
+		Routes:         []switchboard.Route{{Carriers: []string{"sim"}}},
+		Carriers:       []actors.CarrierConfig{{Name: "sim", Binds: 1, SMPP: smpp.Config{Addr: sim.Addr(), SystemID: "gw", Password: "pw"}}},
+		Fleet: &actors.FleetConfig{Name: "fwd", Remote: "127.0.0.1:0", Leases: memory.NewLeases(),
+			Membership: gossip.New(gossip.Config{Cluster: "fwd", Bind: "127.0.0.1:0", Log: zerolog.Nop()})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Stop(ctx)
+	}()
+	var owner string
+	eventually(t, "owning the key", 20*time.Second, func() bool { owner, _ = e.KeyOwner("k"); return owner != "" })
+	req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
+	eventually(t, "the key's actor running", 10*time.Second, func() bool { return e.ForwardSubmit(owner, key, req, time.Second)[0].Err == nil })
+	store.delay.Store(int64(1500 * time.Millisecond)) // longer than the request timeout
+	if r := e.ForwardSubmit(owner, key, req, time.Second)[0]; r.Err != nil {
+		t.Fatalf("a forwarded submit whose write outlasts the request timeout: %v, want it accepted", r.Err)
+	}
+}
