@@ -68,8 +68,10 @@ type endpointActor struct {
 
 	dirty, loading, hintedWhileLoading bool
 	// blocked: the last read stopped at the event-ID frontier; the next
-	// waits for a hint or a short timer instead of reading again at once.
-	blocked bool
+	// waits for a hint or a short timer (till blockedUntil) instead of
+	// reading again at once.
+	blocked      bool
+	blockedUntil time.Time
 	// In a cluster: when the last hint came (callbacks it announced may
 	// still be younger than the write lag), and when the outbox was last
 	// read from its head (lagged).
@@ -183,8 +185,8 @@ func (a *endpointActor) loaded(m *loaded) {
 		if cb.ID >= m.frontier {
 			// The rest may have gaps still landing. Read again after a
 			// hint or a moment, not at once: the write may take a while.
-			complete, a.blocked = false, true
-			a.setWake(a.now().Add(frontierRetry))
+			complete = false
+			a.block(a.now().Add(frontierRetry))
 			break
 		}
 		a.cursor = cb.ID
@@ -200,12 +202,18 @@ func (a *endpointActor) loaded(m *loaded) {
 	if complete && m.before != "" && !a.hintedAt.IsZero() && m.before <= eventIDFloor(a.hintedAt) {
 		// What the last hint announced may lie above this read's bound:
 		// read once more when it has aged past the lag.
-		complete, a.blocked = false, true
-		a.setWake(a.hintedAt.Add(remoteWriteLag + lagMargin))
+		complete = false
+		a.block(a.hintedAt.Add(remoteWriteLag + lagMargin))
 	}
 	if complete && !a.hintedWhileLoading {
 		a.dirty = false
 	}
+}
+
+// block holds reads back until until (see blocked), when a wake lifts it.
+func (a *endpointActor) block(until time.Time) {
+	a.blocked, a.blockedUntil = true, until
+	a.setWake(until)
 }
 
 // finished forgets callbacks whose removal from the store has landed.
@@ -507,6 +515,11 @@ func (a *endpointActor) schedule(ctx actor.Context) {
 		}
 	}
 	consider(a.waiting.earliest())
+	if a.blocked {
+		// Its wake may be queued still, when a wake set here for a later
+		// time would drop it as stale.
+		consider(a.blockedUntil)
+	}
 	if a.dirty && !a.loading && a.readAfter.After(now) {
 		consider(a.readAfter) // a read held back (readGap) or a retry (readRetry)
 	}

@@ -172,3 +172,45 @@ func TestAFailedReadIsRetriedAfterAPause(t *testing.T) {
 		t.Fatalf("%d reads readRetry after the failure, want 1", len(reads))
 	}
 }
+
+// msgCtx is a context that hands one message to Receive.
+type msgCtx struct {
+	selfOnly
+	msg any
+}
+
+func (c msgCtx) Message() any { return c.msg }
+
+// A read stopped at the frontier is tried again within its short wait even
+// when another message is handled after the wait's time and before its
+// wake: re-arming the timer for a later time (a retry's) then drops that
+// wake as stale, and the blocked read waited for the later time.
+func TestAFrontierWaitIsNotLostToALaterWake(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a, reads := newReadingTestActor(t, &now)
+	a.d.cfg.Concurrency = 64
+	recv := func(m any) { a.Receive(msgCtx{selfOnly{self: a.self}, m}) }
+	// A callback of another message waits ten minutes for its retry.
+	a.add(&delivery{cb: testCallback("evt_0OLD"), attempts: 1, nextAt: now.Add(10 * time.Minute)})
+
+	recv(&outboxHint{})
+	<-reads
+	recv(&outboxHint{}) // a write landed meanwhile: read again after this one
+	recv(&loaded{cbs: []switchboard.Callback{testCallback("evt_2NEW")}, frontier: "evt_1", limit: 8})
+	if !a.blocked {
+		t.Fatal("a read stopped at the frontier did not wait")
+	}
+	gen, wakeAt := a.wakeGen, a.wakeAt
+	now = wakeAt.Add(100 * time.Microsecond)
+	recv(&finished{ids: []string{"evt_unrelated"}}) // handled before the wake
+	recv(&endpointWake{gen: gen})                   // stale now, if re-armed
+	if a.blocked && a.wakeAt.After(now) {
+		t.Fatalf("the blocked read waits %v more, for a later wake", a.wakeAt.Sub(now))
+	}
+	if a.blocked {
+		recv(&endpointWake{gen: a.wakeGen})
+	}
+	if a.blocked || len(reads) != 1 {
+		t.Fatalf("after the wait: blocked %v, %d reads; want the read again", a.blocked, len(reads))
+	}
+}
