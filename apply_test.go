@@ -155,6 +155,21 @@ func TestStatusCallbacksPassingSubmitted(t *testing.T) {
 	}
 }
 
+// A long message the carrier took only part of before it failed was never
+// submitted: its failure is reported alone, without a submitted callback.
+func TestStatusCallbacksPartlySubmittedThenFailed(t *testing.T) {
+	m := newMsg(2)
+	m.Key, m.CallbackURL = "k", "https://hooks.example.com/sms"
+	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusSubmitted, At: at(2), Carrier: "c"}, Part: -1, CarrierIDs: []string{"a", ""}})
+	before := m.Status
+	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusFailed, At: at(3), Error: &sb.EventError{Code: "smpp_0x00000045"}}, Part: -1})
+	n := &sb.Notify{EventID: "evt_01", Statuses: sb.DefaultCallbackStatuses, At: at(3)}
+	cbs := n.StatusCallbacks(before, m)
+	if len(cbs) != 1 || !strings.Contains(string(cbs[0].Data), `"status":"failed"`) {
+		t.Fatalf("callbacks %+v, want the failure alone", cbs)
+	}
+}
+
 // The key's endpoint, when the writer has it, is taken as given; without
 // it the URL is parsed; a message's own URL is always parsed.
 func TestStatusCallbacksKeyEndpoint(t *testing.T) {

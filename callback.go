@@ -170,7 +170,12 @@ func (n *Notify) StatusCallbacks(before Status, m *Message) []Callback {
 	// any URL is parsed: most transitions (queued, a key without a URL)
 	// want none, and this runs inside the store's commit.
 	var wanted []Status
-	if statuses.Has(StatusSubmitted) && (before == StatusAccepted || before == StatusQueued) && m.Status.Final() && m.Carrier != "" {
+	// A message that went from pending to final with every part taken by
+	// the carrier skipped submitted (a receipt overtook the record of its
+	// submit): it is reported too. One some parts of which the carrier
+	// never took (a long message that failed, expired or was canceled
+	// part-way) was never submitted.
+	if statuses.Has(StatusSubmitted) && (before == StatusAccepted || before == StatusQueued) && m.Status.Final() && m.allSubmitted() {
 		wanted = append(wanted, StatusSubmitted)
 	}
 	if statuses.Has(m.Status) {
