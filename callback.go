@@ -41,7 +41,7 @@ type WebhookFailure struct {
 	EventID  string    `json:"event_id"`
 	Type     string    `json:"type"`
 	URL      string    `json:"url"`
-	Reason   string    `json:"reason"` // WebhookMaxAge, WebhookGone or WebhookRefused
+	Reason   string    `json:"reason"` // WebhookMaxAge, WebhookGone, WebhookRefused or WebhookKeyRemoved
 	Attempts int       `json:"attempts"`
 	At       time.Time `json:"at"`
 }
@@ -53,6 +53,9 @@ const (
 	// WebhookRefused: the URL may never be called (not http(s), carries
 	// credentials, or names an address the policy refuses).
 	WebhookRefused = "refused"
+	// WebhookKeyRemoved: the callback's key is no longer configured, so
+	// there is no secret left to sign it with.
+	WebhookKeyRemoved = "key_removed"
 )
 
 // StatusSet is a set of statuses: the ones a key wants callbacks for.

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -417,6 +418,11 @@ func (a *endpointActor) postDone(m *postDone) {
 		a.d.e.log.Warn().Str("url", first.URL).Str("key", first.Key).Msg("callback URL answered 410 Gone; its callbacks are given up on")
 		reason = switchboard.WebhookGone
 	case PostRefused:
+		if errors.Is(res.Err, errKeyRemoved) {
+			a.d.e.log.Warn().Str("key", first.Key).Int("callbacks", len(m.group)).Msg("callbacks of a key no longer configured; given up on")
+			reason = switchboard.WebhookKeyRemoved
+			break
+		}
 		a.d.e.log.Warn().Err(res.Err).Str("url", first.URL).Str("key", first.Key).Msg("callback URL may not be called (not http(s), credentials, or a refused address literal); given up on")
 		reason = switchboard.WebhookRefused
 	default:

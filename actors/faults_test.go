@@ -293,6 +293,47 @@ func TestCallbackQueuedJustBeforeAURLChangeIsSent(t *testing.T) {
 	}
 }
 
+// The callbacks of a key removed from the configuration while they were
+// queued are given up at once, recorded on their message with reason
+// key_removed: with no secret left to sign them, they were sent signed
+// with an empty one, which a receiver that verifies refuses for 72 hours.
+func TestCallbacksOfARemovedKeyAreGivenUp(t *testing.T) {
+	snk, err := sink.Start(sink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snk.Close() })
+	client := callback.New(callback.Options{AllowPrivate: true})
+	t.Cleanup(client.Close)
+	r, fs := faultyRig(t, rigOptions{keys: 2, callbackURL: snk.URL() + "/hook",
+		webhooks: actors.WebhookConfig{Poster: callback.Poster{Client: client}, RetryMin: 50 * time.Millisecond}})
+	gone, kept := r.keys[0], r.keys[1]
+	fs.mu.Lock()
+	fs.afterRecord = func(msgs []*switchboard.Message) bool {
+		for _, m := range msgs {
+			if m != nil && m.Status == switchboard.StatusDelivered {
+				r.ring.Replace([]*switchboard.Key{kept}) // before its callback is read
+				return false
+			}
+		}
+		return true
+	}
+	fs.mu.Unlock()
+	res := r.submit(gone, "+447700900001", "k0|+447700900001|0")
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	eventually(t, "the callback given up, recorded", 10*time.Second, func() bool {
+		m, err := r.store.Message(context.Background(), res.Message.ID)
+		return err == nil && len(m.WebhookFailures) > 0 && m.WebhookFailures[len(m.WebhookFailures)-1].Reason == switchboard.WebhookKeyRemoved
+	})
+	for _, ev := range snk.Events() {
+		if ev.MessageID == res.Message.ID && ev.Status == string(switchboard.StatusDelivered) {
+			t.Fatalf("the removed key's delivered callback was sent: %+v", ev)
+		}
+	}
+}
+
 // vanishingStore answers ENOTFOUND for every update of the message named
 // gone, as a store does for a message deleted under the key's actor.
 type vanishingStore struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	cryptorand "crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -378,15 +379,21 @@ func (d *dispatcher) worker(f func()) {
 // JSON array (even a group of one, so the receiver sees one shape);
 // done is the report to fill with the answer.
 func (d *dispatcher) post(self *actor.PID, done *postDone) {
-	d.attempts.Add(1)
 	first := &done.group[0].cb
 	req := WebhookRequest{URL: first.URL}
-	if k, ok := d.e.cfg.Keys.Key(first.Key); ok {
-		secrets := k.WebhookSecrets(d.e.now())
-		req.Secret = secrets[0]
-		if len(secrets) > 1 {
-			req.OldSecret = secrets[1]
-		}
+	k, ok := d.e.cfg.Keys.Key(first.Key)
+	if !ok {
+		// Removed from the configuration with callbacks still queued:
+		// there is no secret to sign them with, and no one to sign for.
+		done.res = PostResult{Outcome: PostRefused, Err: errKeyRemoved}
+		d.e.system.Root.Send(self, done)
+		return
+	}
+	d.attempts.Add(1)
+	secrets := k.WebhookSecrets(d.e.now())
+	req.Secret = secrets[0]
+	if len(secrets) > 1 {
+		req.OldSecret = secrets[1]
 	}
 	if done.batch {
 		req.Body = batchBody(done.group)
@@ -398,6 +405,9 @@ func (d *dispatcher) post(self *actor.PID, done *postDone) {
 		d.e.system.Root.Send(self, done)
 	})
 }
+
+// errKeyRemoved gives up the callbacks of a key no longer configured.
+var errKeyRemoved = errors.New("the callback's key is no longer configured")
 
 // batchSize is the most callbacks of the key one request carries; 1 (or
 // less) means one per request, as a JSON object.
