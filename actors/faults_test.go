@@ -92,6 +92,22 @@ func (s *faultyStore) Record(ctx context.Context, updates []switchboard.Update) 
 	return msgs, err
 }
 
+// onceDelivered runs f once, right after the first Record that makes a
+// message delivered, before its caller hears of it.
+func (s *faultyStore) onceDelivered(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterRecord = func(msgs []*switchboard.Message) bool {
+		for _, m := range msgs {
+			if m != nil && m.Status == switchboard.StatusDelivered {
+				f()
+				return false
+			}
+		}
+		return true
+	}
+}
+
 func (s *faultyStore) FinishCallbacks(ctx context.Context, done []switchboard.FinishedCallback) error {
 	if err := s.check("FinishCallbacks"); err != nil {
 		return err
@@ -263,20 +279,12 @@ func TestCallbackQueuedJustBeforeAURLChangeIsSent(t *testing.T) {
 	r, fs := faultyRig(t, rigOptions{callbackURL: sinks[0].URL() + "/hook",
 		webhooks: actors.WebhookConfig{Poster: callback.Poster{Client: client}, RetryMin: 50 * time.Millisecond}})
 	key := r.keys[0]
-	fs.mu.Lock()
-	fs.afterRecord = func(msgs []*switchboard.Message) bool {
-		for _, m := range msgs {
-			if m != nil && m.Status == switchboard.StatusDelivered {
-				moved := *key
-				moved.CallbackURL = sinks[1].URL() + "/hook"
-				r.ring.Put(&moved)
-				r.engine.KeysChanged(key.ID)
-				return false
-			}
-		}
-		return true
-	}
-	fs.mu.Unlock()
+	fs.onceDelivered(func() {
+		moved := *key
+		moved.CallbackURL = sinks[1].URL() + "/hook"
+		r.ring.Put(&moved)
+		r.engine.KeysChanged(key.ID)
+	})
 	res := r.submit(key, "+447700900001", "k0|+447700900001|0")
 	if res.Err != nil {
 		t.Fatal(res.Err)
@@ -308,17 +316,7 @@ func TestCallbacksOfARemovedKeyAreGivenUp(t *testing.T) {
 	r, fs := faultyRig(t, rigOptions{keys: 2, callbackURL: snk.URL() + "/hook",
 		webhooks: actors.WebhookConfig{Poster: callback.Poster{Client: client}, RetryMin: 50 * time.Millisecond}})
 	gone, kept := r.keys[0], r.keys[1]
-	fs.mu.Lock()
-	fs.afterRecord = func(msgs []*switchboard.Message) bool {
-		for _, m := range msgs {
-			if m != nil && m.Status == switchboard.StatusDelivered {
-				r.ring.Replace([]*switchboard.Key{kept}) // before its callback is read
-				return false
-			}
-		}
-		return true
-	}
-	fs.mu.Unlock()
+	fs.onceDelivered(func() { r.ring.Replace([]*switchboard.Key{kept}) }) // before its callback is read
 	res := r.submit(gone, "+447700900001", "k0|+447700900001|0")
 	if res.Err != nil {
 		t.Fatal(res.Err)
