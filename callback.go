@@ -53,8 +53,9 @@ const (
 	// WebhookRefused: the URL may never be called (not http(s), carries
 	// credentials, or names an address the policy refuses).
 	WebhookRefused = "refused"
-	// WebhookKeyRemoved: the callback's key is no longer configured, so
-	// there is no secret left to sign it with.
+	// WebhookKeyRemoved: the callback's key was not configured (removed,
+	// or never known to the node delivering it) until max_age passed, so
+	// there was no secret to sign it with and it was never sent.
 	WebhookKeyRemoved = "key_removed"
 )
 

@@ -380,6 +380,9 @@ func (a *endpointActor) unready(dl *delivery) {
 func (a *endpointActor) giveUpReason(dl *delivery, now time.Time) string {
 	switch {
 	case now.Sub(dl.cb.CreatedAt) >= a.d.cfg.MaxAge:
+		if _, ok := a.d.e.cfg.Keys.Key(dl.cb.Key); !ok {
+			return switchboard.WebhookKeyRemoved
+		}
 		return switchboard.WebhookMaxAge
 	case a.d.isGone(dl.cb.URL, now):
 		return switchboard.WebhookGone
@@ -418,14 +421,18 @@ func (a *endpointActor) postDone(m *postDone) {
 		a.d.e.log.Warn().Str("url", first.URL).Str("key", first.Key).Msg("callback URL answered 410 Gone; its callbacks are given up on")
 		reason = switchboard.WebhookGone
 	case PostRefused:
-		if errors.Is(res.Err, errKeyRemoved) {
-			a.d.e.log.Warn().Str("key", first.Key).Int("callbacks", len(m.group)).Msg("callbacks of a key no longer configured; given up on")
-			reason = switchboard.WebhookKeyRemoved
-			break
-		}
 		a.d.e.log.Warn().Err(res.Err).Str("url", first.URL).Str("key", first.Key).Msg("callback URL may not be called (not http(s), credentials, or a refused address literal); given up on")
 		reason = switchboard.WebhookRefused
 	default:
+		if errors.Is(res.Err, errKeyUnknown) {
+			// Nothing was sent: the endpoint did not fail.
+			a.d.e.log.Warn().Str("key", first.Key).Int("callbacks", len(m.group)).
+				Msg("callbacks of a key this node does not know; held back")
+			for _, dl := range m.group {
+				a.retryLater(dl, res, now)
+			}
+			return
+		}
 		a.failed(m, now)
 		return
 	}

@@ -227,15 +227,9 @@ func TestCountFailureIsUnavailableUntilTheStoreWorks(t *testing.T) {
 // Removing delivered callbacks from the outbox fails for a while: they are
 // delivered (perhaps more than once: at least once) and then removed.
 func TestFinishCallbacksFailureRedeliversThenRemoves(t *testing.T) {
-	snk, err := sink.Start(sink.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { snk.Close() })
-	client := callback.New(callback.Options{AllowPrivate: true})
-	t.Cleanup(client.Close)
+	snk, poster := sinkAndPoster(t)
 	r, fs := faultyRig(t, rigOptions{callbackURL: snk.URL() + "/hook",
-		webhooks: actors.WebhookConfig{Poster: callback.Poster{Client: client}, RetryMin: 50 * time.Millisecond}})
+		webhooks: actors.WebhookConfig{Poster: poster, RetryMin: 50 * time.Millisecond}})
 	fs.set("FinishCallbacks", fault{failures: 3})
 	ids := r.submitAll(10)
 	r.waitFinal(ids, switchboard.StatusDelivered, 30*time.Second)
@@ -302,19 +296,15 @@ func TestCallbackQueuedJustBeforeAURLChangeIsSent(t *testing.T) {
 }
 
 // The callbacks of a key removed from the configuration while they were
-// queued are given up at once, recorded on their message with reason
-// key_removed: with no secret left to sign them, they were sent signed
-// with an empty one, which a receiver that verifies refuses for 72 hours.
+// queued are not sent (they were, signed with an empty secret, which a
+// receiver that verifies refuses): they wait, since in a cluster a node
+// may learn of a new key a moment after another node used it, and are
+// given up at max_age, recorded on their message with reason key_removed.
 func TestCallbacksOfARemovedKeyAreGivenUp(t *testing.T) {
-	snk, err := sink.Start(sink.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { snk.Close() })
-	client := callback.New(callback.Options{AllowPrivate: true})
-	t.Cleanup(client.Close)
+	snk, poster := sinkAndPoster(t)
 	r, fs := faultyRig(t, rigOptions{keys: 2, callbackURL: snk.URL() + "/hook",
-		webhooks: actors.WebhookConfig{Poster: callback.Poster{Client: client}, RetryMin: 50 * time.Millisecond}})
+		webhooks: actors.WebhookConfig{Poster: poster, RetryMin: 50 * time.Millisecond,
+			RetryMax: 100 * time.Millisecond, MaxAge: time.Second}})
 	gone, kept := r.keys[0], r.keys[1]
 	fs.onceDelivered(func() { r.ring.Replace([]*switchboard.Key{kept}) }) // before its callback is read
 	res := r.submit(gone, "+447700900001", "k0|+447700900001|0")
@@ -330,6 +320,46 @@ func TestCallbacksOfARemovedKeyAreGivenUp(t *testing.T) {
 			t.Fatalf("the removed key's delivered callback was sent: %+v", ev)
 		}
 	}
+}
+
+// A callback of a key this node does not know yet (in a cluster, another
+// node used a key just created) waits, and goes out once the key is known.
+func TestCallbacksOfAKeyKnownLaterAreSent(t *testing.T) {
+	snk, poster := sinkAndPoster(t)
+	r, fs := faultyRig(t, rigOptions{keys: 2, callbackURL: snk.URL() + "/hook",
+		webhooks: actors.WebhookConfig{Poster: poster, RetryMin: 50 * time.Millisecond,
+			RetryMax: 100 * time.Millisecond}})
+	late, other := r.keys[0], r.keys[1]
+	fs.onceDelivered(func() { r.ring.Replace([]*switchboard.Key{other}) })
+	res := r.submit(late, "+447700900001", "k0|+447700900001|0")
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	eventually(t, "the message delivered", 10*time.Second, func() bool { return r.status(res.Message.ID) == switchboard.StatusDelivered })
+	r.ring.Replace([]*switchboard.Key{late, other})
+	if !snk.Wait(10*time.Second, func(evs []sink.Event) bool {
+		for _, ev := range evs {
+			if ev.MessageID == res.Message.ID && ev.Status == string(switchboard.StatusDelivered) {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the delivered callback did not go out once its key was known: %+v", snk.Stats())
+	}
+}
+
+// sinkAndPoster starts a callback receiver and a poster that may reach it.
+func sinkAndPoster(t *testing.T) (*sink.Sink, actors.Poster) {
+	t.Helper()
+	snk, err := sink.Start(sink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snk.Close() })
+	client := callback.New(callback.Options{AllowPrivate: true})
+	t.Cleanup(client.Close)
+	return snk, callback.Poster{Client: client}
 }
 
 // vanishingStore answers ENOTFOUND for every update of the message named

@@ -383,9 +383,11 @@ func (d *dispatcher) post(self *actor.PID, done *postDone) {
 	req := WebhookRequest{URL: first.URL}
 	k, ok := d.e.cfg.Keys.Key(first.Key)
 	if !ok {
-		// Removed from the configuration with callbacks still queued:
-		// there is no secret to sign them with, and no one to sign for.
-		done.res = PostResult{Outcome: PostRefused, Err: errKeyRemoved}
+		// No secret to sign with: the key was removed with callbacks still
+		// queued, or, in a cluster, this node has not heard of a new key
+		// yet. Nothing is sent; they wait, and are given up at max_age
+		// if the key is still unknown then.
+		done.res = PostResult{Outcome: PostRetry, Err: errKeyUnknown}
 		d.e.system.Root.Send(self, done)
 		return
 	}
@@ -406,8 +408,8 @@ func (d *dispatcher) post(self *actor.PID, done *postDone) {
 	})
 }
 
-// errKeyRemoved gives up the callbacks of a key no longer configured.
-var errKeyRemoved = errors.New("the callback's key is no longer configured")
+// errKeyUnknown holds back the callbacks of a key this node does not know.
+var errKeyUnknown = errors.New("the callback's key is not configured on this node")
 
 // batchSize is the most callbacks of the key one request carries; 1 (or
 // less) means one per request, as a JSON object.
