@@ -221,11 +221,13 @@ func (f *fleet) refreshBinds() {
 // send a copy it may still be sending.
 func (f *fleet) remoteSubmit(b bindRef, c *carrier, job *submitJob, messageID string) {
 	m := job.msg
-	within := c.remoteSendWithin()
+	within, now := c.remoteSendWithin(), time.Now()
 	req := &wire.CarrierSubmit{Carrier: c.name, Bind: int32(b.index), MessageId: messageID, From: m.From, To: m.To,
 		Text: m.Text, ValidityMs: m.Validity.Milliseconds(), Ref: uint32(m.Ref), Accepted: m.Accepted,
-		SendWithinMs: within.Milliseconds()}
-	hold := time.Now().Add(within + time.Second)
+		SendWithinMs: within.Milliseconds(), SentAtUnixMs: now.UnixMilli()}
+	// A second for the nodes' clocks, which the other node's bound from
+	// sent_at_unix_ms reads by its own.
+	hold := now.Add(within + time.Second)
 	fut := f.e.system.Root.RequestFuture(nodePID(b.remote), req, c.remoteTimeout())
 	f.e.background(func(stop context.Context) {
 		res, err := f.awaitHolding(stop, fut, b.remote, hold)
@@ -249,9 +251,7 @@ func (e *Engine) carrierSubmit(m *wire.CarrierSubmit, sender *actor.PID) {
 			root.Send(sender, &wire.CarrierSubmitReply{CarrierIds: res.CarrierIDs, Failure: failureToWire(err)})
 		},
 	}
-	if m.SendWithinMs > 0 {
-		job.sendBy = time.Now().Add(time.Duration(m.SendWithinMs) * time.Millisecond)
-	}
+	job.sendBy = sendBy(m, time.Now())
 	c := e.router.carrier(m.Carrier)
 	if c == nil || int(m.Bind) < 0 || int(m.Bind) >= len(c.intakes) {
 		job.done(smpp.Result{}, smpp.ErrNotBound)
@@ -263,6 +263,21 @@ func (e *Engine) carrierSubmit(m *wire.CarrierSubmit, sender *actor.PID) {
 		return
 	}
 	in.submit(job)
+}
+
+// sendBy is when a submit from another node goes stale (zero: never):
+// send_within_ms after it arrived, or after it was sent, if sooner (it
+// arrives late from a node that was paused, and its sender has given up).
+func sendBy(m *wire.CarrierSubmit, arrived time.Time) time.Time {
+	if m.SendWithinMs <= 0 {
+		return time.Time{}
+	}
+	within := time.Duration(m.SendWithinMs) * time.Millisecond
+	by := arrived.Add(within)
+	if sent := time.UnixMilli(m.SentAtUnixMs).Add(within); m.SentAtUnixMs > 0 && sent.Before(by) {
+		by = sent
+	}
+	return by
 }
 
 func failureToWire(err error) *wire.SubmitFailure {

@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors/wire"
 	"github.com/switchboard-sms/switchboard/storage/memory"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
@@ -270,5 +271,28 @@ func TestRemovedNodeHoldsItsBindLeasesUntilStopped(t *testing.T) {
 	r.f.releaseBinds() // the engine stopped: its binds are down
 	if !r.othersCanTake() {
 		t.Fatal("the lease was not given up once the engine stopped")
+	}
+}
+
+// A submit from another node goes stale send_within after it arrived, or
+// after it was sent if that is sooner: a node that was paused reads it
+// late, when its sender, which waited that long, has sent it again.
+func TestRemoteSubmitStaleFromWhenItWasSent(t *testing.T) {
+	now := time.Now()
+	within := 5 * time.Second
+	m := &wire.CarrierSubmit{SendWithinMs: within.Milliseconds()}
+	if got := sendBy(m, now); !got.Equal(now.Add(within)) {
+		t.Fatalf("without sent_at: %v, want arrival + within", got.Sub(now))
+	}
+	m.SentAtUnixMs = now.Add(-time.Minute).UnixMilli() // read a minute late
+	if got := sendBy(m, now); !got.Before(now) {
+		t.Fatalf("read a minute after it was sent: stale at now%+v, want already stale", got.Sub(now))
+	}
+	m.SentAtUnixMs = now.Add(time.Second).UnixMilli() // the sender's clock ahead
+	if got := sendBy(m, now); !got.Equal(now.Add(within)) {
+		t.Fatalf("sent 'after' it arrived: %v, want arrival + within", got.Sub(now))
+	}
+	if got := sendBy(&wire.CarrierSubmit{}, now); !got.IsZero() {
+		t.Fatalf("no bound: %v, want none", got)
 	}
 }

@@ -571,7 +571,12 @@ type CarrierSubmit struct {
 	// send_within_ms is how long after it arrives the bind may still send
 	// it: the sender stops waiting for the answer later, and sends again,
 	// so a submit still queued then must not go out too. 0: no bound.
-	SendWithinMs  int64 `protobuf:"varint,10,opt,name=send_within_ms,json=sendWithinMs,proto3" json:"send_within_ms,omitempty"`
+	SendWithinMs int64 `protobuf:"varint,10,opt,name=send_within_ms,json=sendWithinMs,proto3" json:"send_within_ms,omitempty"`
+	// sent_at_unix_ms is when the sender sent it, by its clock: the bind
+	// does not send it later than send_within_ms after that either, so a
+	// node that reads it late (it was paused) does not send a copy its
+	// sender has given up on. 0: not given.
+	SentAtUnixMs  int64 `protobuf:"varint,11,opt,name=sent_at_unix_ms,json=sentAtUnixMs,proto3" json:"sent_at_unix_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -672,6 +677,13 @@ func (x *CarrierSubmit) GetAccepted() []string {
 func (x *CarrierSubmit) GetSendWithinMs() int64 {
 	if x != nil {
 		return x.SendWithinMs
+	}
+	return 0
+}
+
+func (x *CarrierSubmit) GetSentAtUnixMs() int64 {
+	if x != nil {
+		return x.SentAtUnixMs
 	}
 	return 0
 }
@@ -1240,7 +1252,7 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
 	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\"\x05\n" +
-	"\x03Ack\"\x89\x02\n" +
+	"\x03Ack\"\xb0\x02\n" +
 	"\rCarrierSubmit\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12\x12\n" +
 	"\x04bind\x18\x02 \x01(\x05R\x04bind\x12\x1d\n" +
@@ -1254,7 +1266,8 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\x03ref\x18\b \x01(\rR\x03ref\x12\x1a\n" +
 	"\baccepted\x18\t \x03(\tR\baccepted\x12$\n" +
 	"\x0esend_within_ms\x18\n" +
-	" \x01(\x03R\fsendWithinMs\"p\n" +
+	" \x01(\x03R\fsendWithinMs\x12%\n" +
+	"\x0fsent_at_unix_ms\x18\v \x01(\x03R\fsentAtUnixMs\"p\n" +
 	"\x12CarrierSubmitReply\x12\x1f\n" +
 	"\vcarrier_ids\x18\x01 \x03(\tR\n" +
 	"carrierIds\x129\n" +
