@@ -319,6 +319,10 @@ func (k *keyActor) leaseLost(ctx actor.Context, why error) {
 	k.e.log.Warn().Err(why).Str("key", k.key.ID).Msg("lost the lease on the key; its actor stops here")
 	k.ready = false
 	k.loadErr = keyMoved(k.key.ID)
+	// Forgotten now, not once stopped: a request sent meanwhile would
+	// wait its whole timeout on an actor that answers nothing more; the
+	// next one starts a new instance, which waits for this one's work.
+	k.e.registry.stopped(k.key.ID, ctx.Self())
 	k.answerStash(k.loadErr)
 	ctx.Stop(ctx.Self())
 }

@@ -95,6 +95,15 @@ func TestLeaseRenewalFailedWhileCountingStopsTheActor(t *testing.T) {
 	first := make(chan switchboard.SubmitResult, 1)
 	go func() { first <- e.Submit(context.Background(), key, req)[0] }()
 	<-leases.failed // the actor took the lease and counts; a renewal failed
+	// Once the lease has run out (another holder can take it), the actor
+	// has long since heard of the failure.
+	eventually(t, "the lease run out", 5*time.Second, func() bool {
+		l, err := leases.Leases.Acquire(context.Background(), "key/k", "probe", time.Second)
+		if err == nil {
+			_ = leases.Leases.Release(context.Background(), l)
+		}
+		return err == nil
+	})
 	leases.fail.Store(false)
 	store.hold.Store(false)
 	close(store.release)
