@@ -514,7 +514,13 @@ func (f *fleet) reconcileInbound(ctx context.Context) {
 		k, ok := f.e.cfg.Keys.ByNumber(p.To)
 		return ok && f.mine(kindKey, k.ID)
 	}
-	if n := in.parts.Release(mine); n > 0 {
+	// Kept: the numbers of this node's keys, and those no key owns any
+	// more, whose parts expire here, which removes them from the store.
+	keep := func(p switchboard.InboundPart) bool {
+		k, ok := f.e.cfg.Keys.ByNumber(p.To)
+		return !ok || f.mine(kindKey, k.ID)
+	}
+	if n := in.parts.Release(keep); n > 0 {
 		f.e.log.Info().Int("messages", n).Msg("long inbound messages of keys another node owns now left to it")
 	}
 	// Stored off the watch loop: store retries while the store fails, and

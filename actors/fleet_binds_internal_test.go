@@ -234,13 +234,22 @@ func TestInboundMessagesOfKeysMovedAwayAreLetGo(t *testing.T) {
 		t.Fatalf("%d parts held, want the first part", n)
 	}
 
+	// A part of a number no key owns any more stays, to expire here (which
+	// removes it from the store), not to be left stored for no one.
+	orphan := p
+	orphan.To, orphan.Payload = "+447700900999", []byte("orphan")
+	if err := store.AddInboundPart(context.Background(), orphan); err != nil {
+		t.Fatal(err)
+	}
+	e.inbound.add(orphan)
+
 	f.topology(member("b")) // the key's owner is another node now
 	f.reconcileInbound(context.Background())
-	if n := e.inbound.parts.Held(); n != 0 {
-		t.Fatalf("%d parts still held for a key another node owns", n)
+	if n := e.inbound.parts.Held(); n != 1 {
+		t.Fatalf("%d parts still held, want only the part of the number no key owns", n)
 	}
-	if parts, err := store.InboundParts(context.Background()); err != nil || len(parts) != 1 {
-		t.Fatalf("stored parts %v (%v), want the part kept for the new owner", parts, err)
+	if parts, err := store.InboundParts(context.Background()); err != nil || len(parts) != 2 {
+		t.Fatalf("stored parts %v (%v), want both kept", parts, err)
 	}
 }
 
