@@ -76,6 +76,7 @@ type batchItems struct {
 }
 
 func (b *batchItems) UnmarshalJSON(data []byte) error {
+	b.raw = b.raw[:0] // a repeated "messages": the last wins, as for any field
 	if string(data) == "null" {
 		return nil
 	}

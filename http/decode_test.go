@@ -166,12 +166,16 @@ func TestDecodeBatchStopsPastTheLimit(t *testing.T) {
 		t.Fatalf("decoding allocated %d bytes for a %d-byte body, want at most %d", got, len(body), limit)
 	}
 	for body, want := range map[string]string{
-		`{"messages":[]}`:   "it holds none",
-		`{"messages":null}`: "it holds none",
-		`{"messages":5}`:    `"messages" must be an array`,
+		`{"messages":[]}`:                   "it holds none",
+		`{"messages":null}`:                 "it holds none",
+		`{"messages":[{}],"messages":null}`: "it holds none", // the last wins
+		`{"messages":5}`:                    `"messages" must be an array`,
 	} {
 		if _, err := decodeBatch([]byte(body), 1000); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("decodeBatch(%s): %v, want %q", body, err, want)
 		}
+	}
+	if items, err := decodeBatch([]byte(`{"messages":[1,2],"messages":[3]}`), 1000); err != nil || len(items) != 1 || string(items[0]) != "3" {
+		t.Errorf("a repeated \"messages\": %s, %v; want the last, [3]", items, err)
 	}
 }
