@@ -532,42 +532,75 @@ func TestReceiveWindowBoundsUnacknowledgedDeliveries(t *testing.T) {
 	}
 }
 
+// windowPeer sends two receipts at once, then answers every request: a
+// submit_sm with id 42 (noted on answered), an enquire_link (counted).
+type windowPeer struct {
+	enquires atomic.Int32
+	answered chan struct{}
+}
+
+func (wp *windowPeer) script(c *Conn) {
+	for i := range 2 {
+		d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+		_ = d.Message.SetMessageDataWithEncoding([]byte(fmt.Sprintf("id:%d stat:DELIVRD", i+1)), DataCoding(0))
+		d.EsmClass = 0x04
+		d.SetSequenceNumber(int32(100 + i))
+		_ = c.Send(d)
+	}
+	for {
+		f, err := c.ReadPDU()
+		if err != nil {
+			return
+		}
+		switch p := f.PDU.(type) {
+		case *pdu.SubmitSM:
+			r := pdu.NewSubmitSMRespFromReq(p).(*pdu.SubmitSMResp)
+			r.MessageID = "42"
+			_ = c.Send(r)
+			select {
+			case wp.answered <- struct{}{}:
+			default:
+			}
+		case *pdu.EnquireLink:
+			wp.enquires.Add(1)
+			_ = c.Send(Response(p, data.ESME_ROK))
+		default:
+			if p.CanResponse() {
+				_ = c.Send(Response(p, data.ESME_ROK))
+			}
+		}
+	}
+}
+
+// A reader that waits at a full receive window for longer than a few
+// response timeouts (the store hangs) no longer holds the deadlines back:
+// the submits in flight fail, to be retried, rather than hang with it.
+func TestAReceiveWindowWaitHoldsDeadlinesBackForALimitedTime(t *testing.T) {
+	wp := &windowPeer{answered: make(chan struct{}, 1)}
+	peer := newScriptedPeer(t, wp.script)
+	cfg := testConfig(peer.addr())
+	cfg.ReceiveWindow = 1
+	cfg.EnquireLinkInterval, cfg.EnquireLinkTimeout, cfg.ResponseTimeout = 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	cfg.OnReceipt = func(switchboard.Receipt, func(error)) {} // never acknowledged
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	eventually(t, "the reader to wait at the full window", func() bool { return cl.Stats().ReceiveWindowFull > 0 })
+	_, err = cl.Submit(context.Background(), &Message{From: "+1", To: "+2", Text: "hi"})
+	if err == nil || !Retriable(err) {
+		t.Fatalf("a submit behind a reader stuck for good: %v, want a retriable failure", err)
+	}
+}
+
 // While the reader waits at a full receive window (our store is slow to
 // take receipts), the answers behind it stay unread: the wait does not
 // count against their deadlines, so a healthy peer is not declared dead
 // and a submit it accepted is not failed (and sent again) as timed out.
 func TestReceiveWindowWaitIsNotAPeerTimeout(t *testing.T) {
-	var enquires atomic.Int32
-	submitAnswered := make(chan struct{}, 1)
-	peer := newScriptedPeer(t, func(c *Conn) {
-		for i := range 2 {
-			d := pdu.NewDeliverSM().(*pdu.DeliverSM)
-			_ = d.Message.SetMessageDataWithEncoding([]byte(fmt.Sprintf("id:%d stat:DELIVRD", i+1)), DataCoding(0))
-			d.EsmClass = 0x04
-			d.SetSequenceNumber(int32(100 + i))
-			_ = c.Send(d)
-		}
-		for {
-			f, err := c.ReadPDU()
-			if err != nil {
-				return
-			}
-			switch p := f.PDU.(type) {
-			case *pdu.SubmitSM:
-				r := pdu.NewSubmitSMRespFromReq(p).(*pdu.SubmitSMResp)
-				r.MessageID = "42"
-				_ = c.Send(r)
-				submitAnswered <- struct{}{}
-			case *pdu.EnquireLink:
-				enquires.Add(1)
-				_ = c.Send(Response(p, data.ESME_ROK))
-			default:
-				if p.CanResponse() {
-					_ = c.Send(Response(p, data.ESME_ROK))
-				}
-			}
-		}
-	})
+	wp := &windowPeer{answered: make(chan struct{}, 1)}
+	peer := newScriptedPeer(t, wp.script)
 	cfg := testConfig(peer.addr())
 	cfg.ReceiveWindow = 1
 	cfg.EnquireLinkInterval, cfg.EnquireLinkTimeout, cfg.ResponseTimeout = 50*time.Millisecond, 100*time.Millisecond, 200*time.Millisecond
@@ -586,10 +619,10 @@ func TestReceiveWindowWaitIsNotAPeerTimeout(t *testing.T) {
 		_, err := cl.Submit(context.Background(), &Message{From: "+1", To: "+2", Text: "hi"})
 		submitted <- err
 	}()
-	<-submitAnswered
+	<-wp.answered
 	// Past every deadline: the submit's, and an enquire_link's sent after it.
-	from := enquires.Load()
-	eventually(t, "enquire_links past the response timeout", func() bool { return enquires.Load() >= from+6 })
+	from := wp.enquires.Load()
+	eventually(t, "enquire_links past the response timeout", func() bool { return wp.enquires.Load() >= from+6 })
 	held(nil)
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })

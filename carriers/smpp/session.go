@@ -49,9 +49,26 @@ type session struct {
 	// receive window (zero while it reads); paused adds up its waits.
 	// Time it waits does not count against a request's deadline: the
 	// response may be in the socket, unread because our side is slow to
-	// store receipts, not because the peer is dead.
+	// store receipts, not because the peer is dead. Each wait counts so
+	// for maxPark at most: a store that hangs must not hang the submits
+	// in flight with it.
 	parkedAt time.Time
 	paused   time.Duration
+}
+
+// parked returns the credit of the reader's current wait, capped at
+// maxPark (0 while it reads); s.mu is held.
+func (s *session) parked(now time.Time) time.Duration {
+	if s.parkedAt.IsZero() {
+		return 0
+	}
+	return min(now.Sub(s.parkedAt), s.maxPark())
+}
+
+// maxPark is the longest one wait of the reader counts for: a few times
+// the longest a request may take.
+func (s *session) maxPark() time.Duration {
+	return 4 * max(s.c.cfg.ResponseTimeout, s.c.cfg.EnquireLinkTimeout)
 }
 
 func newSession(c *Client, conn *Conn, r role) *session {
@@ -78,10 +95,7 @@ func (s *session) track(req *request) (int32, error) {
 	if s.closed || (s.draining && req.sub != nil) {
 		return 0, ErrNotBound
 	}
-	req.paused = s.paused
-	if !s.parkedAt.IsZero() {
-		req.paused += time.Since(s.parkedAt)
-	}
+	req.paused = s.paused + s.parked(time.Now())
 	s.inflight[seq] = req
 	return seq, nil
 }
@@ -171,12 +185,9 @@ func (s *session) complete(resp pdu.PDU) {
 func (s *session) expire(now time.Time) (deadPeer bool) {
 	var late []*request
 	s.mu.Lock()
-	if !s.parkedAt.IsZero() {
-		s.mu.Unlock()
-		return false // nothing is read now: no answer can be late
-	}
+	paused := s.paused + s.parked(now)
 	for seq, req := range s.inflight {
-		if now.After(req.deadline.Add(s.paused - req.paused)) {
+		if now.After(req.deadline.Add(paused - req.paused)) {
 			delete(s.inflight, seq)
 			late = append(late, req)
 		}
@@ -206,7 +217,7 @@ func (s *session) park() {
 
 func (s *session) unpark() {
 	s.mu.Lock()
-	s.paused += time.Since(s.parkedAt)
+	s.paused += s.parked(time.Now())
 	s.parkedAt = time.Time{}
 	s.mu.Unlock()
 }
