@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 type inbound struct {
 	e       *Engine
 	parts   *concat.Reassembler
+	lanes   [groupLanes]groupLane
 	stopCtx context.Context // ends at stop: store retries give up
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -26,8 +28,57 @@ type inbound struct {
 // oldest beyond it is delivered as partial.
 const inboundMaxGroups = 100_000
 
+// groupLanes is how many lanes the parts of long messages are spread over
+// (lane): the parts of one message always take the same.
+const groupLanes = 64
+
+// groupLane runs the parts given to it one at a time, in the order they
+// were given (ticket order): a new message reusing the reference of one
+// still waiting for a part is told apart by its first part, which must
+// not be overtaken by its later ones. One at a time also keeps a message
+// given up for a reused reference being stored (its parts removed by
+// identity) while a part sharing one of those identities is stored.
+type groupLane struct {
+	mu            sync.Mutex
+	turn          *sync.Cond
+	next, serving uint64
+}
+
+// lane takes p's place in its message's lane, in the caller's order, and
+// returns a function that waits for its turn and returns the one that
+// ends it.
+func (in *inbound) lane(p switchboard.InboundPart) (wait func() (done func())) {
+	h := fnv.New32a()
+	for _, s := range []string{p.Carrier, p.From, p.To} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write([]byte{byte(p.Concat.Ref >> 8), byte(p.Concat.Ref), p.Concat.Total})
+	l := &in.lanes[h.Sum32()%groupLanes]
+	l.mu.Lock()
+	ticket := l.next
+	l.next++
+	l.mu.Unlock()
+	return func() func() {
+		l.mu.Lock()
+		for l.serving != ticket {
+			l.turn.Wait()
+		}
+		l.mu.Unlock()
+		return func() {
+			l.mu.Lock()
+			l.serving++
+			l.turn.Broadcast()
+			l.mu.Unlock()
+		}
+	}
+}
+
 func newInbound(e *Engine) *inbound {
 	in := &inbound{e: e, parts: concat.New(e.cfg.InboundTimeout, inboundMaxGroups)}
+	for i := range in.lanes {
+		in.lanes[i].turn = sync.NewCond(&in.lanes[i].mu)
+	}
 	in.stopCtx, in.cancel = context.WithCancel(context.Background())
 	return in
 }
@@ -152,7 +203,15 @@ func (e *Engine) onInbound(p switchboard.InboundPart, ack func(error)) {
 
 // inboundLocal stores and reassembles an inbound part on this node.
 func (e *Engine) inboundLocal(p switchboard.InboundPart, ack func(error)) {
+	var wait func() func()
+	if p.Concat != nil && p.Concat.Total > 1 {
+		wait = e.inbound.lane(p) // here, in the order parts come
+	}
 	e.background(func(context.Context) {
+		if wait != nil {
+			done := wait()
+			defer done()
+		}
 		if p.Concat == nil || p.Concat.Total <= 1 {
 			added, err := e.inbound.parts.Add(p)
 			if err == nil {

@@ -18,6 +18,8 @@
 // group holds with other user data is a new message whose sender reused
 // the reference while the group waited for a part: the group is given up
 // as partial (Displace, or Added.Evicted) and the part starts a new one.
+// A new message whose first parts fill only the group's gaps cannot be
+// told from those gaps arriving late, and joins it.
 // A group is complete when every sequence number from 1 to the total is
 // present; it then leaves the reassembler.
 //
