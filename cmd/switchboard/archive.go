@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,7 +39,7 @@ Flags:
 	date := fs.String("date", "", "the UTC `day` to archive, YYYY-MM-DD")
 	out := fs.String("out", "", "`directory` to write the files under")
 	configFlag := fs.String("config", "", "configuration `file` (default $SWITCHBOARD_CONFIG, else ./cluster.yaml)")
-	keysFlag := fs.String("keys", "", "comma-separated API key `ids` to archive (default: every key of the configuration; name a removed key here)")
+	keysFlag := fs.String("keys", "", "comma-separated API key `ids` to archive (default: every key of the configuration, the admin API's too; name a removed key here)")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override one setting, `path=value`; repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -60,13 +61,16 @@ Flags:
 	if err != nil {
 		return usageError{err}
 	}
-	keys := archiveKeys(cfg, *keysFlag)
-	if len(keys) == 0 {
-		return usageError{errors.New("archive: no keys: the configuration has none and --keys names none")}
-	}
 	store, err := openArchiveStore(cfg, newLogger(cfg.Log, stderr))
 	if err != nil {
 		return err
+	}
+	keys, err := archiveKeys(ctx, cfg, store, *keysFlag)
+	if err == nil && len(keys) == 0 {
+		err = usageError{errors.New("archive: no keys: the configuration has none, the admin API made none, and --keys names none")}
+	}
+	if err != nil {
+		return errors.Join(err, store.Close())
 	}
 	files, err := archive.Write(ctx, store, archive.Options{Day: *date, Keys: keys, Dir: *out, Version: buildVersion()})
 	for _, f := range files {
@@ -79,7 +83,10 @@ Flags:
 	return errors.Join(err, store.Close())
 }
 
-func archiveKeys(cfg *Config, flagValue string) []string {
+// archiveKeys are the keys --keys names, else every key of the
+// configuration: the file's, and those the admin API made (revoked ones
+// too: their messages are kept as long as any other's).
+func archiveKeys(ctx context.Context, cfg *Config, store switchboard.Settings, flagValue string) ([]string, error) {
 	var keys []string
 	if flagValue != "" {
 		for _, k := range strings.Split(flagValue, ",") {
@@ -87,12 +94,21 @@ func archiveKeys(cfg *Config, flagValue string) []string {
 				keys = append(keys, k)
 			}
 		}
-		return keys
+		return keys, nil
 	}
 	for _, k := range cfg.Keys {
 		keys = append(keys, k.ID)
 	}
-	return keys
+	made, err := store.ListSettings(ctx, settingKey)
+	if err != nil {
+		return nil, fmt.Errorf("archive: the admin API's keys: %w", err)
+	}
+	for _, s := range made {
+		if id := strings.TrimPrefix(s.Name, settingKey); !slices.Contains(keys, id) {
+			keys = append(keys, id)
+		}
+	}
+	return keys, nil
 }
 
 // openArchiveStore opens the store the configuration names. The embedded
@@ -100,7 +116,7 @@ func archiveKeys(cfg *Config, flagValue string) []string {
 // store) and be free.
 func openArchiveStore(cfg *Config, log zerolog.Logger) (switchboard.Store, error) {
 	if cfg.Storage.Backend != StorageEmbedded {
-		return nil, fmt.Errorf("archive: storage.backend %s is not supported", cfg.Storage.Backend)
+		return nil, usageError{fmt.Errorf("archive: storage.backend %s is not supported: archive reads the embedded store", cfg.Storage.Backend)}
 	}
 	dir := cfg.Node.DataDir
 	if _, err := os.Stat(dir); err != nil {

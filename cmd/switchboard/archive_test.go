@@ -21,8 +21,8 @@ import (
 )
 
 // archiveSetup writes a configuration whose store holds three messages of
-// key "test" accepted on day, and returns its path and the message IDs,
-// newest first.
+// key "test" accepted on day and a key the admin API made, and returns its
+// path and the message IDs, newest first.
 func archiveSetup(t *testing.T, day time.Time) (string, []string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -42,6 +42,10 @@ func archiveSetup(t *testing.T, day time.Time) (string, []string) {
 			t.Fatal(err)
 		}
 		ids = append([]string{m.ID}, ids...)
+	}
+	// A key the admin API made: stored, not in the file.
+	if err := store.PutSetting(context.Background(), settingKey+"made-by-api", "key: {id: made-by-api}\n"); err != nil {
+		t.Fatal(err)
 	}
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
@@ -72,7 +76,7 @@ func TestArchiveCommand(t *testing.T) {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 	file := filepath.Join(out, date, "test.parquet")
-	for _, want := range []string{"test: 3 messages → " + file, "quiet: no messages on " + date} {
+	for _, want := range []string{"test: 3 messages → " + file, "quiet: no messages on " + date, "made-by-api: no messages on " + date} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout %q does not say %q", stdout, want)
 		}
@@ -158,6 +162,7 @@ func TestArchiveCommandUsage(t *testing.T) {
 		{[]string{"--config", config, "--out", "x"}, 2, `--date "" is not YYYY-MM-DD`},
 		{[]string{"--config", config, "--date", "2026-12-01", "--out", "x", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"--config", config, "--date", "2026-12-01", "--out", "x", "--set", "node.data_dir=" + filepath.Join(t.TempDir(), "none")}, 1, "node.data_dir"},
+		{[]string{"--config", config, "--date", "2026-12-01", "--out", "x", "--set", "storage.backend=scylla", "--set", "storage.hosts=127.0.0.1:1"}, 2, "archive reads the embedded store"},
 	} {
 		code, _, stderr := runArchiveCmd(t, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
