@@ -117,6 +117,7 @@ type AdminServer struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	ln     net.Listener
+	closed bool // Shutdown ran: Serve serves no more
 }
 
 //go:embed status.html
@@ -197,6 +198,11 @@ func (a *AdminServer) Serve(ln net.Listener) error {
 	// So that a client still sending a refused body reads the 413 (conn.go).
 	ln = lingerListener{Listener: ln, linger: DefaultReadTimeout}
 	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		ln.Close()
+		return errors.New("http: admin server is shut down")
+	}
 	a.ln = ln
 	a.mu.Unlock()
 	msg := a.log.Info().Str("addr", ln.Addr().String())
@@ -226,6 +232,15 @@ func (a *AdminServer) Addr() string {
 func (a *AdminServer) Shutdown(ctx context.Context) error {
 	a.cancel()
 	a.wg.Wait()
+	a.mu.Lock()
+	a.closed = true
+	ln := a.ln
+	a.mu.Unlock()
+	if ln != nil {
+		// fasthttp closes it too; closing it here covers a Serve that had
+		// not handed it to fasthttp yet, which fasthttp would not stop.
+		ln.Close()
+	}
 	err := a.srv.ShutdownWithContext(ctx)
 	if errors.Is(err, net.ErrClosed) {
 		err = nil

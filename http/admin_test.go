@@ -441,3 +441,41 @@ func TestAdminUnreadableRequest(t *testing.T) {
 		t.Fatalf("admin listener stopped serving: %d %s", r.status, r.body)
 	}
 }
+
+// An admin server shut down before its Serve has begun (a node stopped
+// while it starts) does not serve: fasthttp, which had no listener yet to
+// close, would serve on for good, and the node's stop would wait for it.
+func TestAdminShutDownBeforeServeDoesNotServe(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAdmin(AdminConfig{Ops: &stubOps{}, Catalog: &stubCatalog{}, Metrics: m, Gatherer: reg, Log: zerolog.Nop(), Node: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ln) }()
+	select {
+	case err := <-served:
+		if err == nil {
+			t.Fatal("Serve after Shutdown returned nil, want an error saying so")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve after Shutdown is serving")
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Fatal("the listener still accepts connections")
+	}
+}
