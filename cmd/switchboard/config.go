@@ -1301,7 +1301,10 @@ func (c *Config) validateLimits(p *problems) {
 	if l.DefaultValidity <= 0 {
 		p.add("limits.default_validity", "%v is not above 0", l.DefaultValidity)
 	}
-	if l.MaxValidity < l.DefaultValidity {
+	switch {
+	case l.MaxValidity < Duration(time.Second):
+		p.add("limits.max_validity", "%v is below 1s (a message's validity is given in whole seconds)", l.MaxValidity)
+	case l.MaxValidity < l.DefaultValidity:
 		p.add("limits.max_validity", "%v is below default_validity %v", l.MaxValidity, l.DefaultValidity)
 	}
 	if l.MaxBatch < 1 {

@@ -304,6 +304,9 @@ func TestValidate(t *testing.T) {
 			c.Carriers[0].PermanentStatuses = []string{"ESME_RSUBMITFAIL"}
 		}, "carriers[0].permanent_statuses[0]: ESME_RSUBMITFAIL is listed in retriable_statuses too"},
 		{"no routes", func(c *Config) { c.Routes = nil }, "routes: is empty"},
+		{"max_validity under a second", func(c *Config) {
+			c.Limits.DefaultValidity, c.Limits.MaxValidity = Duration(100*time.Millisecond), Duration(500*time.Millisecond)
+		}, "limits.max_validity: 500ms is below 1s"},
 		{"route prefix", func(c *Config) { c.Routes[1].Prefix = "44a" }, `routes[1].prefix: "44a"`},
 		{"route prefix plus", func(c *Config) { c.Routes[1].Prefix = "+" }, `routes[1].prefix: "+"`},
 		{"route prefix long", func(c *Config) { c.Routes[1].Prefix = "1234567890123456" }, "routes[1].prefix: "},
