@@ -502,6 +502,20 @@ func TestReloadAppliesTheFile(t *testing.T) {
 	if r.status != 200 || r.body["source"] != "file" {
 		t.Fatalf("the added key: %d %v", r.status, r.body)
 	}
+	// A setting that needs a restart does not apply at a reload, and the
+	// keys are checked against what runs: a key whose callback URL only
+	// the new webhooks.allow_private_networks would allow is refused (its
+	// callbacks would be refused at every send until a restart).
+	private := good +
+		"  - {id: private, secret: private-secret-0123456789, rate: 1, callback_url: \"http://127.0.0.1:9/hook\"}\n" +
+		"webhooks: {allow_private_networks: true}\n"
+	os.WriteFile(path, []byte(private), 0o600)
+	if err := g.reload(context.Background(), load); err == nil || !strings.Contains(err.Error(), "allow_private_networks") {
+		t.Fatalf("reload with a private callback URL allowed only after a restart: %v", err)
+	}
+	if r := adminCall(t, g, "GET", "/admin/v1/keys/private", ""); r.status != 404 {
+		t.Fatalf("the refused key: %d %v", r.status, r.body)
+	}
 	// A key the admin API created and one the file now defines with its
 	// id cannot both be: the reload is refused, and both stay as they were.
 	adminCall(t, g, "POST", "/admin/v1/keys", `{"id": "clash", "rate": 1}`)

@@ -181,7 +181,7 @@ func (g *gateway) reload(ctx context.Context, load func() (*Config, error)) erro
 	if (next.Node.TLSCert == "") != (o.cert == nil) {
 		return errors.New("node.tls_cert: turning TLS on or off needs a restart")
 	}
-	if err := o.catalog.reload(ctx, next); err != nil {
+	if err := o.catalog.reload(ctx, liveConfig(old, next)); err != nil {
 		return err
 	}
 	if o.cert != nil {
@@ -199,6 +199,18 @@ func (g *gateway) reload(ctx context.Context, load func() (*Config, error)) erro
 }
 
 // needsRestart names the sections whose changes a reload does not apply.
+// liveConfig is the configuration a reload runs with: next's keys,
+// carriers, routes, admin token and TLS files, which apply live, and
+// old's everything else, which needs a restart. The keys are checked
+// against what runs (webhooks.allow_private_networks, cluster.enabled),
+// not against what a restart would bring.
+func liveConfig(old, next *Config) *Config {
+	live := *old
+	live.Keys, live.Carriers, live.Routes = next.Keys, next.Carriers, next.Routes
+	live.Node.AdminToken, live.Node.TLSCert, live.Node.TLSKey = next.Node.AdminToken, next.Node.TLSCert, next.Node.TLSKey
+	return &live
+}
+
 func needsRestart(old, next *Config) []string {
 	var out []string
 	a, b := *old, *next
