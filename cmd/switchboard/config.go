@@ -403,7 +403,10 @@ func loadConfig(path string, environ, overrides []string) (*Config, error) {
 	var errs []error
 	if path != "" {
 		if err := cfg.decodeFile(path); err != nil {
-			errs = append(errs, err)
+			// The environment and the overrides are applied to the file
+			// decoded: over a file that did not decode, each setting of a
+			// list would be reported out of range.
+			return nil, &ConfigError{Source: path, Err: err}
 		}
 	}
 	if err := cfg.applyEnv(environ); err != nil {

@@ -539,6 +539,13 @@ func TestEnvErrors(t *testing.T) {
 	// An index into an empty list is out of range too.
 	err = loadErr(t, "", "SWITCHBOARD_KEYS_0_ID=k")
 	wantContains(t, err, "SWITCHBOARD_KEYS_0_ID: keys[0]: index out of range: the configuration has 0")
+	// A file that does not decode is reported alone: applied to nothing,
+	// every variable into one of its lists would be out of range.
+	err = loadErr(t, strings.Replace(baseYAML, "system_id: sb,", "system_id: sb, binds: two,", 1), "SWITCHBOARD_CARRIERS_0_HOST=x:1")
+	wantContains(t, err, "binds")
+	if strings.Contains(err.Error(), "out of range") {
+		t.Errorf("a file that did not decode: %v, want its own errors alone", err)
+	}
 }
 
 // The test suites' variables (the servers CI runs) are not settings, and
