@@ -35,11 +35,13 @@ type gcSettings struct {
 }
 
 // gcSettingsOf returns the settings of n, and false when GOGC or
-// GOMEMLIMIT is in the environment: Go applied those at start, and an
-// operator who set them means them.
+// GOMEMLIMIT is set in the environment: Go applied those at start, and an
+// operator who set them means them. Set to nothing, Go ignores them, and
+// so does this.
 func gcSettingsOf(n NodeConfig, environ []string) (gcSettings, bool) {
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
+		name, value, _ := strings.Cut(kv, "=")
+		if (name == "GOGC" || name == "GOMEMLIMIT") && value != "" {
 			return gcSettings{}, false
 		}
 	}

@@ -25,6 +25,11 @@ func TestGCSettingsFromConfig(t *testing.T) {
 			t.Errorf("with %s in the environment the config still applies", env)
 		}
 	}
+	for _, env := range []string{"GOGC=", "GOMEMLIMIT="} { // set to nothing: Go ignores it
+		if _, ok := gcSettingsOf(cfg.Node, []string{env}); !ok {
+			t.Errorf("with %s (empty) in the environment the config does not apply", env)
+		}
+	}
 	off := cfg.Node
 	off.MemoryLimit = "0"
 	if s, _ := gcSettingsOf(off, nil); s.limit != 0 {
