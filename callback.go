@@ -54,8 +54,8 @@ const (
 	// credentials, or names an address the policy refuses).
 	WebhookRefused = "refused"
 	// WebhookKeyRemoved: the callback's key was not configured (removed,
-	// or never known to the node delivering it) until max_age passed, so
-	// there was no secret to sign it with and it was never sent.
+	// or never known to the node delivering it) for a while, so there was
+	// no secret to sign it with and it was never sent.
 	WebhookKeyRemoved = "key_removed"
 )
 

@@ -44,6 +44,9 @@ type delivery struct {
 	cb       switchboard.Callback
 	attempts int
 	nextAt   time.Time // not before: a retry's backoff or Retry-After
+	// keyUnknownSince is when this node first found the callback's key
+	// unknown (it was not sent); zero while the key is known.
+	keyUnknownSince time.Time
 }
 
 // endpointActor delivers the callbacks of one endpoint. It holds up to
@@ -380,9 +383,6 @@ func (a *endpointActor) unready(dl *delivery) {
 func (a *endpointActor) giveUpReason(dl *delivery, now time.Time) string {
 	switch {
 	case now.Sub(dl.cb.CreatedAt) >= a.d.cfg.MaxAge:
-		if _, ok := a.d.e.cfg.Keys.Key(dl.cb.Key); !ok {
-			return switchboard.WebhookKeyRemoved
-		}
 		return switchboard.WebhookMaxAge
 	case a.d.isGone(dl.cb.URL, now):
 		return switchboard.WebhookGone
@@ -425,12 +425,7 @@ func (a *endpointActor) postDone(m *postDone) {
 		reason = switchboard.WebhookRefused
 	default:
 		if errors.Is(res.Err, errKeyUnknown) {
-			// Nothing was sent: the endpoint did not fail.
-			a.d.e.log.Warn().Str("key", first.Key).Int("callbacks", len(m.group)).
-				Msg("callbacks of a key this node does not know; held back")
-			for _, dl := range m.group {
-				a.retryLater(dl, res, now)
-			}
+			a.keyUnknown(m, now)
 			return
 		}
 		a.failed(m, now)
@@ -438,6 +433,25 @@ func (a *endpointActor) postDone(m *postDone) {
 	}
 	for _, dl := range m.group {
 		a.finish(dl, reason, now)
+	}
+}
+
+// keyUnknown holds back callbacks whose key this node does not know, for
+// WebhookConfig.KeyGrace, and gives them up then. Nothing was sent: neither the
+// endpoint's circuit nor the callbacks' attempts are charged.
+func (a *endpointActor) keyUnknown(m *postDone, now time.Time) {
+	for _, dl := range m.group {
+		dl.attempts--
+		if dl.keyUnknownSince.IsZero() {
+			dl.keyUnknownSince = now
+			a.d.e.log.Warn().Str("key", dl.cb.Key).Str("event_id", dl.cb.ID).
+				Msg("callback of a key this node does not know; held back")
+		}
+		if now.Sub(dl.keyUnknownSince) >= a.d.cfg.KeyGrace {
+			a.finish(dl, switchboard.WebhookKeyRemoved, now)
+			continue
+		}
+		a.retryLater(dl, PostResult{RetryAfter: a.d.cfg.RetryMin}, now)
 	}
 }
 

@@ -283,37 +283,43 @@ func TestCallbackQueuedJustBeforeAURLChangeIsSent(t *testing.T) {
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
-	if !sinks[0].Wait(10*time.Second, func(evs []sink.Event) bool {
-		for _, ev := range evs {
-			if ev.MessageID == res.Message.ID && ev.Status == string(switchboard.StatusDelivered) {
-				return true
-			}
-		}
-		return false
-	}) {
+	if !sawDelivered(sinks[0], res.Message.ID) {
 		t.Fatalf("the callback queued to the old URL did not arrive there: %+v", sinks[0].Stats())
 	}
 }
 
 // The callbacks of a key removed from the configuration while they were
 // queued are not sent (they were, signed with an empty secret, which a
-// receiver that verifies refuses): they wait, since in a cluster a node
-// may learn of a new key a moment after another node used it, and are
-// given up at max_age, recorded on their message with reason key_removed.
+// receiver that verifies refuses): they wait a while (KeyGrace), since in
+// a cluster a node may learn of a new key a moment after another node
+// used it, and are then given up, recorded on their message with reason
+// key_removed and no attempts. Meanwhile another key's callbacks to the
+// same endpoint go out.
 func TestCallbacksOfARemovedKeyAreGivenUp(t *testing.T) {
 	snk, poster := sinkAndPoster(t)
 	r, fs := faultyRig(t, rigOptions{keys: 2, callbackURL: snk.URL() + "/hook",
 		webhooks: actors.WebhookConfig{Poster: poster, RetryMin: 50 * time.Millisecond,
-			RetryMax: 100 * time.Millisecond, MaxAge: time.Second}})
+			RetryMax: 100 * time.Millisecond, KeyGrace: time.Second}})
 	gone, kept := r.keys[0], r.keys[1]
 	fs.onceDelivered(func() { r.ring.Replace([]*switchboard.Key{kept}) }) // before its callback is read
 	res := r.submit(gone, "+447700900001", "k0|+447700900001|0")
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
+	other := r.submit(kept, "+447700900002", "k1|+447700900002|0")
+	if other.Err != nil {
+		t.Fatal(other.Err)
+	}
+	if !sawDelivered(snk, other.Message.ID) {
+		t.Fatalf("the other key's callback did not go out meanwhile: %+v", snk.Stats())
+	}
 	eventually(t, "the callback given up, recorded", 10*time.Second, func() bool {
 		m, err := r.store.Message(context.Background(), res.Message.ID)
-		return err == nil && len(m.WebhookFailures) > 0 && m.WebhookFailures[len(m.WebhookFailures)-1].Reason == switchboard.WebhookKeyRemoved
+		if err != nil || len(m.WebhookFailures) == 0 {
+			return false
+		}
+		f := m.WebhookFailures[len(m.WebhookFailures)-1]
+		return f.Reason == switchboard.WebhookKeyRemoved && f.Attempts == 0
 	})
 	for _, ev := range snk.Events() {
 		if ev.MessageID == res.Message.ID && ev.Status == string(switchboard.StatusDelivered) {
@@ -337,16 +343,22 @@ func TestCallbacksOfAKeyKnownLaterAreSent(t *testing.T) {
 	}
 	eventually(t, "the message delivered", 10*time.Second, func() bool { return r.status(res.Message.ID) == switchboard.StatusDelivered })
 	r.ring.Replace([]*switchboard.Key{late, other})
-	if !snk.Wait(10*time.Second, func(evs []sink.Event) bool {
+	if !sawDelivered(snk, res.Message.ID) {
+		t.Fatalf("the delivered callback did not go out once its key was known: %+v", snk.Stats())
+	}
+}
+
+// sawDelivered waits up to 10 s for snk to get message id's delivered
+// callback.
+func sawDelivered(snk *sink.Sink, id string) bool {
+	return snk.Wait(10*time.Second, func(evs []sink.Event) bool {
 		for _, ev := range evs {
-			if ev.MessageID == res.Message.ID && ev.Status == string(switchboard.StatusDelivered) {
+			if ev.MessageID == id && ev.Status == string(switchboard.StatusDelivered) {
 				return true
 			}
 		}
 		return false
-	}) {
-		t.Fatalf("the delivered callback did not go out once its key was known: %+v", snk.Stats())
-	}
+	})
 }
 
 // sinkAndPoster starts a callback receiver and a poster that may reach it.

@@ -69,6 +69,12 @@ type WebhookConfig struct {
 	// Window is how many callbacks of one endpoint are held in memory; the
 	// rest wait in the store (default 2048).
 	Window int
+	// KeyGrace is how long a callback whose key the delivering node does
+	// not know waits for it before it is given up (default 1m): long
+	// enough for a key made on another node to arrive (the admin API's in
+	// about a second), short enough that the callbacks of a removed key do
+	// not hold the endpoint's window for long.
+	KeyGrace time.Duration
 	// BreakerFailures consecutive failures open an endpoint's circuit;
 	// it is probed again after a backoff between BreakerMin and BreakerMax
 	// (defaults 5, 1s, 60s).
@@ -91,6 +97,7 @@ func (c *WebhookConfig) setDefaults() {
 	def(&c.BreakerMin, time.Second)
 	def(&c.BreakerMax, time.Minute)
 	def(&c.GoneFor, time.Hour)
+	def(&c.KeyGrace, time.Minute)
 	if c.Concurrency <= 0 {
 		c.Concurrency = 64
 	}
