@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -303,5 +304,65 @@ func TestRemoteSubmitStaleFromWhenItWasSent(t *testing.T) {
 	}
 	if got := sendBy(&wire.CarrierSubmit{}, now); !got.IsZero() {
 		t.Fatalf("no bound: %v, want none", got)
+	}
+}
+
+// refusingInbound fails AcceptInbound for messages from one sender.
+type refusingInbound struct {
+	*pebble.Store
+	from     string
+	accepted atomic.Int64
+}
+
+func (s *refusingInbound) AcceptInbound(ctx context.Context, m *switchboard.Message, cb *switchboard.Callback, parts []switchboard.InboundPart) error {
+	if m.From == s.from {
+		return errors.New("refused")
+	}
+	err := s.Store.AcceptInbound(ctx, m, cb, parts)
+	if err == nil {
+		s.accepted.Add(1)
+	}
+	return err
+}
+
+// A long inbound message whose store keeps failing is retried without
+// holding up the other messages of its lane: they are stored meanwhile.
+func TestAnInboundMessageThatCannotBeStoredHoldsUpNoOther(t *testing.T) {
+	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	store := &refusingInbound{Store: ps, from: "+447700000000"}
+	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret("s"), Rate: 1, Burst: 1, MaxQueued: 1,
+		Numbers: []string{"+447700900001"}}
+	e := &Engine{cfg: Config{Keys: switchboard.NewKeyRing([]*switchboard.Key{key}), InboundTimeout: time.Minute, Now: time.Now},
+		store: store, log: zerolog.Nop(), bg: newTasks(), ids: newEventIDs()}
+	e.bgStop, e.bgEnd = context.WithCancel(context.Background())
+	e.inbound = newInbound(e)
+	defer func() { e.inbound.stop(); e.bgEnd(); e.bg.wait() }()
+	part := func(from string, seq uint8) switchboard.InboundPart {
+		return switchboard.InboundPart{Carrier: "sim", From: from, To: "+447700900001", Payload: []byte{'a' + seq},
+			ReceivedAt: time.Now(), Concat: &switchboard.Concat{Ref: 1, Total: 2, Seq: seq}}
+	}
+	send := func(from string) {
+		e.inboundLocal(part(from, 1), func(error) {})
+		e.inboundLocal(part(from, 2), func(error) {})
+	}
+	send(store.from) // its lane is held while its store is retried
+	held := e.inbound.laneOf(part(store.from, 1))
+	const good = 8 // all in its lane
+	for i, n := 0, 0; n < good; i++ {
+		if from := fmt.Sprintf("+4477001%05d", i); e.inbound.laneOf(part(from, 1)) == held {
+			send(from)
+			n++
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for store.accepted.Load() < good {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages stored while one kept failing", store.accepted.Load(), good)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

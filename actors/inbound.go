@@ -32,6 +32,17 @@ const inboundMaxGroups = 100_000
 // (lane): the parts of one message always take the same.
 const groupLanes = 64
 
+// laneOf is the lane of p's message.
+func (in *inbound) laneOf(p switchboard.InboundPart) *groupLane {
+	h := fnv.New32a()
+	for _, s := range []string{p.Carrier, p.From, p.To} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write([]byte{byte(p.Concat.Ref >> 8), byte(p.Concat.Ref), p.Concat.Total})
+	return &in.lanes[h.Sum32()%groupLanes]
+}
+
 // groupLane runs the parts given to it one at a time, in the order they
 // were given (ticket order): a new message reusing the reference of one
 // still waiting for a part is told apart by its first part, which must
@@ -48,13 +59,7 @@ type groupLane struct {
 // returns a function that waits for its turn and returns the one that
 // ends it.
 func (in *inbound) lane(p switchboard.InboundPart) (wait func() (done func())) {
-	h := fnv.New32a()
-	for _, s := range []string{p.Carrier, p.From, p.To} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	h.Write([]byte{byte(p.Concat.Ref >> 8), byte(p.Concat.Ref), p.Concat.Total})
-	l := &in.lanes[h.Sum32()%groupLanes]
+	l := in.laneOf(p)
 	l.mu.Lock()
 	ticket := l.next
 	l.next++
@@ -164,7 +169,12 @@ func (in *inbound) add(p switchboard.InboundPart) {
 		return
 	}
 	for _, a := range append(added.Evicted, complete(added)...) {
-		in.store(a)
+		// Once here, in the part's lane; the retries of a store that
+		// fails go on outside it, not to hold up the lane's other
+		// messages meanwhile.
+		if in.storeOnce(a) != nil {
+			in.e.background(func(context.Context) { in.store(a) })
+		}
 	}
 }
 

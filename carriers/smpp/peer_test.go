@@ -643,3 +643,25 @@ func TestReceiveWindowWaitIsNotAPeerTimeout(t *testing.T) {
 		t.Fatalf("%d reconnects to a healthy peer, want 0", st.Reconnects)
 	}
 }
+
+// The waits of the reader push a request's deadline back by maxPark at
+// most, however many there were: a store that keeps the window full, ack
+// by slow ack, cannot keep an unanswered enquire_link alive for ever.
+func TestReceiveWindowCreditIsCappedPerRequest(t *testing.T) {
+	cl, err := NewClient(testConfig("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &session{c: cl, inflight: map[int32]*request{}, drained: make(chan struct{})}
+	now := time.Now()
+	req := &request{deadline: now.Add(-time.Millisecond), reply: make(chan pdu.PDU, 1)}
+	s.inflight[1] = req
+	s.paused = s.maxPark() / 2 // credit enough: not late yet
+	if s.expire(now) {
+		t.Fatal("a request within its credit expired")
+	}
+	s.paused = 10 * s.maxPark() // many waits, each under the cap
+	if !s.expire(now.Add(s.maxPark())) {
+		t.Fatal("a request past its deadline and the most credit a request gets did not expire")
+	}
+}

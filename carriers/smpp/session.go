@@ -49,9 +49,9 @@ type session struct {
 	// receive window (zero while it reads); paused adds up its waits.
 	// Time it waits does not count against a request's deadline: the
 	// response may be in the socket, unread because our side is slow to
-	// store receipts, not because the peer is dead. Each wait counts so
-	// for maxPark at most: a store that hangs must not hang the submits
-	// in flight with it.
+	// store receipts, not because the peer is dead. It counts so for
+	// maxPark at most, per request however many waits: a store that hangs
+	// or crawls must not hang the submits in flight with it.
 	parkedAt time.Time
 	paused   time.Duration
 }
@@ -187,7 +187,7 @@ func (s *session) expire(now time.Time) (deadPeer bool) {
 	s.mu.Lock()
 	paused := s.paused + s.parked(now)
 	for seq, req := range s.inflight {
-		if now.After(req.deadline.Add(paused - req.paused)) {
+		if now.After(req.deadline.Add(min(paused-req.paused, s.maxPark()))) {
 			delete(s.inflight, seq)
 			late = append(late, req)
 		}
