@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -76,6 +77,8 @@ type fleet struct {
 	members []*cluster.Member
 	ring    *cluster.Rendezvous
 	leave   map[string]chan struct{} // closed when that address leaves (gone)
+	// staleWarned is when warnStale last logged (Unix ns).
+	staleWarned atomic.Int64
 	// bindsChanged and workChanged say the membership changed (to each
 	// of the two loops that act on it: watch, watchWork).
 	bindsChanged, workChanged chan struct{}

@@ -251,7 +251,10 @@ func (e *Engine) carrierSubmit(m *wire.CarrierSubmit, sender *actor.PID) {
 			root.Send(sender, &wire.CarrierSubmitReply{CarrierIds: res.CarrierIDs, Failure: failureToWire(err)})
 		},
 	}
-	job.sendBy = sendBy(m, time.Now())
+	now := time.Now()
+	if job.sendBy = sendBy(m, now); !job.sendBy.IsZero() && job.sendBy.Before(now) {
+		e.fleet.warnStale(m, now)
+	}
 	c := e.router.carrier(m.Carrier)
 	if c == nil || int(m.Bind) < 0 || int(m.Bind) >= len(c.intakes) {
 		job.done(smpp.Result{}, smpp.ErrNotBound)
@@ -278,6 +281,18 @@ func sendBy(m *wire.CarrierSubmit, arrived time.Time) time.Time {
 		by = sent
 	}
 	return by
+}
+
+// warnStale says, at most every 10 s, that submits from other nodes
+// arrive stale: one or two after a pause of this node are expected, a
+// steady stream means the nodes' clocks differ by more than the window.
+func (f *fleet) warnStale(m *wire.CarrierSubmit, now time.Time) {
+	last := f.staleWarned.Load()
+	if now.UnixNano()-last < int64(10*time.Second) || !f.staleWarned.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	f.e.log.Warn().Dur("age", now.Sub(time.UnixMilli(m.SentAtUnixMs))).Str("carrier", m.Carrier).
+		Msg("a submit from another node arrived stale by its sender's clock: this node was paused, or the nodes' clocks differ (run NTP); answered stale, the sender sends it again")
 }
 
 func failureToWire(err error) *wire.SubmitFailure {

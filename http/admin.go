@@ -193,15 +193,16 @@ func (a *AdminServer) sampleEvery(d time.Duration) {
 	}
 }
 
-// Serve serves on ln until Shutdown, then returns nil.
+// Serve serves on ln until Shutdown, then returns nil (at once, closing
+// ln, after it).
 func (a *AdminServer) Serve(ln net.Listener) error {
 	// So that a client still sending a refused body reads the 413 (conn.go).
 	ln = lingerListener{Listener: ln, linger: DefaultReadTimeout}
 	a.mu.Lock()
-	if a.closed {
+	if a.closed { // shut down before it began: nothing to serve
 		a.mu.Unlock()
 		ln.Close()
-		return errors.New("http: admin server is shut down")
+		return nil
 	}
 	a.ln = ln
 	a.mu.Unlock()

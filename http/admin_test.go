@@ -468,8 +468,8 @@ func TestAdminShutDownBeforeServeDoesNotServe(t *testing.T) {
 	go func() { served <- a.Serve(ln) }()
 	select {
 	case err := <-served:
-		if err == nil {
-			t.Fatal("Serve after Shutdown returned nil, want an error saying so")
+		if err != nil {
+			t.Fatalf("Serve after Shutdown: %v, want nil (a stop, not a failure)", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve after Shutdown is serving")
