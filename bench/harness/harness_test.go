@@ -127,6 +127,27 @@ func TestLoadStallShowsInLatency(t *testing.T) {
 	}
 }
 
+// Requests that are not accepted (never sent, over --timeout late, or not
+// answered in time) count in the accept latency at its top, not as if
+// they had not been made: a stall longer than the timeout shows in the
+// p99 as 10 s, where the accepted requests alone read under a second.
+func TestRequestsNotAcceptedCountInTheLatency(t *testing.T) {
+	t0 := time.Now()
+	addr := stubGateway(t, t0.Add(800*time.Millisecond), t0.Add(1800*time.Millisecond))
+	g := newGen(nil, 10, []string{"s"})
+	o := loadOpts{addr: addr, driver: newSwitchboardDriver(addr, g), profile: rateProfile{base: 1000},
+		duration: 3 * time.Second, timeout: 300 * time.Millisecond, conns: 8, inflight: 8, batch: 1, gen: g,
+		out: io.Discard, quiet: true}
+	res := runLoad(context.Background(), o)
+	notAccepted := res.c.wExpired.Load() + res.c.wTransport.Load() + res.c.wRejected.Load()
+	if notAccepted < 100 {
+		t.Fatalf("%d requests not accepted, want the stall's (~1000 over the timeout)", notAccepted)
+	}
+	if v := res.accept.ValueAtQuantile(99); v < neverAccepted*99/100 {
+		t.Fatalf("p99 %dµs with %d of %d requests not accepted, want the top, %dµs", v, notAccepted, res.c.wOffered.Load(), neverAccepted)
+	}
+}
+
 // The run's histogram is the merge of the per-second ones: the same count,
 // percentiles and max as one histogram of every in-window sample.
 func TestHistogramMerge(t *testing.T) {

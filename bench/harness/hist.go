@@ -19,6 +19,12 @@ const (
 	histShards = 16
 )
 
+// neverAccepted is the accept latency of a request that was not accepted:
+// refused, not answered, or never sent (over --timeout late). It is the
+// histogram's top, so a p99 with more than 1 % of those reads as 10 s,
+// not as the latency of the ones that made it.
+const neverAccepted = histMax
+
 func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMin, histMax, histDigits) }
 
 func newE2EHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMin, e2eMax, histDigits) }

@@ -181,6 +181,7 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 			if inWin {
 				c.wTransport.Add(1)
 			}
+			lat.record(w, neverAccepted, inWin)
 			return buf, ids
 		}
 		code := min(max(resp.StatusCode(), 0), len(c.status)-1)
@@ -205,6 +206,7 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 			c.wRejected.Add(int64(per) - n)
 		}
 		if n == 0 {
+			lat.record(w, neverAccepted, inWin)
 			return buf, ids
 		}
 		c.accepted.Add(n)
@@ -304,6 +306,7 @@ func runLoad(ctx context.Context, o loadOpts) *loadResult {
 			if !t.Before(mStart) {
 				c.wExpired.Add(int64(per))
 			}
+			lat.record(0, neverAccepted, !t.Before(mStart) && t.Before(mEnd))
 		})
 	} else {
 		// Closed loop: each worker sends its next request when the last

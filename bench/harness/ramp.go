@@ -17,10 +17,15 @@ import (
 // that was.
 
 type rampStep struct {
-	Rate    float64 `json:"rate"`
-	OK      bool    `json:"ok"`
-	Reason  string  `json:"reason,omitempty"`
-	Summary summary `json:"summary"`
+	Rate   float64 `json:"rate"`
+	OK     bool    `json:"ok"`
+	Reason string  `json:"reason,omitempty"`
+	// LostMessages: the step failed for messages with no final status
+	// by the end of --drain, and for nothing before (a step beyond the
+	// capacity fails on its p99 or falling behind first, and its backlog
+	// may still be draining): delivery broke, which fails the run.
+	LostMessages bool    `json:"lost_messages,omitempty"`
+	Summary      summary `json:"summary"`
 }
 
 type rampResult struct {
@@ -57,14 +62,18 @@ func runRamp(ctx context.Context, o loadOpts, s settings, sc func() sinkCounts) 
 		}
 		st := rampStep{Rate: rate, OK: true, Summary: sum}
 		switch {
-		case sum.Measured && sum.Lost > 0:
-			st.OK, st.Reason = false, fmt.Sprintf("%d messages lost (no final callback within --drain %v)", sum.Lost, o.drain)
 		case sum.Accept.P99 > rr.P99Limit:
 			st.OK, st.Reason = false, fmt.Sprintf("p99 accept %s > %s", fmtUS(int64(sum.Accept.P99*1000)), fmtDur(s.rampP99))
 		case sum.Behind || sum.NeverSent > 0:
 			st.OK, st.Reason = false, fmt.Sprintf("fell behind: %.0f/s answered of %.0f/s offered, %d never sent", sum.ServedPS, sum.OfferedPS, sum.NeverSent)
 		case sum.Accepted < sum.Offered:
 			st.OK, st.Reason = false, fmt.Sprintf("%d of %d messages not accepted (%s)", sum.Offered-sum.Accepted, sum.Offered, statusString(sum.Status))
+		case sum.Measured && sum.Lost > 0:
+			st.OK, st.LostMessages = false, true
+			st.Reason = fmt.Sprintf("%d messages lost (no final callback within --drain %v)", sum.Lost, o.drain)
+		}
+		if !st.OK && !st.LostMessages && sum.Measured && sum.Lost > 0 {
+			st.Reason += fmt.Sprintf("; %d messages without a final status by the end of --drain %v", sum.Lost, o.drain)
 		}
 		rr.Steps = append(rr.Steps, st)
 		fmt.Fprintf(o.out, "ramp step %d: %.0f/s offered → %.0f/s accepted, accept p99 %s, delivered %.0f/s, lost %d: %s\n",

@@ -209,7 +209,7 @@ func (s summary) print(w io.Writer, o loadOpts) {
 		{"accepted", fmt.Sprintf("%d msgs (%.0f/s); answered during the window %.0f/s%s", s.Accepted, s.AcceptedPS, s.ServedPS, behind(s))},
 		{"status codes", fmt.Sprintf("%s  rejected msgs %d  transport errors %d  never sent (over %v late) %d",
 			statusString(s.Status), s.Rejected, s.Transport, o.timeout, s.NeverSent)},
-		{"accept latency", fmt.Sprintf("%s  (n=%d, from %s)", s.Accept, s.Accept.N, s.AcceptWhat)},
+		{"accept latency", fmt.Sprintf("%s  (n=%d, from %s; a request not accepted counts as 10s)", s.Accept, s.Accept.N, s.AcceptWhat)},
 	}
 	switch {
 	case s.E2E != nil:

@@ -18,6 +18,18 @@ cd "$(dirname "$0")/../.."
 
 scenario=${1:-bench/scenarios/steady.yaml}
 shift || true
+# Flags that shape only one side would make the rows incomparable: the
+# carrier's binds, window and pace reach the Switchboard run alone (Kannel
+# keeps its template's), the receipt delay is the shared simulator's
+# (RECEIPT_DELAY), and the webhook settings are Switchboard's.
+for a in "$@"; do
+	case $a in
+	--binds* | --window* | --carrier-tps* | --receipt-delay* | --callback-batch* | --webhook-concurrency*)
+		echo "compare.sh: $a would apply to one side only; set it in both gateways' templates (or RECEIPT_DELAY=...)" >&2
+		exit 2
+		;;
+	esac
+done
 OUT=${OUT:-$(mktemp -d /tmp/compare.XXXXXX)}
 SIM_ADDR=${SIM_ADDR:-127.0.0.1:27750}
 # Kannel loses receipts that arrive before it has stored the submit_sm_resp
@@ -37,8 +49,11 @@ trap cleanup EXIT
 sim_pid=$!
 
 echo "== Switchboard ($scenario) → $OUT/switchboard.json"
+# A failed run (messages lost) still gets its Kannel row beside it.
+sb_status=0
 "$benchbin" --scenario "$scenario" --gateway-bin "$bin" --smsc "$SIM_ADDR" \
-	--out "$OUT/switchboard.json" --plot "$OUT/switchboard.svg" "$@" | tee "$OUT/switchboard.txt" | grep -v '^\['
+	--out "$OUT/switchboard.json" --plot "$OUT/switchboard.svg" "$@" | tee "$OUT/switchboard.txt" | grep -v '^\[' ||
+	sb_status=$?
 
 echo "== Kannel ($scenario) → $OUT/kannel.json"
 # The driver measures bearerbox and smsbox together (--pid with both).
@@ -93,3 +108,7 @@ else:
 print("\nKannel's CPU and RSS are bearerbox's and smsbox's together; Switchboard's the gateway process's alone.")
 print("results:", out)
 PY
+if ((sb_status != 0)); then
+	echo "the Switchboard run failed (exit $sb_status): see $OUT/switchboard.txt" >&2
+	exit "$sb_status"
+fi
