@@ -58,7 +58,8 @@ func (d *diskGuard) check() error {
 		return nil
 	}
 	now := d.now()
-	if now.UnixNano()-d.checkedAt.Load() >= int64(diskCheckInterval) && d.mu.TryLock() {
+	// A clock stepped back reads again at once, rather than after the step.
+	if since := now.UnixNano() - d.checkedAt.Load(); (since >= int64(diskCheckInterval) || since < 0) && d.mu.TryLock() {
 		d.refresh(now)
 		d.mu.Unlock()
 	}

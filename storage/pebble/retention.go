@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -181,15 +182,20 @@ func (s *Store) oldDays(ctx context.Context, from []byte, cutoffDay string) ([]d
 func (c *committer) deleteMessages(entries []dayEntry, b *pebbledb.Batch) error {
 	defer c.endTouch()
 	for _, e := range entries {
+		// Read first: a message that cannot be read keeps its by-day entry
+		// (the only way here to it), rather than lose it with nothing else.
+		t, err := c.current(e.id)
+		if err != nil && sb.ErrorCode(err) != sb.ENOTFOUND {
+			if err = c.unreadable("message", []byte(e.id), err); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := b.Delete(dayKey(c.key[:0], e.key, e.day, e.id), nil); err != nil {
 			return c.writeFailed(err)
 		}
-		t, err := c.current(e.id)
-		if sb.ErrorCode(err) == sb.ENOTFOUND {
-			continue
-		}
-		if err != nil {
-			return err
+		if t == nil {
+			continue // gone already
 		}
 		if m := t.m; m.Key == e.key && m.Day() == e.day {
 			if err := c.deleteMessage(m, b); err != nil {
@@ -233,12 +239,28 @@ func (c *committer) deleteMessage(m *sb.Message, b *pebbledb.Batch) error {
 // deleteRef deletes a carrier index entry if it names messageID.
 func (c *committer) deleteRef(k []byte, messageID string, b *pebbledb.Batch) error {
 	r, found, err := c.lookupRef(k)
-	if err != nil || !found || r.messageID != messageID {
-		return err
+	if err != nil {
+		return c.unreadable("carrier index entry", k, err)
+	}
+	if !found || r.messageID != messageID {
+		return nil
 	}
 	c.overlay.refs[string(k)] = refEntry{gone: true}
 	c.inflight.dropRef(string(k))
 	return b.Delete(k, nil)
+}
+
+// unreadable handles a record retention could not read: one that does
+// not decode (damaged, or written by a newer version) is left in place,
+// with an error logged, so that it does not stop the store, which would
+// then stop again after every restart; any other error (the disk) is
+// returned.
+func (c *committer) unreadable(what string, k []byte, err error) error {
+	if !errors.Is(err, errCorrupt) {
+		return err
+	}
+	c.log.Error().Err(err).Str("record", what).Bytes("key", k).Msg("pebble: retention left a record it cannot read in place")
+	return nil
 }
 
 // queued is an expiry queue entry. One of carrier index entries lists
@@ -360,8 +382,11 @@ func (c *committer) deleteIdempotency(k []byte, messageID string, b *pebbledb.Ba
 		return nil
 	}
 	r, found, err := readIdempotency(c.db, k)
-	if err != nil || !found || r.MessageID != messageID {
-		return err
+	if err != nil {
+		return c.unreadable("idempotency record", k, err)
+	}
+	if !found || r.MessageID != messageID {
+		return nil
 	}
 	return b.Delete(k, nil)
 }
@@ -370,8 +395,11 @@ func (c *committer) deleteIdempotency(k []byte, messageID string, b *pebbledb.Ba
 // after now.
 func (c *committer) expireParked(k string, now time.Time, b *pebbledb.Batch) error {
 	ps, err := c.parkedAt(k)
-	if err != nil || len(ps) == 0 {
-		return err
+	if err != nil {
+		return c.unreadable("parked receipt", []byte(k), err)
+	}
+	if len(ps) == 0 {
+		return nil
 	}
 	var keep []parkedUpdate
 	for _, p := range ps {

@@ -555,6 +555,12 @@ func (s *Store) Writable() error {
 	if err := s.committer.failure(); err != nil {
 		return err
 	}
+	s.rw.RLock()
+	closed := s.closed
+	s.rw.RUnlock()
+	if closed {
+		return errClosed()
+	}
 	return s.disk.check()
 }
 
