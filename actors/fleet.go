@@ -529,7 +529,7 @@ func (f *fleet) reconcileInbound(ctx context.Context) {
 	// Stored off the watch loop: store retries while the store fails, and
 	// the loop must go on renewing leases.
 	store := func(a concat.Assembled) error {
-		f.e.background(func(context.Context) { in.store(a) })
+		f.e.background(func(context.Context) { in.storeInLane(a) })
 		return nil
 	}
 	if err := in.adopt(ctx, mine, store); err != nil {

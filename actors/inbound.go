@@ -114,7 +114,7 @@ func (in *inbound) start(ctx context.Context) error {
 				return
 			case now := <-t.C:
 				for _, a := range in.parts.Expire(now) {
-					in.store(a)
+					in.storeInLane(a)
 				}
 			}
 		}
@@ -255,6 +255,23 @@ func (e *Engine) inboundLocal(p switchboard.InboundPart, ack func(error)) {
 		ack(nil)
 		e.inbound.add(p)
 	})
+}
+
+// storeInLane stores a message that left the reassembler outside the
+// handling of a part (it expired, or was adopted), first in its lane, so
+// that no part sharing a stored identity with one of its parts is stored
+// meanwhile; the retries of a store that fails go on outside the lane.
+func (in *inbound) storeInLane(a concat.Assembled) {
+	if len(a.Parts) == 0 || a.Parts[0].Concat == nil {
+		in.store(a)
+		return
+	}
+	done := in.lane(a.Parts[0])()
+	err := in.storeOnce(a)
+	done()
+	if err != nil {
+		in.store(a)
+	}
 }
 
 // store stores an assembled message, retrying while the store fails: its
