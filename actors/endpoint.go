@@ -44,9 +44,6 @@ type delivery struct {
 	cb       switchboard.Callback
 	attempts int
 	nextAt   time.Time // not before: a retry's backoff or Retry-After
-	// keyUnknownSince is when this node first found the callback's key
-	// unknown (it was not sent); zero while the key is known.
-	keyUnknownSince time.Time
 }
 
 // endpointActor delivers the callbacks of one endpoint. It holds up to
@@ -71,6 +68,9 @@ type endpointActor struct {
 	cursor     string // the highest ID read from the store
 
 	dirty, loading, hintedWhileLoading bool
+	// unknownKeys are the keys this node did not know when their
+	// callbacks' turn came, and since when (keyUnknown).
+	unknownKeys map[string]time.Time
 	// blocked: the last read stopped at the event-ID frontier; the next
 	// waits for a hint or a short timer (till blockedUntil) instead of
 	// reading again at once.
@@ -411,6 +411,9 @@ func (a *endpointActor) postDone(m *postDone) {
 		a.probing = false // only the probe's own answer ends the half-open wait
 	}
 	reason := ""
+	if !errors.Is(res.Err, errKeyUnknown) {
+		delete(a.unknownKeys, first.Key) // known again, or never unknown
+	}
 	switch res.Outcome {
 	case PostDelivered:
 		a.failures, a.opened = 0, 0
@@ -440,14 +443,19 @@ func (a *endpointActor) postDone(m *postDone) {
 // WebhookConfig.KeyGrace, and gives them up then. Nothing was sent: neither the
 // endpoint's circuit nor the callbacks' attempts are charged.
 func (a *endpointActor) keyUnknown(m *postDone, now time.Time) {
+	key := m.group[0].cb.Key // a request carries one key's callbacks
+	since, ok := a.unknownKeys[key]
+	if !ok {
+		if a.unknownKeys == nil {
+			a.unknownKeys = make(map[string]time.Time)
+		}
+		since, a.unknownKeys[key] = now, now
+		a.d.e.log.Warn().Str("key", key).Str("endpoint", a.endpoint).
+			Msg("callbacks of a key this node does not know; held back")
+	}
 	for _, dl := range m.group {
 		dl.attempts--
-		if dl.keyUnknownSince.IsZero() {
-			dl.keyUnknownSince = now
-			a.d.e.log.Warn().Str("key", dl.cb.Key).Str("event_id", dl.cb.ID).
-				Msg("callback of a key this node does not know; held back")
-		}
-		if now.Sub(dl.keyUnknownSince) >= a.d.cfg.KeyGrace {
+		if now.Sub(since) >= a.d.cfg.KeyGrace {
 			a.finish(dl, switchboard.WebhookKeyRemoved, now)
 			continue
 		}

@@ -526,10 +526,12 @@ func (f *fleet) reconcileInbound(ctx context.Context) {
 	if n := in.parts.Release(keep); n > 0 {
 		f.e.log.Info().Int("messages", n).Msg("long inbound messages of keys another node owns now left to it")
 	}
-	// Stored off the watch loop: store retries while the store fails, and
-	// the loop must go on renewing leases.
+	// Tried once here, in the message's lane (adopt); the retries of a
+	// store that fails go on in the background, not to hold up the loop.
 	store := func(a concat.Assembled) error {
-		f.e.background(func(context.Context) { in.storeInLane(a) })
+		if in.storeOnce(a) != nil {
+			f.e.background(func(context.Context) { in.store(a) })
+		}
 		return nil
 	}
 	if err := in.adopt(ctx, mine, store); err != nil {

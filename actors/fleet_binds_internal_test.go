@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors/wire"
+	"github.com/switchboard-sms/switchboard/carriers/concat"
 	"github.com/switchboard-sms/switchboard/storage/memory"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
@@ -364,5 +365,55 @@ func TestAnInboundMessageThatCannotBeStoredHoldsUpNoOther(t *testing.T) {
 			t.Fatalf("%d of %d messages stored while one kept failing", store.accepted.Load(), good)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A long inbound message given up at its reassembly timeout is stored in
+// its lane, taken from the reassembler only then: a new message reusing its
+// reference that came meanwhile displaced it first, and its stored part,
+// acknowledged to the carrier, is not removed with the old message's.
+func TestAnExpiringMessageDoesNotRemoveANewPartOfItsReference(t *testing.T) {
+	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret("s"), Rate: 1, Burst: 1, MaxQueued: 1,
+		Numbers: []string{"+447700900001"}}
+	e := &Engine{cfg: Config{Keys: switchboard.NewKeyRing([]*switchboard.Key{key}), InboundTimeout: time.Minute, Now: time.Now},
+		store: ps, log: zerolog.Nop(), bg: newTasks(), ids: newEventIDs()}
+	e.bgStop, e.bgEnd = context.WithCancel(context.Background())
+	e.inbound = newInbound(e)
+	defer func() { e.inbound.stop(); e.bgEnd(); e.bg.wait() }()
+	part := func(payload string, at time.Time) switchboard.InboundPart {
+		return switchboard.InboundPart{Carrier: "sim", From: "+447700111222", To: "+447700900001", Payload: []byte(payload),
+			ReceivedAt: at, Concat: &switchboard.Concat{Ref: 1, Total: 2, Seq: 1}}
+	}
+	deliver := func(p switchboard.InboundPart) {
+		acked := make(chan error, 1)
+		e.inboundLocal(p, func(err error) { acked <- err })
+		if err := <-acked; err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	deliver(part("old", now.Add(-2*time.Minute))) // its second part is lost
+
+	expired := e.inbound.parts.ExpiredParts(now) // the expiry finds it...
+	if len(expired) != 1 {
+		t.Fatalf("%d expired, want the old message", len(expired))
+	}
+	deliver(part("new", now)) // ...and a new message reusing the reference comes first
+	for _, p := range expired {
+		e.inbound.inLane(p, func() []concat.Assembled {
+			if a, ok := e.inbound.parts.TakeExpired(p, now); ok {
+				return []concat.Assembled{a}
+			}
+			return nil
+		})
+	}
+	stored, err := ps.InboundParts(context.Background())
+	if err != nil || len(stored) != 1 || string(stored[0].Payload) != "new" {
+		t.Fatalf("stored parts %v (%v), want the new message's first part", stored, err)
 	}
 }

@@ -113,8 +113,13 @@ func (in *inbound) start(ctx context.Context) error {
 			case <-stop.Done():
 				return
 			case now := <-t.C:
-				for _, a := range in.parts.Expire(now) {
-					in.storeInLane(a)
+				for _, p := range in.parts.ExpiredParts(now) {
+					in.inLane(p, func() []concat.Assembled {
+						if a, ok := in.parts.TakeExpired(p, now); ok {
+							return []concat.Assembled{a}
+						}
+						return nil
+					})
 				}
 			}
 		}
@@ -129,19 +134,33 @@ func (in *inbound) adopt(ctx context.Context, mine func(switchboard.InboundPart)
 	if err != nil {
 		return err
 	}
+	var serr error
 	for _, p := range parts {
-		if !mine(p) || in.parts.Seen(p) {
+		if !mine(p) {
+			continue
+		}
+		done := func() {}
+		if p.Concat != nil {
+			done = in.lane(p)() // what it completes is stored in its lane
+		}
+		if in.parts.Seen(p) {
+			done()
 			continue
 		}
 		added, err := in.parts.Add(p)
 		if err != nil {
+			done()
 			in.e.log.Warn().Err(err).Str("carrier", p.Carrier).Msg("stored inbound part does not fit its message; left stored")
 			continue
 		}
 		for _, a := range append(added.Evicted, complete(added)...) {
-			if err := store(a); err != nil {
-				return err
+			if serr = store(a); serr != nil {
+				break
 			}
+		}
+		done()
+		if serr != nil {
+			return serr
 		}
 	}
 	return nil
@@ -257,20 +276,24 @@ func (e *Engine) inboundLocal(p switchboard.InboundPart, ack func(error)) {
 	})
 }
 
-// storeInLane stores a message that left the reassembler outside the
-// handling of a part (it expired, or was adopted), first in its lane, so
-// that no part sharing a stored identity with one of its parts is stored
-// meanwhile; the retries of a store that fails go on outside the lane.
-func (in *inbound) storeInLane(a concat.Assembled) {
-	if len(a.Parts) == 0 || a.Parts[0].Concat == nil {
-		in.store(a)
-		return
+// inLane runs take in p's lane, and stores what it takes out of the
+// reassembler there (its first try): no part that shares a stored
+// identity with one of those messages' parts is stored meanwhile. The
+// retries of a store that fails go on outside the lane.
+func (in *inbound) inLane(p switchboard.InboundPart, take func() []concat.Assembled) {
+	done := func() {}
+	if p.Concat != nil {
+		done = in.lane(p)()
 	}
-	done := in.lane(a.Parts[0])()
-	err := in.storeOnce(a)
+	var failed []concat.Assembled
+	for _, a := range take() {
+		if in.storeOnce(a) != nil {
+			failed = append(failed, a)
+		}
+	}
 	done()
-	if err != nil {
-		in.store(a)
+	for _, a := range failed {
+		in.e.background(func(context.Context) { in.store(a) })
 	}
 }
 

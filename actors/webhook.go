@@ -392,8 +392,7 @@ func (d *dispatcher) post(self *actor.PID, done *postDone) {
 	if !ok {
 		// No secret to sign with: the key was removed with callbacks still
 		// queued, or, in a cluster, this node has not heard of a new key
-		// yet. Nothing is sent; they wait, and are given up at max_age
-		// if the key is still unknown then.
+		// yet. Nothing is sent; they wait for KeyGrace (keyUnknown).
 		done.res = PostResult{Outcome: PostRetry, Err: errKeyUnknown}
 		d.e.system.Root.Send(self, done)
 		return

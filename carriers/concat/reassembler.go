@@ -2,8 +2,10 @@ package concat
 
 import (
 	"bytes"
+	"cmp"
 	"container/heap"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -243,13 +245,8 @@ func (r *Reassembler) Release(keep func(switchboard.InboundPart) bool) int {
 	defer r.mu.Unlock()
 	var gone []*group
 	for _, g := range r.groups {
-		for _, p := range g.parts {
-			if p.Concat != nil {
-				if !keep(p) {
-					gone = append(gone, g)
-				}
-				break
-			}
+		if !keep(g.anyPart()) {
+			gone = append(gone, g)
 		}
 	}
 	for _, g := range gone {
@@ -280,26 +277,75 @@ func (r *Reassembler) Seen(p switchboard.InboundPart) bool {
 // Expire gives up the groups whose first part was received more than the
 // timeout before now, and returns them as partial messages, oldest first.
 func (r *Reassembler) Expire(now time.Time) []Assembled {
+	var out []Assembled
+	for _, p := range r.ExpiredParts(now) {
+		if a, ok := r.TakeExpired(p, now); ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ExpiredParts returns a part of each group Expire would give up at now,
+// oldest first, leaving the groups in place, and forgets the completed
+// messages older than the timeout: a caller that must do something first
+// (take the group's lock) takes each with TakeExpired then.
+func (r *Reassembler) ExpiredParts(now time.Time) []switchboard.InboundPart {
 	cutoff := now.Add(-r.timeout)
-	var gone []*group
 	r.mu.Lock()
-	for len(r.byAge) > 0 && r.byAge[0].first.Before(cutoff) {
-		gone = append(gone, r.removeOldest())
+	defer r.mu.Unlock()
+	var gone []*group
+	for _, g := range r.groups {
+		if g.first.Before(cutoff) {
+			gone = append(gone, g)
+		}
+	}
+	slices.SortFunc(gone, func(a, b *group) int {
+		if c := a.first.Compare(b.first); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.made, b.made)
+	})
+	out := make([]switchboard.InboundPart, len(gone))
+	for i, g := range gone {
+		out[i] = g.anyPart()
 	}
 	for k, c := range r.recent {
 		if !now.Before(c.until) {
 			delete(r.recent, k)
 		}
 	}
-	r.mu.Unlock()
-	if len(gone) == 0 {
-		return nil
-	}
-	out := make([]Assembled, len(gone))
-	for i, g := range gone {
-		out[i] = g.assemble()
-	}
 	return out
+}
+
+// TakeExpired gives up p's group if it is still pending and its first
+// part was received more than the timeout before now, and returns it as a
+// partial message.
+func (r *Reassembler) TakeExpired(p switchboard.InboundPart, now time.Time) (Assembled, bool) {
+	c := p.Concat
+	if c == nil {
+		return Assembled{}, false
+	}
+	k := groupKey{carrier: p.Carrier, from: p.From, to: p.To, ref: c.Ref, total: c.Total}
+	r.mu.Lock()
+	g := r.groups[k]
+	if g == nil || !g.first.Before(now.Add(-r.timeout)) {
+		r.mu.Unlock()
+		return Assembled{}, false
+	}
+	r.remove(g)
+	r.mu.Unlock()
+	return g.assemble(), true
+}
+
+// anyPart is one part the group holds.
+func (g *group) anyPart() switchboard.InboundPart {
+	for _, p := range g.parts {
+		if p.Concat != nil {
+			return p
+		}
+	}
+	return switchboard.InboundPart{}
 }
 
 // Pending returns the number of incomplete messages held.
