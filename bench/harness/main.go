@@ -792,8 +792,7 @@ func (r *rig) loadOn(o loadOpts, hooks *sink.Sink, target, storage string) (int,
 		rr.print(r.out)
 		r.rep.Ramp, r.rep.Timeline = rr, rr.timeline
 		// A step that lost messages fails the run: delivery broke, which
-		// is more than running out of capacity. The step beyond the
-		// capacity may not have drained its backlog: that fails nothing.
+		// is more than running out of capacity.
 		for _, st := range rr.Steps {
 			ok = ok && !st.LostMessages
 		}

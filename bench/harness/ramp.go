@@ -20,10 +20,9 @@ type rampStep struct {
 	Rate   float64 `json:"rate"`
 	OK     bool    `json:"ok"`
 	Reason string  `json:"reason,omitempty"`
-	// LostMessages: the step failed for messages with no final status
-	// by the end of --drain, and for nothing before (a step beyond the
-	// capacity fails on its p99 or falling behind first, and its backlog
-	// may still be draining): delivery broke, which fails the run.
+	// LostMessages: messages had no final status by the end of --drain,
+	// which fails the run (delivery broke, or, in the step beyond the
+	// capacity, its backlog had not drained: a longer --drain tells).
 	LostMessages bool    `json:"lost_messages,omitempty"`
 	Summary      summary `json:"summary"`
 }
@@ -61,19 +60,24 @@ func runRamp(ctx context.Context, o loadOpts, s settings, sc func() sinkCounts) 
 			offset += res.timeline[n-1].T
 		}
 		st := rampStep{Rate: rate, OK: true, Summary: sum}
+		// The first reason in this order is the step's; a loss is one
+		// whatever came first, and fails the run.
 		switch {
-		case sum.Accept.P99 > rr.P99Limit:
-			st.OK, st.Reason = false, fmt.Sprintf("p99 accept %s > %s", fmtUS(int64(sum.Accept.P99*1000)), fmtDur(s.rampP99))
 		case sum.Behind || sum.NeverSent > 0:
 			st.OK, st.Reason = false, fmt.Sprintf("fell behind: %.0f/s answered of %.0f/s offered, %d never sent", sum.ServedPS, sum.OfferedPS, sum.NeverSent)
 		case sum.Accepted < sum.Offered:
 			st.OK, st.Reason = false, fmt.Sprintf("%d of %d messages not accepted (%s)", sum.Offered-sum.Accepted, sum.Offered, statusString(sum.Status))
-		case sum.Measured && sum.Lost > 0:
-			st.OK, st.LostMessages = false, true
-			st.Reason = fmt.Sprintf("%d messages lost (no final callback within --drain %v)", sum.Lost, o.drain)
+		case sum.Accept.P99 > rr.P99Limit:
+			st.OK, st.Reason = false, fmt.Sprintf("p99 accept %s > %s", fmtUS(int64(sum.Accept.P99*1000)), fmtDur(s.rampP99))
 		}
-		if !st.OK && !st.LostMessages && sum.Measured && sum.Lost > 0 {
-			st.Reason += fmt.Sprintf("; %d messages without a final status by the end of --drain %v", sum.Lost, o.drain)
+		if sum.Measured && sum.Lost > 0 {
+			lost := fmt.Sprintf("%d messages lost (no final callback within --drain %v)", sum.Lost, o.drain)
+			if st.OK {
+				st.Reason = lost
+			} else {
+				st.Reason += "; " + lost
+			}
+			st.OK, st.LostMessages = false, true
 		}
 		rr.Steps = append(rr.Steps, st)
 		fmt.Fprintf(o.out, "ramp step %d: %.0f/s offered → %.0f/s accepted, accept p99 %s, delivered %.0f/s, lost %d: %s\n",

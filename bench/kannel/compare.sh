@@ -23,8 +23,9 @@ shift || true
 # keeps its template's), the receipt delay is the shared simulator's
 # (RECEIPT_DELAY), and the webhook settings are Switchboard's.
 for a in "$@"; do
-	case $a in
-	--binds* | --window* | --carrier-tps* | --receipt-delay* | --callback-batch* | --webhook-concurrency*)
+	case ${a#"${a%%[!-]*}"} in # the flag without its dashes (Go takes - and --)
+	binds* | window* | carrier-tps* | receipt-delay* | callback-batch* | callback-statuses* | webhook-concurrency* | \
+		storage* | max-queued* | reconnect-min* | reconnect-max*)
 		echo "compare.sh: $a would apply to one side only; set it in both gateways' templates (or RECEIPT_DELAY=...)" >&2
 		exit 2
 		;;
@@ -57,12 +58,20 @@ sb_status=0
 
 echo "== Kannel ($scenario) → $OUT/kannel.json"
 # The driver measures bearerbox and smsbox together (--pid with both).
+k_status=0
 bench/kannel/run-kannel.sh --smsc "$SIM_ADDR" -- bash -c '
 	"$0" --scenario "$1" --target kannel --smsc "$2" --kannel-url "${KANNEL_SENDSMS_URL%/cgi-bin/sendsms}" \
 		--kannel-user "$KANNEL_SENDSMS_USER" --kannel-pass "$KANNEL_SENDSMS_PASSWORD" \
 		--pid "$KANNEL_BEARERBOX_PID,$KANNEL_SMSBOX_PID" \
 		--out "$3/kannel.json" --plot "$3/kannel.svg" "${@:4}" | tee "$3/kannel.txt" | grep -v "^\["
-' "$benchbin" "$scenario" "$SIM_ADDR" "$OUT" "$@"
+' "$benchbin" "$scenario" "$SIM_ADDR" "$OUT" "$@" || k_status=$?
+
+for side in switchboard kannel; do
+	if [[ ! -s $OUT/$side.json ]]; then
+		echo "compare.sh: the $side run wrote no results (exit statuses: Switchboard $sb_status, Kannel $k_status); see $OUT/$side.txt" >&2
+		exit 1
+	fi
+done
 
 python3 - "$OUT" <<'PY'
 import json, sys, os
@@ -108,7 +117,12 @@ else:
 print("\nKannel's CPU and RSS are bearerbox's and smsbox's together; Switchboard's the gateway process's alone.")
 print("results:", out)
 PY
-if ((sb_status != 0)); then
-	echo "the Switchboard run failed (exit $sb_status): see $OUT/switchboard.txt" >&2
-	exit "$sb_status"
+for run in "Switchboard $sb_status switchboard" "Kannel $k_status kannel"; do
+	read -r name status file <<<"$run"
+	if ((status != 0)); then
+		echo "the $name run failed (exit $status): see $OUT/$file.txt" >&2
+	fi
+done
+if ((sb_status != 0 || k_status != 0)); then
+	exit 1
 fi
