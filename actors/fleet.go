@@ -529,9 +529,7 @@ func (f *fleet) reconcileInbound(ctx context.Context) {
 	// Tried once here, in the message's lane (adopt); the retries of a
 	// store that fails go on in the background, not to hold up the loop.
 	store := func(a concat.Assembled) error {
-		if in.storeOnce(a) != nil {
-			f.e.background(func(context.Context) { in.store(a) })
-		}
+		in.storeOrRetry(a)
 		return nil
 	}
 	if err := in.adopt(ctx, mine, store); err != nil {

@@ -139,10 +139,7 @@ func (in *inbound) adopt(ctx context.Context, mine func(switchboard.InboundPart)
 		if !mine(p) {
 			continue
 		}
-		done := func() {}
-		if p.Concat != nil {
-			done = in.lane(p)() // what it completes is stored in its lane
-		}
+		done := in.enterLane(p) // what it completes is stored in its lane
 		if in.parts.Seen(p) {
 			done()
 			continue
@@ -188,12 +185,16 @@ func (in *inbound) add(p switchboard.InboundPart) {
 		return
 	}
 	for _, a := range append(added.Evicted, complete(added)...) {
-		// Once here, in the part's lane; the retries of a store that
-		// fails go on outside it, not to hold up the lane's other
-		// messages meanwhile.
-		if in.storeOnce(a) != nil {
-			in.e.background(func(context.Context) { in.store(a) })
-		}
+		in.storeOrRetry(a) // here, in the part's lane
+	}
+}
+
+// storeOrRetry stores an assembled message once, here (in its lane), and
+// if that fails goes on retrying in the background, outside the lane, so
+// as not to hold up the lane's other messages meanwhile.
+func (in *inbound) storeOrRetry(a concat.Assembled) {
+	if in.storeOnce(a) != nil {
+		in.e.background(func(context.Context) { in.store(a) })
 	}
 }
 
@@ -281,20 +282,20 @@ func (e *Engine) inboundLocal(p switchboard.InboundPart, ack func(error)) {
 // identity with one of those messages' parts is stored meanwhile. The
 // retries of a store that fails go on outside the lane.
 func (in *inbound) inLane(p switchboard.InboundPart, take func() []concat.Assembled) {
-	done := func() {}
-	if p.Concat != nil {
-		done = in.lane(p)()
-	}
-	var failed []concat.Assembled
+	done := in.enterLane(p)
+	defer done()
 	for _, a := range take() {
-		if in.storeOnce(a) != nil {
-			failed = append(failed, a)
-		}
+		in.storeOrRetry(a)
 	}
-	done()
-	for _, a := range failed {
-		in.e.background(func(context.Context) { in.store(a) })
+}
+
+// enterLane waits for p's turn in its message's lane and returns what
+// ends it; a part of no long message has no lane.
+func (in *inbound) enterLane(p switchboard.InboundPart) (done func()) {
+	if p.Concat == nil {
+		return func() {}
 	}
+	return in.lane(p)()
 }
 
 // store stores an assembled message, retrying while the store fails: its

@@ -95,18 +95,23 @@ func stubGateway(t *testing.T, stallFrom, stallTo time.Time) string {
 	return ln.Addr().String()
 }
 
+// runStalled runs 3 s at 1,000/s open loop, with a request timeout of
+// timeout, against a stub gateway that stalls from 0.8 s to 1.8 s.
+func runStalled(t *testing.T, timeout time.Duration) *loadResult {
+	t.Helper()
+	t0 := time.Now()
+	addr := stubGateway(t, t0.Add(800*time.Millisecond), t0.Add(1800*time.Millisecond))
+	g := newGen(nil, 10, []string{"s"})
+	return runLoad(context.Background(), loadOpts{addr: addr, driver: newSwitchboardDriver(addr, g), profile: rateProfile{base: 1000},
+		duration: 3 * time.Second, timeout: timeout, conns: 8, inflight: 8, batch: 1, gen: g, out: io.Discard, quiet: true})
+}
+
 // A gateway stall shows up in the latencies of every request scheduled
 // during it (measured from the intended send time), not only in the few
 // that were in flight: no coordinated omission. The stall is long (1 s of
 // a 3 s run) so that what it does stands out from a busy machine's delays.
 func TestLoadStallShowsInLatency(t *testing.T) {
-	t0 := time.Now()
-	addr := stubGateway(t, t0.Add(800*time.Millisecond), t0.Add(1800*time.Millisecond))
-	g := newGen(nil, 10, []string{"s"})
-	o := loadOpts{addr: addr, driver: newSwitchboardDriver(addr, g), profile: rateProfile{base: 1000},
-		duration: 3 * time.Second, timeout: 5 * time.Second, conns: 8, inflight: 8, batch: 1, gen: g,
-		out: io.Discard, quiet: true}
-	res := runLoad(context.Background(), o)
+	res := runStalled(t, 5*time.Second)
 	h := res.accept
 	if h.TotalCount() < 2970 {
 		t.Fatalf("%d latencies, want ~3000", h.TotalCount())
@@ -132,13 +137,7 @@ func TestLoadStallShowsInLatency(t *testing.T) {
 // they had not been made: a stall longer than the timeout shows in the
 // p99 as 10 s, where the accepted requests alone read under a second.
 func TestRequestsNotAcceptedCountInTheLatency(t *testing.T) {
-	t0 := time.Now()
-	addr := stubGateway(t, t0.Add(800*time.Millisecond), t0.Add(1800*time.Millisecond))
-	g := newGen(nil, 10, []string{"s"})
-	o := loadOpts{addr: addr, driver: newSwitchboardDriver(addr, g), profile: rateProfile{base: 1000},
-		duration: 3 * time.Second, timeout: 300 * time.Millisecond, conns: 8, inflight: 8, batch: 1, gen: g,
-		out: io.Discard, quiet: true}
-	res := runLoad(context.Background(), o)
+	res := runStalled(t, 300*time.Millisecond)
 	notAccepted := res.c.wExpired.Load() + res.c.wTransport.Load() + res.c.wRejected.Load()
 	if notAccepted < 100 {
 		t.Fatalf("%d requests not accepted, want the stall's (~1000 over the timeout)", notAccepted)

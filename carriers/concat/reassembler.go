@@ -294,18 +294,19 @@ func (r *Reassembler) ExpiredParts(now time.Time) []switchboard.InboundPart {
 	cutoff := now.Add(-r.timeout)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The expired groups are the heap's top: no child is older than its
+	// parent, so the walk goes down only from expired ones.
 	var gone []*group
-	for _, g := range r.groups {
-		if g.first.Before(cutoff) {
-			gone = append(gone, g)
+	for next := []int{0}; len(next) > 0; {
+		i := next[len(next)-1]
+		next = next[:len(next)-1]
+		if i >= len(r.byAge) || !r.byAge[i].first.Before(cutoff) {
+			continue
 		}
+		gone = append(gone, r.byAge[i])
+		next = append(next, 2*i+1, 2*i+2)
 	}
-	slices.SortFunc(gone, func(a, b *group) int {
-		if c := a.first.Compare(b.first); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.made, b.made)
-	})
+	slices.SortFunc(gone, olderGroup)
 	out := make([]switchboard.InboundPart, len(gone))
 	for i, g := range gone {
 		out[i] = g.anyPart()
@@ -411,11 +412,15 @@ type ageHeap []*group
 
 func (h ageHeap) Len() int { return len(h) }
 
-func (h ageHeap) Less(i, j int) bool {
-	if !h[i].first.Equal(h[j].first) {
-		return h[i].first.Before(h[j].first)
+func (h ageHeap) Less(i, j int) bool { return olderGroup(h[i], h[j]) < 0 }
+
+// olderGroup orders groups by their first part's ReceivedAt, then by
+// creation.
+func olderGroup(a, b *group) int {
+	if c := a.first.Compare(b.first); c != 0 {
+		return c
 	}
-	return h[i].made < h[j].made
+	return cmp.Compare(a.made, b.made)
 }
 
 func (h ageHeap) Swap(i, j int) {

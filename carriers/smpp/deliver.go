@@ -60,11 +60,13 @@ type delivery struct {
 // deliver hands on a delivery: a receipt, or a mobile-originated part with
 // its concatenation info.
 func (c *Client) deliver(d delivery, ack func(error)) {
-	ud, concat := userData(d.esm, d.ud, d.tlv)
 	if isReceipt(d.esm) {
-		c.receipt(string(ud), d.tlv, ack)
+		// Its text, a UDH cut off; no receipt is part of a long message.
+		text, _, _ := SplitUserData(d.esm, d.ud, nil)
+		c.receipt(string(text), d.tlv, ack)
 		return
 	}
+	ud, concat := userData(d.esm, d.ud, d.tlv)
 	part := switchboard.InboundPart{
 		Carrier: c.cfg.Name, From: address(d.from), To: address(d.to),
 		DataCoding: d.coding, Payload: ud, Concat: concat, ReceivedAt: time.Now(),

@@ -95,7 +95,10 @@ func (s *session) track(req *request) (int32, error) {
 	if s.closed || (s.draining && req.sub != nil) {
 		return 0, ErrNotBound
 	}
-	req.paused = s.paused + s.parked(time.Now())
+	req.paused = s.paused
+	if !s.parkedAt.IsZero() { // no clock read per submit while the reader reads
+		req.paused += s.parked(time.Now())
+	}
 	s.inflight[seq] = req
 	return seq, nil
 }

@@ -198,7 +198,6 @@ func (g *gateway) reload(ctx context.Context, load func() (*Config, error)) erro
 	return nil
 }
 
-// needsRestart names the sections whose changes a reload does not apply.
 // liveConfig is the configuration a reload runs with: next's keys,
 // carriers, routes, admin token and TLS files, which apply live, and
 // old's everything else, which needs a restart. The keys are checked
@@ -211,18 +210,13 @@ func liveConfig(old, next *Config) *Config {
 	return &live
 }
 
+// needsRestart names the sections whose changes a reload does not apply:
+// next with old's live settings (liveConfig) differs from old only there.
 func needsRestart(old, next *Config) []string {
 	var out []string
-	a, b := *old, *next
-	a.Node.AdminToken, b.Node.AdminToken = "", ""
-	a.Node.TLSCert, b.Node.TLSCert, a.Node.TLSKey, b.Node.TLSKey = "", "", "", ""
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	va, vb := reflect.ValueOf(*old), reflect.ValueOf(*liveConfig(next, old))
 	for i := range va.NumField() {
 		name := yamlName(va.Type().Field(i))
-		switch name {
-		case "keys", "carriers", "routes":
-			continue
-		}
 		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
 			out = append(out, name)
 		}

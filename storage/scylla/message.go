@@ -178,7 +178,7 @@ func (s *Store) placeRows(m *sb.Message, ts int64) []stmt {
 		cql:  s.cql(`INSERT INTO %s.message_ids (slice, id, key, day) VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
 		args: []any{slice, m.ID, m.Key, day, ttl, ts},
 	}}
-	if !s.days.has(dayBucket(m)) {
+	if !s.days.has(dayBucket(m.Key, day, b)) {
 		stmts = append(stmts, stmt{
 			part: "message_days\x00" + m.Key + "\x00" + day,
 			cql:  s.cql(`INSERT INTO %s.message_days (key, day, bucket) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?`),
@@ -192,12 +192,13 @@ func (s *Store) placeRows(m *sb.Message, ts int64) []stmt {
 // bucket skip the bucket's row. Only a write that landed counts: were a
 // failed one remembered, the rest of the bucket would never be listed.
 func (s *Store) placed(m *sb.Message) {
-	s.days.add(dayBucket(m))
-	s.places.put(m.ID, place{m.Key, m.Day()})
+	day := m.Day()
+	s.days.add(dayBucket(m.Key, day, bucketOf(m.ID)))
+	s.places.put(m.ID, place{m.Key, day})
 }
 
-// dayBucket names m's row in message_days.
-func dayBucket(m *sb.Message) string { return m.Key + "\x00" + m.Day() + "\x00" + bucketOf(m.ID) }
+// dayBucket names a key's bucket row of a day in message_days.
+func dayBucket(key, day, bucket string) string { return key + "\x00" + day + "\x00" + bucket }
 
 // unplaceRows undo placeRows and messageRow (not the day's bucket row,
 // which other messages may need).
