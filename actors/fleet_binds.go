@@ -56,6 +56,10 @@ func (f *fleet) reconcileBinds(ctx context.Context) {
 			switch {
 			case want && running:
 				l, err := f.renewBind(ctx, held.lease)
+				if err != nil && f.renewalMayPass(err, held.lease) {
+					f.e.log.Warn().Err(err).Str("bind", name).Msg("renewing a bind's lease failed; trying again")
+					continue
+				}
 				if err != nil {
 					f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind; stopping it")
 					f.stopBind(name, held, false)
@@ -126,6 +130,17 @@ func (f *fleet) tendDraining(ctx context.Context, name string, d drainingBind, w
 	delete(f.draining, name)
 	f.binds[name] = d.bindLease
 	f.e.system.Root.Send(d.sup, &startBind{index: d.index})
+}
+
+// renewalMayPass reports whether a running bind whose renewal failed may
+// go on until the next round tries again: the renewal went unanswered
+// (Redis slow or unreachable for a moment), not refused, and the lease
+// outlasts the next round by half a round, time for the bind to unbind
+// should that renewal fail too. Only then: another node may bind once
+// the lease has run out.
+func (f *fleet) renewalMayPass(err error, held switchboard.Lease) bool {
+	round := f.cfg.LeaseTTL / 3
+	return switchboard.ErrorCode(err) != switchboard.ECONFLICT && time.Until(held.Expires) > round+round/2
 }
 
 // renewBind renews a bind's lease; a renewal that came after the lease

@@ -25,7 +25,7 @@ type supervisorStandIn struct{ got chan any }
 
 func (s *supervisorStandIn) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *startBind, *stopBind:
+	case *startBind, *stopBind, *mailboxProbe:
 		s.got <- m
 	}
 }
@@ -70,6 +70,22 @@ func (r *bindRig) next() any {
 	case <-time.After(5 * time.Second):
 		r.t.Fatal("the supervisor was sent nothing")
 		return nil
+	}
+}
+
+// mailboxProbe marks the end of what the supervisor was sent so far.
+type mailboxProbe struct{}
+
+// sent is what the supervisor was sent since the last call, in order.
+func (r *bindRig) sent() []any {
+	r.f.e.system.Root.Send(r.f.e.carriers[0], &mailboxProbe{})
+	var out []any
+	for {
+		m := r.next()
+		if _, ok := m.(*mailboxProbe); ok {
+			return out
+		}
+		out = append(out, m)
 	}
 }
 
@@ -166,6 +182,47 @@ func TestDrainingBindSurvivesAFailedRenewal(t *testing.T) {
 	r.f.reconcileBinds(context.Background())
 	if !r.othersCanTake() {
 		t.Fatal("the lease was not given up once the bind stopped")
+	}
+}
+
+// A running bind whose renewal goes unanswered goes on while the lease
+// outlasts the next round, and is stopped, before the lease runs out,
+// once it would not: another node may bind when it has.
+func TestRunningBindSurvivesAnUnansweredRenewal(t *testing.T) {
+	const ttl = 600 * time.Millisecond
+	r := newBindRig(t, ttl)
+	leases := &failingLeases{Leases: r.leases}
+	r.f.leases = leases
+	r.placeOn("a")
+	r.next() // started
+	leases.fail.Store(true)
+	r.f.reconcileBinds(context.Background()) // just renewed: the lease has most of its time left
+	if got := r.sent(); len(got) > 0 {
+		t.Fatalf("a bind whose lease holds for most of its time was sent %T at one unanswered renewal", got[0])
+	}
+	leases.fail.Store(false)
+	r.f.reconcileBinds(context.Background())
+	if r.othersCanTake() {
+		t.Fatal("the lease of a running bind was given up")
+	}
+
+	leases.fail.Store(true)
+	deadline := time.Now().Add(ttl)
+	for {
+		time.Sleep(ttl / 3)
+		r.f.reconcileBinds(context.Background())
+		if got := r.sent(); len(got) > 0 {
+			if _, ok := got[0].(*stopBind); !ok {
+				t.Fatalf("sent %T, want the bind stopped", got[0])
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the bind was stopped only after its lease had run out")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a bind whose renewals go unanswered ran past its lease")
+		}
 	}
 }
 

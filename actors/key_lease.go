@@ -17,8 +17,11 @@ import (
 // writes with its token, so a node that lost the lease (paused, cut off)
 // cannot commit for the key once the new owner has raised the fence. While
 // the lease has run out by its own clock the actor neither takes nor sends
-// messages; an actor whose renewal fails stops; the next request for the
-// key starts one that tries to take the lease again.
+// messages. A renewal that gets no answer (Redis slow or unreachable for a
+// moment) is tried again until the lease runs out; once it has, or once a
+// renewal is refused (another holder has the key), the actor stops, and
+// the next request for the key starts one that tries to take the lease
+// again.
 
 type (
 	// handOver says the key now belongs to another node: the actor stops
@@ -39,9 +42,11 @@ type (
 // first count of the key's messages nor a busy mailbox lets it lapse; the
 // actor reads its expiry, and hears of a renewal that failed.
 type keyLease struct {
-	claim   uint64       // its taker's number in the node's leaseBook
-	token   int64        // the fencing token, fixed for the lease's life
-	expires atomic.Int64 // when it runs out by this node's clock (Unix ns)
+	claim uint64 // its taker's number in the node's leaseBook
+	token int64  // the fencing token, fixed for the lease's life
+	// current is the lease as last renewed; its Expires carries this
+	// node's monotonic clock, so a step of the wall clock does not
+	// stretch it.
 	current atomic.Pointer[switchboard.Lease]
 	stop    chan struct{}
 	ended   sync.Once
@@ -72,12 +77,9 @@ func (l *keyLease) lostWhy() error {
 }
 
 // valid reports whether the lease still holds at now.
-func (l *keyLease) valid(now time.Time) bool { return now.UnixNano() < l.expires.Load() }
+func (l *keyLease) valid(now time.Time) bool { return now.Before(l.current.Load().Expires) }
 
-func (l *keyLease) set(x switchboard.Lease) {
-	l.current.Store(&x)
-	l.expires.Store(x.Expires.UnixNano())
-}
+func (l *keyLease) set(x switchboard.Lease) { l.current.Store(&x) }
 
 // takeKey takes the lease on a key, raises its fence to the lease's token
 // and starts renewing it until gone is closed (the instance stopped: the
@@ -107,6 +109,10 @@ func (e *Engine) takeKey(ctx context.Context, id string, gone <-chan struct{}, r
 	f.book.taken(name, claim)
 	kl := &keyLease{claim: claim, token: l.Token, stop: make(chan struct{})}
 	kl.set(l)
+	// Renewed from here on: raising the fence is a lightweight
+	// transaction, which a store busy with every key of a node that died
+	// may take longer than the lease to answer.
+	e.background(func(stop context.Context) { e.keepLease(stop, kl, gone, renewed) })
 	fence, err := e.store.RaiseFence(ctx, id, l.Token)
 	if err == nil && fence > l.Token {
 		err = switchboard.Errorf(switchboard.EUNAVAILABLE, "key %s is fenced by a newer owner", id)
@@ -115,15 +121,15 @@ func (e *Engine) takeKey(ctx context.Context, id string, gone <-chan struct{}, r
 		e.endLease(kl)
 		return nil, err
 	}
-	e.background(func(stop context.Context) { e.keepLease(stop, kl, gone, renewed) })
 	return kl, nil
 }
 
-// keepLease renews a lease every third of its period until it is ended or
-// a renewal fails.
+// keepLease renews a lease every third of its period until it is ended,
+// a renewal is refused, or the lease runs out while renewals go
+// unanswered (tried again every renewRetry meanwhile).
 func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struct{}, renewed func(error)) {
 	ttl := e.fleet.cfg.LeaseTTL
-	t := time.NewTicker(ttl / 3)
+	t := time.NewTimer(ttl / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -138,6 +144,10 @@ func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struc
 		}
 		l, err := e.fleet.leases.Renew(stop, *kl.current.Load(), ttl)
 		if err != nil {
+			if switchboard.ErrorCode(err) != switchboard.ECONFLICT && kl.valid(e.now()) {
+				t.Reset(renewRetry(ttl))
+				continue
+			}
 			kl.lost.Store(&err)
 			renewed(err)
 			return
@@ -147,8 +157,13 @@ func (e *Engine) keepLease(stop context.Context, kl *keyLease, gone <-chan struc
 		if lapsed && kl.valid(e.now()) {
 			renewed(nil)
 		}
+		t.Reset(ttl / 3)
 	}
 }
+
+// renewRetry is the pause before trying again a renewal that went
+// unanswered: several tries fit in what is left of the lease.
+func renewRetry(ttl time.Duration) time.Duration { return ttl / 10 }
 
 // endLease stops renewing a lease and gives it up, so the key's next
 // owner need not wait for it to run out; unless a later instance on this

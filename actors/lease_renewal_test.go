@@ -179,3 +179,120 @@ func TestForwardedSubmitWaitsForTheOwnersWrite(t *testing.T) {
 		t.Fatalf("a forwarded submit whose write outlasts the request timeout: %v, want it accepted", r.Err)
 	}
 }
+
+// countedLeases counts the takes of key leases and fails the next
+// renewals of one while failRenewals is above zero, as Redis does when it
+// is slow or unreachable for a moment (no answer, not a refusal).
+type countedLeases struct {
+	switchboard.Leases
+	takes        atomic.Int32
+	failRenewals atomic.Int32
+	failed       atomic.Int32
+	renewed      atomic.Int32
+}
+
+func (l *countedLeases) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (switchboard.Lease, error) {
+	x, err := l.Leases.Acquire(ctx, name, holder, ttl)
+	if err == nil && strings.HasPrefix(name, "key/") {
+		l.takes.Add(1)
+	}
+	return x, err
+}
+
+func (l *countedLeases) Renew(ctx context.Context, x switchboard.Lease, ttl time.Duration) (switchboard.Lease, error) {
+	if strings.HasPrefix(x.Name, "key/") && l.failRenewals.Add(-1) >= 0 {
+		l.failed.Add(1)
+		return switchboard.Lease{}, switchboard.Errorf(switchboard.EUNAVAILABLE, "lease store did not answer")
+	}
+	x, err := l.Leases.Renew(ctx, x, ttl)
+	if err == nil && strings.HasPrefix(x.Name, "key/") {
+		l.renewed.Add(1)
+	}
+	return x, err
+}
+
+// slowFence takes delay to raise a key's fence, as a database busy with
+// the keys of a node that died does.
+type slowFence struct {
+	switchboard.Store
+	delay time.Duration
+}
+
+func (s *slowFence) RaiseFence(ctx context.Context, key string, token int64) (int64, error) {
+	time.Sleep(s.delay)
+	return s.Store.RaiseFence(ctx, key, token)
+}
+
+// fleetOfOne starts an engine in a fleet of one node on store and leases,
+// its leases lasting ttl, and waits until it owns key k.
+func fleetOfOne(t *testing.T, store switchboard.Store, leases switchboard.Leases, ttl time.Duration) (*actors.Engine, *switchboard.Key) {
+	t.Helper()
+	sim, err := smsc.Listen(smsc.Config{Addr: "127.0.0.1:0", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret("s"), Rate: 1e6, Burst: 1e6, MaxQueued: 1e6}
+	e, err := actors.New(actors.Config{
+		Store: store, Keys: switchboard.NewKeyRing([]*switchboard.Key{key}), Log: zerolog.Nop(),
+		Routes:   []switchboard.Route{{Carriers: []string{"sim"}}},
+		Carriers: []actors.CarrierConfig{{Name: "sim", Binds: 1, SMPP: smpp.Config{Addr: sim.Addr(), SystemID: "gw", Password: "pw"}}},
+		Fleet: &actors.FleetConfig{Name: "one", Remote: "127.0.0.1:0", Leases: leases, LeaseTTL: ttl,
+			Membership: gossip.New(gossip.Config{Cluster: "one", Bind: "127.0.0.1:0", Log: zerolog.Nop()})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Stop(ctx)
+	})
+	eventually(t, "owning the key", 20*time.Second, func() bool { o, far := e.KeyOwner("k"); return o != "" && !far })
+	return e, key
+}
+
+// A renewal that goes unanswered while the lease still holds is tried
+// again: the key's actor goes on, with the lease it took. Before, one
+// such renewal stopped the actor, and the next request started another
+// that counted the key's messages again.
+func TestKeyLeaseOutlastsAnUnansweredRenewal(t *testing.T) {
+	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	leases := &countedLeases{Leases: memory.NewLeases()}
+	e, key := fleetOfOne(t, ps, leases, 600*time.Millisecond)
+	req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
+	eventually(t, "a request accepted", 10*time.Second, func() bool { return e.Submit(context.Background(), key, req)[0].Err == nil })
+	takes := leases.takes.Load()
+
+	leases.failRenewals.Store(1)
+	eventually(t, "a renewal failed", 5*time.Second, func() bool { return leases.failed.Load() > 0 })
+	after := leases.renewed.Load()
+	eventually(t, "a request accepted after it", 10*time.Second, func() bool { return e.Submit(context.Background(), key, req)[0].Err == nil })
+	if got := leases.takes.Load(); got != takes {
+		t.Fatalf("the key's lease was taken %d times more: its actor stopped at a renewal that went unanswered", got-takes)
+	}
+	eventually(t, "the lease renewed again", 5*time.Second, func() bool { return leases.renewed.Load() > after })
+}
+
+// A lease is renewed while its taker raises the key's fence, however long
+// the store takes: otherwise it ran out meanwhile, the first renewal was
+// refused, and every new actor for the key did the same, answering 503
+// for as long as the store stayed slow.
+func TestKeyLeaseRenewedWhileTheFenceIsRaised(t *testing.T) {
+	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	const ttl = 300 * time.Millisecond
+	e, key := fleetOfOne(t, &slowFence{Store: ps, delay: 2 * ttl}, memory.NewLeases(), ttl)
+	req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
+	eventually(t, "a request accepted", 10*time.Second, func() bool { return e.Submit(context.Background(), key, req)[0].Err == nil })
+}
