@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -274,14 +275,19 @@ func (a *endpointActor) add(dl *delivery) {
 // circuit allow.
 func (a *endpointActor) dispatch(ctx actor.Context) {
 	now := a.now()
-	for len(a.ready) > 0 && a.inflight < a.d.cfg.Concurrency {
-		// The oldest ready callback goes next; its key's batch size
-		// decides whether it waits and how many go with it.
-		limit := a.d.batchSize(a.ready[0].cb.Key)
-		if !a.circuitAllows(now) || a.holdPartial(limit) {
+	// from only grows within a call: a key held back stays held (partials
+	// only rise, and its ready callbacks only fall), and taking a group
+	// leaves the callbacks before its first where they are.
+	from := 0
+	for a.inflight < a.d.cfg.Concurrency && a.circuitAllows(now) {
+		// The oldest ready callback whose key is not held back goes next;
+		// its key's batch size decides how many go with it.
+		i, limit := a.nextToSend(from)
+		if i < 0 {
 			return
 		}
-		group := a.takeGroup(now, limit)
+		from = i
+		group := a.takeGroup(now, i, limit)
 		if len(group) == 0 {
 			continue
 		}
@@ -310,27 +316,40 @@ func (a *endpointActor) dispatch(ctx actor.Context) {
 // flight to one endpoint at once.
 const maxPartials = 2
 
-// holdPartial reports whether the next request, a batch that would not be
-// full, should wait because maxPartials are in flight: their answers bring
-// the next dispatch, and more callbacks may have joined by then. So
-// batches fill under load and go at once when the endpoint is quiet (like
-// Nagle's algorithm); full batches never wait. Waiting cannot stall: the
-// requests in flight always answer (or time out).
-// limit is the batch size of the oldest ready callback's key.
-func (a *endpointActor) holdPartial(limit int) bool {
-	return limit > 1 && a.partials >= maxPartials && a.readyByKey[a.ready[0].cb.Key] < limit
+// nextToSend returns the index in ready, from from on, of the oldest
+// callback that may go now, and its key's batch size; -1 if none may.
+// A callback waits if it would go in a batch that would not be full while
+// maxPartials such batches are in flight: their answers bring the next
+// dispatch, and more callbacks may have joined by then. So batches fill
+// under load and go at once when the endpoint is quiet (like Nagle's
+// algorithm); full batches, and keys that do not batch, never wait (nor
+// for the keys that do). Waiting cannot stall: the requests in flight
+// always answer (or time out).
+func (a *endpointActor) nextToSend(from int) (int, int) {
+	for i := from; i < len(a.ready); i++ {
+		key := a.ready[i].cb.Key
+		limit := a.d.batchSize(key)
+		if limit <= 1 || a.partials < maxPartials || a.readyByKey[key] >= limit {
+			return i, limit
+		}
+	}
+	return -1, 0
 }
 
-// takeGroup takes what the next request carries: the oldest ready
-// callback and, when its key batches (limit, Key.CallbackBatch, above 1),
-// more ready ones for the same URL and key, up to limit.
+// takeGroup takes what the next request carries: the ready callback at
+// index i and, when its key batches (limit, Key.CallbackBatch, above 1),
+// more ready ones after it for the same URL and key, up to limit.
 // Only message heads are ready, so a batch holds at most one event per
 // message and per-message order holds. Callbacks past max_age or for a
-// gone URL are given up on instead; if the oldest is, the group is empty.
-func (a *endpointActor) takeGroup(now time.Time, limit int) []*delivery {
-	first := a.ready[0]
-	a.ready[0] = nil
-	a.ready = a.ready[1:]
+// gone URL are given up on instead; if the first is, the group is empty.
+func (a *endpointActor) takeGroup(now time.Time, i, limit int) []*delivery {
+	first := a.ready[i]
+	if i == 0 {
+		a.ready[0] = nil
+		a.ready = a.ready[1:]
+	} else {
+		a.ready = slices.Delete(a.ready, i, i+1)
+	}
 	a.unready(first)
 	if reason := a.giveUpReason(first, now); reason != "" {
 		a.finish(first, reason, now)
@@ -345,8 +364,8 @@ func (a *endpointActor) takeGroup(now time.Time, limit int) []*delivery {
 		reason string
 	}
 	var expired []over
-	keep := a.ready[:0]
-	for _, dl := range a.ready {
+	keep := a.ready[:i]
+	for _, dl := range a.ready[i:] {
 		if len(group) == limit || dl.cb.URL != first.cb.URL || dl.cb.Key != first.cb.Key {
 			keep = append(keep, dl)
 			continue
@@ -558,7 +577,11 @@ func (a *endpointActor) schedule(ctx actor.Context) {
 	if a.dirty && !a.loading && a.readAfter.After(now) {
 		consider(a.readAfter) // a read held back (readGap) or a retry (readRetry)
 	}
-	if len(a.ready) > 0 && a.failures >= a.d.cfg.BreakerFailures && !a.probing {
+	if len(a.ready) > 0 && a.failures >= a.d.cfg.BreakerFailures && !a.probing && a.openUntil.After(now) {
+		// Once the circuit has waited out, what holds the ready back is
+		// in flight (a full window, partial batches), and its answers
+		// bring the next dispatch: a wake then would find nothing to do,
+		// and set itself again at once.
 		consider(a.openUntil)
 	}
 	if a.idle() {

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -212,5 +213,77 @@ func TestAFrontierWaitIsNotLostToALaterWake(t *testing.T) {
 	}
 	if a.blocked || len(reads) != 1 {
 		t.Fatalf("after the wait: blocked %v, %d reads; want the read again", a.blocked, len(reads))
+	}
+}
+
+// neverPoster is a Poster the tests never reach: their posts stay queued.
+type neverPoster struct{}
+
+func (neverPoster) Post(context.Context, WebhookRequest) PostResult { panic("posted") }
+
+// newBatchingTestActor is an endpoint actor whose keys' batch sizes are
+// given, whose posts are queued (never run) in the returned channel, and
+// whose clock the test sets.
+func newBatchingTestActor(t *testing.T, now *time.Time, batches map[string]int) (*endpointActor, chan func(), actor.Context) {
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	var keys []*switchboard.Key
+	for id, n := range batches {
+		keys = append(keys, &switchboard.Key{ID: id, WebhookSecret: "whsec_x", CallbackBatch: n})
+	}
+	e := &Engine{cfg: Config{Keys: switchboard.NewKeyRing(keys), Now: func() time.Time { return *now }}, log: zerolog.Nop(), system: sys}
+	d := newDispatcher(e, WebhookConfig{Poster: neverPoster{}}, newEventIDs())
+	posts := make(chan func(), 64)
+	d.jobs = posts
+	a := newEndpointActor(d, "https://hooks.example.com:443", &endpointRef{})
+	a.self = sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
+	return a, posts, selfOnly{self: a.self}
+}
+
+// addFor adds a ready callback of key for a message of its own.
+func addFor(a *endpointActor, now time.Time, key, id string) {
+	a.add(&delivery{cb: switchboard.Callback{ID: id, MessageID: "msg_" + id, Key: key, URL: "https://hooks.example.com/" + key,
+		Endpoint: a.endpoint, CreatedAt: now, Data: []byte(`{}`)}})
+}
+
+// While two partial batches are in flight the next partial batch of a
+// batching key waits, but nothing else does: a key that does not batch
+// (here on the same host) goes at once. Before, every callback behind the
+// held one waited with it.
+func TestAPartialBatchHoldsOnlyItsOwnKey(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a, posts, ctx := newBatchingTestActor(t, &now, map[string]int{"a": 10, "b": 1})
+	addFor(a, now, "a", "1")
+	a.dispatch(ctx)
+	addFor(a, now, "a", "2")
+	a.dispatch(ctx)
+	if a.partials != 2 || len(posts) != 2 {
+		t.Fatalf("%d partial batches, %d posts; want 2 and 2", a.partials, len(posts))
+	}
+	addFor(a, now, "a", "3")
+	addFor(a, now, "b", "4")
+	a.dispatch(ctx)
+	if len(posts) != 3 {
+		t.Fatalf("%d posts; want key b's callback posted behind key a's held batch", len(posts))
+	}
+	if len(a.ready) != 1 || a.ready[0].cb.Key != "a" {
+		t.Fatalf("ready after the dispatch: %d callbacks; want key a's held one alone", len(a.ready))
+	}
+}
+
+// Once an open circuit has waited out, a callback held back by partial
+// batches in flight sets no wake for the circuit's end, which has passed:
+// woken at once, it was held again and set the wake again, spinning until
+// an answer came.
+func TestAHeldCallbackSetsNoWakeForAPastCircuitEnd(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a, _, ctx := newBatchingTestActor(t, &now, map[string]int{"a": 10})
+	addFor(a, now, "a", "1")
+	a.inflight, a.partials = 2, 2
+	a.failures, a.openUntil = a.d.cfg.BreakerFailures, now.Add(-time.Millisecond)
+	a.dispatch(ctx)
+	a.schedule(ctx)
+	if !a.wakeAt.IsZero() && !a.wakeAt.After(now) {
+		t.Fatalf("a wake set for %v, already past at %v: the actor would wake at once with nothing to do", a.wakeAt, now)
 	}
 }
