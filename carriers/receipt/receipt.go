@@ -110,11 +110,13 @@ func (f *Fields) set(k field, v string, loc *time.Location) {
 	}
 }
 
-// isSpace is ASCII whitespace only: receipts are ASCII, and treating Unicode
-// spaces as separators would cut values in the free-form text of unknown
-// fields for no gain.
+// isSpace is ASCII whitespace only, and NUL: receipts are ASCII, and
+// treating Unicode spaces as separators would cut values in the free-form
+// text of unknown fields for no gain; many SMSCs end the text with a NUL,
+// as a C string, which must not stick to the last value ("DELIVRD\x00"
+// is no state we know).
 func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == 0
 }
 
 func skipSpace(s string, i int) int {

@@ -112,26 +112,31 @@ func msg(text string) *smpp.Message {
 	return &smpp.Message{From: "Acme", To: "+447700900123", Text: text, Validity: time.Hour}
 }
 
+// Receipts of a carrier that writes ids in hex in its responses and in
+// decimal in its receipts' text find their messages, with the TLVs (whose
+// id is the response's) and without them (the text alone).
 func TestSubmitAndReceiptWithHexRespDecimalReceipt(t *testing.T) {
-	sim := startSim(t, smsc.Config{IDFormat: receipt.IDHexResp, Outcomes: smsc.Outcomes{Rejected: 1}})
-	rs := newReceipts()
-	cfg := fastConfig(sim.Addr())
-	cfg.IDFormat = receipt.IDHexResp
-	cfg.OnReceipt = rs.handle
-	c := start(t, cfg)
+	for _, textOnly := range []bool{false, true} {
+		sim := startSim(t, smsc.Config{IDFormat: receipt.IDHexResp, Outcomes: smsc.Outcomes{Rejected: 1}, TextOnlyReceipts: textOnly})
+		rs := newReceipts()
+		cfg := fastConfig(sim.Addr())
+		cfg.IDFormat = receipt.IDHexResp
+		cfg.OnReceipt = rs.handle
+		c := start(t, cfg)
 
-	res, err := c.Submit(context.Background(), msg("hello"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.CarrierIDs) != 1 || res.CarrierIDs[0] == "" {
-		t.Fatalf("result %+v, want one carrier id", res)
-	}
-	id := res.CarrierIDs[0]
-	eventually(t, "the receipt", func() bool { _, ok := rs.get(id); return ok })
-	rc, _ := rs.get(id)
-	if rc.Status != switchboard.StatusRejected || rc.State != "REJECTD" || rc.Carrier != "sim" {
-		t.Fatalf("receipt %+v, want rejected from carrier sim", rc)
+		res, err := c.Submit(context.Background(), msg("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.CarrierIDs) != 1 || res.CarrierIDs[0] == "" {
+			t.Fatalf("result %+v, want one carrier id", res)
+		}
+		id := res.CarrierIDs[0]
+		eventually(t, "the receipt", func() bool { _, ok := rs.get(id); return ok })
+		rc, _ := rs.get(id)
+		if rc.Status != switchboard.StatusRejected || rc.State != "REJECTD" || rc.Carrier != "sim" {
+			t.Fatalf("text only %v: receipt %+v, want rejected from carrier sim", textOnly, rc)
+		}
 	}
 }
 

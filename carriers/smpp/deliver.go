@@ -63,7 +63,7 @@ func (c *Client) deliver(d delivery, ack func(error)) {
 	if isReceipt(d.esm) {
 		// Its text, a UDH cut off; no receipt is part of a long message.
 		text, _, _ := SplitUserData(d.esm, d.ud, nil)
-		c.receipt(string(text), d.tlv, ack)
+		c.receipt(receiptText(d.coding, text), d.tlv, ack)
 		return
 	}
 	ud, concat := userData(d.esm, d.ud, d.tlv)
@@ -149,14 +149,28 @@ func (c *Client) receipt(text string, tlv map[pdu.Tag]pdu.Field, ack func(error)
 	c.cfg.OnReceipt(r, ack)
 }
 
+// receiptText is a receipt's text as ASCII: receipts are ASCII in every
+// coding but UCS-2, which a few SMSCs use for them too (one with an odd
+// octet is read as it is: its id then comes from the TLV or nowhere).
+func receiptText(coding byte, text []byte) string {
+	if gsm.Coding(coding) == gsm.UCS2 {
+		if s, err := gsm.DecodeUCS2(text); err == nil {
+			return s
+		}
+	}
+	return string(text)
+}
+
 // decodeReceipt prefers the TLVs (receipted_message_id, message_state,
 // network_error_code) and falls back on the text form field by field.
 func decodeReceipt(text string, tlv map[pdu.Tag]pdu.Field, idf receipt.IDFormat, loc *time.Location) (switchboard.Receipt, bool) {
 	f, _ := receipt.Parse(text, loc)
-	id := f.ID
-	// An empty TLV (some SMSCs send a lone NUL) leaves the text's id.
+	id := idf.NormalizeReceipt(f.ID)
+	// An empty TLV (some SMSCs send a lone NUL) leaves the text's id. The
+	// TLV carries the id as submit_sm_resp did (SMPP 3.4, 5.3.2.12),
+	// which differs from the text's for hex_resp_decimal_receipt.
 	if v, ok := tlv[pdu.TagReceiptedMessageID]; ok && v.String() != "" {
-		id = v.String()
+		id = idf.NormalizeResp(v.String())
 	}
 	state := f.Stat
 	// Only a defined message_state (1–8) overrides the text: SMSCs exist that
@@ -174,7 +188,7 @@ func decodeReceipt(text string, tlv map[pdu.Tag]pdu.Field, idf receipt.IDFormat,
 		return switchboard.Receipt{}, false
 	}
 	return switchboard.Receipt{
-		CarrierMessageID: idf.NormalizeReceipt(id),
+		CarrierMessageID: id,
 		Status:           statusOf(state),
 		State:            string(state),
 		ErrorCode:        code,

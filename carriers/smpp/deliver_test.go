@@ -8,6 +8,7 @@ import (
 	"github.com/linxGnu/gosmpp/data"
 	"github.com/linxGnu/gosmpp/pdu"
 	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/gsm"
 	"github.com/switchboard-sms/switchboard/carriers/receipt"
 )
 
@@ -57,6 +58,23 @@ func TestDecodeReceipt(t *testing.T) {
 			tlv:  tlv(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: []byte{0}}),
 			id:   "5", status: switchboard.StatusDelivered, code: "000",
 		},
+		{
+			// SMPP 3.4, 5.3.2.12: the TLV holds the id as submit_sm_resp
+			// did, hex here, where the text has it in decimal.
+			name: "hex_resp_decimal_receipt: the TLV's id is read as the response's",
+			text: "id:6699 stat:DELIVRD err:000",
+			tlv:  tlv(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: []byte("1a2b\x00")}),
+			idf:  receipt.IDHexResp, id: "6699", status: switchboard.StatusDelivered, code: "000",
+		},
+		{name: "hex_resp_decimal_receipt, text only", text: "id:6699 stat:DELIVRD err:000", idf: receipt.IDHexResp,
+			id: "6699", status: switchboard.StatusDelivered, code: "000"},
+		{name: "a C string's NUL after the state", text: "id:5 stat:DELIVRD\x00", id: "5", status: switchboard.StatusDelivered},
+		{
+			name: "a C string's NUL after the error code hides no network_error_code",
+			text: "id:5 stat:UNDELIV err:000\x00",
+			tlv:  tlv(pdu.Field{Tag: pdu.TagNetworkErrorCode, Data: []byte{3, 0, 11}}),
+			id:   "5", status: switchboard.StatusUndeliverable, code: "11",
+		},
 		{name: "intermediate", text: "id:9 stat:ENROUTE", id: "9", status: ""},
 		{name: "expired", text: "id:9 stat:EXPIRED", id: "9", status: switchboard.StatusExpired},
 		{name: "rejected", text: "id:9 stat:REJECTD", id: "9", status: switchboard.StatusRejected},
@@ -74,6 +92,22 @@ func TestDecodeReceipt(t *testing.T) {
 	}
 	if _, ok := decodeReceipt("no fields here", nil, "", nil); ok {
 		t.Fatal("text without an id decoded as a receipt")
+	}
+}
+
+// A receipt sent in UCS-2 (data_coding 8) is read as its text, not as
+// the bytes, where no field is found.
+func TestUCS2ReceiptTextIsDecoded(t *testing.T) {
+	want := "id:5 stat:DELIVRD err:000"
+	text := receiptText(byte(gsm.UCS2), gsm.EncodeUCS2(nil, want))
+	if text != want {
+		t.Fatalf("receipt text %q, want %q", text, want)
+	}
+	if r, ok := decodeReceipt(text, nil, "", time.UTC); !ok || r.CarrierMessageID != "5" || r.Status != switchboard.StatusDelivered {
+		t.Fatalf("decoded %+v (%v)", r, ok)
+	}
+	if got := receiptText(0, []byte(want)); got != want {
+		t.Fatalf("an ASCII receipt's text %q, want it as it is", got)
 	}
 }
 

@@ -47,7 +47,11 @@ type Config struct {
 	// everywhere, IDHex hex everywhere, IDHexResp hex in submit_sm_resp and
 	// decimal in receipts.
 	IDFormat receipt.IDFormat
-	Faults   Faults
+	// TextOnlyReceipts sends receipts without the receipted_message_id
+	// and message_state TLVs, as older SMSCs do: only their text says
+	// which message and what became of it.
+	TextOnlyReceipts bool
+	Faults           Faults
 	// OnSubmit, if set, is called for every accepted submit_sm, in the order
 	// of arrival on each connection, from the connection's goroutine. It
 	// must not block.

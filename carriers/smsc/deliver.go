@@ -29,8 +29,11 @@ type delivery struct {
 	coding   byte
 	payload  []byte // short_message, UDH included; at most 254 octets
 
-	// Receipts only: the id as the receipt writes it and the outcome.
-	receiptID string
+	// Receipts only: the id as submit_sm_resp wrote it (for the
+	// receipted_message_id TLV, as SMPP 3.4 says), whether to send the
+	// TLVs at all, and the outcome.
+	respID    string
+	tlvs      bool
 	outcome   outcome
 	isReceipt bool
 
@@ -53,8 +56,8 @@ func (d *delivery) build(seq int32) *pdu.DeliverSM {
 	p.EsmClass = d.esmClass
 	// payload was bounded when d was made, so this cannot fail.
 	_ = p.Message.SetMessageDataWithEncoding(d.payload, smpp.DataCoding(d.coding))
-	if d.isReceipt {
-		p.RegisterOptionalParam(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: append([]byte(d.receiptID), 0)})
+	if d.isReceipt && d.tlvs {
+		p.RegisterOptionalParam(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: append([]byte(d.respID), 0)})
 		p.RegisterOptionalParam(pdu.Field{Tag: pdu.TagMessageStateOption, Data: []byte{d.outcome.state().MessageState()}})
 	}
 	if d.sar != nil {
@@ -260,9 +263,8 @@ func (ss *session) newReceipt(p *pdu.SubmitSM, id uint64, coding byte, ud []byte
 		return nil
 	}
 	delay := s.cfg.ReceiptDelay.Sample()
-	rid := s.receiptID(id)
 	text := receipt.Format(receipt.Fields{
-		ID:         rid,
+		ID:         s.receiptID(id),
 		SubmitDate: now.UTC(),
 		DoneDate:   now.Add(latency + delay).UTC(),
 		Stat:       o.state(),
@@ -275,7 +277,8 @@ func (ss *session) newReceipt(p *pdu.SubmitSM, id uint64, coding byte, ud []byte
 		dst:       p.SourceAddr,
 		esmClass:  esmReceipt,
 		payload:   []byte(text),
-		receiptID: rid,
+		respID:    s.respID(id),
+		tlvs:      !s.cfg.TextOnlyReceipts,
 		outcome:   o,
 		isReceipt: true,
 		delay:     delay,

@@ -129,8 +129,9 @@ func TestSubmitAndReceipt(t *testing.T) {
 	}
 	rid := d.OptionalParameters[pdu.TagReceiptedMessageID]
 	state := d.OptionalParameters[pdu.TagMessageStateOption]
-	if receiptedID(d) != f.ID || len(rid.Data) == 0 || rid.Data[len(rid.Data)-1] != 0 {
-		t.Errorf("receipted_message_id %q (C-string?) vs text id %q", rid.Data, f.ID)
+	// The TLV carries the id as submit_sm_resp did (SMPP 3.4, 5.3.2.12).
+	if receiptedID(d) != resp.MessageID || len(rid.Data) == 0 || rid.Data[len(rid.Data)-1] != 0 {
+		t.Errorf("receipted_message_id %q (C-string?) vs the response's id %q", rid.Data, resp.MessageID)
 	}
 	if !receipt.IDHexResp.Match(resp.MessageID, f.ID) || f.ID == resp.MessageID {
 		t.Errorf("resp id %q and receipt id %q should be the same number in hex and decimal", resp.MessageID, f.ID)
@@ -176,7 +177,16 @@ func TestIDFormats(t *testing.T) {
 		c := dial(t, s.Addr())
 		c.mustBind(pdu.Transceiver, "acme")
 		resp := c.submitResp("x", 1)
-		rid := receiptedID(c.receipt())
+		d := c.receipt()
+		ud, _ := d.Message.GetMessageData()
+		f, err := receipt.Parse(string(ud), nil)
+		if err != nil {
+			t.Fatalf("format %q: receipt text %q: %v", tc.f, ud, err)
+		}
+		if tlv := receiptedID(d); tlv != resp.MessageID {
+			t.Errorf("format %q: receipted_message_id %q, want the response's id %q", tc.f, tlv, resp.MessageID)
+		}
+		rid := f.ID
 		base := func(hex bool) int {
 			if hex {
 				return 16
@@ -884,5 +894,24 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Error("second Close:", err)
+	}
+}
+
+// With TextOnlyReceipts a receipt carries neither TLV; its text still
+// names the message.
+func TestTextOnlyReceipts(t *testing.T) {
+	s := listen(t, Config{TextOnlyReceipts: true})
+	c := dial(t, s.Addr())
+	c.mustBind(pdu.Transceiver, "acme")
+	resp := c.submitResp("x", 1)
+	d := c.receipt()
+	for _, tag := range []pdu.Tag{pdu.TagReceiptedMessageID, pdu.TagMessageStateOption} {
+		if _, ok := d.OptionalParameters[tag]; ok {
+			t.Errorf("a text-only receipt carries TLV %#04x", tag)
+		}
+	}
+	ud, _ := d.Message.GetMessageData()
+	if f, err := receipt.Parse(string(ud), nil); err != nil || f.ID != resp.MessageID || f.Stat != receipt.Delivered {
+		t.Fatalf("receipt text %q: %+v, %v; want the response's id %q, DELIVRD", ud, f, err, resp.MessageID)
 	}
 }

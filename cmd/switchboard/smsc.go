@@ -59,6 +59,7 @@ func parseSMSCFlags(args []string, out io.Writer) (smsc.Config, time.Duration, e
 		thrEvery    = fs.Int("throttle-every", 0, "answer every Nth submit with ESME_RTHROTTLED (0: off)")
 		dropAfter   = fs.Int("drop-after", 0, "close a connection when it has sent this many submits, leaving the last unanswered (0: off)")
 		dropProb    = fs.Float64("drop-probability", 0, "probability that a submit closes its connection unanswered (0 to 1)")
+		textOnly    = fs.Bool("text-only-receipts", false, "send receipts without the receipted_message_id and message_state TLVs: only their text says which message and what became of it")
 		rcptFirst   = fs.Bool("receipt-first", false, "send each receipt before its submit_sm_resp (with --latency, receipts overtake the responses that name their ids)")
 		statsEvery  = fs.Duration("stats-interval", 5*time.Second, "how often to print a stats line (0: never)")
 		logLevelStr = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
@@ -73,9 +74,10 @@ func parseSMSCFlags(args []string, out io.Writer) (smsc.Config, time.Duration, e
 		return smsc.Config{}, 0, usageError{fmt.Errorf("smsc: unexpected argument %q", fs.Arg(0))}
 	}
 	cfg := smsc.Config{
-		Addr:          *listen,
-		ReceiptDelay:  smsc.Delay{Min: *rdMin, Max: *rdMax, Exponential: *rdExp},
-		ReceiptTarget: *target,
+		Addr:             *listen,
+		ReceiptDelay:     smsc.Delay{Min: *rdMin, Max: *rdMax, Exponential: *rdExp},
+		ReceiptTarget:    *target,
+		TextOnlyReceipts: *textOnly,
 		Faults: smsc.Faults{
 			ThrottleAbove:   *thrAbove,
 			ThrottleEvery:   *thrEvery,

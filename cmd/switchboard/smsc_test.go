@@ -111,3 +111,17 @@ func TestRunSMSCBadFlags(t *testing.T) {
 		t.Errorf("--help: %v %q", err, out.String())
 	}
 }
+
+// --text-only-receipts reaches the simulator's configuration; receipts
+// carry their TLVs without it.
+func TestSMSCTextOnlyReceiptsFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--text-only-receipts"}, true}} {
+		cfg, _, err := parseSMSCFlags(tc.args, &bytes.Buffer{})
+		if err != nil || cfg.TextOnlyReceipts != tc.want {
+			t.Errorf("%v: TextOnlyReceipts %v, %v; want %v", tc.args, cfg.TextOnlyReceipts, err, tc.want)
+		}
+	}
+}
