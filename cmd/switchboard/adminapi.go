@@ -197,7 +197,9 @@ func (c *catalog) findKey(id string) (KeyConfig, *storedKey, int, bool) {
 }
 
 func (c *catalog) ListKeys(context.Context) (any, error) {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	keys := []map[string]any{}
 	for _, k := range c.file.Keys {
@@ -210,7 +212,9 @@ func (c *catalog) ListKeys(context.Context) (any, error) {
 }
 
 func (c *catalog) GetKey(_ context.Context, id string) (any, error) {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	kc, s, _, ok := c.findKey(id)
 	if !ok {
@@ -389,7 +393,9 @@ func (c *catalog) RotateWebhookSecret(ctx context.Context, id string, body []byt
 // WebhookSecret reads the secret that signs the key's callbacks now (for
 // a file key without one, the secret generated for it).
 func (c *catalog) WebhookSecret(_ context.Context, id string) (any, error) {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	k, ok := c.ring.Key(id)
 	if !ok {
@@ -435,7 +441,9 @@ func (c *catalog) findCarrier(name string) (CarrierConfig, bool, int, bool) {
 }
 
 func (c *catalog) ListCarriers(context.Context) (any, error) {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	out := []map[string]any{}
 	for _, cc := range c.file.Carriers {
@@ -448,7 +456,9 @@ func (c *catalog) ListCarriers(context.Context) (any, error) {
 }
 
 func (c *catalog) GetCarrier(_ context.Context, name string) (any, error) {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	cc, file, _, ok := c.findCarrier(name)
 	if !ok {
@@ -591,26 +601,38 @@ func (c *catalog) RemoveCarrier(ctx context.Context, name string) error {
 }
 
 func (c *catalog) SuspendCarrier(ctx context.Context, name string) (any, error) {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	cc, file, _, ok := c.findCarrier(name)
 	if !ok {
 		return nil, notFound("carrier", name)
 	}
-	if err := c.engine().SuspendCarrier(ctx, name); err != nil {
+	e := c.engine()
+	if e == nil {
+		return nil, errStarting()
+	}
+	if err := e.SuspendCarrier(ctx, name); err != nil {
 		return nil, err
 	}
 	return c.carrierView(cc, source(file)), nil
 }
 
 func (c *catalog) ResumeCarrier(_ context.Context, name string) (any, error) {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	cc, file, _, ok := c.findCarrier(name)
 	if !ok {
 		return nil, notFound("carrier", name)
 	}
-	if err := c.engine().ResumeCarrier(name); err != nil {
+	e := c.engine()
+	if e == nil {
+		return nil, errStarting()
+	}
+	if err := e.ResumeCarrier(name); err != nil {
 		return nil, err
 	}
 	return c.carrierView(cc, source(file)), nil
@@ -640,7 +662,9 @@ func (c *catalog) findRoute(id string) (RouteConfig, bool, int, bool) {
 }
 
 func (c *catalog) ListRoutes(context.Context) (any, error) {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return nil, err
+	}
 	defer c.mu.Unlock()
 	out := []map[string]any{}
 	for _, r := range c.file.Routes {

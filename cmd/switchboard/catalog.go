@@ -152,6 +152,18 @@ func (c *catalog) lockFresh(ctx context.Context) error {
 	return nil
 }
 
+// lockLoaded locks the catalog for a read of what it holds, once it has
+// read the store: before (the node is starting), it knows the file's
+// items alone, and would answer for the admin API's as if there were none.
+func (c *catalog) lockLoaded() error {
+	c.mu.Lock()
+	if c.store == nil {
+		c.mu.Unlock()
+		return errStarting()
+	}
+	return nil
+}
+
 // attach is called once the node runs, with how to find its engine.
 func (c *catalog) attach(engine func() *actors.Engine) {
 	c.mu.Lock()
@@ -169,6 +181,9 @@ func (c *catalog) engine() *actors.Engine {
 // read loads the admin API's items from the store, with the listing they
 // came from.
 func (c *catalog) read(ctx context.Context) (storedItems, string, error) {
+	if c.store == nil { // the node has not opened its store yet
+		return storedItems{}, "", errStarting()
+	}
 	settings, err := c.store.ListSettings(ctx, settingsAdmin)
 	if err != nil {
 		return storedItems{}, "", err
@@ -321,7 +336,7 @@ func (c *catalog) commit(ctx context.Context, items storedItems, puts map[string
 func (c *catalog) apply(ctx context.Context, m *Config) error {
 	keys := c.domainKeys(m)
 	if c.engine() == nil {
-		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The node is starting; try again.")
+		return errStarting()
 	}
 	if err := c.engine().FillWebhookSecrets(ctx, keys); err != nil {
 		return fmt.Errorf("webhook secrets: %w", err)

@@ -164,9 +164,7 @@ func startGateway(ctx context.Context, cfg *Config, log zerolog.Logger) (*gatewa
 		g.node, err = openNode(ctx, cfg, log, g.ops)
 	}
 	if err == nil {
-		if err = g.ops.start(cfg, g.node); err != nil {
-			g.node.Stop(ctx)
-		}
+		g.ops.attach(g.node)
 	}
 	if err != nil {
 		if g.ops != nil {
@@ -188,6 +186,10 @@ func openNode(ctx context.Context, cfg *Config, log zerolog.Logger, ops *operati
 		return nil, fmt.Errorf("node.http: %w", err)
 	}
 	if err := ops.listen(cfg.Node.Admin); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := ops.serve(cfg); err != nil {
 		ln.Close()
 		return nil, err
 	}

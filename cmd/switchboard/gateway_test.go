@@ -589,3 +589,85 @@ func TestNotFoundReadsAlike(t *testing.T) {
 		}
 	}
 }
+
+// freeAddr is a 127.0.0.1 address nothing listens on (one was a moment
+// ago).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// While a node waits for an unreachable database, its admin listener
+// answers: /healthz 200 (the liveness probe Kubernetes runs there must not
+// restart a node for a database outage), /readyz and the admin API 503
+// saying the node is starting. Before, it took connections and answered
+// nothing until the store connected. Stopping the wait frees the port.
+func TestAdminListenerAnswersWhileTheStoreConnects(t *testing.T) {
+	dir := t.TempDir()
+	db, admin := freeAddr(t), freeAddr(t)
+	path := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`
+node: {admin_token: %q}
+storage: {backend: scylla, hosts: [%q], replication_factor: 1}
+carriers:
+  - {name: sandbox, host: 127.0.0.1:1, system_id: gw, password: pw}
+routes:
+  - {prefix: "", carriers: [sandbox]}
+keys:
+  - {id: k, secret: %q, rate: 10}
+`, testSecret, db, testSecret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, nil, []string{"node.data_dir=" + filepath.Join(dir, "data"), "node.http=127.0.0.1:0", "node.admin=" + admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan error, 1)
+	go func() {
+		g, err := startGateway(ctx, cfg, zerolog.Nop())
+		if err == nil {
+			g.Stop(context.Background())
+		}
+		started <- err
+	}()
+	base := "http://" + admin
+	client := &http.Client{Timeout: 2 * time.Second} // a listener that never answers must fail the test
+	if !waitFor(10*time.Second, func() bool {
+		resp, err := client.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatal("/healthz on the admin listener did not answer 200 while the store connects")
+	}
+	for _, path := range []string{"/readyz", "/admin/v1/keys"} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testSecret)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.Contains(string(body), "starting") {
+			t.Errorf("GET %s while the store connects: %d %s; want 503 saying the node is starting", path, resp.StatusCode, body)
+		}
+	}
+	cancel()
+	if err := <-started; err == nil {
+		t.Fatal("the gateway started without its database")
+	}
+	ln, err := net.Listen("tcp", admin)
+	if err != nil {
+		t.Fatalf("the admin port is still held after the start was given up: %v", err)
+	}
+	ln.Close()
+}

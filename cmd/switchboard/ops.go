@@ -43,7 +43,9 @@ type operations struct {
 	// token is node.admin_token as last loaded: SIGHUP may change it.
 	token    atomic.Pointer[string]
 	draining atomic.Bool
+	node     atomic.Pointer[node.Node] // nil until the node runs
 
+	ctx  context.Context // the admin listener's and the catalog's, until close
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -90,12 +92,13 @@ func (o *operations) listen(addr string) error {
 	return nil
 }
 
-// start serves the admin listener and keeps the catalog in step with the
-// store, once the node runs.
-func (o *operations) start(cfg *Config, n *node.Node) error {
-	current := currentEngine{n}
+// serve serves the admin listener from before the node opens: while its
+// store connects, /healthz answers (a liveness probe must not restart a
+// node that waits for its database) and the rest says the node is
+// starting.
+func (o *operations) serve(cfg *Config) error {
+	current := currentEngine{o}
 	o.metrics.Observe(current)
-	o.catalog.attach(n.CurrentEngine)
 	admin, err := sbhttp.NewAdmin(sbhttp.AdminConfig{
 		Token: *o.token.Load(), Ops: current, Catalog: o.catalog, Metrics: o.metrics, Gatherer: o.registry,
 		Log: o.log, Node: cfg.Node.Name, AuthFailuresPerMinute: cfg.Node.authFailuresPerMinute(),
@@ -105,34 +108,79 @@ func (o *operations) start(cfg *Config, n *node.Node) error {
 	}
 	admin.DrainingWith(o.draining.Load)
 	o.admin = admin
-	ctx, cancel := context.WithCancel(context.Background())
-	o.stop = cancel
-	o.wg.Add(2)
+	o.ctx, o.stop = context.WithCancel(context.Background())
+	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
 		if err := admin.Serve(o.adminLn); err != nil {
 			o.log.Error().Err(err).Msg("admin listener stopped")
 		}
 	}()
-	go func() {
-		defer o.wg.Done()
-		o.catalog.poll(ctx, catalogSync)
-	}()
 	return nil
 }
 
-// currentEngine is the node's engine at each call: a clustered node
-// starts a new one when it rejoins.
-type currentEngine struct{ n *node.Node }
-
-func (c currentEngine) Gauges() actors.Gauges { return c.n.CurrentEngine().Gauges() }
-func (c currentEngine) Stats() actors.Stats   { return c.n.CurrentEngine().Stats() }
-func (c currentEngine) Ready() error          { return c.n.CurrentEngine().Ready() }
-func (c currentEngine) Fleet() (actors.FleetStatus, bool) {
-	return c.n.CurrentEngine().Fleet()
+// attach points the admin listener at the node once it runs, and keeps
+// the catalog in step with the store from then on.
+func (o *operations) attach(n *node.Node) {
+	o.node.Store(n)
+	o.catalog.attach(n.CurrentEngine)
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		o.catalog.poll(o.ctx, catalogSync)
+	}()
 }
+
+// currentEngine is the node's engine at each call: a clustered node
+// starts a new one when it rejoins; before the node runs there is none,
+// and the node is starting.
+type currentEngine struct{ o *operations }
+
+// errStarting answers what needs the node before it runs.
+func errStarting() error {
+	return switchboard.Errorf(switchboard.EUNAVAILABLE, "The node is starting; try again.")
+}
+
+func (c currentEngine) engine() *actors.Engine {
+	if n := c.o.node.Load(); n != nil {
+		return n.CurrentEngine()
+	}
+	return nil
+}
+
+func (c currentEngine) Gauges() actors.Gauges {
+	if e := c.engine(); e != nil {
+		return e.Gauges()
+	}
+	return actors.Gauges{}
+}
+
+func (c currentEngine) Stats() actors.Stats {
+	if e := c.engine(); e != nil {
+		return e.Stats()
+	}
+	return actors.Stats{}
+}
+
+func (c currentEngine) Ready() error {
+	if e := c.engine(); e != nil {
+		return e.Ready()
+	}
+	return errStarting()
+}
+
+func (c currentEngine) Fleet() (actors.FleetStatus, bool) {
+	if e := c.engine(); e != nil {
+		return e.Fleet()
+	}
+	return actors.FleetStatus{}, false
+}
+
 func (c currentEngine) CancelMessage(ctx context.Context, id string) (*switchboard.Message, error) {
-	return c.n.CurrentEngine().CancelMessage(ctx, id)
+	if e := c.engine(); e != nil {
+		return e.CancelMessage(ctx, id)
+	}
+	return nil, errStarting()
 }
 
 // close stops the admin listener and the catalog's polling; before start
