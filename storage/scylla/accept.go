@@ -81,6 +81,7 @@ func (s *Store) accept(ctx context.Context, msgs []sb.NewMessage) error {
 	for _, key := range keys {
 		stmts, done, err := s.pending.inserts(ctx, session, key, byKey[key], ts)
 		if err != nil {
+			abandon(dones)
 			s.undoAccept(msgs, claimed)
 			return s.dbError(err)
 		}
@@ -91,6 +92,7 @@ func (s *Store) accept(ctx context.Context, msgs []sb.NewMessage) error {
 	for _, nm := range msgs {
 		row, err := s.messageRow(nm.Message, ts)
 		if err != nil {
+			abandon(dones)
 			s.undoAccept(msgs, claimed)
 			return err
 		}
@@ -336,6 +338,7 @@ func (s *Store) acceptInbound(ctx context.Context, m *sb.Message, cb *sb.Callbac
 	}
 	row, err := s.messageRow(m, ts)
 	if err != nil {
+		done(false)
 		return err
 	}
 	err = s.writer.write(ctx, first)

@@ -313,6 +313,15 @@ func (q *queue) inserts(ctx context.Context, session *gocql.Session, name string
 // write it again.
 const bucketRowSlack = time.Hour
 
+// abandon ends the inserts whose dones are given without writing them:
+// their entries leave the in-flight set, which the mark may not pass, as
+// a failed write's do. Every error between inserts and the write calls it.
+func abandon(dones []func(bool)) {
+	for _, done := range dones {
+		done(false)
+	}
+}
+
 // bucketRows returns the queue_buckets rows entries need, by bucket, with
 // when each should expire: a bucket's row must outlive every entry in it,
 // or a read from the head, which finds buckets only through their rows,

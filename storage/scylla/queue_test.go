@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocql/gocql"
 	"github.com/oklog/ulid/v2"
 	sb "github.com/switchboard-sms/switchboard"
 )
@@ -282,5 +283,36 @@ func TestBucketRowsOutliveTheirEntries(t *testing.T) {
 	again := bucketRows(bucket, []entry{{id: "b2", ttl: 48 * time.Hour}}, written, later)
 	if want := later.Add(48*time.Hour + bucketRowSlack); !again["b"].Equal(want) {
 		t.Errorf("an entry outliving bucket b's row: rows %v, want b until %v", again, want)
+	}
+}
+
+// A Record whose first step fails after it registered some inserts (one
+// endpoint's mark is read, the next one's cannot be) leaves none of them
+// in flight: an entry in flight holds its queue's mark back for the life
+// of the process, and every read from the queue's head then walks every
+// bucket since. Runs without a database: the unreachable host fails the
+// second endpoint's read.
+func TestAFailedFirstStepLeavesNothingInFlight(t *testing.T) {
+	s, err := New(Options{Hosts: []string{"127.0.0.1:1"}, Keyspace: "ks", ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	loaded := s.outbox.owner("https://a:443")
+	loaded.loaded = true // its mark was read before; b's is read now, and fails
+	for range 20 {       // the endpoints' order is the map's: some calls fail at a, some at b
+		c := &recordCall{s: s, session: &gocql.Session{}, work: map[string]*working{}, callbacks: []sb.Callback{
+			{ID: "evt_" + ulid.Make().String(), Endpoint: "https://a:443", MessageID: "m"},
+			{ID: "evt_" + ulid.Make().String(), Endpoint: "https://b:443", MessageID: "m"},
+		}}
+		if _, _, err := c.firstStep(context.Background(), s.clock.next()); err == nil {
+			t.Fatal("the first step succeeded with b's mark unreadable")
+		}
+	}
+	loaded.mu.Lock()
+	n := len(loaded.inflight)
+	loaded.mu.Unlock()
+	if n > 0 {
+		t.Fatalf("%d entries of https://a:443 left in flight after failed records", n)
 	}
 }

@@ -510,6 +510,7 @@ func (c *recordCall) write(ctx context.Context) error {
 		w.written = s.clock.after(w.ts)
 		row, err := s.messageRow(w.m, w.written)
 		if err != nil {
+			abandon(dones)
 			return err
 		}
 		rows = append(rows, row)
@@ -561,6 +562,7 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 	for endpoint, entries := range byEndpoint {
 		st, done, err := s.outbox.inserts(ctx, c.session, endpoint, entries, ts)
 		if err != nil {
+			abandon(dones)
 			return nil, nil, s.dbError(err)
 		}
 		stmts, dones = append(stmts, st...), append(dones, done)
@@ -576,6 +578,7 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 	for shard, entries := range byShard {
 		st, done, err := s.due.inserts(ctx, c.session, shard, entries, ts)
 		if err != nil {
+			abandon(dones)
 			return nil, nil, s.dbError(err)
 		}
 		stmts, dones = append(stmts, st...), append(dones, done)
@@ -587,6 +590,7 @@ func (c *recordCall) firstStep(ctx context.Context, ts int64) ([]stmt, []func(bo
 		}
 		data, err := encodeParked(u)
 		if err != nil {
+			abandon(dones)
 			return nil, nil, err
 		}
 		ref := u.ByCarrier
