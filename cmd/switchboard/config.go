@@ -49,7 +49,7 @@ type Config struct {
 	Node     NodeConfig      `yaml:"node" help:"this process: its name, listen addresses and data"`
 	Log      LogConfig       `yaml:"log" help:"logging"`
 	Storage  StorageConfig   `yaml:"storage" help:"where messages are kept"`
-	Cache    CacheConfig     `yaml:"cache" help:"the shared cache (key cache, receipt index, idempotency)"`
+	Cache    CacheConfig     `yaml:"cache" help:"the shared cache (receipt index, idempotency)"`
 	Cluster  ClusterConfig   `yaml:"cluster" help:"gossip clustering of several nodes"`
 	Carriers []CarrierConfig `yaml:"carriers" help:"SMPP carriers (SMSCs) messages are sent to"`
 	Routes   []RouteConfig   `yaml:"routes" help:"which carriers serve which destinations; the longest matching prefix wins"`

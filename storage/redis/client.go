@@ -21,7 +21,7 @@ type ClientOptions struct {
 	Timeout time.Duration
 }
 
-// NewClient returns a client for the cache, the key cache and leases:
+// NewClient returns a client for the cache and leases:
 // short timeouts, and no retries or repeated dials of its own, since
 // every caller has something better to do than wait (fall back on the
 // store, or report the lease as unavailable).

@@ -6,7 +6,6 @@
 //     (receipts arrive on any bind of any node), and idempotency records,
 //     with Accept reserving Idempotency-Keys (SET NX) so that racing
 //     requests on different nodes conflict at once;
-//   - KeyCache: API keys by the hash of their secret;
 //   - Leases: switchboard.Leases, leases with fencing tokens, one Lua
 //     script per operation.
 //

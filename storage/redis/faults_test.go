@@ -284,3 +284,27 @@ func TestEntryMarkedStaleAfterRecovery(t *testing.T) {
 		t.Fatalf("the stale entry is still in Redis (%d, %v)", n, err)
 	}
 }
+
+// redisTTL is the time key has left in the Redis at addr.
+func redisTTL(t *testing.T, addr, key string) time.Duration {
+	t.Helper()
+	c := testClient(t, addr)
+	d, err := c.PTTL(t.Context(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// waitFor polls cond, calling poke between tries, for up to 10 s.
+func waitFor(t *testing.T, cond func() bool, poke func()) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		poke()
+		time.Sleep(5 * time.Millisecond) // a retry interval or a TTL has to pass
+	}
+}

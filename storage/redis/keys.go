@@ -21,7 +21,6 @@ const DefaultPrefix = "switchboard:"
 //	<prefix>cid:<carrier>:<carrier id>    "<message id> <part>"
 //	<prefix>idem:<key>:<idempotency key>  "c <message id> <request hash hex> <created, unix ns>"
 //	                                      or "r <token>" while an Accept is writing it
-//	<prefix>apikey:<secret hash hex>      the key, JSON
 //	<prefix>lease:<name>                  hash: holder, token
 //	<prefix>lease-token:<name>            the last token issued for name
 type keyspace struct{ prefix string }
@@ -32,10 +31,6 @@ func (k keyspace) carrier(carrier, id string) string {
 
 func (k keyspace) idempotency(key, idemKey string) string {
 	return k.prefix + "idem:" + key + ":" + idemKey
-}
-
-func (k keyspace) apiKey(hash [32]byte) string {
-	return k.prefix + "apikey:" + hex.EncodeToString(hash[:])
 }
 
 func (k keyspace) lease(name string) string      { return k.prefix + "lease:" + name }
