@@ -325,3 +325,35 @@ func TestUndoQueuedWhileHealthyRuns(t *testing.T) {
 		t.Fatalf("Message after its undo: %v, want %s", err, sb.ENOTFOUND)
 	}
 }
+
+// A store closed while an undo waits runs it before it closes: the prober
+// that would have run it stops with Close, and the message whose Accept
+// failed would be read back, and sent, after the restart.
+func TestCloseRunsTheUndosStillWaiting(t *testing.T) {
+	ks := freshKeyspace(t)
+	s := openTest(t, ks, nil)
+	hold := make(chan struct{}) // never closed: the prober runs no undo
+	s.holdProber.Store(&hold)
+	ctx := context.Background()
+	g := newTraffic("k", time.Now().Add(-time.Minute), time.Millisecond)
+	lostRows := func(cql string) bool { return strings.Contains(cql, ".messages ") }
+	s.lostAnswer.Store(&lostRows)
+	lost := g.next()
+	if err := s.Accept(ctx, []sb.NewMessage{{Message: lost}}); sb.ErrorCode(err) != sb.EUNAVAILABLE {
+		t.Fatalf("Accept whose answer was lost: %v, want %s", err, sb.EUNAVAILABLE)
+	}
+	s.lostAnswer.Store(nil)
+	if !s.doomed.waiting() {
+		t.Fatal("no undo waits for the failed Accept")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened := openTest(t, ks, nil)
+	if _, err := reopened.Message(ctx, lost.ID); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Fatalf("Message of the failed Accept after a restart: %v, want %s", err, sb.ENOTFOUND)
+	}
+	if got := pendingIDs(t, reopened, "k", "", 10); len(got) != 0 {
+		t.Fatalf("pending after a restart %v, want none", got)
+	}
+}

@@ -87,6 +87,13 @@ func (h *health) run(ctx context.Context) {
 			return
 		}
 		for h.why() != nil || h.s.doomed.waiting() {
+			if hold := h.s.holdProber.Load(); hold != nil {
+				select {
+				case <-*hold:
+				case <-ctx.Done():
+					return
+				}
+			}
 			err := h.probe(ctx)
 			if ctx.Err() != nil {
 				return

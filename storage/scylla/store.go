@@ -64,6 +64,9 @@ type Store struct {
 	// lostAnswer, set by tests, makes the writer report statements it
 	// matches as failed after they ran: a write that landed unheard of.
 	lostAnswer atomic.Pointer[func(cql string) bool]
+	// holdProber, set by tests, keeps the prober from probing (and so
+	// from running undos) until the channel is closed.
+	holdProber atomic.Pointer[chan struct{}]
 }
 
 var _ sb.Store = (*Store)(nil)
@@ -363,9 +366,28 @@ func (s *Store) Close() error {
 	s.bg.Wait()
 	s.writer.stop()
 	if session := s.session.Load(); session != nil {
+		s.undoBeforeClose(session)
 		session.Close()
 	}
 	return nil
+}
+
+// closeUndoTimeout bounds Close's last try of the undos still waiting.
+const closeUndoTimeout = 5 * time.Second
+
+// undoBeforeClose tries once more the undos still waiting, which the
+// prober stopped with Close would otherwise leave: a message whose Accept
+// was answered 503 would be sent after the restart, and a client that
+// retried without an Idempotency-Key would get a second SMS.
+func (s *Store) undoBeforeClose(session *gocql.Session) {
+	if !s.doomed.waiting() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeUndoTimeout)
+	defer cancel()
+	if err := s.doomed.repair(ctx, session, s.opts.writeConsistency(), s.opts.serialConsistency()); err != nil {
+		s.log.Error().Err(err).Msg("scylla: closing with failed writes not undone; their messages may be sent after a restart")
+	}
 }
 
 // now is the store's clock.
