@@ -110,9 +110,24 @@ func (k *keyActor) pageRead(ctx actor.Context, r *pageRead) {
 		// paged.)
 		if r.frontier == "" && r.admissions == k.admissions {
 			k.paged = false
+			k.recount()
 		}
 	}
 	k.dispatch(ctx)
+}
+
+// recount corrects the count of pending messages once every one of them is
+// in memory: the store's count, taken at the start, may include entries
+// no longer pending (a clean-up that a crash or a failure cut short),
+// which no page brings in and nothing else would take off, and which
+// would refuse messages early (queue_full) and keep the actor from
+// retiring. Only downwards: what is in memory is pending.
+func (k *keyActor) recount() {
+	if k.queued > k.inMemory {
+		k.e.log.Debug().Str("key", k.key.ID).Int("counted", k.queued).Int("pending", k.inMemory).
+			Msg("the store counted pending messages that were not; counted again")
+		k.queued = k.inMemory
+	}
 }
 
 // retryPaging is the pause before paging again after the store failed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -294,17 +295,35 @@ func (q *queue) inserts(ctx context.Context, session *gocql.Session, name string
 		if !ok {
 			return
 		}
-		if len(o.buckets) > 4096 {
-			clear(o.buckets)
-		}
 		for b, expires := range newBuckets {
 			o.buckets[b] = expires
 		}
+		forgetOldBuckets(o.buckets)
 		if refresh {
 			o.seen = now
 		}
 	}
 	return stmts, done, nil
+}
+
+// maxBucketsKnown bounds what an owner remembers of the bucket rows it
+// wrote: every API key and every callback endpoint (customers choose
+// those) is an owner, for the life of the process. Inserts land in the
+// newest buckets (IDs grow with time), so the oldest are forgotten first;
+// one that gets an entry again (an ID out of order) has its row written
+// once more, which changes nothing.
+const maxBucketsKnown = 64
+
+// forgetOldBuckets keeps the newest half of maxBucketsKnown buckets once
+// there are more (bucket names sort by time).
+func forgetOldBuckets(buckets map[string]time.Time) {
+	if len(buckets) <= maxBucketsKnown {
+		return
+	}
+	names := slices.Sorted(maps.Keys(buckets))
+	for _, b := range names[:len(names)-maxBucketsKnown/2] {
+		delete(buckets, b)
+	}
 }
 
 // bucketRowSlack is how much longer than the entry that writes it a

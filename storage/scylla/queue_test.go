@@ -316,3 +316,35 @@ func TestAFailedFirstStepLeavesNothingInFlight(t *testing.T) {
 		t.Fatalf("%d entries of https://a:443 left in flight after failed records", n)
 	}
 }
+
+// An owner remembers at most maxBucketsKnown bucket rows, the newest: a
+// key sending once a minute filled 4,096 (some 450 KB) in three days, for
+// every key and endpoint the process had seen.
+func TestOwnersForgetTheirOldestBuckets(t *testing.T) {
+	s, err := New(Options{Hosts: []string{"127.0.0.1:1"}, Keyspace: "ks", ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := s.pending.owner("k")
+	o.loaded = true // no read of its mark: the inserts need no database
+	g := newTraffic("k", time.Now().Add(-100*time.Hour), time.Minute)
+	var newest string
+	for range 6000 { // one message a minute: a bucket each
+		m := g.next()
+		_, done, err := s.pending.inserts(context.Background(), nil, "k", []entry{{id: m.ID, vals: []any{m.Day()}, ttl: time.Hour}}, s.clock.next())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(true)
+		newest = bucketOf(m.ID)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.buckets) > maxBucketsKnown {
+		t.Fatalf("the owner remembers %d buckets, want at most %d", len(o.buckets), maxBucketsKnown)
+	}
+	if _, ok := o.buckets[newest]; !ok {
+		t.Fatal("the newest bucket was forgotten")
+	}
+}
