@@ -629,7 +629,7 @@ func (c *recordCall) cleanUp() {
 	for shard, keys := range due {
 		stmts = append(stmts, s.due.deletes(shard, keys, ts)...)
 	}
-	stmts = append(stmts, c.carrierIDsGrace(ts)...)
+	graces := c.carrierIDGraces()
 	for _, k := range c.applied {
 		stmts = append(stmts, stmt{
 			part: "parked_receipts\x00" + k[0] + "\x00" + k[1],
@@ -637,7 +637,7 @@ func (c *recordCall) cleanUp() {
 			args: []any{ts, k[0], k[1]},
 		})
 	}
-	if len(stmts) == 0 {
+	if len(stmts) == 0 && len(graces) == 0 {
 		return
 	}
 	// The caller need not wait: until the deletes land, the reads skip
@@ -647,12 +647,14 @@ func (c *recordCall) cleanUp() {
 	for key := range pending {
 		cleaned = append(cleaned, s.pending.cleaning(key))
 	}
-	clean := func(context.Context) {
+	session := c.session
+	clean := func(ctx context.Context) {
 		defer func() {
 			for _, f := range cleaned {
 				f()
 			}
 		}()
+		stmts := append(stmts, s.graceStmts(ctx, session, graces)...)
 		if err := s.writer.write(context.Background(), stmts); err != nil {
 			s.log.Warn().Err(err).Msg("scylla: clean-up after a record failed; retrying in the background")
 			s.undoLater(&undo{stmts: stmts})
@@ -678,35 +680,67 @@ func (c *recordCall) cleanUp() {
 	}
 }
 
-// carrierIDsGrace shortens the lives of the carrier ids of the messages
-// this call made final: they find their message for CarrierIDGrace more
-// (late and repeated receipts), then go; the message stays its TTL.
-func (c *recordCall) carrierIDsGrace(ts int64) []stmt {
-	s := c.s
-	now := s.now()
-	var stmts []stmt
+// carrierGrace is a carrier id of a message this call made final, and
+// when it should stop finding the message.
+type carrierGrace struct {
+	carrier, cid, messageID string
+	until                   time.Time
+}
+
+// carrierIDGraces lists the carrier ids of the messages this call made
+// final, whose lives the clean-up shortens (graceStmts): they find their
+// message for CarrierIDGrace more (late and repeated receipts), then go;
+// the message stays its TTL. A message's parts may have gone to different
+// carriers (a later try failed over); the message names the first part's,
+// and only those ids are shortened.
+func (c *recordCall) carrierIDGraces() []carrierGrace {
+	var out []carrierGrace
 	for _, w := range c.work {
 		if !c.endsHere(w) {
 			continue
 		}
 		until := c.graceUntil(w)
-		// A message's parts may have gone to different carriers (a later
-		// try failed over); the message names the first part's, and only
-		// those ids are shortened.
-		for part, cid := range w.m.CarrierIDs {
-			if cid == "" || slices.Contains(c.graced, [2]string{w.m.Carrier, cid}) {
+		for _, cid := range w.m.CarrierIDs {
+			if cid == "" || slices.Contains(c.graced, [2]string{w.m.Carrier, cid}) ||
+				slices.ContainsFunc(out, func(g carrierGrace) bool { return g.carrier == w.m.Carrier && g.cid == cid }) {
 				continue
 			}
-			st := stmt{part: "carrier_ids\x00" + w.m.Carrier + "\x00" + cid}
-			if !until.After(now) {
-				st.cql = s.cql(`DELETE FROM %s.carrier_ids USING TIMESTAMP ? WHERE carrier = ? AND carrier_id = ?`)
-				st.args = []any{ts, w.m.Carrier, cid}
-			} else {
-				st.cql = s.cql(`INSERT INTO %s.carrier_ids (carrier, carrier_id, message_id, part, key, day) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`)
-				st.args = []any{w.m.Carrier, cid, w.m.ID, part, w.m.Key, w.m.Day(), ttlSeconds(until.Sub(now)), ts}
-			}
-			stmts = append(stmts, st)
+			out = append(out, carrierGrace{carrier: w.m.Carrier, cid: cid, messageID: w.m.ID, until: until})
 		}
+	}
+	return out
+}
+
+// graceStmts shortens the lives of the carrier ids that still name the
+// message made final. A carrier may have reused an id for a newer message
+// meanwhile: its row names that one, and is left alone. Each rewrite is
+// stamped just after the row it replaces, so a write of the id for
+// another message that lands meanwhile, later by its clock, wins over it.
+// An id whose row cannot be read keeps its full life.
+func (s *Store) graceStmts(ctx context.Context, session *gocql.Session, graces []carrierGrace) []stmt {
+	now := s.now()
+	var stmts []stmt
+	for _, g := range graces {
+		var messageID, key, day string
+		var part int
+		var written int64
+		err := session.Query(s.cql(`SELECT message_id, part, key, day, WRITETIME(message_id) FROM %s.carrier_ids WHERE carrier = ? AND carrier_id = ?`),
+			g.carrier, g.cid).WithContext(ctx).Consistency(s.opts.readConsistency()).Scan(&messageID, &part, &key, &day, &written)
+		if err != nil || messageID != g.messageID {
+			if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+				s.log.Debug().Err(err).Str("carrier", g.carrier).Msg("scylla: a final message's carrier id could not be read; it keeps its full life")
+			}
+			continue
+		}
+		st := stmt{part: "carrier_ids\x00" + g.carrier + "\x00" + g.cid}
+		if !g.until.After(now) {
+			st.cql = s.cql(`DELETE FROM %s.carrier_ids USING TIMESTAMP ? WHERE carrier = ? AND carrier_id = ?`)
+			st.args = []any{written + 1, g.carrier, g.cid}
+		} else {
+			st.cql = s.cql(`INSERT INTO %s.carrier_ids (carrier, carrier_id, message_id, part, key, day) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`)
+			st.args = []any{g.carrier, g.cid, messageID, part, key, day, ttlSeconds(g.until.Sub(now)), written + 1}
+		}
+		stmts = append(stmts, st)
 	}
 	return stmts
 }

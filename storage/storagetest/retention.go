@@ -35,6 +35,7 @@ func RunRetention(t *testing.T, open RetentionOpener) {
 	}{
 		{"Messages", testRetentionMessages},
 		{"CarrierIDs", testRetentionCarrierIDs},
+		{"CarrierIDsReused", testRetentionCarrierIDsReused},
 		{"Parked", testRetentionParked},
 		{"Idempotency", testRetentionIdempotency},
 	}
@@ -144,6 +145,34 @@ func testRetentionCarrierIDs(t *testing.T, f *fixture, expire func(context.Conte
 		t.Fatalf("a receipt for an expired carrier id found %+v, want it parked", got[0])
 	}
 	wantEqual(t, f.get(t, endedLong.ID), ended)
+}
+
+// A carrier id the carrier reused for a newer message finds the newer one
+// after the older turned final, whether the older's grace has passed
+// (its id would go) or not (its id would be kept for it): the end of the
+// older message touches the id only while it still names that message.
+func testRetentionCarrierIDsReused(t *testing.T, f *fixture, expire func(context.Context) error) {
+	grace := testRetention.CarrierIDGrace
+	long, recent := now().Add(-grace-3*time.Hour), now().Add(-grace+3*time.Hour)
+	endedLong, endedRecently := f.message("k1", long), f.message("k1", recent)
+	reusedLong, reusedRecently := f.message("k1", now()), f.message("k1", now())
+	f.accept(t, endedLong, endedRecently, reusedLong, reusedRecently)
+	f.record(t,
+		sb.Update{MessageID: endedLong.ID, Transition: submitted(long.Add(time.Minute), "sandbox", "r-long")},
+		sb.Update{MessageID: endedRecently.ID, Transition: submitted(recent.Add(time.Minute), "sandbox", "r-recent")},
+	)
+	f.record(t,
+		sb.Update{MessageID: reusedLong.ID, Transition: submitted(now(), "sandbox", "r-long")},
+		sb.Update{MessageID: reusedRecently.ID, Transition: submitted(now(), "sandbox", "r-recent")},
+	)
+	f.record(t,
+		sb.Update{MessageID: endedLong.ID, Transition: receipt(long.Add(time.Hour), 0, sb.StatusDelivered)},
+		sb.Update{MessageID: endedRecently.ID, Transition: receipt(recent.Add(time.Hour), 0, sb.StatusDelivered)},
+	)
+
+	f.expire(t, expire)
+	f.wantCarrierMessage(t, "sandbox", "r-long", reusedLong.ID, 0)
+	f.wantCarrierMessage(t, "sandbox", "r-recent", reusedRecently.ID, 0)
 }
 
 // A parked update goes at its ParkUntil: indexing its id afterwards finds
