@@ -474,3 +474,75 @@ func TestAnExpiringMessageDoesNotRemoveANewPartOfItsReference(t *testing.T) {
 		t.Fatalf("stored parts %v (%v), want the new message's first part", stored, err)
 	}
 }
+
+// keptParts stores inbound messages but leaves their parts stored, as a
+// Cassandra AcceptInbound cut short between its two writes does.
+type keptParts struct{ switchboard.Store }
+
+func (s keptParts) AcceptInbound(ctx context.Context, m *switchboard.Message, cb *switchboard.Callback, _ []switchboard.InboundPart) error {
+	return s.Store.AcceptInbound(ctx, m, cb, nil)
+}
+
+// Parts left stored after their long message was stored are not made into
+// a second message at the next start: the message's ID is the same, the
+// store refuses it, and the parts are removed instead.
+func TestPartsOfAStoredInboundMessageMakeNoSecond(t *testing.T) {
+	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret("s"), Rate: 1, Burst: 1, MaxQueued: 1,
+		Numbers: []string{"+447700900001"}}
+	engine := func(store switchboard.Store) *Engine {
+		e := &Engine{cfg: Config{Keys: switchboard.NewKeyRing([]*switchboard.Key{key}), InboundTimeout: time.Minute, Now: time.Now},
+			store: store, log: zerolog.Nop(), bg: newTasks(), ids: newEventIDs()}
+		e.bgStop, e.bgEnd = context.WithCancel(context.Background())
+		e.inbound = newInbound(e)
+		return e
+	}
+	stop := func(e *Engine) { e.inbound.stop(); e.bgEnd(); e.bg.wait() }
+	ctx := context.Background()
+	inbound := func() []*switchboard.Message {
+		msgs, _, err := ps.ListMessages(ctx, switchboard.MessageQuery{Key: "k", Day: time.Now().UTC().Format("2006-01-02"), Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msgs
+	}
+
+	first := engine(keptParts{ps})
+	at := time.Now()
+	for seq := uint8(1); seq <= 2; seq++ {
+		acked := make(chan error, 1)
+		first.inboundLocal(switchboard.InboundPart{Carrier: "sim", From: "+447700111222", To: "+447700900001",
+			Payload: []byte{'a' + seq}, ReceivedAt: at.Add(time.Duration(seq) * time.Millisecond),
+			Concat: &switchboard.Concat{Ref: 7, Total: 2, Seq: seq}}, func(err error) { acked <- err })
+		if err := <-acked; err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(inbound()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the long message was not stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop(first)
+	if parts, _ := ps.InboundParts(ctx); len(parts) != 2 {
+		t.Fatalf("%d parts left stored, want the 2 the cut-short write left", len(parts))
+	}
+
+	second := engine(ps)
+	defer stop(second)
+	if err := second.inbound.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := inbound(); len(got) != 1 {
+		t.Fatalf("%d inbound messages after the restart, want the one", len(got))
+	}
+	if parts, _ := ps.InboundParts(ctx); len(parts) != 0 {
+		t.Fatalf("%d parts still stored after the restart, want none", len(parts))
+	}
+}

@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -342,6 +344,13 @@ func (in *inbound) storeOnce(a concat.Assembled) error {
 	}
 	err := e.store.AcceptInbound(context.Background(), m, cb, a.Parts)
 	e.ids.end(token) // before the hint: the endpoint may read up to here
+	if switchboard.ErrorCode(err) == switchboard.ECONFLICT && e.storedBefore(m.ID) {
+		// An earlier run stored it, and the removal of its parts did not
+		// land (a backend that removes them in a write of their own):
+		// they are removed now, and no second message is made of them.
+		e.log.Info().Str("carrier", a.Carrier).Str("message", m.ID).Msg("inbound message stored before; its parts left behind are removed")
+		return e.store.DeleteInboundParts(context.Background(), a.Parts)
+	}
 	if err != nil {
 		return err
 	}
@@ -352,10 +361,37 @@ func (in *inbound) storeOnce(a concat.Assembled) error {
 	return nil
 }
 
+// storedBefore reports whether a message with id is stored (and not being
+// undone: a write whose outcome was unknown is not shown meanwhile).
+func (e *Engine) storedBefore(id string) bool {
+	_, err := e.store.Message(context.Background(), id)
+	return err == nil
+}
+
+// inboundID is an inbound message's ID. A long message's is the same each
+// time its parts are assembled: its time the first part's, its entropy a
+// hash of the parts' identity (a phone does not reuse a reference within
+// a millisecond), so parts that outlived their stored message are not
+// made into a second one (AcceptInbound refuses the ID). A one-part
+// message, which has no identity of its own (two may come in one
+// millisecond), gets a random one.
+func inboundID(a concat.Assembled) string {
+	if len(a.Parts) == 0 || a.Parts[0].Concat == nil {
+		return "msg_" + ulid.Make().String()
+	}
+	c := a.Parts[0].Concat
+	// Milliseconds: what every store keeps of a part's ReceivedAt.
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%d\x00%d\x00%d", a.Carrier, a.From, a.To, c.Ref, c.Total, a.ReceivedAt.UnixMilli()))
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(a.ReceivedAt)) // fails only past the year 10889
+	_ = id.SetEntropy(h[:10])
+	return "msg_" + id.String()
+}
+
 func inboundMessage(key *switchboard.Key, a concat.Assembled) *switchboard.Message {
 	at := a.ReceivedAt
 	return &switchboard.Message{
-		ID: "msg_" + ulid.Make().String(), Key: key.ID,
+		ID: inboundID(a), Key: key.ID,
 		To: "+" + switchboard.NumberDigits(a.To), From: a.From, Body: a.Body,
 		Encoding: a.Encoding, Segments: a.Segments, Status: switchboard.StatusReceived,
 		AcceptedAt: at, UpdatedAt: at, Carrier: a.Carrier,
