@@ -262,7 +262,11 @@ type Inbox interface {
 
 	// AcceptInbound stores an inbound message, queues its callback (nil:
 	// none) and removes the parts it was assembled from (which may include
-	// parts never stored), all in one write. An existing ID is ECONFLICT.
+	// parts never stored). The message and its callback are one write; the
+	// removal may be another (Cassandra), which a crash can cut off: the
+	// engine gives a long message the same ID each time its parts are
+	// assembled, so parts left behind are refused here (an existing ID is
+	// ECONFLICT) rather than stored twice.
 	AcceptInbound(ctx context.Context, m *Message, cb *Callback, parts []InboundPart) error
 
 	// DeleteInboundParts removes stored parts whose message will not be
