@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/actors"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
 	"github.com/switchboard-sms/switchboard/http/callback"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
@@ -607,15 +608,52 @@ func TestAdminCarrierChangeRefusedInACluster(t *testing.T) {
 	defer store.Close()
 	c := newCatalog(cfg, zerolog.Nop())
 	c.store = store
+	c.attach(unstartedEngine(t, store))
 	ctx := context.Background()
-	if _, err := c.AddCarrier(ctx, []byte(`{"name": "acme", "host": "127.0.0.1:2775", "system_id": "acme"}`)); switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
-		t.Fatalf("AddCarrier in a cluster: %v, want %s", err, switchboard.EUNAVAILABLE)
+	if _, err := c.AddCarrier(ctx, []byte(`{"name": "acme", "host": "127.0.0.1:2775", "system_id": "acme"}`)); switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE ||
+		!strings.Contains(err.Error(), "restart") {
+		t.Fatalf("AddCarrier in a cluster: %v, want %s saying carriers change by restart", err, switchboard.EUNAVAILABLE)
 	}
 	if err := c.RemoveCarrier(ctx, "acme"); switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
 		t.Fatalf("RemoveCarrier in a cluster: %v, want %s", err, switchboard.EUNAVAILABLE)
 	}
 	if stored, err := store.ListSettings(ctx, settingCarrier); err != nil || len(stored) != 0 {
 		t.Fatalf("stored carriers %v (%v), want none", stored, err)
+	}
+}
+
+// unstartedEngine is an engine on store that was never started, for a
+// catalog that needs one to exist.
+func unstartedEngine(t *testing.T, store switchboard.Store) func() *actors.Engine {
+	t.Helper()
+	e, err := actors.New(actors.Config{Store: store, Keys: switchboard.NewKeyRing(nil), Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() *actors.Engine { return e }
+}
+
+// While the node starts (its engine's preparation has read the store, the
+// engine is not running yet), the admin API changes nothing: before, a new
+// key was stored but answered 503, its secret lost, and a retry was told
+// the key exists.
+func TestAdminChangesWaitForTheEngine(t *testing.T) {
+	store, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	c := newCatalog(&Config{}, zerolog.Nop())
+	c.store = store // prepare read it; no engine attached yet
+	ctx := context.Background()
+	if _, err := c.CreateKey(ctx, []byte(`{"id": "k1", "rate": 10}`)); switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
+		t.Fatalf("CreateKey while the node starts: %v, want %s", err, switchboard.EUNAVAILABLE)
+	}
+	if stored, err := store.ListSettings(ctx, settingsAdmin); err != nil || len(stored) != 0 {
+		t.Fatalf("stored admin items %v (%v), want none", stored, err)
+	}
+	if _, err := c.ListKeys(ctx); switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
+		t.Fatalf("ListKeys while the node starts: %v, want %s", err, switchboard.EUNAVAILABLE)
 	}
 }
 

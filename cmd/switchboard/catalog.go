@@ -144,7 +144,9 @@ func (c *catalog) mergeLeavingOut(items *storedItems) (*Config, error) {
 // view would write back what another node just changed (a revocation,
 // say).
 func (c *catalog) lockFresh(ctx context.Context) error {
-	c.mu.Lock()
+	if err := c.lockLoaded(); err != nil {
+		return err
+	}
 	if err := c.syncLocked(ctx); err != nil {
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %w", switchboard.Errorf(switchboard.EUNAVAILABLE, "The stored keys, carriers and routes cannot be read; try again."), err)
@@ -152,12 +154,14 @@ func (c *catalog) lockFresh(ctx context.Context) error {
 	return nil
 }
 
-// lockLoaded locks the catalog for a read of what it holds, once it has
-// read the store: before (the node is starting), it knows the file's
-// items alone, and would answer for the admin API's as if there were none.
+// lockLoaded locks the catalog for a read of what it holds, once the node
+// runs: before, it knows the file's items alone (until the engine's
+// preparation has read the store), and would answer for the admin API's
+// as if there were none; and a change could be stored but not applied,
+// answered 503 with a new key's secret lost.
 func (c *catalog) lockLoaded() error {
 	c.mu.Lock()
-	if c.store == nil {
+	if c.store == nil || c.engine() == nil {
 		c.mu.Unlock()
 		return errStarting()
 	}
