@@ -332,7 +332,32 @@ func (in *inbound) storeOnce(a concat.Assembled) error {
 			Msg("inbound message to a number no key owns any more; its stored parts are removed")
 		return e.store.DeleteInboundParts(context.Background(), a.Parts)
 	}
-	m := inboundMessage(key, a)
+	id := inboundID(a)
+	err := in.accept(key, a, id)
+	if switchboard.ErrorCode(err) != switchboard.ECONFLICT {
+		return err
+	}
+	// The ID is taken: by this message, stored by an earlier run whose
+	// removal of its parts did not land (a backend that removes them in a
+	// write of their own), when the parts are removed now and no second
+	// message is made of them; or by what is no message (an index row a
+	// write cut short left, a write being undone), when it is stored
+	// under a new ID.
+	switch _, merr := e.store.Message(context.Background(), id); {
+	case merr == nil:
+		e.log.Info().Str("carrier", a.Carrier).Str("message", id).Msg("inbound message stored before; its parts left behind are removed")
+		return e.store.DeleteInboundParts(context.Background(), a.Parts)
+	case switchboard.ErrorCode(merr) == switchboard.ENOTFOUND:
+		return in.accept(key, a, "msg_"+ulid.Make().String())
+	default:
+		return merr
+	}
+}
+
+// accept stores the inbound message a makes, under id, with its callback.
+func (in *inbound) accept(key *switchboard.Key, a concat.Assembled, id string) error {
+	e := in.e
+	m := inboundMessage(key, a, id)
 	var cb *switchboard.Callback
 	var token uint64
 	if key.InboundURL != "" {
@@ -344,13 +369,6 @@ func (in *inbound) storeOnce(a concat.Assembled) error {
 	}
 	err := e.store.AcceptInbound(context.Background(), m, cb, a.Parts)
 	e.ids.end(token) // before the hint: the endpoint may read up to here
-	if switchboard.ErrorCode(err) == switchboard.ECONFLICT && e.storedBefore(m.ID) {
-		// An earlier run stored it, and the removal of its parts did not
-		// land (a backend that removes them in a write of their own):
-		// they are removed now, and no second message is made of them.
-		e.log.Info().Str("carrier", a.Carrier).Str("message", m.ID).Msg("inbound message stored before; its parts left behind are removed")
-		return e.store.DeleteInboundParts(context.Background(), a.Parts)
-	}
 	if err != nil {
 		return err
 	}
@@ -359,13 +377,6 @@ func (in *inbound) storeOnce(a concat.Assembled) error {
 		e.webhooks.hint(cb.Endpoint)
 	}
 	return nil
-}
-
-// storedBefore reports whether a message with id is stored (and not being
-// undone: a write whose outcome was unknown is not shown meanwhile).
-func (e *Engine) storedBefore(id string) bool {
-	_, err := e.store.Message(context.Background(), id)
-	return err == nil
 }
 
 // inboundID is an inbound message's ID. A long message's is the same each
@@ -388,10 +399,10 @@ func inboundID(a concat.Assembled) string {
 	return "msg_" + id.String()
 }
 
-func inboundMessage(key *switchboard.Key, a concat.Assembled) *switchboard.Message {
+func inboundMessage(key *switchboard.Key, a concat.Assembled, id string) *switchboard.Message {
 	at := a.ReceivedAt
 	return &switchboard.Message{
-		ID: inboundID(a), Key: key.ID,
+		ID: id, Key: key.ID,
 		To: "+" + switchboard.NumberDigits(a.To), From: a.From, Body: a.Body,
 		Encoding: a.Encoding, Segments: a.Segments, Status: switchboard.StatusReceived,
 		AcceptedAt: at, UpdatedAt: at, Carrier: a.Carrier,
