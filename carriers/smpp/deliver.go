@@ -149,11 +149,13 @@ func (c *Client) receipt(text string, tlv map[pdu.Tag]pdu.Field, ack func(error)
 	c.cfg.OnReceipt(r, ack)
 }
 
-// receiptText is a receipt's text as ASCII: receipts are ASCII in every
-// coding but UCS-2, which a few SMSCs use for them too (one with an odd
-// octet is read as it is: its id then comes from the TLV or nowhere).
+// receiptText is a receipt's text as ASCII. A few SMSCs write it in
+// UCS-2; others copy the submit's data_coding (8) into the receipt and
+// write ASCII all the same. Only text that reads as UCS-2 of ASCII, its
+// first octet a NUL, is decoded ("id:…" in UCS-2 begins 00 69), and one
+// with an odd octet is read as it is.
 func receiptText(coding byte, text []byte) string {
-	if gsm.Coding(coding) == gsm.UCS2 {
+	if gsm.Coding(coding) == gsm.UCS2 && len(text) >= 2 && text[0] == 0 {
 		if s, err := gsm.DecodeUCS2(text); err == nil {
 			return s
 		}
@@ -161,16 +163,27 @@ func receiptText(coding byte, text []byte) string {
 	return string(text)
 }
 
+// tlvID normalises a receipted_message_id TLV, given the id normalised
+// from the receipt's text ("" if none). SMPP 3.4 (5.3.2.12) has the TLV
+// carry the id as submit_sm_resp did, hex for hex_resp_decimal_receipt;
+// SMSCs exist that write it in decimal like the text. So a TLV that
+// matches the text read the text's way is taken so; otherwise it is read
+// as the response's id, and wins over the text.
+func tlvID(v, textID string, idf receipt.IDFormat) string {
+	if textID != "" && idf.NormalizeReceipt(v) == textID {
+		return textID
+	}
+	return idf.NormalizeResp(v)
+}
+
 // decodeReceipt prefers the TLVs (receipted_message_id, message_state,
 // network_error_code) and falls back on the text form field by field.
 func decodeReceipt(text string, tlv map[pdu.Tag]pdu.Field, idf receipt.IDFormat, loc *time.Location) (switchboard.Receipt, bool) {
 	f, _ := receipt.Parse(text, loc)
 	id := idf.NormalizeReceipt(f.ID)
-	// An empty TLV (some SMSCs send a lone NUL) leaves the text's id. The
-	// TLV carries the id as submit_sm_resp did (SMPP 3.4, 5.3.2.12),
-	// which differs from the text's for hex_resp_decimal_receipt.
+	// An empty TLV (some SMSCs send a lone NUL) leaves the text's id.
 	if v, ok := tlv[pdu.TagReceiptedMessageID]; ok && v.String() != "" {
-		id = idf.NormalizeResp(v.String())
+		id = tlvID(v.String(), id, idf)
 	}
 	state := f.Stat
 	// Only a defined message_state (1–8) overrides the text: SMSCs exist that

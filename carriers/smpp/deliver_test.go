@@ -68,6 +68,17 @@ func TestDecodeReceipt(t *testing.T) {
 		},
 		{name: "hex_resp_decimal_receipt, text only", text: "id:6699 stat:DELIVRD err:000", idf: receipt.IDHexResp,
 			id: "6699", status: switchboard.StatusDelivered, code: "000"},
+		{
+			name: "hex_resp_decimal_receipt: a TLV in decimal like the text is read as the text",
+			text: "id:6699 stat:DELIVRD err:000",
+			tlv:  tlv(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: []byte("6699\x00")}),
+			idf:  receipt.IDHexResp, id: "6699", status: switchboard.StatusDelivered, code: "000",
+		},
+		{
+			name: "hex_resp_decimal_receipt: a TLV alone is read as the response's id",
+			tlv:  tlv(pdu.Field{Tag: pdu.TagReceiptedMessageID, Data: []byte("1a2b\x00")}, pdu.Field{Tag: pdu.TagMessageStateOption, Data: []byte{2}}),
+			idf:  receipt.IDHexResp, id: "6699", status: switchboard.StatusDelivered,
+		},
 		{name: "a C string's NUL after the state", text: "id:5 stat:DELIVRD\x00", id: "5", status: switchboard.StatusDelivered},
 		{
 			name: "a C string's NUL after the error code hides no network_error_code",
@@ -108,6 +119,10 @@ func TestUCS2ReceiptTextIsDecoded(t *testing.T) {
 	}
 	if got := receiptText(0, []byte(want)); got != want {
 		t.Fatalf("an ASCII receipt's text %q, want it as it is", got)
+	}
+	// SMSCs that copy the submit's data_coding 8 into an ASCII receipt.
+	if got := receiptText(byte(gsm.UCS2), []byte(want+" ")); got != want+" " {
+		t.Fatalf("an ASCII receipt marked UCS-2: %q, want it as it is", got)
 	}
 }
 
