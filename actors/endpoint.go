@@ -577,11 +577,13 @@ func (a *endpointActor) schedule(ctx actor.Context) {
 	if a.dirty && !a.loading && a.readAfter.After(now) {
 		consider(a.readAfter) // a read held back (readGap) or a retry (readRetry)
 	}
-	if len(a.ready) > 0 && a.failures >= a.d.cfg.BreakerFailures && !a.probing && a.openUntil.After(now) {
-		// Once the circuit has waited out, what holds the ready back is
-		// in flight (a full window, partial batches), and its answers
-		// bring the next dispatch: a wake then would find nothing to do,
-		// and set itself again at once.
+	if len(a.ready) > 0 && a.failures >= a.d.cfg.BreakerFailures && !a.probing && (a.openUntil.After(now) || a.inflight == 0) {
+		// Once the circuit has waited out, what holds the ready back with
+		// requests in flight (a full window, partial batches) is theirs to
+		// end: their answers bring the next dispatch, and a wake now would
+		// find nothing to do and set itself again at once. With none in
+		// flight (the circuit's end passed between dispatch and here),
+		// the wake is the probe's only way out.
 		consider(a.openUntil)
 	}
 	if a.idle() {

@@ -287,3 +287,22 @@ func TestAHeldCallbackSetsNoWakeForAPastCircuitEnd(t *testing.T) {
 		t.Fatalf("a wake set for %v, already past at %v: the actor would wake at once with nothing to do", a.wakeAt, now)
 	}
 }
+
+// A circuit whose end passes between a dispatch that found it open and
+// the schedule after it, with nothing in flight, still gets its wake: no
+// answer would bring the probe otherwise.
+func TestACircuitEndPassingDuringADispatchKeepsItsWake(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a, posts, ctx := newBatchingTestActor(t, &now, map[string]int{"a": 1})
+	addFor(a, now, "a", "1")
+	a.failures, a.openUntil = a.d.cfg.BreakerFailures, now.Add(time.Microsecond)
+	a.dispatch(ctx) // the circuit is open: nothing goes
+	now = now.Add(2 * time.Microsecond)
+	a.schedule(ctx)
+	if len(posts) != 0 || a.inflight != 0 {
+		t.Fatalf("%d posts, %d in flight; want none before the probe", len(posts), a.inflight)
+	}
+	if a.wakeAt.IsZero() {
+		t.Fatal("no wake set: the ready callback waits for an event that may never come")
+	}
+}
