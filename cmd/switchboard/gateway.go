@@ -63,6 +63,12 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 	}
 	log.Info().Int("gomaxprocs", runtime.GOMAXPROCS(0)).Int("cpus", runtime.NumCPU()).Msg("starting")
 	g, err := startGateway(sig.stop, cfg, log)
+	if err != nil && sig.stop.Err() != nil {
+		// Asked to stop while it started (waiting for its database, say):
+		// a stop, not a failure.
+		log.Info().Err(err).Msg("stopped while starting")
+		return nil
+	}
 	if err != nil {
 		return err
 	}

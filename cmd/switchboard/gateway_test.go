@@ -671,3 +671,43 @@ keys:
 	}
 	ln.Close()
 }
+
+// A node asked to stop while it waits for its database stops with no
+// error (exit 0): a stop, not a failure.
+func TestStopWhileWaitingForTheDatabaseIsNoFailure(t *testing.T) {
+	dir := t.TempDir()
+	path, admin := filepath.Join(dir, "cluster.yaml"), freeAddr(t)
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`
+node: {http: 127.0.0.1:0, admin: %q, data_dir: %q}
+storage: {backend: scylla, hosts: [%q], replication_factor: 1}
+keys:
+  - {id: k, secret: %q, rate: 10}
+`, admin, filepath.Join(dir, "data"), freeAddr(t), testSecret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithCancel(context.Background())
+	sig := stopSignals{stop: stop, hurry: t.Context(), close: func() {}}
+	done := make(chan error, 1)
+	var out, errOut bytes.Buffer
+	go func() { done <- runGateway(sig, []string{"--config", path}, &out, &errOut) }()
+	client := &http.Client{Timeout: 2 * time.Second}
+	if !waitFor(10*time.Second, func() bool { // the node waits for its database
+		resp, err := client.Get("http://" + admin + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}) {
+		t.Fatal("the node's admin listener did not answer while it waited for its database")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stopped while waiting for its database: %v, want no error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node did not stop while waiting for its database")
+	}
+}
