@@ -120,35 +120,10 @@ func (s *overcounted) PendingCount(ctx context.Context, key string) (int, error)
 // max_queued refused every message (queue_full) though none waited, and
 // the actor never retired.
 func TestAnOvercountOfPendingMessagesIsCorrected(t *testing.T) {
-	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	sim, err := smsc.Listen(smsc.Config{Addr: "127.0.0.1:0", Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret("s"), Rate: 1e6, Burst: 1e6, MaxQueued: 5}
-	e, err := actors.New(actors.Config{
-		Store: &overcounted{Store: ps, extra: 5}, Keys: switchboard.NewKeyRing([]*switchboard.Key{key}), Log: zerolog.Nop(),
-		Routes:   []switchboard.Route{{Carriers: []string{"sim"}}},
-		Carriers: []actors.CarrierConfig{{Name: "sim", Binds: 1, SMPP: smpp.Config{Addr: sim.Addr(), SystemID: "gw", Password: "pw"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
-	}()
-	req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
+	r := newRig(t, rigOptions{maxQueued: 5, wrapStore: func(s *pebble.Store) switchboard.Store {
+		return &overcounted{Store: s, extra: 5}
+	}})
 	eventually(t, "a message accepted by a key the store overcounts", 10*time.Second, func() bool {
-		return e.Submit(context.Background(), key, req)[0].Err == nil
+		return r.submit(r.keys[0], "+447700900001", "hi").Err == nil
 	})
 }
