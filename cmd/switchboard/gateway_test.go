@@ -688,8 +688,7 @@ keys:
 	stop, cancel := context.WithCancel(context.Background())
 	sig := stopSignals{stop: stop, hurry: t.Context(), close: func() {}}
 	done := make(chan error, 1)
-	var out, errOut bytes.Buffer
-	go func() { done <- runGateway(sig, []string{"--config", path}, &out, &errOut) }()
+	go func() { done <- runGateway(sig, []string{"--config", path}, io.Discard, io.Discard) }()
 	client := &http.Client{Timeout: 2 * time.Second}
 	if !waitFor(10*time.Second, func() bool { // the node waits for its database
 		resp, err := client.Get("http://" + admin + "/healthz")
