@@ -56,13 +56,13 @@ func (f *fleet) reconcileBinds(ctx context.Context) {
 			switch {
 			case want && running:
 				l, err := f.renewBind(ctx, held.lease)
-				if err != nil && f.renewalMayPass(err, held.lease) {
-					f.e.log.Warn().Err(err).Str("bind", name).Msg("renewing a bind's lease failed; trying again")
-					continue
-				}
 				if err != nil {
-					f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind; stopping it")
-					f.stopBind(name, held, false)
+					if f.renewalMayPass(err, held.lease) {
+						f.e.log.Warn().Err(err).Str("bind", name).Msg("renewing a bind's lease failed; trying again")
+					} else {
+						f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind; stopping it")
+						f.stopBind(name, held, false)
+					}
 					continue
 				}
 				held.lease = l

@@ -609,11 +609,7 @@ func (c *catalog) SuspendCarrier(ctx context.Context, name string) (any, error) 
 	if !ok {
 		return nil, notFound("carrier", name)
 	}
-	e := c.engine()
-	if e == nil {
-		return nil, errStarting()
-	}
-	if err := e.SuspendCarrier(ctx, name); err != nil {
+	if err := c.engine().SuspendCarrier(ctx, name); err != nil {
 		return nil, err
 	}
 	return c.carrierView(cc, source(file)), nil
@@ -628,11 +624,7 @@ func (c *catalog) ResumeCarrier(_ context.Context, name string) (any, error) {
 	if !ok {
 		return nil, notFound("carrier", name)
 	}
-	e := c.engine()
-	if e == nil {
-		return nil, errStarting()
-	}
-	if err := e.ResumeCarrier(name); err != nil {
+	if err := c.engine().ResumeCarrier(name); err != nil {
 		return nil, err
 	}
 	return c.carrierView(cc, source(file)), nil

@@ -185,9 +185,6 @@ func (c *catalog) engine() *actors.Engine {
 // read loads the admin API's items from the store, with the listing they
 // came from.
 func (c *catalog) read(ctx context.Context) (storedItems, string, error) {
-	if c.store == nil { // the node has not opened its store yet
-		return storedItems{}, "", errStarting()
-	}
 	settings, err := c.store.ListSettings(ctx, settingsAdmin)
 	if err != nil {
 		return storedItems{}, "", err

@@ -293,11 +293,7 @@ func TestBucketRowsOutliveTheirEntries(t *testing.T) {
 // bucket since. Runs without a database: the unreachable host fails the
 // second endpoint's read.
 func TestAFailedFirstStepLeavesNothingInFlight(t *testing.T) {
-	s, err := New(Options{Hosts: []string{"127.0.0.1:1"}, Keyspace: "ks", ReplicationFactor: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := offlineStore(t)
 	loaded := s.outbox.owner("https://a:443")
 	loaded.loaded = true // its mark was read before; b's is read now, and fails
 	for range 20 {       // the endpoints' order is the map's: some calls fail at a, some at b
@@ -321,11 +317,7 @@ func TestAFailedFirstStepLeavesNothingInFlight(t *testing.T) {
 // key sending once a minute filled 4,096 (some 450 KB) in three days, for
 // every key and endpoint the process had seen.
 func TestOwnersForgetTheirOldestBuckets(t *testing.T) {
-	s, err := New(Options{Hosts: []string{"127.0.0.1:1"}, Keyspace: "ks", ReplicationFactor: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := offlineStore(t)
 	o := s.pending.owner("k")
 	o.loaded = true // no read of its mark: the inserts need no database
 	g := newTraffic("k", time.Now().Add(-100*time.Hour), time.Minute)
@@ -347,4 +339,16 @@ func TestOwnersForgetTheirOldestBuckets(t *testing.T) {
 	if _, ok := o.buckets[newest]; !ok {
 		t.Fatal("the newest bucket was forgotten")
 	}
+}
+
+// offlineStore is a Store whose cluster is never reached (nothing listens
+// on its host), for what runs without a database.
+func offlineStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := New(Options{Hosts: []string{"127.0.0.1:1"}, Keyspace: "ks", ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
