@@ -91,13 +91,15 @@ func (b *bindActor) start() {
 			b.deps.onBound()
 		}
 	}
-	cfg.OnDown = b.state.info[b.index].setError
+	// In transmitter_receiver mode the receiver's connection may fail while
+	// the transmitter still submits: the error is shown, the state stays.
+	cfg.OnDown = func(err error) { b.state.info[b.index].setError(err, b.state.bound[b.index].Load()) }
 	cfg.OnResponse = func(d time.Duration) { b.deps.metrics.CarrierSubmit(b.state.name, d) }
 	client, err := smpp.NewClient(cfg)
 	if err != nil {
 		// Configuration is checked before the engine starts; failing here
 		// lets the supervisor log it and retry with backoff.
-		b.state.info[b.index].setError(err)
+		b.state.info[b.index].setError(err, false)
 		panic(err)
 	}
 	b.state.info[b.index].started(client)

@@ -3,11 +3,15 @@ package actors
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/linxGnu/gosmpp/pdu"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/carriers/smsc"
@@ -82,5 +86,67 @@ func TestFillMissingIDs(t *testing.T) {
 	}
 	if ids := []string{"a", ""}; !slices.Equal(fillMissingIDs(e, c, "msg_1", ids), ids) {
 		t.Fatal("ids without NoID changed")
+	}
+}
+
+// In transmitter_receiver mode a lost receiver leaves the transmitter
+// submitting: the bind shows the receiver's error but stays bound, rather
+// than down until the transmitter happens to bind again.
+func TestALostReceiverLeavesTheBindBound(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	defer func() { ln.Close(); conns.Wait() }()
+	txBound := make(chan struct{})
+	var txOnce sync.Once
+	var rxBinds atomic.Int32
+	serve := func(nc net.Conn) {
+		c := smpp.NewConn(nc, time.Second)
+		defer c.Close()
+		f, err := c.ReadPDU()
+		if err != nil {
+			return
+		}
+		req := f.PDU.(*pdu.BindRequest)
+		_ = c.Send(pdu.NewBindResp(*req))
+		if req.BindingType == pdu.Transmitter {
+			txOnce.Do(func() { close(txBound) })
+		} else if rxBinds.Add(1) == 1 {
+			<-txBound // lose the first receiver once the transmitter is up
+			c.Abort()
+			return
+		}
+		for {
+			f, err := c.ReadPDU()
+			if err != nil {
+				return
+			}
+			if f.PDU.CanResponse() {
+				_ = c.Send(smpp.Response(f.PDU, data.ESME_ROK))
+			}
+		}
+	}
+	conns.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { serve(nc) })
+		}
+	})
+
+	cc := CarrierConfig{Name: "c", Binds: 1, SMPP: smpp.Config{Addr: ln.Addr().String(), SystemID: "gw",
+		Mode: smpp.TransmitterReceiver, Log: zerolog.Nop(),
+		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond}}
+	b := &bindActor{cfg: cc.SMPP, state: newCarrier(cc), deps: bindDeps{log: zerolog.Nop(), onBound: func() {}}}
+	b.start()
+	defer b.stop()
+	waitTrue(t, "the receiver bound again", func() bool { return rxBinds.Load() >= 2 })
+	st := b.state.info[0].status("c", 0)
+	if st.LastError == "" || st.State != BindBound {
+		t.Fatalf("after the receiver was lost: state %q, last error %q; want bound, with the error", st.State, st.LastError)
 	}
 }

@@ -79,11 +79,15 @@ func (b *bindInfo) setBound(up bool) {
 	}
 }
 
-func (b *bindInfo) setError(err error) {
+// setError records why a connection failed; the bind is down unless it
+// can still submit.
+func (b *bindInfo) setError(err error, canSubmit bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.lastErr, b.lastErrAt = err.Error(), time.Now()
-	b.set(BindDown)
+	if !canSubmit {
+		b.set(BindDown)
+	}
 }
 
 // stopped: the bind actor has unbound and its client is gone.

@@ -27,6 +27,7 @@ type Client struct {
 	tx atomic.Pointer[session] // the session submits go out on, nil when unbound
 
 	throttleMu    sync.Mutex
+	throttleFrom  time.Time // when the current pause began
 	throttleUntil time.Time
 	throttleStep  time.Duration
 
@@ -249,6 +250,13 @@ func (c *Client) sendPart(ctx context.Context, sub *submission, i int, p *pdu.Su
 	case <-c.stopped:
 		return ErrClosed
 	}
+	// An unbound bind hands the part back before it takes a share of the
+	// carrier's TPS: a dead bind draining its queue at the carrier's pace
+	// would hold its parts back and starve the binds that are up.
+	if c.tx.Load() == nil {
+		<-c.window
+		return ErrNotBound
+	}
 	if err := c.pace(ctx); err != nil {
 		<-c.window
 		return err
@@ -316,7 +324,7 @@ func (c *Client) partAnswered(req *request, resp pdu.PDU) {
 	}
 	err := &SubmitError{Status: status, Retriable: c.cfg.Statuses.Retriable(status)}
 	if status == data.ESME_RTHROTTLED || status == data.ESME_RMSGQFUL {
-		err.RetryAfter = c.throttle()
+		err.RetryAfter = c.throttle(req.sent)
 	}
 	c.stats.refused.Add(1)
 	req.sub.finish(req.part, 1, "", err)
@@ -335,16 +343,23 @@ func (c *Client) partFailed(req *request, err error) {
 
 // throttle lengthens the pause before the next submit: the SMSC said we
 // are too fast, so this bind slows down until submits are accepted again.
-func (c *Client) throttle() time.Duration {
+// A refusal of a part written before the current pause began is the same
+// overload as the one that began it: a full window refused at once
+// lengthens the pause once, not once per part.
+func (c *Client) throttle(sent time.Time) time.Duration {
 	c.throttleMu.Lock()
 	defer c.throttleMu.Unlock()
+	c.stats.throttled.Add(1)
+	if c.throttleStep > 0 && sent.Before(c.throttleFrom) {
+		return c.throttleStep
+	}
 	if c.throttleStep == 0 {
 		c.throttleStep = c.cfg.ThrottlePause
 	} else {
 		c.throttleStep = min(2*c.throttleStep, c.cfg.ThrottleMax)
 	}
-	c.throttleUntil = time.Now().Add(c.throttleStep)
-	c.stats.throttled.Add(1)
+	c.throttleFrom = time.Now()
+	c.throttleUntil = c.throttleFrom.Add(c.throttleStep)
 	return c.throttleStep
 }
 

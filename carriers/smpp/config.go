@@ -62,8 +62,9 @@ type Config struct {
 	WriteTimeout        time.Duration // one socket write, default 10s
 	ReconnectMin        time.Duration // default 1s
 	ReconnectMax        time.Duration // default 60s; a session up this long resets the backoff
-	// ThrottlePause is the first pause after ESME_RTHROTTLED, doubled on each
-	// throttle in a row up to ThrottleMax (defaults 100ms and 5s).
+	// ThrottlePause is the first pause after ESME_RTHROTTLED, doubled when a
+	// part written after the pause began is throttled again, up to
+	// ThrottleMax (defaults 100ms and 5s).
 	ThrottlePause time.Duration
 	ThrottleMax   time.Duration
 

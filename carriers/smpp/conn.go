@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -222,6 +223,9 @@ func DecodePDU(raw []byte) (p pdu.PDU, err error) {
 		if q, ok := decodeWithoutUDH(id, raw); ok {
 			return q, nil
 		}
+		if q, ok := decodeResponseHead(id, raw); ok {
+			return q, nil
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, id, err)
 	}
 	return p, nil
@@ -255,6 +259,36 @@ func decodeWithoutUDH(id data.CommandIDType, raw []byte) (pdu.PDU, bool) {
 		v.EsmClass = esm
 	}
 	return p, true
+}
+
+// decodeResponseHead decodes a response whose body gosmpp cannot parse
+// (carriers pad a submit_sm_resp with stray octets, or give a generic_nack
+// a body) from what a response needs: its header and the C-octet string
+// its body starts with (message_id, system_id), or the header alone. Its
+// command_status then counts: refusing the whole PDU would retry a
+// permanent refusal, or send an accepted message a second time.
+func decodeResponseHead(id data.CommandIDType, raw []byte) (pdu.PDU, bool) {
+	if !IsResponse(id) {
+		return nil, false
+	}
+	body := raw[headerLength:]
+	head := body
+	if i := bytes.IndexByte(body, 0); i >= 0 {
+		head = body[:i]
+	}
+	for _, b := range [][]byte{head, nil} {
+		trimmed := make([]byte, headerLength, headerLength+len(b)+1)
+		copy(trimmed, raw[:headerLength])
+		if b != nil {
+			trimmed = append(append(trimmed, b...), 0)
+		}
+		binary.BigEndian.PutUint32(trimmed[:4], uint32(len(trimmed)))
+		p, _ := pdu.CreatePDUFromCmdID(id)
+		if p.Unmarshal(pdu.NewBuffer(trimmed)) == nil {
+			return p, true
+		}
+	}
+	return nil, false
 }
 
 // IsResponse reports whether a command id is a response (bit 31 set).

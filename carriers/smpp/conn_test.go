@@ -130,3 +130,41 @@ func FuzzReadPDU(f *testing.F) {
 		}
 	})
 }
+
+// Responses whose bodies carry octets gosmpp cannot parse (padding after
+// message_id, a body on a generic_nack) are read from their header and the
+// string their body starts with, so their command_status counts.
+func TestReadPDUResponseWithStrayOctets(t *testing.T) {
+	frame := func(id data.CommandIDType, status data.CommandStatusType, body string) []byte {
+		b := make([]byte, 16, 16+len(body))
+		binary.BigEndian.PutUint32(b, uint32(16+len(body)))
+		binary.BigEndian.PutUint32(b[4:], uint32(id))
+		binary.BigEndian.PutUint32(b[8:], uint32(status))
+		binary.BigEndian.PutUint32(b[12:], 9)
+		return append(b, body...)
+	}
+	for _, tc := range []struct {
+		name   string
+		raw    []byte
+		status data.CommandStatusType
+		id     string
+	}{
+		{"refusal padded", frame(data.SUBMIT_SM_RESP, data.ESME_RINVDSTADR, "\x00\x00"), data.ESME_RINVDSTADR, ""},
+		{"id padded", frame(data.SUBMIT_SM_RESP, data.ESME_ROK, "AB12\x00\x00"), data.ESME_ROK, "AB12"},
+		{"id with half a TLV", frame(data.SUBMIT_SM_RESP, data.ESME_ROK, "AB12\x00\x04\x27\x00"), data.ESME_ROK, "AB12"},
+		{"nack with a body", frame(data.GENERIC_NACK, data.ESME_RTHROTTLED, "\x00"), data.ESME_RTHROTTLED, ""},
+		{"enquire_link_resp with a body", frame(data.ENQUIRE_LINK_RESP, data.ESME_ROK, "xyz"), data.ESME_ROK, ""},
+	} {
+		f, err := ReadPDU(bytes.NewReader(tc.raw))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if f.PDU.GetHeader().CommandStatus != tc.status || f.PDU.GetSequenceNumber() != 9 {
+			t.Errorf("%s: header %+v, want status %s seq 9", tc.name, f.PDU.GetHeader(), tc.status)
+		}
+		if r, ok := f.PDU.(*pdu.SubmitSMResp); ok && r.MessageID != tc.id {
+			t.Errorf("%s: message_id %q, want %q", tc.name, r.MessageID, tc.id)
+		}
+	}
+}

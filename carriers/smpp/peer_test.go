@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -290,19 +291,38 @@ func TestWindowIsNeverExceeded(t *testing.T) {
 }
 
 // Statuses other than throttled, queue full and system error are
-// permanent and carry the carrier's code.
+// permanent and carry the carrier's code, also when the submit_sm_resp has
+// a stray octet after its (empty) message_id.
 func TestPermanentStatusIsNotRetriable(t *testing.T) {
+	padded := func(c *Conn, f Frame) {
+		b := []byte{0, 0, 0, 18, 0x80, 0, 0, 4, 0, 0, 0, 0x0B, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[12:], uint32(f.Header.SequenceNumber))
+		_ = rawSend(c, b)
+	}
+	plain := func(c *Conn, f Frame) { _ = c.Send(Response(f.PDU, data.ESME_RINVDSTADR)) }
+	for name, answer := range map[string]func(*Conn, Frame){"plain": plain, "padded": padded} {
+		err := submitOnce(t, answer)
+		var se *SubmitError
+		if !errors.As(err, &se) || se.Status != data.ESME_RINVDSTADR || Retriable(err) {
+			t.Fatalf("%s: err = %v (retriable %v), want a permanent ESME_RINVDSTADR", name, err, Retriable(err))
+		}
+	}
+}
+
+// submitOnce submits one message to a peer that answers its submit_sm
+// with answer (and any other request with ESME_ROK) and returns the error.
+func submitOnce(t *testing.T, answer func(c *Conn, f Frame)) error {
 	peer := newScriptedPeer(t, func(c *Conn) {
 		for {
 			f, err := c.ReadPDU()
 			if err != nil {
 				return
 			}
-			status := data.ESME_RINVDSTADR
-			if _, ok := f.PDU.(*pdu.SubmitSM); !ok {
-				status = data.ESME_ROK
+			if _, ok := f.PDU.(*pdu.SubmitSM); ok {
+				answer(c, f)
+			} else {
+				answerRequest(c, f)
 			}
-			_ = c.Send(Response(f.PDU, status))
 		}
 	})
 	cl, err := NewClient(testConfig(peer.addr()))
@@ -312,10 +332,7 @@ func TestPermanentStatusIsNotRetriable(t *testing.T) {
 	runClient(t, cl)
 	eventually(t, "bound", cl.Bound)
 	_, err = cl.Submit(context.Background(), &Message{From: "Acme", To: "+447700900123", Text: "nope"})
-	var se *SubmitError
-	if !errors.As(err, &se) || se.Status != data.ESME_RINVDSTADR || Retriable(err) {
-		t.Fatalf("err = %v, want a permanent ESME_RINVDSTADR", err)
-	}
+	return err
 }
 
 // partPeer answers submit_sm by its concatenation sequence: parts listed in
@@ -663,5 +680,93 @@ func TestReceiveWindowCreditIsCappedPerRequest(t *testing.T) {
 	s.paused = 10 * s.maxPark() // many waits, each under the cap
 	if !s.expire(now.Add(s.maxPark())) {
 		t.Fatal("a request past its deadline and the most credit a request gets did not expire")
+	}
+}
+
+// answerRequest answers a request PDU with ESME_ROK.
+func answerRequest(c *Conn, f Frame) {
+	if f.PDU != nil && f.PDU.CanResponse() {
+		_ = c.Send(Response(f.PDU, data.ESME_ROK))
+	}
+}
+
+// A bind that is not bound refuses parts without taking the carrier's
+// TPS tokens, which the carrier's other binds need.
+func TestAnUnboundBindTakesNoTokens(t *testing.T) {
+	lim := NewLimiter(1) // one token a second
+	cfg := testConfig("127.0.0.1:1")
+	cfg.Limiter = lim
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	for range 3 {
+		_, err := cl.Submit(context.Background(), &Message{From: "Acme", To: "+447700900123", Text: "t"})
+		if !errors.Is(err, ErrNotBound) {
+			t.Fatalf("err = %v, want ErrNotBound", err)
+		}
+	}
+	if wait := lim.Reserve(time.Now(), 1); wait > 0 {
+		t.Fatalf("the limiter's token was taken by an unbound bind: next wait %v", wait)
+	}
+}
+
+// A full window refused with ESME_RTHROTTLED at once is one overload: the
+// pause is the first step for every part, and grows only when a part
+// written after it began is refused again.
+func TestAThrottledWindowPausesOnce(t *testing.T) {
+	const window = 8
+	peer := newScriptedPeer(t, func(c *Conn) {
+		var held []pdu.PDU
+		first := true
+		for {
+			f, err := c.ReadPDU()
+			if err != nil {
+				return
+			}
+			if _, ok := f.PDU.(*pdu.SubmitSM); !ok {
+				answerRequest(c, f)
+				continue
+			}
+			if held = append(held, f.PDU); first && len(held) < window {
+				continue // hold the first window's parts to refuse them together
+			}
+			first = false
+			for _, p := range held {
+				_ = c.Send(Response(p, data.ESME_RTHROTTLED))
+			}
+			held = nil
+		}
+	})
+	cfg := testConfig(peer.addr())
+	cfg.Window = window
+	cfg.ThrottlePause, cfg.ThrottleMax = 20*time.Millisecond, 5*time.Second
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	eventually(t, "bound", cl.Bound)
+	submit := func() time.Duration {
+		_, err := cl.Submit(context.Background(), &Message{From: "Acme", To: "+447700900123", Text: "t"})
+		var se *SubmitError
+		if !errors.As(err, &se) || se.Status != data.ESME_RTHROTTLED {
+			t.Errorf("err = %v, want ESME_RTHROTTLED", err)
+			return 0
+		}
+		return se.RetryAfter
+	}
+	waits := make(chan time.Duration, window)
+	for range window {
+		go func() { waits <- submit() }()
+	}
+	for range window {
+		if w := <-waits; w != cfg.ThrottlePause {
+			t.Fatalf("a part of the refused window was told to wait %v, want the first pause %v", w, cfg.ThrottlePause)
+		}
+	}
+	if w := submit(); w != 2*cfg.ThrottlePause {
+		t.Fatalf("a part refused after the pause was told to wait %v, want %v", w, 2*cfg.ThrottlePause)
 	}
 }
