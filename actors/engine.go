@@ -496,9 +496,14 @@ func (e *Engine) Stop(ctx context.Context) error {
 	if e.stopping.Swap(true) {
 		return nil
 	}
+	// Every key stops sending at once; then each is waited for.
+	var drains []*actor.Future
 	e.registry.each(func(pid *actor.PID) {
-		_, _ = e.system.Root.RequestFuture(pid, &drain{}, max(time.Until(deadline(ctx)), time.Millisecond)).Result()
+		drains = append(drains, e.system.Root.RequestFuture(pid, &drain{}, max(time.Until(deadline(ctx)), time.Millisecond)))
 	})
+	for _, f := range drains {
+		_, _ = f.Result()
+	}
 	e.stopCarriers(ctx)
 	e.inbound.stop()
 	e.bgEnd()

@@ -72,3 +72,14 @@ func (e *Engine) CarrierSupervisor(name string) *actor.PID {
 func (e *Engine) ForwardSubmit(owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
 	return e.fleet.forwardSubmit(context.Background(), owner, key, reqs, timeout)
 }
+
+// DrainKey sends the key's actor what Stop sends it and waits for the
+// answer: nothing of the key's is out any more.
+func (e *Engine) DrainKey(keyID string, timeout time.Duration) error {
+	pid := e.keyPID(keyID)
+	if pid == nil {
+		return switchboard.Errorf(switchboard.ENOTFOUND, "no actor for key %s", keyID)
+	}
+	_, err := e.system.Root.RequestFuture(pid, &drain{}, timeout).Result()
+	return err
+}

@@ -413,6 +413,10 @@ func (k *keyActor) woken(ctx actor.Context) {
 		k.maybeHandedOver(ctx)
 		return
 	}
+	if k.draining && k.drainer != nil { // nothing is sent while draining
+		k.maybeDrained(ctx)
+		return
+	}
 	if !k.ready {
 		if !k.loading && k.e.registry.settled(k.ent, k.work) {
 			k.load(ctx)
@@ -438,14 +442,20 @@ func (k *keyActor) setWake(ctx actor.Context, at time.Time) {
 	time.AfterFunc(at.Sub(k.e.now()), func() { root.Send(self, w) })
 }
 
+// maybeDrained answers the drain once nothing the actor started is out.
+// The node is stopping: in a cluster the key's lease is given up then, so
+// its next owner need not wait for it to run out; that waits until every
+// record of this actor has landed (one fenced off would be lost), checked
+// again every handOverPoll.
 func (k *keyActor) maybeDrained(ctx actor.Context) {
 	if k.draining && k.drainer != nil && k.inflight == 0 && len(k.pendingCommits) == 0 {
+		if k.lease != nil && !k.work.done() {
+			k.setWake(ctx, k.e.now().Add(handOverPoll))
+			return
+		}
 		ctx.Send(k.drainer, &drain{})
 		k.drainer = nil
-		// The node is stopping: give the key's lease up now, so its next
-		// owner need not wait for it to run out — once every record of
-		// this actor has landed (one fenced off would be lost).
-		if k.lease != nil && k.work.done() {
+		if k.lease != nil {
 			k.e.endLease(k.lease)
 		}
 	}

@@ -296,3 +296,74 @@ func TestKeyLeaseRenewedWhileTheFenceIsRaised(t *testing.T) {
 	req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
 	eventually(t, "a request accepted", 10*time.Second, func() bool { return e.Submit(context.Background(), key, req)[0].Err == nil })
 }
+
+// heldRecords holds every Record while hold is set, until release is
+// closed; held is closed at the first it holds.
+type heldRecords struct {
+	switchboard.Store
+	hold    atomic.Bool
+	once    sync.Once
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (s *heldRecords) Record(ctx context.Context, updates []switchboard.Update) ([]*switchboard.Message, error) {
+	if s.hold.Load() {
+		s.once.Do(func() { close(s.held) })
+		<-s.release
+	}
+	return s.Store.Record(ctx, updates)
+}
+
+// releasedLeases counts the releases of key leases.
+type releasedLeases struct {
+	switchboard.Leases
+	released atomic.Int32
+}
+
+func (l *releasedLeases) Release(ctx context.Context, x switchboard.Lease) error {
+	err := l.Leases.Release(ctx, x)
+	if err == nil && strings.HasPrefix(x.Name, "key/") {
+		l.released.Add(1)
+	}
+	return err
+}
+
+// A key drained while its last records are still being written (a node
+// stopping under load) is answered once they have landed, and gives its
+// lease up then. Before, the drain was answered at once and the lease,
+// which could not be given up yet, was left to run out: the key's next
+// owner refused its requests for the lease's whole life.
+func TestADrainedKeyGivesItsLeaseUpOnceItsRecordsLand(t *testing.T) {
+	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	store := &heldRecords{Store: ps, held: make(chan struct{}), release: make(chan struct{})}
+	leases := &releasedLeases{Leases: memory.NewLeases()}
+	e, key := fleetOfOne(t, store, leases, time.Minute)
+	req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
+	var first switchboard.SubmitResult
+	eventually(t, "a request accepted", 10*time.Second, func() bool {
+		first = e.Submit(context.Background(), key, req)[0]
+		return first.Err == nil
+	})
+	eventually(t, "its receipt recorded", 10*time.Second, func() bool {
+		m, err := ps.Message(context.Background(), first.Message.ID)
+		return err == nil && m.Status == switchboard.StatusDelivered
+	})
+
+	store.hold.Store(true)
+	if res := e.Submit(context.Background(), key, req); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	<-store.held // the submitted message's record is being written
+	drained := make(chan error, 1)
+	go func() { drained <- e.DrainKey(key.ID, 10*time.Second) }()
+	close(store.release)
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the key's lease given up", 5*time.Second, func() bool { return leases.released.Load() == 1 })
+}
