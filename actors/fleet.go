@@ -91,6 +91,9 @@ type fleet struct {
 	binds    map[string]bindLease
 	draining map[string]drainingBind
 	hints    *hinter
+
+	// parkedRechecks are the waits between the looks of recheckParked.
+	parkedRechecks []time.Duration
 }
 
 func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
@@ -102,7 +105,8 @@ func newFleet(e *Engine, cfg FleetConfig) (*fleet, error) {
 	}
 	f := &fleet{e: e, cfg: cfg, leases: cfg.Leases, ring: cluster.NewRendezvous(), leave: map[string]chan struct{}{},
 		bindsChanged: make(chan struct{}, 1), workChanged: make(chan struct{}, 1), removed: make(chan struct{}),
-		binds: map[string]bindLease{}, draining: map[string]drainingBind{}}
+		binds: map[string]bindLease{}, draining: map[string]drainingBind{},
+		parkedRechecks: []time.Duration{0, time.Second, 5 * time.Second, 30 * time.Second}}
 	f.hints = newHinter(f)
 	return f, nil
 }

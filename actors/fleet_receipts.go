@@ -49,29 +49,38 @@ func (f *fleet) receiptToOwner(ctx context.Context, r switchboard.Receipt, ack f
 // recheckParked looks for a parked receipt's carrier id again a few times
 // and, once it is indexed, sends the receipt to the key's owner: the
 // owner's record of the submit reads the parked receipts before it writes
-// the index, so one parked in between would wait for ever. Applying a
-// receipt twice is harmless.
+// the index, so one parked in between would wait for ever. A hand-over
+// that fails (a store read, an owner leaving) is tried at the next look.
+// Applying a receipt twice is harmless.
 func (f *fleet) recheckParked(stop context.Context, r switchboard.Receipt) {
-	for _, after := range parkedRechecks {
+	var err error
+	for _, after := range f.parkedRechecks {
 		select {
 		case <-stop.Done():
 			return
 		case <-time.After(after):
 		}
-		id, part, err := f.e.store.CarrierMessage(stop, r.Carrier, r.CarrierMessageID)
+		var id string
+		var part int
+		if id, part, err = f.e.store.CarrierMessage(stop, r.Carrier, r.CarrierMessageID); err != nil {
+			continue
+		}
+		recorded := make(chan error, 1)
+		f.receiptFound(stop, r, id, part, func(err error) { recorded <- err })
+		select {
+		case <-stop.Done():
+			return
+		case err = <-recorded:
+		}
 		if err == nil {
-			f.receiptFound(stop, r, id, part, func(err error) {
-				if err != nil {
-					f.e.log.Warn().Err(err).Str("carrier_message_id", r.CarrierMessageID).Msg("a parked receipt's owner did not record it; it stays parked")
-				}
-			})
 			return
 		}
 	}
+	if err != nil && switchboard.ErrorCode(err) != switchboard.ENOTFOUND {
+		f.e.log.Warn().Err(err).Str("carrier_message_id", r.CarrierMessageID).
+			Msg("a parked receipt's owner did not record it; it stays parked")
+	}
 }
-
-// parkedRechecks are the waits between the looks of recheckParked.
-var parkedRechecks = []time.Duration{0, time.Second, 5 * time.Second, 30 * time.Second}
 
 // receiptWait bounds how long a node looks for a receipt's carrier id
 // before it parks the receipt: the owner records the id as soon as the
