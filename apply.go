@@ -49,7 +49,7 @@ func (m *Message) Apply(t Transition) bool {
 			if len(t.CarrierIDs) == 1 {
 				sub.CarrierMessageID = ev.CarrierMessageID
 			}
-			m.applySubmitted(Transition{Event: sub, Part: -1, CarrierIDs: t.CarrierIDs})
+			m.applySubmitted(Transition{Event: sub, Part: -1, CarrierIDs: t.CarrierIDs, ReceiptDue: t.ReceiptDue})
 		}
 		m.growParts(max(m.Segments, t.Part+1))
 		settled := m.settleParts(t.Part, ev.Status)
@@ -115,6 +115,27 @@ func (m *Message) applySubmitted(t Transition) bool {
 		m.insertEvent(pe)
 	}
 	return true
+}
+
+// GivenCarrierIDs returns the parts whose carrier ids t gave m: the ids a
+// store indexes after Apply (held is m.CarrierIDs before it). Not an id m
+// does not hold (a duplicate for a part that has one, "" for a part not
+// accepted), nor one it held before, which a retried submit repeats: that
+// one was indexed when it was given, under the carrier that gave it, and
+// may since be the carrier's id for another message.
+func GivenCarrierIDs(held []string, m *Message, t Transition) []int {
+	if t.Event.Status != StatusSubmitted && t.Part < 0 {
+		return nil
+	}
+	var parts []int
+	for part, cid := range t.CarrierIDs {
+		if cid == "" || part >= len(m.CarrierIDs) || m.CarrierIDs[part] != cid ||
+			(part < len(held) && held[part] == cid) {
+			continue
+		}
+		parts = append(parts, part)
+	}
+	return parts
 }
 
 // mergeCarrierIDs fills the parts that have no carrier id yet from ids and

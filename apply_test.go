@@ -131,6 +131,23 @@ func TestApplyReceiptCarriesSubmission(t *testing.T) {
 	}
 }
 
+// A receipt for one part of a long message that overtook its submit's
+// record records the submission with the receipt's deadline: if the
+// submit's own record never lands (a crash) and the other part's receipt
+// is lost, the message still ends at the deadline.
+func TestApplyReceiptCarriesASubmissionDeadline(t *testing.T) {
+	m := newMsg(2)
+	due := at(60)
+	r := sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: at(3), Carrier: "c"}, Part: 0,
+		CarrierIDs: []string{"a", "b"}, ReceiptDue: due}
+	if !m.Apply(r) || m.Status != sb.StatusSubmitted || m.Pending() {
+		t.Fatalf("after the receipt: status %s pending %v", m.Status, m.Pending())
+	}
+	if !m.ReceiptDue.Equal(due) {
+		t.Fatalf("receipt due %v, want %v", m.ReceiptDue, due)
+	}
+}
+
 // An update that passes through submitted to a final status (a receipt
 // carrying its submission) queues the submitted callback first, then the
 // final one, with IDs in that order.

@@ -38,7 +38,9 @@ type Transition struct {
 	// submission with it), and they are indexed the same way.
 	CarrierIDs []string
 	// ReceiptDue goes with StatusSubmitted: when the message ends unknown
-	// if no receipt has made it final (Message.ReceiptDue).
+	// if no receipt has made it final (Message.ReceiptDue). A receipt that
+	// carries CarrierIDs carries one too, so a submission it records has
+	// a deadline even if its submit's record never lands (a crash).
 	ReceiptDue time.Time
 }
 

@@ -277,7 +277,7 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 		return
 	}
 	if ref, ok := e.corr.get(r.Carrier, r.CarrierMessageID); ok {
-		e.recordReceipt(r, receiptUpdate(r, ref), ack)
+		e.recordReceipt(r, e.correlated(r, ref), ack)
 		return
 	}
 	if e.fleet != nil {
@@ -305,7 +305,7 @@ func (e *Engine) onReceipt(r switchboard.Receipt, ack func(error)) {
 func (e *Engine) receiptAwaited(r switchboard.Receipt, ref partRef, ok bool, ack func(error)) {
 	switch {
 	case ok:
-		e.recordReceipt(r, receiptUpdate(r, ref), ack)
+		e.recordReceipt(r, e.correlated(r, ref), ack)
 	case e.stopping.Load():
 		ack(errStopping) // the SMSC sends it again
 	default:
@@ -327,6 +327,18 @@ func byCarrierID(r switchboard.Receipt, parkUntil time.Time) switchboard.Update 
 func receiptUpdate(r switchboard.Receipt, ref partRef) switchboard.Update {
 	return switchboard.Update{MessageID: ref.messageID, Transition: switchboard.Transition{
 		Event: r.Event(), Part: ref.part, CarrierIDs: ref.ids}}
+}
+
+// correlated is the update of a receipt the correlator matched. It
+// carries its submit's carrier ids, since the submit's record may not
+// have landed, and a receipt deadline for the submission it may record:
+// if that record never lands (a crash), the message still ends.
+func (e *Engine) correlated(r switchboard.Receipt, ref partRef) switchboard.Update {
+	u := receiptUpdate(r, ref)
+	if len(ref.ids) > 0 {
+		u.Transition.ReceiptDue = e.now().Add(e.receiptTimeout(r.Carrier))
+	}
+	return u
 }
 
 // errStopping refuses a receipt that waited for its submit's response

@@ -116,6 +116,10 @@ func TestMigrateFromLayout1(t *testing.T) {
 	}
 	old := sb.IdempotencyRecord{MessageID: "msg_0", CreatedAt: now.Add(-sb.IdempotencyWindow - time.Hour)}
 	young := sb.IdempotencyRecord{MessageID: "msg_1", CreatedAt: now.Add(-time.Hour)}
+	sent := now.Add(-time.Hour)
+	submitted := &sb.Message{ID: "msg_9", Key: "a", Segments: 1, Status: sb.StatusSubmitted, AcceptedAt: sent,
+		UpdatedAt: sent, Carrier: "c", CarrierIDs: []string{"c1"}}
+	set(messageKey(nil, submitted.ID), appendMessage(nil, submitted))
 	set(idempotencyKey(nil, "a", "old"), appendIdempotency(nil, &old))
 	set(idempotencyKey(nil, "a", "young"), appendIdempotency(nil, &young))
 	if err := b.Commit(pebbledb.Sync); err != nil {
@@ -140,6 +144,15 @@ func TestMigrateFromLayout1(t *testing.T) {
 		t.Errorf("layout after Open: %v, %v", v, err)
 	} else {
 		closer.Close()
+	}
+	// Layout 1 stored no receipt deadline: a submitted message gets one,
+	// so it ends even if its receipt never comes.
+	due := sent.Add(migratedReceiptDue)
+	if ids, err := s.Overdue(t.Context(), due.Add(time.Second), 10); err != nil || len(ids) != 1 || ids[0] != submitted.ID {
+		t.Errorf("Overdue at the migrated deadline: %v, %v; want [%s]", ids, err, submitted.ID)
+	}
+	if m, err := s.Message(t.Context(), submitted.ID); err != nil || !m.ReceiptDue.Equal(due) {
+		t.Errorf("the migrated message: %+v, %v; want ReceiptDue %v", m, err, due)
 	}
 	if err := s.Housekeep(t.Context()); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/rs/zerolog"
+	sb "github.com/switchboard-sms/switchboard"
 )
 
 // checkLayout records the layout version in a new database, brings a
@@ -65,11 +66,12 @@ const migrateBatch = 64 << 10
 // migrateFrom1 adds what layout 2 keeps beside layout 1's records: the
 // pending counter of every key (counted from the pending index) and an
 // expiry queue entry for every idempotency record, so retention finds
-// them. It writes them in batches and the new layout version last, all
-// synced: if it is interrupted, the next Open runs it again, and the
-// entries it writes come out the same. (Layout 1 never stored a
-// ReceiptDue, so the receipt-due index starts empty; carrier index entries
-// of layout 1 go with their messages, at the TTL.)
+// them; and, since layout 1 stored no ReceiptDue, a receipt deadline for
+// every submitted message (migratedReceiptDue after its last update), so
+// one whose receipt never comes still ends. It writes them in batches and
+// the new layout version last, all synced: if it is interrupted, the next
+// Open runs it again, and the entries it writes come out the same.
+// (Carrier index entries of layout 1 go with their messages, at the TTL.)
 func migrateFrom1(db *pebbledb.DB, log zerolog.Logger) error {
 	start := time.Now()
 	counts, err := countPending(db)
@@ -91,13 +93,17 @@ func migrateFrom1(db *pebbledb.DB, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("migrate: queue idempotency records: %w", err)
 	}
+	submitted, err := dueSubmitted(db, w)
+	if err != nil {
+		return fmt.Errorf("migrate: receipt deadlines: %w", err)
+	}
 	if err := w.set([]byte(layoutKey), []byte{layoutVersion}); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	if err := w.flush(); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	log.Info().Int("keys", len(counts)).Int("idempotency_records", records).
+	log.Info().Int("keys", len(counts)).Int("idempotency_records", records).Int("submitted", submitted).
 		Dur("took", time.Since(start)).Msgf("pebble: storage layout migrated from 1 to %d", layoutVersion)
 	return nil
 }
@@ -142,6 +148,50 @@ func queueIdempotency(db *pebbledb.DB, w *batchWriter) (int, error) {
 		}
 		k := expiryKey(nil, expiryIdempotency, r.CreatedAt, it.Key())
 		if err := w.set(k, appendGuard(nil, r.MessageID)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, it.Error()
+}
+
+// migratedReceiptDue is how long after its last update a submitted message
+// of layout 1 waits for its receipt: the engine's default receipt timeout
+// (the store does not know the carriers' own).
+const migratedReceiptDue = 72 * time.Hour
+
+// dueSubmitted gives every submitted message without a ReceiptDue one and
+// enters each submitted message in the receipt-due index; it returns how
+// many it entered.
+func dueSubmitted(db *pebbledb.DB, w *batchWriter) (int, error) {
+	prefix := []byte(prefixMessage)
+	it, err := db.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return n, err
+		}
+		m, err := decodeMessage(v)
+		if err != nil {
+			return n, fmt.Errorf("message %q: %w", it.Key(), err)
+		}
+		if m.Status != sb.StatusSubmitted {
+			continue
+		}
+		if m.ReceiptDue.IsZero() {
+			m.ReceiptDue = m.UpdatedAt.Add(migratedReceiptDue)
+			if err := w.set(messageKey(nil, m.ID), appendMessage(nil, m)); err != nil {
+				return n, err
+			}
+		}
+		// Written even for a deadline an interrupted run gave: its batch
+		// may have ended between the message and its entry.
+		if err := w.set(dueKey(nil, m.ReceiptDue, m.ID), nil); err != nil {
 			return n, err
 		}
 		n++

@@ -3,6 +3,7 @@ package pebble
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
@@ -293,9 +294,13 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 	}
 	t.shared = true // it is about to be a result
 	before := t.m.Status
+	var held []string // the carrier ids before: those are indexed already
+	if len(tr.CarrierIDs) > 0 {
+		held = slices.Clone(t.m.CarrierIDs)
+	}
 	if t.m.Apply(tr) {
 		t.changed = true
-		if err := c.index(t, &tr); err != nil {
+		if err := c.index(t, &tr, held); err != nil {
 			return nil, err
 		}
 	}
@@ -308,20 +313,13 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 	return t.m, nil
 }
 
-// index enters the carrier ids a transition recorded (a submitted one, or
-// a receipt that carried its submission) into the carrier index, and
-// applies the updates parked for each. An id the message does not hold
-// (a duplicate for a part that has one, or "" for a part not accepted) is
-// not indexed.
-func (c *committer) index(t *touchedMessage, tr *sb.Transition) error {
-	if len(tr.CarrierIDs) == 0 || (tr.Event.Status != sb.StatusSubmitted && tr.Part < 0) {
-		return nil
-	}
+// index enters the carrier ids a transition gave the message (a submitted
+// one, or a receipt that carried its submission: sb.GivenCarrierIDs) into
+// the carrier index, and applies the updates parked for each.
+func (c *committer) index(t *touchedMessage, tr *sb.Transition, held []string) error {
 	m := t.m
-	for part, cid := range tr.CarrierIDs {
-		if cid == "" || part >= len(m.CarrierIDs) || m.CarrierIDs[part] != cid {
-			continue
-		}
+	for _, part := range sb.GivenCarrierIDs(held, m, *tr) {
+		cid := tr.CarrierIDs[part]
 		k := string(carrierKey(c.key[:0], tr.Event.Carrier, cid))
 		c.refs[k] = refEntry{messageID: m.ID, part: part}
 		t.indexed = true

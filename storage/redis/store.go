@@ -218,16 +218,30 @@ func indexes(tr *sb.Transition) bool {
 // what Redis held for them, and, without replacing anything, the ids the
 // store resolved for updates Redis did not know. msgs are the messages
 // after each update, as Record returned them.
+//
+// The store indexes only the ids a transition gave the message
+// (sb.GivenCarrierIDs), which needs the ids it held before: the message
+// after a first submission held none, but after a retry, which repeats
+// the ids of parts accepted before, Redis cannot tell which ids are new.
+// Then the entries are deleted instead, and the next look-up reads the
+// store's index.
 func (s *store) remember(ctx context.Context, updates, resolved []sb.Update, msgs []*sb.Message) {
 	set, fill := map[string]string{}, map[string]string{}
+	var unsure []string
 	for i, m := range msgs {
 		if m == nil {
 			continue
 		}
 		if tr := &updates[i].Transition; indexes(tr) {
+			first := submissions(m) <= 1
 			for part, cid := range tr.CarrierIDs {
-				if cid != "" && part < len(m.CarrierIDs) && m.CarrierIDs[part] == cid {
-					set[s.keys.carrier(tr.Event.Carrier, cid)] = carrierRef{m.ID, part}.encode()
+				if cid == "" || part >= len(m.CarrierIDs) || m.CarrierIDs[part] != cid {
+					continue
+				}
+				if k := s.keys.carrier(tr.Event.Carrier, cid); first {
+					set[k] = carrierRef{m.ID, part}.encode()
+				} else {
+					unsure = append(unsure, k)
 				}
 			}
 		}
@@ -240,12 +254,31 @@ func (s *store) remember(ctx context.Context, updates, resolved []sb.Update, msg
 	for k := range set {
 		delete(fill, k)
 	}
+	for _, k := range unsure {
+		delete(set, k)
+		delete(fill, k)
+	}
+	if len(unsure) > 0 {
+		s.forget(ctx, unsure)
+	}
 	if len(set) > 0 {
 		s.setCarrier(ctx, set)
 	}
 	if len(fill) > 0 {
 		s.fillCarrier(ctx, fill)
 	}
+}
+
+// submissions counts m's submitted events: one per try that gave parts
+// carrier ids (a try that gave every part at once makes one).
+func submissions(m *sb.Message) int {
+	n := 0
+	for _, e := range m.Events {
+		if e.Status == sb.StatusSubmitted {
+			n++
+		}
+	}
+	return n
 }
 
 // onlyPart returns the part whose carrier id is id, or -1 if none or

@@ -453,17 +453,17 @@ func (c *recordCall) applyOne(w *working, tr sb.Transition, n *sb.Notify) error 
 // applyTransition applies tr and, for the carrier ids it gives the
 // message, indexes them and applies their parked receipts.
 func (c *recordCall) applyTransition(w *working, tr sb.Transition) {
+	var held []string // the carrier ids before: those are indexed already
+	if len(tr.CarrierIDs) > 0 {
+		held = slices.Clone(w.m.CarrierIDs)
+	}
 	if !w.m.Apply(tr) {
 		return
 	}
 	w.changed = true
-	if tr.Event.Status != sb.StatusSubmitted && tr.Part < 0 {
-		return
-	}
-	for part, cid := range tr.CarrierIDs {
-		// Only an id the message now holds for the part: a retried
-		// submit's other id for a part already accepted is not its.
-		if cid == "" || part >= len(w.m.CarrierIDs) || w.m.CarrierIDs[part] != cid || c.indexed(tr.Event.Carrier, cid) {
+	for _, part := range sb.GivenCarrierIDs(held, w.m, tr) {
+		cid := tr.CarrierIDs[part]
+		if c.indexed(tr.Event.Carrier, cid) {
 			continue
 		}
 		k := [2]string{tr.Event.Carrier, cid}

@@ -233,3 +233,30 @@ func testRecordByCarrierSharedID(t *testing.T, f *fixture) {
 		t.Fatalf("after the submit that unparks it: %+v, want delivered", got[0])
 	}
 }
+
+// A retried submit repeats the ids of the parts accepted before; only the
+// ids it gives parts are indexed. A repeated id stays indexed under the
+// carrier that gave it: a retry on another carrier does not index it
+// under that one, and one the carrier has since given another message
+// keeps naming that message.
+func testRecordByCarrierRetryRepeatsIDs(t *testing.T, f *fixture) {
+	moved := f.message("k1", now())
+	moved.Segments = 2
+	f.accept(t, moved)
+	f.record(t, sb.Update{MessageID: moved.ID, Transition: submitted(now(), "first", "a-1", "")})
+	f.record(t, sb.Update{MessageID: moved.ID, Transition: submitted(now(), "second", "a-1", "b-2")})
+	f.wantCarrierMessage(t, "first", "a-1", moved.ID, 0)
+	f.wantCarrierMessage(t, "second", "b-2", moved.ID, 1)
+	if _, _, err := f.s.CarrierMessage(f.ctx, "second", "a-1"); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Fatalf("CarrierMessage(second, a-1): %v, want not found: the other carrier gave that id", err)
+	}
+
+	retried, other := f.message("k1", now()), f.message("k1", now())
+	retried.Segments = 2
+	f.accept(t, retried, other)
+	f.record(t, sb.Update{MessageID: retried.ID, Transition: submitted(now(), "sandbox", "x", "")})
+	f.record(t, sb.Update{MessageID: other.ID, Transition: submitted(now(), "sandbox", "x")}) // the carrier reused x
+	f.record(t, sb.Update{MessageID: retried.ID, Transition: submitted(now(), "sandbox", "x", "y")})
+	f.wantCarrierMessage(t, "sandbox", "x", other.ID, 0)
+	f.wantCarrierMessage(t, "sandbox", "y", retried.ID, 1)
+}

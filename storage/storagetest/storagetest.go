@@ -119,6 +119,7 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 		{"RecordByCarrierSameCall", testRecordByCarrierSameCall},
 		{"RecordByCarrierSharedID", testRecordByCarrierSharedID},
 		{"RecordByCarrierConcurrent", testRecordByCarrierConcurrent},
+		{"RecordByCarrierRetryRepeatsIDs", testRecordByCarrierRetryRepeatsIDs},
 		{"Overdue", testOverdue},
 		{"OverdueDueSetLate", testOverdueDueSetLate},
 		{"ListMessages", testListMessages},
