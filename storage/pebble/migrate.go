@@ -127,11 +127,11 @@ func countPending(db *pebbledb.DB) (map[string]int64, error) {
 	return counts, errors.Join(it.Error(), it.Close())
 }
 
-// queueIdempotency writes an expiry queue entry for every idempotency
-// record, and returns how many.
-func queueIdempotency(db *pebbledb.DB, w *batchWriter) (int, error) {
-	prefix := []byte(prefixIdempotency)
-	it, err := db.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+// eachEntry calls f with every entry under prefix, in key order, and
+// returns how many times f reported one it wrote (true).
+func eachEntry(db *pebbledb.DB, prefix string, f func(k, v []byte) (bool, error)) (int, error) {
+	lower := []byte(prefix)
+	it, err := db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: successor(lower)})
 	if err != nil {
 		return 0, err
 	}
@@ -142,17 +142,27 @@ func queueIdempotency(db *pebbledb.DB, w *batchWriter) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		r, err := decodeIdempotency(v)
+		wrote, err := f(it.Key(), v)
 		if err != nil {
-			return n, fmt.Errorf("idempotency record %q: %w", it.Key(), err)
-		}
-		k := expiryKey(nil, expiryIdempotency, r.CreatedAt, it.Key())
-		if err := w.set(k, appendGuard(nil, r.MessageID)); err != nil {
 			return n, err
 		}
-		n++
+		if wrote {
+			n++
+		}
 	}
 	return n, it.Error()
+}
+
+// queueIdempotency writes an expiry queue entry for every idempotency
+// record, and returns how many.
+func queueIdempotency(db *pebbledb.DB, w *batchWriter) (int, error) {
+	return eachEntry(db, prefixIdempotency, func(k, v []byte) (bool, error) {
+		r, err := decodeIdempotency(v)
+		if err != nil {
+			return false, fmt.Errorf("idempotency record %q: %w", k, err)
+		}
+		return true, w.set(expiryKey(nil, expiryIdempotency, r.CreatedAt, k), appendGuard(nil, r.MessageID))
+	})
 }
 
 // migratedReceiptDue is how long after its last update a submitted message
@@ -164,37 +174,22 @@ const migratedReceiptDue = 72 * time.Hour
 // enters each submitted message in the receipt-due index; it returns how
 // many it entered.
 func dueSubmitted(db *pebbledb.DB, w *batchWriter) (int, error) {
-	prefix := []byte(prefixMessage)
-	it, err := db.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return n, err
-		}
+	return eachEntry(db, prefixMessage, func(k, v []byte) (bool, error) {
 		m, err := decodeMessage(v)
 		if err != nil {
-			return n, fmt.Errorf("message %q: %w", it.Key(), err)
+			return false, fmt.Errorf("message %q: %w", k, err)
 		}
 		if m.Status != sb.StatusSubmitted {
-			continue
+			return false, nil
 		}
 		if m.ReceiptDue.IsZero() {
 			m.ReceiptDue = m.UpdatedAt.Add(migratedReceiptDue)
 			if err := w.set(messageKey(nil, m.ID), appendMessage(nil, m)); err != nil {
-				return n, err
+				return false, err
 			}
 		}
 		// Written even for a deadline an interrupted run gave: its batch
 		// may have ended between the message and its entry.
-		if err := w.set(dueKey(nil, m.ReceiptDue, m.ID), nil); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, it.Error()
+		return true, w.set(dueKey(nil, m.ReceiptDue, m.ID), nil)
+	})
 }
