@@ -203,6 +203,23 @@ func TestBatch(t *testing.T) {
 	}
 }
 
+// An item whose text is not valid UTF-8, or holds a lone surrogate, is
+// refused alone; the batch's other items are accepted.
+func TestBatchBadTextFailsOnlyItsItem(t *testing.T) {
+	ts := newTestServer(t, nil)
+	good := `{"to":"+447700900123","from":"Acme","body":"fine"}`
+	for _, bad := range []string{
+		`{"to":"+447700900123","from":"Acme","body":"\ud83d"}`,
+		"{\"to\":\"+447700900123\",\"from\":\"Acme\",\"body\":\"\xff\"}",
+	} {
+		resp, body := ts.do(t, "POST", "/v1/messages/batch", `{"messages":[`+good+`,`+bad+`]}`)
+		if resp.StatusCode != 202 || !strings.Contains(string(body), `"accepted":1,"rejected":1`) ||
+			!strings.Contains(string(body), `"index":1,"error":{"code":"invalid"`) {
+			t.Errorf("%q: %d %s", bad, resp.StatusCode, body)
+		}
+	}
+}
+
 func TestBatchLimits(t *testing.T) {
 	ts := newTestServer(t, nil)
 	item := `{"to":"+447700900123","from":"Acme","body":"x"}`

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	nethttp "net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,15 @@ func TestOversizedBodyAnsweredByFasthttp(t *testing.T) {
 		"\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
 	if !strings.HasPrefix(raw, "HTTP/1.1 401") || !strings.Contains(raw, `"unauthorized"`) {
 		t.Errorf("announced, without a key: %q", raw)
+	}
+	// A batch over the single message's limit is accepted with the
+	// request target in absolute form too.
+	item := `{"to":"+447700900123","from":"Acme","body":"` + strings.Repeat("x", 900) + `"}`
+	batch := `{"messages":[` + strings.TrimSuffix(strings.Repeat(item+",", 100), ",") + `]}`
+	raw = rawRequest(t, ts, "POST http://x/v1/messages/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testSecret+
+		"\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(batch))+"\r\n\r\n"+batch)
+	if !strings.HasPrefix(raw, "HTTP/1.1 202") {
+		t.Errorf("a %d-byte batch in absolute form: %.200q", len(batch), raw)
 	}
 	if resp, _ := ts.do(t, "POST", "/v1/messages", validBody); resp.StatusCode != 202 {
 		t.Errorf("server stopped serving: %d", resp.StatusCode)

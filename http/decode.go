@@ -118,10 +118,11 @@ func decodeSubmit(body []byte, idempotencyKey string, rules decodeRules) (switch
 }
 
 // decodeBatch decodes the envelope of a batch; items are decoded by
-// decodeItem.
+// decodeItem, which checks each one's text: one item's bad UTF-8 fails
+// that item, not the batch (the envelope keeps items as raw bytes).
 func decodeBatch(body []byte, maxBatch int) ([]json.RawMessage, error) {
 	in := batchBody{Messages: batchItems{max: maxBatch}}
-	if err := decodeObject(body, &in, "Request body", decodeRules{}); err != nil {
+	if err := decodeJSONObject(body, &in, "Request body", decodeRules{}); err != nil {
 		return nil, err
 	}
 	if len(in.Messages.raw) == 0 {
@@ -155,6 +156,11 @@ func decodeObject(data []byte, v any, what string, rules decodeRules) error {
 	if !validSurrogates(data) {
 		return apiError(switchboard.EINVALID, what+` has a \u escape of a lone UTF-16 surrogate.`)
 	}
+	return decodeJSONObject(data, v, what, rules)
+}
+
+// decodeJSONObject is decodeObject without the checks of the text.
+func decodeJSONObject(data []byte, v any, what string, rules decodeRules) error {
 	if i := skipSpace(data, 0); i == len(data) || data[i] != '{' {
 		return apiError(switchboard.EINVALID, what+" must be a JSON object.")
 	}

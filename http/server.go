@@ -386,8 +386,8 @@ func (s *Server) logRequest(ctx *fasthttp.RequestCtx, rt *route, key *switchboar
 
 // headerReceived sets the body limit per route before fasthttp reads the
 // body, so a too-large single message is refused without reading 4 MiB.
-// The path is the raw one: a path spelled differently gets the smaller
-// limit, which only makes it stricter.
+// The path is the raw one: a path spelled differently (escaped, with dot
+// segments) gets the smaller limit, which only makes it stricter.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	// Only a key gets the batch's larger body buffered: without one,
 	// every connection could make the server hold MaxBatchBodySize.
@@ -400,13 +400,19 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 }
 
 // isBatch reports whether a request is for the batch route, by its URI
-// as sent: a path spelled otherwise gets the smaller limit.
+// as sent, in origin form or absolute form ("http://host/v1/...", which
+// HTTP/1.1 servers must accept): a path spelled otherwise gets the smaller
+// limit.
 func isBatch(h *fasthttp.RequestHeader) bool {
-	path := h.RequestURI()
-	if i := strings.IndexByte(string(path), '?'); i >= 0 {
+	path := string(h.RequestURI())
+	if _, rest, ok := strings.Cut(path, "://"); ok && !strings.HasPrefix(path, "/") {
+		_, path, _ = strings.Cut(rest, "/")
+		path = "/" + path
+	}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	return string(path) == pathBatch
+	return path == pathBatch
 }
 
 // parseError answers a request fasthttp could not read (fasthttp closes
