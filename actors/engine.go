@@ -303,6 +303,76 @@ func (e *Engine) Start(ctx context.Context) error {
 // messages are accepted by the node that owns the key: a request that
 // reached another node is forwarded there.
 func (e *Engine) Submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
+	if first := repeatedIdempotencyKeys(reqs); first != nil {
+		return submitOnce(reqs, first, func(reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
+			return e.submit(ctx, key, reqs)
+		})
+	}
+	return e.submit(ctx, key, reqs)
+}
+
+// repeatedIdempotencyKeys returns, for a batch in which an Idempotency-Key
+// repeats, the index of the first request with each request's key (-1 for
+// the first itself and for requests without one); nil if none repeats.
+func repeatedIdempotencyKeys(reqs []switchboard.SubmitRequest) []int {
+	if len(reqs) < 2 {
+		return nil
+	}
+	var seen map[string]int
+	var first []int
+	for i := range reqs {
+		k := reqs[i].IdempotencyKey
+		if k == "" {
+			continue
+		}
+		if seen == nil {
+			seen = make(map[string]int)
+		}
+		f, ok := seen[k]
+		if !ok {
+			seen[k] = i
+			continue
+		}
+		if first == nil {
+			first = make([]int, len(reqs))
+			for j := range first {
+				first[j] = -1
+			}
+		}
+		first[i] = f
+	}
+	return first
+}
+
+// submitOnce submits a batch without its repeats of an Idempotency-Key,
+// and gives each repeat what the first request with its key got, as if
+// sent again after it: the same message, or idempotency_conflict if the
+// repeat is another request.
+func submitOnce(reqs []switchboard.SubmitRequest, first []int, submit func([]switchboard.SubmitRequest) []switchboard.SubmitResult) []switchboard.SubmitResult {
+	pos := make([]int, len(reqs))
+	var once []switchboard.SubmitRequest
+	for i := range reqs {
+		if first[i] < 0 {
+			pos[i] = len(once)
+			once = append(once, reqs[i])
+		}
+	}
+	res := submit(once)
+	out := make([]switchboard.SubmitResult, len(reqs))
+	for i := range reqs {
+		switch f := first[i]; {
+		case f < 0:
+			out[i] = res[pos[i]]
+		case reqs[i].RequestHash != reqs[f].RequestHash:
+			out[i] = switchboard.SubmitResult{Err: errIdempotencyReused}
+		default:
+			out[i] = res[pos[f]]
+		}
+	}
+	return out
+}
+
+func (e *Engine) submit(ctx context.Context, key *switchboard.Key, reqs []switchboard.SubmitRequest) []switchboard.SubmitResult {
 	if e.stopping.Load() {
 		return failAll(len(reqs), errShuttingDown)
 	}

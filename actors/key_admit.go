@@ -141,6 +141,10 @@ func (k *keyActor) reserveLookups(b *submitBatch, c *commit) bool {
 	return len(c.lookup) > 0
 }
 
+// errIdempotencyReused refuses a request whose Idempotency-Key an earlier,
+// different request used.
+var errIdempotencyReused = switchboard.Errorf(switchboard.EIDEMPOTENCY, "This Idempotency-Key was used with a different request.")
+
 // replay answers a request whose Idempotency-Key was found (or whose
 // look-up failed); the key stays reserved only for one to be admitted.
 func (k *keyActor) replay(req *switchboard.SubmitRequest, l idemLookup) (switchboard.SubmitResult, bool) {
@@ -152,8 +156,7 @@ func (k *keyActor) replay(req *switchboard.SubmitRequest, l idemLookup) (switchb
 	case l.err != nil:
 		return switchboard.SubmitResult{Err: k.unavailable(l.err)}, true
 	case l.rec.RequestHash != req.RequestHash:
-		return switchboard.SubmitResult{Err: switchboard.Errorf(switchboard.EIDEMPOTENCY,
-			"This Idempotency-Key was used with a different request.")}, true
+		return switchboard.SubmitResult{Err: errIdempotencyReused}, true
 	}
 	return switchboard.SubmitResult{Message: l.msg}, true
 }

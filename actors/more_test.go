@@ -67,6 +67,31 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 }
 
+// An Idempotency-Key repeated within one batch means what it means across
+// requests: the same request gets the first one's message (one message is
+// made), another request idempotency_conflict; other items go on.
+func TestIdempotencyKeyRepeatedInABatch(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	key := r.keys[0]
+	req := switchboard.SubmitRequest{To: "+447700900001", From: "Acme", Body: "once", IdempotencyKey: "abc", RequestHash: [32]byte{1}}
+	other := req
+	other.Body, other.RequestHash = "other", [32]byte{2}
+	plain := switchboard.SubmitRequest{To: "+447700900002", From: "Acme", Body: "plain"}
+	res := r.engine.Submit(context.Background(), key, []switchboard.SubmitRequest{req, plain, req, other})
+	if res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("first and plain: %v, %v", res[0].Err, res[1].Err)
+	}
+	if res[2].Err != nil || res[2].Message.ID != res[0].Message.ID {
+		t.Fatalf("the repeat: %+v, want message %s", res[2], res[0].Message.ID)
+	}
+	if switchboard.ErrorCode(res[3].Err) != switchboard.EIDEMPOTENCY {
+		t.Fatalf("another request with the key: %v, want %s", res[3].Err, switchboard.EIDEMPOTENCY)
+	}
+	if res[1].Message.ID == res[0].Message.ID {
+		t.Fatal("the plain item got the keyed item's message")
+	}
+}
+
 // A key sees only its own messages.
 func TestAnotherKeysMessageIsNotFound(t *testing.T) {
 	r := newRig(t, rigOptions{keys: 2})
