@@ -73,6 +73,16 @@ func (b *TokenBucket) refill(now time.Time) {
 	}
 }
 
+// durationFor is how long rate takes to make tokens, at most maxWait: a
+// tiny rate must slow to a crawl, not overflow into a negative wait.
 func (b *TokenBucket) durationFor(tokens float64) time.Duration {
-	return time.Duration(math.Ceil(tokens / b.rate * float64(time.Second)))
+	ns := math.Ceil(tokens / b.rate * float64(time.Second))
+	if ns >= float64(maxWait) {
+		return maxWait
+	}
+	return time.Duration(ns)
 }
+
+// maxWait bounds the waits a bucket returns (about 292 years is where a
+// time.Duration overflows).
+const maxWait = 1000 * time.Hour

@@ -80,3 +80,20 @@ func TestBackoffCapsAndResets(t *testing.T) {
 		}
 	}
 }
+
+// A rate so small that the wait for a token would overflow a Duration
+// waits the longest a bucket returns, never a negative time (which a
+// paced bind would take as "go now": no limit at all).
+func TestTinyRateWaitsLong(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	b := switchboard.NewTokenBucket(1e-10, 1)
+	if ok, _ := b.Take(now, 1); !ok {
+		t.Fatal("a full bucket refused its one token")
+	}
+	if ok, wait := b.Take(now, 1); ok || wait < time.Hour {
+		t.Fatalf("Take at a tiny rate: ok %v, wait %v; want refused for a long while", ok, wait)
+	}
+	if wait := b.Reserve(now, 1); wait < time.Hour {
+		t.Fatalf("Reserve at a tiny rate: wait %v, want a long one", wait)
+	}
+}

@@ -111,6 +111,7 @@ type AdminServer struct {
 	authLimit *authLimiter
 	numbers   *keyNumbers
 	draining  func() bool
+	readyLog  readinessLog
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -140,6 +141,7 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 		numbers:   &keyNumbers{m: cfg.Metrics, engine: cfg.Ops},
 		draining:  func() bool { return false },
 	}
+	a.readyLog.log = a.log
 	a.SetToken(cfg.Token)
 	if cfg.AuthFailuresPerMinute > 0 {
 		a.authLimit = newAuthLimiter(cfg.AuthFailuresPerMinute, time.Minute, DefaultAuthFailuresTable)
@@ -493,6 +495,16 @@ func (a *AdminServer) handleHealthz(ctx *fasthttp.RequestCtx, _ []byte) error {
 }
 
 func (a *AdminServer) handleReadyz(ctx *fasthttp.RequestCtx, _ []byte) error {
+	err := a.readiness()
+	a.readyLog.note(err, a.draining())
+	if err != nil {
+		return err
+	}
+	return a.writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readiness is why the node is not ready, nil if it is.
+func (a *AdminServer) readiness() error {
 	if a.draining() {
 		return apiError(switchboard.EUNAVAILABLE, "The server is shutting down; retry on another node or later.")
 	}
@@ -502,7 +514,7 @@ func (a *AdminServer) handleReadyz(ctx *fasthttp.RequestCtx, _ []byte) error {
 		}
 		return err
 	}
-	return a.writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	return nil
 }
 
 func (a *AdminServer) handleCancel(ctx *fasthttp.RequestCtx, id []byte) error {

@@ -36,7 +36,17 @@ func (o *stubOps) Gauges() actors.Gauges {
 
 func (o *stubOps) Stats() actors.Stats { return actors.Stats{Submitted: 7, Receipts: 5} }
 
-func (o *stubOps) Ready() error { return o.readyErr }
+func (o *stubOps) Ready() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.readyErr
+}
+
+func (o *stubOps) setReady(err error) {
+	o.mu.Lock()
+	o.readyErr = err
+	o.mu.Unlock()
+}
 
 func (o *stubOps) Fleet() (actors.FleetStatus, bool) {
 	return actors.FleetStatus{Self: "m1", Members: []actors.FleetMember{{ID: "m1", Address: "10.0.0.1:7947"}}}, true
@@ -134,6 +144,12 @@ type testAdmin struct {
 
 func newTestAdmin(t *testing.T, token string) *testAdmin {
 	t.Helper()
+	return newLoggingTestAdmin(t, token, zerolog.Nop())
+}
+
+// newLoggingTestAdmin is newTestAdmin logging to log.
+func newLoggingTestAdmin(t *testing.T, token string, log zerolog.Logger) *testAdmin {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {
@@ -145,7 +161,7 @@ func newTestAdmin(t *testing.T, token string) *testAdmin {
 	m.Observe(ops)
 	cat := &stubCatalog{}
 	a, err := NewAdmin(AdminConfig{Token: token, Ops: ops, Catalog: cat, Metrics: m, Gatherer: reg,
-		Log: zerolog.Nop(), Node: "node-test", AuthFailuresPerMinute: -1})
+		Log: log, Node: "node-test", AuthFailuresPerMinute: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,5 +493,27 @@ func TestAdminShutDownBeforeServeDoesNotServe(t *testing.T) {
 	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		c.Close()
 		t.Fatal("the listener still accepts connections")
+	}
+}
+
+// The admin listener's /readyz, which Kubernetes probes, logs each change
+// of readiness as the public one does: once per reason, and ready again.
+func TestAdminReadyzLogsChanges(t *testing.T) {
+	var logs syncBuffer
+	a := newLoggingTestAdmin(t, "", zerolog.New(&logs))
+	a.ops.setReady(switchboard.Errorf(switchboard.EUNAVAILABLE, "Carrier sim has no bound bind."))
+	for range 3 {
+		if r := a.do(t, "GET", "/readyz", "", ""); r.status != 503 {
+			t.Fatalf("not ready: %d %s", r.status, r.body)
+		}
+	}
+	a.ops.setReady(nil)
+	if r := a.do(t, "GET", "/readyz", "", ""); r.status != 200 {
+		t.Fatalf("ready: %d %s", r.status, r.body)
+	}
+	out := logs.String()
+	if strings.Count(out, `"message":"not ready"`) != 1 || !strings.Contains(out, `"reason":"Carrier sim has no bound bind."`) ||
+		strings.Count(out, `"message":"ready"`) != 1 {
+		t.Fatalf("readiness changes logged:\n%s", out)
 	}
 }

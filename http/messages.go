@@ -3,7 +3,9 @@ package http
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchboard-sms/switchboard"
@@ -185,20 +187,32 @@ func (s *Server) readiness() error {
 	return err
 }
 
-// noteReadiness logs a change of readiness: the reason when it turns
-// unready or the reason changes, and when it is ready again.
+// noteReadiness logs a change of readiness (readinessLog).
 func (s *Server) noteReadiness(err error) {
+	s.readyLog.note(err, err == error(s.errDraining))
+}
+
+// readinessLog logs a listener's changes of readiness, as its /readyz
+// finds them: the reason when it turns unready or the reason changes
+// (not for a drain, which is logged when it starts), and when it is ready
+// again.
+type readinessLog struct {
+	log      zerolog.Logger
+	notReady atomic.Pointer[string] // why /readyz last answered 503, "" if 200
+}
+
+func (l *readinessLog) note(err error, draining bool) {
 	reason := ""
 	if err != nil {
 		reason = switchboard.ErrorMessage(err)
 	}
-	if old := s.notReady.Swap(&reason); old != nil && *old == reason || old == nil && reason == "" {
+	if old := l.notReady.Swap(&reason); old != nil && *old == reason || old == nil && reason == "" {
 		return
 	}
 	if reason == "" {
-		s.log.Info().Msg("ready")
-	} else if err != error(s.errDraining) {
-		s.log.Warn().Str("reason", reason).Msg("not ready")
+		l.log.Info().Msg("ready")
+	} else if !draining {
+		l.log.Warn().Str("reason", reason).Msg("not ready")
 	}
 }
 

@@ -152,9 +152,7 @@ type Server struct {
 	// errDraining is the 503 Drain answers with; Error knows it by identity
 	// and does not log it, since every request during a drain gets it.
 	errDraining *switchboard.Error
-	// notReady is why /readyz last answered 503 ("" when it answered
-	// 200), so a change is logged once rather than on every probe.
-	notReady atomic.Pointer[string]
+	readyLog    readinessLog
 
 	// ctx is handed to the engine. It is not the request's context, because
 	// fasthttp cancels that when Shutdown starts and requests in progress
@@ -196,6 +194,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.quiet = s.errDraining
+	s.readyLog.log = s.log
 	s.router = newRouter(s.routes())
 	s.srv = &fasthttp.Server{
 		Handler:        s.handler,

@@ -269,7 +269,7 @@ func (c *catalog) merge(items storedItems) (*Config, error) {
 	m.Carriers = append(slices.Clone(c.file.Carriers), items.carriers...)
 	m.Routes = append(slices.Clone(c.file.Routes), items.routes...)
 	m.setDefaults()
-	if err := m.validate(false); err != nil {
+	if err := m.validate(checks{}); err != nil { // the file's part was checked when loaded
 		return nil, err
 	}
 	return &m, nil

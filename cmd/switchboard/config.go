@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
@@ -419,7 +420,8 @@ func loadConfig(path string, environ, overrides []string) (*Config, error) {
 			continue
 		}
 		if err := cfg.Set(strings.TrimSpace(p), v); err != nil {
-			errs = append(errs, fmt.Errorf("override %q: %w", o, err))
+			// The path only: the value may be a secret.
+			errs = append(errs, fmt.Errorf("override of %s: %w", strings.TrimSpace(p), err))
 		}
 	}
 	if len(errs) > 0 {
@@ -761,22 +763,33 @@ var (
 // returns every problem found (joined with errors.Join), each naming the
 // setting: `carriers[1].host: "x" is not host:port`. It returns nil if
 // there is none.
-func (c *Config) Validate() error { return c.validate(true) }
+func (c *Config) Validate() error { return c.validate(checks{needRoutes: true, readFiles: true}) }
 
-// validate is Validate; needRoutes refuses carriers without a route. A
-// file that configures carriers and no route is a mistake, but the admin
-// API adds a carrier before the route that names it, so the file merged
-// with the API's items is checked without it (messages to a destination
-// no route covers are refused with no_route meanwhile).
-func (c *Config) validate(needRoutes bool) error {
+// checks says what validate checks beyond the settings' values.
+type checks struct {
+	// needRoutes refuses carriers without a route. A file that configures
+	// carriers and no route is a mistake, but the admin API adds a carrier
+	// before the route that names it, so the file merged with the API's
+	// items is checked without it (messages to a destination no route
+	// covers are refused with no_route meanwhile).
+	needRoutes bool
+	// readFiles reads the files settings name (the TLS pair). The file's
+	// part of a merged configuration was checked when it was loaded: a
+	// certificate being replaced must not make a sync of the admin API's
+	// items fail (and skip them) meanwhile.
+	readFiles bool
+}
+
+// validate is Validate, with the given checks.
+func (c *Config) validate(with checks) error {
 	var p problems
-	c.validateNode(&p)
+	c.validateNode(&p, with.readFiles)
 	c.validateLog(&p)
 	c.validateStorage(&p)
 	c.validateCache(&p)
 	c.validateCluster(&p)
 	carriers := c.validateCarriers(&p)
-	if needRoutes && len(c.Carriers) > 0 && len(c.Routes) == 0 {
+	if with.needRoutes && len(c.Carriers) > 0 && len(c.Routes) == 0 {
 		p.add("routes", "is empty; with carriers configured at least one route is needed (prefix \"\" matches every destination)")
 	}
 	c.validateRoutes(&p, carriers)
@@ -786,7 +799,7 @@ func (c *Config) validate(needRoutes bool) error {
 	return errors.Join(p...)
 }
 
-func (c *Config) validateNode(p *problems) {
+func (c *Config) validateNode(p *problems, readFiles bool) {
 	n := c.Node
 	if strings.TrimSpace(n.Name) == "" {
 		p.add("node.name", "is empty")
@@ -809,7 +822,7 @@ func (c *Config) validateNode(p *problems) {
 	switch {
 	case (n.TLSCert == "") != (n.TLSKey == ""):
 		p.add("node.tls_cert", "and node.tls_key go together: set both or neither")
-	case n.TLSCert != "":
+	case n.TLSCert != "" && readFiles:
 		if _, err := tls.LoadX509KeyPair(n.TLSCert, n.TLSKey); err != nil {
 			p.add("node.tls_cert", "%v", err)
 		}
@@ -1378,9 +1391,23 @@ func validPort(s string, lowest int) bool {
 // callback URL the config accepts is one the client will call.
 func checkCallbackURL(raw string, allowPrivate bool) error {
 	if err := callback.CheckURL(raw, allowPrivate); err != nil {
-		return fmt.Errorf("%q: %s", raw, switchboard.ErrorMessage(err))
+		return fmt.Errorf("%q: %s", redactedURL(raw), switchboard.ErrorMessage(err))
 	}
 	return nil
+}
+
+// redactedURL is raw with the password of its user info masked, so an
+// error about it repeats no secret.
+func redactedURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			return scheme + "://xxxxx@" + rest[at+1:]
+		}
+	}
+	return raw
 }
 
 // ---- help ----

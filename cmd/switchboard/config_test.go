@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -819,5 +820,27 @@ func TestCarrierStatusOverrides(t *testing.T) {
 	table := c.Statuses()
 	if !table.Retriable(data.ESME_RSUBMITFAIL) || table.Retriable(data.ESME_RTHROTTLED) || !table.Retriable(data.ESME_RSYSERR) {
 		t.Fatalf("table %v: want 0x45 retriable, 0x58 permanent, the rest as SMPP 3.4 says", table)
+	}
+}
+
+// The file merged with the admin API's items is checked without reading
+// the files it names again: while a certificate is being replaced (its
+// files briefly missing), another node's revocation is still applied.
+// Before, the merge failed, and the sync skipped the change for good.
+func TestMergeDoesNotReadTheTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, cert, key, 1)
+	cfg := loadOK(t, fmt.Sprintf("node: {tls_cert: %s, tls_key: %s}\n", cert, key))
+	if err := os.Remove(cert); err != nil {
+		t.Fatal(err)
+	}
+	c := newCatalog(cfg, zerolog.Nop())
+	stored := &storedKey{Key: KeyConfig{ID: "api1", SecretSHA256: strings.Repeat("ab", 32), Rate: 10, Burst: 10}, RevokedAt: time.Now()}
+	if _, err := c.merge(storedItems{keys: []*storedKey{stored}}); err != nil {
+		t.Fatalf("merging a revocation while the certificate is missing: %v", err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node.tls_cert") {
+		t.Fatalf("loading the file with the certificate missing: %v, want a node.tls_cert error", err)
 	}
 }

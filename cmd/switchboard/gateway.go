@@ -49,6 +49,9 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 		}
 		return usageError{err}
 	}
+	if fs.NArg() > 0 { // a forgotten --set, or a command after the flags
+		return usageError{fmt.Errorf("unexpected argument %q (commands come first: switchboard smsc|archive ...)", fs.Arg(0))}
+	}
 	load := configLoader(configPath(*configFlag, os.Environ()), sets)
 	cfg, err := load()
 	if err != nil {

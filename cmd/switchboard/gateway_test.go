@@ -710,3 +710,15 @@ keys:
 		t.Fatal("the node did not stop while waiting for its database")
 	}
 }
+
+// An argument left over after the flags (a forgotten --set, a command
+// given after them) is refused with exit 2 before anything starts, rather
+// than ignored while the node runs on settings the operator did not mean.
+func TestGatewayRefusesAStrayArgument(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	sig := stopSignals{stop: t.Context(), hurry: t.Context(), close: func() {}}
+	code := run(sig, []string{"--set", "node.http=127.0.0.1:0", "node.admin=127.0.0.1:0"}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), `unexpected argument "node.admin=127.0.0.1:0"`) {
+		t.Fatalf("exit %d, stderr %q; want 2 naming the argument", code, stderr.String())
+	}
+}

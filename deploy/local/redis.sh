@@ -14,8 +14,8 @@
 set -euo pipefail
 
 REDIS_PORT=${REDIS_PORT:-6379}
-SWITCHBOARD_CACHE=${SWITCHBOARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}
-REDIS_WORK=${REDIS_WORK:-$SWITCHBOARD_CACHE/redis/run-$REDIS_PORT}
+LOCAL_SERVICES_CACHE=${LOCAL_SERVICES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}
+REDIS_WORK=${REDIS_WORK:-$LOCAL_SERVICES_CACHE/redis/run-$REDIS_PORT}
 PIDFILE=$REDIS_WORK/redis.pid
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }

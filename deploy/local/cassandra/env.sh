@@ -4,9 +4,9 @@ CASS_VERSION=${CASS_VERSION:-5.0.8}
 CASS_CQL_PORT=${CASS_CQL_PORT:-9042}
 CASS_STORAGE_PORT=${CASS_STORAGE_PORT:-7000}
 CASS_JMX_PORT=${CASS_JMX_PORT-7199}
-SWITCHBOARD_CACHE=${SWITCHBOARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}
-CASS_LIB=${CASS_LIB:-$SWITCHBOARD_CACHE/cassandra/lib-$CASS_VERSION}
-CASS_WORK=${CASS_WORK:-$SWITCHBOARD_CACHE/cassandra/run-$CASS_CQL_PORT}
+LOCAL_SERVICES_CACHE=${LOCAL_SERVICES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}
+CASS_LIB=${CASS_LIB:-$LOCAL_SERVICES_CACHE/cassandra/lib-$CASS_VERSION}
+CASS_WORK=${CASS_WORK:-$LOCAL_SERVICES_CACHE/cassandra/run-$CASS_CQL_PORT}
 if [ -z "${JAVA_HOME:-}" ]; then
 	for j in /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk /usr/lib/jvm/openjdk-17; do
 		[ -x "$j/bin/java" ] && JAVA_HOME=$j && break

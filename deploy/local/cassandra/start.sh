@@ -7,7 +7,7 @@
 #   deploy/local/cassandra/stop.sh
 #
 # Everything it writes lives outside the repository, under
-# ${XDG_CACHE_HOME:-$HOME/.cache}/switchboard/cassandra (SWITCHBOARD_CACHE moves it):
+# ${XDG_CACHE_HOME:-$HOME/.cache}/switchboard/cassandra (LOCAL_SERVICES_CACHE moves it):
 #   lib-<version>/   the jars, fetched once per version
 #   run-<cql port>/  the node: data, commit log, logs, cassandra.pid
 #
