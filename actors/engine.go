@@ -279,6 +279,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		// whenever the membership changes.
 		e.background(e.fleet.watch)
 		e.background(func(stop context.Context) { e.sweepOverdueEvery(stop, e.cfg.ReceiptSweep) })
+		if err := e.fleet.cfg.Membership.Ready(); err != nil {
+			e.log.Warn().Err(err).Msg("this node's readiness spreads more slowly")
+		}
 		return nil
 	}
 	keys, err := e.store.PendingKeys(ctx)

@@ -55,6 +55,10 @@ type FleetConfig struct {
 type Membership interface {
 	cluster.ClusterProvider
 	Removed() <-chan struct{}
+	// Ready places this node in the topology, if it was held out while it
+	// started (gossip.Config.HoldUntilReady): the engine calls it once it
+	// can serve what the others will then hand it.
+	Ready() error
 }
 
 const (

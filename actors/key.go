@@ -167,7 +167,10 @@ type keyActor struct {
 	ready   bool
 	loading bool
 	loadErr error
-	stash   []*submitBatch
+	// reload paces the tries to load again after one failed: a key its
+	// previous owner is handing over is free within milliseconds.
+	reload switchboard.Backoff
+	stash  []*submitBatch
 
 	dests    map[string]*destQueue
 	runnable []*destQueue
@@ -349,9 +352,13 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 		}
 		k.e.log.Debug().Err(m.err).Str("key", k.key.ID).Uint64("inst", k.inst).Msg("key actor not ready; will try again")
 		k.answerStash(k.loadErr)
-		k.setWake(ctx, k.e.now().Add(time.Second))
+		if k.reload.Max == 0 {
+			k.reload = switchboard.Backoff{Min: 50 * time.Millisecond, Max: time.Second}
+		}
+		k.setWake(ctx, k.e.now().Add(k.reload.Next()))
 		return
 	}
+	k.reload.Reset()
 	k.ready, k.loadErr = true, nil
 	k.e.log.Debug().Str("key", k.key.ID).Uint64("inst", k.inst).Int64("fence", m.lease.tokenOrZero()).Int("pending", m.n).
 		Msg("key actor ready")

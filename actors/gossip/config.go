@@ -32,6 +32,11 @@ type Config struct {
 	Seeds []string
 	// Log receives membership events and memberlist's own messages.
 	Log zerolog.Logger
+	// HoldUntilReady keeps a member out of the topology (its own and the
+	// others') until Ready is called: it gossips, sees the others and is
+	// seen, but nothing is placed on it while it still starts (a node
+	// placed at once is asked for keys and binds before it can serve them).
+	HoldUntilReady bool
 
 	// ProbeInterval is how often one peer is probed (round robin).
 	// Default 200 ms.

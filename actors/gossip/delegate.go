@@ -103,7 +103,7 @@ func (p *Provider) observe(n *memberlist.Node, gone bool) {
 		pe = &peer{}
 		p.peers[n.Name] = pe
 	}
-	changed := !known || pe.gone != gone || pe.meta.Leaving != m.Leaving
+	changed := !known || pe.gone != gone || pe.meta.Leaving != m.Leaving || pe.meta.Joining != m.Joining
 	pe.addr, pe.port, pe.gone = slices.Clone(n.Addr), n.Port, gone
 	if err == nil {
 		pe.meta = m

@@ -18,7 +18,13 @@ type meta struct {
 	// Leaving is set by a graceful Shutdown just before it leaves, so that
 	// the others move its grains at once and can tell a leave from a death.
 	Leaving bool `json:"l,omitempty"`
+	// Joining marks a member that is still starting (Config.HoldUntilReady):
+	// it is not placed in the topology until it says it is ready.
+	Joining bool `json:"j,omitempty"`
 }
+
+// placed reports whether a member with this metadata is in the topology.
+func (m meta) placed() bool { return !m.Client && !m.Leaving && !m.Joining }
 
 func (m meta) encode(limit int) ([]byte, error) {
 	b, err := json.Marshal(m)

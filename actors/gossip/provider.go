@@ -30,6 +30,9 @@ const (
 	StateSuspect State = "suspect"
 	// StateLeaving: shutting down gracefully; already out of the topology.
 	StateLeaving State = "leaving"
+	// StateJoining: gossiping but still starting (Config.HoldUntilReady);
+	// not in the topology yet.
+	StateJoining State = "joining"
 	// StateRemoved: declared dead here, yet answering again under the same
 	// id (it was paused or cut off). It stays out of the topology for good
 	// and is told to rejoin under a new id. For the node itself: it has
@@ -216,6 +219,8 @@ func (p *Provider) Members() []MemberInfo {
 			st = StateSuspect
 		case pe.meta.Leaving:
 			st = StateLeaving
+		case pe.meta.Joining:
+			st = StateJoining
 		}
 		out = append(out, MemberInfo{
 			ID: id, Gossip: pe.gossip(), Host: pe.meta.Host, Port: pe.meta.Port,
@@ -225,6 +230,30 @@ func (p *Provider) Members() []MemberInfo {
 	}
 	slices.SortFunc(out, func(a, b MemberInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// Ready places this member in the topology (see Config.HoldUntilReady):
+// its own at once, the others' as the news spreads. Without
+// HoldUntilReady, or once ready, it does nothing.
+func (p *Provider) Ready() error {
+	p.mu.Lock()
+	ml := p.ml
+	if ml == nil || !p.meta.Joining {
+		p.mu.Unlock()
+		return nil
+	}
+	p.meta.Joining = false
+	if pe, ok := p.peers[p.self.id]; ok {
+		pe.meta.Joining, pe.since = false, time.Now()
+	}
+	p.mu.Unlock()
+	p.signal()
+	if err := ml.UpdateNode(p.cfg.LeaveTimeout); err != nil {
+		// The new metadata still spreads with the next exchanges of state.
+		return fmt.Errorf("gossip: announcing that this member is ready: %w", err)
+	}
+	p.log.Info().Msg("gossip: ready, placed in the topology")
+	return nil
 }
 
 // Shutdown stops gossip. Graceful announces the leave first, so the others
@@ -268,7 +297,8 @@ func (p *Provider) start(id identity, sink topologySink) error {
 	if cfg.Cluster == "" {
 		return errors.New("gossip config: cluster name missing")
 	}
-	m := meta{Cluster: cfg.Cluster, Host: id.host, Port: id.port, Kinds: slices.Sorted(slices.Values(id.kinds)), Client: id.client}
+	m := meta{Cluster: cfg.Cluster, Host: id.host, Port: id.port, Kinds: slices.Sorted(slices.Values(id.kinds)), Client: id.client,
+		Joining: cfg.HoldUntilReady && !id.client}
 	if _, err := m.encode(memberlist.MetaMaxSize); err != nil {
 		return fmt.Errorf("gossip: %w", err)
 	}
@@ -471,7 +501,7 @@ func (p *Provider) refresh(now time.Time) view {
 			v.checks = append(v.checks, *pe)
 			v.checkIDs = append(v.checkIDs, id)
 		}
-		if !dead && !pe.meta.Client && !pe.meta.Leaving {
+		if !dead && pe.meta.placed() {
 			v.members = append(v.members, &cluster.Member{Id: id, Host: pe.meta.Host, Port: int32(pe.meta.Port), Kinds: slices.Clone(pe.meta.Kinds)})
 		}
 	}

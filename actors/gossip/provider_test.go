@@ -552,3 +552,26 @@ func (c *cutTransport) Shutdown() error {
 	<-drained
 	return err
 }
+
+// A member held until ready gossips with the others at once but is in no
+// topology, its own included, until Ready: nothing is placed on a node
+// that is still starting. Then every topology holds it.
+func TestAMemberHeldUntilReadyIsPlacedOnlyThen(t *testing.T) {
+	t.Parallel()
+	a := start(t, Config{}, "a", 9101, false)
+	b := start(t, Config{Seeds: []string{a.p.Addr()}, HoldUntilReady: true}, "b", 9102, false)
+	waitFor(t, "a seeing b join", func() bool { return stateOf(a, "b") == StateJoining })
+	waitFor(t, "b seeing a", func() bool { return stateOf(b, "a") == StateAlive })
+	waitView(t, b, "a")
+	if !seesExactly(a, "a")() {
+		t.Fatalf("a placed b before it was ready: %v", a.rec.ids())
+	}
+	if err := b.p.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, b, "a", "b")
+	waitView(t, a, "a", "b")
+	if st := stateOf(a, "b"); st != StateAlive {
+		t.Fatalf("b's state at a after Ready: %s", st)
+	}
+}

@@ -426,10 +426,11 @@ type sent struct {
 	node              int
 	at                time.Time
 	took              time.Duration // from the request to its 202
+	refusal           string        // the error's message, when not accepted
 }
 
 // post sends one message through a node; it returns the accepted message
-// or the HTTP status (0: no answer).
+// (or, refused, the error's message) and the HTTP status (0: no answer).
 func (r *fleetRig) post(client *http.Client, nd *fleetNode, key, to, body string) (sent, int) {
 	payload := fmt.Sprintf(`{"to":%q,"from":"Fleet","body":%q}`, to, body)
 	req, _ := http.NewRequest("POST", "http://"+nd.api()+"/v1/messages", strings.NewReader(payload))
@@ -441,8 +442,13 @@ func (r *fleetRig) post(client *http.Client, nd *fleetNode, key, to, body string
 		return sent{}, 0
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != 202 {
+		var e struct{ Error struct{ Message string } }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return sent{refusal: e.Error.Message}, resp.StatusCode
+	}
 	var out struct{ ID string }
-	if resp.StatusCode != 202 || json.NewDecoder(resp.Body).Decode(&out) != nil {
+	if json.NewDecoder(resp.Body).Decode(&out) != nil {
 		return sent{}, resp.StatusCode
 	}
 	return sent{id: out.ID, key: key, body: body, to: to, node: nd.i, at: time.Now(), took: time.Since(began)}, 202
@@ -779,6 +785,54 @@ func TestFleetRollingRestart(t *testing.T) {
 	p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))].Round(100 * time.Microsecond) }
 	t.Logf("rolling restart: accepted %d (answers %v), final %v, %d duplicates; accept p50 %v, p99 %v, max %v",
 		len(accepted), codes, statuses, r.duplicates(), p(0.5), p(0.99), p(1))
+}
+
+// A node that joins the fleet is given keys only once it can serve them:
+// the requests the others forward for the keys that move to it are never
+// refused because it did not answer (it was placed the moment it gossiped,
+// a second or more before it served). How many requests were refused
+// while it joined, and why, is logged.
+func TestFleetJoiningNodeIsGivenKeysOnceReady(t *testing.T) {
+	r := newFleetRig(t, 3)
+	joiner := r.nodes[2]
+	if err := joiner.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-joiner.exited
+	client := &http.Client{Timeout: 10 * time.Second}
+	refused := map[string]int{}
+	send := func() {
+		for n, key := range r.keys {
+			if _, code := r.post(client, r.nodes[n%2], key, "+447700900555", "join"); code != 202 {
+				refused[fmt.Sprint(code)]++
+			}
+		}
+	}
+	for range 20 { // both nodes serve every key before the join
+		send()
+	}
+	joined := make(chan struct{})
+	go func() { r.start(joiner); r.waitReady(joiner, 60*time.Second); close(joined) }()
+	rounds, reasons := 0, map[string]int{}
+	for ; rounds < 100; rounds++ { // on for a while after it is ready: the keys move then
+		select {
+		case <-joined:
+		default:
+			rounds = 0
+		}
+		for n, key := range r.keys {
+			s, code := r.post(client, r.nodes[n%2], key, "+447700900555", "join")
+			if code != 202 {
+				reasons[fmt.Sprintf("%d %s", code, s.refusal)]++
+			}
+		}
+	}
+	t.Logf("while a node joined: refused before %v, during %v", refused, reasons)
+	for why := range reasons {
+		if strings.Contains(why, "did not answer") {
+			t.Fatalf("requests refused while a node joined: %v", reasons)
+		}
+	}
 }
 
 // A node whose cluster port is taken exits with the error that says so,

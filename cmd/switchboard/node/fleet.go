@@ -34,7 +34,7 @@ func (n *Node) fleetConfig(cfg Config) (*actors.FleetConfig, error) {
 	fo := cfg.Fleet
 	return &actors.FleetConfig{
 		Name: fo.Name, Remote: fo.Remote, LeaseTTL: fo.LeaseTTL,
-		Membership: gossip.New(gossip.Config{Cluster: fo.Name, Bind: fo.Gossip, Seeds: fo.Seeds, Log: log}),
+		Membership: gossip.New(gossip.Config{Cluster: fo.Name, Bind: fo.Gossip, Seeds: fo.Seeds, Log: log, HoldUntilReady: true}),
 		Leases:     redis.NewLeases(n.cache, cfg.CacheOptions),
 	}, nil
 }
