@@ -90,9 +90,13 @@ func archiveKeys(ctx context.Context, cfg *Config, store switchboard.Settings, f
 	var keys []string
 	if flagValue != "" {
 		for _, k := range strings.Split(flagValue, ",") {
-			if k = strings.TrimSpace(k); k != "" {
-				keys = append(keys, k)
+			if k = strings.TrimSpace(k); k == "" {
+				continue
 			}
+			if !nameRE.MatchString(k) { // it names a file: no "/" or ".."
+				return nil, usageError{fmt.Errorf("archive: --keys: %q is not a key id (A-Z a-z 0-9 _ -, at most 64)", k)}
+			}
+			keys = append(keys, k)
 		}
 		return keys, nil
 	}

@@ -100,6 +100,16 @@ func TestArchiveCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "gone: no messages") {
 		t.Fatalf("exit %d, stdout %q", code, stdout)
 	}
+
+	// A --keys value names a file: one that is not a key id is refused,
+	// and nothing is written outside --out.
+	code, _, stderr = runArchiveCmd(t, "--config", config, "--date", date, "--out", out, "--keys", "../escaped")
+	if code != 2 || !strings.Contains(stderr, `"../escaped" is not a key id`) {
+		t.Fatalf("--keys ../escaped: exit %d, stderr %q; want 2", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "escaped.parquet")); !os.IsNotExist(err) {
+		t.Fatalf("a file was written outside the day's directory: %v", err)
+	}
 }
 
 // The embedded store can be opened by one process at a time: with
