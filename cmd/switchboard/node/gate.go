@@ -12,12 +12,17 @@ import (
 // store is still connecting), every call is unavailable with the store's
 // reason; from then on it is the engine.
 type gate struct {
-	store  switchboard.Store
+	// store, once open, says why the gateway is not ready yet.
+	store  atomic.Pointer[storeRef]
 	engine atomic.Pointer[actors.Engine]
 	// closed is why the gate closed after the engine had run ("": it has
 	// not run yet).
 	closed atomic.Pointer[string]
 }
+
+type storeRef struct{ switchboard.Store }
+
+func (g *gate) opened(s switchboard.Store) { g.store.Store(&storeRef{s}) }
 
 func (g *gate) open(e *actors.Engine) { g.engine.Store(e) }
 
@@ -32,8 +37,10 @@ func (g *gate) starting() error {
 	if why := g.closed.Load(); why != nil {
 		return switchboard.Errorf(switchboard.EUNAVAILABLE, "%s", *why)
 	}
-	if err := g.store.Writable(); err != nil {
-		return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is starting: %s", switchboard.ErrorMessage(err))
+	if s := g.store.Load(); s != nil {
+		if err := s.Writable(); err != nil {
+			return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is starting: %s", switchboard.ErrorMessage(err))
+		}
 	}
 	return switchboard.Errorf(switchboard.EUNAVAILABLE, "The gateway is starting.")
 }

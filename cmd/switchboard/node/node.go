@@ -109,13 +109,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 func (n *Node) open(ctx context.Context, cfg Config) (err error) {
+	// The API answers (503 while starting) before the store opens: the
+	// embedded store's open replays its log, and may upgrade its layout.
 	t0 := time.Now()
-	ready, err := n.openStore(cfg)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	n.gate = &gate{store: n.Store}
-	t1 := time.Now()
+	n.gate = &gate{}
 	hcfg := cfg.HTTP
 	hcfg.Engine, hcfg.Keys = n.gate, cfg.Engine.Keys
 	if n.HTTP, err = sbhttp.New(hcfg); err != nil {
@@ -124,7 +121,12 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	n.served = make(chan error, 1)
 	srv, ln := n.HTTP, n.ln
 	go func() { n.served <- srv.Serve(ln) }()
-	n.Timings.HTTP = time.Since(t1)
+	n.Timings.HTTP = time.Since(t0)
+	ready, err := n.openStore(cfg)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	n.gate.opened(n.Store)
 	if err := ready(ctx); err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
+	"github.com/switchboard-sms/switchboard/storage/pebble"
 	"github.com/switchboard-sms/switchboard/storage/scylla"
 )
 
@@ -27,7 +29,7 @@ func TestOpenFailureReleasesListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := Open(context.Background(), Config{DataDir: file, Listener: ln})
+	n, err := Open(context.Background(), Config{DataDir: file, Listener: ln, Engine: actors.Config{Keys: switchboard.NewKeyRing(nil)}})
 	if err == nil || n != nil {
 		t.Fatalf("Open on a file as data dir: %v, %v; want an error", n, err)
 	}
@@ -123,11 +125,61 @@ func post(t *testing.T, url string) (int, string) {
 	req, _ := http.NewRequest("POST", url, strings.NewReader(`{"to":"+447700900123","from":"Acme","body":"hi"}`))
 	req.Header.Set("Authorization", "Bearer "+secret)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// lockHeldFS holds the embedded store's open (its directory lock) until
+// release is closed, as a long log replay or layout upgrade would.
+type lockHeldFS struct {
+	vfs.FS
+	release chan struct{}
+}
+
+func (f lockHeldFS) Lock(name string) (io.Closer, error) {
+	<-f.release
+	return f.FS.Lock(name)
+}
+
+// The API answers while the embedded store opens: 503, the gateway is
+// starting. Before, the listener was served only once the store was open,
+// and a client's request waited unanswered for as long as that took.
+func TestAPIAnswersWhileTheEmbeddedStoreOpens(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := ln.Addr().String()
+	release := make(chan struct{})
+	key := &switchboard.Key{ID: "k", SecretHash: switchboard.HashSecret(secret), Rate: 10, Burst: 10, MaxQueued: 10}
+	opened := make(chan error, 1)
+	var n *Node
+	go func() {
+		var err error
+		n, err = Open(context.Background(), Config{
+			DataDir:  t.TempDir(),
+			Store:    pebble.Options{FS: lockHeldFS{FS: vfs.Default, release: release}},
+			Engine:   actors.Config{Keys: switchboard.NewKeyRing([]*switchboard.Key{key})},
+			Listener: ln,
+		})
+		opened <- err
+	}()
+	status, body := post(t, "http://"+apiAddr+"/v1/messages")
+	if status != 503 || !strings.Contains(body, "The gateway is starting.") {
+		t.Fatalf("POST while the store opens: %d %s; want 503, starting", status, body)
+	}
+	close(release)
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(context.Background())
+	// The engine answers now (no carrier is configured: no route).
+	if status, body := post(t, "http://"+apiAddr+"/v1/messages"); status != 400 || !strings.Contains(body, "no_route") {
+		t.Fatalf("POST once open: %d %s; want the engine's no_route", status, body)
+	}
 }
