@@ -420,8 +420,9 @@ func loadConfig(path string, environ, overrides []string) (*Config, error) {
 			continue
 		}
 		if err := cfg.Set(strings.TrimSpace(p), v); err != nil {
-			// The path only: the value may be a secret.
-			errs = append(errs, fmt.Errorf("override of %s: %w", strings.TrimSpace(p), err))
+			// Set's error names the path; the value is left out, as it
+			// may be a secret.
+			errs = append(errs, fmt.Errorf("--set: %w", err))
 		}
 	}
 	if len(errs) > 0 {

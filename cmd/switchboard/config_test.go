@@ -634,8 +634,13 @@ func TestOverrides(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad overrides accepted")
 	}
-	wantContains(t, err, `"node.htp=x": node.htp: no such setting`, "carriers[5]: index out of range",
+	wantContains(t, err, `--set: node.htp: no such setting`, "carriers[5]: index out of range",
 		`"nonsense": want path=value`, "node: is a section", "node.http.port: no such setting")
+	// The value of an override is not repeated: it may be a secret.
+	_, err = loadConfig(path, nil, []string{"keys[9].secret=TopSecretValue123"})
+	if err == nil || strings.Contains(err.Error(), "TopSecretValue123") {
+		t.Fatalf("an override's error repeats its value: %v", err)
+	}
 }
 
 func TestConfigPath(t *testing.T) {
@@ -842,5 +847,15 @@ func TestMergeDoesNotReadTheTLSFiles(t *testing.T) {
 	}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node.tls_cert") {
 		t.Fatalf("loading the file with the certificate missing: %v, want a node.tls_cert error", err)
+	}
+}
+
+// A callback URL refused for carrying credentials is named in the error
+// without its password.
+func TestCallbackURLErrorHidesItsPassword(t *testing.T) {
+	err := loadErr(t, baseYAML, "SWITCHBOARD_KEYS_0_CALLBACK_URL=https://user:S3cretPass@hooks.example.com/x")
+	wantContains(t, err, "keys[0].callback_url", "must not carry credentials")
+	if strings.Contains(err.Error(), "S3cretPass") {
+		t.Fatalf("the error repeats the password: %v", err)
 	}
 }
