@@ -147,6 +147,7 @@ type Engine struct {
 	bgEnd  context.CancelFunc
 
 	stopping atomic.Bool
+	unbound  atomic.Bool // Stop saw every bind down (stopCarriers)
 	stats    engineStats
 	// nextInst numbers key actor instances.
 	nextInst atomic.Uint64
@@ -593,7 +594,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 // stopCarriers stops every carrier (their binds drain and unbind) at once
 // and waits until they are down or ctx ends; protoactor's StopFuture has a
-// fixed timeout of its own, which must not stretch a bounded stop.
+// fixed timeout of its own, which must not stretch a bounded stop. Binds
+// still connected when it gives up keep their leases (unbound stays
+// false): another node binding meanwhile would hold one connection more
+// than the carrier allows.
 func (e *Engine) stopCarriers(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, pid := range e.live.pids() {
@@ -605,8 +609,9 @@ func (e *Engine) stopCarriers(ctx context.Context) {
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		e.unbound.Store(true)
 	case <-ctx.Done():
-		e.log.Warn().Msg("carriers did not stop before the shutdown deadline")
+		e.log.Warn().Msg("carriers did not stop before the shutdown deadline; their bind leases run out by themselves")
 	}
 }
 

@@ -308,6 +308,9 @@ const reconcileKeysEvery = 3 * time.Second
 // releaseBinds gives up the leases of the binds this node runs, as it
 // stops: the binds themselves stop with the engine.
 func (f *fleet) releaseBinds() {
+	if !f.e.unbound.Load() {
+		return // a bind may still be connected: its lease runs out
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for name, b := range f.binds {
