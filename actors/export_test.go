@@ -83,3 +83,14 @@ func (e *Engine) DrainKey(keyID string, timeout time.Duration) error {
 	_, err := e.system.Root.RequestFuture(pid, &drain{}, timeout).Result()
 	return err
 }
+
+// HandOverKey sends the key's actor what the fleet sends when the key
+// moves to another node.
+func (e *Engine) HandOverKey(keyID string) bool {
+	pid := e.keyPID(keyID)
+	if pid == nil {
+		return false
+	}
+	e.system.Root.Send(pid, &handOver{})
+	return true
+}

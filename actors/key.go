@@ -167,8 +167,9 @@ type keyActor struct {
 	ready   bool
 	loading bool
 	loadErr error
-	// reload paces the tries to load again after one failed: a key its
-	// previous owner is handing over is free within milliseconds.
+	// reload paces the tries to load again after one failed (waits of up
+	// to 50 ms, doubling to 1 s): a key its previous owner is handing over
+	// is free within milliseconds.
 	reload switchboard.Backoff
 	stash  []*submitBatch
 
@@ -212,6 +213,9 @@ type keyActor struct {
 	idem     map[string]bool
 	drainer  *actor.PID
 	draining bool
+	// releaseLanded: the drain is answered; the lease is given up once
+	// the actor's records have landed (maybeDrained).
+	releaseLanded bool
 	// handingOver: the key moved to another node (handOver).
 	handingOver bool
 	// canceled holds messages canceled while they waited only in the
@@ -281,6 +285,10 @@ func (k *keyActor) Receive(ctx actor.Context) {
 		k.dispatch(ctx) // pages in or sends, if there is room now
 		m.b.pass()
 	case *actor.Restarting, *actor.Stopping:
+		if k.drainer != nil { // stopped (handed over, lease lost) while Stop waits for it
+			k.e.system.Root.Send(k.drainer, &drain{})
+			k.drainer = nil
+		}
 		k.release()
 	case *actor.Stopped:
 		k.e.registry.stopped(k.key.ID, ctx.Self())
@@ -420,7 +428,7 @@ func (k *keyActor) woken(ctx actor.Context) {
 		k.maybeHandedOver(ctx)
 		return
 	}
-	if k.draining && k.drainer != nil { // nothing is sent while draining
+	if k.draining && (k.drainer != nil || k.releaseLanded) { // nothing is sent while draining
 		k.maybeDrained(ctx)
 		return
 	}
@@ -449,21 +457,24 @@ func (k *keyActor) setWake(ctx actor.Context, at time.Time) {
 	time.AfterFunc(at.Sub(k.e.now()), func() { root.Send(self, w) })
 }
 
-// maybeDrained answers the drain once nothing the actor started is out.
-// The node is stopping: in a cluster the key's lease is given up then, so
-// its next owner need not wait for it to run out; that waits until every
-// record of this actor has landed (one fenced off would be lost), checked
-// again every handOverPoll.
+// maybeDrained answers the drain once nothing the actor started is in
+// flight. The node is stopping: in a cluster the key's lease is then
+// given up, so its next owner need not wait for it to run out, once every
+// record of this actor has landed (one fenced off would be lost): checked
+// again every handOverPoll while Stop goes on (its binds unbinding), and
+// left to run out if the records never land (a store that is down).
 func (k *keyActor) maybeDrained(ctx actor.Context) {
 	if k.draining && k.drainer != nil && k.inflight == 0 && len(k.pendingCommits) == 0 {
-		if k.lease != nil && !k.work.done() {
-			k.setWake(ctx, k.e.now().Add(handOverPoll))
-			return
-		}
 		ctx.Send(k.drainer, &drain{})
 		k.drainer = nil
-		if k.lease != nil {
+		k.releaseLanded = k.lease != nil
+	}
+	if k.releaseLanded && !k.handingOver {
+		if k.work.done() {
+			k.releaseLanded = false
 			k.e.endLease(k.lease)
+		} else {
+			k.setWake(ctx, k.e.now().Add(handOverPoll))
 		}
 	}
 	k.maybeHandedOver(ctx)

@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -330,40 +331,52 @@ func (l *releasedLeases) Release(ctx context.Context, x switchboard.Lease) error
 }
 
 // A key drained while its last records are still being written (a node
-// stopping under load) is answered once they have landed, and gives its
-// lease up then. Before, the drain was answered at once and the lease,
-// which could not be given up yet, was left to run out: the key's next
-// owner refused its requests for the lease's whole life.
+// stopping under load) answers the drain and gives its lease up once the
+// records have landed. Before, the lease, which could not be given up
+// when the drain was answered, was left to run out: the key's next owner
+// refused its requests for the lease's whole life. A key being handed
+// over meanwhile answers the drain too (Stop waited for it until its
+// deadline).
 func TestADrainedKeyGivesItsLeaseUpOnceItsRecordsLand(t *testing.T) {
-	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	store := &heldRecords{Store: ps, held: make(chan struct{}), release: make(chan struct{})}
-	leases := &releasedLeases{Leases: memory.NewLeases()}
-	e, key := fleetOfOne(t, store, leases, time.Minute)
-	req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
-	var first switchboard.SubmitResult
-	eventually(t, "a request accepted", 10*time.Second, func() bool {
-		first = e.Submit(context.Background(), key, req)[0]
-		return first.Err == nil
-	})
-	eventually(t, "its receipt recorded", 10*time.Second, func() bool {
-		m, err := ps.Message(context.Background(), first.Message.ID)
-		return err == nil && m.Status == switchboard.StatusDelivered
-	})
+	for _, handedOver := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handed over %v", handedOver), func(t *testing.T) {
+			ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ps.Close()
+			store := &heldRecords{Store: ps, held: make(chan struct{}), release: make(chan struct{})}
+			release := sync.OnceFunc(func() { close(store.release) })
+			defer release() // before the engine stops, even if the test fails
+			leases := &releasedLeases{Leases: memory.NewLeases()}
+			e, key := fleetOfOne(t, store, leases, time.Minute)
+			req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
+			var first switchboard.SubmitResult
+			eventually(t, "a request accepted", 10*time.Second, func() bool {
+				first = e.Submit(context.Background(), key, req)[0]
+				return first.Err == nil
+			})
+			eventually(t, "its receipt recorded", 10*time.Second, func() bool {
+				m, err := ps.Message(context.Background(), first.Message.ID)
+				return err == nil && m.Status == switchboard.StatusDelivered
+			})
 
-	store.hold.Store(true)
-	if res := e.Submit(context.Background(), key, req); res[0].Err != nil {
-		t.Fatal(res[0].Err)
+			store.hold.Store(true)
+			if res := e.Submit(context.Background(), key, req); res[0].Err != nil {
+				t.Fatal(res[0].Err)
+			}
+			<-store.held // the submitted message's record is being written
+			if handedOver && !e.HandOverKey(key.ID) {
+				t.Fatal("no actor for the key")
+			}
+			if err := e.DrainKey(key.ID, 10*time.Second); err != nil {
+				t.Fatalf("drain: %v", err)
+			}
+			if n := leases.released.Load(); n != 0 {
+				t.Fatalf("the lease was given up (%d) before the key's record landed", n)
+			}
+			release()
+			eventually(t, "the key's lease given up", 5*time.Second, func() bool { return leases.released.Load() == 1 })
+		})
 	}
-	<-store.held // the submitted message's record is being written
-	drained := make(chan error, 1)
-	go func() { drained <- e.DrainKey(key.ID, 10*time.Second) }()
-	close(store.release)
-	if err := <-drained; err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the key's lease given up", 5*time.Second, func() bool { return leases.released.Load() == 1 })
 }
