@@ -27,7 +27,7 @@ type Client struct {
 	tx atomic.Pointer[session] // the session submits go out on, nil when unbound
 
 	throttleMu    sync.Mutex
-	throttleFrom  time.Time // when the current pause began
+	throttles     uint64 // pauses begun
 	throttleUntil time.Time
 	throttleStep  time.Duration
 
@@ -257,7 +257,8 @@ func (c *Client) sendPart(ctx context.Context, sub *submission, i int, p *pdu.Su
 		<-c.window
 		return ErrNotBound
 	}
-	if err := c.pace(ctx); err != nil {
+	throttles, err := c.pace(ctx)
+	if err != nil {
 		<-c.window
 		return err
 	}
@@ -266,7 +267,7 @@ func (c *Client) sendPart(ctx context.Context, sub *submission, i int, p *pdu.Su
 		<-c.window
 		return ErrNotBound
 	}
-	if err := s.sendSubmit(p, sub, i); err != nil {
+	if err := s.sendSubmit(p, sub, i, throttles); err != nil {
 		<-c.window
 		return err
 	}
@@ -274,8 +275,9 @@ func (c *Client) sendPart(ctx context.Context, sub *submission, i int, p *pdu.Su
 	return nil
 }
 
-// pace waits out the TPS limiter and any throttling pause.
-func (c *Client) pace(ctx context.Context) error {
+// pace waits out the TPS limiter and any throttling pause, and returns
+// how many pauses had begun by then (see throttle).
+func (c *Client) pace(ctx context.Context) (uint64, error) {
 	wait := time.Duration(0)
 	if c.cfg.Limiter != nil {
 		wait = c.cfg.Limiter.Reserve(time.Now(), 1)
@@ -284,19 +286,21 @@ func (c *Client) pace(ctx context.Context) error {
 	if d := time.Until(c.throttleUntil); d > wait {
 		wait = d
 	}
+	throttles := c.throttles
 	c.throttleMu.Unlock()
 	if wait <= 0 {
-		return nil
+		return throttles, nil
 	}
 	if !sleep(ctx, wait) {
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
-	return nil
+	c.throttleMu.Lock()
+	defer c.throttleMu.Unlock()
+	return c.throttles, nil
 }
 
 // partAnswered settles one part from its submit_sm_resp or generic_nack.
 func (c *Client) partAnswered(req *request, resp pdu.PDU) {
-	<-c.window
 	if c.cfg.OnResponse != nil {
 		c.cfg.OnResponse(time.Since(req.sent))
 	}
@@ -315,6 +319,7 @@ func (c *Client) partAnswered(req *request, resp pdu.PDU) {
 	}
 	if status == data.ESME_ROK {
 		c.unthrottle()
+		<-c.window
 		c.stats.accepted.Add(1)
 		if id = c.cfg.IDFormat.NormalizeResp(id); id == "" {
 			id = NoID
@@ -324,8 +329,11 @@ func (c *Client) partAnswered(req *request, resp pdu.PDU) {
 	}
 	err := &SubmitError{Status: status, Retriable: c.cfg.Statuses.Retriable(status)}
 	if status == data.ESME_RTHROTTLED || status == data.ESME_RMSGQFUL {
-		err.RetryAfter = c.throttle(req.sent)
+		err.RetryAfter = c.throttle(req.throttles)
 	}
+	// The slot goes back once the pause is set: a part waiting for it
+	// must not pass the pace as if nothing had been refused.
+	<-c.window
 	c.stats.refused.Add(1)
 	req.sub.finish(req.part, 1, "", err)
 }
@@ -343,14 +351,15 @@ func (c *Client) partFailed(req *request, err error) {
 
 // throttle lengthens the pause before the next submit: the SMSC said we
 // are too fast, so this bind slows down until submits are accepted again.
-// A refusal of a part written before the current pause began is the same
-// overload as the one that began it: a full window refused at once
-// lengthens the pause once, not once per part.
-func (c *Client) throttle(sent time.Time) time.Duration {
+// A refused part that passed the pace before the last pause began
+// (throttles, counted then, is behind) belongs to the overload that began
+// it: a full window refused at once lengthens the pause once, not once
+// per part.
+func (c *Client) throttle(throttles uint64) time.Duration {
 	c.throttleMu.Lock()
 	defer c.throttleMu.Unlock()
 	c.stats.throttled.Add(1)
-	if c.throttleStep > 0 && sent.Before(c.throttleFrom) {
+	if c.throttleStep > 0 && throttles != c.throttles {
 		return c.throttleStep
 	}
 	if c.throttleStep == 0 {
@@ -358,8 +367,8 @@ func (c *Client) throttle(sent time.Time) time.Duration {
 	} else {
 		c.throttleStep = min(2*c.throttleStep, c.cfg.ThrottleMax)
 	}
-	c.throttleFrom = time.Now()
-	c.throttleUntil = c.throttleFrom.Add(c.throttleStep)
+	c.throttles++
+	c.throttleUntil = time.Now().Add(c.throttleStep)
 	return c.throttleStep
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -713,13 +714,13 @@ func TestAnUnboundBindTakesNoTokens(t *testing.T) {
 }
 
 // A full window refused with ESME_RTHROTTLED at once is one overload: the
-// pause is the first step for every part, and grows only when a part
-// written after it began is refused again.
+// pause is the first step for every part of it, however the refusals and
+// the next parts' pacing interleave; the window sent after the pause,
+// refused again, doubles it once.
 func TestAThrottledWindowPausesOnce(t *testing.T) {
 	const window = 8
 	peer := newScriptedPeer(t, func(c *Conn) {
 		var held []pdu.PDU
-		first := true
 		for {
 			f, err := c.ReadPDU()
 			if err != nil {
@@ -729,10 +730,9 @@ func TestAThrottledWindowPausesOnce(t *testing.T) {
 				answerRequest(c, f)
 				continue
 			}
-			if held = append(held, f.PDU); first && len(held) < window {
-				continue // hold the first window's parts to refuse them together
+			if held = append(held, f.PDU); len(held) < window {
+				continue // refuse each window's parts together
 			}
-			first = false
 			for _, p := range held {
 				_ = c.Send(Response(p, data.ESME_RTHROTTLED))
 			}
@@ -748,25 +748,22 @@ func TestAThrottledWindowPausesOnce(t *testing.T) {
 	}
 	runClient(t, cl)
 	eventually(t, "bound", cl.Bound)
-	submit := func() time.Duration {
-		_, err := cl.Submit(context.Background(), &Message{From: "Acme", To: "+447700900123", Text: "t"})
-		var se *SubmitError
-		if !errors.As(err, &se) || se.Status != data.ESME_RTHROTTLED {
-			t.Errorf("err = %v, want ESME_RTHROTTLED", err)
-			return 0
-		}
-		return se.RetryAfter
+	waits := make(chan time.Duration, 2*window)
+	for range 2 * window { // two windows' worth: the second waits for the first
+		go func() {
+			_, err := cl.Submit(context.Background(), &Message{From: "Acme", To: "+447700900123", Text: "t"})
+			var se *SubmitError
+			if !errors.As(err, &se) || se.Status != data.ESME_RTHROTTLED {
+				t.Errorf("err = %v, want ESME_RTHROTTLED", err)
+			}
+			waits <- se.RetryAfter
+		}()
 	}
-	waits := make(chan time.Duration, window)
-	for range window {
-		go func() { waits <- submit() }()
+	got := map[time.Duration]int{}
+	for range 2 * window {
+		got[<-waits]++
 	}
-	for range window {
-		if w := <-waits; w != cfg.ThrottlePause {
-			t.Fatalf("a part of the refused window was told to wait %v, want the first pause %v", w, cfg.ThrottlePause)
-		}
-	}
-	if w := submit(); w != 2*cfg.ThrottlePause {
-		t.Fatalf("a part refused after the pause was told to wait %v, want %v", w, 2*cfg.ThrottlePause)
+	if want := map[time.Duration]int{cfg.ThrottlePause: window, 2 * cfg.ThrottlePause: window}; !maps.Equal(got, want) {
+		t.Fatalf("parts were told to wait %v, want %v: one pause for the first window, twice that for the second", got, want)
 	}
 }

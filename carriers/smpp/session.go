@@ -21,9 +21,11 @@ type request struct {
 	// paused is the session's paused time when the request was sent: the
 	// reader's waits after that push its deadline back (expire).
 	paused time.Duration
-	// A submit_sm part: sub and part are set.
-	sub  *submission
-	part int
+	// A submit_sm part: sub and part are set, and throttles is how many
+	// throttling pauses had begun when it passed the pace (Client.pace).
+	sub       *submission
+	part      int
+	throttles uint64
 	// Any other request (enquire_link, unbind): its response is sent here.
 	reply chan pdu.PDU
 }
@@ -128,9 +130,9 @@ func (s *session) closeDrainedLocked() {
 
 // sendSubmit sends one part. On error the part was not sent and is not
 // tracked; the caller accounts for it.
-func (s *session) sendSubmit(p *pdu.SubmitSM, sub *submission, part int) error {
+func (s *session) sendSubmit(p *pdu.SubmitSM, sub *submission, part int, throttles uint64) error {
 	now := time.Now()
-	req := &request{deadline: now.Add(s.c.cfg.ResponseTimeout), sent: now, sub: sub, part: part}
+	req := &request{deadline: now.Add(s.c.cfg.ResponseTimeout), sent: now, sub: sub, part: part, throttles: throttles}
 	seq, err := s.track(req)
 	if err != nil {
 		return err
