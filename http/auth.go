@@ -24,7 +24,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, now time.Time) (*switchboar
 			Message: "Too many failed authentications from this address; retry after Retry-After seconds."}
 	}
 	key, err := s.authenticate(ctx)
-	if err != nil && s.authLimit.failed(addr, now) {
+	if err == errUnauthorized && s.authLimit.failed(addr, now) {
 		s.log.Warn().Str("client", addr.String()).Int("failures", s.cfg.AuthFailuresPerMinute).
 			Msg("failed authentications: client refused until its minute is over")
 	}
@@ -38,10 +38,16 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*switchboard.Key, error
 	if key, ok := s.keyOf(&ctx.Request.Header); ok {
 		return key, nil
 	}
+	if s.cfg.KeysLoading != nil && s.cfg.KeysLoading() {
+		return nil, errKeysLoading
+	}
 	return nil, errUnauthorized
 }
 
-var errUnauthorized = apiError(switchboard.EUNAUTHORIZED, "Missing or invalid API key; send Authorization: Bearer <secret>.")
+var (
+	errUnauthorized = apiError(switchboard.EUNAUTHORIZED, "Missing or invalid API key; send Authorization: Bearer <secret>.")
+	errKeysLoading  = &switchboard.Error{Code: switchboard.EUNAVAILABLE, Message: "The gateway is starting.", RetryAfter: time.Second}
+)
 
 // keyOf returns the API key the request's Authorization header names.
 func (s *Server) keyOf(h *fasthttp.RequestHeader) (*switchboard.Key, bool) {

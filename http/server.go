@@ -52,7 +52,12 @@ type Config struct {
 	Addr   string // for Open; default 127.0.0.1:8080
 	Engine Engine
 	Keys   *switchboard.KeyRing
-	Log    zerolog.Logger
+	// KeysLoading, if set, says Keys does not hold every key yet (the node
+	// is starting and reads the keys made through the admin API from its
+	// store): an unknown secret is then answered 503, not 401, and not
+	// counted as a failed authentication.
+	KeysLoading func() bool
+	Log         zerolog.Logger
 
 	ReadTimeout  time.Duration // whole request, headers and body; default 10s
 	WriteTimeout time.Duration // default 10s

@@ -26,6 +26,10 @@ func (g *gate) opened(s switchboard.Store) { g.store.Store(&storeRef{s}) }
 
 func (g *gate) open(e *actors.Engine) { g.engine.Store(e) }
 
+// loadingKeys says no engine has run yet: the key ring lacks the keys the
+// admin API made until the node has read them from its store.
+func (g *gate) loadingKeys() bool { return g.engine.Load() == nil && g.closed.Load() == nil }
+
 // close answers every call with 503 and why until the next open.
 func (g *gate) close(why string) {
 	g.closed.Store(&why)

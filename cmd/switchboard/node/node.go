@@ -114,7 +114,7 @@ func (n *Node) open(ctx context.Context, cfg Config) (err error) {
 	t0 := time.Now()
 	n.gate = &gate{}
 	hcfg := cfg.HTTP
-	hcfg.Engine, hcfg.Keys = n.gate, cfg.Engine.Keys
+	hcfg.Engine, hcfg.Keys, hcfg.KeysLoading = n.gate, cfg.Engine.Keys, n.gate.loadingKeys
 	if n.HTTP, err = sbhttp.New(hcfg); err != nil {
 		return err
 	}

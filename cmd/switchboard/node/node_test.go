@@ -120,7 +120,9 @@ func TestOpenWaitsForUnreachableStorage(t *testing.T) {
 
 const secret = "node-test-secret-0123"
 
-func post(t *testing.T, url string) (int, string) {
+func post(t *testing.T, url string) (int, string) { return postWith(t, url, secret) }
+
+func postWith(t *testing.T, url, secret string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url, strings.NewReader(`{"to":"+447700900123","from":"Acme","body":"hi"}`))
 	req.Header.Set("Authorization", "Bearer "+secret)
@@ -173,13 +175,23 @@ func TestAPIAnswersWhileTheEmbeddedStoreOpens(t *testing.T) {
 	if status != 503 || !strings.Contains(body, "The gateway is starting.") {
 		t.Fatalf("POST while the store opens: %d %s; want 503, starting", status, body)
 	}
+	// A secret the ring does not know yet may be a key the admin API made,
+	// read from the store once it is open: 503 too, not 401.
+	status, body = postWith(t, "http://"+apiAddr+"/v1/messages", "made-through-the-admin-api")
+	if status != 503 || !strings.Contains(body, "The gateway is starting.") {
+		t.Fatalf("POST with a key not loaded yet: %d %s; want 503, starting", status, body)
+	}
 	close(release)
 	if err := <-opened; err != nil {
 		t.Fatal(err)
 	}
 	defer n.Stop(context.Background())
-	// The engine answers now (no carrier is configured: no route).
+	// The engine answers now (no carrier is configured: no route), and an
+	// unknown secret is refused.
 	if status, body := post(t, "http://"+apiAddr+"/v1/messages"); status != 400 || !strings.Contains(body, "no_route") {
 		t.Fatalf("POST once open: %d %s; want the engine's no_route", status, body)
+	}
+	if status, body := postWith(t, "http://"+apiAddr+"/v1/messages", "made-through-the-admin-api"); status != 401 {
+		t.Fatalf("POST with an unknown key once open: %d %s; want 401", status, body)
 	}
 }
