@@ -98,37 +98,20 @@ func TestRoundOverlayLifecycle(t *testing.T) {
 // the expiry queue) is migrated on Open: the counters are counted from the
 // pending index, and retention finds the old idempotency records.
 func TestMigrateFromLayout1(t *testing.T) {
-	dir := t.TempDir()
-	db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: pebbleLogger{zerolog.Nop()}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().UTC()
-	b := db.NewBatch()
-	set := func(k, v []byte) {
-		if err := b.Set(k, v, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set([]byte(layoutKey), []byte{1})
+	var entries [][2][]byte
 	for i, key := range []string{"a", "a", "a", "b"} {
-		set(pendingKey(nil, key, "msg_"+string(rune('0'+i))), nil)
+		entries = append(entries, [2][]byte{pendingKey(nil, key, "msg_"+string(rune('0'+i))), nil})
 	}
 	old := sb.IdempotencyRecord{MessageID: "msg_0", CreatedAt: now.Add(-sb.IdempotencyWindow - time.Hour)}
 	young := sb.IdempotencyRecord{MessageID: "msg_1", CreatedAt: now.Add(-time.Hour)}
 	sent := now.Add(-time.Hour)
 	submitted := &sb.Message{ID: "msg_9", Key: "a", Segments: 1, Status: sb.StatusSubmitted, AcceptedAt: sent,
 		UpdatedAt: sent, Carrier: "c", CarrierIDs: []string{"c1"}}
-	set(messageKey(nil, submitted.ID), appendMessage(nil, submitted))
-	set(idempotencyKey(nil, "a", "old"), appendIdempotency(nil, &old))
-	set(idempotencyKey(nil, "a", "young"), appendIdempotency(nil, &young))
-	if err := b.Commit(pebbledb.Sync); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := layout1(t, append(entries,
+		[2][]byte{messageKey(nil, submitted.ID), appendMessage(nil, submitted)},
+		[2][]byte{idempotencyKey(nil, "a", "old"), appendIdempotency(nil, &old)},
+		[2][]byte{idempotencyKey(nil, "a", "young"), appendIdempotency(nil, &young)}))
 
 	s, err := Open(dir, Options{})
 	if err != nil {
@@ -163,6 +146,62 @@ func TestMigrateFromLayout1(t *testing.T) {
 	if _, found, err := readIdempotency(s.db, idempotencyKey(nil, "a", "young")); !found || err != nil {
 		t.Errorf("young idempotency record from layout 1: found %v, %v; want kept", found, err)
 	}
+}
+
+// A migration interrupted after it gave a message its receipt deadline
+// runs again at the next Open and leaves that message as it was: its
+// receipt-due entry, which goes by a single delete, is not set twice, so
+// once the message ends it is no longer listed overdue.
+func TestMigrationRunAgainSetsNoDeadlineTwice(t *testing.T) {
+	sent := time.Now().UTC().Add(-time.Hour)
+	due := sent.Add(migratedReceiptDue)
+	m := &sb.Message{ID: "msg_1", Key: "a", Segments: 1, Status: sb.StatusSubmitted, AcceptedAt: sent,
+		UpdatedAt: sent, Carrier: "c", CarrierIDs: []string{"c1"}, ReceiptDue: due}
+	dir := layout1(t, [][2][]byte{{messageKey(nil, m.ID), appendMessage(nil, m)}, {dueKey(nil, due, m.ID), nil}})
+
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Record(t.Context(), []sb.Update{{MessageID: m.ID, Transition: sb.Transition{
+		Event: sb.Event{Status: sb.StatusDelivered, At: time.Now(), Carrier: "c"}, Part: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Compact(t.Context(), []byte{0}, []byte{0xff}, true); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := s.Overdue(t.Context(), due.Add(time.Second), 10); err != nil || len(ids) != 0 {
+		t.Fatalf("Overdue after the message was delivered: %v, %v; want none", ids, err)
+	}
+}
+
+// layout1 writes a database of layout 1 holding entries (key, value) and
+// returns its directory.
+func layout1(t *testing.T, entries [][2][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: pebbleLogger{zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	for _, e := range append([][2][]byte{{[]byte(layoutKey), {1}}}, entries...) {
+		if err := b.Set(e[0], e[1], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pebbledb.Sync); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // A database of a layout this build does not know is refused.

@@ -37,12 +37,23 @@ type batchWriter struct {
 	b  *pebbledb.Batch
 }
 
-func (w *batchWriter) set(k, v []byte) error {
+func (w *batchWriter) set(k, v []byte) error { return w.setTogether([2][]byte{k, v}) }
+
+// setTogether writes entries (key, value) in one batch: an interrupted
+// migration leaves all of them or none.
+func (w *batchWriter) setTogether(entries ...[2][]byte) error {
+	if w.b != nil && int(w.b.Count())+len(entries) > migrateBatch {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
 	if w.b == nil {
 		w.b = w.db.NewBatch()
 	}
-	if err := w.b.Set(k, v, nil); err != nil {
-		return err
+	for _, e := range entries {
+		if err := w.b.Set(e[0], e[1], nil); err != nil {
+			return err
+		}
 	}
 	if w.b.Count() >= migrateBatch {
 		return w.flush()
@@ -170,26 +181,21 @@ func queueIdempotency(db *pebbledb.DB, w *batchWriter) (int, error) {
 // (the store does not know the carriers' own).
 const migratedReceiptDue = 72 * time.Hour
 
-// dueSubmitted gives every submitted message without a ReceiptDue one and
-// enters each submitted message in the receipt-due index; it returns how
-// many it entered.
+// dueSubmitted gives every submitted message without a ReceiptDue one, in
+// the message and in the receipt-due index, and returns how many.
 func dueSubmitted(db *pebbledb.DB, w *batchWriter) (int, error) {
 	return eachEntry(db, prefixMessage, func(k, v []byte) (bool, error) {
 		m, err := decodeMessage(v)
 		if err != nil {
 			return false, fmt.Errorf("message %q: %w", k, err)
 		}
-		if m.Status != sb.StatusSubmitted {
+		// One with a deadline got it, and its entry, from an interrupted
+		// run: the entry is set once only (it goes by SingleDelete).
+		if m.Status != sb.StatusSubmitted || !m.ReceiptDue.IsZero() {
 			return false, nil
 		}
-		if m.ReceiptDue.IsZero() {
-			m.ReceiptDue = m.UpdatedAt.Add(migratedReceiptDue)
-			if err := w.set(messageKey(nil, m.ID), appendMessage(nil, m)); err != nil {
-				return false, err
-			}
-		}
-		// Written even for a deadline an interrupted run gave: its batch
-		// may have ended between the message and its entry.
-		return true, w.set(dueKey(nil, m.ReceiptDue, m.ID), nil)
+		m.ReceiptDue = m.UpdatedAt.Add(migratedReceiptDue)
+		return true, w.setTogether([2][]byte{messageKey(nil, m.ID), appendMessage(nil, m)},
+			[2][]byte{dueKey(nil, m.ReceiptDue, m.ID), nil})
 	})
 }
