@@ -50,7 +50,12 @@ func runGateway(sig stopSignals, args []string, stdout, stderr io.Writer) error 
 		return usageError{err}
 	}
 	if fs.NArg() > 0 { // a forgotten --set, or a command after the flags
-		return usageError{fmt.Errorf("unexpected argument %q (commands come first: switchboard smsc|archive ...)", fs.Arg(0))}
+		// Up to an "=": what follows may be a secret.
+		arg, _, cut := strings.Cut(fs.Arg(0), "=")
+		if cut {
+			arg += "=…"
+		}
+		return usageError{fmt.Errorf("unexpected argument %q (commands come first: switchboard smsc|archive ...)", arg)}
 	}
 	load := configLoader(configPath(*configFlag, os.Environ()), sets)
 	cfg, err := load()
