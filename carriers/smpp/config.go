@@ -63,7 +63,7 @@ type Config struct {
 	ReconnectMin        time.Duration // default 1s
 	ReconnectMax        time.Duration // default 60s; a session up this long resets the backoff
 	// ThrottlePause is the first pause after ESME_RTHROTTLED, doubled when a
-	// part written after the pause began is throttled again, up to
+	// part sent after the pause began (it waited for it) is throttled again, up to
 	// ThrottleMax (defaults 100ms and 5s).
 	ThrottlePause time.Duration
 	ThrottleMax   time.Duration
