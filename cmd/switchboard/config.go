@@ -905,6 +905,9 @@ func (c *Config) validateStorage(p *problems) {
 		if s.ReplicationFactor < 1 {
 			p.add("storage.replication_factor", "%d is below 1", s.ReplicationFactor)
 		}
+		if s.TTL.Std() > scylla.MaxTTL {
+			p.add("storage.ttl", "%v is above %v: a CQL database keeps a row at most 20 years", s.TTL, scylla.MaxTTL)
+		}
 		levels := scylla.Consistencies()
 		if !slices.Contains(levels, s.Consistency) {
 			p.add("storage.consistency", "%q is not one of %s", s.Consistency, strings.Join(levels, ", "))

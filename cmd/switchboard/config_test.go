@@ -397,6 +397,9 @@ func TestValidateScylla(t *testing.T) {
 	if s := cfg.Storage; s.Backend != StorageScylla || len(s.Hosts) != 2 || s.Keyspace != "sb_1" || s.ReplicationFactor != 1 {
 		t.Fatalf("storage = %+v", s)
 	}
+	// A TTL longer than a CQL database keeps a row is refused by name.
+	err := loadErr(t, baseYAML+"storage: {backend: scylla, hosts: [db1], keyspace: sb_1, ttl: 200000h}\n")
+	wantContains(t, err, "storage.ttl: 200000h0m0s is above")
 }
 
 func TestValidateRedisCache(t *testing.T) {

@@ -83,10 +83,11 @@ const (
 	defaultReconnectMax      = 15 * time.Second
 	defaultMarkLag           = 10 * time.Second
 
-	// maxTTL is Cassandra's largest TTL (20 years), less what rows add to
-	// the store's TTL: a message is kept until its day's end plus the
-	// TTL, a queue's bucket row an hour past its entries.
-	maxTTL = 20*365*24*time.Hour - 48*time.Hour
+	// MaxTTL is the longest Options.TTL: Cassandra's largest TTL (20
+	// years), less what rows add to the store's TTL (a message is kept
+	// until its day's end plus the TTL, a queue's bucket row an hour past
+	// its entries).
+	MaxTTL = 20*365*24*time.Hour - 48*time.Hour
 )
 
 var keyspaceRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`)
@@ -158,8 +159,8 @@ func (o *Options) validate() error {
 		problems = append(problems, fmt.Sprintf("consistency %q is not one of %s", o.Consistency,
 			strings.Join(Consistencies(), ", ")))
 	}
-	if o.TTL < time.Second || o.TTL > maxTTL {
-		problems = append(problems, fmt.Sprintf("ttl %v is not between 1s and %v", o.TTL, maxTTL))
+	if o.TTL < time.Second || o.TTL > MaxTTL {
+		problems = append(problems, fmt.Sprintf("ttl %v is not between 1s and %v", o.TTL, MaxTTL))
 	}
 	if o.CarrierIDGrace < 0 {
 		problems = append(problems, fmt.Sprintf("carrier id grace %v is negative", o.CarrierIDGrace))
