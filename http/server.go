@@ -449,6 +449,8 @@ func readError(ctx *fasthttp.RequestCtx, err error, maxBody int) error {
 		lingerOnClose(ctx.Conn(), ctx.Request.Header.ContentLength(), 4*maxBody)
 		return apiError(switchboard.ETOOLARGE, "Request body is too large.")
 	case errors.As(err, &small):
+		// As for a body: the rest of the headers may still be coming.
+		lingerOnClose(ctx.Conn(), 0, 4*maxBody)
 		return apiError(EHEADERSTOOLARGE, "Request headers are too large.")
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return apiError(ETIMEOUT, "Request not received in time.")
