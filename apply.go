@@ -33,13 +33,23 @@ import (
 // part of a long message names it (Event.Part); one that settled several
 // parts at once names none.
 func (m *Message) Apply(t Transition) bool {
+	changed, _ := m.ApplyGiving(t)
+	return changed
+}
+
+// ApplyGiving is Apply, and also returns the parts whose carrier ids t
+// gave m: the ids a store indexes. Not an id for a part that has one (a
+// retried submit repeats the ids of parts accepted before: those were
+// indexed when given, under the carrier that gave them, and may since be
+// the carrier's ids for other messages), nor "" for a part not accepted.
+func (m *Message) ApplyGiving(t Transition) (changed bool, given []int) {
 	ev := t.Event
 	switch {
 	case ev.Status == StatusSubmitted:
 		return m.applySubmitted(t)
 	case t.Part >= 0:
 		if !ev.Status.Final() || t.Part >= maxParts {
-			return false
+			return false, nil
 		}
 		if len(t.CarrierIDs) > 0 {
 			// The receipt may have overtaken the record of its submit:
@@ -49,12 +59,12 @@ func (m *Message) Apply(t Transition) bool {
 			if len(t.CarrierIDs) == 1 {
 				sub.CarrierMessageID = ev.CarrierMessageID
 			}
-			m.applySubmitted(Transition{Event: sub, Part: -1, CarrierIDs: t.CarrierIDs, ReceiptDue: t.ReceiptDue})
+			_, given = m.applySubmitted(Transition{Event: sub, Part: -1, CarrierIDs: t.CarrierIDs, ReceiptDue: t.ReceiptDue})
 		}
 		m.growParts(max(m.Segments, t.Part+1))
 		settled := m.settleParts(t.Part, ev.Status)
 		if settled == 0 {
-			return false
+			return false, nil
 		}
 		m.settle()
 		if at, ok := m.submittedAt(); ok && ev.At.Before(at) {
@@ -67,18 +77,19 @@ func (m *Message) Apply(t Transition) bool {
 		// A late "queued" (recorded concurrently with a retry that then
 		// succeeded) must not take a submitted message back to pending.
 		if m.Status.Final() || (ev.Status == StatusQueued && !m.Pending()) {
-			return false
+			return false, nil
 		}
 		m.Status = ev.Status
 	}
 	m.insertEvent(ev)
-	return true
+	return true, given
 }
 
-// applySubmitted records the parts a carrier accepted (see Apply). All
-// parts accepted at once make one event; parts accepted one try at a time
-// make one event each, naming the part.
-func (m *Message) applySubmitted(t Transition) bool {
+// applySubmitted records the parts a carrier accepted (see Apply) and
+// returns the parts it gave ids. All parts accepted at once make one
+// event; parts accepted one try at a time make one event each, naming the
+// part.
+func (m *Message) applySubmitted(t Transition) (bool, []int) {
 	ev := t.Event
 	hadAny := m.Carrier != ""
 	filled := m.mergeCarrierIDs(t.CarrierIDs)
@@ -87,9 +98,9 @@ func (m *Message) applySubmitted(t Transition) bool {
 		// overtook it has no receipt deadline yet.
 		if m.Status == StatusSubmitted && m.ReceiptDue.IsZero() && !t.ReceiptDue.IsZero() {
 			m.ReceiptDue = t.ReceiptDue
-			return true
+			return true, nil
 		}
-		return false
+		return false, nil
 	}
 	if first, ok := m.firstReceiptAt(); ok && !first.After(ev.At) {
 		ev.At = first.Add(-time.Nanosecond)
@@ -107,35 +118,14 @@ func (m *Message) applySubmitted(t Transition) bool {
 	}
 	if !hadAny && complete {
 		m.insertEvent(ev)
-		return true
+		return true, filled
 	}
 	for _, i := range filled {
 		pe := ev
 		pe.Part, pe.CarrierMessageID = i+1, m.CarrierIDs[i]
 		m.insertEvent(pe)
 	}
-	return true
-}
-
-// GivenCarrierIDs returns the parts whose carrier ids t gave m: the ids a
-// store indexes after Apply (held is m.CarrierIDs before it). Not an id m
-// does not hold (a duplicate for a part that has one, "" for a part not
-// accepted), nor one it held before, which a retried submit repeats: that
-// one was indexed when it was given, under the carrier that gave it, and
-// may since be the carrier's id for another message.
-func GivenCarrierIDs(held []string, m *Message, t Transition) []int {
-	if t.Event.Status != StatusSubmitted && t.Part < 0 {
-		return nil
-	}
-	var parts []int
-	for part, cid := range t.CarrierIDs {
-		if cid == "" || part >= len(m.CarrierIDs) || m.CarrierIDs[part] != cid ||
-			(part < len(held) && held[part] == cid) {
-			continue
-		}
-		parts = append(parts, part)
-	}
-	return parts
+	return true, filled
 }
 
 // mergeCarrierIDs fills the parts that have no carrier id yet from ids and

@@ -3,7 +3,6 @@ package pebble
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
@@ -294,13 +293,9 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 	}
 	t.shared = true // it is about to be a result
 	before := t.m.Status
-	var held []string // the carrier ids before: those are indexed already
-	if len(tr.CarrierIDs) > 0 {
-		held = slices.Clone(t.m.CarrierIDs)
-	}
-	if t.m.Apply(tr) {
+	if changed, given := t.m.ApplyGiving(tr); changed {
 		t.changed = true
-		if err := c.index(t, &tr, held); err != nil {
+		if err := c.index(t, &tr, given); err != nil {
 			return nil, err
 		}
 	}
@@ -314,11 +309,11 @@ func (c *committer) update(u *sb.Update) (*sb.Message, error) {
 }
 
 // index enters the carrier ids a transition gave the message (a submitted
-// one, or a receipt that carried its submission: sb.GivenCarrierIDs) into
+// one, or a receipt that carried its submission: Message.ApplyGiving) into
 // the carrier index, and applies the updates parked for each.
-func (c *committer) index(t *touchedMessage, tr *sb.Transition, held []string) error {
+func (c *committer) index(t *touchedMessage, tr *sb.Transition, given []int) error {
 	m := t.m
-	for _, part := range sb.GivenCarrierIDs(held, m, *tr) {
+	for _, part := range given {
 		cid := tr.CarrierIDs[part]
 		k := string(carrierKey(c.key[:0], tr.Event.Carrier, cid))
 		c.refs[k] = refEntry{messageID: m.ID, part: part}

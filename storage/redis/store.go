@@ -220,7 +220,7 @@ func indexes(tr *sb.Transition) bool {
 // after each update, as Record returned them.
 //
 // The store indexes only the ids a transition gave the message
-// (sb.GivenCarrierIDs), which needs the ids it held before: the message
+// (Message.ApplyGiving), which needs the ids it held before: the message
 // after a first submission held none, but after a retry, which repeats
 // the ids of parts accepted before, Redis cannot tell which ids are new.
 // Then the entries are deleted instead, and the next look-up reads the

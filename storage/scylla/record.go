@@ -453,15 +453,12 @@ func (c *recordCall) applyOne(w *working, tr sb.Transition, n *sb.Notify) error 
 // applyTransition applies tr and, for the carrier ids it gives the
 // message, indexes them and applies their parked receipts.
 func (c *recordCall) applyTransition(w *working, tr sb.Transition) {
-	var held []string // the carrier ids before: those are indexed already
-	if len(tr.CarrierIDs) > 0 {
-		held = slices.Clone(w.m.CarrierIDs)
-	}
-	if !w.m.Apply(tr) {
+	changed, given := w.m.ApplyGiving(tr)
+	if !changed {
 		return
 	}
 	w.changed = true
-	for _, part := range sb.GivenCarrierIDs(held, w.m, tr) {
+	for _, part := range given {
 		cid := tr.CarrierIDs[part]
 		if c.indexed(tr.Event.Carrier, cid) {
 			continue
