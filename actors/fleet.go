@@ -266,19 +266,15 @@ func (f *fleet) watch(stop context.Context) {
 }
 
 // holdBinds renews the leases of the binds this node runs or drains, and
-// changes nothing else.
+// starts none: a bind goes on while its lease is held and is stopped, as
+// in any round, once it is lost (another node may bind then); a drained
+// bind gives its lease up.
 func (f *fleet) holdBinds(ctx context.Context) {
 	for name, b := range f.binds {
-		if l, err := f.renewBind(ctx, b.lease); err == nil {
-			b.lease = l
-			f.binds[name] = b
-		}
+		f.renewRunning(ctx, name, b)
 	}
 	for name, d := range f.draining {
-		if l, err := f.renewBind(ctx, d.lease); err == nil {
-			d.lease = l
-			f.draining[name] = d
-		}
+		f.tendDraining(ctx, name, d, false)
 	}
 }
 

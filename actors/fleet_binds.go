@@ -55,18 +55,7 @@ func (f *fleet) reconcileBinds(ctx context.Context) {
 			}
 			switch {
 			case want && running:
-				l, err := f.renewBind(ctx, held.lease)
-				if err != nil {
-					if f.renewalMayPass(err, held.lease) {
-						f.e.log.Warn().Err(err).Str("bind", name).Msg("renewing a bind's lease failed; trying again")
-					} else {
-						f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind; stopping it")
-						f.stopBind(name, held, false)
-					}
-					continue
-				}
-				held.lease = l
-				f.binds[name] = held
+				f.renewRunning(ctx, name, held)
 			case want:
 				l, err := f.leases.Acquire(ctx, name, f.holder, f.cfg.LeaseTTL)
 				if err != nil {
@@ -79,6 +68,22 @@ func (f *fleet) reconcileBinds(ctx context.Context) {
 				f.stopBind(name, held, true)
 			}
 		}
+	}
+}
+
+// renewRunning renews the lease of a bind this node runs, and stops the
+// bind once the lease is lost or may run out before the next round.
+func (f *fleet) renewRunning(ctx context.Context, name string, held bindLease) {
+	l, err := f.renewBind(ctx, held.lease)
+	switch {
+	case err == nil:
+		held.lease = l
+		f.binds[name] = held
+	case f.renewalMayPass(err, held.lease):
+		f.e.log.Warn().Err(err).Str("bind", name).Msg("renewing a bind's lease failed; trying again")
+	default:
+		f.e.log.Warn().Err(err).Str("bind", name).Msg("lost the lease on a bind; stopping it")
+		f.stopBind(name, held, false)
 	}
 }
 

@@ -347,6 +347,42 @@ func TestRemovedNodeHoldsItsBindLeasesUntilStopped(t *testing.T) {
 	}
 }
 
+// A removed node whose bind lease was lost meanwhile (a renewal refused:
+// the lease ran out while the node was paused or cut off, and another
+// node took it) stops that bind at once rather than when the engine has
+// stopped: the other node binds now.
+func TestRemovedNodeStopsABindWhoseLeaseItLost(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	r := newBindRig(t, ttl)
+	r.placeOn("a")
+	if _, ok := r.next().(*startBind); !ok {
+		t.Fatal("the owned bind was not started")
+	}
+	r.f.topology([]*cluster.Member{{Host: "b", Port: 2, Id: "b", Kinds: []string{kindKey}}})
+	held := r.f.binds["bind/sim/0"].lease
+	deadline := time.Now().Add(5 * time.Second)
+	for !r.othersCanTake() { // paused past the lease's end
+		if time.Now().After(deadline) {
+			t.Fatal("the lease never ran out")
+		}
+		time.Sleep(ttl / 10)
+	}
+	r.f.holdBinds(context.Background())
+	got := r.sent()
+	if len(got) != 1 {
+		t.Fatalf("the supervisor was sent %d messages, want the bind stopped", len(got))
+	}
+	if stop, ok := got[0].(*stopBind); !ok || stop.index != 0 {
+		t.Fatalf("sent %T, want the bind stopped", got[0])
+	}
+	if _, ok := r.f.binds["bind/sim/0"]; ok {
+		t.Fatal("the bind whose lease was lost is still counted as running here")
+	}
+	if _, err := r.leases.Renew(context.Background(), held, ttl); switchboard.ErrorCode(err) != switchboard.ECONFLICT {
+		t.Fatalf("the lost lease was renewed (%v)", err)
+	}
+}
+
 // A submit from another node goes stale send_within after it arrived, or
 // after it was sent if that is sooner: a node that was paused reads it
 // late, when its sender, which waited that long, has sent it again.
