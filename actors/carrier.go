@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,8 @@ type carrier struct {
 	// cluster run (fleet.refreshBinds).
 	remote   atomic.Pointer[[]bindRef]
 	failures atomic.Int32
-	downTill atomic.Int64 // unix nanos until which a failing carrier is skipped
+	lastLost atomic.Uint64 // the connection whose loss was counted last
+	downTill atomic.Int64  // unix nanos until which a failing carrier is skipped
 }
 
 // Carrier defaults.
@@ -140,7 +142,15 @@ func (c *carrier) remoteResponseTimeout() time.Duration {
 	return c.responseTimeout
 }
 
-func (c *carrier) failed(now time.Time) {
+// failed counts a failed submit towards the carrier's breaker. A lost
+// connection counts once, not once per part it had in flight: it is its
+// bind's trouble (the bind is out of the rotation until it binds again)
+// unless it goes on happening.
+func (c *carrier) failed(err error, now time.Time) {
+	var lost *smpp.ConnectionLostError
+	if errors.As(err, &lost) && c.lastLost.Swap(lost.Conn) == lost.Conn {
+		return
+	}
 	if c.failures.Add(1) >= failureThreshold {
 		c.downTill.Store(now.Add(probeAfter).UnixNano())
 	}

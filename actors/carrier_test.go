@@ -1,12 +1,14 @@
 package actors
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
 )
 
 // A child that panics is restarted by the backoff strategy each time, after
@@ -69,7 +71,7 @@ func TestCarrierHealthOpensAndProbes(t *testing.T) {
 		t.Fatal("unhealthy with a bind up")
 	}
 	for range failureThreshold {
-		c.failed(now)
+		c.failed(smpp.ErrResponseTimeout, now)
 	}
 	if c.healthy(now) {
 		t.Fatal("still healthy after the failure threshold")
@@ -80,5 +82,29 @@ func TestCarrierHealthOpensAndProbes(t *testing.T) {
 	c.succeeded()
 	if !c.healthy(now) {
 		t.Fatal("a success did not close the breaker")
+	}
+}
+
+// A lost connection counts once towards the breaker however many parts it
+// had in flight; losing connection after connection opens it.
+func TestCarrierCountsALostConnectionOnce(t *testing.T) {
+	c := newCarrier(CarrierConfig{Name: "c", Binds: 2})
+	c.bound[0].Store(true)
+	c.binds[0].Store(&actor.PID{Id: "b"})
+	now := time.Unix(1000, 0)
+	lost := func(conn uint64) error {
+		return &smpp.ConnectionLostError{Conn: conn, Cause: errors.New("connection reset by peer")}
+	}
+	for range 4 * failureThreshold { // a window of parts lost with one connection
+		c.failed(lost(7), now)
+	}
+	if !c.healthy(now) {
+		t.Fatal("one lost connection opened the breaker")
+	}
+	for conn := range uint64(failureThreshold) {
+		c.failed(lost(100+conn), now)
+	}
+	if c.healthy(now) {
+		t.Fatal("connection after connection lost did not open the breaker")
 	}
 }

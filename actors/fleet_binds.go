@@ -322,7 +322,10 @@ func failureToWire(err error) *wire.SubmitFailure {
 	w := &wire.SubmitFailure{Kind: wire.SubmitFailure_OTHER, Retriable: smpp.Retriable(err), Message: err.Error()}
 	var se *smpp.SubmitError
 	var ae *switchboard.Error
+	var lost *smpp.ConnectionLostError
 	switch {
+	case errors.As(err, &lost):
+		w.Kind, w.Connection, w.Message = wire.SubmitFailure_CONNECTION_LOST, lost.Conn, lost.Cause.Error()
 	case errors.As(err, &se):
 		w.Kind, w.Status, w.RetryAfterMs = wire.SubmitFailure_STATUS, uint32(se.Status), se.RetryAfter.Milliseconds()
 	case errors.As(err, &ae):
@@ -361,7 +364,10 @@ func failureFromWire(w *wire.SubmitFailure) error {
 	case wire.SubmitFailure_RESPONSE_TIMEOUT:
 		return smpp.ErrResponseTimeout
 	case wire.SubmitFailure_CONNECTION_LOST:
-		return smpp.ErrConnectionLost
+		if w.Connection == 0 {
+			return smpp.ErrConnectionLost
+		}
+		return &smpp.ConnectionLostError{Conn: w.Connection, Cause: errors.New(w.Message)}
 	}
 	return fmt.Errorf("bind on another node: %s", w.Message)
 }

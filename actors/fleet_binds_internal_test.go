@@ -11,10 +11,12 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/linxGnu/gosmpp/data"
 	"github.com/rs/zerolog"
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors/wire"
 	"github.com/switchboard-sms/switchboard/carriers/concat"
+	"github.com/switchboard-sms/switchboard/carriers/smpp"
 	"github.com/switchboard-sms/switchboard/storage/memory"
 	"github.com/switchboard-sms/switchboard/storage/pebble"
 )
@@ -519,5 +521,30 @@ func TestAnExpiringMessageDoesNotRemoveANewPartOfItsReference(t *testing.T) {
 	stored, err := ps.InboundParts(context.Background())
 	if err != nil || len(stored) != 1 || string(stored[0].Payload) != "new" {
 		t.Fatalf("stored parts %v (%v), want the new message's first part", stored, err)
+	}
+}
+
+// A submit's failure crosses nodes as what it is: a lost connection keeps
+// the connection it was lost with (so the sender counts the loss once)
+// and its cause; a refusal keeps its status and pause.
+func TestSubmitFailuresCrossNodes(t *testing.T) {
+	cause := errors.New("read tcp 10.0.0.2:41234->10.0.0.9:2775: connection reset by peer")
+	lost := &smpp.ConnectionLostError{Conn: 42, Cause: cause}
+	back := failureFromWire(failureToWire(lost))
+	var got *smpp.ConnectionLostError
+	if !errors.As(back, &got) || got.Conn != 42 || !errors.Is(back, smpp.ErrConnectionLost) {
+		t.Fatalf("a lost connection came back as %#v", back)
+	}
+	if back.Error() != lost.Error() {
+		t.Fatalf("text %q, want %q", back.Error(), lost.Error())
+	}
+	// A node that does not send the connection: the plain error.
+	if back := failureFromWire(&wire.SubmitFailure{Kind: wire.SubmitFailure_CONNECTION_LOST}); back != smpp.ErrConnectionLost {
+		t.Fatalf("a loss without its connection came back as %#v", back)
+	}
+	refused := &smpp.SubmitError{Status: data.ESME_RTHROTTLED, Retriable: true, RetryAfter: 200 * time.Millisecond}
+	var se *smpp.SubmitError
+	if back := failureFromWire(failureToWire(refused)); !errors.As(back, &se) || *se != *refused {
+		t.Fatalf("a refusal came back as %#v", back)
 	}
 }

@@ -328,7 +328,7 @@ func (k *keyActor) retryLater(q *destQueue, e *entry, d *submitDone, now time.Ti
 		// message.
 		q.retryAt = now.Add(se.RetryAfter)
 	default:
-		d.carrier.failed(now)
+		d.carrier.failed(d.err, now)
 		e.tries++
 		if e.tries >= d.carrier.maxAttempts {
 			k.e.log.Warn().Err(d.err).Str("key", k.key.ID).Str("id", e.msg.ID).Int("attempts", e.tries).

@@ -386,3 +386,45 @@ func TestStopWhileABindWaitsToRestart(t *testing.T) {
 	}
 	eventually(t, "no bind left bound (none started during the stop)", 5*time.Second, func() bool { return sim.Stats().Binds == 0 })
 }
+
+// One of a carrier's connections lost with parts in flight is that
+// bind's trouble, not the carrier's: the parts are sent again on the
+// carrier's binds, and its failover carrier is not used. (The parts used
+// to count as failed submits, so a window of them tripped the carrier's
+// circuit breaker while its other bind was fine.)
+func TestOneLostConnectionKeepsTheCarrierHealthy(t *testing.T) {
+	second := smsc.Delay{Min: time.Second, Max: time.Second}
+	r := newRig(t, rigOptions{carriers: []string{"primary", "fallback"}, binds: 2, window: 32,
+		responseTimeout: 10 * time.Second, simConfig: smsc.Config{Faults: smsc.Faults{Latency: second}}})
+	eventually(t, "both binds of primary bound", 5*time.Second, func() bool {
+		s := r.bindStates("primary")
+		return len(s) == 2 && allIn(s, "bound")
+	})
+	const n = 24
+	ids := r.submitAll(n)
+	primary := r.sims["primary"]
+	eventually(t, "every message at primary", 5*time.Second, func() bool { return primary.Stats().Submits == n })
+
+	perBind := map[uint64]int{}
+	r.mu.Lock()
+	for _, s := range r.seen {
+		perBind[s.BindID]++
+	}
+	r.mu.Unlock()
+	var busiest uint64
+	for id, c := range perBind {
+		if c > perBind[busiest] {
+			busiest = id
+		}
+	}
+	if perBind[busiest] < 5 {
+		t.Fatalf("submits per connection %v: want one with at least five in flight", perBind)
+	}
+	if !primary.Drop(busiest) {
+		t.Fatal("the connection to drop was gone")
+	}
+	r.waitFinal(ids, switchboard.StatusDelivered, 20*time.Second)
+	if got := r.sims["fallback"].Stats().Submits; got != 0 {
+		t.Fatalf("the failover carrier was sent %d submits after one of primary's %d connections was lost with %d parts", got, len(perBind), perBind[busiest])
+	}
+}

@@ -743,12 +743,16 @@ func (x *CarrierSubmitReply) GetFailure() *SubmitFailure {
 }
 
 type SubmitFailure struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          SubmitFailure_Kind     `protobuf:"varint,1,opt,name=kind,proto3,enum=switchboard.wire.SubmitFailure_Kind" json:"kind,omitempty"`
-	Status        uint32                 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
-	Retriable     bool                   `protobuf:"varint,3,opt,name=retriable,proto3" json:"retriable,omitempty"`
-	RetryAfterMs  int64                  `protobuf:"varint,4,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
-	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Kind         SubmitFailure_Kind     `protobuf:"varint,1,opt,name=kind,proto3,enum=switchboard.wire.SubmitFailure_Kind" json:"kind,omitempty"`
+	Status       uint32                 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
+	Retriable    bool                   `protobuf:"varint,3,opt,name=retriable,proto3" json:"retriable,omitempty"`
+	RetryAfterMs int64                  `protobuf:"varint,4,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	Message      string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// connection names the connection a CONNECTION_LOST part was in flight
+	// on (the same for every part lost with it); 0 from nodes that do not
+	// send it.
+	Connection    uint64 `protobuf:"varint,6,opt,name=connection,proto3" json:"connection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -816,6 +820,13 @@ func (x *SubmitFailure) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *SubmitFailure) GetConnection() uint64 {
+	if x != nil {
+		return x.Connection
+	}
+	return 0
 }
 
 // Binds is one node's view of the binds it runs, gossiped to the others so
@@ -1271,13 +1282,16 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\x12CarrierSubmitReply\x12\x1f\n" +
 	"\vcarrier_ids\x18\x01 \x03(\tR\n" +
 	"carrierIds\x129\n" +
-	"\afailure\x18\x02 \x01(\v2\x1f.switchboard.wire.SubmitFailureR\afailure\"\xd2\x02\n" +
+	"\afailure\x18\x02 \x01(\v2\x1f.switchboard.wire.SubmitFailureR\afailure\"\xf2\x02\n" +
 	"\rSubmitFailure\x128\n" +
 	"\x04kind\x18\x01 \x01(\x0e2$.switchboard.wire.SubmitFailure.KindR\x04kind\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\rR\x06status\x12\x1c\n" +
 	"\tretriable\x18\x03 \x01(\bR\tretriable\x12$\n" +
 	"\x0eretry_after_ms\x18\x04 \x01(\x03R\fretryAfterMs\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\x90\x01\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x06 \x01(\x04R\n" +
+	"connection\"\x90\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_BOUND\x10\x01\x12\n" +

@@ -174,11 +174,19 @@ func TestDropMidWindowAccountsForEveryMessage(t *testing.T) {
 		retriable atomic.Int32
 		other     atomic.Int32
 		wg        sync.WaitGroup
+		mu        sync.Mutex
+		conns     = map[uint64]int{} // parts lost per connection
 	)
 	wg.Add(n)
 	for i := 0; i < n; i++ {
 		c.SubmitAsync(context.Background(), msg("drop test"), func(r smpp.Result, err error) {
 			calls[i].Add(1)
+			var lost *smpp.ConnectionLostError
+			if errors.As(err, &lost) {
+				mu.Lock()
+				conns[lost.Conn]++
+				mu.Unlock()
+			}
 			switch {
 			case err == nil:
 				accepted.Add(1)
@@ -204,6 +212,11 @@ func TestDropMidWindowAccountsForEveryMessage(t *testing.T) {
 	}
 	if st := c.Stats(); st.Lost == 0 {
 		t.Fatalf("stats %+v: no part counted lost with its connection", st)
+	}
+	// Parts lost together name the connection they were lost with, so a
+	// caller can count each loss once.
+	if drops := sim.Stats().Drops; len(conns) == 0 || int64(len(conns)) > drops || conns[0] != 0 {
+		t.Fatalf("parts lost per connection %v over %d dropped connections", conns, drops)
 	}
 	// The simulator accepted at least what we were told was accepted; the
 	// difference is the at-least-once window (answered but resp lost).

@@ -19,6 +19,25 @@ var (
 	ErrClosed          = errors.New("smpp: client closed")
 )
 
+// ConnectionLostError is ErrConnectionLost for one connection. The parts
+// in flight on a connection when it is lost carry the same Conn, so a
+// caller can count the loss once, however many parts it had in flight.
+type ConnectionLostError struct {
+	// Conn names the connection: random, so connections of different
+	// clients (and processes) are told apart too.
+	Conn  uint64
+	Cause error
+}
+
+func (e *ConnectionLostError) Error() string {
+	return ErrConnectionLost.Error() + ": " + e.Cause.Error()
+}
+
+// Is makes errors.Is(err, ErrConnectionLost) true.
+func (e *ConnectionLostError) Is(target error) bool { return target == ErrConnectionLost }
+
+func (e *ConnectionLostError) Unwrap() error { return e.Cause }
+
 // SubmitError is a submit_sm_resp (or generic_nack) with a non-zero status.
 type SubmitError struct {
 	Status data.CommandStatusType

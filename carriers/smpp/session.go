@@ -3,7 +3,7 @@ package smpp
 import (
 	"context"
 	"errors"
-	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -37,6 +37,7 @@ type session struct {
 	c    *Client
 	conn *Conn
 	role role
+	id   uint64 // names the connection in ConnectionLostError
 
 	// unacked holds a token for each deliver_sm and data_sm read and not
 	// yet acknowledged, up to the receive window.
@@ -81,6 +82,7 @@ func newSession(c *Client, conn *Conn, r role) *session {
 		inflight: make(map[int32]*request, c.cfg.Window),
 		unacked:  make(chan struct{}, c.cfg.ReceiveWindow),
 		drained:  make(chan struct{}),
+		id:       rand.Uint64(),
 	}
 }
 
@@ -142,10 +144,13 @@ func (s *session) sendSubmit(p *pdu.SubmitSM, sub *submission, part int, throttl
 		if s.untrack(seq) == nil {
 			return nil // close() already failed it as lost
 		}
-		return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+		return s.lost(err)
 	}
 	return nil
 }
+
+// lost is the error of a part in flight when the connection was lost.
+func (s *session) lost(cause error) error { return &ConnectionLostError{Conn: s.id, Cause: cause} }
 
 // call sends a request and waits for its response.
 func (s *session) call(ctx context.Context, p pdu.PDU, timeout time.Duration) (pdu.PDU, error) {
@@ -240,7 +245,7 @@ func (s *session) close(cause error) {
 	s.closeDrainedLocked()
 	s.mu.Unlock()
 	_ = s.conn.Close() // flushes what was sent (an unbind_resp), bounded by the write timeout
-	lost := fmt.Errorf("%w: %v", ErrConnectionLost, cause)
+	lost := s.lost(cause)
 	for _, req := range reqs {
 		if req.reply != nil {
 			close(req.reply)

@@ -122,9 +122,26 @@ func (s *Server) SetFaults(f Faults) {
 // Unacknowledged deliveries are sent again later.
 func (s *Server) DropAll() {
 	for _, ss := range s.snapshotSessions() {
-		s.st.drops.Add(1)
-		ss.conn.Abort()
+		s.abort(ss)
 	}
+}
+
+func (s *Server) abort(ss *session) {
+	s.st.drops.Add(1)
+	ss.conn.Abort()
+}
+
+// Drop aborts one connection now, by the number its submits carry
+// (Submit.BindID), as a carrier losing one of an account's connections
+// would; it reports whether that connection was open.
+func (s *Server) Drop(bindID uint64) bool {
+	for _, ss := range s.snapshotSessions() {
+		if ss.id == bindID {
+			s.abort(ss)
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) snapshotSessions() []*session {

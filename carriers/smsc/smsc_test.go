@@ -493,6 +493,35 @@ func TestDropAll(t *testing.T) {
 	eventually(t, "no binds", func() bool { return s.Stats().Binds == 0 })
 }
 
+func TestDropOne(t *testing.T) {
+	ids := make(chan uint64, 1)
+	s := listen(t, Config{OnSubmit: func(sub Submit) { ids <- sub.BindID }})
+	a, b := dial(t, s.Addr()), dial(t, s.Addr())
+	a.mustBind(pdu.Transceiver, "acme")
+	b.mustBind(pdu.Transceiver, "acme")
+	a.submit("x", 0)
+	a.nextOf(data.SUBMIT_SM_RESP)
+	id := <-ids
+	if s.Drop(id + 100) {
+		t.Fatal("Drop reported a connection that does not exist")
+	}
+	if !s.Drop(id) {
+		t.Fatal("Drop did not find the connection a submit came on")
+	}
+	if !a.closed(waitTimeout) {
+		t.Fatal("the dropped connection is still open")
+	}
+	e := pdu.NewEnquireLink()
+	e.SetSequenceNumber(b.conn.NextSeq())
+	b.send(e)
+	if f := b.next(); f.Header.CommandID != data.ENQUIRE_LINK_RESP {
+		t.Fatalf("the other connection got %s, want it still answered", f.Header.CommandID)
+	}
+	if got := s.Stats().Drops; got != 1 {
+		t.Errorf("%d drops counted, want 1", got)
+	}
+}
+
 func TestHang(t *testing.T) {
 	s := listen(t, Config{})
 	c := dial(t, s.Addr())
