@@ -868,6 +868,15 @@ func (c *Config) validateLog(p *problems) {
 	}
 }
 
+// The least carrier timings accepted: below them keep-alives flood the
+// carrier, and answers in a carrier's usual tens to hundreds of
+// milliseconds would be taken as lost. (Production values are tens of
+// seconds; tests of dead peers use a fraction of one.)
+const (
+	minEnquireLink     = Duration(100 * time.Millisecond)
+	minResponseTimeout = Duration(100 * time.Millisecond)
+)
+
 // minCompactionRate bounds storage.compaction_rate from below (1MiB).
 const minCompactionRate = 1 << 20
 
@@ -1104,11 +1113,11 @@ func (c *Config) validateCarriers(p *problems) map[string]bool {
 		if _, err := receipt.ParseIDFormat(cr.IDFormat); err != nil {
 			p.add(at+".id_format", "%q is not \"\", hex, decimal or hex_resp_decimal_receipt", cr.IDFormat)
 		}
-		if cr.EnquireLink <= 0 {
-			p.add(at+".enquire_link", "%v is not above 0", cr.EnquireLink)
+		if cr.EnquireLink < minEnquireLink {
+			p.add(at+".enquire_link", "%v is below %v: keep-alives that often flood the carrier (30s to 60s is usual)", cr.EnquireLink, minEnquireLink)
 		}
-		if cr.ResponseTimeout <= 0 {
-			p.add(at+".response_timeout", "%v is not above 0", cr.ResponseTimeout)
+		if cr.ResponseTimeout < minResponseTimeout {
+			p.add(at+".response_timeout", "%v is below %v: answers slower than that would be taken as lost and every part sent again", cr.ResponseTimeout, minResponseTimeout)
 		}
 		if cr.ReconnectMin <= 0 {
 			p.add(at+".reconnect_min", "%v is not above 0", cr.ReconnectMin)
