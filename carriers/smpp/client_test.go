@@ -415,3 +415,41 @@ func TestStopDrainsThenUnbinds(t *testing.T) {
 	}
 	eventually(t, "the simulator to see the unbind", func() bool { return sim.Stats().Binds == 0 })
 }
+
+// A submit's callback that is slow to return (its store is slow) holds
+// the reader up, and the answers behind it stay unread: the wait does not
+// count against their deadlines, so a healthy peer is not declared dead
+// and a submit it accepted is not failed (and sent again) as timed out.
+func TestSlowSubmitCallbackIsNotAPeerTimeout(t *testing.T) {
+	sim := startSim(t, smsc.Config{})
+	cfg := fastConfig(sim.Addr())
+	cfg.EnquireLinkInterval, cfg.EnquireLinkTimeout, cfg.ResponseTimeout = 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	c := start(t, cfg)
+
+	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before the client stops, should the test fail
+	first := make(chan error, 1)
+	c.SubmitAsync(context.Background(), msg("first"), func(_ smpp.Result, err error) {
+		<-hold // the store is slow: the reader waits here
+		first <- err
+	})
+	eventually(t, "the first submit answered", func() bool { return sim.Stats().Submits == 1 })
+	second := make(chan error, 1)
+	c.SubmitAsync(context.Background(), msg("second"), func(_ smpp.Result, err error) { second <- err })
+	// Past every deadline: the second submit's, and an enquire_link's
+	// sent after it (the simulator counts them as it reads them).
+	eventually(t, "the second submit at the simulator", func() bool { return sim.Stats().Submits == 2 })
+	from := sim.Stats().EnquireLinks
+	eventually(t, "enquire_links past the response timeout", func() bool { return sim.Stats().EnquireLinks >= from+5 })
+	release()
+	if err := <-first; err != nil {
+		t.Fatalf("first submit: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("a submit to a healthy peer while the reader waited: %v", err)
+	}
+	if st := c.Stats(); st.Reconnects != 0 || st.Timeouts != 0 {
+		t.Fatalf("stats %+v: want no reconnect and no timeout", st)
+	}
+}

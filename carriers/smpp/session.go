@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
@@ -48,15 +49,21 @@ type session struct {
 	closed   bool
 	draining bool
 	drained  chan struct{} // closed when draining and nothing is in flight
-	// parkedAt is when the reader began to wait for a place in the
-	// receive window (zero while it reads); paused adds up its waits.
-	// Time it waits does not count against a request's deadline: the
-	// response may be in the socket, unread because our side is slow to
-	// store receipts, not because the peer is dead. It counts so for
-	// maxPark at most, per request however many waits: a store that hangs
-	// or crawls must not hang the submits in flight with it.
+	// parkedAt is since when the reader has been held up handling one
+	// PDU (zero while it reads or handles PDUs at its usual pace): waiting
+	// for a place in the receive window, or in a callback whose store is
+	// slow (a submit's outcome recorded, a receipt stored). paused adds up
+	// its waits. Time it waits does not count against a request's
+	// deadline: the response may be in the socket, unread because our
+	// side is slow, not because the peer is dead. It counts so for maxPark
+	// at most, per request however many waits: a store that hangs or
+	// crawls must not hang the submits in flight with it.
 	parkedAt time.Time
 	paused   time.Duration
+
+	// handled counts the reader's steps: odd while it handles a PDU, even
+	// while it waits for the next (keepAlive watches it; readerWatch).
+	handled atomic.Uint64
 }
 
 // parked returns the credit of the reader's current wait, capped at
@@ -217,11 +224,38 @@ func (s *session) expire(now time.Time) (deadPeer bool) {
 	return deadPeer
 }
 
-// park and unpark bracket the reader's wait for a place in the receive
-// window (see parkedAt).
-func (s *session) park() {
+// readerWatch is keepAlive's view of the reader: the step it saw last and
+// since when, and whether it parked the session for a held-up reader.
+type readerWatch struct {
+	step   uint64
+	since  time.Time
+	parked bool
+}
+
+// watchReader parks the session while the reader has been handling the
+// same PDU since the tick before (see parkedAt), from that tick on, and
+// unparks it once the reader has moved on. The reader itself pays only
+// two atomic adds per PDU.
+func (s *session) watchReader(w *readerWatch, now time.Time) {
+	step := s.handled.Load()
+	held := step%2 == 1 && step == w.step
+	switch {
+	case held && !w.parked:
+		s.park(w.since)
+		w.parked = true
+	case !held && w.parked:
+		s.unpark()
+		w.parked = false
+	}
+	if step != w.step {
+		w.step, w.since = step, now
+	}
+}
+
+// park and unpark bracket a held-up reader's wait (see parkedAt).
+func (s *session) park(since time.Time) {
 	s.mu.Lock()
-	s.parkedAt = time.Now()
+	s.parkedAt = since
 	s.mu.Unlock()
 }
 
@@ -280,6 +314,7 @@ func (s *session) keepAlive(ctx context.Context, readErr <-chan error) (error, b
 	tick := time.NewTicker(sweepInterval(cfg.ResponseTimeout, cfg.EnquireLinkTimeout))
 	defer tick.Stop()
 	nextEnquire := time.Now().Add(cfg.EnquireLinkInterval)
+	var reader readerWatch
 	for {
 		select {
 		case <-ctx.Done():
@@ -287,6 +322,7 @@ func (s *session) keepAlive(ctx context.Context, readErr <-chan error) (error, b
 		case err := <-readErr:
 			return err, true
 		case now := <-tick.C:
+			s.watchReader(&reader, now)
 			if s.expire(now) {
 				return errors.New("enquire_link unanswered: peer is dead"), false
 			}
@@ -350,15 +386,15 @@ func (s *session) shutdown() {
 func (s *session) readLoop() error {
 	for {
 		f, err := s.conn.ReadPDU()
+		s.handled.Add(1)
 		if err != nil {
 			if !s.recoverable(f, err) {
 				return err
 			}
-			continue
-		}
-		if stop := s.handle(f); stop != nil {
+		} else if stop := s.handle(f); stop != nil {
 			return stop
 		}
+		s.handled.Add(1)
 	}
 }
 
