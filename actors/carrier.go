@@ -143,12 +143,13 @@ func (c *carrier) remoteResponseTimeout() time.Duration {
 }
 
 // failed counts a failed submit towards the carrier's breaker. A lost
-// connection counts once, not once per part it had in flight: it is its
-// bind's trouble (the bind is out of the rotation until it binds again)
-// unless it goes on happening.
+// connection that had answered submits counts once, not once per part it
+// had in flight: it is its bind's trouble (the bind is out of the
+// rotation until it binds again) unless it goes on happening. One that
+// answered none counts every part: the carrier may drop every submit.
 func (c *carrier) failed(err error, now time.Time) {
 	var lost *smpp.ConnectionLostError
-	if errors.As(err, &lost) && c.lastLost.Swap(lost.Conn) == lost.Conn {
+	if errors.As(err, &lost) && lost.Answered && c.lastLost.Swap(lost.Conn) == lost.Conn {
 		return
 	}
 	if c.failures.Add(1) >= failureThreshold {

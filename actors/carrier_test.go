@@ -85,15 +85,16 @@ func TestCarrierHealthOpensAndProbes(t *testing.T) {
 	}
 }
 
-// A lost connection counts once towards the breaker however many parts it
-// had in flight; losing connection after connection opens it.
+// A lost connection that had answered submits counts once towards the
+// breaker however many parts it had in flight; losing connection after
+// connection opens it, as does one that never answered a submit.
 func TestCarrierCountsALostConnectionOnce(t *testing.T) {
 	c := newCarrier(CarrierConfig{Name: "c", Binds: 2})
 	c.bound[0].Store(true)
 	c.binds[0].Store(&actor.PID{Id: "b"})
 	now := time.Unix(1000, 0)
 	lost := func(conn uint64) error {
-		return &smpp.ConnectionLostError{Conn: conn, Cause: errors.New("connection reset by peer")}
+		return &smpp.ConnectionLostError{Conn: conn, Answered: true, Cause: errors.New("connection reset by peer")}
 	}
 	for range 4 * failureThreshold { // a window of parts lost with one connection
 		c.failed(lost(7), now)
@@ -106,5 +107,13 @@ func TestCarrierCountsALostConnectionOnce(t *testing.T) {
 	}
 	if c.healthy(now) {
 		t.Fatal("connection after connection lost did not open the breaker")
+	}
+
+	c.succeeded()
+	for range failureThreshold { // one window lost with a connection that answered nothing
+		c.failed(&smpp.ConnectionLostError{Conn: 9, Cause: errors.New("EOF")}, now)
+	}
+	if c.healthy(now) {
+		t.Fatal("a window lost with a connection that never answered a submit did not open the breaker")
 	}
 }

@@ -325,7 +325,10 @@ func failureToWire(err error) *wire.SubmitFailure {
 	var lost *smpp.ConnectionLostError
 	switch {
 	case errors.As(err, &lost):
-		w.Kind, w.Connection, w.Message = wire.SubmitFailure_CONNECTION_LOST, lost.Conn, lost.Cause.Error()
+		w.Kind, w.Message = wire.SubmitFailure_CONNECTION_LOST, lost.Cause.Error()
+		if lost.Answered {
+			w.Connection = lost.Conn
+		}
 	case errors.As(err, &se):
 		w.Kind, w.Status, w.RetryAfterMs = wire.SubmitFailure_STATUS, uint32(se.Status), se.RetryAfter.Milliseconds()
 	case errors.As(err, &ae):
@@ -365,9 +368,9 @@ func failureFromWire(w *wire.SubmitFailure) error {
 		return smpp.ErrResponseTimeout
 	case wire.SubmitFailure_CONNECTION_LOST:
 		if w.Connection == 0 {
-			return smpp.ErrConnectionLost
+			return smpp.ErrConnectionLost // each part counts
 		}
-		return &smpp.ConnectionLostError{Conn: w.Connection, Cause: errors.New(w.Message)}
+		return &smpp.ConnectionLostError{Conn: w.Connection, Answered: true, Cause: errors.New(w.Message)}
 	}
 	return fmt.Errorf("bind on another node: %s", w.Message)
 }

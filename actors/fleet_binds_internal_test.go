@@ -529,18 +529,22 @@ func TestAnExpiringMessageDoesNotRemoveANewPartOfItsReference(t *testing.T) {
 // and its cause; a refusal keeps its status and pause.
 func TestSubmitFailuresCrossNodes(t *testing.T) {
 	cause := errors.New("read tcp 10.0.0.2:41234->10.0.0.9:2775: connection reset by peer")
-	lost := &smpp.ConnectionLostError{Conn: 42, Cause: cause}
+	lost := &smpp.ConnectionLostError{Conn: 42, Answered: true, Cause: cause}
 	back := failureFromWire(failureToWire(lost))
 	var got *smpp.ConnectionLostError
-	if !errors.As(back, &got) || got.Conn != 42 || !errors.Is(back, smpp.ErrConnectionLost) {
+	if !errors.As(back, &got) || got.Conn != 42 || !got.Answered || !errors.Is(back, smpp.ErrConnectionLost) {
 		t.Fatalf("a lost connection came back as %#v", back)
 	}
 	if back.Error() != lost.Error() {
 		t.Fatalf("text %q, want %q", back.Error(), lost.Error())
 	}
-	// A node that does not send the connection: the plain error.
-	if back := failureFromWire(&wire.SubmitFailure{Kind: wire.SubmitFailure_CONNECTION_LOST}); back != smpp.ErrConnectionLost {
-		t.Fatalf("a loss without its connection came back as %#v", back)
+	// A connection that answered nothing, or a node that does not send
+	// the connection: the plain error, whose every part counts.
+	lost.Answered = false
+	for _, w := range []*wire.SubmitFailure{failureToWire(lost), {Kind: wire.SubmitFailure_CONNECTION_LOST}} {
+		if back := failureFromWire(w); back != smpp.ErrConnectionLost {
+			t.Fatalf("a loss without its connection came back as %#v", back)
+		}
 	}
 	refused := &smpp.SubmitError{Status: data.ESME_RTHROTTLED, Retriable: true, RetryAfter: 200 * time.Millisecond}
 	var se *smpp.SubmitError

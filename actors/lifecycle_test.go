@@ -400,14 +400,26 @@ func TestOneLostConnectionKeepsTheCarrierHealthy(t *testing.T) {
 		s := r.bindStates("primary")
 		return len(s) == 2 && allIn(s, "bound")
 	})
-	const n = 24
-	ids := r.submitAll(n)
+	// Both connections answer submits first: a connection lost before it
+	// answered any counts every part (the carrier may drop every submit).
+	const warm, n = 8, 24
+	r.waitFinal(r.submitAll(warm), switchboard.StatusDelivered, 10*time.Second)
 	primary := r.sims["primary"]
-	eventually(t, "every message at primary", 5*time.Second, func() bool { return primary.Stats().Submits == n })
-
-	perBind := map[uint64]int{}
+	answered := map[uint64]bool{}
 	r.mu.Lock()
 	for _, s := range r.seen {
+		answered[s.BindID] = true
+	}
+	r.mu.Unlock()
+	if len(answered) != 2 {
+		t.Fatalf("%d submits answered on %d connections, want both", warm, len(answered))
+	}
+
+	ids := r.submitAll(n)
+	eventually(t, "every message at primary", 5*time.Second, func() bool { return primary.Stats().Submits == warm+n })
+	perBind := map[uint64]int{}
+	r.mu.Lock()
+	for _, s := range r.seen[warm:] {
 		perBind[s.BindID]++
 	}
 	r.mu.Unlock()

@@ -750,8 +750,9 @@ type SubmitFailure struct {
 	RetryAfterMs int64                  `protobuf:"varint,4,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	Message      string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
 	// connection names the connection a CONNECTION_LOST part was in flight
-	// on (the same for every part lost with it); 0 from nodes that do not
-	// send it.
+	// on (the same for every part lost with it), if that connection had
+	// answered submits before; 0 if it had not, and from nodes that do not
+	// send it: then every part counts towards the carrier's breaker.
 	Connection    uint64 `protobuf:"varint,6,opt,name=connection,proto3" json:"connection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

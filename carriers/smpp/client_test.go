@@ -176,6 +176,7 @@ func TestDropMidWindowAccountsForEveryMessage(t *testing.T) {
 		wg        sync.WaitGroup
 		mu        sync.Mutex
 		conns     = map[uint64]int{} // parts lost per connection
+		answered  atomic.Int32       // of them, lost with a connection that had answered
 	)
 	wg.Add(n)
 	for i := 0; i < n; i++ {
@@ -186,6 +187,12 @@ func TestDropMidWindowAccountsForEveryMessage(t *testing.T) {
 				mu.Lock()
 				conns[lost.Conn]++
 				mu.Unlock()
+				if lost.Answered {
+					answered.Add(1)
+				}
+				if errors.Is(err, smpp.ErrClosed) {
+					t.Errorf("a lost part's error %v is taken for the client's own close", err)
+				}
 			}
 			switch {
 			case err == nil:
@@ -217,6 +224,9 @@ func TestDropMidWindowAccountsForEveryMessage(t *testing.T) {
 	// caller can count each loss once.
 	if drops := sim.Stats().Drops; len(conns) == 0 || int64(len(conns)) > drops || conns[0] != 0 {
 		t.Fatalf("parts lost per connection %v over %d dropped connections", conns, drops)
+	}
+	if answered.Load() == 0 {
+		t.Fatal("no lost part said its connection had answered submits before (the simulator answers 36 before each drop)")
 	}
 	// The simulator accepted at least what we were told was accepted; the
 	// difference is the at-least-once window (answered but resp lost).
@@ -423,7 +433,8 @@ func TestStopDrainsThenUnbinds(t *testing.T) {
 func TestSlowSubmitCallbackIsNotAPeerTimeout(t *testing.T) {
 	sim := startSim(t, smsc.Config{})
 	cfg := fastConfig(sim.Addr())
-	cfg.EnquireLinkInterval, cfg.EnquireLinkTimeout, cfg.ResponseTimeout = 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	// Deadlines of 200 ms; waits credited up to 800 ms (four times it).
+	cfg.EnquireLinkInterval, cfg.EnquireLinkTimeout, cfg.ResponseTimeout = 50*time.Millisecond, 100*time.Millisecond, 200*time.Millisecond
 	c := start(t, cfg)
 
 	hold := make(chan struct{})
@@ -441,7 +452,7 @@ func TestSlowSubmitCallbackIsNotAPeerTimeout(t *testing.T) {
 	// sent after it (the simulator counts them as it reads them).
 	eventually(t, "the second submit at the simulator", func() bool { return sim.Stats().Submits == 2 })
 	from := sim.Stats().EnquireLinks
-	eventually(t, "enquire_links past the response timeout", func() bool { return sim.Stats().EnquireLinks >= from+5 })
+	eventually(t, "enquire_links past the response timeout", func() bool { return sim.Stats().EnquireLinks >= from+8 })
 	release()
 	if err := <-first; err != nil {
 		t.Fatalf("first submit: %v", err)

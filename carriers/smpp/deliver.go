@@ -109,10 +109,12 @@ func (c *Client) acker(s *session, req pdu.PDU) func(error) {
 	case s.unacked <- struct{}{}:
 	default:
 		c.stats.receiveWindowFull.Add(1)
+		s.park(time.Now())
 		select {
 		case s.unacked <- struct{}{}:
 		case <-s.conn.Done():
 		}
+		s.unpark()
 	}
 	return func(err error) {
 		status := data.ESME_ROK

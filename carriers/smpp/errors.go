@@ -25,18 +25,23 @@ var (
 type ConnectionLostError struct {
 	// Conn names the connection: random, so connections of different
 	// clients (and processes) are told apart too.
-	Conn  uint64
-	Cause error
+	Conn uint64
+	// Answered is whether the connection had answered a submit before it
+	// was lost. One that never did (an SMSC that takes binds and drops
+	// them on the first submit) tells of every submit, not of one
+	// connection.
+	Answered bool
+	Cause    error
 }
 
 func (e *ConnectionLostError) Error() string {
 	return ErrConnectionLost.Error() + ": " + e.Cause.Error()
 }
 
-// Is makes errors.Is(err, ErrConnectionLost) true.
+// Is makes errors.Is(err, ErrConnectionLost) true. The cause is not
+// unwrapped: a connection lost for ErrClosed (a bind stopping with parts
+// unanswered) is still a lost connection, the part's fate unknown.
 func (e *ConnectionLostError) Is(target error) bool { return target == ErrConnectionLost }
-
-func (e *ConnectionLostError) Unwrap() error { return e.Cause }
 
 // SubmitError is a submit_sm_resp (or generic_nack) with a non-zero status.
 type SubmitError struct {

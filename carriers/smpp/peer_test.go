@@ -767,3 +767,55 @@ func TestAThrottledWindowPausesOnce(t *testing.T) {
 		t.Fatalf("parts were told to wait %v, want %v: one pause for the first window, twice that for the second", got, want)
 	}
 }
+
+// Many waits at a full receive window, each shorter than keepAlive's
+// sweep, add up: a response read after a dozen receipts, each acknowledged
+// 70 ms after it arrived, is not taken as late though the waits together
+// outlast its deadline.
+func TestShortReceiveWindowWaitsAddUp(t *testing.T) {
+	const receipts = 12
+	peer := newScriptedPeer(t, func(c *Conn) {
+		for {
+			f, err := c.ReadPDU()
+			if err != nil {
+				return
+			}
+			switch p := f.PDU.(type) {
+			case *pdu.SubmitSM: // the receipts first, then the answer
+				for i := range receipts {
+					d := pdu.NewDeliverSM().(*pdu.DeliverSM)
+					_ = d.Message.SetMessageDataWithEncoding([]byte(fmt.Sprintf("id:%d stat:DELIVRD", i+1)), DataCoding(0))
+					d.EsmClass = 0x04
+					d.SetSequenceNumber(int32(200 + i))
+					_ = c.Send(d)
+				}
+				r := pdu.NewSubmitSMRespFromReq(p).(*pdu.SubmitSMResp)
+				r.MessageID = "42"
+				_ = c.Send(r)
+			default:
+				if p.CanResponse() {
+					_ = c.Send(Response(p, data.ESME_ROK))
+				}
+			}
+		}
+	})
+	cfg := testConfig(peer.addr())
+	cfg.ReceiveWindow = 1
+	// A sweep every 100 ms; the waits add up to 12 × 70 ms, past 400 ms.
+	cfg.EnquireLinkInterval, cfg.EnquireLinkTimeout, cfg.ResponseTimeout = 10*time.Second, 400*time.Millisecond, 400*time.Millisecond
+	cfg.OnReceipt = func(_ switchboard.Receipt, ack func(error)) {
+		time.AfterFunc(70*time.Millisecond, func() { ack(nil) })
+	}
+	cl, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cl)
+	eventually(t, "bound", cl.Bound)
+	if _, err := cl.Submit(context.Background(), &Message{From: "+1", To: "+2", Text: "x"}); err != nil {
+		t.Fatalf("a submit answered behind short waits at the receive window: %v", err)
+	}
+	if st := cl.Stats(); st.ReceiveWindowFull < receipts-1 || st.Timeouts != 0 {
+		t.Fatalf("stats %+v: want a wait per receipt and no timeout", st)
+	}
+}

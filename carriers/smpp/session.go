@@ -60,10 +60,13 @@ type session struct {
 	// crawls must not hang the submits in flight with it.
 	parkedAt time.Time
 	paused   time.Duration
+	parkers  int // the parks in force: the reader's own, keepAlive's
 
 	// handled counts the reader's steps: odd while it handles a PDU, even
 	// while it waits for the next (keepAlive watches it; readerWatch).
 	handled atomic.Uint64
+	// answered: a submit got its answer on this connection.
+	answered atomic.Bool
 }
 
 // parked returns the credit of the reader's current wait, capped at
@@ -157,7 +160,9 @@ func (s *session) sendSubmit(p *pdu.SubmitSM, sub *submission, part int, throttl
 }
 
 // lost is the error of a part in flight when the connection was lost.
-func (s *session) lost(cause error) error { return &ConnectionLostError{Conn: s.id, Cause: cause} }
+func (s *session) lost(cause error) error {
+	return &ConnectionLostError{Conn: s.id, Answered: s.answered.Load(), Cause: cause}
+}
 
 // call sends a request and waits for its response.
 func (s *session) call(ctx context.Context, p pdu.PDU, timeout time.Duration) (pdu.PDU, error) {
@@ -193,6 +198,9 @@ func (s *session) complete(resp pdu.PDU) {
 	if req.reply != nil {
 		req.reply <- resp
 		return
+	}
+	if !s.answered.Load() {
+		s.answered.Store(true)
 	}
 	s.c.partAnswered(req, resp)
 }
@@ -252,17 +260,26 @@ func (s *session) watchReader(w *readerWatch, now time.Time) {
 	}
 }
 
-// park and unpark bracket a held-up reader's wait (see parkedAt).
+// park and unpark bracket a held-up reader's wait (see parkedAt). The
+// reader parks itself at once where it knows it waits (the receive
+// window: many short waits add up); keepAlive parks it where it finds it
+// held up. Parks nest: the wait runs from the earliest since until the
+// last unpark.
 func (s *session) park(since time.Time) {
 	s.mu.Lock()
-	s.parkedAt = since
+	if s.parkers == 0 || since.Before(s.parkedAt) {
+		s.parkedAt = since
+	}
+	s.parkers++
 	s.mu.Unlock()
 }
 
 func (s *session) unpark() {
 	s.mu.Lock()
-	s.paused += s.parked(time.Now())
-	s.parkedAt = time.Time{}
+	if s.parkers--; s.parkers == 0 {
+		s.paused += s.parked(time.Now())
+		s.parkedAt = time.Time{}
+	}
 	s.mu.Unlock()
 }
 
