@@ -563,11 +563,7 @@ func (a *endpointActor) promoteDue() {
 func (a *endpointActor) schedule(ctx actor.Context) {
 	now := a.now()
 	var next time.Time
-	consider := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
+	consider := func(t time.Time) { next = earliest(next, t) }
 	consider(a.waiting.earliest())
 	if a.blocked {
 		// Its wake may be queued still, when a wake set here for a later

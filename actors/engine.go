@@ -453,6 +453,7 @@ func (e *Engine) admit(key *switchboard.Key, b *submitBatch, timeout time.Durati
 	}
 	defer e.registry.done(key.ID)
 	b.reply = make(chan *commit, 1)
+	b.answerBy = e.now().Add(timeout - min(timeout/10, 500*time.Millisecond))
 	e.system.Root.Send(pid, b)
 	t := time.NewTimer(timeout)
 	defer t.Stop()

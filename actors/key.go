@@ -39,6 +39,10 @@ type (
 		looked  []idemLookup
 		decided []switchboard.SubmitResult
 		inst    uint64 // the instance that reserved the looked-up keys
+		// answerBy is the latest an actor that keeps the batch waiting
+		// (for a key's lease another node still holds) answers it, so
+		// that the requester, which gives up at its timeout, hears why.
+		answerBy time.Time
 	}
 	// idemRelease gives back Idempotency-Keys a first round reserved, when
 	// the caller gave up before the second round.
@@ -172,6 +176,11 @@ type keyActor struct {
 	// is free within milliseconds.
 	reload switchboard.Backoff
 	stash  []*submitBatch
+	// movingIn: another node still holds the key's lease (it is handing
+	// the key over, or its lease is running out). Requests wait in stash
+	// meanwhile, each until its answerBy at most, rather than be refused
+	// at once: a key moves in a fraction of a second.
+	movingIn bool
 
 	dests    map[string]*destQueue
 	runnable []*destQueue
@@ -351,23 +360,27 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 	}
 	k.loading = false
 	if m.err != nil {
-		if switchboard.ErrorCode(m.err) == switchboard.ECONFLICT {
-			// Another node still holds the key's lease: it is handing
-			// the key over, or its lease is running out.
-			k.loadErr = keyMoved(k.key.ID)
+		k.movingIn = switchboard.ErrorCode(m.err) == switchboard.ECONFLICT
+		if k.movingIn {
+			k.loadErr = nil // requests wait (see movingIn)
 		} else {
 			k.loadErr = k.unavailable(m.err)
+			k.answerStash(k.loadErr)
 		}
 		k.e.log.Debug().Err(m.err).Str("key", k.key.ID).Uint64("inst", k.inst).Msg("key actor not ready; will try again")
-		k.answerStash(k.loadErr)
 		if k.reload.Max == 0 {
 			k.reload = switchboard.Backoff{Min: 50 * time.Millisecond, Max: time.Second}
 		}
-		k.setWake(ctx, k.e.now().Add(k.reload.Next()))
+		wait := k.reload.Next()
+		if k.movingIn {
+			wait = min(wait, movingInPoll)
+		}
+		k.setWake(ctx, k.e.now().Add(wait))
+		k.answerOverdue(ctx)
 		return
 	}
 	k.reload.Reset()
-	k.ready, k.loadErr = true, nil
+	k.ready, k.loadErr, k.movingIn = true, nil, false
 	k.e.log.Debug().Str("key", k.key.ID).Uint64("inst", k.inst).Int64("fence", m.lease.tokenOrZero()).Int("pending", m.n).
 		Msg("key actor ready")
 	k.queued = m.n
@@ -386,6 +399,39 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 		k.accept(ctx, b)
 	}
 	k.dispatch(ctx)
+}
+
+// movingInPoll is the longest wait between tries to take the lease of a
+// key another node is handing over, while requests wait for it.
+const movingInPoll = 200 * time.Millisecond
+
+// answerOverdue refuses the waiting requests whose answerBy has come
+// (the key is still moving in), and wakes the actor for the next one.
+func (k *keyActor) answerOverdue(ctx actor.Context) {
+	now := k.e.now()
+	var next time.Time
+	kept := k.stash[:0]
+	for _, b := range k.stash {
+		if !b.answerBy.After(now) {
+			b.reply <- &commit{inst: k.inst, results: failAll(len(b.reqs), keyMoved(k.key.ID))}
+			continue
+		}
+		kept = append(kept, b)
+		next = earliest(next, b.answerBy)
+	}
+	clear(k.stash[len(kept):])
+	k.stash = kept
+	if !next.IsZero() {
+		k.setWake(ctx, next)
+	}
+}
+
+// earliest is the earlier of two times, a zero one counting as none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // answerStash fails every request waiting for the actor to be ready.
@@ -433,6 +479,9 @@ func (k *keyActor) woken(ctx actor.Context) {
 		return
 	}
 	if !k.ready {
+		if k.movingIn {
+			k.answerOverdue(ctx)
+		}
 		if !k.loading && k.e.registry.settled(k.ent, k.work) {
 			k.load(ctx)
 		} else if !k.loading {

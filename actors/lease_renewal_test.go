@@ -380,3 +380,63 @@ func TestADrainedKeyGivesItsLeaseUpOnceItsRecordsLand(t *testing.T) {
 		})
 	}
 }
+
+// refusedLeases counts the takes of a key's lease refused because another
+// holder has it.
+type refusedLeases struct {
+	switchboard.Leases
+	refused atomic.Int32
+}
+
+func (l *refusedLeases) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (switchboard.Lease, error) {
+	x, err := l.Leases.Acquire(ctx, name, holder, ttl)
+	if switchboard.ErrorCode(err) == switchboard.ECONFLICT && strings.HasPrefix(name, "key/") {
+		l.refused.Add(1)
+	}
+	return x, err
+}
+
+// A request for a key whose lease another node still holds (it is handing
+// the key over) waits until this node has the lease, rather than being
+// refused at once as moving; while the other node keeps it, the request is
+// refused as moving after a couple of lease periods, not left to time out.
+// Before, every request during a hand-over was refused: a fifth of the
+// requests of a rolling restart.
+func TestRequestsWaitForAKeyMovingIn(t *testing.T) {
+	ps, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	const ttl = time.Second
+	leases := &refusedLeases{Leases: memory.NewLeases()}
+	e, key := fleetOfOne(t, ps, leases, ttl)
+	ctx := context.Background()
+	held, err := leases.Acquire(ctx, "key/k", "the-old-owner", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := []switchboard.SubmitRequest{{To: "+447700900001", From: "Acme", Body: "hi"}}
+
+	// Kept by the other node.
+	if r := e.Submit(ctx, key, req)[0]; switchboard.ErrorCode(r.Err) != switchboard.EUNAVAILABLE || !strings.Contains(r.Err.Error(), "moving") {
+		t.Fatalf("a request while another node keeps the key: %v, want it refused as moving", r.Err)
+	}
+
+	// Let go while a request waits.
+	got := make(chan switchboard.SubmitResult, 1)
+	refused := leases.refused.Load()
+	go func() { got <- e.Submit(ctx, key, req)[0] }()
+	eventually(t, "the lease refused again", 5*time.Second, func() bool { return leases.refused.Load() >= refused+2 })
+	select {
+	case r := <-got:
+		t.Fatalf("a request was answered (%v) while the key moved in", r.Err)
+	default:
+	}
+	if err := leases.Release(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.Err != nil {
+		t.Fatalf("a request that waited for the key to move in: %v", r.Err)
+	}
+}

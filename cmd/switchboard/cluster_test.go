@@ -455,11 +455,12 @@ func (r *fleetRig) post(client *http.Client, nd *fleetNode, key, to, body string
 }
 
 // load sends messages from workers through the live nodes in turn until
-// ctx ends, and returns what was accepted and a count of answers by status.
-func (r *fleetRig) load(ctx context.Context, workers int, pause time.Duration) ([]sent, map[int]int) {
+// ctx ends, and returns what was accepted and a count of answers by
+// status (and, for refusals, their message; 0: no answer).
+func (r *fleetRig) load(ctx context.Context, workers int, pause time.Duration) ([]sent, map[string]int) {
 	var mu sync.Mutex
 	var accepted []sent
-	codes := map[int]int{}
+	codes := map[string]int{}
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 10 * time.Second}
 	for w := range workers {
@@ -470,7 +471,7 @@ func (r *fleetRig) load(ctx context.Context, workers int, pause time.Duration) (
 				body := fmt.Sprintf("w%d-%d", w, n)
 				s, code := r.post(client, nd, key, fmt.Sprintf("+4477009%05d", (w*7+n)%200), body)
 				mu.Lock()
-				codes[code]++
+				codes[strings.TrimSpace(fmt.Sprint(code, " ", s.refusal))]++
 				if code == 202 {
 					accepted = append(accepted, s)
 				}
@@ -509,13 +510,13 @@ func (r *fleetRig) status(client *http.Client, s sent) string {
 
 // startLoad runs the tests' load (8 clients through every node) until the
 // function it returns is called, which returns what the load sent.
-func (r *fleetRig) startLoad() func() ([]sent, map[int]int) {
+func (r *fleetRig) startLoad() func() ([]sent, map[string]int) {
 	ctx, stop := context.WithCancel(context.Background())
 	var accepted []sent
-	var codes map[int]int
+	var codes map[string]int
 	done := make(chan struct{})
 	go func() { accepted, codes = r.load(ctx, 8, 0); close(done) }()
-	return func() ([]sent, map[int]int) {
+	return func() ([]sent, map[string]int) {
 		stop()
 		<-done
 		return accepted, codes
