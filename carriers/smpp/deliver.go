@@ -149,18 +149,31 @@ func (c *Client) receipt(text string, tlv map[pdu.Tag]pdu.Field, ack func(error)
 	c.cfg.OnReceipt(r, ack)
 }
 
-// receiptText is a receipt's text as ASCII. A few SMSCs write it in
-// UCS-2; others copy the submit's data_coding (8) into the receipt and
-// write ASCII all the same. Only text that reads as UCS-2 of ASCII, its
-// first octet a NUL, is decoded ("id:…" in UCS-2 begins 00 69), and one
-// with an odd octet is read as it is.
+// receiptText is a receipt's text as ASCII, up to its first NUL (SMSCs
+// that write C strings end it so, and some leave a reused buffer's bytes
+// after it). A few SMSCs write it in UCS-2; others copy the submit's
+// data_coding (8) into the receipt and write ASCII all the same. Only text
+// that reads as UCS-2 of ASCII, its first octet a NUL, is decoded ("id:…"
+// in UCS-2 begins 00 69); a single NUL octet ending it, a C string's, is
+// dropped first.
 func receiptText(coding byte, text []byte) string {
+	s := ""
 	if gsm.Coding(coding) == gsm.UCS2 && len(text) >= 2 && text[0] == 0 {
-		if s, err := gsm.DecodeUCS2(text); err == nil {
-			return s
+		ucs2 := text
+		if len(ucs2)%2 == 1 && ucs2[len(ucs2)-1] == 0 {
+			ucs2 = ucs2[:len(ucs2)-1]
+		}
+		if d, err := gsm.DecodeUCS2(ucs2); err == nil {
+			s = d
 		}
 	}
-	return string(text)
+	if s == "" {
+		s = string(text)
+	}
+	if i := strings.IndexByte(s, 0); i > 0 {
+		s = s[:i]
+	}
+	return s
 }
 
 // tlvID normalises a receipted_message_id TLV, given the id normalised

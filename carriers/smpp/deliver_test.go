@@ -124,6 +124,30 @@ func TestUCS2ReceiptTextIsDecoded(t *testing.T) {
 	if got := receiptText(byte(gsm.UCS2), []byte(want+" ")); got != want+" " {
 		t.Fatalf("an ASCII receipt marked UCS-2: %q, want it as it is", got)
 	}
+	// A UCS-2 C string: one NUL octet after the text.
+	if got := receiptText(byte(gsm.UCS2), append(gsm.EncodeUCS2(nil, want), 0)); got != want {
+		t.Fatalf("a UCS-2 receipt ending in a NUL octet: %q, want %q", got, want)
+	}
+}
+
+// A receipt's text ends at its first NUL: what a reused C buffer leaves
+// after it is not read as fields.
+func TestReceiptTextEndsAtNUL(t *testing.T) {
+	want := "id:5 sub:001 dlvrd:001 stat:DELIVRD"
+	for _, tc := range []struct {
+		name   string
+		coding byte
+		text   []byte
+	}{
+		{"ascii", 0, []byte(want + "\x00 err:088")},
+		{"ucs2", byte(gsm.UCS2), gsm.EncodeUCS2(nil, want+"\x00 err:088")},
+	} {
+		text := receiptText(tc.coding, tc.text)
+		r, ok := decodeReceipt(text, nil, "", time.UTC)
+		if !ok || r.CarrierMessageID != "5" || r.ErrorCode != "" {
+			t.Fatalf("%s: text %q decoded %+v (%v), want id 5 and no error code", tc.name, text, r, ok)
+		}
+	}
 }
 
 func TestDeliverDataCodingReadsUnknownCodings(t *testing.T) {
