@@ -35,17 +35,24 @@ func (s *Store) locate(ctx context.Context, session *gocql.Session, ids []string
 	}
 	var mu sync.Mutex
 	err := parallel(mapKeys(bySlice), func(slice string) error {
-		iter := session.Query(s.cql(`SELECT id, key, day FROM %s.message_ids WHERE slice = ? AND id IN ?`),
-			slice, bySlice[slice]).WithContext(ctx).Consistency(s.opts.readConsistency()).Iter()
-		var id string
-		var p place
-		for iter.Scan(&id, &p.key, &p.day) {
-			mu.Lock()
-			out[id] = p
-			mu.Unlock()
-			s.places.put(id, p)
+		for ids := bySlice[slice]; len(ids) > 0; {
+			n := min(len(ids), maxIn)
+			iter := session.Query(s.cql(`SELECT id, key, day FROM %s.message_ids WHERE slice = ? AND id IN ?`),
+				slice, ids[:n]).WithContext(ctx).Consistency(s.opts.readConsistency()).Iter()
+			var id string
+			var p place
+			for iter.Scan(&id, &p.key, &p.day) {
+				mu.Lock()
+				out[id] = p
+				mu.Unlock()
+				s.places.put(id, p)
+			}
+			if err := iter.Close(); err != nil {
+				return err
+			}
+			ids = ids[n:]
 		}
-		return iter.Close()
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("locate messages: %w", err)

@@ -54,6 +54,10 @@ type Store struct {
 
 	settingMu sync.Mutex // one InitSetting at a time in this process
 
+	// failureRead, if set (tests), runs between addWebhookFailures' read
+	// and its write.
+	failureRead func()
+
 	// cleanups bounds the clean-ups after records written in the
 	// background (record.go).
 	cleanups chan struct{}
