@@ -60,12 +60,33 @@ type hinter struct {
 	mu      sync.Mutex
 	last    map[string]time.Time
 	pending map[string]bool
+	sweepAt int // size of last at which hints older than hintSpacing go
 }
 
 const hintSpacing = 20 * time.Millisecond
 
 func newHinter(f *fleet) *hinter {
-	return &hinter{f: f, last: map[string]time.Time{}, pending: map[string]bool{}}
+	return &hinter{f: f, last: map[string]time.Time{}, pending: map[string]bool{}, sweepAt: minHintSweep}
+}
+
+// minHintSweep is the least size of hinter.last swept: endpoints given
+// per message would otherwise be remembered for the process's life.
+const minHintSweep = 1024
+
+// noted records a hint sent to endpoint at now; h.mu is held. Only hints
+// younger than hintSpacing matter, so once the map has doubled since it
+// was last swept, the older ones go (amortised O(1) per hint).
+func (h *hinter) noted(endpoint string, now time.Time) {
+	h.last[endpoint] = now
+	if len(h.last) < h.sweepAt {
+		return
+	}
+	for ep, at := range h.last {
+		if now.Sub(at) >= hintSpacing && !h.pending[ep] {
+			delete(h.last, ep)
+		}
+	}
+	h.sweepAt = max(minHintSweep, 2*len(h.last))
 }
 
 func (h *hinter) hint(owner, endpoint string) {
@@ -77,7 +98,7 @@ func (h *hinter) hint(owner, endpoint string) {
 			time.AfterFunc(hintSpacing-since, func() {
 				h.mu.Lock()
 				delete(h.pending, endpoint)
-				h.last[endpoint] = time.Now()
+				h.noted(endpoint, time.Now())
 				h.mu.Unlock()
 				h.send(endpoint)
 			})
@@ -85,7 +106,7 @@ func (h *hinter) hint(owner, endpoint string) {
 		h.mu.Unlock()
 		return
 	}
-	h.last[endpoint] = now
+	h.noted(endpoint, now)
 	h.mu.Unlock()
 	h.f.e.system.Root.Send(nodePID(owner), &wire.CallbackHint{Endpoint: endpoint})
 }

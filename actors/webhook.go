@@ -123,8 +123,9 @@ type dispatcher struct {
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointRef
-	gone      map[string]time.Time // URL → until when it is not called
-	stopped   bool                 // no more work starts (guards work.Add against work.Wait)
+	stopped   bool // no more work starts (guards work.Add against work.Wait)
+
+	gone goneMarks // URLs that answered 410 (a lock of its own)
 
 	finisher *batcher[finishJob]
 	work     sync.WaitGroup // workers: posts and outbox reads in flight, or idle
@@ -156,7 +157,7 @@ type WebhookStats struct {
 func newDispatcher(e *Engine, cfg WebhookConfig, ids *eventIDs) *dispatcher {
 	cfg.setDefaults()
 	d := &dispatcher{e: e, cfg: cfg, ids: ids,
-		endpoints: make(map[string]*endpointRef), gone: make(map[string]time.Time), jobs: make(chan func())}
+		endpoints: make(map[string]*endpointRef), jobs: make(chan func())}
 	d.stop, d.cancel = context.WithCancel(context.Background())
 	d.finisher = newBatcher(2, 1024, 64*1024, d.finish)
 	d.keysChanged()
@@ -278,29 +279,9 @@ func (d *dispatcher) retire(endpoint string, ref *endpointRef) bool {
 }
 
 // isGone reports whether url answered 410 recently.
-func (d *dispatcher) isGone(url string, now time.Time) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	until, ok := d.gone[url]
-	if ok && !now.Before(until) {
-		delete(d.gone, url)
-		return false
-	}
-	return ok
-}
+func (d *dispatcher) isGone(url string, now time.Time) bool { return d.gone.is(url, now) }
 
-func (d *dispatcher) markGone(url string, now time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.gone) >= 1024 { // URLs per message could otherwise pile up
-		for u, until := range d.gone {
-			if !now.Before(until) {
-				delete(d.gone, u)
-			}
-		}
-	}
-	d.gone[url] = now.Add(d.cfg.GoneFor)
-}
+func (d *dispatcher) markGone(url string, now time.Time) { d.gone.mark(url, now, d.cfg.GoneFor) }
 
 // body is the JSON sent for one attempt: event_id and attempt, then the
 // stored event's fields.
