@@ -1,8 +1,11 @@
 package scylla
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gocql/gocql"
 )
@@ -50,5 +53,46 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := New(Options{Keyspace: "sb"}); err == nil || !strings.Contains(err.Error(), "no hosts") {
 		t.Errorf("New without hosts: %v", err)
+	}
+}
+
+// A keyspace that keeps more replicas than storage.replication_factor
+// says is refused where the read level is worked out from the factor
+// (reads at ONE against three replicas written at ONE miss writes), at
+// once and with the factor to set. (One server cannot serve three
+// replicas' reads, so the factor set is not tried here.)
+func TestKeyspaceWithMoreReplicasThanConfiguredIsRefused(t *testing.T) {
+	host := cqlHost(t)
+	ks := freshKeyspace(t)
+	c := gocql.NewCluster(host)
+	c.Timeout = time.Minute
+	session, err := c.CreateSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	if err := session.Query(fmt.Sprintf(`CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}`, ks)).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err = Open(ctx, Options{Hosts: []string{host}, Keyspace: ks, ReplicationFactor: 1, Consistency: "one"})
+	if err == nil || !strings.Contains(err.Error(), "keeps 3 replicas") || !strings.Contains(err.Error(), "set it to 3") {
+		t.Fatalf("Open at consistency one, replication_factor 1, on a keyspace of 3 replicas: %v, want it refused", err)
+	}
+}
+
+func TestReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		repl map[string]string
+		want int
+	}{
+		{map[string]string{"class": "org.apache.cassandra.locator.SimpleStrategy", "replication_factor": "3"}, 3},
+		{map[string]string{"class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "dc1": "3", "dc2": "2"}, 5},
+		{map[string]string{"class": "LocalStrategy"}, 0},
+	} {
+		if got := replicas(tc.repl); got != tc.want {
+			t.Errorf("replicas(%v) = %d, want %d", tc.repl, got, tc.want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +116,9 @@ func (s *Store) migrate(ctx context.Context, session *gocql.Session) error {
 	create := fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': %d}`,
 		ks, s.opts.ReplicationFactor)
 	if err := s.ddl(ctx, session, create); err != nil {
+		return err
+	}
+	if err := s.checkReplication(ctx, session); err != nil {
 		return err
 	}
 	for _, stmt := range []string{
@@ -288,4 +292,44 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// checkReplication refuses a keyspace that keeps more replicas than
+// storage.replication_factor says, where the read level is worked out
+// from it (consistency one, local_one, two or three: readConsistency):
+// reads would then miss writes that returned. A keyspace made by an
+// operator is used as it is, so the setting must match it.
+func (s *Store) checkReplication(ctx context.Context, session *gocql.Session) error {
+	switch s.opts.Consistency {
+	case "one", "local_one", "two", "three":
+	default:
+		return nil // read levels that do not depend on the factor
+	}
+	var repl map[string]string
+	err := session.Query(`SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?`, s.opts.Keyspace).
+		WithContext(ctx).Consistency(gocql.One).Scan(&repl)
+	if err != nil {
+		return fmt.Errorf("read the replication of keyspace %s: %w", s.opts.Keyspace, err)
+	}
+	if rf := replicas(repl); rf > s.opts.ReplicationFactor {
+		return permanent(fmt.Errorf("keyspace %s keeps %d replicas (%v) and storage.replication_factor says %d: reads at consistency %s are worked out from it and would miss writes; set it to %d",
+			s.opts.Keyspace, rf, repl, s.opts.ReplicationFactor, s.opts.Consistency, rf))
+	}
+	return nil
+}
+
+// replicas is how many replicas of a partition a keyspace with
+// replication repl keeps: every data centre's together, an upper bound of
+// any one's (unknown: 0).
+func replicas(repl map[string]string) int {
+	n := 0
+	for k, v := range repl {
+		if k == "class" {
+			continue
+		}
+		if rf, err := strconv.Atoi(v); err == nil {
+			n += rf
+		}
+	}
+	return n
 }
