@@ -102,7 +102,7 @@ func (m *Message) applySubmitted(t Transition) (bool, []int) {
 		}
 		return false, nil
 	}
-	if first, ok := m.firstReceiptAt(); ok && !first.After(ev.At) {
+	if first, ok := m.firstReceiptFor(filled); ok && !first.After(ev.At) {
 		ev.At = first.Add(-time.Nanosecond)
 	}
 	if m.Carrier == "" {
@@ -194,12 +194,19 @@ func (m *Message) submittedAt() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// firstReceiptAt returns the time of the earliest receipt event, if any:
-// events after the submitted one that carry a carrier message id.
-func (m *Message) firstReceiptAt() (time.Time, bool) {
+// firstReceiptFor returns the time of the earliest receipt event of the
+// parts given (by the carrier message id it carries), if any: a receipt
+// that overtook the record of its submit. A receipt of another part,
+// accepted earlier, says nothing of when these were submitted.
+func (m *Message) firstReceiptFor(parts []int) (time.Time, bool) {
 	for _, e := range m.Events {
-		if e.Status.Final() && e.CarrierMessageID != "" {
-			return e.At, true
+		if !e.Status.Final() || e.CarrierMessageID == "" {
+			continue
+		}
+		for _, i := range parts {
+			if m.CarrierIDs[i] == e.CarrierMessageID {
+				return e.At, true
+			}
 		}
 	}
 	return time.Time{}, false

@@ -336,3 +336,32 @@ func TestApplyReceiptSettlesPartsSharingAnID(t *testing.T) {
 		t.Fatalf("receipt for the last part names part %d, want 3", e.Part)
 	}
 }
+
+// A part accepted on a later try is recorded as submitted when it was,
+// not before an earlier part's receipt: only a receipt of the parts a
+// submission gives ids (one that overtook it) moves its event back.
+func TestApplyLaterPartIsNotBackdatedBeforeAnotherPartsReceipt(t *testing.T) {
+	m := newMsg(2)
+	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusSubmitted, At: at(2), Carrier: "c"}, Part: -1, CarrierIDs: []string{"a", ""}})
+	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: at(3), CarrierMessageID: "a"}, Part: 0})
+	m.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusSubmitted, At: at(40), Carrier: "c"}, Part: -1, CarrierIDs: []string{"a", "b"}})
+	var second sb.Event
+	for _, e := range m.Events {
+		if e.Status == sb.StatusSubmitted && e.Part == 2 {
+			second = e
+		}
+	}
+	if !second.At.Equal(at(40)) {
+		t.Fatalf("part 2 submitted at %v, want %v: events %+v", second.At, at(40), m.Events)
+	}
+
+	// A receipt that overtook its own submit still moves it back.
+	o := newMsg(1)
+	o.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusDelivered, At: at(3), CarrierMessageID: "z"}, Part: 0})
+	o.Apply(sb.Transition{Event: sb.Event{Status: sb.StatusSubmitted, At: at(5), Carrier: "c"}, Part: -1, CarrierIDs: []string{"z"}})
+	for i := 1; i < len(o.Events); i++ {
+		if o.Events[i].At.Before(o.Events[i-1].At) || (o.Events[i].Status == sb.StatusSubmitted && i != 1) {
+			t.Fatalf("the submit its receipt overtook is not placed before it: %+v", o.Events)
+		}
+	}
+}
