@@ -46,7 +46,10 @@ func (k kind) String() string {
 //     octet, which is how carriers/smpp and the simulator carry it. A
 //     payload with an octet above 0x7F cannot be that, and SMSCs whose
 //     default alphabet is Latin-1 exist, so such a part is read as
-//     ISO-8859-1 and reported "latin1" rather than lost.
+//     ISO-8859-1 and reported "latin1" rather than lost; so are the other
+//     parts of its message in this alphabet (the SMSC's alphabet is the
+//     whole message's, and a part in plain ASCII would otherwise be read
+//     as GSM: "@" and "$" as "¡" and "¤").
 //   - 0x01, IA5/ASCII: "ascii", read as ISO-8859-1 (octet n is U+00nn),
 //     which reads ASCII exactly and keeps the 8-bit octets some SMSCs send
 //     under this coding.
@@ -88,10 +91,18 @@ func Decode(parts []switchboard.InboundPart) (body, encoding string) {
 	})
 
 	kinds := make([]kind, len(ps))
-	binary := false
+	binary, latin1 := false, false
 	for i, p := range ps {
 		kinds[i] = kindOf(p.DataCoding, p.Payload)
 		binary = binary || kinds[i] == kindBinary
+		latin1 = latin1 || (kinds[i] == kindLatin1 && codingKind(p.DataCoding) == kindGSM7)
+	}
+	if latin1 { // the SMSC's default alphabet is Latin-1 (see above)
+		for i := range kinds {
+			if kinds[i] == kindGSM7 {
+				kinds[i] = kindLatin1
+			}
+		}
 	}
 	if binary {
 		var all []byte

@@ -93,6 +93,13 @@ func TestDecodeJoinsBeforeDecoding(t *testing.T) {
 			"price € ok", "gsm7",
 		},
 		{
+			// An SMSC whose default alphabet is Latin-1: a part with an
+			// 8-bit octet says so for the whole message.
+			"latin-1 default alphabet, one part plain ASCII",
+			numbered(0x00, 2, []uint8{1, 2}, "caf\xe9 bob", "_x@y.com $5"),
+			"café bob_x@y.com $5", "latin1",
+		},
+		{
 			"surrogate pair cut between parts",
 			numbered(0x08, 3, []uint8{1, 2, 3}, "\x00a\xd8\x3d", "\xde\x00\x00b", "\x00c"),
 			"a😀bc", "ucs2",
