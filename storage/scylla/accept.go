@@ -234,10 +234,17 @@ func (s *Store) claimOne(ctx context.Context, session *gocql.Session, nm sb.NewM
 		return true, nil // a retry of this very transaction landed
 	}
 	if s.now().Sub(created) < sb.IdempotencyWindow {
-		return false, sb.Errorf(sb.ECONFLICT, "idempotency key %q already used", nm.IdempotencyKey)
+		orphan, err := s.orphaned(ctx, session, owner, created)
+		if err != nil {
+			return false, err
+		}
+		if !orphan {
+			return false, sb.Errorf(sb.ECONFLICT, "idempotency key %q already used", nm.IdempotencyKey)
+		}
 	}
-	// An expired record the TTL has not removed yet (clocks differ): take
-	// it over, unless another request does first.
+	// An expired record the TTL has not removed yet (clocks differ), or
+	// one whose message was never stored: take it over, unless another
+	// request does first.
 	applied, err = session.Query(s.cql(`UPDATE %s.idempotency USING TTL ? SET message_id = ?, request_hash = ?, created_at = ? WHERE key = ? AND idem_key = ? IF message_id = ?`),
 		ttl, m.ID, nm.RequestHash[:], m.AcceptedAt, m.Key, nm.IdempotencyKey, owner).
 		WithContext(ctx).Consistency(s.opts.writeConsistency()).SerialConsistency(s.opts.serialConsistency()).
@@ -292,8 +299,34 @@ func (s *Store) Idempotency(ctx context.Context, key, idemKey string) (sb.Idempo
 	if err != nil {
 		return sb.IdempotencyRecord{}, fmt.Errorf("scylla: idempotency: %w", s.dbError(err))
 	}
+	orphan, err := s.orphaned(ctx, session, r.MessageID, r.CreatedAt)
+	if err != nil {
+		return sb.IdempotencyRecord{}, fmt.Errorf("scylla: idempotency: %w", s.dbError(err))
+	}
+	if orphan {
+		return sb.IdempotencyRecord{}, fmt.Errorf("scylla: idempotency: %w", sb.Errorf(sb.ENOTFOUND, "idempotency key not found"))
+	}
 	copy(r.RequestHash[:], hash)
 	return r, nil
+}
+
+// orphaned reports whether an idempotency record names a message that was
+// never stored: the process that claimed the key stopped (kill -9, a
+// crash) before the message's rows were written, so no undo released it.
+// Such a record answers no request (its message cannot be shown) and is
+// taken over by the next request with its key. Only a record older than
+// orphanAge is judged: an Accept may still be writing a younger one's
+// message.
+func (s *Store) orphaned(ctx context.Context, session *gocql.Session, id string, created time.Time) (bool, error) {
+	if s.now().Sub(created) < orphanAge {
+		return false, nil
+	}
+	got, err := s.messages(ctx, session, []string{id})
+	if err != nil {
+		return false, err
+	}
+	_, ok := got[id]
+	return !ok, nil
 }
 
 // AcceptInbound stores an inbound message (never pending), queues cb
