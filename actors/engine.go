@@ -380,16 +380,27 @@ func (e *Engine) submit(ctx context.Context, key *switchboard.Key, reqs []switch
 	if e.stopping.Load() {
 		return failAll(len(reqs), errShuttingDown)
 	}
-	if e.fleet != nil {
+	if e.fleet == nil {
+		return e.submitLocal(ctx, key, reqs)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.requestTimeout(ctx))
+	defer cancel()
+	for {
 		owner, remote := e.fleet.keyOwner(key.ID)
 		switch {
 		case owner == "":
 			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "No node can take this key's messages now; try again."))
-		case remote:
-			return e.fleet.forwardSubmit(ctx, owner, key, reqs, e.requestTimeout(ctx))
+		case !remote:
+			return e.submitLocal(ctx, key, reqs)
+		}
+		res, stopping := e.fleet.forwardSubmit(ctx, owner, key, reqs, e.requestTimeout(ctx))
+		// An owner that is stopping took none of them: its successor
+		// takes them once it has left (a rolling restart refuses nothing
+		// that reached a node still up), within the request's time.
+		if !stopping || !e.fleet.awaitLeave(ctx, owner) {
+			return res
 		}
 	}
-	return e.submitLocal(ctx, key, reqs)
 }
 
 // requestTimeout is how long a request may wait for its key's actor: the

@@ -70,7 +70,8 @@ func (e *Engine) CarrierSupervisor(name string) *actor.PID {
 // ForwardSubmit sends a submit to owner as a node that does not own the
 // key does, with the request timeout given.
 func (e *Engine) ForwardSubmit(owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
-	return e.fleet.forwardSubmit(context.Background(), owner, key, reqs, timeout)
+	res, _ := e.fleet.forwardSubmit(context.Background(), owner, key, reqs, timeout)
+	return res
 }
 
 // DrainKey sends the key's actor what Stop sends it and waits for the

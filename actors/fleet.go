@@ -360,11 +360,15 @@ func (f *fleet) keyOwner(id string) (string, bool) {
 	return owner, owner != "" && owner != f.address
 }
 
+// errOwnerStopping answers requests a stopping owner did not take.
+var errOwnerStopping = switchboard.Errorf(switchboard.EUNAVAILABLE, "The node that owns this key is shutting down; try again.")
+
 // forwardSubmit sends a request for a key owned by another node there and
 // waits for its answer (once: a submit that timed out may have been
 // accepted, and is not repeated). It gives up as soon as that node leaves
-// the membership.
-func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) []switchboard.SubmitResult {
+// the membership. stopping says the owner was stopping and took none of
+// the requests.
+func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) (results []switchboard.SubmitResult, stopping bool) {
 	// The owner may wait up to timeout for the key's actor, as a request
 	// of its own would; the write that follows is never cut short, so its
 	// answer is waited for as long again: given up sooner, a message
@@ -374,9 +378,20 @@ func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboar
 	reply, ok := res.(*wire.SubmitReply)
 	if err != nil || !ok || len(reply.Results) != len(reqs) {
 		f.e.log.Warn().Err(err).Str("key", key.ID).Str("owner", owner).Msg("forwarding a submit to the key's owner failed")
-		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The node that owns this key did not answer; try again."))
+		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The node that owns this key did not answer; try again.")), false
 	}
-	return resultsFromWire(reply)
+	return resultsFromWire(reply), reply.OwnerStopping
+}
+
+// awaitLeave waits until the node at address has left the membership, or
+// ctx ends; it reports whether the node left.
+func (f *fleet) awaitLeave(ctx context.Context, address string) bool {
+	select {
+	case <-f.gone(address):
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 var errMemberLeft = errors.New("the node left the cluster")
@@ -451,7 +466,9 @@ func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire
 	var results []switchboard.SubmitResult
 	switch {
 	case e.stopping.Load():
-		results = failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The node that owns this key is shutting down; try again."))
+		reply := resultsToWire(failAll(len(reqs), errOwnerStopping))
+		reply.OwnerStopping = true
+		return reply
 	case !ok:
 		results = failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "This node does not know key %s yet.", b.KeyId))
 	default:

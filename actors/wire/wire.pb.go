@@ -259,8 +259,11 @@ func (x *SubmitRequest) GetRequestHash() []byte {
 }
 
 type SubmitReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*SubmitResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*SubmitResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// owner_stopping: the node was stopping and took none of the requests;
+	// the sender may send them to the key's next owner once it has left.
+	OwnerStopping bool `protobuf:"varint,2,opt,name=owner_stopping,json=ownerStopping,proto3" json:"owner_stopping,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -300,6 +303,13 @@ func (x *SubmitReply) GetResults() []*SubmitResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *SubmitReply) GetOwnerStopping() bool {
+	if x != nil {
+		return x.OwnerStopping
+	}
+	return false
 }
 
 // SubmitResult is one request's outcome: the accepted message, or an
@@ -1244,9 +1254,10 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\vvalidity_ms\x18\x06 \x01(\x03R\n" +
 	"validityMs\x12'\n" +
 	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12!\n" +
-	"\frequest_hash\x18\b \x01(\fR\vrequestHash\"G\n" +
+	"\frequest_hash\x18\b \x01(\fR\vrequestHash\"n\n" +
 	"\vSubmitReply\x128\n" +
-	"\aresults\x18\x01 \x03(\v2\x1e.switchboard.wire.SubmitResultR\aresults\"u\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.switchboard.wire.SubmitResultR\aresults\x12%\n" +
+	"\x0eowner_stopping\x18\x02 \x01(\bR\rownerStopping\"u\n" +
 	"\fSubmitResult\x126\n" +
 	"\baccepted\x18\x01 \x01(\v2\x1a.switchboard.wire.AcceptedR\baccepted\x12-\n" +
 	"\x05error\x18\x02 \x01(\v2\x17.switchboard.wire.ErrorR\x05error\"\xcc\x01\n" +
