@@ -387,17 +387,22 @@ func (e *Engine) submit(ctx context.Context, key *switchboard.Key, reqs []switch
 	defer cancel()
 	for {
 		owner, remote := e.fleet.keyOwner(key.ID)
+		var res []switchboard.SubmitResult
+		notTaken := false
 		switch {
 		case owner == "":
 			return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "No node can take this key's messages now; try again."))
-		case !remote:
-			return e.submitLocal(ctx, key, reqs)
+		case remote:
+			res, notTaken = e.fleet.forwardSubmit(ctx, owner, key, reqs, e.requestTimeout(ctx))
+		default:
+			res = e.submitLocal(ctx, key, reqs)
+			notTaken = allMoving(res)
 		}
-		res, stopping := e.fleet.forwardSubmit(ctx, owner, key, reqs, e.requestTimeout(ctx))
-		// An owner that is stopping took none of them: its successor
-		// takes them once it has left (a rolling restart refuses nothing
-		// that reached a node still up), within the request's time.
-		if !stopping || !e.fleet.awaitLeave(ctx, owner) {
+		// The owner took none of them: it is stopping, or the key moves.
+		// Once placement names the next owner, that one takes them (a
+		// rolling restart refuses nothing that reached a node still up),
+		// within the request's time.
+		if !notTaken || !e.fleet.awaitNewOwner(ctx, key.ID, owner) {
 			return res
 		}
 	}

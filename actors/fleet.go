@@ -366,9 +366,9 @@ var errOwnerStopping = switchboard.Errorf(switchboard.EUNAVAILABLE, "The node th
 // forwardSubmit sends a request for a key owned by another node there and
 // waits for its answer (once: a submit that timed out may have been
 // accepted, and is not repeated). It gives up as soon as that node leaves
-// the membership. stopping says the owner was stopping and took none of
-// the requests.
-func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) (results []switchboard.SubmitResult, stopping bool) {
+// the membership. notTaken says the owner took none of the requests (it
+// is stopping, or the key is moving).
+func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboard.Key, reqs []switchboard.SubmitRequest, timeout time.Duration) (results []switchboard.SubmitResult, notTaken bool) {
 	// The owner may wait up to timeout for the key's actor, as a request
 	// of its own would; the write that follows is never cut short, so its
 	// answer is waited for as long again: given up sooner, a message
@@ -380,19 +380,32 @@ func (f *fleet) forwardSubmit(ctx context.Context, owner string, key *switchboar
 		f.e.log.Warn().Err(err).Str("key", key.ID).Str("owner", owner).Msg("forwarding a submit to the key's owner failed")
 		return failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "The node that owns this key did not answer; try again.")), false
 	}
-	return resultsFromWire(reply), reply.OwnerStopping
+	return resultsFromWire(reply), reply.NotTaken
 }
 
-// awaitLeave waits until the node at address has left the membership, or
-// ctx ends; it reports whether the node left.
-func (f *fleet) awaitLeave(ctx context.Context, address string) bool {
-	select {
-	case <-f.gone(address):
-		return true
-	case <-ctx.Done():
-		return false
+// awaitNewOwner waits until placement names another node than owner for
+// key id (owner left, or the membership changed), for two lease periods
+// at most, or until ctx ends; it reports whether it does.
+func (f *fleet) awaitNewOwner(ctx context.Context, id, owner string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*f.cfg.LeaseTTL)
+	defer cancel()
+	t := time.NewTicker(ownerPoll)
+	defer t.Stop()
+	for {
+		if now, _ := f.keyOwner(id); now != owner {
+			return true
+		}
+		select {
+		case <-f.gone(owner):
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
+
+// ownerPoll is how often awaitNewOwner looks at placement again.
+const ownerPoll = 10 * time.Millisecond
 
 var errMemberLeft = errors.New("the node left the cluster")
 
@@ -467,7 +480,7 @@ func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire
 	switch {
 	case e.stopping.Load():
 		reply := resultsToWire(failAll(len(reqs), errOwnerStopping))
-		reply.OwnerStopping = true
+		reply.NotTaken = true
 		return reply
 	case !ok:
 		results = failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "This node does not know key %s yet.", b.KeyId))
@@ -477,6 +490,11 @@ func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire
 		ctx, cancel := context.WithTimeout(ctx, time.Duration(b.BudgetMs)*time.Millisecond)
 		defer cancel()
 		results = e.submitLocal(ctx, key, reqs)
+		if allMoving(results) {
+			reply := resultsToWire(results)
+			reply.NotTaken = true
+			return reply
+		}
 	}
 	return resultsToWire(results)
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -343,7 +344,28 @@ func (k *keyActor) leaseLost(ctx actor.Context, why error) {
 }
 
 func keyMoved(id string) error {
-	return switchboard.Errorf(switchboard.EUNAVAILABLE, "Key %s is moving to another node; try again.", id)
+	return movingError{switchboard.Errorf(switchboard.EUNAVAILABLE, "Key %s is moving to another node; try again.", id)}
+}
+
+// movingError refuses a request the key's actor took nothing of because
+// the key is moving between nodes: the request may go to the key's
+// owner once placement names another node (Engine.submit).
+type movingError struct{ err *switchboard.Error }
+
+func (e movingError) Error() string { return e.err.Error() }
+
+func (e movingError) Unwrap() error { return e.err }
+
+// allMoving reports whether every result is a refusal because the key is
+// moving: nothing of the batch was taken.
+func allMoving(results []switchboard.SubmitResult) bool {
+	for _, r := range results {
+		var m movingError
+		if !errors.As(r.Err, &m) {
+			return false
+		}
+	}
+	return len(results) > 0
 }
 
 // handOver starts handing the key to its new owner (see the message).

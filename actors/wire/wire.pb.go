@@ -261,9 +261,10 @@ func (x *SubmitRequest) GetRequestHash() []byte {
 type SubmitReply struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Results []*SubmitResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
-	// owner_stopping: the node was stopping and took none of the requests;
-	// the sender may send them to the key's next owner once it has left.
-	OwnerStopping bool `protobuf:"varint,2,opt,name=owner_stopping,json=ownerStopping,proto3" json:"owner_stopping,omitempty"`
+	// not_taken: the node took none of the requests, as it is stopping or
+	// the key is moving to another node; the sender may send them to the
+	// key's owner once placement names another node.
+	NotTaken      bool `protobuf:"varint,2,opt,name=not_taken,json=notTaken,proto3" json:"not_taken,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,9 +306,9 @@ func (x *SubmitReply) GetResults() []*SubmitResult {
 	return nil
 }
 
-func (x *SubmitReply) GetOwnerStopping() bool {
+func (x *SubmitReply) GetNotTaken() bool {
 	if x != nil {
-		return x.OwnerStopping
+		return x.NotTaken
 	}
 	return false
 }
@@ -1254,10 +1255,10 @@ const file_actors_wire_wire_proto_rawDesc = "" +
 	"\vvalidity_ms\x18\x06 \x01(\x03R\n" +
 	"validityMs\x12'\n" +
 	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12!\n" +
-	"\frequest_hash\x18\b \x01(\fR\vrequestHash\"n\n" +
+	"\frequest_hash\x18\b \x01(\fR\vrequestHash\"d\n" +
 	"\vSubmitReply\x128\n" +
-	"\aresults\x18\x01 \x03(\v2\x1e.switchboard.wire.SubmitResultR\aresults\x12%\n" +
-	"\x0eowner_stopping\x18\x02 \x01(\bR\rownerStopping\"u\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.switchboard.wire.SubmitResultR\aresults\x12\x1b\n" +
+	"\tnot_taken\x18\x02 \x01(\bR\bnotTaken\"u\n" +
 	"\fSubmitResult\x126\n" +
 	"\baccepted\x18\x01 \x01(\v2\x1a.switchboard.wire.AcceptedR\baccepted\x12-\n" +
 	"\x05error\x18\x02 \x01(\v2\x17.switchboard.wire.ErrorR\x05error\"\xcc\x01\n" +
