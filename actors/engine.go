@@ -383,9 +383,8 @@ func (e *Engine) submit(ctx context.Context, key *switchboard.Key, reqs []switch
 	if e.fleet == nil {
 		return e.submitLocal(ctx, key, reqs)
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.requestTimeout(ctx))
-	defer cancel()
-	for {
+	deadline := time.Now().Add(e.requestTimeout(ctx))
+	for retried := false; ; retried = true {
 		owner, remote := e.fleet.keyOwner(key.ID)
 		var res []switchboard.SubmitResult
 		notTaken := false
@@ -398,11 +397,20 @@ func (e *Engine) submit(ctx context.Context, key *switchboard.Key, reqs []switch
 			res = e.submitLocal(ctx, key, reqs)
 			notTaken = allMoving(res)
 		}
+		if !notTaken {
+			return res
+		}
 		// The owner took none of them: it is stopping, or the key moves.
 		// Once placement names the next owner, that one takes them (a
 		// rolling restart refuses nothing that reached a node still up),
-		// within the request's time.
-		if !notTaken || !e.fleet.awaitNewOwner(ctx, key.ID, owner) {
+		// within the request's time (bounded here only on this rare path,
+		// so the usual request makes no context).
+		if !retried {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		if !e.fleet.awaitNewOwner(ctx, key.ID, owner) {
 			return res
 		}
 	}

@@ -477,11 +477,10 @@ func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire
 	reqs := requestsFromWire(b)
 	key, ok := e.cfg.Keys.Key(b.KeyId)
 	var results []switchboard.SubmitResult
+	notTaken := false
 	switch {
 	case e.stopping.Load():
-		reply := resultsToWire(failAll(len(reqs), errOwnerStopping))
-		reply.NotTaken = true
-		return reply
+		results, notTaken = failAll(len(reqs), errOwnerStopping), true
 	case !ok:
 		results = failAll(len(reqs), switchboard.Errorf(switchboard.EUNAVAILABLE, "This node does not know key %s yet.", b.KeyId))
 	default:
@@ -490,13 +489,11 @@ func (e *Engine) submitForwarded(ctx context.Context, b *wire.SubmitBatch) *wire
 		ctx, cancel := context.WithTimeout(ctx, time.Duration(b.BudgetMs)*time.Millisecond)
 		defer cancel()
 		results = e.submitLocal(ctx, key, reqs)
-		if allMoving(results) {
-			reply := resultsToWire(results)
-			reply.NotTaken = true
-			return reply
-		}
+		notTaken = allMoving(results)
 	}
-	return resultsToWire(results)
+	reply := resultsToWire(results)
+	reply.NotTaken = notTaken
+	return reply
 }
 
 // FleetStatus is an operator's read-only view of the cluster from one node.

@@ -305,9 +305,7 @@ func (s *Store) checkReplication(ctx context.Context, session *gocql.Session) er
 	default:
 		return nil // read levels that do not depend on the factor
 	}
-	var repl map[string]string
-	err := session.Query(`SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?`, s.opts.Keyspace).
-		WithContext(ctx).Consistency(gocql.One).Scan(&repl)
+	repl, err := s.replication(ctx, session)
 	if err != nil {
 		return fmt.Errorf("read the replication of keyspace %s: %w", s.opts.Keyspace, err)
 	}
@@ -316,6 +314,15 @@ func (s *Store) checkReplication(ctx context.Context, session *gocql.Session) er
 			s.opts.Keyspace, rf, repl, s.opts.ReplicationFactor, s.opts.Consistency, rf))
 	}
 	return nil
+}
+
+// replication reads the keyspace's replication as system_schema has it
+// ("class" and a factor per data centre, or "replication_factor").
+func (s *Store) replication(ctx context.Context, session *gocql.Session) (map[string]string, error) {
+	var repl map[string]string
+	err := session.Query(`SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?`, s.opts.Keyspace).
+		WithContext(ctx).Consistency(gocql.One).Scan(&repl)
+	return repl, err
 }
 
 // replicas is how many replicas of a partition a keyspace with

@@ -82,9 +82,7 @@ func (t *topology) run(ctx context.Context) {
 func (t *topology) read(session *gocql.Session) (all bool, hosts int, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.s.opts.Timeout)
 	defer cancel()
-	var repl map[string]string
-	err := session.Query(`SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?`, t.s.opts.Keyspace).
-		WithContext(ctx).Consistency(gocql.One).Scan(&repl)
+	repl, err := t.s.replication(ctx, session)
 	if err != nil {
 		return false, 0, false
 	}
