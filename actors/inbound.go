@@ -26,9 +26,14 @@ type inbound struct {
 	wg      sync.WaitGroup
 }
 
-// inboundMaxGroups bounds the long messages being reassembled at once; the
-// oldest beyond it is delivered as partial.
-const inboundMaxGroups = 100_000
+// inboundMaxGroups and inboundMaxBytes bound the long messages being
+// reassembled at once, in messages and in the memory their parts take:
+// beyond either the oldest is delivered as partial (docs/webhooks.md,
+// Inbound messages).
+const (
+	inboundMaxGroups = 100_000
+	inboundMaxBytes  = 64 << 20
+)
 
 // groupLanes is how many lanes the parts of long messages are spread over
 // (lane): the parts of one message always take the same.
@@ -82,7 +87,7 @@ func (in *inbound) lane(p switchboard.InboundPart) (wait func() (done func())) {
 }
 
 func newInbound(e *Engine) *inbound {
-	in := &inbound{e: e, parts: concat.New(e.cfg.InboundTimeout, inboundMaxGroups)}
+	in := &inbound{e: e, parts: concat.New(e.cfg.InboundTimeout, concat.Limits{Groups: inboundMaxGroups, Bytes: inboundMaxBytes})}
 	for i := range in.lanes {
 		in.lanes[i].turn = sync.NewCond(&in.lanes[i].mu)
 	}

@@ -25,9 +25,12 @@
 //
 // A group that stays incomplete leaves it as a partial message: when its
 // first part (the one with the earliest ReceivedAt) is older than the
-// timeout (Expire), or when maxGroups groups are pending and a part of a
-// new group arrives, which gives up the oldest group first (Add reports it
-// in Added.Evicted). Nothing leaves silently: every part Add accepts
+// timeout (Expire), or to make room (Add reports it in Added.Evicted):
+// when Limits.Groups groups are pending and a part of a new group
+// arrives, the oldest group is given up first; when the parts held cost
+// more than Limits.Bytes, the oldest groups are given up until they do
+// not, the group the part joined among them if it is the oldest. Nothing
+// leaves silently: every part Add accepts
 // without calling it a duplicate comes back in exactly one Assembled's
 // Parts.
 //

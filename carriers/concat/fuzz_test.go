@@ -12,24 +12,28 @@ import (
 
 // FuzzReassemble cuts a text into parts of a random size and adds them in
 // a random order with duplicates, leaving some out until an Expire in the
-// middle. It checks that nothing panics, that every part accepted comes
-// back exactly once, that a message with every part equals the text, and
-// that a partial one holds what its parts hold.
+// middle, with a memory limit or none. It checks that nothing panics,
+// that every part accepted comes back exactly once (completed, expired or
+// given up for room), that a message with every part equals the text,
+// and that a partial one holds what its parts hold.
 func FuzzReassemble(f *testing.F) {
 	for _, s := range []struct {
 		text  string
 		size  uint8
 		order []byte
+		limit uint16
 	}{
-		{"hello", 2, []byte{2, 0, 1}},
-		{strings.Repeat("€{}", 30), 7, []byte{5, 5, 1, 0, 200, 3}},
-		{strings.Repeat("😀ш", 40), 5, []byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}},
-		{"ab😀cd", 6, []byte{1, 1, 1, 0}},
-		{"", 1, nil},
+		{"hello", 2, []byte{2, 0, 1}, 0},
+		{strings.Repeat("€{}", 30), 7, []byte{5, 5, 1, 0, 200, 3}, 0},
+		{strings.Repeat("😀ш", 40), 5, []byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}, 0},
+		{"ab😀cd", 6, []byte{1, 1, 1, 0}, 0},
+		{"", 1, nil, 0},
+		{strings.Repeat("abc", 100), 20, []byte{3, 1, 4, 1, 5, 9, 2, 6}, 600},
+		{strings.Repeat("xyz", 50), 9, []byte{1, 0, 2, 1}, 200},
 	} {
-		f.Add(s.text, s.size, s.order)
+		f.Add(s.text, s.size, s.order, s.limit)
 	}
-	f.Fuzz(func(t *testing.T, text string, size uint8, order []byte) {
+	f.Fuzz(func(t *testing.T, text string, size uint8, order []byte, limit uint16) {
 		if text == "" || !utf8.ValidString(text) {
 			return
 		}
@@ -37,7 +41,7 @@ func FuzzReassemble(f *testing.F) {
 		n := max(int(size), 1, (len(ud)+254)/255)
 		parts := msg{from: "447700900123", to: "12345", text: text, ref: 77, size: n}.parts(t)
 
-		r := concat.New(timeout, 0)
+		r := concat.New(timeout, concat.Limits{Bytes: int(limit)})
 		var got []concat.Assembled
 		accepted := 0
 		feed := func(p switchboard.InboundPart) {
@@ -48,9 +52,10 @@ func FuzzReassemble(f *testing.F) {
 			if !res.Duplicate {
 				accepted++
 			}
-			if res.Evicted != nil {
+			if res.Evicted != nil && limit == 0 {
 				t.Fatalf("evicted without a limit: %+v", res.Evicted)
 			}
+			got = append(got, res.Evicted...)
 			if res.Complete {
 				got = append(got, res.Message)
 			}
@@ -86,7 +91,7 @@ func FuzzReassemble(f *testing.F) {
 				}
 			}
 		}
-		if returned != accepted || complete == 0 || r.Pending() != 0 {
+		if returned != accepted || (complete == 0 && limit == 0) || r.Pending() != 0 {
 			t.Fatalf("%d parts accepted, %d returned, %d complete, %d pending", accepted, returned, complete, r.Pending())
 		}
 	})

@@ -44,17 +44,20 @@ type Added struct {
 	// it (its sequence number, with the same user data), and that first
 	// copy is kept.
 	Duplicate bool
-	// Evicted holds at most one message, given up as partial: the group
-	// the part's sequence number was held in with other user data (the
-	// sender reused the reference; see Displace), or else the oldest
-	// pending group, when the part started a new group while maxGroups
-	// were pending. The caller handles it as one returned by Expire.
+	// Evicted holds the messages given up as partial to make room: the
+	// group the part's sequence number was held in with other user data
+	// (the sender reused the reference; see Displace), the oldest pending
+	// group when the part started a new group while Limits.Groups were
+	// pending, and the oldest groups (the part's own among them, if it is
+	// the oldest) while the parts held cost more than Limits.Bytes. The
+	// caller handles them as ones returned by Expire.
 	Evicted []Assembled
 }
 
 // Waiting reports whether the part is held in a pending group (so the
-// caller should store it durably before acknowledging it): it neither
-// completed a message nor was a duplicate.
+// caller should store it durably before acknowledging it), or was given
+// up with it in Evicted: it neither completed a message nor was a
+// duplicate.
 func (a Added) Waiting() bool { return !a.Complete && !a.Duplicate }
 
 // Reassembler collects the parts of concatenated inbound messages until
@@ -62,12 +65,13 @@ func (a Added) Waiting() bool { return !a.Complete && !a.Duplicate }
 // describes the rules. It is safe for concurrent use: parts arrive on the
 // reading goroutines of several binds.
 type Reassembler struct {
-	timeout   time.Duration
-	maxGroups int
+	timeout time.Duration
+	limits  Limits
 
 	mu      sync.Mutex
 	groups  map[groupKey]*group
 	held    int     // parts in groups
+	bytes   int     // what the parts in groups cost (partCost)
 	byAge   ageHeap // the same groups, the oldest first part on top
 	created uint64  // groups made so far, to order groups of equal age
 	// recent remembers the payloads of groups completed within the
@@ -75,26 +79,50 @@ type Reassembler struct {
 	// after its message is complete, and that copy must not start a new
 	// message that would end partial. A real new message reusing the
 	// reference carries other text, so only an identical payload counts.
-	recent map[groupKey]*completed
+	recent      map[groupKey]*completed
+	recentBytes int // what recent's payloads cost
 }
 
 type completed struct {
 	payloads [][]byte // by Seq-1
 	until    time.Time
+	bytes    int
+}
+
+// Limits bound what a Reassembler holds; zero or less sets no limit.
+// Parts arrive from outside (an SMSC, and the phones behind it), so
+// memory is bounded in bytes as well as in messages: a group's cost is
+// that of the parts it holds, however many it declares.
+type Limits struct {
+	// Groups is the most messages pending at once.
+	Groups int
+	// Bytes is the most the parts of pending messages cost (partCost);
+	// the payloads of messages completed within the timeout (remembered
+	// to recognise a part sent again) are bounded by the same figure,
+	// separately.
+	Bytes int
 }
 
 // New returns a Reassembler that gives up a group when its first part is
-// more than timeout old (as Expire is told the time) and keeps at most
-// maxGroups groups pending. A timeout of zero or less gives up every group
-// whose first part is older than the time Expire is given; maxGroups of
-// zero or less sets no limit.
-func New(timeout time.Duration, maxGroups int) *Reassembler {
+// more than timeout old (as Expire is told the time) and holds at most
+// limits. A timeout of zero or less gives up every group whose first part
+// is older than the time Expire is given.
+func New(timeout time.Duration, limits Limits) *Reassembler {
 	return &Reassembler{
-		timeout:   timeout,
-		maxGroups: maxGroups,
-		groups:    make(map[groupKey]*group),
-		recent:    make(map[groupKey]*completed),
+		timeout: timeout,
+		limits:  limits,
+		groups:  make(map[groupKey]*group),
+		recent:  make(map[groupKey]*completed),
 	}
+}
+
+// partOverhead is what a held part costs beyond its payload and
+// addresses: the part itself, its Concat, and their allocation.
+const partOverhead = 160
+
+// partCost is what holding p costs in memory, near enough.
+func partCost(p *switchboard.InboundPart) int {
+	return partOverhead + len(p.Payload) + len(p.Carrier) + len(p.From) + len(p.To)
 }
 
 type groupKey struct {
@@ -105,11 +133,11 @@ type groupKey struct {
 
 type group struct {
 	key   groupKey
-	parts []switchboard.InboundPart // by Seq-1; Concat is nil where a part is missing
-	have  int
-	first time.Time // earliest ReceivedAt of the parts held
-	made  uint64    // creation order
-	index int       // position in byAge
+	parts []switchboard.InboundPart // the parts held, in sequence order
+	bytes int                       // what parts cost (partCost)
+	first time.Time                 // earliest ReceivedAt of the parts held
+	made  uint64                    // creation order
+	index int                       // position in byAge
 }
 
 // Add files p. A part without Concat, or with a total of 1, is a complete
@@ -142,43 +170,45 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 	}
 
 	k := groupKey{carrier: p.Carrier, from: p.From, to: p.To, ref: c.Ref, total: c.Total}
-	var evicted, done *group
+	var evicted []*group
+	var done *group
 	r.mu.Lock()
 	g := r.groups[k]
 	if g != nil && g.displacedBy(p) {
 		r.remove(g)
-		evicted, g = g, r.newGroup(k, p)
+		evicted, g = append(evicted, g), r.newGroup(k, p)
 	}
 	switch {
 	case g == nil && r.completedBefore(k, p):
 		r.mu.Unlock()
 		return Added{Duplicate: true}, nil
 	case g == nil:
-		if r.maxGroups > 0 && len(r.groups) >= r.maxGroups {
-			evicted = r.removeOldest()
+		if r.limits.Groups > 0 && len(r.groups) >= r.limits.Groups {
+			evicted = append(evicted, r.removeOldest())
 		}
 		g = r.newGroup(k, p)
-	case g.parts[c.Seq-1].Concat != nil:
+	case g.holds(c.Seq):
 		r.mu.Unlock()
 		return Added{Duplicate: true}, nil
 	case p.ReceivedAt.Before(g.first):
 		g.first = p.ReceivedAt
 		heap.Fix(&r.byAge, g.index)
 	}
-	g.parts[c.Seq-1] = p
-	g.have++
-	r.held++
-	if g.have == len(g.parts) {
+	r.hold(g, p)
+	if len(g.parts) == int(c.Total) {
 		r.remove(g)
 		done = g
 		r.remember(g, p.ReceivedAt)
+	}
+	for r.limits.Bytes > 0 && r.bytes > r.limits.Bytes {
+		evicted = append(evicted, r.removeOldest())
 	}
 	r.mu.Unlock()
 
 	// Groups out of the map are this goroutine's alone: decode unlocked.
 	var res Added
-	if evicted != nil {
-		res.Evicted = []Assembled{evicted.assemble()}
+	for _, g := range evicted {
+		res.Evicted = append(res.Evicted, g.assemble())
 	}
 	if done != nil {
 		res.Complete, res.Message = true, done.assemble()
@@ -186,10 +216,35 @@ func (r *Reassembler) Add(p switchboard.InboundPart) (Added, error) {
 	return res, nil
 }
 
+// hold puts p into g, in sequence order; g does not hold p's sequence
+// number and r.mu is held.
+func (r *Reassembler) hold(g *group, p switchboard.InboundPart) {
+	i, _ := g.find(p.Concat.Seq)
+	g.parts = slices.Insert(g.parts, i, p)
+	cost := partCost(&p)
+	g.bytes += cost
+	r.bytes += cost
+	r.held++
+}
+
+// find returns where g holds (or would hold) sequence number seq, and
+// whether it does.
+func (g *group) find(seq uint8) (int, bool) {
+	return slices.BinarySearchFunc(g.parts, seq, func(p switchboard.InboundPart, seq uint8) int {
+		return cmp.Compare(p.Concat.Seq, seq)
+	})
+}
+
+// holds reports whether g holds sequence number seq.
+func (g *group) holds(seq uint8) bool {
+	_, ok := g.find(seq)
+	return ok
+}
+
 // newGroup starts the group of key k with room for p's message; r.mu is
 // held.
 func (r *Reassembler) newGroup(k groupKey, p switchboard.InboundPart) *group {
-	g := &group{key: k, parts: make([]switchboard.InboundPart, p.Concat.Total), first: p.ReceivedAt, made: r.created}
+	g := &group{key: k, first: p.ReceivedAt, made: r.created}
 	r.created++
 	r.groups[k] = g
 	heap.Push(&r.byAge, g)
@@ -200,15 +255,16 @@ func (r *Reassembler) newGroup(k groupKey, p switchboard.InboundPart) *group {
 func (r *Reassembler) remove(g *group) {
 	heap.Remove(&r.byAge, g.index)
 	delete(r.groups, g.key)
-	r.held -= g.have
+	r.held -= len(g.parts)
+	r.bytes -= g.bytes
 }
 
 // displacedBy reports whether p, of g's key, holds a sequence number g
 // holds with other user data: not a repeat but a new message whose sender
 // reused the reference while g waited for a part.
 func (g *group) displacedBy(p switchboard.InboundPart) bool {
-	held := g.parts[p.Concat.Seq-1]
-	return held.Concat != nil && !bytes.Equal(held.Payload, p.Payload)
+	i, ok := g.find(p.Concat.Seq)
+	return ok && !bytes.Equal(g.parts[i].Payload, p.Payload)
 }
 
 // Displace gives up the pending group p would join, if p displaces it (a
@@ -269,7 +325,7 @@ func (r *Reassembler) Seen(p switchboard.InboundPart) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if g := r.groups[k]; g != nil {
-		return g.parts[c.Seq-1].Concat != nil && !g.displacedBy(p)
+		return g.holds(c.Seq) && !g.displacedBy(p)
 	}
 	return r.completedBefore(k, p)
 }
@@ -314,6 +370,7 @@ func (r *Reassembler) ExpiredParts(now time.Time) []switchboard.InboundPart {
 	for k, c := range r.recent {
 		if !now.Before(c.until) {
 			delete(r.recent, k)
+			r.recentBytes -= c.bytes
 		}
 	}
 	return out
@@ -339,14 +396,9 @@ func (r *Reassembler) TakeExpired(p switchboard.InboundPart, now time.Time) (Ass
 	return g.assemble(), true
 }
 
-// anyPart is one part the group holds.
+// anyPart is one part the group holds (every group holds one).
 func (g *group) anyPart() switchboard.InboundPart {
-	for _, p := range g.parts {
-		if p.Concat != nil {
-			return p
-		}
-	}
-	return switchboard.InboundPart{}
+	return g.parts[0]
 }
 
 // Pending returns the number of incomplete messages held.
@@ -371,16 +423,23 @@ func (r *Reassembler) completedBefore(k groupKey, p switchboard.InboundPart) boo
 }
 
 // remember keeps a completed group's payloads until the timeout after
-// its last part, bounded like the groups themselves; r.mu is held.
+// its last part, bounded like the groups themselves (when full, a group
+// is not remembered: a part of it sent again starts a message that ends
+// partial); r.mu is held.
 func (r *Reassembler) remember(g *group, at time.Time) {
-	if r.maxGroups > 0 && len(r.recent) >= r.maxGroups {
+	if r.limits.Groups > 0 && len(r.recent) >= r.limits.Groups ||
+		r.limits.Bytes > 0 && r.recentBytes+g.bytes > r.limits.Bytes {
 		return
 	}
-	c := &completed{payloads: make([][]byte, len(g.parts)), until: at.Add(r.timeout)}
+	if old := r.recent[g.key]; old != nil {
+		r.recentBytes -= old.bytes
+	}
+	c := &completed{payloads: make([][]byte, len(g.parts)), until: at.Add(r.timeout), bytes: g.bytes}
 	for i := range g.parts {
 		c.payloads[i] = g.parts[i].Payload
 	}
 	r.recent[g.key] = c
+	r.recentBytes += c.bytes
 }
 
 // removeOldest takes the group with the oldest first part out; r.mu is
@@ -393,17 +452,11 @@ func (r *Reassembler) removeOldest() *group {
 
 // assemble makes the message of a group that has left the reassembler.
 func (g *group) assemble() Assembled {
-	parts := make([]switchboard.InboundPart, 0, g.have)
-	for _, p := range g.parts {
-		if p.Concat != nil {
-			parts = append(parts, p)
-		}
-	}
-	body, enc := Decode(parts)
+	body, enc := Decode(g.parts)
 	return Assembled{
 		Carrier: g.key.carrier, From: g.key.from, To: g.key.to,
-		Body: body, Encoding: enc, Segments: len(g.parts),
-		Partial: g.have < len(g.parts), Parts: parts, ReceivedAt: g.first,
+		Body: body, Encoding: enc, Segments: int(g.key.total),
+		Partial: len(g.parts) < int(g.key.total), Parts: g.parts, ReceivedAt: g.first,
 	}
 }
 

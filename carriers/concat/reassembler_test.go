@@ -70,7 +70,7 @@ func checkMessage(t *testing.T, got concat.Assembled, m msg, parts []switchboard
 }
 
 func TestSinglePartIsCompleteAtOnce(t *testing.T) {
-	r := concat.New(timeout, 10)
+	r := concat.New(timeout, concat.Limits{Groups: 10})
 	for _, c := range []*switchboard.Concat{nil, {Ref: 9, Total: 1, Seq: 1}} {
 		p := switchboard.InboundPart{Carrier: "sim", From: "447700900123", To: "12345", DataCoding: 0, Payload: []byte("hi"), Concat: c, ReceivedAt: t0}
 		res := add(t, r, p)
@@ -113,7 +113,7 @@ func TestReassemble(t *testing.T) {
 					if len(parts) != 3 {
 						t.Fatalf("%d parts", len(parts))
 					}
-					r := concat.New(timeout, 10)
+					r := concat.New(timeout, concat.Limits{Groups: 10})
 					got := addAll(t, r, parts, order...)
 					checkMessage(t, got, mg, parts, tc.encoding)
 					if got.Parts[0].Concat.Ref != ref {
@@ -129,7 +129,7 @@ func TestReassemble(t *testing.T) {
 }
 
 func TestDuplicateKeepsTheFirst(t *testing.T) {
-	r := concat.New(timeout, 10)
+	r := concat.New(timeout, concat.Limits{Groups: 10})
 	mg := msg{from: "447700900123", to: "12345", text: "first part, second part", ref: 1, size: 12}
 	parts := mg.parts(t)
 	add(t, r, parts[0])
@@ -154,7 +154,7 @@ func TestReusedReferenceDisplacesTheWaitingMessage(t *testing.T) {
 	next := msg{from: "447700900123", to: "12345", text: "new first, new second", ref: 5, size: 12}
 	oldParts, newParts := old.parts(t), next.parts(t)
 
-	r := concat.New(timeout, 10)
+	r := concat.New(timeout, concat.Limits{Groups: 10})
 	add(t, r, oldParts[0]) // its second part is lost
 	if r.Seen(newParts[0]) {
 		t.Fatal("Seen: the new message's first part is reported as a repeat")
@@ -174,7 +174,7 @@ func TestReusedReferenceDisplacesTheWaitingMessage(t *testing.T) {
 	}
 
 	// Add alone gives the waiting message up as evicted.
-	r = concat.New(timeout, 10)
+	r = concat.New(timeout, concat.Limits{Groups: 10})
 	add(t, r, oldParts[0])
 	res = add(t, r, newParts[0])
 	if len(res.Evicted) != 1 || !res.Evicted[0].Partial || string(res.Evicted[0].Parts[0].Payload) != string(oldParts[0].Payload) || !res.Waiting() {
@@ -202,14 +202,14 @@ func TestSplitCharacters(t *testing.T) {
 			for i := range order {
 				order[i] = len(parts) - i
 			}
-			got := addAll(t, concat.New(timeout, 10), parts, order...)
+			got := addAll(t, concat.New(timeout, concat.Limits{Groups: 10}), parts, order...)
 			checkMessage(t, got, mg, parts, tc.encoding)
 		})
 	}
 }
 
 func TestMissingPartExpiresAsPartial(t *testing.T) {
-	r := concat.New(timeout, 10)
+	r := concat.New(timeout, concat.Limits{Groups: 10})
 	mg := msg{from: "447700900123", to: "12345", text: "one. two. three. ", ref: 200, size: 5}
 	parts := mg.parts(t) // "one. " "two. " "three" ". "
 	add(t, r, parts[3])
@@ -246,7 +246,7 @@ func TestMissingPartExpiresAsPartial(t *testing.T) {
 }
 
 func TestExpireOrderAndRestoredParts(t *testing.T) {
-	r := concat.New(timeout, 0)
+	r := concat.New(timeout, concat.Limits{})
 	a := msg{from: "A", to: "1", text: "aaaaaaaaaa", ref: 1, size: 5, at: t0.Add(time.Hour)}.parts(t)
 	b := msg{from: "B", to: "1", text: "bbbbbbbbbb", ref: 1, size: 5, at: t0.Add(2 * time.Hour)}.parts(t)
 	// Restored after a restart: older than both, fed in last, and its later
@@ -271,7 +271,7 @@ func TestExpireOrderAndRestoredParts(t *testing.T) {
 }
 
 func TestGroupsAreKeptApart(t *testing.T) {
-	r := concat.New(timeout, 0)
+	r := concat.New(timeout, concat.Limits{})
 	text := func(s string) string { return strings.Repeat(s, 20) }
 	msgs := []msg{
 		{carrier: "sim", from: "447700900123", to: "12345", text: text("A"), ref: 1, size: 10},
@@ -314,7 +314,7 @@ func TestGroupsAreKeptApart(t *testing.T) {
 }
 
 func TestInvalidSequenceNumbers(t *testing.T) {
-	r := concat.New(timeout, 1)
+	r := concat.New(timeout, concat.Limits{Groups: 1})
 	waiting := msg{from: "X", to: "1", text: "0123456789", ref: 5, size: 5}.parts(t)
 	add(t, r, waiting[0])
 	for _, c := range []switchboard.Concat{
@@ -342,7 +342,7 @@ func TestInvalidSequenceNumbers(t *testing.T) {
 }
 
 func TestMaxGroupsEvictsTheOldest(t *testing.T) {
-	r := concat.New(timeout, 2)
+	r := concat.New(timeout, concat.Limits{Groups: 2})
 	a := msg{from: "A", to: "1", text: "aaaaaaaaaa", ref: 1, size: 5, at: t0.Add(time.Minute)}.parts(t)
 	b := msg{from: "B", to: "1", text: "bbbbbbbbbb", ref: 1, size: 5, at: t0}.parts(t) // older, though added later
 	c := msg{from: "C", to: "1", text: "cccccccccc", ref: 1, size: 5, at: t0.Add(2 * time.Minute)}.parts(t)
@@ -385,7 +385,7 @@ func TestMaxGroupsEvictsTheOldest(t *testing.T) {
 // completed exactly once and whole.
 func TestConcurrentAdd(t *testing.T) {
 	const messages, workers = 200, 8
-	r := concat.New(timeout, 0)
+	r := concat.New(timeout, concat.Limits{})
 	var all []switchboard.InboundPart
 	texts := map[string]string{}
 	for i := range messages {
@@ -463,7 +463,7 @@ func TestConcurrentAdd(t *testing.T) {
 // same reference but other text is a new message; after the timeout the
 // memory is gone.
 func TestPartAfterCompletion(t *testing.T) {
-	r := concat.New(timeout, 10)
+	r := concat.New(timeout, concat.Limits{Groups: 10})
 	mg := msg{from: "447700900123", to: "12345", text: "first part, second part", ref: 7, size: 12}
 	parts := mg.parts(t)
 	add(t, r, parts[0])
@@ -497,7 +497,7 @@ func TestPartAfterCompletion(t *testing.T) {
 // Release forgets the groups keep does not want, without giving them up,
 // and keeps the rest.
 func TestReleaseForgetsGroups(t *testing.T) {
-	r := concat.New(timeout, 10)
+	r := concat.New(timeout, concat.Limits{Groups: 10})
 	mine := msg{from: "447700900123", to: "12345", text: "first part, second part", ref: 1, size: 12}
 	theirs := msg{from: "447700900123", to: "67890", text: "first part, second part", ref: 1, size: 12}
 	add(t, r, mine.parts(t)[0])
@@ -510,5 +510,89 @@ func TestReleaseForgetsGroups(t *testing.T) {
 	}
 	if got := r.Expire(time.Now().Add(2 * timeout)); len(got) != 0 {
 		t.Fatalf("the forgotten message expired as %+v, want nothing", got)
+	}
+}
+
+// Parts come from outside, so what is held is bounded in bytes too: past
+// the limit the oldest messages are given up as partial (the one a part
+// just joined among them, if it is the oldest), a message costs what it
+// holds rather than what it declares, and completed messages are
+// remembered (to recognise a part sent again) only within the same bound.
+func TestMemoryLimitGivesUpTheOldest(t *testing.T) {
+	// Parts of 1,000 octets: two fit in 3,000 bytes with what a part
+	// costs beyond its payload, three do not.
+	text := func(c string) string { return strings.Repeat(c, 3000) }
+	mk := func(from string, hour int) []switchboard.InboundPart {
+		return msg{from: from, to: "12345", text: text(from), ref: 1, size: 1000, at: t0.Add(time.Duration(hour) * time.Hour)}.parts(t)
+	}
+	a, b, c := mk("A", 0), mk("B", 1), mk("C", 2)
+	r := concat.New(timeout, concat.Limits{Groups: 10, Bytes: 3000})
+	accepted, returned := 0, 0
+	feed := func(p switchboard.InboundPart) concat.Added {
+		t.Helper()
+		res := add(t, r, p)
+		if !res.Duplicate {
+			accepted++
+		}
+		for _, m := range res.Evicted {
+			returned += len(m.Parts)
+		}
+		if res.Complete {
+			returned += len(res.Message.Parts)
+		}
+		return res
+	}
+	feed(a[0])
+	feed(b[0])
+	res := feed(c[0])
+	if len(res.Evicted) != 1 || res.Evicted[0].From != "A" || !res.Evicted[0].Partial || len(res.Evicted[0].Parts) != 1 || !res.Waiting() {
+		t.Fatalf("third message's first part: %+v; want A given up, partial", res)
+	}
+	// B, now the oldest, takes its second part and is over the bound
+	// with C: B goes with both its parts, C stays.
+	res = feed(b[1])
+	if len(res.Evicted) != 1 || res.Evicted[0].From != "B" || !res.Evicted[0].Partial || len(res.Evicted[0].Parts) != 2 || !res.Waiting() {
+		t.Fatalf("B's second part: %+v; want B given up with two parts", res)
+	}
+	if n := r.Pending(); n != 1 {
+		t.Fatalf("%d messages pending, want C alone", n)
+	}
+	for _, m := range r.Expire(t0.Add(24 * time.Hour)) {
+		returned += len(m.Parts)
+	}
+	if returned != accepted {
+		t.Fatalf("%d parts accepted, %d given back", accepted, returned)
+	}
+
+	// A message costs what it holds: ten first parts of messages that
+	// declare 255 parts each fit where two 1,000-octet parts do.
+	r = concat.New(timeout, concat.Limits{Bytes: 3000})
+	for ref := range uint16(10) {
+		p := switchboard.InboundPart{Carrier: "sim", From: "D", To: "12345", Payload: []byte("0123456789"),
+			Concat: &switchboard.Concat{Ref: ref, Total: 255, Seq: 1}, ReceivedAt: t0}
+		if res := add(t, r, p); len(res.Evicted) != 0 {
+			t.Fatalf("first part of message %d gave up %d messages", ref, len(res.Evicted))
+		}
+	}
+	if n := r.Pending(); n != 10 {
+		t.Fatalf("%d messages pending, want 10", n)
+	}
+	r.Expire(t0.Add(24 * time.Hour))
+
+	// Completed messages are remembered within the bound: A is, D (which
+	// would take it past the bound) is not, so a part of A sent again is
+	// a repeat and one of D starts a message.
+	two := func(from string) []switchboard.InboundPart {
+		return msg{from: from, to: "12345", text: strings.Repeat(from, 2000), ref: 1, size: 1000, at: t0.Add(time.Hour)}.parts(t)
+	}
+	a, d := two("A"), two("D")
+	r = concat.New(timeout, concat.Limits{Bytes: 3000})
+	addAll(t, r, a, 1, 2)
+	addAll(t, r, d, 1, 2)
+	if res := add(t, r, a[0]); !res.Duplicate {
+		t.Errorf("A's first part sent again: %+v, want a duplicate", res)
+	}
+	if res := add(t, r, d[0]); !res.Waiting() {
+		t.Errorf("D's first part sent again: %+v, want a new message waiting", res)
 	}
 }

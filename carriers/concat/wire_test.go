@@ -39,7 +39,7 @@ func startWire(t *testing.T) *wire {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	w := &wire{sim: sim, r: concat.New(time.Minute, 100), out: make(chan added, 1024)}
+	w := &wire{sim: sim, r: concat.New(time.Minute, concat.Limits{Groups: 100}), out: make(chan added, 1024)}
 	bound := make(chan struct{})
 	var once sync.Once
 	c, err := smpp.NewClient(smpp.Config{
