@@ -61,6 +61,9 @@ Flags:
 	if err != nil {
 		return usageError{err}
 	}
+	if cutoff := time.Now().Add(-cfg.Storage.TTL.Std()).UTC().Format(time.DateOnly); *date < cutoff {
+		fmt.Fprintf(stderr, "archive: warning: %s is older than storage.ttl (%v): the node's retention may have deleted some or all of its messages\n", *date, cfg.Storage.TTL)
+	}
 	store, err := openArchiveStore(cfg, newLogger(cfg.Log, stderr))
 	if err != nil {
 		return err
@@ -74,9 +77,12 @@ Flags:
 	}
 	files, err := archive.Write(ctx, store, archive.Options{Day: *date, Keys: keys, Dir: *out, Version: buildVersion()})
 	for _, f := range files {
-		if f.Path == "" {
+		switch {
+		case f.Path == "":
 			fmt.Fprintf(stdout, "%s: no messages on %s\n", f.Key, *date)
-		} else {
+		case f.Kept:
+			fmt.Fprintf(stdout, "%s: %d messages, kept in %s (the store has fewer now)\n", f.Key, f.Messages, f.Path)
+		default:
 			fmt.Fprintf(stdout, "%s: %d messages → %s\n", f.Key, f.Messages, f.Path)
 		}
 	}
@@ -126,9 +132,11 @@ func openArchiveStore(cfg *Config, log zerolog.Logger) (switchboard.Store, error
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("archive: node.data_dir %s: %w", dir, err)
 	}
-	// The node's own options: the store deletes what is older than
-	// storage.ttl when it opens, and must not do so with another TTL.
-	s, err := pebble.Open(dir, cfg.Storage.pebbleOptions(log))
+	// The node's own options, but no retention: a pass that began while
+	// a day was being read would leave its file short.
+	opts := cfg.Storage.pebbleOptions(log)
+	opts.HousekeepingInterval = -1
+	s, err := pebble.Open(dir, opts)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("archive: the store in %s is in use: stop the node first (the embedded store can be opened by one process at a time)", dir)
 	}

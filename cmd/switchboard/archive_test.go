@@ -96,9 +96,15 @@ func TestArchiveCommand(t *testing.T) {
 
 	// A day with nothing writes nothing; a key named on the command line
 	// is archived even if the configuration no longer has it.
-	code, stdout, _ = runArchiveCmd(t, "--config", config, "--date", day.Add(-24*time.Hour).Format(time.DateOnly), "--out", out, "--keys", "gone")
-	if code != 0 || !strings.Contains(stdout, "gone: no messages") {
-		t.Fatalf("exit %d, stdout %q", code, stdout)
+	code, stdout, stderr = runArchiveCmd(t, "--config", config, "--date", day.Add(-24*time.Hour).Format(time.DateOnly), "--out", out, "--keys", "gone")
+	if code != 0 || !strings.Contains(stdout, "gone: no messages") || strings.Contains(stderr, "warning") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	// A day past storage.ttl (720h here) may be gone in part: the
+	// command says so.
+	code, _, stderr = runArchiveCmd(t, "--config", config, "--date", day.Add(-31*24*time.Hour).Format(time.DateOnly), "--out", out)
+	if code != 0 || !strings.Contains(stderr, "is older than storage.ttl (720h0m0s)") {
+		t.Fatalf("a day past the TTL: exit %d, stderr %q; want a warning", code, stderr)
 	}
 
 	// A --keys value names a file: one that is not a key id is refused,

@@ -6,6 +6,7 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,6 +122,11 @@ type File struct {
 	Key      string
 	Path     string // "" when the key had no messages that day
 	Messages int
+	// Kept is set when Path is a file written before that holds more
+	// messages than the store has now (retention deleted some since): it
+	// is left as it was, Messages is what it holds, and Write's error
+	// says so.
+	Kept bool
 }
 
 // pageSize is how many messages one ListMessages call asks for, and
@@ -144,8 +150,12 @@ type Options struct {
 // Write writes the messages of each key accepted on the day to
 // <dir>/<day>/<key>.parquet, newest first, as the store lists them. A key
 // with no messages that day gets no file. A file appears whole or not at
-// all (it is written beside and renamed), and an existing one is
-// replaced, so Write may be run again.
+// all (it is written beside, synced and renamed, and its directory
+// synced), and an existing one is replaced, so Write may be run again,
+// unless it holds more messages than the store has now: a store's
+// retention deletes a day in steps, and the file written before it began
+// is the only whole copy. That file is kept (File.Kept), the other keys
+// are written, and the error names it.
 func Write(ctx context.Context, store sb.MessageStore, o Options) ([]File, error) {
 	if _, err := time.Parse(time.DateOnly, o.Day); err != nil {
 		return nil, sb.Errorf(sb.EINVALID, "day %q is not YYYY-MM-DD", o.Day)
@@ -155,14 +165,18 @@ func Write(ctx context.Context, store sb.MessageStore, o Options) ([]File, error
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	var files []File
+	var kept []error
 	for _, key := range o.Keys {
 		f, err := writeKey(ctx, store, o, key, dayDir)
 		if err != nil {
-			return files, fmt.Errorf("archive: key %s: %w", key, err)
+			return files, errors.Join(append(kept, fmt.Errorf("archive: key %s: %w", key, err))...)
+		}
+		if f.Kept {
+			kept = append(kept, fmt.Errorf("archive: key %s: %s holds %d messages and the store fewer now (retention deleted some): the file is kept; remove it to write what the store has", key, f.Path, f.Messages))
 		}
 		files = append(files, f)
 	}
-	return files, nil
+	return files, errors.Join(kept...)
 }
 
 func writeKey(ctx context.Context, store sb.MessageStore, o Options, key, dir string) (File, error) {
@@ -212,11 +226,51 @@ func writeKey(ctx context.Context, store sb.MessageStore, o Options, key, dir st
 	}
 	path := filepath.Join(dir, key+".parquet")
 	if err == nil {
+		var before int64
+		if before, err = rowsIn(path); err == nil && before > int64(out.Messages) {
+			return File{Key: key, Path: path, Messages: int(before), Kept: true}, nil
+		}
+	}
+	if err == nil {
 		err = os.Rename(tmp.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(dir)
 	}
 	if err != nil {
 		return out, fmt.Errorf("write %s: %w", path, err)
 	}
 	out.Path = path
 	return out, nil
+}
+
+// rowsIn is how many rows the Parquet file at path holds; 0 if there is
+// none.
+func rowsIn(path string) (int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return 0, fmt.Errorf("read the file written before: %w", err)
+	}
+	return pf.NumRows(), nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }

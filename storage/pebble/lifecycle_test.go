@@ -299,3 +299,21 @@ func TestRetentionLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A store opened with a negative housekeeping interval (the archive's)
+// runs no retention of its own: only Housekeep deletes.
+func TestNoHousekeepingBelowZero(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{HousekeepingInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	select {
+	case <-s.keeper.done:
+	default:
+		t.Fatal("a housekeeping goroutine runs")
+	}
+	if err := s.Housekeep(t.Context()); err != nil {
+		t.Fatalf("Housekeep: %v", err)
+	}
+}

@@ -46,10 +46,15 @@ type housekeeper struct {
 	done   chan struct{}
 }
 
-// startHousekeeping sets s.keeper and starts its goroutine.
+// startHousekeeping sets s.keeper and starts its goroutine, unless
+// Options.HousekeepingInterval is below zero.
 func (s *Store) startHousekeeping() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.keeper = &housekeeper{cancel: cancel, done: make(chan struct{})}
+	if s.opts.HousekeepingInterval < 0 {
+		close(s.keeper.done)
+		return
+	}
 	go s.runHousekeeping(ctx, s.keeper.done)
 }
 

@@ -82,7 +82,9 @@ type Options struct {
 	CarrierIDGrace time.Duration
 
 	// HousekeepingInterval is how often retention runs (Housekeep).
-	// Default one minute.
+	// Default one minute; below zero, it runs only when Housekeep is
+	// called (a store opened to read it, as the archive does, deletes
+	// nothing on its own).
 	HousekeepingInterval time.Duration
 }
 
@@ -133,7 +135,7 @@ func (o *Options) setDefaults() {
 	if o.CarrierIDGrace <= 0 {
 		o.CarrierIDGrace = defaultGrace
 	}
-	if o.HousekeepingInterval <= 0 {
+	if o.HousekeepingInterval == 0 {
 		o.HousekeepingInterval = defaultHousekeeping
 	}
 }
