@@ -519,7 +519,7 @@ func (k *keyActor) cancel(ctx actor.Context, r *cancelReq) {
 			k.canceled = make(map[string]bool)
 		}
 		k.canceled[r.id] = true
-		k.queued--
+		k.setQueued(k.queued - 1)
 	case e.dropped:
 		r.reply <- switchboard.Errorf(switchboard.ENOTFOUND, "No such message.")
 		return

@@ -271,8 +271,8 @@ func (e *Engine) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := e.countPending(ctx); err != nil {
-		return fmt.Errorf("actors: recovery: count pending messages: %w", err)
+	if err := e.countBacklog(ctx); err != nil {
+		return fmt.Errorf("actors: recovery: count queued callbacks: %w", err)
 	}
 	e.background(e.sampleBinds)
 	if e.fleet != nil {

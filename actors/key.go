@@ -383,7 +383,7 @@ func (k *keyActor) counted(ctx actor.Context, m *counted) {
 	k.ready, k.loadErr, k.movingIn = true, nil, false
 	k.e.log.Debug().Str("key", k.key.ID).Uint64("inst", k.inst).Int64("fence", m.lease.tokenOrZero()).Int("pending", m.n).
 		Msg("key actor ready")
-	k.queued = m.n
+	k.setQueued(m.n)
 	k.paged = m.n > 0
 	k.lease = m.lease
 	k.ent.fence.Store(k.fence())
@@ -454,6 +454,7 @@ func (k *keyActor) release() {
 		k.ent.fence.CompareAndSwap(k.fence(), 0)
 	}
 	k.lagDropped()
+	k.setQueued(0) // the key's next owner counts them
 	k.e.held.release(k.inMemory)
 	k.inMemory = 0
 	if k.paging {

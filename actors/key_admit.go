@@ -211,7 +211,7 @@ func (k *keyActor) admit(req *switchboard.SubmitRequest, now time.Time) (*switch
 	}
 	m.ID = "msg_" + id.String()
 	m.Fence = k.fence()
-	k.queued++
+	k.setQueued(k.queued + 1)
 	return m, nil
 }
 
@@ -309,7 +309,7 @@ func (k *keyActor) committed(ctx actor.Context, m *committed) {
 	for _, e := range m.c.entries {
 		if m.err != nil {
 			e.dropped = true
-			k.queued--
+			k.setQueued(k.queued - 1)
 		} else {
 			e.durable = true
 		}

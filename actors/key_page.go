@@ -126,7 +126,7 @@ func (k *keyActor) recount() {
 	if k.queued > k.inMemory {
 		k.e.log.Debug().Str("key", k.key.ID).Int("counted", k.queued).Int("pending", k.inMemory).
 			Msg("the store counted pending messages that were not; counted again")
-		k.queued = k.inMemory
+		k.setQueued(k.inMemory)
 	}
 }
 

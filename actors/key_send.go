@@ -387,8 +387,16 @@ func (k *keyActor) record(u switchboard.Update) {
 
 // leave accounts for a message leaving the key's queue.
 func (k *keyActor) leave() {
-	k.queued--
+	k.setQueued(k.queued - 1)
 	k.unhold()
+}
+
+// setQueued sets the key's count of pending messages and moves the
+// node's (the queue lag) by as much: the node's count is the sum of its
+// key actors', so in a cluster each node counts the keys it owns.
+func (k *keyActor) setQueued(n int) {
+	k.e.gauges.pending.Add(int64(n - k.queued))
+	k.queued = n
 }
 
 // unhold accounts for a message leaving memory, and its unit of the

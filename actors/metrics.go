@@ -68,9 +68,8 @@ type Gauges struct {
 
 // gaugeState keeps the counts behind Gauges.
 type gaugeState struct {
-	// pending counts messages accepted and not yet submitted: from the
-	// store's counters at start, then up with every Accept and down with
-	// every record that takes a message out of pending.
+	// pending counts messages accepted and not yet submitted, of the
+	// keys whose actors run here: the sum of their counts (setQueued).
 	pending atomic.Int64
 	backlog atomic.Int64
 	mu      sync.Mutex
@@ -145,22 +144,9 @@ func (e *Engine) Gauges() Gauges {
 	return g
 }
 
-// countPending sets the pending count from the store's counters, and
-// counts the callbacks queued in the outbox, when the engine starts.
-func (e *Engine) countPending(ctx context.Context) error {
-	keys, err := e.store.PendingKeys(ctx)
-	if err != nil {
-		return err
-	}
-	var n int64
-	for _, k := range keys {
-		c, err := e.store.PendingCount(ctx, k)
-		if err != nil {
-			return err
-		}
-		n += int64(c)
-	}
-	e.gauges.pending.Add(n)
+// countBacklog counts the callbacks queued in the outbox when the engine
+// starts.
+func (e *Engine) countBacklog(ctx context.Context) error {
 	endpoints, err := e.store.CallbackEndpoints(ctx)
 	if err != nil {
 		return err
@@ -202,15 +188,11 @@ func (s *meteredStore) Accept(ctx context.Context, msgs []switchboard.NewMessage
 	t := time.Now()
 	err := s.Store.Accept(ctx, msgs)
 	s.m.StoreWrite("accept", time.Since(t))
-	if err == nil {
-		s.g.pending.Add(int64(len(msgs)))
-	}
 	return err
 }
 
 // Record counts what each update did, read from its Notify (every writer
-// in the engine gives one): a message out of pending, a final status
-// reached, callbacks queued.
+// in the engine gives one): a final status reached, callbacks queued.
 func (s *meteredStore) Record(ctx context.Context, updates []switchboard.Update) ([]*switchboard.Message, error) {
 	t := time.Now()
 	msgs, err := s.Store.Record(ctx, updates)
@@ -224,22 +206,11 @@ func (s *meteredStore) Record(ctx context.Context, updates []switchboard.Update)
 			continue
 		}
 		s.g.backlog.Add(int64(n.Queued))
-		if n.Before == m.Status {
-			continue
-		}
-		if waiting(n.Before) && !m.Pending() {
-			s.g.pending.Add(-1)
-		}
-		if m.Status.Final() && !n.Before.Final() {
+		if n.Before != m.Status && m.Status.Final() && !n.Before.Final() {
 			s.m.MessageFinal(m.Status)
 		}
 	}
 	return msgs, nil
-}
-
-// waiting reports whether an outbound message in status s is pending.
-func waiting(s switchboard.Status) bool {
-	return s == switchboard.StatusAccepted || s == switchboard.StatusQueued
 }
 
 func (s *meteredStore) FinishCallbacks(ctx context.Context, done []switchboard.FinishedCallback) error {

@@ -73,6 +73,7 @@ type fleetNode struct {
 	wrap     []string // a command the node runs through
 	cmd      *exec.Cmd
 	addr     atomic.Pointer[string] // the API, once started; load goroutines read it while a node restarts
+	admin    atomic.Pointer[string] // node.admin, once printed
 	stopped  bool                   // SIGSTOPped
 	exited   chan struct{}
 	logLines *os.File
@@ -329,6 +330,10 @@ func (r *fleetRig) launch(nd *fleetNode) error {
 			nd.addr.Store(&addr)
 			go func() {
 				for lines.Scan() {
+					if _, rest, ok := strings.Cut(lines.Text(), "admin API at http://"); ok {
+						a := strings.TrimSuffix(strings.TrimSpace(rest), "/")
+						nd.admin.Store(&a)
+					}
 				}
 				_ = cmd.Wait()
 				logf.Close()
@@ -880,4 +885,91 @@ func TestFleetNodeWithItsPortTakenExitsWithAnError(t *testing.T) {
 	if !bytes.Contains(out, []byte("join the cluster")) || !bytes.Contains(out, []byte(taken.Addr().String())) {
 		t.Fatalf("the node's error does not say it could not join at %s:\n%s", taken.Addr(), out)
 	}
+}
+
+// Each node's queue lag counts the pending messages of the keys it owns,
+// so the fleet's sum is the fleet's backlog and each node's share is its
+// own (the autoscaler's signal): a node that starts does not count the
+// whole store's, keys that move are counted where they go, and once the
+// carrier takes everything every node shows 0.
+func TestFleetQueueLagCountsOwnedKeys(t *testing.T) {
+	r := newFleetRig(t, 2)
+	// Every submit is throttled: messages stay queued, binds stay up (a
+	// node without a bound bind is not ready and is given no keys).
+	r.sim.SetFaults(smsc.Faults{ThrottleEvery: 1})
+	client := &http.Client{Timeout: 10 * time.Second}
+	var accepted []sent
+	post := func(n int, through ...*fleetNode) {
+		for i := range n {
+			for _, key := range r.keys {
+				s, code := r.post(client, through[i%len(through)], key, "+447700900555", fmt.Sprintf("lag-%s-%d-%d", key, len(accepted), i))
+				if code != 202 {
+					t.Fatalf("message of %s: %d %s", key, code, s.refusal)
+				}
+				accepted = append(accepted, s)
+			}
+		}
+	}
+	lags := func() []int64 {
+		out := make([]int64, len(r.nodes))
+		for i, nd := range r.nodes {
+			out[i] = -1
+			if a := nd.admin.Load(); a != nil {
+				out[i] = queueLag(*a)
+			}
+		}
+		return out
+	}
+	waitLag := func(what string, ok func([]int64) bool) {
+		t.Helper()
+		if !waitFor(60*time.Second, func() bool { return ok(lags()) }) {
+			t.Fatalf("%s: queue lag per node %v (%d accepted)", what, lags(), len(accepted))
+		}
+	}
+	sumIs := func(want int) func([]int64) bool {
+		return func(l []int64) bool { return l[0] >= 0 && l[1] >= 0 && l[0]+l[1] == int64(want) }
+	}
+	post(5, r.nodes...)
+	waitLag("30 queued", sumIs(len(accepted)))
+
+	// Node 1 restarts: it must not count node 0's keys, nor node 0 go on
+	// counting the keys that come back to node 1.
+	restarted := r.nodes[1]
+	if err := restarted.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-restarted.exited
+	post(5, r.nodes[0]) // node 0 owns every key meanwhile
+	r.start(restarted)
+	r.waitReady(restarted, 60*time.Second)
+	post(5, r.nodes...)
+	waitLag("90 queued after a restart", sumIs(len(accepted)))
+
+	r.sim.SetFaults(smsc.Faults{})
+	r.waitFinal(accepted, 120*time.Second)
+	waitLag("every message submitted", func(l []int64) bool { return l[0] == 0 && l[1] == 0 })
+}
+
+// queueLag sums switchboard_queue_lag_messages from a node's /metrics;
+// -1 if it cannot be read.
+func queueLag(admin string) int64 {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var n int64
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		name, value, ok := strings.Cut(lines.Text(), " ")
+		if !ok || !strings.HasPrefix(name, "switchboard_queue_lag_messages{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return -1
+		}
+		n += int64(v)
+	}
+	return n
 }
