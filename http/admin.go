@@ -113,12 +113,17 @@ type AdminServer struct {
 	draining  func() bool
 	readyLog  readinessLog
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	ln     net.Listener
-	closed bool // Shutdown ran: Serve serves no more
+	// ctx is the requests': it ends once Shutdown has waited for them
+	// (a change stored and not answered would be lost to its caller: a
+	// rotated secret no one saw). sampling is the sampler's.
+	ctx          context.Context
+	cancel       context.CancelFunc
+	sampling     context.Context
+	stopSampling context.CancelFunc
+	wg           sync.WaitGroup
+	mu           sync.Mutex
+	ln           net.Listener
+	closed       bool // Shutdown ran: Serve serves no more
 }
 
 //go:embed status.html
@@ -162,6 +167,7 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 		CloseOnShutdown:              true,
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.sampling, a.stopSampling = context.WithCancel(context.Background())
 	a.wg.Add(1)
 	go a.sampleEvery(time.Second)
 	return a, nil
@@ -187,7 +193,7 @@ func (a *AdminServer) sampleEvery(d time.Duration) {
 	defer t.Stop()
 	for {
 		select {
-		case <-a.ctx.Done():
+		case <-a.sampling.Done():
 			return
 		case now := <-t.C:
 			a.numbers.sample(now)
@@ -214,7 +220,10 @@ func (a *AdminServer) Serve(ln net.Listener) error {
 	}
 	msg.Msg("serving admin listener")
 	err := a.srv.Serve(ln)
-	if a.ctx.Err() != nil {
+	a.mu.Lock()
+	closed := a.closed
+	a.mu.Unlock()
+	if closed {
 		return nil
 	}
 	return err
@@ -231,9 +240,10 @@ func (a *AdminServer) Addr() string {
 }
 
 // Shutdown stops the sampler and the server, waiting for requests in
-// progress until ctx ends.
+// progress until ctx ends; then it cancels those still running.
 func (a *AdminServer) Shutdown(ctx context.Context) error {
-	a.cancel()
+	defer a.cancel()
+	a.stopSampling()
 	a.wg.Wait()
 	a.mu.Lock()
 	a.closed = true

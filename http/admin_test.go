@@ -68,7 +68,12 @@ func (o *stubOps) CancelMessage(_ context.Context, id string) (*switchboard.Mess
 
 // stubCatalog answers every call with its name and arguments, and the
 // file-defined key "file" with managed_by_config.
-type stubCatalog struct{ calls []string }
+type stubCatalog struct {
+	calls []string
+	// creating, if set, runs inside CreateKey with its context; its
+	// error is CreateKey's.
+	creating func(context.Context) error
+}
 
 func (c *stubCatalog) record(call string, args ...string) (any, error) {
 	c.calls = append(c.calls, call+" "+strings.Join(args, " "))
@@ -84,7 +89,12 @@ func (c *stubCatalog) ListKeys(context.Context) (any, error) { return c.record("
 func (c *stubCatalog) GetKey(_ context.Context, id string) (any, error) {
 	return c.record("GetKey", id)
 }
-func (c *stubCatalog) CreateKey(_ context.Context, b []byte) (any, error) {
+func (c *stubCatalog) CreateKey(ctx context.Context, b []byte) (any, error) {
+	if c.creating != nil {
+		if err := c.creating(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return c.record("CreateKey", string(b))
 }
 func (c *stubCatalog) UpdateKey(_ context.Context, id string, b []byte) (any, error) {
@@ -515,5 +525,56 @@ func TestAdminReadyzLogsChanges(t *testing.T) {
 	if strings.Count(out, `"message":"not ready"`) != 1 || !strings.Contains(out, `"reason":"Carrier sim has no bound bind."`) ||
 		strings.Count(out, `"message":"ready"`) != 1 {
 		t.Fatalf("readiness changes logged:\n%s", out)
+	}
+}
+
+// A node that stops lets an admin change in progress finish and answers
+// it: a key created (or a secret rotated) and stored, then answered 500
+// because the stop canceled the rest of the request, would leave its
+// caller without the secret it made.
+func TestAdminShutdownLetsRequestsFinish(t *testing.T) {
+	a := newTestAdmin(t, adminToken)
+	inside, release := make(chan struct{}), make(chan struct{})
+	a.catalog.creating = func(ctx context.Context) error {
+		close(inside)
+		<-release
+		return ctx.Err()
+	}
+	answered := make(chan int, 1)
+	go func() {
+		req, _ := nethttp.NewRequest("POST", a.url+"/admin/v1/keys", strings.NewReader(`{"id":"late"}`))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := nethttp.DefaultClient.Do(req)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		res.Body.Close()
+		answered <- res.StatusCode
+	}()
+	<-inside
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- a.Shutdown(ctx)
+	}()
+	// Shutdown has begun once the listener refuses connections.
+	addr := strings.TrimPrefix(a.url, "http://")
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if code := <-answered; code != nethttp.StatusCreated {
+		t.Fatalf("the request running at the stop was answered %d, want 201", code)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }

@@ -728,3 +728,23 @@ func mustRequest(t testing.TB, method, url, body string) *nethttp.Request {
 	req.Header.Set("Authorization", "Bearer "+testSecret)
 	return req
 }
+
+// A batch whose items the store refuses (503 each) logs one error line
+// with how many items failed, not one per item: a disk near full must not
+// be filled faster by the log.
+func TestBatchFailureLogsOnce(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.engine.setErr("+447700900999", switchboard.Errorf(switchboard.EUNAVAILABLE, "storage cannot commit"))
+	var items []string
+	for range 50 {
+		items = append(items, `{"to":"+447700900999","from":"Acme","body":"x"}`)
+	}
+	resp, body := ts.do(t, "POST", "/v1/messages/batch", `{"messages":[`+strings.Join(items, ",")+`]}`)
+	if resp.StatusCode != 202 || !strings.Contains(string(body), `"accepted":0,"rejected":50`) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	logs := ts.logs.String()
+	if n := strings.Count(logs, `"level":"error"`); n != 1 || !strings.Contains(logs, `"items":50`) {
+		t.Fatalf("%d error lines, want 1 saying 50 items:\n%s", n, logs)
+	}
+}

@@ -62,11 +62,35 @@ type publicError struct {
 	retryAfter int64 // seconds for Retry-After; 0: no header
 }
 
-// toPublic turns err into what a client sees: its code and message, or
-// internal and "Internal error." for anything that is not a
-// *switchboard.Error with a known code. Errors at or above 500 are logged
-// here, with the request id and the cause, at error level.
+// toPublic turns err into what a client sees (publicOf). Errors at or
+// above 500 are logged here, with the request id and the cause, at error
+// level.
 func (s *responder) toPublic(ctx *fasthttp.RequestCtx, err error) publicError {
+	p := publicOf(err)
+	s.logFailed(ctx, err, p.status, 1)
+	return p
+}
+
+// logFailed logs err at error level if its status is 500 or above, once
+// for the request: items is how many of a batch's items failed so (1 for
+// a single request), so that a store that refuses a batch of 1,000 writes
+// one line, not 1,000.
+func (s *responder) logFailed(ctx *fasthttp.RequestCtx, err error, status, items int) {
+	if status < 500 || (s.quiet != nil && err == s.quiet) || string(ctx.Path()) == s.quietPath {
+		return
+	}
+	ev := s.log.Error().Err(err).Str("code", switchboard.ErrorCode(err)).Int("status", status).
+		Bytes("request_id", ctx.Response.Header.Peek(headerRequestID)).Str("path", string(ctx.Path()))
+	if items > 1 {
+		ev = ev.Int("items", items)
+	}
+	ev.Msg("request failed")
+}
+
+// publicOf is what a client sees of err: its code and message, or
+// internal and "Internal error." for anything that is not a
+// *switchboard.Error with a known code.
+func publicOf(err error) publicError {
 	code := switchboard.ErrorCode(err)
 	status, known := statusOf(code)
 	p := publicError{status: status, code: code, message: switchboard.ErrorMessage(err)}
@@ -78,11 +102,6 @@ func (s *responder) toPublic(ctx *fasthttp.RequestCtx, err error) publicError {
 		p.retryAfter = retryAfterSeconds(p.code, e.RetryAfter)
 	} else {
 		p.retryAfter = retryAfterSeconds(p.code, 0)
-	}
-	if status >= 500 && (s.quiet == nil || err != s.quiet) && string(ctx.Path()) != s.quietPath {
-		s.log.Error().Err(err).Str("code", code).Int("status", status).
-			Bytes("request_id", ctx.Response.Header.Peek(headerRequestID)).
-			Str("path", string(ctx.Path())).Msg("request failed")
 	}
 	return p
 }

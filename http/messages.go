@@ -86,6 +86,10 @@ func (s *Server) handleBatch(ctx *fasthttp.RequestCtx, key *switchboard.Key, _ [
 // item was told to wait, so a client can retry the rejected ones.
 func (s *Server) writeBatch(ctx *fasthttp.RequestCtx, results []switchboard.SubmitResult) {
 	var accepted, rejected, retryAfter int64
+	// Items that failed at 500 or above are logged once, with the first
+	// cause and how many.
+	var failedFirst error
+	var failed, failedStatus int
 	w := s.writer()
 	w.openObject()
 	w.key("results")
@@ -104,7 +108,12 @@ func (s *Server) writeBatch(ctx *fasthttp.RequestCtx, results []switchboard.Subm
 			if err == nil {
 				err = errors.New("http: engine returned neither a message nor an error")
 			}
-			p := s.toPublic(ctx, err)
+			p := publicOf(err)
+			if p.status >= 500 {
+				if failed++; failedFirst == nil {
+					failedFirst, failedStatus = err, p.status
+				}
+			}
 			retryAfter = max(retryAfter, p.retryAfter)
 			w.key("error")
 			w.errorObject(p.code, p.message)
@@ -115,6 +124,9 @@ func (s *Server) writeBatch(ctx *fasthttp.RequestCtx, results []switchboard.Subm
 	w.int("accepted", accepted)
 	w.int("rejected", rejected)
 	w.closeObject()
+	if failed > 0 {
+		s.logFailed(ctx, failedFirst, failedStatus, failed)
+	}
 	if retryAfter > 0 {
 		setRetryAfter(ctx, retryAfter)
 	}
