@@ -165,6 +165,18 @@ func TestDeployFiles(t *testing.T) {
 			}
 		}
 	}
+	// The autoscaler owns the StatefulSet's count: a count in the
+	// manifest would be reapplied by every kubectl apply.
+	var sts struct {
+		Kind string
+		Spec map[string]any
+	}
+	b, _ = os.ReadFile(filepath.Join(root, "kubernetes", "statefulset.yaml"))
+	if err := yaml.Unmarshal(b, &sts); err != nil || sts.Kind != "StatefulSet" {
+		t.Errorf("statefulset.yaml: %v", err)
+	} else if _, ok := sts.Spec["replicas"]; ok {
+		t.Error("statefulset.yaml sets spec.replicas, which the HorizontalPodAutoscaler owns")
+	}
 	b, _ = os.ReadFile(filepath.Join(root, "kubernetes", "hpa.yaml"))
 	if err := yaml.Unmarshal(b, &hpa); err != nil || hpa.Spec.ScaleTargetRef.Kind != "StatefulSet" ||
 		len(hpa.Spec.Metrics) != 1 || hpa.Spec.Metrics[0].Pods.Metric.Name != "switchboard_queue_lag_messages" {
@@ -178,6 +190,12 @@ func TestDeployFiles(t *testing.T) {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
+	}
+	// A variable the image set would override a mounted file's setting
+	// (the environment wins), so an admin listener the file keeps on
+	// 127.0.0.1 would listen on every address.
+	if strings.Contains(df, "ENV SWITCHBOARD_") {
+		t.Error("the Dockerfile sets a SWITCHBOARD_* variable, which overrides the configuration file users mount")
 	}
 	for _, m := range regexp.MustCompile(`COPY (deploy/\S+)`).FindAllStringSubmatch(df, -1) {
 		if _, err := os.Stat("../../" + m[1]); err != nil {
