@@ -903,10 +903,8 @@ func (c *Config) validateStorage(p *problems) {
 		if len(s.Hosts) == 0 {
 			p.add("storage.hosts", "is empty; scylla needs at least one contact point")
 		}
-		for i, h := range s.Hosts {
-			if strings.TrimSpace(h) == "" || strings.ContainsAny(h, " \t,") {
-				p.add(fmt.Sprintf("storage.hosts[%d]", i), "%q is not a host or host:port", h)
-			}
+		for _, h := range scylla.CheckHosts(s.Hosts) {
+			p.add(fmt.Sprintf("storage.hosts[%d]", h.Index), "%s", h.Problem)
 		}
 		if !keyspaceRE.MatchString(s.Keyspace) {
 			p.add("storage.keyspace", "%q is not a keyspace name (a letter, then letters, digits and _; at most 48)", s.Keyspace)

@@ -256,6 +256,9 @@ func TestValidate(t *testing.T) {
 		{"storage.backend", func(c *Config) { c.Storage.Backend = "postgres" }, `storage.backend: "postgres" is not embedded or scylla`},
 		{"scylla host", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1", "db 2"} }, `storage.hosts[1]: "db 2" is not a host or host:port`},
 		{"scylla hosts", func(c *Config) { c.Storage.Backend = "scylla" }, "storage.hosts: is empty"},
+		{"scylla host ports mixed", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1:9042", "db2"} }, `storage.hosts[1]: "db2" has no port and "db1:9042" has one`},
+		{"scylla host ports differ", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1:9042", "db2:9043"} }, `storage.hosts[1]: "db2:9043" has another port than "db1:9042"`},
+		{"scylla host port", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Hosts = []string{"db1:x"} }, `storage.hosts[0]: "db1:x" is not a host or host:port`},
 		{"scylla consistency", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Consistency = "most" }, `storage.consistency: "most"`},
 		{"scylla keyspace", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.Keyspace = "1x" }, `storage.keyspace: "1x"`},
 		{"scylla rf", func(c *Config) { c.Storage.Backend = "scylla"; c.Storage.ReplicationFactor = 0 }, "storage.replication_factor: 0"},
@@ -392,7 +395,7 @@ func TestValidate(t *testing.T) {
 
 // storage.backend: scylla with its settings is a valid configuration.
 func TestValidateScylla(t *testing.T) {
-	cfg := loadOK(t, baseYAML+"storage: {backend: scylla, hosts: [\"127.0.0.1:9042\", db2], keyspace: sb_1, replication_factor: 1, consistency: local_quorum, ttl: 240h}\n")
+	cfg := loadOK(t, baseYAML+"storage: {backend: scylla, hosts: [\"127.0.0.1:9042\", \"db2:9042\"], keyspace: sb_1, replication_factor: 1, consistency: local_quorum, ttl: 240h}\n")
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

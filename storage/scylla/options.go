@@ -2,7 +2,9 @@ package scylla
 
 import (
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,8 +15,8 @@ import (
 // Options configure a Store. Hosts and Keyspace are required; the rest
 // have defaults.
 type Options struct {
-	// Hosts are the contact points, host or host:port (port 9042 when
-	// none is given; all hosts must then use the same port).
+	// Hosts are the contact points, host or host:port: either none has a
+	// port (9042) or all have the same (CheckHosts).
 	Hosts []string
 	// Keyspace is created at start if it does not exist, with
 	// SimpleStrategy and ReplicationFactor. An existing keyspace is used
@@ -144,10 +146,8 @@ func (o *Options) validate() error {
 	if len(o.Hosts) == 0 {
 		problems = append(problems, "no hosts")
 	}
-	for _, h := range o.Hosts {
-		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, " \t,") {
-			problems = append(problems, fmt.Sprintf("host %q is not a host or host:port", h))
-		}
+	for _, p := range CheckHosts(o.Hosts) {
+		problems = append(problems, fmt.Sprintf("host %q: %s", o.Hosts[p.Index], p.Problem))
 	}
 	if !keyspaceRE.MatchString(o.Keyspace) {
 		problems = append(problems, fmt.Sprintf("keyspace %q is not a keyspace name", o.Keyspace))
@@ -215,4 +215,51 @@ func (o *Options) readConsistency() gocql.Consistency {
 		return gocql.Three
 	}
 	return gocql.All
+}
+
+// HostProblem is what is wrong with the contact point at Index.
+type HostProblem struct {
+	Index   int
+	Problem string
+}
+
+// CheckHosts reports what is wrong with hosts as contact points: each is
+// a host or host:port with a port from 1 to 65535, and either none has a
+// port or all have the same one (the driver connects to every node of
+// the cluster on one port, and refuses a list that names two).
+func CheckHosts(hosts []string) []HostProblem {
+	var out []HostProblem
+	first := -1 // the first host with a port
+	for i, h := range hosts {
+		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, " \t,") {
+			out = append(out, HostProblem{i, fmt.Sprintf("%q is not a host or host:port", h)})
+			continue
+		}
+		host, port, err := net.SplitHostPort(h)
+		switch {
+		case err != nil:
+			if first >= 0 {
+				out = append(out, HostProblem{i, fmt.Sprintf("%q has no port and %q has one: give every host the same port, or none", h, hosts[first])})
+			}
+			continue
+		case host == "" || !validPort(port):
+			out = append(out, HostProblem{i, fmt.Sprintf("%q is not a host or host:port (a port from 1 to 65535)", h)})
+			continue
+		case first < 0:
+			first = i
+			for j := range i {
+				out = append(out, HostProblem{j, fmt.Sprintf("%q has no port and %q has one: give every host the same port, or none", hosts[j], h)})
+			}
+		default:
+			if _, p0, _ := net.SplitHostPort(hosts[first]); p0 != port {
+				out = append(out, HostProblem{i, fmt.Sprintf("%q has another port than %q: every host must use the same", h, hosts[first])})
+			}
+		}
+	}
+	return out
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 65535 && strings.Trim(s, "0123456789") == ""
 }

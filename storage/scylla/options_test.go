@@ -3,6 +3,7 @@ package scylla
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,34 @@ func TestReplicas(t *testing.T) {
 	} {
 		if got := replicas(tc.repl); got != tc.want {
 			t.Errorf("replicas(%v) = %d, want %d", tc.repl, got, tc.want)
+		}
+	}
+}
+
+// Contact points: a host or host:port each, and one port for all or none:
+// the driver refuses anything else when it connects, which a node would
+// take for a database not up yet and retry for ever.
+func TestCheckHosts(t *testing.T) {
+	for _, tc := range []struct {
+		hosts []string
+		bad   []int // indexes reported
+	}{
+		{[]string{"db1", "db2"}, nil},
+		{[]string{"db1:9042", "db2:9042", "[::1]:9042"}, nil},
+		{[]string{"db1:9042", "db2"}, []int{1}},
+		{[]string{"db1", "db2", "db3:9042"}, []int{0, 1}},
+		{[]string{"db1:9042", "db2:9043"}, []int{1}},
+		{[]string{"db1:x"}, []int{0}},
+		{[]string{"db1:99999"}, []int{0}},
+		{[]string{":9042"}, []int{0}},
+		{[]string{"db 1"}, []int{0}},
+	} {
+		var got []int
+		for _, p := range CheckHosts(tc.hosts) {
+			got = append(got, p.Index)
+		}
+		if !slices.Equal(got, tc.bad) {
+			t.Errorf("CheckHosts(%q) reports %v, want %v: %+v", tc.hosts, got, tc.bad, CheckHosts(tc.hosts))
 		}
 	}
 }
