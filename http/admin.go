@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -156,6 +155,7 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 		Handler: a.handler,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			a.Error(ctx, readError(ctx, err, DefaultMaxBodySize))
+			a.cfg.Metrics.observeUnread(ctx, a.cfg.Now())
 		},
 		Logger:                       fasthttpLogger{a.log},
 		ReadTimeout:                  DefaultReadTimeout,
@@ -341,10 +341,12 @@ func (a *AdminServer) routes() []route {
 	}
 }
 
-// isAdminRoute tells the admin API's routes from the public API's, so the
-// status page's API latency is the public API's alone.
-func isAdminRoute(pattern string) bool {
-	return strings.HasPrefix(pattern, pathAdmin) || pattern == "/" || pattern == pathMetrics
+// isMessagesRoute tells the public API's message routes from the rest
+// (the admin API, /metrics, the page, the probes both listeners answer,
+// unknown paths), so the status page's API latency and rate are the
+// clients' alone.
+func isMessagesRoute(pattern string) bool {
+	return strings.HasPrefix(pattern, pathMessages)
 }
 
 func needsCatalog(pattern string) bool {
@@ -360,7 +362,7 @@ func (a *AdminServer) handler(ctx *fasthttp.RequestCtx) {
 	start := a.cfg.Now()
 	setRequestID(ctx)
 	rt := a.dispatch(ctx, start)
-	a.cfg.Metrics.observeRequest(rt.name(), ctx.Response.StatusCode(), a.cfg.Now().Sub(start))
+	a.cfg.Metrics.observeRequest(rt.name(), rt.methodOf(ctx), ctx.Response.StatusCode(), a.cfg.Now().Sub(start))
 	if e := a.log.Debug(); e != nil {
 		e.Bytes("method", ctx.Method()).Str("route", rt.name()).Int("status", ctx.Response.StatusCode()).
 			Dur("duration", a.cfg.Now().Sub(start)).Msg("admin request")
@@ -370,8 +372,7 @@ func (a *AdminServer) handler(ctx *fasthttp.RequestCtx) {
 func (a *AdminServer) dispatch(ctx *fasthttp.RequestCtx, now time.Time) (rt *route) {
 	defer func() {
 		if p := recover(); p != nil {
-			ctx.Response.Reset()
-			a.Error(ctx, fmt.Errorf("panic serving %s: %v\n%s", rt.name(), p, debug.Stack()))
+			a.panicked(ctx, rt, p)
 		}
 	}()
 	rt, param, allow := a.router.match(ctx.Method(), ctx.Path())

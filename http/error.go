@@ -2,6 +2,8 @@ package http
 
 import (
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -123,6 +125,15 @@ func retryAfterSeconds(code string, d time.Duration) int64 {
 // Error writes err as the response {"error":{"code","message"}} with the
 // status its code maps to (statusOf), Retry-After where it applies, and
 // WWW-Authenticate on 401. Internal causes are logged, never shown.
+// panicked answers a request whose handler panicked (p) with a 500 that
+// keeps the request's id, and logs the panic with its stack.
+func (s *responder) panicked(ctx *fasthttp.RequestCtx, rt *route, p any) {
+	id := append([]byte(nil), ctx.Response.Header.Peek(headerRequestID)...)
+	ctx.Response.Reset()
+	ctx.Response.Header.SetBytesV(headerRequestID, id)
+	s.Error(ctx, fmt.Errorf("panic serving %s: %v\n%s", rt.name(), p, debug.Stack()))
+}
+
 func (s *responder) Error(ctx *fasthttp.RequestCtx, err error) {
 	p := s.toPublic(ctx, err)
 	if p.retryAfter > 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/valyala/fasthttp"
 
 	"github.com/switchboard-sms/switchboard"
 	"github.com/switchboard-sms/switchboard/actors"
@@ -86,8 +87,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 	m := &Metrics{
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricHTTPDuration,
-			Help:    "HTTP requests by route (its pattern) and status class (2xx, 4xx, 5xx), from the request read to the response written.",
-			Buckets: latency}, []string{"route", "status"}),
+			Help:    "HTTP requests by route (its pattern), method and status class (2xx, 4xx, 5xx), from the request read to the response written.",
+			Buckets: latency}, []string{"route", "method", "status"}),
 		submitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricSubmitDuration,
 			Help:    "From a submit_sm part written to a carrier's bind to its response (submit_sm_resp or generic_nack), by carrier.",
 			Buckets: append(latency[1:len(latency):len(latency)], 30)}, []string{"carrier"}),
@@ -135,9 +136,17 @@ func (m *Metrics) StoreWrite(op string, d time.Duration) {
 	m.storeDuration.WithLabelValues(op).Observe(d.Seconds())
 }
 
+// observeUnread records a request fasthttp refused before the handler
+// ran (a body or headers too large, a read timeout), under route
+// "unknown": its path was not read, or not trusted.
+func (m *Metrics) observeUnread(ctx *fasthttp.RequestCtx, now time.Time) {
+	var none *route
+	m.observeRequest(none.name(), none.methodOf(ctx), ctx.Response.StatusCode(), now.Sub(ctx.Time()))
+}
+
 // observeRequest records one HTTP request.
-func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
-	m.httpDuration.WithLabelValues(route, statusClass(status)).Observe(d.Seconds())
+func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
+	m.httpDuration.WithLabelValues(route, method, statusClass(status)).Observe(d.Seconds())
 }
 
 func statusClass(status int) string {
@@ -246,7 +255,7 @@ const (
 func (k *keyNumbers) sample(now time.Time) {
 	g := k.engine.Gauges()
 	r := reading{
-		api:       readHistogram(k.m.httpDuration, func(l map[string]string) bool { return l["route"] != "" && !isAdminRoute(l["route"]) }),
+		api:       readHistogram(k.m.httpDuration, func(l map[string]string) bool { return isMessagesRoute(l["route"]) }),
 		carrier:   readHistogram(k.m.submitDuration, nil),
 		delivered: g.Webhooks.Delivered,
 		failed:    g.Webhooks.Retried + g.Webhooks.GaveUp,

@@ -38,6 +38,20 @@ func (r *route) name() string {
 	return r.pattern
 }
 
+// methodOf is a request's method as a metric label: the route's, or one
+// of a few known methods, or "other", so its values stay bounded.
+func (r *route) methodOf(ctx *fasthttp.RequestCtx) string {
+	if r != nil {
+		return r.method
+	}
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"} {
+		if string(ctx.Method()) == m {
+			return m
+		}
+	}
+	return "other"
+}
+
 // routes lists every route the server serves; docs/openapi.yaml must
 // describe each (the OpenAPI test checks).
 func (s *Server) routes() []route {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -325,7 +324,7 @@ func (s *Server) handler(ctx *fasthttp.RequestCtx) {
 	rt, key := s.dispatch(ctx, start)
 	s.logRequest(ctx, rt, key, start)
 	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.observeRequest(rt.name(), ctx.Response.StatusCode(), s.cfg.Now().Sub(start))
+		s.cfg.Metrics.observeRequest(rt.name(), rt.methodOf(ctx), ctx.Response.StatusCode(), s.cfg.Now().Sub(start))
 	}
 }
 
@@ -334,10 +333,7 @@ func (s *Server) handler(ctx *fasthttp.RequestCtx) {
 func (s *Server) dispatch(ctx *fasthttp.RequestCtx, now time.Time) (rt *route, key *switchboard.Key) {
 	defer func() {
 		if p := recover(); p != nil {
-			id := append([]byte(nil), ctx.Response.Header.Peek(headerRequestID)...)
-			ctx.Response.Reset()
-			ctx.Response.Header.SetBytesV(headerRequestID, id)
-			s.Error(ctx, fmt.Errorf("panic serving %s: %v\n%s", rt.name(), p, debug.Stack()))
+			s.panicked(ctx, rt, p)
 		}
 	}()
 	rt, param, allow := s.router.match(ctx.Method(), ctx.Path())
@@ -432,6 +428,9 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 		}
 	}
 	s.Error(ctx, rerr)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.observeUnread(ctx, s.cfg.Now())
+	}
 }
 
 // readError is the API error for a request fasthttp could not read, on

@@ -587,6 +587,15 @@ func TestEnvEmptyValueTakesDefault(t *testing.T) {
 	}
 }
 
+// An empty value in the file is the default too, whatever the setting's
+// kind, as an empty variable is.
+func TestFileEmptyValueTakesDefault(t *testing.T) {
+	cfg := loadOK(t, baseYAML+"node: {drain_period: \"\", http: ''}\nstorage: {sync_interval: \"\"}\n")
+	if cfg.Node.DrainPeriod.Std() != 5*time.Second || cfg.Node.HTTP != "127.0.0.1:8080" || cfg.Storage.syncInterval() != 500*time.Microsecond {
+		t.Errorf("node.drain_period %v, node.http %q, storage.sync_interval %v: want the defaults", cfg.Node.DrainPeriod, cfg.Node.HTTP, cfg.Storage.SyncInterval)
+	}
+}
+
 // A boolean whose default is true can still be set to false, in every
 // tier, and an empty value restores the default.
 func TestBoolDefaultTrue(t *testing.T) {

@@ -44,6 +44,7 @@ func (c *Config) decodeFile(path string) error {
 		}
 		return fmt.Errorf("line %d: a second YAML document; the file must hold one", extra.Line)
 	}
+	emptyIsUnset(&doc)
 	var problems []error
 	checkNode(&doc, configType, "", &problems)
 	if len(problems) > 0 {
@@ -54,6 +55,26 @@ func (c *Config) decodeFile(path string) error {
 		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return nil
+}
+
+// emptyIsUnset makes every empty value in the file (`drain_period: ""`)
+// no value, as an empty variable or --set is: the setting's default, not
+// a value of the wrong kind.
+func emptyIsUnset(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			emptyIsUnset(c)
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			emptyIsUnset(n.Content[i])
+		}
+	case yaml.ScalarNode:
+		if n.Value == "" {
+			n.Tag = "!!null"
+		}
+	}
 }
 
 // yamlSyntaxError is a YAML syntax error in the file's words: "line 3:

@@ -140,6 +140,7 @@ func TestDeployFiles(t *testing.T) {
 		"SwitchboardCarrierNoBoundBind": {`state="bound"`, "== 0"},
 		"SwitchboardCarrierSlow":        {"histogram_quantile(0.99", "switchboard_carrier_submit_duration_seconds_bucket"},
 		"SwitchboardWebhookSuccessLow":  {"< 0.99", `result="delivered"`},
+		"SwitchboardAPISlow":            {`route="/v1/messages"`, `method="POST"`},
 	} {
 		for _, w := range want {
 			if !strings.Contains(alerts[name], w) {

@@ -176,6 +176,19 @@ webhooks: {allow_private_networks: true, retry_min: 20ms, retry_max: 100ms}
 	if sum(during, "switchboard_webhook_backlog_events") == 0 {
 		t.Error("the webhook backlog never showed the callbacks waiting for the failing receiver")
 	}
+	// A listing shares the submit's route, not its series: the intake's
+	// latency (alerts, dashboard) is the POSTs' alone.
+	posts := sum(after, "switchboard_http_request_duration_seconds_count", `route="/v1/messages"`, `method="POST"`)
+	if r := call(t, "GET", "http://"+g.Addr()+"/v1/messages", nil); r.status != 200 {
+		t.Fatalf("list: %d", r.status)
+	}
+	listed := scrape(t, g)
+	if v := sum(listed, "switchboard_http_request_duration_seconds_count", `route="/v1/messages"`, `method="POST"`); v != posts {
+		t.Errorf("a GET moved the POST series: %v → %v", posts, v)
+	}
+	if v := sum(listed, "switchboard_http_request_duration_seconds_count", `route="/v1/messages"`, `method="GET"`); v != 1 {
+		t.Errorf("GET /v1/messages counted %v times, want 1", v)
+	}
 }
 
 // startHookServer is a webhook receiver; answer writes the response (200

@@ -37,8 +37,9 @@ type Event struct {
 	Received time.Time `json:"-"`
 }
 
-// Answer is what the sink replies to one request: a status and an
-// optional Retry-After in seconds; Delay makes it answer that much later
+// Answer is what the sink replies to one request: a status (0: the
+// sink's default, 204) and an optional Retry-After in seconds; Delay
+// makes it answer that much later
 // (a slow endpoint; the event counts as received when the answer goes
 // out); Hang makes it never answer (until the sink closes), like an
 // endpoint that times out.
@@ -170,6 +171,9 @@ func (s *Sink) decide(evs []Event, def int) Answer {
 	var first Answer
 	for i, ev := range evs {
 		a := s.opts.Respond(ev)
+		if a.Status == 0 {
+			a.Status = def
+		}
 		if a.Hang || a.Delay > 0 || a.Status < 200 || a.Status >= 300 {
 			return a
 		}
@@ -189,6 +193,10 @@ func (s *Sink) answer(ctx *fasthttp.RequestCtx, evs []Event, def int) {
 		case <-s.closed:
 		case <-time.After(5 * time.Minute):
 		}
+		// Never a success (which fasthttp would send for no status):
+		// nothing was recorded.
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetConnectionClose()
 		return
 	}
 	if answer.Delay > 0 {

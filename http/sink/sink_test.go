@@ -269,3 +269,16 @@ func TestSinkKannelDLR(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// An answer without a status is the default (204), and what the sink
+// answers as a success it records: a delay alone does not make the
+// gateway see 200 for an event the sink then leaves out.
+func TestSinkAnswerWithoutStatusIsTheDefault(t *testing.T) {
+	s := start(t, Options{Respond: func(Event) Answer { return Answer{Delay: time.Millisecond} }})
+	if code := post(t, s, `{"event_id":"e1","message_id":"m1","status":"delivered"}`); code != http.StatusNoContent {
+		t.Fatalf("answered %d, want 204", code)
+	}
+	if evs := s.Events(); len(evs) != 1 || evs[0].EventID != "e1" {
+		t.Fatalf("recorded %+v, want e1", evs)
+	}
+}
