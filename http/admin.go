@@ -155,7 +155,7 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 		Handler: a.handler,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			a.Error(ctx, readError(ctx, err, DefaultMaxBodySize))
-			a.cfg.Metrics.observeUnread(ctx, a.cfg.Now())
+			a.cfg.Metrics.observeUnread(ctx)
 		},
 		Logger:                       fasthttpLogger{a.log},
 		ReadTimeout:                  DefaultReadTimeout,

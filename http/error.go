@@ -122,9 +122,6 @@ func retryAfterSeconds(code string, d time.Duration) int64 {
 	return 0
 }
 
-// Error writes err as the response {"error":{"code","message"}} with the
-// status its code maps to (statusOf), Retry-After where it applies, and
-// WWW-Authenticate on 401. Internal causes are logged, never shown.
 // panicked answers a request whose handler panicked (p) with a 500 that
 // keeps the request's id, and logs the panic with its stack.
 func (s *responder) panicked(ctx *fasthttp.RequestCtx, rt *route, p any) {
@@ -134,6 +131,9 @@ func (s *responder) panicked(ctx *fasthttp.RequestCtx, rt *route, p any) {
 	s.Error(ctx, fmt.Errorf("panic serving %s: %v\n%s", rt.name(), p, debug.Stack()))
 }
 
+// Error writes err as the response {"error":{"code","message"}} with the
+// status its code maps to (statusOf), Retry-After where it applies, and
+// WWW-Authenticate on 401. Internal causes are logged, never shown.
 func (s *responder) Error(ctx *fasthttp.RequestCtx, err error) {
 	p := s.toPublic(ctx, err)
 	if p.retryAfter > 0 {

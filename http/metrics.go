@@ -138,10 +138,11 @@ func (m *Metrics) StoreWrite(op string, d time.Duration) {
 
 // observeUnread records a request fasthttp refused before the handler
 // ran (a body or headers too large, a read timeout), under route
-// "unknown": its path was not read, or not trusted.
-func (m *Metrics) observeUnread(ctx *fasthttp.RequestCtx, now time.Time) {
+// "unknown" (its path was not read, or not trusted) and with no duration:
+// fasthttp stamps a request's time only once it is read.
+func (m *Metrics) observeUnread(ctx *fasthttp.RequestCtx) {
 	var none *route
-	m.observeRequest(none.name(), none.methodOf(ctx), ctx.Response.StatusCode(), now.Sub(ctx.Time()))
+	m.observeRequest(none.name(), none.methodOf(ctx), ctx.Response.StatusCode(), 0)
 }
 
 // observeRequest records one HTTP request.

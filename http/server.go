@@ -429,7 +429,7 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	s.Error(ctx, rerr)
 	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.observeUnread(ctx, s.cfg.Now())
+		s.cfg.Metrics.observeUnread(ctx)
 	}
 }
 

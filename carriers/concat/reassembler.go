@@ -427,12 +427,15 @@ func (r *Reassembler) completedBefore(k groupKey, p switchboard.InboundPart) boo
 // is not remembered: a part of it sent again starts a message that ends
 // partial); r.mu is held.
 func (r *Reassembler) remember(g *group, at time.Time) {
+	// An older message of the same key is forgotten either way: a part
+	// sent again is this one's or a new message's.
+	if old := r.recent[g.key]; old != nil {
+		delete(r.recent, g.key)
+		r.recentBytes -= old.bytes
+	}
 	if r.limits.Groups > 0 && len(r.recent) >= r.limits.Groups ||
 		r.limits.Bytes > 0 && r.recentBytes+g.bytes > r.limits.Bytes {
 		return
-	}
-	if old := r.recent[g.key]; old != nil {
-		r.recentBytes -= old.bytes
 	}
 	c := &completed{payloads: make([][]byte, len(g.parts)), until: at.Add(r.timeout), bytes: g.bytes}
 	for i := range g.parts {

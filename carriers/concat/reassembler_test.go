@@ -595,4 +595,14 @@ func TestMemoryLimitGivesUpTheOldest(t *testing.T) {
 	if res := add(t, r, d[0]); !res.Waiting() {
 		t.Errorf("D's first part sent again: %+v, want a new message waiting", res)
 	}
+
+	// A new message under a remembered one's reference takes its place,
+	// within the bound: a part of it sent again is a repeat.
+	r = concat.New(timeout, concat.Limits{Bytes: 3000})
+	again := msg{from: "A", to: "12345", text: strings.Repeat("Z", 2000), ref: 1, size: 1000, at: t0.Add(2 * time.Hour)}.parts(t)
+	addAll(t, r, two("A"), 1, 2)
+	addAll(t, r, again, 1, 2)
+	if res := add(t, r, again[1]); !res.Duplicate {
+		t.Errorf("the newer message's part sent again: %+v, want a duplicate", res)
+	}
 }

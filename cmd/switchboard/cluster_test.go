@@ -899,14 +899,24 @@ func TestFleetQueueLagCountsOwnedKeys(t *testing.T) {
 	r.sim.SetFaults(smsc.Faults{ThrottleEvery: 1})
 	client := &http.Client{Timeout: 10 * time.Second}
 	var accepted []sent
+	// Each message is sent until it is accepted: keys move between the
+	// nodes around the restart, and a request may be refused meanwhile.
 	post := func(n int, through ...*fleetNode) {
 		for i := range n {
 			for _, key := range r.keys {
-				s, code := r.post(client, through[i%len(through)], key, "+447700900555", fmt.Sprintf("lag-%s-%d-%d", key, len(accepted), i))
-				if code != 202 {
-					t.Fatalf("message of %s: %d %s", key, code, s.refusal)
+				body := fmt.Sprintf("lag-%s-%d-%d", key, len(accepted), i)
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					s, code := r.post(client, through[i%len(through)], key, "+447700900555", body)
+					if code == 202 {
+						accepted = append(accepted, s)
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("message of %s not accepted within 30 s: %d %s", key, code, s.refusal)
+					}
+					time.Sleep(20 * time.Millisecond)
 				}
-				accepted = append(accepted, s)
 			}
 		}
 	}

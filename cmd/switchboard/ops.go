@@ -193,10 +193,18 @@ func (o *operations) close(ctx context.Context) error {
 		return nil
 	}
 	o.stop()
-	err := o.admin.Shutdown(ctx)
+	wait, cancel := context.WithTimeout(ctx, adminStopWait)
+	defer cancel()
+	err := o.admin.Shutdown(wait)
 	o.wg.Wait()
 	return err
 }
+
+// adminStopWait bounds how long a stopping node waits for admin requests
+// in progress (a secret being rotated, a carrier suspended) before it
+// cancels them: the engine's stop, which follows, needs the rest of
+// node.shutdown_timeout.
+const adminStopWait = 5 * time.Second
 
 // reload re-reads the configuration (SIGHUP) and applies what can change
 // live: keys, carriers and routes (with the admin API's, as one

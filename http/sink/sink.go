@@ -193,10 +193,7 @@ func (s *Sink) answer(ctx *fasthttp.RequestCtx, evs []Event, def int) {
 		case <-s.closed:
 		case <-time.After(5 * time.Minute):
 		}
-		// Never a success (which fasthttp would send for no status):
-		// nothing was recorded.
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetConnectionClose()
+		refuse(ctx)
 		return
 	}
 	if answer.Delay > 0 {
@@ -204,6 +201,7 @@ func (s *Sink) answer(ctx *fasthttp.RequestCtx, evs []Event, def int) {
 		select {
 		case <-s.closed:
 			t.Stop()
+			refuse(ctx)
 			return
 		case <-t.C:
 		}
@@ -220,6 +218,13 @@ func (s *Sink) answer(ctx *fasthttp.RequestCtx, evs []Event, def int) {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(answer.RetryAfter))
 	}
 	ctx.SetStatusCode(answer.Status)
+}
+
+// refuse answers a request the sink did not record: never a success,
+// which fasthttp would send for no status.
+func refuse(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	ctx.SetConnectionClose()
 }
 
 // KannelType is the Type of events made from Kannel delivery reports.

@@ -214,7 +214,14 @@ func writeKey(ctx context.Context, store sb.MessageStore, o Options, key, dir st
 		}
 		q.Before = next
 	}
-	if out.Messages == 0 {
+	path := filepath.Join(dir, key+".parquet")
+	before, err := rowsIn(path)
+	switch {
+	case err != nil:
+		return out, fmt.Errorf("write %s: %w", path, err)
+	case before > int64(out.Messages):
+		return File{Key: key, Path: path, Messages: int(before), Kept: true}, nil
+	case out.Messages == 0:
 		return out, nil
 	}
 	err = w.Close()
@@ -223,13 +230,6 @@ func writeKey(ctx context.Context, store sb.MessageStore, o Options, key, dir st
 	}
 	if err == nil {
 		err = tmp.Close()
-	}
-	path := filepath.Join(dir, key+".parquet")
-	if err == nil {
-		var before int64
-		if before, err = rowsIn(path); err == nil && before > int64(out.Messages) {
-			return File{Key: key, Path: path, Messages: int(before), Kept: true}, nil
-		}
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
