@@ -188,14 +188,31 @@ type Update struct {
 	// id yet (the receipt overtook its submit_sm_resp or the record of
 	// its submit), the store parks the update until ParkUntil and Record
 	// returns nil for it; the Record that indexes the id applies it, in
-	// the same write, after the submitted transition. With a zero (or
-	// past) ParkUntil nothing is parked: Record returns nil, which says
-	// the id is not known yet.
+	// the same write, after the submitted transition, if it can be that
+	// submit's (ParkedReceiptFits), and drops it otherwise. With a zero
+	// (or past) ParkUntil nothing is parked: Record returns nil, which
+	// says the id is not known yet.
 	ByCarrier *CarrierRef
 	ParkUntil time.Time
 	// Fence is the writer's fencing token for the message's key (see
 	// MessageStore.RaiseFence); 0 writes unfenced, as receipts do.
 	Fence int64
+}
+
+// ReceiptLead is how long before the transition that gives a carrier id
+// a receipt for that id can have been read: a receipt overtakes its
+// submit's response (or the record of it) by moments, and a submit is
+// answered within its carrier's response timeout, well under this.
+const ReceiptLead = 10 * time.Minute
+
+// ParkedReceiptFits reports whether a parked update whose event is at
+// parked can answer the transition at indexed that gives its carrier id
+// to a message. One parked longer before is a receipt for an earlier
+// message the carrier gave the same id (a repeat of it, sent after that
+// message's id left the index): carriers reuse ids, and that receipt
+// must not settle the new message.
+func ParkedReceiptFits(parked, indexed time.Time) bool {
+	return !parked.Before(indexed.Add(-ReceiptLead))
 }
 
 // CarrierRef is a carrier's message id, normalised, and the carrier's name.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	sb "github.com/switchboard-sms/switchboard"
@@ -49,9 +50,10 @@ func (c *committer) park(u *sb.Update) error {
 }
 
 // unpark applies to m, a private copy the request is changing, the
-// updates parked for one of its parts' carrier ids that have not expired,
-// and deletes them all.
-func (c *committer) unpark(m *sb.Message, carrier, carrierID string, part int) error {
+// updates parked for one of its parts' carrier ids that have not expired
+// and can answer the transition at indexed that gave the id
+// (sb.ParkedReceiptFits), and deletes them all.
+func (c *committer) unpark(m *sb.Message, carrier, carrierID string, part int, indexed time.Time) error {
 	k := string(parkedKey(c.key[:0], carrier, carrierID))
 	ps, err := c.parkedAt(k)
 	if err != nil || len(ps) == 0 {
@@ -59,7 +61,7 @@ func (c *committer) unpark(m *sb.Message, carrier, carrierID string, part int) e
 	}
 	now := c.now()
 	for _, p := range ps {
-		if !p.until.After(now) {
+		if !p.until.After(now) || !sb.ParkedReceiptFits(p.t.Event.At, indexed) {
 			continue
 		}
 		t := p.t

@@ -472,7 +472,9 @@ func (c *recordCall) applyTransition(w *working, tr sb.Transition) {
 		for _, p := range rows {
 			ptr := p.update.Transition
 			ptr.Part = part
-			c.applyTransition(w, ptr)
+			if sb.ParkedReceiptFits(ptr.Event.At, tr.Event.At) {
+				c.applyTransition(w, ptr)
+			}
 			if p.call >= 0 {
 				delete(c.park, p.call) // parked and applied in this call: not stored
 			} else {

@@ -108,6 +108,30 @@ func testRecordByCarrierParked(t *testing.T, f *fixture) {
 	}
 }
 
+// A receipt parked long before the submit that indexes its id (more than
+// sb.ReceiptLead) is a repeat of an earlier message's, whose id the
+// carrier gave again: it is dropped, not applied to the new message,
+// which ends with its own receipt.
+func testRecordByCarrierParkedLongBefore(t *testing.T, f *fixture) {
+	m := f.message("k1", now())
+	f.accept(t, m)
+	t0 := now()
+	old := byCarrier("sandbox", "reused-9", receipt(t0.Add(-sb.ReceiptLead-time.Minute), 0, sb.StatusUndeliverable))
+	if got := f.record(t, old); got[0] != nil {
+		t.Fatalf("Record of an unknown carrier id returned %+v, want nil", got[0])
+	}
+	n := f.notify(sb.StatusSubmitted, sb.StatusUndeliverable)
+	got := f.record(t, sb.Update{MessageID: m.ID, Transition: submitted(t0, "sandbox", "reused-9"), Notify: n})[0]
+	if got.Status != sb.StatusSubmitted {
+		t.Fatalf("submit of an id with a receipt parked %v before: status %s, want submitted", sb.ReceiptLead+time.Minute, got.Status)
+	}
+	wantCallbackIDs(t, f.callbacks(t, messageEndpoint, "", 10), n.EventID)
+	got = f.record(t, byCarrier("sandbox", "reused-9", receipt(now(), 0, sb.StatusDelivered)))[0]
+	if got == nil || got.Status != sb.StatusDelivered {
+		t.Fatalf("the message's own receipt: %+v, want delivered", got)
+	}
+}
+
 // An update by carrier id without a ParkUntil asks only whether the id is
 // known: for an unknown id Record returns nil and keeps nothing, so the
 // Record that indexes the id later applies nothing.

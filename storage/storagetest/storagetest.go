@@ -115,6 +115,7 @@ func Run(t *testing.T, open func(t *testing.T) sb.Store) {
 		{"RecordByCarrier", testRecordByCarrier},
 		{"RecordByCarrierParked", testRecordByCarrierParked},
 		{"RecordByCarrierNotParked", testRecordByCarrierNotParked},
+		{"RecordByCarrierParkedLongBefore", testRecordByCarrierParkedLongBefore},
 		{"RecordByCarrierParkedParts", testRecordByCarrierParkedParts},
 		{"RecordByCarrierSameCall", testRecordByCarrierSameCall},
 		{"RecordByCarrierSharedID", testRecordByCarrierSharedID},
