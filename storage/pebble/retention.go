@@ -112,14 +112,18 @@ func (s *Store) housekeep(ctx context.Context) error {
 		{expiryIdempotency, now.Add(-sb.IdempotencyWindow), &st.idempotency},
 		{expiryParked, now, &st.parked},
 	}
+	// Each queue on its own: one that fails (a disk error) does not keep
+	// the others from expiring what they hold.
+	errs := []error{err}
 	for _, q := range queues {
-		if err != nil {
+		if ctx.Err() != nil {
 			break
 		}
-		var n int
-		n, err = s.expireQueue(ctx, q.kind, q.cutoff, now)
+		n, err := s.expireQueue(ctx, q.kind, q.cutoff, now)
 		*q.count += n
+		errs = append(errs, err)
 	}
+	err = errors.Join(errs...)
 	log := s.opts.Logger.Debug()
 	if st.messages > 0 {
 		log = s.opts.Logger.Info()
@@ -196,63 +200,80 @@ func (c *committer) deleteMessages(entries []dayEntry, b *pebbledb.Batch) error 
 			}
 			continue
 		}
+		// Read the rest before writing: a read that fails leaves this
+		// entry whole, and the entries before it done.
+		del := noop
+		if t != nil && t.m.Key == e.key && t.m.Day() == e.day {
+			if del, err = c.deleteMessage(t.m, b); err != nil {
+				return err
+			}
+		}
 		if err := b.Delete(dayKey(c.key[:0], e.key, e.day, e.id), nil); err != nil {
 			return c.writeFailed(err)
 		}
-		if t == nil {
-			continue // gone already
+		if err := del(); err != nil {
+			return c.writeFailed(err)
 		}
-		if m := t.m; m.Key == e.key && m.Day() == e.day {
-			if err := c.deleteMessage(m, b); err != nil {
-				return c.writeFailed(err)
+	}
+	return nil
+}
+
+// deleteMessage reads the carrier index entries of a message and returns
+// the write that deletes it, its pending and receipt-due index entries
+// and the carrier index entries that still name it, and marks it deleted
+// for the rest of the round.
+func (c *committer) deleteMessage(m *sb.Message, b *pebbledb.Batch) (func() error, error) {
+	var refs []func() error
+	for _, r := range carrierRefs(m) {
+		op, err := c.deleteRef(carrierKey(nil, r.carrier, r.carrierID), m.ID, b)
+		if err != nil {
+			return noop, err
+		}
+		refs = append(refs, op)
+	}
+	return func() error {
+		if err := b.Delete(messageKey(c.key[:0], m.ID), nil); err != nil {
+			return err
+		}
+		if indexedPending(m) {
+			c.deltas[m.Key]--
+			if err := b.Delete(pendingKey(c.key[:0], m.Key, m.ID), nil); err != nil {
+				return err
 			}
 		}
-	}
-	return nil
+		if due := dueOf(m); !due.IsZero() {
+			if err := b.Delete(dueKey(c.key[:0], due, m.ID), nil); err != nil {
+				return err
+			}
+		}
+		for _, op := range refs {
+			if err := op(); err != nil {
+				return err
+			}
+		}
+		delete(c.overlay.msgs, m.ID)
+		delete(c.touched, m.ID)
+		c.overlay.deleted[m.ID] = struct{}{}
+		c.inflight.forget(m)
+		return nil
+	}, nil
 }
 
-// deleteMessage deletes a message, its pending and receipt-due index
-// entries and the carrier index entries that still name it, and marks it
-// deleted for the rest of the round.
-func (c *committer) deleteMessage(m *sb.Message, b *pebbledb.Batch) error {
-	if err := b.Delete(messageKey(c.key[:0], m.ID), nil); err != nil {
-		return err
-	}
-	if indexedPending(m) {
-		c.deltas[m.Key]--
-		if err := b.Delete(pendingKey(c.key[:0], m.Key, m.ID), nil); err != nil {
-			return err
-		}
-	}
-	if due := dueOf(m); !due.IsZero() {
-		if err := b.Delete(dueKey(c.key[:0], due, m.ID), nil); err != nil {
-			return err
-		}
-	}
-	for _, r := range carrierRefs(m) {
-		if err := c.deleteRef(carrierKey(nil, r.carrier, r.carrierID), m.ID, b); err != nil {
-			return err
-		}
-	}
-	delete(c.overlay.msgs, m.ID)
-	delete(c.touched, m.ID)
-	c.overlay.deleted[m.ID] = struct{}{}
-	c.inflight.forget(m)
-	return nil
-}
-
-// deleteRef deletes a carrier index entry if it names messageID.
-func (c *committer) deleteRef(k []byte, messageID string, b *pebbledb.Batch) error {
+// deleteRef reads a carrier index entry and returns the write that
+// deletes it if it names messageID.
+func (c *committer) deleteRef(k []byte, messageID string, b *pebbledb.Batch) (func() error, error) {
 	r, found, err := c.lookupRef(k)
 	if err != nil {
-		return c.unreadable("carrier index entry", k, err)
+		return noop, c.unreadable("carrier index entry", k, err)
 	}
 	if !found || r.messageID != messageID {
-		return nil
+		return noop, nil
 	}
-	c.overlay.refs[string(k)] = refEntry{gone: true}
-	c.inflight.dropRef(string(k))
-	return b.Delete(k, nil)
+	return func() error {
+		c.overlay.refs[string(k)] = refEntry{gone: true}
+		c.inflight.dropRef(string(k))
+		return b.Delete(k, nil)
+	}, nil
 }
 
 // unreadable handles a record retention could not read: one that does
@@ -333,7 +354,11 @@ func (s *Store) dueEntries(ctx context.Context, kind byte, from, upper []byte) (
 			e.guard, err = decodeGuard(v)
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("expiry entry %q: %w", it.Key(), err)
+			// Damaged, or written by a newer version: left in place, as
+			// unreadable does with records, so that it does not stop
+			// every pass at it.
+			s.opts.Logger.Error().Err(err).Bytes("key", it.Key()).Msg("pebble: retention left an expiry entry it cannot read in place")
+			continue
 		}
 		entries = append(entries, e)
 		records += e.records()
@@ -342,34 +367,48 @@ func (s *Store) dueEntries(ctx context.Context, kind byte, from, upper []byte) (
 }
 
 // expire writes one retention request of expiry queue entries: each entry
-// goes, and the record it names if that is still due.
+// goes, and the record it names if that is still due. Everything is read
+// before anything enters the round's batch, so a read that fails (the
+// disk) fails this request alone; only a failure to add to the batch
+// stops the store.
 func (c *committer) expire(kind byte, entries []queued, now time.Time, b *pebbledb.Batch) error {
+	var ops []func() error
 	for _, e := range entries {
-		if err := b.Delete(e.key, nil); err != nil {
-			return c.writeFailed(err)
-		}
+		ops = append(ops, func() error { return b.Delete(e.key, nil) })
 		for _, r := range e.refs {
-			if err := c.deleteRef([]byte(r.target), r.guard, b); err != nil {
-				return c.writeFailed(err)
+			op, err := c.deleteRef([]byte(r.target), r.guard, b)
+			if err != nil {
+				return err
 			}
+			ops = append(ops, op)
 		}
 		target := expiryTarget(e.key)
 		if len(e.refs) > 0 || target == nil {
 			continue // carrier index entries, done; or no record named
 		}
+		var op func() error
 		var err error
 		switch kind {
 		case expiryIdempotency:
-			err = c.deleteIdempotency(target, e.guard, b)
+			op, err = c.deleteIdempotency(target, e.guard, b)
 		case expiryParked:
-			err = c.expireParked(string(target), now, b)
+			op, err = c.expireParked(string(target), now, b)
 		}
 		if err != nil {
+			return err
+		}
+		ops = append(ops, op)
+	}
+	for _, op := range ops {
+		if err := op(); err != nil {
 			return c.writeFailed(err)
 		}
 	}
 	return nil
 }
+
+// noop is the write of a record that is not to be deleted after all.
+func noop() error { return nil }
 
 // expiryTarget returns the key of the record an expiry queue entry names
 // after its kind and time (expiryKey), or nil if it names none.
@@ -380,31 +419,29 @@ func expiryTarget(k []byte) []byte {
 	return k[len(prefixExpiry)+1+timeKeyLen:]
 }
 
-// deleteIdempotency deletes an idempotency record if it names messageID
-// and no request of the round has used its key again.
-func (c *committer) deleteIdempotency(k []byte, messageID string, b *pebbledb.Batch) error {
+// deleteIdempotency reads an idempotency record and returns the write
+// that deletes it if it names messageID and no request of the round has
+// used its key again.
+func (c *committer) deleteIdempotency(k []byte, messageID string, b *pebbledb.Batch) (func() error, error) {
 	if _, reused := c.overlay.idem[string(k)]; reused {
-		return nil
+		return noop, nil
 	}
 	r, found, err := readIdempotency(c.db, k)
 	if err != nil {
-		return c.unreadable("idempotency record", k, err)
+		return noop, c.unreadable("idempotency record", k, err)
 	}
 	if !found || r.MessageID != messageID {
-		return nil
+		return noop, nil
 	}
-	return b.Delete(k, nil)
+	return func() error { return b.Delete(k, nil) }, nil
 }
 
-// expireParked drops the updates parked under k whose ParkUntil is not
-// after now.
-func (c *committer) expireParked(k string, now time.Time, b *pebbledb.Batch) error {
+// expireParked reads the updates parked under k and returns the write
+// that drops those whose ParkUntil is not after now.
+func (c *committer) expireParked(k string, now time.Time, b *pebbledb.Batch) (func() error, error) {
 	ps, err := c.parkedAt(k)
 	if err != nil {
-		return c.unreadable("parked receipt", []byte(k), err)
-	}
-	if len(ps) == 0 {
-		return nil
+		return noop, c.unreadable("parked receipt", []byte(k), err)
 	}
 	var keep []parkedUpdate
 	for _, p := range ps {
@@ -413,7 +450,7 @@ func (c *committer) expireParked(k string, now time.Time, b *pebbledb.Batch) err
 		}
 	}
 	if len(keep) == len(ps) {
-		return nil
+		return noop, nil
 	}
-	return c.writeParked(k, parkedEntry{ps: keep, gone: len(keep) == 0}, b)
+	return func() error { return c.writeParked(k, parkedEntry{ps: keep, gone: len(keep) == 0}, b) }, nil
 }

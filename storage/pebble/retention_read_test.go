@@ -84,3 +84,40 @@ func TestRetentionLeavesUnreadableRecords(t *testing.T) {
 		t.Error("the unreadable message lost its by-day entry, the only way retention has to it")
 	}
 }
+
+// An expiry queue entry retention cannot read is left in place, with an
+// error logged, and the entries after it and the other queues go on: one
+// bad entry used to stop every pass at it, so nothing was expired again.
+func TestRetentionSkipsUnreadableExpiryEntries(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	s := openAt(t, t.TempDir(), &clock)
+	defer s.Close()
+	ctx := t.Context()
+	at := time.Unix(0, clock.Load()).UTC()
+	m := &sb.Message{ID: "msg_000", Key: "k", Segments: 1, Status: sb.StatusAccepted,
+		AcceptedAt: at, Events: []sb.Event{{Status: sb.StatusAccepted, At: at}}}
+	if err := s.Accept(ctx, []sb.NewMessage{{Message: m, IdempotencyKey: "idem-0"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Before it in the queue, and in the queue that runs first: garbage.
+	for _, kind := range []byte{expiryIdempotency, expiryCarrierRefs} {
+		k := expiryKey(nil, kind, at.Add(-time.Hour), []byte("bad"))
+		if err := s.db.Set(k, []byte{0xff, 0xfe}, pebbledb.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Add(int64(25 * time.Hour)) // the idempotency record expires
+	if err := s.Housekeep(ctx); err != nil {
+		t.Fatalf("housekeeping past unreadable expiry entries: %v", err)
+	}
+	if _, err := s.Idempotency(ctx, "k", "idem-0"); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Fatalf("the idempotency record after the unreadable entry: %v, want it expired", err)
+	}
+	if r, found, err := readIdempotency(s.db, idempotencyKey(nil, "k", "idem-0")); err != nil || found {
+		t.Fatalf("the idempotency record is still stored (%+v, %v): retention stopped at the unreadable entry", r, err)
+	}
+	if err := s.Writable(); err != nil {
+		t.Fatalf("the store stopped: %v", err)
+	}
+}
