@@ -189,3 +189,49 @@ func TestRefGroupCodec(t *testing.T) {
 		}
 	}
 }
+
+// A long message is final when its last part settles: its carrier ids
+// are kept for the grace from then, though its status is that of a part
+// that failed long before.
+func TestFinalRefsCountFromTheLastPart(t *testing.T) {
+	var clock atomic.Int64
+	t0 := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	clock.Store(t0.UnixNano())
+	const grace = time.Hour
+	s, err := Open(t.TempDir(), Options{CarrierIDGrace: grace, Now: func() time.Time { return time.Unix(0, clock.Load()).UTC() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	m := &sb.Message{ID: "msg_001", Key: "k", Segments: 2, Status: sb.StatusAccepted,
+		AcceptedAt: t0, Events: []sb.Event{{Status: sb.StatusAccepted, At: t0}}}
+	if err := s.Accept(ctx, []sb.NewMessage{{Message: m}}); err != nil {
+		t.Fatal(err)
+	}
+	last := t0.Add(50 * time.Minute)
+	got, err := s.Record(ctx, []sb.Update{
+		{MessageID: m.ID, Transition: sb.Transition{Part: -1,
+			Event: sb.Event{Status: sb.StatusSubmitted, At: t0, Carrier: "x"}, CarrierIDs: []string{"p1", "p2"}}},
+		{MessageID: m.ID, Transition: sb.Transition{Part: 0, Event: sb.Event{Status: sb.StatusUndeliverable, At: t0.Add(time.Minute), Carrier: "x"}}},
+		{MessageID: m.ID, Transition: sb.Transition{Part: 1, Event: sb.Event{Status: sb.StatusDelivered, At: last, Carrier: "x"}}},
+	})
+	if err != nil || got[2].Status != sb.StatusUndeliverable {
+		t.Fatalf("record: %v, %+v", err, got)
+	}
+	// Past the grace counted from the failed part, within it from the last.
+	clock.Store(t0.Add(time.Minute + grace + time.Minute).UnixNano())
+	if err := s.Housekeep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := s.CarrierMessage(ctx, "x", "p2"); err != nil || id != m.ID {
+		t.Fatalf("carrier id p2 within the grace of the message's final time: %q, %v", id, err)
+	}
+	clock.Store(last.Add(grace + 2*time.Second).UnixNano())
+	if err := s.Housekeep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CarrierMessage(ctx, "x", "p2"); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Fatalf("carrier id p2 past the grace: %v, want not found", err)
+	}
+}

@@ -611,23 +611,16 @@ func (c *committer) writeMessage(t *touchedMessage, b *pebbledb.Batch) error {
 		}
 	}
 	if m.Status.Final() && (!t.wasFinal || t.indexed) {
-		at := finalAt(m)
+		// When the message turned final (or took its last ids): its
+		// latest event. A long message's status is its first failed
+		// part's, which may have failed long before the last part
+		// settled and made it final.
+		at := m.UpdatedAt
 		for _, r := range carrierRefs(m) {
 			c.finalRefs.add(at, queuedRef{target: string(carrierKey(c.key[:0], r.carrier, r.carrierID)), guard: m.ID})
 		}
 	}
 	return nil
-}
-
-// finalAt is when a final message reached its status: the time of the
-// last event with that status.
-func finalAt(m *sb.Message) time.Time {
-	for i := len(m.Events) - 1; i >= 0; i-- {
-		if m.Events[i].Status == m.Status {
-			return m.Events[i].At
-		}
-	}
-	return m.UpdatedAt
 }
 
 // carrierRefs lists the carrier index entries that may name m: one per
