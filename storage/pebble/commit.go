@@ -147,8 +147,12 @@ type committer struct {
 	inflight *inFlight
 	// parkedKeys holds the key of every stored list of parked updates
 	// (r/), read once at open: most carrier ids have none, and the set
-	// spares them a Get (park.go).
+	// spares them a Get (park.go). Past maxParked keys (receipts for ids
+	// never sent, on an account the SMSC shares, stay parked for days)
+	// it is dropped, nil, and every look-up asks the database, whose
+	// bloom filters answer a missing key cheaply.
 	parkedKeys map[string]struct{}
+	maxParked  int
 	// fences caches the keys' fencing tokens (fence.go).
 	fences map[string]int64
 	// counts caches the pending counter of each key seen (countKey); only
@@ -214,6 +218,7 @@ func newCommitter(db *pebbledb.DB, now func() time.Time, log zerolog.Logger) *co
 			refs: map[string]refEntry{}, parked: map[string]parkedEntry{}, deleted: map[string]struct{}{}},
 		inflight:   newInFlight(maxInFlight),
 		parkedKeys: map[string]struct{}{},
+		maxParked:  defaultMaxParked,
 		counts:     map[string]int64{},
 		deltas:     map[string]int64{},
 		touched:    map[string]*touchedMessage{},

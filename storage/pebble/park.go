@@ -81,7 +81,7 @@ func (c *committer) parkedAt(k string) ([]parkedUpdate, error) {
 	if e, ok := c.overlay.parked[k]; ok {
 		return e.ps, nil
 	}
-	if _, ok := c.parkedKeys[k]; !ok {
+	if _, ok := c.parkedKeys[k]; !ok && c.parkedKeys != nil {
 		return nil, nil // nothing stored under k: the usual answer, without a Get
 	}
 	v, closer, err := c.db.Get([]byte(k))
@@ -107,7 +107,7 @@ func (c *committer) writeParked(k string, e parkedEntry, b *pebbledb.Batch) erro
 		delete(c.parkedKeys, k)
 		return b.Delete([]byte(k), nil)
 	}
-	c.parkedKeys[k] = struct{}{}
+	c.trackParked(k)
 	c.val = appendParked(c.val[:0], e.ps)
 	return b.Set([]byte(k), c.val, nil)
 }
@@ -120,8 +120,26 @@ func (c *committer) loadParkedKeys() error {
 	if err != nil {
 		return err
 	}
-	for ok := it.First(); ok; ok = it.Next() {
-		c.parkedKeys[string(it.Key())] = struct{}{}
+	for ok := it.First(); ok && c.parkedKeys != nil; ok = it.Next() {
+		c.trackParked(string(it.Key()))
 	}
 	return errors.Join(it.Error(), it.Close())
+}
+
+// defaultMaxParked bounds parkedKeys (about 100 bytes a key).
+const defaultMaxParked = 100_000
+
+// trackParked adds k to parkedKeys, or drops the set once it would hold
+// more than maxParked keys (until the store is opened again).
+func (c *committer) trackParked(k string) {
+	if c.parkedKeys == nil {
+		return
+	}
+	if _, ok := c.parkedKeys[k]; !ok && len(c.parkedKeys) >= c.maxParked {
+		c.log.Warn().Int("parked_ids", len(c.parkedKeys)).
+			Msg("pebble: many receipts wait for carrier ids not sent yet; each look-up now asks the database")
+		c.parkedKeys = nil
+		return
+	}
+	c.parkedKeys[k] = struct{}{}
 }
