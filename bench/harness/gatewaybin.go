@@ -74,19 +74,36 @@ func (r *rig) startGatewayBin(cfg nodeConfig, carrierDown bool, onSubmit func(sm
 		return nil, fmt.Errorf("--gateway-bin: %w", err)
 	}
 	r.cl.add(func() { stopProcess(gw.cmd, 30*time.Second) })
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		if _, rest, ok := strings.Cut(lines.Text(), "listening on http://"); ok {
-			gw.addr = strings.TrimSpace(rest)
-			go func() { // drain stdout until the process ends, so it never blocks on it
-				for lines.Scan() {
-				}
-			}()
-			return gw, nil
+	// The reader drains stdout until the process ends, so it never blocks
+	// on it, and hands over the address once printed.
+	addr := make(chan string, 1)
+	go func() {
+		defer close(addr)
+		lines := bufio.NewScanner(stdout)
+		sent := false
+		for lines.Scan() {
+			if _, rest, ok := strings.Cut(lines.Text(), "listening on http://"); ok && !sent {
+				addr <- strings.TrimSpace(rest)
+				sent = true
+			}
 		}
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			return nil, fmt.Errorf("--gateway-bin: %s exited before printing its address", bin)
+		}
+		gw.addr = a
+		return gw, nil
+	case <-time.After(gatewayStartLimit):
+		_ = gw.cmd.Process.Kill()
+		return nil, fmt.Errorf("--gateway-bin: %s did not print its address within %v", bin, gatewayStartLimit)
 	}
-	return nil, fmt.Errorf("--gateway-bin: %s exited before printing its address", bin)
 }
+
+// gatewayStartLimit bounds how long the bench waits for the gateway to
+// listen (a node on Cassandra waits for the database first).
+const gatewayStartLimit = 2 * time.Minute
 
 // measured is the gateway's process, whose RSS and CPU are its alone.
 func (gw *gatewayProc) measured() proc { return proc(strconv.Itoa(gw.cmd.Process.Pid)) }

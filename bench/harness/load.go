@@ -47,6 +47,9 @@ type loadOpts struct {
 	sim *smsc.Server
 	// noDuplicates fails the run on duplicates too (--no-duplicates).
 	noDuplicates bool
+	// expectDelivered fails the run on anything but every request
+	// accepted and every message delivered (--expect-delivered).
+	expectDelivered bool
 	// seq numbers the messages; shared by a ramp's steps, since drivers
 	// whose ids come from it (Kannel's) would otherwise give a later
 	// step's messages the ids of an earlier step's, whose receipts the

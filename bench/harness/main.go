@@ -117,6 +117,7 @@ type settings struct {
 	memProfile                   string
 	traceFile                    string
 	noDuplicates                 bool
+	expectDelivered              bool
 }
 
 func flags(s *settings) *flag.FlagSet {
@@ -194,6 +195,7 @@ func flags(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.memProfile, "memprofile", "", "load mode: write the allocations from start to the end of the measured window (pprof allocs; -sample_index=alloc_space) to `FILE`; with --gateway-bin, the gateway's")
 	fs.StringVar(&s.traceFile, "trace", "", "load mode: write a Go execution trace of the measured window to `FILE` (go tool trace; -pprof=sched shows where goroutines waited for a CPU); with --gateway-bin, the gateway's")
 	fs.BoolVar(&s.noDuplicates, "no-duplicates", false, "load mode: exit 1 also when a callback arrived twice or the simulator took more submit_sm than the accepted parts (a check for CI; a carrier outage may duplicate legitimately)")
+	fs.BoolVar(&s.expectDelivered, "expect-delivered", false, "load mode: exit 1 also when nothing was accepted, a request of the window was refused, failed in transport or was never sent, a final callback matched no message sent (or came for one twice), or a message ended other than delivered (a check for CI against the fault-free simulator)")
 	fs.StringVar(&s.profilePhase, "profile-phase", "drain", "--queue/--restart-pending: which phase --cpuprofile covers: accept or drain")
 	return fs
 }
@@ -671,7 +673,7 @@ func (r *rig) baseOpts(k *tracker) loadOpts {
 	g.hot = s.hotKey
 	o := loadOpts{profile: rateProfile{base: s.rate}, warmup: s.warmup, duration: s.duration, timeout: s.timeout,
 		conns: s.conns, inflight: s.inflight, batch: s.batch, drain: s.drain, gen: g, tracker: k, noDuplicates: s.noDuplicates,
-		out: r.out}
+		expectDelivered: s.expectDelivered, out: r.out}
 	if s.cpuProfile != "" || s.memProfile != "" || s.traceFile != "" {
 		o.prof = &selfProfiler{cpu: s.cpuProfile, mem: s.memProfile, trace: s.traceFile}
 	}
@@ -791,10 +793,12 @@ func (r *rig) loadOn(o loadOpts, hooks *sink.Sink, target, storage string) (int,
 		rr := runRamp(context.Background(), o, r.s, sc)
 		rr.print(r.out)
 		r.rep.Ramp, r.rep.Timeline = rr, rr.timeline
-		// A step that lost messages fails the run: delivery broke, which
-		// is more than running out of capacity.
+		// A step that lost messages (or, with --no-duplicates, delivered
+		// one twice) fails the run: delivery broke, which is more than
+		// running out of capacity.
 		for _, st := range rr.Steps {
-			ok = ok && !st.LostMessages
+			dup := o.noDuplicates && (st.Summary.Duplicates > 0 || st.Summary.CarrierDuplicates > 0)
+			ok = ok && !st.LostMessages && !dup
 		}
 	} else {
 		res := runLoad(context.Background(), o)

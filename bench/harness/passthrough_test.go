@@ -19,7 +19,7 @@ func TestDriverMeasuresPassthrough(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	code, out := runBench(t, []string{"--gateway-bin", bin, "--scenario", "../scenarios/steady.yaml",
-		"--rate", "500", "--warmup", "500ms", "--duration", "2s", "--drain", "20s", "--no-duplicates"})
+		"--rate", "500", "--warmup", "500ms", "--duration", "2s", "--drain", "20s", "--no-duplicates", "--expect-delivered"})
 	if code != 0 {
 		t.Fatalf("bench exit %d\n%s", code, out)
 	}

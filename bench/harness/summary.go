@@ -70,6 +70,8 @@ type summary struct {
 	Unmatched   int              `json:"unmatched_finals"`
 	Intermed    int64            `json:"intermediate_callbacks"`
 	OutOfOrder  int              `json:"out_of_order"`
+	// Undelivered says why --expect-delivered failed the run.
+	Undelivered string `json:"undelivered,omitempty"`
 
 	WholeSent     int64 `json:"whole_run_requests"`
 	WholeAccepted int64 `json:"whole_run_accepted"`
@@ -152,6 +154,11 @@ func (r *loadResult) summarize(sc sinkCounts) summary {
 	}
 	if o.noDuplicates && (s.Duplicates > 0 || s.CarrierDuplicates > 0) {
 		s.OK = false
+	}
+	if o.expectDelivered {
+		if s.Undelivered = undelivered(s); s.Undelivered != "" {
+			s.OK = false
+		}
 	}
 	s.CPUPerMsg, s.PerWhat = r.cpuPerMsg()
 	return s
@@ -265,10 +272,35 @@ func (s summary) print(w io.Writer, o loadOpts) {
 	case s.OK:
 	case s.Lost > 0:
 		fmt.Fprintf(w, "FAIL: %d accepted messages got no final callback (or receipt) within --drain %v\n", s.Lost, o.drain)
+	case s.Undelivered != "":
+		fmt.Fprintf(w, "FAIL: not every message delivered (--expect-delivered): %s\n", s.Undelivered)
 	default:
 		fmt.Fprintf(w, "FAIL: duplicates (--no-duplicates): %d callbacks arrived twice, the carrier got %d submit_sm too many\n",
 			s.Duplicates, s.CarrierDuplicates)
 	}
+}
+
+// undelivered says what keeps s from being a run in which every request
+// was accepted and every message delivered, once each; "" if nothing.
+func undelivered(s summary) string {
+	var why []string
+	if s.Accepted == 0 {
+		why = append(why, "nothing was accepted")
+	}
+	if s.Rejected+s.Transport+s.NeverSent > 0 {
+		why = append(why, fmt.Sprintf("%d requests refused, %d failed in transport, %d never sent", s.Rejected, s.Transport, s.NeverSent))
+	}
+	if s.Unmatched > 0 {
+		why = append(why, fmt.Sprintf("%d final callbacks matched no message sent, or came for one twice", s.Unmatched))
+	}
+	var ended []string
+	for status, n := range s.Finals {
+		if status != "delivered" && n > 0 {
+			ended = append(ended, fmt.Sprintf("%d messages ended %s", n, status))
+		}
+	}
+	sort.Strings(ended)
+	return strings.Join(append(why, ended...), "; ")
 }
 
 // cpuPerMsgString is the summary's "cpu per msg" row.
