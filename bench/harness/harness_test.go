@@ -341,7 +341,7 @@ func TestCPUPerMsg(t *testing.T) {
 	r := &loadResult{opts: loadOpts{gw: self, tracker: newTracker()}, c: &loadCounters{},
 		begin: edge{usage: usage{at: begin, cpu: time.Second}, finals: 100},
 		end:   edge{usage: usage{at: begin.Add(10 * time.Second), cpu: 3 * time.Second}, finals: 20100}}
-	if us, what := r.cpuPerMsg(); us != 100 || !strings.HasPrefix(what, "delivered") {
+	if us, what := r.cpuPerMsg(); us != 100 || what != "message delivered (final callback)" {
 		t.Errorf("cpuPerMsg = %v %q, want 100 µs per delivered message (2 s over 20,000)", us, what)
 	}
 	r.end.finals = r.begin.finals
@@ -350,7 +350,7 @@ func TestCPUPerMsg(t *testing.T) {
 	}
 	r.opts.tracker = nil
 	r.c.dAccepted.Store(4000)
-	if us, what := r.cpuPerMsg(); us != 500 || what != "accepted" {
+	if us, what := r.cpuPerMsg(); us != 500 || what != "message accepted" {
 		t.Errorf("no sink: cpuPerMsg = %v %q, want 500 µs per accepted message", us, what)
 	}
 	r.opts.gw = ""

@@ -177,11 +177,12 @@ func (r *loadResult) cpuPerMsg() (float64, string) {
 	var what string
 	switch {
 	case o.tracker != nil:
-		n, what = r.end.finals-r.begin.finals, "delivered (final callback)"
+		n, what = r.end.finals-r.begin.finals, "message delivered (final callback)"
 	case o.node != nil:
-		n, what = r.end.receipts-r.begin.receipts, "delivered (engine receipt)"
+		// The engine counts a receipt per part: a long message is several.
+		n, what = r.end.receipts-r.begin.receipts, "part delivered (engine receipt)"
 	default:
-		n, what = r.c.dAccepted.Load(), "accepted"
+		n, what = r.c.dAccepted.Load(), "message accepted"
 	}
 	if n <= 0 {
 		return 0, ""
@@ -308,7 +309,7 @@ func cpuPerMsgString(s summary) string {
 	if s.PerWhat == "" {
 		return "not measured (nothing delivered in the window)"
 	}
-	return fmt.Sprintf("%.1f µs of CPU per message %s in the window (%s)", s.CPUPerMsg, s.PerWhat, s.CPUWho)
+	return fmt.Sprintf("%.1f µs of CPU per %s in the window (%s)", s.CPUPerMsg, s.PerWhat, s.CPUWho)
 }
 
 func behind(s summary) string {
