@@ -877,6 +877,11 @@ const (
 	minResponseTimeout = Duration(100 * time.Millisecond)
 )
 
+// maxResponseTimeout bounds a carrier's response_timeout: a submit is
+// answered in seconds, and a receipt read long before the answer to its
+// submit (switchboard.ReceiptLead) is taken for an earlier message's.
+const maxResponseTimeout = Duration(5 * time.Minute)
+
 // minCompactionRate bounds storage.compaction_rate from below (1MiB).
 const minCompactionRate = 1 << 20
 
@@ -1116,6 +1121,9 @@ func (c *Config) validateCarriers(p *problems) map[string]bool {
 		}
 		if cr.ResponseTimeout < minResponseTimeout {
 			p.add(at+".response_timeout", "%v is below %v: answers slower than that would be taken as lost and every part sent again", cr.ResponseTimeout, minResponseTimeout)
+		}
+		if cr.ResponseTimeout > maxResponseTimeout {
+			p.add(at+".response_timeout", "%v is above %v: carriers answer in seconds, and a receipt that came long before its submit's answer would be taken for another message's", cr.ResponseTimeout, maxResponseTimeout)
 		}
 		if cr.ReconnectMin <= 0 {
 			p.add(at+".reconnect_min", "%v is not above 0", cr.ReconnectMin)

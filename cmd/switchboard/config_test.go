@@ -300,6 +300,7 @@ func TestValidate(t *testing.T) {
 		{"enquire_link tiny", func(c *Config) { c.Carriers[0].EnquireLink = 1 }, "carriers[0].enquire_link: 1ns is below 100ms"},
 		{"response_timeout", func(c *Config) { c.Carriers[0].ResponseTimeout = -1 }, "carriers[0].response_timeout: "},
 		{"response_timeout tiny", func(c *Config) { c.Carriers[0].ResponseTimeout = Duration(time.Millisecond) }, "carriers[0].response_timeout: 1ms is below 100ms"},
+		{"response_timeout huge", func(c *Config) { c.Carriers[0].ResponseTimeout = Duration(time.Hour) }, "carriers[0].response_timeout: 1h0m0s is above 5m0s"},
 		{"reconnect", func(c *Config) { c.Carriers[0].ReconnectMax = Duration(time.Millisecond) }, "carriers[0].reconnect_max: 1ms is below reconnect_min 1s"},
 		{"tls_skip_verify", func(c *Config) { c.Carriers[0].TLSSkipVerify = true }, "carriers[0].tls_skip_verify: is set but tls is not"},
 		{"receipt_timeout", func(c *Config) { c.Carriers[0].ReceiptTimeout = 0 }, "carriers[0].receipt_timeout: 0s is not above 0"},
