@@ -206,13 +206,18 @@ type Update struct {
 const ReceiptLead = 10 * time.Minute
 
 // ParkedReceiptFits reports whether a parked update whose event is at
-// parked can answer the transition at indexed that gives its carrier id
-// to a message. One parked longer before is a receipt for an earlier
-// message the carrier gave the same id (a repeat of it, sent after that
-// message's id left the index): carriers reuse ids, and that receipt
-// must not settle the new message.
-func ParkedReceiptFits(parked, indexed time.Time) bool {
-	return !parked.Before(indexed.Add(-ReceiptLead))
+// parked can answer the transition that gives its carrier id to a
+// message. One parked longer than ReceiptLead before a submitted
+// transition is a receipt for an earlier message the carrier gave the
+// same id (a repeat of it, sent after that message's id left the index):
+// carriers reuse ids, and that receipt must not settle the new message.
+// A receipt that carries its submission (it overtook the record of its
+// submit) gives the ids at its own time, not the submit's, so it is no
+// measure: what is parked applies. Nodes' clocks must agree within
+// minutes (the receipt may be read on another node than its submit's
+// answer).
+func ParkedReceiptFits(parked time.Time, indexing Transition) bool {
+	return indexing.Event.Status != StatusSubmitted || !parked.Before(indexing.Event.At.Add(-ReceiptLead))
 }
 
 // CarrierRef is a carrier's message id, normalised, and the carrier's name.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	sb "github.com/switchboard-sms/switchboard"
@@ -51,9 +50,9 @@ func (c *committer) park(u *sb.Update) error {
 
 // unpark applies to m, a private copy the request is changing, the
 // updates parked for one of its parts' carrier ids that have not expired
-// and can answer the transition at indexed that gave the id
-// (sb.ParkedReceiptFits), and deletes them all.
-func (c *committer) unpark(m *sb.Message, carrier, carrierID string, part int, indexed time.Time) error {
+// and can answer the transition that gave the id (sb.ParkedReceiptFits),
+// and deletes them all.
+func (c *committer) unpark(m *sb.Message, carrier, carrierID string, part int, indexing *sb.Transition) error {
 	k := string(parkedKey(c.key[:0], carrier, carrierID))
 	ps, err := c.parkedAt(k)
 	if err != nil || len(ps) == 0 {
@@ -61,7 +60,13 @@ func (c *committer) unpark(m *sb.Message, carrier, carrierID string, part int, i
 	}
 	now := c.now()
 	for _, p := range ps {
-		if !p.until.After(now) || !sb.ParkedReceiptFits(p.t.Event.At, indexed) {
+		if !p.until.After(now) {
+			continue
+		}
+		if !sb.ParkedReceiptFits(p.t.Event.At, *indexing) {
+			c.log.Warn().Str("carrier", carrier).Str("carrier_message_id", carrierID).Str("message", m.ID).
+				Time("receipt_read", p.t.Event.At).Time("submitted", indexing.Event.At).
+				Msg("pebble: a receipt parked long before this submit is taken for an earlier message with the same carrier id; dropped")
 			continue
 		}
 		t := p.t

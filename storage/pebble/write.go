@@ -318,7 +318,7 @@ func (c *committer) index(t *touchedMessage, tr *sb.Transition, given []int) err
 		k := string(carrierKey(c.key[:0], tr.Event.Carrier, cid))
 		c.refs[k] = refEntry{messageID: m.ID, part: part}
 		t.indexed = true
-		if err := c.unpark(m, tr.Event.Carrier, cid, part, tr.Event.At); err != nil {
+		if err := c.unpark(m, tr.Event.Carrier, cid, part, tr); err != nil {
 			return err
 		}
 	}

@@ -472,8 +472,12 @@ func (c *recordCall) applyTransition(w *working, tr sb.Transition) {
 		for _, p := range rows {
 			ptr := p.update.Transition
 			ptr.Part = part
-			if sb.ParkedReceiptFits(ptr.Event.At, tr.Event.At) {
+			if sb.ParkedReceiptFits(ptr.Event.At, tr) {
 				c.applyTransition(w, ptr)
+			} else {
+				c.s.log.Warn().Str("carrier", k[0]).Str("carrier_message_id", cid).Str("message", w.m.ID).
+					Time("receipt_read", ptr.Event.At).Time("submitted", tr.Event.At).
+					Msg("scylla: a receipt parked long before this submit is taken for an earlier message with the same carrier id; dropped")
 			}
 			if p.call >= 0 {
 				delete(c.park, p.call) // parked and applied in this call: not stored

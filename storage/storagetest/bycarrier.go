@@ -130,6 +130,24 @@ func testRecordByCarrierParkedLongBefore(t *testing.T, f *fixture) {
 	if got == nil || got.Status != sb.StatusDelivered {
 		t.Fatalf("the message's own receipt: %+v, want delivered", got)
 	}
+
+	// A receipt that carries its submission (it overtook the record of
+	// its submit, after a store outage perhaps) gives the ids at its own
+	// time, which says nothing of when the submit was: what is parked for
+	// the other part applies.
+	long := f.message("k1", now())
+	long.Segments = 2
+	f.accept(t, long)
+	early := byCarrier("sandbox", "long-2", receipt(t0.Add(-sb.ReceiptLead-time.Minute), 0, sb.StatusDelivered))
+	if got := f.record(t, early); got[0] != nil {
+		t.Fatalf("Record of an unknown carrier id returned %+v, want nil", got[0])
+	}
+	carried := receipt(t0, 0, sb.StatusDelivered)
+	carried.Event.Carrier, carried.CarrierIDs = "sandbox", []string{"long-1", "long-2"}
+	got = f.record(t, sb.Update{MessageID: long.ID, Transition: carried})[0]
+	if got.Status != sb.StatusDelivered {
+		t.Fatalf("a receipt carrying its submission, with the other part's receipt parked before it: status %s (parts %q), want delivered", got.Status, got.PartStatus)
+	}
 }
 
 // An update by carrier id without a ParkUntil asks only whether the id is
