@@ -477,7 +477,15 @@ func (e *Engine) admit(key *switchboard.Key, b *submitBatch, timeout time.Durati
 	}
 	defer e.registry.done(key.ID)
 	b.reply = make(chan *commit, 1)
-	b.answerBy = e.now().Add(timeout - min(timeout/10, 500*time.Millisecond))
+	if e.fleet != nil {
+		// Only a clustered key's actor keeps a batch waiting, while the
+		// key moves in (keyActor.movingIn): two lease periods at most (by
+		// then a node that died has lost the lease, and a live one that
+		// still holds it is slow to let go), and answered before the
+		// requester gives up, so that it hears why.
+		now := e.now()
+		b.answerBy = earliest(now.Add(timeout-min(timeout/10, 500*time.Millisecond)), now.Add(2*e.fleet.cfg.LeaseTTL))
+	}
 	e.system.Root.Send(pid, b)
 	t := time.NewTimer(timeout)
 	defer t.Stop()

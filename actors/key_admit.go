@@ -51,12 +51,6 @@ func (k *keyActor) accept(ctx actor.Context, b *submitBatch) {
 			b.reply <- &commit{inst: k.inst, results: failAll(len(b.reqs), k.loadErr)}
 			return
 		}
-		if k.e.fleet != nil {
-			// A key that is moving in waits for its lease a couple of
-			// lease periods at most: by then a node that died has lost
-			// it, and a live one that still holds it is slow to let go.
-			b.answerBy = earliest(b.answerBy, k.e.now().Add(2*k.e.fleet.cfg.LeaseTTL))
-		}
 		k.stash = append(k.stash, b)
 		return
 	}

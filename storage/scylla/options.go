@@ -242,7 +242,7 @@ func CheckHosts(hosts []string) []HostProblem {
 				out = append(out, HostProblem{i, fmt.Sprintf("%q has no port and %q has one: give every host the same port, or none", h, hosts[first])})
 			}
 			continue
-		case host == "" || !validPort(port):
+		case host == "" || !isPort(port):
 			out = append(out, HostProblem{i, fmt.Sprintf("%q is not a host or host:port (a port from 1 to 65535)", h)})
 			continue
 		case first < 0:
@@ -259,7 +259,8 @@ func CheckHosts(hosts []string) []HostProblem {
 	return out
 }
 
-func validPort(s string) bool {
-	n, err := strconv.Atoi(s)
-	return err == nil && n >= 1 && n <= 65535 && strings.Trim(s, "0123456789") == ""
+// isPort reports whether s is a TCP port, 1 to 65535.
+func isPort(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && n > 0
 }
